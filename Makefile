@@ -1,0 +1,25 @@
+# Two commands do all the set-up on a fresh machine (Python >= 3.11 and make):
+#   make run    creates .venv on first use, installs, and starts the hub on 127.0.0.1:8000
+#   make test   creates .venv on first use, installs with the test extra, and runs the suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+.PHONY: install run test bench
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/lotpulse serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

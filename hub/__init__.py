@@ -1,0 +1,1 @@
+"""Lotpulse hub: app, configuration, database, domain, detection, events, auth and CLI."""

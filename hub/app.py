@@ -1,0 +1,91 @@
+"""The ASGI application: ``create_app`` builds it, its lifespan connects the database and starts background work."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from hub import events
+from hub.auth import TokenValidator
+from hub.config import Settings
+from hub.db import Database
+from hub.state import HubState, keyring_for
+from schema.schema import build_schema
+from schema.view import HubGraphQL
+
+log = logging.getLogger("lotpulse")
+
+# Startup hooks other packages register (event bus, webhook worker, sweeps); each may spawn background tasks.
+StartupHook = Callable[[HubState], Awaitable[None]]
+STARTUP_HOOKS: list[StartupHook] = []
+
+
+def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
+    """The hub as an ASGI app. ``mongodb_uri`` overrides the settings (the CLI passes the embedded server's)."""
+    uri = mongodb_uri or settings.mongodb_uri
+    if uri is None:
+        raise ValueError("no MongoDB URI: set LOTPULSE_MONGODB_URI or run `lotpulse serve` for the embedded one")
+    keyring = keyring_for(settings)
+    holder: dict[str, HubState] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        events.set_retention(settings.event_retention_days)
+        database = await Database.connect(uri, settings.database)
+        hub = HubState(settings, database, keyring, TokenValidator(settings, keyring))
+        holder["hub"] = hub
+        app.state.hub = hub
+        graphql.hub = hub
+        for hook in STARTUP_HOOKS:
+            await hook(hub)
+        log.info("hub ready on database %r", settings.database)
+        try:
+            yield
+        finally:
+            await hub.stop_tasks()
+            await database.close()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        hub = holder.get("hub")
+        if hub is None or not await hub.database.ping():
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def jwks(request: Request) -> JSONResponse:
+        return JSONResponse(keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    schema = build_schema(settings)
+    graphql = HubGraphQL(schema, settings)
+    middleware = []
+    if settings.allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.allowed_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "accept"],
+                max_age=600,
+            )
+        )
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/.well-known/jwks.json", jwks),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,185 @@
+"""Bearer-token validation (resource-server side) and the Principal a token maps to.
+
+Tokens are checked for signature, ``exp``, ``nbf``, ``iss`` and ``aud`` against an explicit algorithm allow-list per
+issuer, so ``alg: none`` and HS/RS confusion can never pass. The hub's own tokens are verified against its key ring
+directly; other issuers' keys come from their JWKS through ``PyJWKClient`` (sync, so it runs in a thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from starlette.concurrency import run_in_threadpool
+
+from hub.config import Settings, TrustedIssuer
+from hub.errors import Unauthenticated
+from hub.keys import ALGORITHM, KeyRing
+from tenants.models import Member, Role, Tenant
+
+log = logging.getLogger("lotpulse.auth")
+MEMBER_CACHE_SECONDS = 30.0  # deleted members are refused within this window
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: one tenant, its roles, and (for OAuth tokens) the scopes the token carries."""
+
+    tenant_id: str
+    subject: str
+    issuer: str
+    roles: frozenset[str]
+    scopes: frozenset[str] | None = None  # None: no scope restriction beyond the roles
+    expires_at: float | None = None
+    token_id: str | None = None
+    client_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def can_write(self) -> bool:
+        return self.has_role("admin", "planner", "operator", "integration")
+
+
+def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str) -> Principal | None:
+    asserted = claims.get(namespace)
+    if not isinstance(asserted, dict):
+        return None
+    tenant = asserted.get("tenant")
+    roles = asserted.get("roles", [])
+    if not isinstance(tenant, str) or not isinstance(roles, list):
+        raise Unauthenticated("malformed tenant claim")
+    valid_roles = {role.value for role in Role}
+    scope = claims.get("scope")
+    return Principal(
+        tenant_id=tenant,
+        subject=str(claims.get("sub", "")),
+        issuer=issuer,
+        roles=frozenset(r for r in roles if r in valid_roles),
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else None,
+        expires_at=float(claims["exp"]) if "exp" in claims else None,
+        token_id=claims.get("jti"),
+        client_id=claims.get("client_id"),
+    )
+
+
+class TokenValidator:
+    """Turns a bearer token into a Principal, or raises Unauthenticated."""
+
+    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
+        self.settings = settings
+        self.keyring = keyring
+        self.issuers: dict[str, TrustedIssuer] = {item.issuer: item for item in settings.trusted_issuers}
+        self._jwks: dict[str, jwt.PyJWKClient] = {}
+        self._members: dict[tuple[str, str], tuple[float, Member | None]] = {}
+        self._tenants: dict[str, float] = {}
+
+    def _issuer_key(self, token: str, issuer: str) -> tuple[Any, list[str], str]:
+        """Key, allowed algorithms and audience for one issuer (blocking: JWKS may be fetched)."""
+        if issuer == self.settings.issuer:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self.keyring.find(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise Unauthenticated("unknown signing key")
+            return key.private_key.public_key(), [ALGORITHM], self.settings.audience
+        trusted = self.issuers.get(issuer)
+        if trusted is None:
+            raise Unauthenticated("untrusted issuer")
+        client = self._jwks.setdefault(issuer, jwt.PyJWKClient(trusted.jwks_url, cache_keys=True, lifespan=300))
+        return client.get_signing_key_from_jwt(token).key, list(trusted.algorithms), trusted.audience
+
+    async def decode(self, token: str) -> dict[str, Any]:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            issuer = unverified.get("iss")
+            if not isinstance(issuer, str):
+                raise Unauthenticated("token has no issuer")
+            key, algorithms, audience = await run_in_threadpool(self._issuer_key, token, issuer)
+            return jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=audience,
+                issuer=issuer,
+                leeway=30,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except Unauthenticated:
+            raise
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired") from None
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
+
+    async def _member(self, issuer: str, subject: str) -> Member | None:
+        now = time.monotonic()
+        cached = self._members.get((issuer, subject))
+        if cached and cached[0] > now:
+            return cached[1]
+        member = await Member.find_one({"issuer": issuer, "subject": subject})
+        self._members[(issuer, subject)] = (now + MEMBER_CACHE_SECONDS, member)
+        return member
+
+    async def _tenant_exists(self, tenant_id: str) -> bool:
+        now = time.monotonic()
+        if self._tenants.get(tenant_id, 0.0) > now:
+            return True
+        if await Tenant.find_one({"_id": tenant_id}) is None:
+            return False
+        self._tenants[tenant_id] = now + MEMBER_CACHE_SECONDS
+        return True
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthenticated("missing bearer token")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("expected 'Authorization: Bearer <token>'")
+        claims = await self.decode(token.strip())
+        issuer = claims["iss"]
+        trusted_claims = issuer == self.settings.issuer or self.issuers[issuer].trusted_claims
+        principal = _principal_from_claim(claims, self.settings.claim_namespace, issuer) if trusted_claims else None
+        if principal is None:
+            member = await self._member(issuer, str(claims["sub"]))
+            if member is None:
+                raise Unauthenticated("no member for this identity")
+            principal = Principal(
+                tenant_id=member.tenant_id,
+                subject=member.subject,
+                issuer=issuer,
+                roles=frozenset(role.value for role in member.roles),
+                expires_at=float(claims["exp"]),
+                token_id=claims.get("jti"),
+            )
+        if not await self._tenant_exists(principal.tenant_id):
+            raise Unauthenticated("unknown tenant")
+        return principal
+
+
+def mint_local_token(
+    settings: Settings,
+    keyring: KeyRing,
+    tenant: str,
+    roles: list[str],
+    ttl_seconds: int,
+    subject: str | None = None,
+) -> str:
+    """A token signed by the hub's own key, for local use and tests."""
+    now = int(time.time())
+    claims = {
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "sub": subject or f"local:{tenant}",
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+        settings.claim_namespace: {"tenant": tenant, "roles": roles},
+    }
+    return keyring.sign(claims)

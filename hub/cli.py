@@ -1,0 +1,175 @@
+"""``lotpulse``: run the hub and administer it from the shell.
+
+Commands that need the database use ``LOTPULSE_MONGODB_URI``, else the embedded server of a running ``lotpulse serve``
+(its address is in ``<data dir>/embedded.json``), else start the embedded server just for the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import socket
+import sys
+from contextlib import asynccontextmanager, contextmanager
+from typing import AsyncIterator, Callable, Iterator
+
+from hub.auth import mint_local_token
+from hub.config import Settings
+from hub.db import Database, EmbeddedServer
+from hub.errors import HubError
+from hub.state import keyring_for
+from tenants.models import Role, TenantKind
+
+log = logging.getLogger("lotpulse.cli")
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {}
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def embedded_database(settings: Settings) -> Iterator[str]:
+    """The embedded server for this data directory: reuse a running one, or start (and later stop) our own."""
+    marker = settings.data_dir / "embedded.json"
+    if marker.exists():
+        port = json.loads(marker.read_text()).get("port")
+        if isinstance(port, int) and _port_open(port):
+            yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+            return
+    server = EmbeddedServer(settings.data_dir / "db", log_path=settings.data_dir / "secantusd.log")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server.start()
+    marker.write_text(json.dumps({"port": server.port, "pid": os.getpid()}))
+    try:
+        yield server.uri
+    finally:
+        marker.unlink(missing_ok=True)
+        server.stop()
+
+
+@asynccontextmanager
+async def database(settings: Settings, uri: str) -> AsyncIterator[Database]:
+    db = await Database.connect(uri, settings.database)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def run_with_database(settings: Settings, work: Callable[[Database], object]) -> object:
+    async def main(uri: str) -> object:
+        async with database(settings, uri) as db:
+            return await work(db)  # type: ignore[misc]
+
+    if settings.mongodb_uri:
+        return asyncio.run(main(settings.mongodb_uri))
+    with embedded_database(settings) as uri:
+        return asyncio.run(main(uri))
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace, Settings], int]], Callable]:
+    def register(fn: Callable[[argparse.Namespace, Settings], int]) -> Callable:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+@command("serve")
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from hub.app import create_app
+
+    settings = settings.with_(host=args.host or settings.host, port=args.port or settings.port)
+    if settings.mongodb_uri:
+        app = create_app(settings)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
+        return 0
+    with embedded_database(settings) as uri:
+        log.info("embedded database (SecantusDB) at %s, data in %s", uri, settings.data_dir.resolve())
+        app = create_app(settings, mongodb_uri=uri)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
+    return 0
+
+
+def _parse_ttl(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError("TTL like 900, 15m, 1h or 7d")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+@command("token")
+def token(args: argparse.Namespace, settings: Settings) -> int:
+    ttl = args.ttl if args.ttl is not None else settings.token_default_ttl_seconds
+    print(mint_local_token(settings, keyring_for(settings), args.tenant, args.role, ttl, subject=args.subject))
+    return 0
+
+
+@command("tenant")
+def tenant(args: argparse.Namespace, settings: Settings) -> int:
+    from tenants import service
+
+    async def work(_: Database) -> object:
+        if args.tenant_command == "create":
+            created = await service.create_tenant(args.id, args.name, args.kind, args.gln)
+            return f"created tenant {created.id} ({created.kind.value})"
+        member = await service.add_member(args.tenant, args.issuer or settings.issuer, args.subject, args.role)
+        return f"added member {member.subject} to {member.tenant_id} as {', '.join(r.value for r in member.roles)}"
+
+    print(run_with_database(settings, work))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="lotpulse", description="Lotpulse supply-chain hub")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    serve_p = sub.add_parser("serve", help="run the hub (embedded database unless LOTPULSE_MONGODB_URI is set)")
+    serve_p.add_argument("--host")
+    serve_p.add_argument("--port", type=int)
+
+    token_p = sub.add_parser("token", help="print a bearer token signed with the hub's own key")
+    token_p.add_argument("--tenant", required=True)
+    token_p.add_argument("--role", action="append", choices=[r.value for r in Role], required=True)
+    token_p.add_argument("--ttl", type=_parse_ttl, help="lifetime, e.g. 15m, 1h (default 1h)")
+    token_p.add_argument("--subject")
+
+    tenant_p = sub.add_parser("tenant", help="create tenants and members")
+    tenant_sub = tenant_p.add_subparsers(dest="tenant_command", required=True)
+    create_p = tenant_sub.add_parser("create")
+    create_p.add_argument("id", help="slug, e.g. acme-foods")
+    create_p.add_argument("--name", required=True)
+    create_p.add_argument("--kind", required=True, choices=[k.value for k in TenantKind])
+    create_p.add_argument("--gln")
+    member_p = tenant_sub.add_parser("add-member")
+    member_p.add_argument("tenant")
+    member_p.add_argument("--subject", required=True)
+    member_p.add_argument("--issuer", help="identity provider (default: the hub itself)")
+    member_p.add_argument("--role", action="append", choices=[r.value for r in Role], required=True)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except HubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Dates in BSON: MongoDB has no date-only type, so a date is stored as midnight UTC (as beanie does)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+
+def to_bson(value: date | None) -> datetime | None:
+    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc) if value else None
+
+
+def from_bson(value: datetime | date | None) -> date | None:
+    if value is None:
+        return None
+    return value.date() if isinstance(value, datetime) else value

@@ -1,0 +1,136 @@
+"""MongoDB client, beanie initialisation, transactions and the embedded SecantusDB server.
+
+The embedded server runs as a separate process (keeps its GPL-2.0 code out of ours; ``--sync-on-commit`` makes
+acknowledged writes survive a kill -9). Production points ``LOTPULSE_MONGODB_URI`` at a MongoDB replica set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+log = logging.getLogger("lotpulse.db")
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedServer:
+    """A SecantusDB child process listening on loopback."""
+
+    def __init__(self, storage_path: Path | str, port: int | None = None, log_path: Path | None = None) -> None:
+        self.storage_path = Path(storage_path)
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def start(self, timeout: float = 30.0) -> None:
+        if str(self.storage_path) != ":memory:":
+            self.storage_path.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from secantus.cli import main; sys.exit(main())",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--storage-path", str(self.storage_path),
+            "--sync-on-commit",
+            "--log-level", "WARNING",
+        ]
+        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"embedded database exited with code {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("embedded database did not start in time")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def document_models() -> list[type]:
+    """Every beanie document of the hub, in one list, so ``init_beanie`` builds all indexes."""
+    from hub.models import MODELS as hub_models
+    from tenants.models import MODELS as tenant_models
+    from webhooks.models import MODELS as webhook_models
+
+    return [*tenant_models, *hub_models, *webhook_models]
+
+
+class Database:
+    """The client and database one hub process uses."""
+
+    def __init__(self, client: AsyncMongoClient, name: str) -> None:
+        self.client = client
+        self.db: AsyncDatabase = client[name]
+
+    @classmethod
+    async def connect(cls, uri: str, name: str) -> Database:
+        client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+        database = cls(client, name)
+        await init_beanie(database=database.db, document_models=document_models())
+        return database
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+            return True
+        except PyMongoError:
+            return False
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncClientSession]:
+        async with self.client.start_session() as session:
+            yield session
+
+    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]], retries: int = 5) -> T:
+        """Run ``work`` in one transaction, retrying transient conflicts (two writers on one document)."""
+        for attempt in range(retries):
+            async with self.client.start_session() as session:
+                try:
+                    async with await session.start_transaction():
+                        return await work(session)
+                except (OperationFailure, ConnectionFailure) as exc:
+                    if exc.has_error_label("TransientTransactionError") and attempt < retries - 1:
+                        await asyncio.sleep(0.01 * (2**attempt))
+                        continue
+                    raise
+        raise RuntimeError("unreachable")

@@ -1,0 +1,13 @@
+"""Beanie documents of the hub's domain, one module per aggregate."""
+
+from __future__ import annotations
+
+from beanie import Document
+
+from hub.models.alert import Alert
+from hub.models.event import Event
+from hub.models.location import Location
+from hub.models.lot import Lot
+from hub.models.sku import Sku
+
+MODELS: list[type[Document]] = [Sku, Location, Lot, Event, Alert]

@@ -1,0 +1,73 @@
+"""Alerts: what detection found, who should hear it, and its lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, Field
+
+from tenants.models import utcnow
+
+
+class AlertKind(str, Enum):
+    mismatch = "mismatch"
+    expiry_risk = "expiry_risk"
+    sensor_spike = "sensor_spike"
+
+
+class Severity(str, Enum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+    def raised(self) -> Severity:
+        order = list(Severity)
+        return order[min(order.index(self) + 1, len(order) - 1)]
+
+
+class AlertStatus(str, Enum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+class SubjectRef(BaseModel):
+    """What an alert is about: a dispatch, a lot, a sensor, a location..."""
+
+    kind: str
+    id: str
+    label: str | None = None
+
+
+class Alert(Document):
+    kind: AlertKind
+    severity: Severity
+    tenant_id: str  # owner
+    audience: list[str]
+    title: str
+    subjects: list[SubjectRef] = Field(default_factory=list)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    recommendation: str | None = None
+    dedupe_key: str
+    status: AlertStatus = AlertStatus.open
+    occurrences: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    note: str | None = None
+    escalated_at: datetime | None = None
+
+    class Settings:
+        name = "alerts"
+        indexes = [
+            pymongo.IndexModel([("dedupe_key", 1)], unique=True),
+            pymongo.IndexModel([("audience", 1), ("status", 1), ("_id", -1)]),
+            pymongo.IndexModel([("status", 1), ("created_at", 1)]),
+        ]

@@ -1,0 +1,50 @@
+"""The SKU master: owned by the brand, read by partners granted ``sku_master``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, Field
+
+from tenants.models import utcnow
+
+
+class Storage(BaseModel):
+    temp_min_c: float | None = None
+    temp_max_c: float | None = None
+    humidity_max_pct: float | None = None
+
+
+class Alias(BaseModel):
+    """A partner's own item code for this SKU (a retailer's article number)."""
+
+    tenant_id: str
+    code: str
+
+
+class Sku(Document):
+    tenant_id: str
+    code: str
+    gtin: str | None = None
+    name: str
+    unit: str = "each"
+    pack_size: int = 1
+    shelf_life_days: int | None = None
+    storage: Storage = Field(default_factory=Storage)
+    min_remaining_shelf_life_days: int | None = None
+    # Fraction of the remaining shelf life lost per degree-hour above the storage limit (see hub/detect/spikes.py).
+    excursion_sensitivity: float = 0.0
+    excursion_min_minutes: int = 15
+    aliases: list[Alias] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "skus"
+        indexes = [
+            pymongo.IndexModel([("tenant_id", 1), ("code", 1)], unique=True),
+            pymongo.IndexModel([("gtin", 1)]),
+            pymongo.IndexModel([("aliases.tenant_id", 1), ("aliases.code", 1)]),
+        ]

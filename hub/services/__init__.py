@@ -1,0 +1,1 @@
+"""Domain services: each change validates, scopes by tenant, and writes state (and its events) atomically."""

@@ -1,0 +1,70 @@
+"""Production lots: registered by the producer, or created/matched when a dispatch names them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.dates import to_bson
+from hub.errors import BadInput
+from hub.models.lot import Lot
+from hub.models.sku import Sku
+from tenants.access import Access
+from tenants.models import utcnow
+
+
+def check_dates(produced_on: date | None, expires_on: date | None) -> None:
+    if produced_on and expires_on and expires_on < produced_on:
+        raise BadInput("a lot cannot expire before it was produced", field="expiresOn")
+
+
+async def ensure_lot(
+    sku: Sku,
+    lot_code: str,
+    produced_on: date | None,
+    expires_on: date | None,
+    visible_to: list[str] = (),  # type: ignore[assignment]
+    session: AsyncClientSession | None = None,
+) -> Lot:
+    """Create the lot, or match the existing one; dates fill in only where unknown (first writer wins)."""
+    lot_code = lot_code.strip()
+    if not lot_code:
+        raise BadInput("lot code must not be empty", field="lotCode")
+    check_dates(produced_on, expires_on)
+    if expires_on is None and produced_on is not None and sku.shelf_life_days:
+        expires_on = produced_on + timedelta(days=sku.shelf_life_days)
+    now = utcnow()
+    on_insert: dict = {
+        "tenant_id": sku.tenant_id,
+        "sku_id": sku.id,
+        "lot_code": lot_code,
+        "produced_on": to_bson(produced_on),
+        "expires_on": to_bson(expires_on),
+        "effective_expires_on": to_bson(expires_on),
+        "status": "released",
+        "created_at": now,
+    }
+    raw = await Lot.get_pymongo_collection().find_one_and_update(
+        {"sku_id": sku.id, "lot_code": lot_code},
+        {
+            "$setOnInsert": on_insert,
+            "$set": {"updated_at": now},
+            "$addToSet": {"visible_to": {"$each": sorted(set(visible_to) - {sku.tenant_id})}},
+        },
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    return Lot.model_validate(raw)
+
+
+async def register_lot(
+    access: Access, sku_id: str, lot_code: str, produced_on: date | None, expires_on: date | None
+) -> Lot:
+    """The producer records a lot of its own SKU."""
+    access.require_write()
+    sku = await access.get(Sku, sku_id, access.skus("write"), "sku")
+    return await ensure_lot(sku, lot_code, produced_on, expires_on)
+

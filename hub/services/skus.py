@@ -1,0 +1,138 @@
+"""The SKU master: idempotent upsert on the owner's SKU code, and partner aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from hub.errors import BadInput, Conflict, NotFound
+from hub.gs1 import normalise_gtin
+from hub.models.sku import Alias, Sku, Storage
+from tenants.access import Access
+from tenants.models import utcnow
+
+
+@dataclass
+class SkuInput:
+    code: str
+    name: str
+    gtin: str | None = None
+    unit: str = "each"
+    pack_size: int = 1
+    shelf_life_days: int | None = None
+    storage: Storage = field(default_factory=Storage)
+    min_remaining_shelf_life_days: int | None = None
+    excursion_sensitivity: float = 0.0
+    excursion_min_minutes: int = 15
+
+
+def validate(data: SkuInput) -> SkuInput:
+    if not data.code.strip():
+        raise BadInput("SKU code must not be empty", field="code")
+    if not data.name.strip():
+        raise BadInput("SKU name must not be empty", field="name")
+    if data.pack_size < 1:
+        raise BadInput("pack size must be at least 1", field="packSize")
+    if data.shelf_life_days is not None and not 0 < data.shelf_life_days <= 36500:
+        raise BadInput("shelf life must be between 1 and 36500 days", field="shelfLifeDays")
+    if data.min_remaining_shelf_life_days is not None:
+        if data.min_remaining_shelf_life_days < 0:
+            raise BadInput("minimum remaining shelf life must not be negative", field="minRemainingShelfLifeDays")
+        if data.shelf_life_days is not None and data.min_remaining_shelf_life_days > data.shelf_life_days:
+            raise BadInput("minimum remaining shelf life exceeds the shelf life", field="minRemainingShelfLifeDays")
+    if not 0.0 <= data.excursion_sensitivity <= 1.0:
+        raise BadInput("excursion sensitivity must be between 0 and 1", field="excursionSensitivity")
+    if not 1 <= data.excursion_min_minutes <= 1440:
+        raise BadInput("excursion minimum duration must be 1-1440 minutes", field="excursionMinMinutes")
+    storage = data.storage
+    for value, name in ((storage.temp_min_c, "tempMinC"), (storage.temp_max_c, "tempMaxC")):
+        if value is not None and not -90.0 <= value <= 90.0:
+            raise BadInput("storage temperature must be between -90 and 90 °C", field=name)
+    if storage.temp_min_c is not None and storage.temp_max_c is not None and storage.temp_min_c > storage.temp_max_c:
+        raise BadInput("storage minimum temperature is above the maximum", field="storage")
+    if storage.humidity_max_pct is not None and not 0.0 <= storage.humidity_max_pct <= 100.0:
+        raise BadInput("storage humidity must be 0-100 %", field="humidityMaxPct")
+    if data.gtin:
+        data.gtin = normalise_gtin(data.gtin)
+    return data
+
+
+async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
+    """Create or update the caller's SKU with this code; answers (sku, created)."""
+    access.require_write()
+    data = validate(data)
+    now = utcnow()
+    fields = {
+        "name": data.name.strip(),
+        "gtin": data.gtin,
+        "unit": data.unit,
+        "pack_size": data.pack_size,
+        "shelf_life_days": data.shelf_life_days,
+        "storage": data.storage.model_dump(),
+        "min_remaining_shelf_life_days": data.min_remaining_shelf_life_days,
+        "excursion_sensitivity": data.excursion_sensitivity,
+        "excursion_min_minutes": data.excursion_min_minutes,
+        "updated_at": now,
+    }
+    if data.gtin and await Sku.find_one({"gtin": data.gtin, "tenant_id": {"$ne": access.tenant_id}}):
+        raise Conflict("this GTIN is registered to another brand owner", field="gtin")
+    collection = Sku.get_pymongo_collection()
+    key = {"tenant_id": access.tenant_id, "code": data.code.strip()}
+    try:
+        result = await collection.update_one(
+            key, {"$set": fields, "$setOnInsert": {**key, "aliases": [], "created_at": now}}, upsert=True
+        )
+        created = result.upserted_id is not None
+    except DuplicateKeyError:  # two concurrent first upserts: the loser updates the winner's document
+        await collection.update_one(key, {"$set": fields})
+        created = False
+    sku = await Sku.find_one(key)
+    if sku is None:
+        raise NotFound("sku not found")
+    return sku, created
+
+
+async def set_alias(access: Access, sku_id: str, code: str | None) -> Sku:
+    """A partner records its own item code for a SKU it can see (``None`` removes it)."""
+    access.require_write()
+    sku = await access.get(Sku, sku_id, access.skus("read"), "sku")
+    if code is not None:
+        code = code.strip()
+        if not code:
+            raise BadInput("alias must not be empty", field="code")
+        clash = await Sku.find_one(
+            {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": code}}, "_id": {"$ne": sku.id}}
+        )
+        if clash is not None:
+            raise Conflict(f"alias {code!r} already names another SKU", field="code")
+    await Sku.get_pymongo_collection().update_one(
+        {"_id": sku.id}, {"$pull": {"aliases": {"tenant_id": access.tenant_id}}}
+    )
+    if code is not None:
+        alias = Alias(tenant_id=access.tenant_id, code=code).model_dump()
+        await Sku.get_pymongo_collection().update_one({"_id": sku.id}, {"$push": {"aliases": alias}})
+    refreshed = await Sku.get(sku.id)
+    if refreshed is None:
+        raise NotFound("sku not found")
+    return refreshed
+
+
+async def resolve_sku(access: Access, ref: str) -> Sku:
+    """Find a visible SKU by id, the owner's code, the caller's alias, or GTIN (as scanners send it)."""
+    visible = access.skus("read")
+    ref = ref.strip()
+    candidates: list[dict] = [
+        {"code": ref},
+        {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": ref}}},
+    ]
+    if ref.isdigit() and len(ref) in (8, 12, 13, 14):
+        candidates.append({"gtin": ref.zfill(14)})
+    if ObjectId.is_valid(ref):
+        candidates.insert(0, {"_id": ObjectId(ref)})
+    for candidate in candidates:
+        sku = await Sku.find_one({**visible, **candidate})
+        if sku is not None:
+            return sku
+    raise NotFound(f"sku {ref[:40]!r} not found")

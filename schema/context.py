@@ -1,0 +1,41 @@
+"""Per-request GraphQL context: the hub's state, the caller, and its (lazily loaded) access rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from hub.auth import Principal
+from hub.errors import Unauthenticated
+from tenants.access import Access
+
+if TYPE_CHECKING:
+    from hub.state import HubState
+
+
+@dataclass
+class Context:
+    hub: HubState
+    request: Request | WebSocket
+    response: Any = None
+    principal: Principal | None = None
+    connection_params: dict[str, Any] = field(default_factory=dict)
+    _access: Access | None = None
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated("missing bearer token")
+        return self.principal
+
+    async def access(self) -> Access:
+        """Access rules for this request. Subscriptions call ``fresh_access`` per event instead."""
+        if self._access is None:
+            self._access = await Access.load(self.require_principal())
+        return self._access
+
+    async def fresh_access(self) -> Access:
+        self._access = None
+        return await self.access()

@@ -1,0 +1,20 @@
+"""GraphQL enums shared across domains, bound to the model enums so values never drift."""
+
+from __future__ import annotations
+
+import strawberry
+
+from hub.models.alert import AlertKind, AlertStatus, Severity
+from hub.models.location import LocationKind
+from hub.models.lot import LotStatus
+from tenants.models import PartnershipStatus, Role, Scope, TenantKind
+
+TenantKindEnum = strawberry.enum(TenantKind, name="TenantKind")
+RoleEnum = strawberry.enum(Role, name="Role")
+ScopeEnum = strawberry.enum(Scope, name="PartnerScope")
+PartnershipStatusEnum = strawberry.enum(PartnershipStatus, name="PartnershipStatus")
+LocationKindEnum = strawberry.enum(LocationKind, name="LocationKind")
+LotStatusEnum = strawberry.enum(LotStatus, name="LotStatus")
+AlertKindEnum = strawberry.enum(AlertKind, name="AlertKind")
+SeverityEnum = strawberry.enum(Severity, name="Severity")
+AlertStatusEnum = strawberry.enum(AlertStatus, name="AlertStatus")

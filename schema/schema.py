@@ -1,0 +1,55 @@
+"""The root schema, composed from one folder per domain (queries, mutations, subscriptions)."""
+
+from __future__ import annotations
+
+import importlib
+from collections import OrderedDict
+from typing import Any
+
+import strawberry
+from strawberry.extensions import MaxTokensLimiter, ParserCache
+from strawberry.tools import merge_types
+
+from hub.config import Settings
+from schema.errors import ErrorShaper
+from schema.limits import Limits, QueryGuard
+
+# Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
+DOMAINS = ("tenants", "catalog")
+
+
+def _roots(kind: str, attr: str) -> tuple[type, ...]:
+    roots = []
+    for domain in DOMAINS:
+        try:
+            module = importlib.import_module(f"schema.{domain}.{kind}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"schema.{domain}.{kind}":
+                raise
+            continue
+        roots.append(getattr(module, attr))
+    return tuple(roots)
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    limits = Limits(
+        max_depth=settings.max_depth,
+        max_aliases=settings.max_aliases,
+        max_fields=settings.max_fields,
+        max_string_length=settings.max_string_length,
+    )
+    validation_cache: OrderedDict[Any, Any] = OrderedDict()
+    queries, mutations, subscriptions = _roots("queries", "Query"), _roots("mutations", "Mutation"), _roots(
+        "subscriptions", "Subscription"
+    )
+    return strawberry.Schema(
+        query=merge_types("Query", queries),
+        mutation=merge_types("Mutation", mutations) if mutations else None,
+        subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+            lambda: ParserCache(maxsize=1000),
+            lambda: QueryGuard(limits, validation_cache),
+            ErrorShaper,
+        ],
+    )

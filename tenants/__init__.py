@@ -1,0 +1,1 @@
+"""Tenants, members, partnerships and who may see what."""

@@ -1,0 +1,128 @@
+"""Creating tenants and members, and the partnership lifecycle (invite, accept, revoke)."""
+
+from __future__ import annotations
+
+from pymongo.errors import DuplicateKeyError
+
+from hub.errors import BadInput, Conflict, NotFound
+from tenants.access import Access, object_id
+from tenants.models import (
+    Member,
+    Partnership,
+    PartnershipStatus,
+    Role,
+    Scope,
+    Tenant,
+    TenantKind,
+    pair_key,
+    utcnow,
+)
+
+
+async def create_tenant(tenant_id: str, name: str, kind: TenantKind | str, gln: str | None = None) -> Tenant:
+    try:
+        tenant = Tenant(id=tenant_id, name=name, kind=TenantKind(kind), gln=gln)
+    except ValueError as exc:
+        raise BadInput(f"invalid tenant: {exc}") from None
+    try:
+        await tenant.insert()
+    except DuplicateKeyError:
+        raise Conflict(f"tenant {tenant_id!r} already exists") from None
+    return tenant
+
+
+async def add_member(tenant_id: str, issuer: str, subject: str, roles: list[Role | str], email: str | None = None) -> Member:
+    if await Tenant.find_one({"_id": tenant_id}) is None:
+        raise NotFound("tenant not found")
+    if not roles:
+        raise BadInput("a member needs at least one role")
+    member = Member(tenant_id=tenant_id, issuer=issuer, subject=subject, roles=[Role(r) for r in roles], email=email)
+    try:
+        await member.insert()
+    except DuplicateKeyError:
+        raise Conflict("this identity is already a member of a tenant") from None
+    return member
+
+
+async def remove_member(access: Access, member_id: str) -> None:
+    access.require_admin()
+    member = await access.get(Member, member_id, access.owned(), "member")
+    await member.delete()
+
+
+async def invite_partner(
+    access: Access, partner_id: str, we_share: list[Scope], they_share: list[Scope]
+) -> Partnership:
+    """Propose a partnership: ``we_share`` flows from us to them, ``they_share`` from them to us once they accept."""
+    access.require_admin()
+    me = access.tenant_id
+    if partner_id == me:
+        raise BadInput("a tenant cannot partner with itself")
+    if await Tenant.find_one({"_id": partner_id}) is None:
+        raise NotFound("tenant not found")
+    key = pair_key(me, partner_id)
+    shares = {me: sorted(set(we_share)), partner_id: sorted(set(they_share))}
+    existing = await Partnership.find_one({"pair_key": key})
+    if existing is not None:
+        if existing.status != PartnershipStatus.revoked:
+            raise Conflict(f"a partnership with {partner_id!r} is already {existing.status.value}")
+        existing.inviter_id, existing.invitee_id = me, partner_id
+        existing.status = PartnershipStatus.invited
+        existing.shares = shares
+        existing.invited_at = utcnow()
+        existing.accepted_at = existing.revoked_at = None
+        existing.revoked_by = None
+        await existing.save()
+        return existing
+    partnership = Partnership(pair_key=key, inviter_id=me, invitee_id=partner_id, shares=shares)
+    try:
+        await partnership.insert()
+    except DuplicateKeyError:
+        raise Conflict(f"a partnership with {partner_id!r} already exists") from None
+    return partnership
+
+
+async def _party_partnership(access: Access, partnership_id: str) -> Partnership:
+    partnership = await Partnership.find_one(
+        {
+            "_id": object_id(partnership_id, "partnership"),
+            "$or": [{"inviter_id": access.tenant_id}, {"invitee_id": access.tenant_id}],
+        }
+    )
+    if partnership is None:
+        raise NotFound("partnership not found")
+    return partnership
+
+
+async def accept_partnership(access: Access, partnership_id: str) -> Partnership:
+    access.require_admin()
+    partnership = await _party_partnership(access, partnership_id)
+    if partnership.invitee_id != access.tenant_id:
+        raise Conflict("only the invited tenant can accept")
+    # Compare-and-set on status, so two concurrent accepts/revokes cannot both win.
+    result = await Partnership.get_pymongo_collection().update_one(
+        {"_id": partnership.id, "status": PartnershipStatus.invited.value},
+        {"$set": {"status": PartnershipStatus.active.value, "accepted_at": utcnow()}},
+    )
+    if result.modified_count != 1:
+        raise Conflict(f"partnership is {partnership.status.value}, not invited")
+    return await Partnership.get(partnership.id)  # type: ignore[return-value]
+
+
+async def revoke_partnership(access: Access, partnership_id: str) -> Partnership:
+    access.require_admin()
+    partnership = await _party_partnership(access, partnership_id)
+    result = await Partnership.get_pymongo_collection().update_one(
+        {"_id": partnership.id, "status": {"$ne": PartnershipStatus.revoked.value}},
+        {"$set": {"status": PartnershipStatus.revoked.value, "revoked_at": utcnow(), "revoked_by": access.tenant_id}},
+    )
+    if result.modified_count != 1:
+        raise Conflict("partnership is already revoked")
+    return await Partnership.get(partnership.id)  # type: ignore[return-value]
+
+
+async def partnerships_of(tenant_id: str, status: PartnershipStatus | None = None) -> list[Partnership]:
+    query: dict = {"$or": [{"inviter_id": tenant_id}, {"invitee_id": tenant_id}]}
+    if status is not None:
+        query["status"] = status.value
+    return await Partnership.find(query).sort("-invited_at").to_list()

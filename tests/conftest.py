@@ -1,0 +1,145 @@
+"""Fixtures: one SecantusDB process per session, a database per test, the real app under uvicorn on loopback.
+
+Tests talk to the hub as clients do, over real HTTP (httpx) and WebSocket connections. Each test gets its own
+database name, so tests are independent of each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from hub.app import create_app
+from hub.auth import mint_local_token
+from hub.config import Settings
+from hub.db import EmbeddedServer, free_port
+from hub.keys import KeyRing
+from tenants import service as tenant_service
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("secantus")
+    server = EmbeddedServer(path / "db", log_path=path / "secantusd.log")
+    server.start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "signing-keys.json"
+    KeyRing(path).current  # generate once: RSA key generation is slow
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, key_file: Path, mongo_uri: str) -> Settings:
+    port = free_port()
+    return Settings(
+        mongodb_uri=mongo_uri,
+        database=f"t_{uuid.uuid4().hex[:12]}",
+        data_dir=tmp_path,
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        signing_key_file=key_file,
+        webhook_allow_private=True,
+    )
+
+
+@dataclass
+class Hub:
+    """A running hub and a client for it."""
+
+    settings: Settings
+    app: Any
+    http: httpx.AsyncClient
+    keyring: KeyRing
+    tokens: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.settings.public_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/graphql"
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.hub
+
+    def token(self, tenant: str, *roles: str, ttl: int = 3600, subject: str | None = None) -> str:
+        roles = roles or ("admin",)
+        key = (tenant, tuple(roles))
+        if subject is not None or ttl != 3600 or key not in self.tokens:
+            minted = mint_local_token(self.settings, self.keyring, tenant, list(roles), ttl, subject=subject)
+            if subject is not None or ttl != 3600:
+                return minted
+            self.tokens[key] = minted
+        return self.tokens[key]
+
+    async def post(self, query: str, variables: dict | None = None, token: str | None = None, **kw: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers, **kw)
+
+    async def gql(self, query: str, variables: dict | None = None, *, tenant: str | None = None,
+                  roles: tuple[str, ...] = ("admin",), token: str | None = None) -> dict:
+        """Run an operation as ``tenant`` (or with ``token``); answers the whole response body."""
+        if token is None and tenant is not None:
+            token = self.token(tenant, *roles)
+        response = await self.post(query, variables, token)
+        return response.json()
+
+    async def ok(self, query: str, variables: dict | None = None, **kw: Any) -> dict:
+        """Like ``gql`` but fails the test on any error; answers ``data``."""
+        body = await self.gql(query, variables, **kw)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def tenant(self, tenant_id: str, kind: str = "supplier", name: str | None = None) -> str:
+        await tenant_service.create_tenant(tenant_id, name or tenant_id.title(), kind)
+        return tenant_id
+
+
+async def start_hub(settings: Settings) -> AsyncIterator[Hub]:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("hub did not start")
+        await asyncio.sleep(0.01)
+    async with httpx.AsyncClient(base_url=settings.public_url, timeout=30) as http:
+        yield Hub(settings, app, http, KeyRing(settings.signing_key_file))  # type: ignore[arg-type]
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def hub(settings: Settings) -> AsyncIterator[Hub]:
+    async for running in start_hub(settings):
+        yield running

@@ -1,0 +1,1 @@
+"""Outgoing webhooks to partner ERPs (Standard Webhooks)."""

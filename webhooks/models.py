@@ -1,0 +1,7 @@
+"""Webhook endpoints and deliveries."""
+
+from __future__ import annotations
+
+from beanie import Document
+
+MODELS: list[type[Document]] = []
