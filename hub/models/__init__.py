@@ -8,6 +8,9 @@ from hub.models.alert import Alert
 from hub.models.event import Event
 from hub.models.location import Location
 from hub.models.lot import Lot
+from hub.models.movement import Movement
 from hub.models.sku import Sku
+from hub.models.stock import StockPosition
 
 MODELS: list[type[Document]] = [Sku, Location, Lot, Event, Alert]
+MODELS += [Movement, StockPosition]

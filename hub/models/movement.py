@@ -1,0 +1,55 @@
+"""Movements: the immutable ledger stock positions are derived from (DESIGN.md §1, "stock is derived")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+
+from tenants.models import utcnow
+
+
+class MovementKind(str, Enum):
+    receipt = "receipt"
+    issue = "issue"
+    sale = "sale"
+    adjustment = "adjustment"
+    transfer_in = "transfer_in"
+    transfer_out = "transfer_out"
+    return_ = "return"
+    count = "count"
+
+
+class Movement(Document):
+    """One signed change of on-hand, written once and never updated.
+
+    ``quantity`` is always the change that was applied, also for a ``count`` (which stores the counted value in
+    ``counted``): the sum of a position's movements is its on-hand, which is what ``stock rebuild`` checks. Sales and
+    issues are negative, so the trailing velocity is ``-sum(quantity)`` over those kinds.
+    """
+
+    tenant_id: str  # the stock holder
+    location_id: PydanticObjectId
+    sku_id: PydanticObjectId
+    sku_owner_id: str  # the brand owning the SKU: VMI partners see positions of their SKUs
+    lot_id: PydanticObjectId | None = None
+    lot_code: str | None = None
+    kind: MovementKind
+    quantity: int
+    counted: int | None = None
+    idempotency_key: str
+    fingerprint: str  # hash of what the client sent: a reused key with other content is refused
+    reference: str | None = None  # e.g. "receipt:<id>"
+    occurred_at: datetime
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "movements"
+        indexes = [
+            pymongo.IndexModel([("tenant_id", 1), ("idempotency_key", 1)], unique=True),
+            # velocity (trailing sales per location and SKU) and rebuild scans
+            pymongo.IndexModel([("tenant_id", 1), ("location_id", 1), ("sku_id", 1), ("kind", 1), ("occurred_at", 1)]),
+        ]
