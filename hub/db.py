@@ -6,7 +6,6 @@ acknowledged writes survive a kill -9). Production points ``LOTPULSE_MONGODB_URI
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import subprocess
@@ -20,7 +19,8 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import PyMongoError
+from pymongo.write_concern import WriteConcern
 
 log = logging.getLogger("lotpulse.db")
 T = TypeVar("T")
@@ -121,16 +121,11 @@ class Database:
         async with self.client.start_session() as session:
             yield session
 
-    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]], retries: int = 5) -> T:
-        """Run ``work`` in one transaction, retrying transient conflicts (two writers on one document)."""
-        for attempt in range(retries):
-            async with self.client.start_session() as session:
-                try:
-                    async with await session.start_transaction():
-                        return await work(session)
-                except (OperationFailure, ConnectionFailure) as exc:
-                    if exc.has_error_label("TransientTransactionError") and attempt < retries - 1:
-                        await asyncio.sleep(0.01 * (2**attempt))
-                        continue
-                    raise
-        raise RuntimeError("unreachable")
+    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction with majority write concern.
+
+        pymongo's ``with_transaction`` retries the whole callback on transient conflicts (two writers on one
+        document) and retries an unknown commit result, so ``work`` must be safe to run again from the start.
+        """
+        async with self.client.start_session() as session:
+            return await session.with_transaction(work, write_concern=WriteConcern("majority"))
