@@ -87,6 +87,27 @@ class Access:
             return self.owned()
         return {"$or": [{"tenant_id": self.tenant_id}, {"visible_to": self.tenant_id}]}
 
+    def dispatches(self, capability: Capability = "read") -> dict[str, Any]:
+        """Shipper, consignee and carrier all see a dispatch; only the shipper changes its notice."""
+        if capability == "write":
+            return self.owned()
+        return {"parties": self.tenant_id}
+
+    def receipts(self, capability: Capability = "read") -> dict[str, Any]:
+        """Receipts are seen by every party of their dispatch; written by the receiving tenant."""
+        if capability == "write":
+            return self.owned()
+        return {"parties": self.tenant_id}
+
+    def stock(self, capability: Capability = "read") -> dict[str, Any]:
+        """Own positions, plus (VMI) partners' positions of the caller's SKUs where they share ``stock``."""
+        if capability == "write":
+            return self.owned()
+        vmi = sorted(self.sharing(Scope.stock))
+        if not vmi:
+            return self.owned()
+        return {"$or": [self.owned(), {"tenant_id": {"$in": vmi}, "sku_owner_id": self.tenant_id}]}
+
     def audience(self) -> dict[str, Any]:
         """Alerts and events: those whose audience names the caller."""
         return {"audience": self.tenant_id}

@@ -1,0 +1,60 @@
+"""Receipts: what the receiver scanned against a dispatch, and what reconciliation found."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+
+from tenants.models import utcnow
+
+
+class ReceiptOutcome(str, Enum):
+    matched = "matched"
+    mismatched = "mismatched"
+
+
+class ReceiptLine(BaseModel):
+    sku_ref: str  # as scanned: id, code, alias or GTIN
+    sku_id: PydanticObjectId | None = None  # None: the reference names no SKU the receiver can see
+    lot_code: str
+    lot_id: PydanticObjectId | None = None  # the lot the stock was booked to
+    quantity: int
+    expires_on: date | None = None
+    dispatch_line: int | None = None
+
+
+class MismatchRecord(BaseModel):
+    kind: str
+    line: int | None = None
+    dispatch_line: int | None = None
+    expected: str | None = None
+    found: str | None = None
+    near_miss: bool = False
+    sku_id: PydanticObjectId | None = None
+    lot_code: str | None = None
+
+
+class Receipt(Document):
+    tenant_id: str  # the receiver who recorded it (consignee, or the carrier as receiving 3PL)
+    dispatch_id: PydanticObjectId
+    parties: list[str]  # the dispatch's parties: who sees it
+    location_id: PydanticObjectId
+    ref: str | None = None  # the receiver's reference; resending the same ref answers the first receipt
+    lines: list[ReceiptLine]
+    final: bool = False
+    outcome: ReceiptOutcome
+    mismatches: list[MismatchRecord] = Field(default_factory=list)
+    alert_id: PydanticObjectId | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "receipts"
+        indexes = [
+            pymongo.IndexModel([("dispatch_id", 1), ("_id", 1)]),
+            pymongo.IndexModel([("parties", 1), ("_id", -1)]),
+            pymongo.IndexModel([("dispatch_id", 1), ("ref", 1)]),
+        ]
