@@ -18,3 +18,11 @@ LotStatusEnum = strawberry.enum(LotStatus, name="LotStatus")
 AlertKindEnum = strawberry.enum(AlertKind, name="AlertKind")
 SeverityEnum = strawberry.enum(Severity, name="Severity")
 AlertStatusEnum = strawberry.enum(AlertStatus, name="AlertStatus")
+
+from hub.detect.mismatch import MismatchKind  # noqa: E402 - supply flow enums
+from hub.models.dispatch import DispatchStatus  # noqa: E402
+from hub.models.receipt import ReceiptOutcome  # noqa: E402
+
+DispatchStatusEnum = strawberry.enum(DispatchStatus, name="DispatchStatus")
+ReceiptOutcomeEnum = strawberry.enum(ReceiptOutcome, name="ReceiptOutcome")
+MismatchKindEnum = strawberry.enum(MismatchKind, name="MismatchKind")

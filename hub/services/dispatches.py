@@ -1,0 +1,186 @@
+"""Dispatches (advance ship notices): creation by the shipper and validated status transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from hub.db import Database
+from hub.errors import BadInput, Conflict, Forbidden, NotFound
+from hub.events import emit
+from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchStatus, StatusChange
+from hub.models.location import Location
+from hub.models.sku import Sku
+from hub.services.lots import ensure_lot
+from hub.services.skus import resolve_sku
+from tenants.access import Access, object_id
+from tenants.models import Tenant, utcnow
+
+MAX_LINES = 1000
+
+
+@dataclass
+class DispatchLineInput:
+    sku: str  # id, code or GTIN of a SKU the shipper can see
+    lot_code: str
+    quantity: int
+    produced_on: date | None = None
+    expires_on: date | None = None
+
+
+@dataclass
+class DispatchInput:
+    ref: str
+    consignee_id: str
+    lines: list[DispatchLineInput]
+    to_location: str | None = None  # the consignee's location: id or code
+    from_location_id: str | None = None
+    carrier_id: str | None = None
+    shipped_on: date | None = None
+    expected_on: date | None = None
+
+
+def dispatch_payload(dispatch: Dispatch) -> dict[str, Any]:
+    """The dispatch as events, subscriptions and webhooks carry it."""
+    return {
+        "dispatch": {
+            "id": str(dispatch.id),
+            "ref": dispatch.ref,
+            "shipperId": dispatch.tenant_id,
+            "consigneeId": dispatch.consignee_id,
+            "carrierId": dispatch.carrier_id,
+            "status": dispatch.status.value,
+            "hasMismatch": dispatch.has_mismatch,
+            "lines": [
+                {"skuId": str(line.sku_id), "lotCode": line.lot_code, "quantity": line.quantity,
+                 "received": line.received}
+                for line in dispatch.lines
+            ],
+            "updatedAt": dispatch.updated_at.isoformat(),
+        }
+    }
+
+
+async def _consignee_location(consignee_id: str, ref: str | None) -> Location | None:
+    if ref is None:
+        return None
+    ref = ref.strip()
+    query: dict[str, Any] = {"tenant_id": consignee_id}
+    query.update({"_id": object_id(ref, "location")} if len(ref) == 24 and ref.isalnum() else {"code": ref})
+    location = await Location.find_one(query)
+    if location is None:
+        raise NotFound("consignee location not found", field="toLocation")
+    return location
+
+
+async def create_dispatch(access: Access, database: Database, data: DispatchInput) -> Dispatch:
+    access.require_write()
+    ref = data.ref.strip()
+    if not ref or len(ref) > 100:
+        raise BadInput("dispatch ref must be 1-100 characters", field="ref")
+    if not data.lines or len(data.lines) > MAX_LINES:
+        raise BadInput(f"a dispatch needs 1-{MAX_LINES} lines", field="lines")
+    parties = {access.tenant_id, data.consignee_id}
+    if data.consignee_id == access.tenant_id:
+        raise BadInput("a dispatch goes to another tenant", field="consigneeId")
+    if data.carrier_id is not None:
+        parties.add(data.carrier_id)
+    known = {t.id async for t in Tenant.find({"_id": {"$in": sorted(parties)}})}
+    if data.consignee_id not in known:
+        raise NotFound("consignee not found", field="consigneeId")
+    if data.carrier_id is not None and data.carrier_id not in known:
+        raise NotFound("carrier not found", field="carrierId")
+    if data.shipped_on and data.expected_on and data.expected_on < data.shipped_on:
+        raise BadInput("expected arrival is before shipping", field="expectedOn")
+    from_location = None
+    if data.from_location_id is not None:
+        from_location = await access.get(Location, data.from_location_id, access.locations("write"), "location")
+    to_location = await _consignee_location(data.consignee_id, data.to_location)
+    skus: dict[str, Sku] = {}
+    for n, line in enumerate(data.lines):
+        if line.quantity <= 0:
+            raise BadInput(f"line {n}: quantity must be positive", field="lines", index=n)
+        if line.sku not in skus:
+            skus[line.sku] = await resolve_sku(access, line.sku)
+
+    async def work(session: AsyncClientSession) -> Dispatch:
+        lines = []
+        for line in data.lines:
+            sku = skus[line.sku]
+            # The lot is the producer's; every party of the dispatch may now see it.
+            lot = await ensure_lot(sku, line.lot_code, line.produced_on, line.expires_on, sorted(parties),
+                                   session=session)
+            lines.append(DispatchLine(
+                sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,  # type: ignore[arg-type]
+                produced_on=line.produced_on or lot.produced_on, expires_on=line.expires_on or lot.expires_on,
+            ))
+        now = utcnow()
+        dispatch = Dispatch(
+            tenant_id=access.tenant_id, ref=ref, from_location_id=from_location.id if from_location else None,
+            consignee_id=data.consignee_id, to_location_id=to_location.id if to_location else None,
+            carrier_id=data.carrier_id, parties=sorted(parties), shipped_on=data.shipped_on,
+            expected_on=data.expected_on, lines=lines,
+            history=[StatusChange(status=DispatchStatus.dispatched, at=now, by=access.tenant_id)],
+            created_at=now, updated_at=now,
+        )
+        await dispatch.insert(session=session)
+        await emit(session, "dispatch.created", access.tenant_id, dispatch.parties, dispatch_payload(dispatch))
+        return dispatch
+
+    try:
+        return await database.in_transaction(work)
+    except DuplicateKeyError:
+        raise Conflict(f"dispatch {ref!r} already exists", field="ref") from None
+
+
+async def transition(
+    session: AsyncClientSession, dispatch: Dispatch, to: DispatchStatus, by: str, note: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> Dispatch:
+    """Move the dispatch to ``to`` if the lifecycle allows it, compare-and-set on its version; emits its event."""
+    if to != dispatch.status and to not in TRANSITIONS[dispatch.status]:
+        raise Conflict(f"dispatch is {dispatch.status.value}, it cannot become {to.value}")
+    now = utcnow()
+    update: dict[str, Any] = {"$set": {"status": to.value, "updated_at": now, **(changes or {})},
+                              "$inc": {"version": 1}}
+    if to != dispatch.status:
+        update["$push"] = {"history": StatusChange(status=to, at=now, by=by, note=note).model_dump(mode="python")}
+    raw = await Dispatch.get_pymongo_collection().find_one_and_update(
+        {"_id": dispatch.id, "version": dispatch.version}, update, return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if raw is None:
+        raise Conflict("the dispatch changed meanwhile, reload it and try again")
+    updated = Dispatch.model_validate(raw)
+    received = to in (DispatchStatus.received, DispatchStatus.received_with_mismatch) and to != dispatch.status
+    event = "dispatch.received" if received else "dispatch.updated"
+    await emit(session, event, updated.tenant_id, updated.parties, dispatch_payload(updated))
+    return updated
+
+
+# Who may set which status by hand: the carrier reports transit, the shipper may also cancel.
+MANUAL = {DispatchStatus.in_transit: {"shipper", "carrier"}, DispatchStatus.cancelled: {"shipper"}}
+
+
+async def update_status(access: Access, database: Database, dispatch_id: str, status: DispatchStatus,
+                        note: str | None = None) -> Dispatch:
+    access.require_write()
+    dispatch = await access.get(Dispatch, dispatch_id, access.dispatches("read"), "dispatch")
+    role = "shipper" if dispatch.tenant_id == access.tenant_id else (
+        "carrier" if dispatch.carrier_id == access.tenant_id else "consignee")
+    if status not in MANUAL:
+        raise Conflict(f"a dispatch becomes {status.value} by recording receipts")
+    if role not in MANUAL[status]:
+        raise Forbidden(f"the {role} cannot mark a dispatch {status.value}")
+    if status == DispatchStatus.cancelled and dispatch.receipt_count:
+        raise Conflict("goods were already received against this dispatch")
+
+    async def work(session: AsyncClientSession) -> Dispatch:
+        return await transition(session, dispatch, status, access.tenant_id, note)
+
+    return await database.in_transaction(work)

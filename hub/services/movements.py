@@ -1,0 +1,324 @@
+"""Recording movements: the immutable ledger and the stock positions derived from it, in one transaction.
+
+A batch is validated and resolved (locations, SKUs, lots: a handful of queries however large the batch), then
+applied in one transaction: movements whose idempotency key was already recorded are skipped, the rest are checked
+against on-hand in batch order (below zero is refused unless the movement is a count), inserted with one
+``insert_many`` and the positions written with one ``bulk_write``. A rejected batch stores nothing; a replayed one
+changes nothing twice, also when two clients send it at the same time (the loser's transaction conflicts, retries
+and then finds the keys recorded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo import InsertOne, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+
+from hub.dates import from_bson, to_bson
+from hub.db import Database
+from hub.errors import BadInput, Conflict, NotFound
+from hub.models.location import Location
+from hub.models.lot import Lot
+from hub.models.movement import Movement, MovementKind
+from hub.models.sku import Sku
+from hub.services.lots import ensure_lot
+from hub.services.stock import stock_events
+from tenants.access import Access, object_id
+from tenants.models import utcnow
+
+MAX_KEY_LENGTH = 200
+POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
+NEGATIVE = {MovementKind.issue, MovementKind.sale, MovementKind.transfer_out}
+PositionKey = tuple[ObjectId, ObjectId, ObjectId | None]  # (location, sku, lot)
+
+
+@dataclass
+class MovementInput:
+    location_id: str
+    sku: str  # id, code, alias or GTIN
+    kind: MovementKind
+    quantity: int  # signed change; for a count, the counted on-hand
+    idempotency_key: str
+    lot_code: str | None = None
+    expires_on: date | None = None  # for a lot the hub has not seen yet
+    occurred_at: datetime | None = None
+    reference: str | None = None
+
+
+@dataclass
+class Prepared:
+    """A validated movement with its references resolved."""
+
+    index: int
+    location_id: ObjectId
+    sku: Sku
+    lot: Lot | None
+    kind: MovementKind
+    quantity: int
+    idempotency_key: str
+    fingerprint: str
+    occurred_at: datetime
+    reference: str | None = None
+
+    @property
+    def position_key(self) -> PositionKey:
+        return (self.location_id, self.sku.id, self.lot.id if self.lot else None)  # type: ignore[return-value]
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    positions: list[dict[str, Any]] = field(default_factory=list)  # changed positions as stored
+
+
+class StaleRead(Exception):
+    """A position changed between our read and our write: run the transaction again."""
+
+
+def fingerprint(item: MovementInput) -> str:
+    body = [str(item.location_id), item.sku, item.kind.value, item.quantity, item.lot_code,
+            item.occurred_at.isoformat() if item.occurred_at else None]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:32]
+
+
+def validate(items: list[MovementInput], max_batch: int) -> None:
+    if not items:
+        raise BadInput("a batch needs at least one movement", field="movements")
+    if len(items) > max_batch:
+        raise BadInput(f"at most {max_batch} movements per batch", field="movements")
+    seen: dict[str, str] = {}
+    for n, item in enumerate(items):
+        key = item.idempotency_key.strip()
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise BadInput(f"movement {n}: idempotency key must be 1-{MAX_KEY_LENGTH} characters", index=n)
+        if key in seen and seen[key] != fingerprint(item):
+            raise BadInput(f"movement {n}: idempotency key {key!r} used twice with different content", index=n)
+        seen[key] = fingerprint(item)
+        if item.kind == MovementKind.count:
+            if item.quantity < 0:
+                raise BadInput(f"movement {n}: a count cannot be negative", index=n)
+        elif item.quantity == 0:
+            raise BadInput(f"movement {n}: quantity must not be zero", index=n)
+        elif item.kind in POSITIVE and item.quantity < 0:
+            raise BadInput(f"movement {n}: a {item.kind.value} adds stock, its quantity must be positive", index=n)
+        elif item.kind in NEGATIVE and item.quantity > 0:
+            raise BadInput(f"movement {n}: a {item.kind.value} removes stock, its quantity must be negative", index=n)
+        if abs(item.quantity) > 10**12:
+            raise BadInput(f"movement {n}: quantity out of range", index=n)
+
+
+async def visible_skus(access: Access, refs: set[str]) -> dict[str, Sku]:
+    """Resolve SKU references in bulk: by id, owner code, the caller's alias, GTIN.
+
+    Visible are the SKU master the caller may read, plus SKUs of lots dispatches brought it (a retailer sells what
+    it received without needing the brand's whole catalogue).
+    """
+    via_lots = await Lot.get_pymongo_collection().distinct("sku_id", {"visible_to": access.tenant_id})
+    visible = {"$or": [access.skus("read"), {"_id": {"$in": via_lots}}]} if via_lots else access.skus("read")
+    ids = {ref: ObjectId(ref) for ref in refs if ObjectId.is_valid(ref)}
+    gtins = {ref.zfill(14): ref for ref in refs if ref.isdigit() and len(ref) in (8, 12, 13, 14)}
+    alternatives: list[dict] = [{"code": {"$in": sorted(refs)}},
+                                {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": {"$in": sorted(refs)}}}}]
+    if ids:
+        alternatives.append({"_id": {"$in": list(ids.values())}})
+    if gtins:
+        alternatives.append({"gtin": {"$in": sorted(gtins)}})
+    found = await Sku.find({"$and": [visible, {"$or": alternatives}]}).to_list()
+    by_id = {str(s.id): s for s in found}
+    resolved: dict[str, Sku] = {}
+    for ref in refs:  # same precedence as hub.services.skus.resolve_sku; own SKUs win code clashes
+        match = by_id.get(ref) if ref in ids else None
+        match = match or _pick([s for s in found if s.code == ref], access.tenant_id)
+        match = match or next((s for s in found if any(a.tenant_id == access.tenant_id and a.code == ref
+                                                           for a in s.aliases)), None)
+        match = match or (next((s for s in found if s.gtin == ref.zfill(14)), None) if ref in gtins.values() else None)
+        if match is not None:
+            resolved[ref] = match
+    return resolved
+
+
+def _pick(skus: list[Sku], tenant_id: str) -> Sku | None:
+    return next((s for s in skus if s.tenant_id == tenant_id), skus[0] if skus else None)
+
+
+async def prepare(access: Access, items: list[MovementInput], session: AsyncClientSession | None = None,
+                  max_batch: int = 10_000) -> list[Prepared]:
+    """Validate and resolve a batch; every reference must be the caller's location or a SKU it can see."""
+    validate(items, max_batch)
+    location_ids = {item.location_id: object_id(item.location_id, "location") for item in items}
+    owned = set(await Location.get_pymongo_collection().distinct(
+        "_id", {"_id": {"$in": list(set(location_ids.values()))}, **access.locations("write")}, session=session))
+    skus = await visible_skus(access, {item.sku.strip() for item in items})
+    lot_refs: dict[tuple[ObjectId, str], Lot] = {}
+    wanted = {(skus[i.sku.strip()].id, i.lot_code.strip()) for i in items if i.lot_code and i.sku.strip() in skus}
+    if wanted:
+        query = {"$or": [{"sku_id": sku_id, "lot_code": code} for sku_id, code in wanted]}
+        for lot in await Lot.find(query, session=session).to_list():
+            lot_refs[(lot.sku_id, lot.lot_code)] = lot
+    now = utcnow()
+    prepared: list[Prepared] = []
+    for n, item in enumerate(items):
+        location = location_ids[item.location_id]
+        if location not in owned:
+            raise NotFound(f"movement {n}: location not found", index=n)
+        sku = skus.get(item.sku.strip())
+        if sku is None:
+            raise NotFound(f"movement {n}: sku {item.sku[:40]!r} not found", index=n)
+        lot = None
+        if item.lot_code and item.lot_code.strip():
+            code = item.lot_code.strip()
+            lot = lot_refs.get((sku.id, code))  # type: ignore[arg-type]
+            if lot is None or access.tenant_id not in {lot.tenant_id, *lot.visible_to}:
+                lot = await ensure_lot(sku, code, None, item.expires_on, [access.tenant_id], session=session)
+                lot_refs[(sku.id, code)] = lot  # type: ignore[index]
+        prepared.append(Prepared(
+            index=n, location_id=location, sku=sku, lot=lot, kind=item.kind, quantity=item.quantity,
+            idempotency_key=item.idempotency_key.strip(), fingerprint=fingerprint(item),
+            occurred_at=item.occurred_at or now, reference=item.reference,
+        ))
+    return prepared
+
+
+async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepared]) -> BatchResult:
+    """Write the batch in the caller's transaction: skip recorded keys, check on-hand, insert, update positions."""
+    result = BatchResult()
+    movements = Movement.get_pymongo_collection()
+    positions = Movement.get_pymongo_collection().database["stock_positions"]
+    keys = sorted({p.idempotency_key for p in batch})
+    recorded = {doc["idempotency_key"]: doc["fingerprint"] async for doc in movements.find(
+        {"tenant_id": tenant_id, "idempotency_key": {"$in": keys}},
+        {"idempotency_key": 1, "fingerprint": 1}, session=session)}
+    fresh: list[Prepared] = []
+    seen: set[str] = set()
+    for item in batch:
+        if item.idempotency_key in recorded:
+            if recorded[item.idempotency_key] != item.fingerprint:
+                raise Conflict(f"movement {item.index}: idempotency key {item.idempotency_key!r} was already "
+                               "used for a different movement", index=item.index)
+            result.duplicates += 1
+        elif item.idempotency_key in seen:
+            result.duplicates += 1  # the same movement twice in one batch
+        else:
+            seen.add(item.idempotency_key)
+            fresh.append(item)
+    if not fresh:
+        return result
+    current = await _load_positions(session, positions, tenant_id, fresh)
+    on_hand = {key: doc["on_hand"] for key, doc in current.items()}
+    now = utcnow()
+    docs: list[dict[str, Any]] = []
+    for item in fresh:
+        key = item.position_key
+        before = on_hand.get(key, 0)
+        after = item.quantity if item.kind == MovementKind.count else before + item.quantity
+        if after < 0:
+            raise BadInput(
+                f"movement {item.index}: would take on-hand of {item.sku.code}"
+                f"{' lot ' + item.lot.lot_code if item.lot else ''} to {after} (on hand {before})",
+                index=item.index, idempotencyKey=item.idempotency_key,
+            )
+        on_hand[key] = after
+        docs.append({
+            "_id": ObjectId(), "tenant_id": tenant_id, "location_id": item.location_id, "sku_id": item.sku.id,
+            "sku_owner_id": item.sku.tenant_id, "lot_id": item.lot.id if item.lot else None,
+            "lot_code": item.lot.lot_code if item.lot else None, "kind": item.kind.value,
+            "quantity": after - before, "counted": item.quantity if item.kind == MovementKind.count else None,
+            "idempotency_key": item.idempotency_key, "fingerprint": item.fingerprint, "reference": item.reference,
+            "occurred_at": item.occurred_at, "recorded_at": now,
+        })
+    try:
+        await movements.insert_many(docs, ordered=True, session=session)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        raise StaleRead("an idempotency key was recorded concurrently") from exc
+    last = {}
+    for item, doc in zip(fresh, docs):
+        last[item.position_key] = (item, doc)
+    writes: list[Any] = []
+    expected_matches = 0
+    for key, (item, doc) in last.items():
+        fields = {
+            "on_hand": on_hand[key], "last_movement_id": doc["_id"], "last_movement_at": doc["occurred_at"],
+            "updated_at": now, "lot_code": doc["lot_code"],
+            "expires_on": to_bson(item.lot.expires_on) if item.lot else None,
+            "effective_expires_on": to_bson(item.lot.effective_expires_on) if item.lot else None,
+        }
+        if key in current:
+            # Guarded on the value we read: a concurrent writer makes this match nothing and we start over.
+            writes.append(UpdateOne({"_id": current[key]["_id"], "on_hand": current[key]["on_hand"]}, {"$set": fields}))
+            expected_matches += 1
+        else:
+            writes.append(InsertOne({"_id": ObjectId(), "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
+                                     "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields}))
+    try:
+        outcome = await positions.bulk_write(writes, ordered=True, session=session)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        raise StaleRead("a position was created concurrently") from exc
+    if outcome.matched_count != expected_matches:
+        raise StaleRead("a position changed concurrently")
+    stored = []
+    for key, (item, doc) in last.items():
+        stored.append({
+            "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1], "sku_owner_id": item.sku.tenant_id,
+            "lot_id": key[2], "lot_code": doc["lot_code"], "on_hand": on_hand[key],
+            "delta": on_hand[key] - (current[key]["on_hand"] if key in current else 0),
+            "expires_on": from_bson(to_bson(item.lot.expires_on)) if item.lot else None,
+        })
+    result.accepted = len(fresh)
+    result.positions = stored
+    await stock_events(session, tenant_id, stored)
+    return result
+
+
+async def _load_positions(session: AsyncClientSession, positions: Any, tenant_id: str,
+                          batch: list[Prepared]) -> dict[PositionKey, dict[str, Any]]:
+    locations = sorted({p.location_id for p in batch})
+    skus = sorted({p.sku.id for p in batch})  # type: ignore[type-var]
+    wanted = {p.position_key for p in batch}
+    found: dict[PositionKey, dict[str, Any]] = {}
+    async for doc in positions.find(
+        {"tenant_id": tenant_id, "location_id": {"$in": locations}, "sku_id": {"$in": skus}},
+        {"location_id": 1, "sku_id": 1, "lot_id": 1, "on_hand": 1}, session=session,
+    ):
+        key = (doc["location_id"], doc["sku_id"], doc.get("lot_id"))
+        if key in wanted:
+            found[key] = doc
+    return found
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, StaleRead) or (
+        isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError"))
+
+
+async def run_batch(database: Database, work: Any, attempts: int = 8) -> Any:
+    """Run ``work(session)`` in a transaction, starting over when a concurrent writer got there first."""
+    import asyncio
+
+    for attempt in range(attempts):
+        try:
+            return await database.in_transaction(work)
+        except StaleRead:
+            if attempt == attempts - 1:
+                raise Conflict("too much concurrent activity on these positions, try again") from None
+            await asyncio.sleep(0.005 * (2**attempt))
+    raise RuntimeError("unreachable")
+
+
+async def record_movements(access: Access, database: Database, items: list[MovementInput],
+                           max_batch: int = 10_000) -> BatchResult:
+    access.require_write()
+
+    async def work(session: AsyncClientSession) -> BatchResult:
+        batch = await prepare(access, items, session=session, max_batch=max_batch)
+        return await apply(session, access.tenant_id, batch)
+
+    return await run_batch(database, work)

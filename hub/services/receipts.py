@@ -1,0 +1,243 @@
+"""Receipts: the receiver scans what arrived, the hub reconciles it with the dispatch on the spot.
+
+One transaction writes the receipt, books the arrived quantities as ``receipt`` movements (and their positions),
+holds the lots a mismatch names, raises one ``mismatch`` alert for the receipt and moves the dispatch along.
+Concurrent receipts of one dispatch serialise on the dispatch's version: the later one starts over and judges its
+lines on the running totals including the earlier one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.config import Settings
+from hub.db import Database
+from hub.detect.mismatch import ExpectedLine, Mismatch, MismatchKind, ScannedLine, reconcile, recommendation
+from hub.errors import BadInput, Conflict, Forbidden, NotFound
+from hub.models.alert import AlertKind, Severity, SubjectRef
+from hub.models.dispatch import OPEN_STATUSES, Dispatch, DispatchStatus
+from hub.models.location import Location
+from hub.models.lot import Lot, LotStatus
+from hub.models.movement import MovementKind
+from hub.models.receipt import MismatchRecord, Receipt, ReceiptLine, ReceiptOutcome
+from hub.models.sku import Sku
+from hub.services import movements
+from hub.services.alerts import raise_alert
+from hub.services.dispatches import transition
+from hub.services.lots import ensure_lot
+from hub.services.skus import resolve_sku
+from tenants.access import Access
+from tenants.models import utcnow
+
+MAX_LINES = 1000
+SEVERE = {MismatchKind.unexpected_sku, MismatchKind.shelf_life, MismatchKind.expiry}
+
+
+@dataclass
+class ReceiptLineInput:
+    sku: str  # as scanned: id, code, the receiver's alias, or GTIN
+    lot_code: str
+    quantity: int
+    expires_on: date | None = None
+
+
+@dataclass
+class ReceiptInput:
+    dispatch_id: str
+    lines: list[ReceiptLineInput]
+    location_id: str | None = None  # default: the dispatch's destination
+    final: bool = False  # nothing more will arrive: judge shortages and missing lines now
+    ref: str | None = None
+
+
+def _matches(sku: Sku, ref: str, viewer: str) -> bool:
+    return (str(sku.id) == ref or sku.code == ref or (sku.gtin is not None and ref.isdigit() and sku.gtin == ref.zfill(14))
+            or any(a.tenant_id == viewer and a.code == ref for a in sku.aliases))
+
+
+async def resolve_scanned(access: Access, dispatch: Dispatch, refs: set[str]) -> dict[str, Sku | None]:
+    """The dispatch's own SKUs first (the receiver sees them through the dispatch), then the SKU master."""
+    dispatched = await Sku.find({"_id": {"$in": sorted({line.sku_id for line in dispatch.lines})}}).to_list()
+    resolved: dict[str, Sku | None] = {}
+    for ref in refs:
+        match = next((s for s in dispatched if _matches(s, ref, access.tenant_id)), None)
+        if match is None:
+            try:
+                match = await resolve_sku(access, ref)
+            except NotFound:
+                match = None  # an unknown item in the delivery is a finding, not an error
+        resolved[ref] = match
+    return resolved
+
+
+def validate(data: ReceiptInput) -> None:
+    if not data.lines or len(data.lines) > MAX_LINES:
+        raise BadInput(f"a receipt needs 1-{MAX_LINES} lines", field="lines")
+    for n, line in enumerate(data.lines):
+        if line.quantity <= 0:
+            raise BadInput(f"line {n}: quantity must be positive", field="lines", index=n)
+        if not line.lot_code.strip() or not line.sku.strip():
+            raise BadInput(f"line {n}: SKU and lot code must not be empty", field="lines", index=n)
+    if data.ref is not None and not 0 < len(data.ref.strip()) <= 100:
+        raise BadInput("receipt ref must be 1-100 characters", field="ref")
+
+
+async def record_receipt(access: Access, database: Database, settings: Settings, data: ReceiptInput) -> Receipt:
+    access.require_write()
+    validate(data)
+    dispatch = await access.get(Dispatch, data.dispatch_id, access.dispatches("read"), "dispatch")
+    if access.tenant_id not in (dispatch.consignee_id, dispatch.carrier_id):
+        raise Forbidden("only the consignee or the carrier records receipts")
+    ref = data.ref.strip() if data.ref else None
+    if ref is not None:
+        earlier = await Receipt.find_one({"dispatch_id": dispatch.id, "ref": ref, "tenant_id": access.tenant_id})
+        if earlier is not None:
+            return earlier  # a scanner resending the same receipt
+    if data.location_id is not None:
+        location = await access.get(Location, data.location_id, access.locations("write"), "location")
+    elif dispatch.to_location_id is not None and access.tenant_id == dispatch.consignee_id:
+        location = await access.get(Location, dispatch.to_location_id, access.locations("write"), "location")
+    else:
+        raise BadInput("say at which of your locations the goods arrived", field="locationId")
+    skus = await resolve_scanned(access, dispatch, {line.sku.strip() for line in data.lines})
+
+    async def work(session: AsyncClientSession) -> Receipt:
+        current = await Dispatch.find_one({"_id": dispatch.id}, session=session)
+        assert current is not None
+        if current.status not in OPEN_STATUSES:
+            raise Conflict(f"dispatch is {current.status.value}, it takes no more receipts")
+        return await _book(session, access, settings, current, location, skus, data, ref)
+
+    return await movements.run_batch(database, work)
+
+
+async def _book(
+    session: AsyncClientSession, access: Access, settings: Settings, dispatch: Dispatch, location: Location,
+    skus: dict[str, Sku | None], data: ReceiptInput, ref: str | None,
+) -> Receipt:
+    sku_by_id = {s.id: s for s in skus.values() if s is not None}
+    for sku in await Sku.find({"_id": {"$in": [l.sku_id for l in dispatch.lines if l.sku_id not in sku_by_id]}},
+                              session=session).to_list():
+        sku_by_id[sku.id] = sku
+    expected = [
+        ExpectedLine(str(l.sku_id), l.lot_code, l.quantity, l.produced_on, l.expires_on,
+                     sku_by_id[l.sku_id].shelf_life_days if l.sku_id in sku_by_id else None)
+        for l in dispatch.lines
+    ]
+    earlier = [
+        ScannedLine(line.sku_ref, str(line.sku_id) if line.sku_id else None, line.lot_code, line.quantity,
+                    line.expires_on)
+        async for receipt in Receipt.find({"dispatch_id": dispatch.id}, session=session)
+        for line in receipt.lines
+    ]
+    scanned = [
+        ScannedLine(l.sku.strip(), str(skus[l.sku.strip()].id) if skus[l.sku.strip()] else None,  # type: ignore[union-attr]
+                    l.lot_code.strip(), l.quantity, l.expires_on)
+        for l in data.lines
+    ]
+    outcome = reconcile(expected, earlier, scanned, final=data.final,
+                        quantity_tolerance_pct=settings.receipt_quantity_tolerance_pct,
+                        shelf_life_tolerance_days=settings.expiry_tolerance_days)
+    receipt_id = ObjectId()
+    lots = {lot.id: lot for lot in await Lot.find({"_id": {"$in": [l.lot_id for l in dispatch.lines]}},
+                                                  session=session).to_list()}
+    lines: list[ReceiptLine] = []
+    batch: list[movements.Prepared] = []
+    now = utcnow()
+    for n, (line, index) in enumerate(zip(scanned, outcome.pairing)):
+        sku = skus[line.sku_ref]
+        lot: Lot | None = None
+        if index is not None:
+            lot = lots.get(dispatch.lines[index].lot_id)
+        elif sku is not None:
+            lot = await ensure_lot(sku, line.lot_code, None, line.expires_on, dispatch.parties, session=session)
+            lots[lot.id] = lot  # type: ignore[index]
+        lines.append(ReceiptLine(sku_ref=line.sku_ref, sku_id=sku.id if sku else None, lot_code=line.lot_code,
+                                 lot_id=lot.id if lot else None, quantity=line.quantity,
+                                 expires_on=line.expires_on, dispatch_line=index))
+        if sku is not None:
+            key = f"receipt:{receipt_id}:{n}"
+            batch.append(movements.Prepared(
+                index=n, location_id=location.id, sku=sku, lot=lot, kind=MovementKind.receipt,  # type: ignore[arg-type]
+                quantity=line.quantity, idempotency_key=key, fingerprint=key, occurred_at=now,
+                reference=f"receipt:{receipt_id}",
+            ))
+    held = _held_lots(outcome.mismatches, dispatch, lines)
+    receipt = Receipt(
+        id=receipt_id, tenant_id=access.tenant_id, dispatch_id=dispatch.id, parties=dispatch.parties,  # type: ignore[arg-type]
+        location_id=location.id, ref=ref, lines=lines, final=data.final,  # type: ignore[arg-type]
+        outcome=ReceiptOutcome.matched if outcome.matched else ReceiptOutcome.mismatched,
+        mismatches=[_record(m) for m in outcome.mismatches], received_at=now,
+    )
+    if outcome.mismatches:
+        alert = await _raise(session, dispatch, receipt, outcome.mismatches, held, sku_by_id)
+        receipt.alert_id = alert.id
+    await receipt.insert(session=session)
+    if batch:
+        await movements.apply(session, access.tenant_id, batch)
+    if held:
+        await Lot.get_pymongo_collection().update_many(
+            {"_id": {"$in": sorted(held)}, "status": LotStatus.released.value},
+            {"$set": {"status": LotStatus.on_hold.value, "updated_at": now,
+                      "hold_reason": f"receipt {receipt_id} of dispatch {dispatch.ref} did not match its notice"}},
+            session=session,
+        )
+    has_mismatch = dispatch.has_mismatch or not outcome.matched
+    status = dispatch.status
+    if data.final or outcome.complete:
+        status = DispatchStatus.received_with_mismatch if has_mismatch else DispatchStatus.received
+    changes: dict[str, Any] = {f"lines.{i}.received": total for i, total in enumerate(outcome.received)}
+    changes.update({"has_mismatch": has_mismatch, "receipt_count": dispatch.receipt_count + 1})
+    try:
+        await transition(session, dispatch, status, access.tenant_id, f"receipt {receipt_id}", changes)
+    except Conflict as exc:
+        raise movements.StaleRead(str(exc)) from exc
+    return receipt
+
+
+def _held_lots(mismatches: list[Mismatch], dispatch: Dispatch, lines: list[ReceiptLine]) -> set[ObjectId]:
+    held: set[ObjectId] = set()
+    for m in mismatches:
+        if not m.holds_lot:
+            continue
+        if m.dispatch_line is not None:
+            held.add(dispatch.lines[m.dispatch_line].lot_id)
+        elif m.line is not None and lines[m.line].lot_id is not None:
+            held.add(lines[m.line].lot_id)  # type: ignore[arg-type]
+    return held
+
+
+def _record(m: Mismatch) -> MismatchRecord:
+    return MismatchRecord(kind=m.kind.value, line=m.line, dispatch_line=m.dispatch_line, expected=m.expected,
+                          found=m.found, near_miss=m.near_miss, sku_id=ObjectId(m.sku_id) if m.sku_id else None,
+                          lot_code=m.lot_code)
+
+
+async def _raise(session: AsyncClientSession, dispatch: Dispatch, receipt: Receipt, found: list[Mismatch],
+                 held: set[ObjectId], skus: dict[Any, Sku]) -> Any:
+    kinds = sorted({m.kind.value for m in found})
+    severity = Severity.critical if any(m.kind in SEVERE for m in found) else Severity.warning
+    subjects = [SubjectRef(kind="dispatch", id=str(dispatch.id), label=dispatch.ref),
+                SubjectRef(kind="receipt", id=str(receipt.id), label=receipt.ref)]
+    subjects += [SubjectRef(kind="lot", id=str(lot_id)) for lot_id in sorted(held)]
+    evidence = {
+        "dispatchId": str(dispatch.id), "dispatchRef": dispatch.ref, "receiptId": str(receipt.id),
+        "mismatches": [
+            {"kind": m.kind.value, "line": m.line, "dispatchLine": m.dispatch_line, "expected": m.expected,
+             "found": m.found, "nearMiss": m.near_miss, "lotCode": m.lot_code,
+             "skuCode": skus[ObjectId(m.sku_id)].code if m.sku_id and ObjectId(m.sku_id) in skus else None}
+            for m in found
+        ],
+        "heldLots": [str(lot_id) for lot_id in sorted(held)],
+    }
+    return await raise_alert(
+        session, kind=AlertKind.mismatch, severity=severity, owner=dispatch.consignee_id, audience=dispatch.parties,
+        title=f"Receipt of dispatch {dispatch.ref} does not match its notice ({', '.join(kinds)})",
+        dedupe_key=f"mismatch:receipt:{receipt.id}", subjects=subjects, evidence=evidence,
+        recommendation=recommendation(found),
+    )

@@ -1,0 +1,123 @@
+"""Stock positions: who hears of their changes, and rebuilding them from the movement ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pymongo import DeleteOne, InsertOne, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.events import build_event, emit_many
+from hub.models.movement import Movement
+from hub.models.stock import StockPosition
+from tenants.models import Partnership, PartnershipStatus, Scope, utcnow
+
+EVENT_CHUNK = 500  # positions per stock.changed event: keeps webhook bodies and subscription frames small
+
+
+async def stock_shared_with(tenant_id: str, session: AsyncClientSession | None = None) -> set[str]:
+    """Tenants that ``tenant_id`` shares its stock with (VMI): they hear about positions of their own SKUs."""
+    query = {"status": PartnershipStatus.active.value, "$or": [{"inviter_id": tenant_id}, {"invitee_id": tenant_id}],
+             f"shares.{tenant_id}": Scope.stock.value}
+    return {p.other(tenant_id) async for p in Partnership.find(query, session=session)}
+
+
+def position_payload(position: dict[str, Any]) -> dict[str, Any]:
+    expires = position.get("expires_on")
+    return {
+        "tenantId": position["tenant_id"],
+        "locationId": str(position["location_id"]),
+        "skuId": str(position["sku_id"]),
+        "skuOwnerId": position["sku_owner_id"],
+        "lotId": str(position["lot_id"]) if position.get("lot_id") else None,
+        "lotCode": position.get("lot_code"),
+        "onHand": position["on_hand"],
+        "delta": position.get("delta"),
+        "expiresOn": expires.isoformat() if isinstance(expires, date) else None,
+    }
+
+
+async def stock_events(session: AsyncClientSession, holder: str, positions: list[dict[str, Any]]) -> None:
+    """``stock.changed`` for the holder, and for each SKU owner the holder shares stock with, only its SKUs."""
+    if not positions:
+        return
+    partners = await stock_shared_with(holder, session)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for position in positions:
+        owner = position["sku_owner_id"]
+        groups.setdefault(owner if owner in partners else holder, []).append(position_payload(position))
+    events = []
+    for audience_owner, items in groups.items():
+        audience = [holder] if audience_owner == holder else [holder, audience_owner]
+        for start in range(0, len(items), EVENT_CHUNK):
+            events.append(build_event("stock.changed", holder, audience, {"positions": items[start:start + EVENT_CHUNK]}))
+    await emit_many(session, events)
+
+
+@dataclass
+class Drift:
+    tenant_id: str
+    location_id: str
+    sku_id: str
+    lot_id: str | None
+    recorded: int | None  # the position as stored (None: missing)
+    derived: int  # the sum of its movements
+
+
+@dataclass
+class RebuildReport:
+    positions: int = 0
+    movements: int = 0
+    drift: list[Drift] = field(default_factory=list)
+    repaired: bool = False
+
+
+async def rebuild(tenant_id: str | None = None, repair: bool = True) -> RebuildReport:
+    """Recompute every position from the ledger, report where the stored one differs, and (``repair``) fix it.
+
+    Run after a restore, or as a consistency check: on a healthy hub the report has no drift.
+    """
+    match: dict[str, Any] = {"tenant_id": tenant_id} if tenant_id else {}
+    pipeline: list[dict[str, Any]] = [
+        {"$match": match},
+        {"$sort": {"occurred_at": 1, "_id": 1}},
+        {"$group": {
+            "_id": {"t": "$tenant_id", "l": "$location_id", "s": "$sku_id", "lot": "$lot_id"},
+            "on_hand": {"$sum": "$quantity"}, "count": {"$sum": 1}, "owner": {"$first": "$sku_owner_id"},
+            "lot_code": {"$first": "$lot_code"}, "last_id": {"$last": "$_id"}, "last_at": {"$last": "$occurred_at"},
+        }},
+    ]
+    report = RebuildReport()
+    derived: dict[tuple, dict[str, Any]] = {}
+    async for group in await Movement.get_pymongo_collection().aggregate(pipeline):
+        key = (group["_id"]["t"], group["_id"]["l"], group["_id"]["s"], group["_id"].get("lot"))
+        derived[key] = group
+        report.movements += group["count"]
+    positions = StockPosition.get_pymongo_collection()
+    stored = {(p["tenant_id"], p["location_id"], p["sku_id"], p.get("lot_id")): p async for p in positions.find(match)}
+    report.positions = len(derived)
+    writes: list[Any] = []
+    now = utcnow()
+    for key in sorted(set(derived) | set(stored), key=str):
+        want, have = derived.get(key), stored.get(key)
+        want_qty = want["on_hand"] if want else 0
+        have_qty = have["on_hand"] if have else None
+        if have_qty == want_qty or (want is None and have_qty == 0):
+            continue
+        report.drift.append(Drift(key[0], str(key[1]), str(key[2]), str(key[3]) if key[3] else None, have_qty, want_qty))
+        if want is None:
+            writes.append(DeleteOne({"_id": have["_id"]}))  # type: ignore[index]
+        elif have is None:
+            writes.append(InsertOne({
+                "tenant_id": key[0], "location_id": key[1], "sku_id": key[2], "lot_id": key[3],
+                "sku_owner_id": want["owner"], "lot_code": want["lot_code"], "on_hand": want_qty,
+                "last_movement_id": want["last_id"], "last_movement_at": want["last_at"], "updated_at": now,
+            }))
+        else:
+            writes.append(UpdateOne({"_id": have["_id"]}, {"$set": {"on_hand": want_qty, "updated_at": now}}))
+    if repair and writes:
+        await positions.bulk_write(writes, ordered=False)
+        report.repaired = True
+    return report

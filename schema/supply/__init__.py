@@ -1,0 +1,1 @@
+"""Supply flow: dispatches, receipts, movements and stock positions."""

@@ -1,0 +1,106 @@
+"""Mutations of the supply flow: dispatch notices, their lifecycle, receipts and movement batches."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from hub.errors import BadInput
+from hub.models.dispatch import DispatchStatus
+from hub.models.movement import MovementKind
+from hub.services import dispatches as dispatch_service
+from hub.services import movements as movement_service
+from hub.services import receipts as receipt_service
+from schema.permissions import WRITE
+from schema.supply.queries import dispatch_nodes
+from schema.supply.types import (
+    CreateDispatchInput,
+    DispatchType,
+    MovementInput,
+    PositionChange,
+    ReceiptType,
+    RecordMovementsPayload,
+    RecordReceiptInput,
+)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(permission_classes=WRITE, description="Announce a shipment (advance ship notice)")
+    async def create_dispatch(self, info: Info, input: CreateDispatchInput) -> DispatchType:
+        access = await info.context.access()
+        data = dispatch_service.DispatchInput(
+            ref=input.ref,
+            consignee_id=str(input.consignee_id),
+            lines=[dispatch_service.DispatchLineInput(l.sku, l.lot_code, l.quantity, l.produced_on, l.expires_on)
+                   for l in input.lines],
+            to_location=input.to_location,
+            from_location_id=str(input.from_location_id) if input.from_location_id else None,
+            carrier_id=str(input.carrier_id) if input.carrier_id else None,
+            shipped_on=input.shipped_on,
+            expected_on=input.expected_on,
+        )
+        dispatch = await dispatch_service.create_dispatch(access, info.context.hub.database, data)
+        return (await dispatch_nodes([dispatch], access.tenant_id))[0]
+
+    @strawberry.mutation(permission_classes=WRITE, description="Mark in transit (shipper or carrier) or cancel")
+    async def update_dispatch_status(
+        self, info: Info, id: strawberry.ID, status: DispatchStatus, note: str | None = None
+    ) -> DispatchType:
+        access = await info.context.access()
+        dispatch = await dispatch_service.update_status(access, info.context.hub.database, str(id), status, note)
+        return (await dispatch_nodes([dispatch], access.tenant_id))[0]
+
+    @strawberry.mutation(permission_classes=WRITE)
+    async def cancel_dispatch(self, info: Info, id: strawberry.ID, note: str | None = None) -> DispatchType:
+        access = await info.context.access()
+        dispatch = await dispatch_service.update_status(
+            access, info.context.hub.database, str(id), DispatchStatus.cancelled, note
+        )
+        return (await dispatch_nodes([dispatch], access.tenant_id))[0]
+
+    @strawberry.mutation(permission_classes=WRITE, description="Record what arrived; answers the reconciliation")
+    async def record_receipt(self, info: Info, input: RecordReceiptInput) -> ReceiptType:
+        access = await info.context.access()
+        hub = info.context.hub
+        data = receipt_service.ReceiptInput(
+            dispatch_id=str(input.dispatch_id),
+            lines=[receipt_service.ReceiptLineInput(l.sku, l.lot_code, l.quantity, l.expires_on) for l in input.lines],
+            location_id=str(input.location_id) if input.location_id else None,
+            final=input.final,
+            ref=input.ref,
+        )
+        receipt = await receipt_service.record_receipt(access, hub.database, hub.settings, data)
+        return ReceiptType.from_model(receipt, access.tenant_id)
+
+    @strawberry.mutation(permission_classes=WRITE, description="Apply a batch of movements exactly once per key")
+    async def record_movements(
+        self, info: Info, movements: list[MovementInput], location_id: strawberry.ID | None = None
+    ) -> RecordMovementsPayload:
+        access = await info.context.access()
+        hub = info.context.hub
+        if len(movements) > hub.settings.max_batch:
+            raise BadInput(f"at most {hub.settings.max_batch} movements per batch", field="movements")
+        items = []
+        for n, m in enumerate(movements):
+            location = m.location_id or location_id
+            if location is None:
+                raise BadInput(f"movement {n}: no location (set it on the movement or the batch)", index=n)
+            items.append(movement_service.MovementInput(
+                location_id=str(location), sku=m.sku, kind=MovementKind(m.kind.value), quantity=m.quantity,
+                idempotency_key=m.idempotency_key, lot_code=m.lot_code, expires_on=m.expires_on,
+                occurred_at=m.occurred_at, reference=m.reference,
+            ))
+        result = await movement_service.record_movements(access, hub.database, items, hub.settings.max_batch)
+        return RecordMovementsPayload(
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            positions=[
+                PositionChange(
+                    location_id=strawberry.ID(str(p["location_id"])), sku_id=strawberry.ID(str(p["sku_id"])),
+                    lot_id=strawberry.ID(str(p["lot_id"])) if p["lot_id"] else None, lot_code=p["lot_code"],
+                    on_hand=p["on_hand"], delta=p["delta"],
+                )
+                for p in result.positions
+            ],
+        )
