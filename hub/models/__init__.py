@@ -5,12 +5,14 @@ from __future__ import annotations
 from beanie import Document
 
 from hub.models.alert import Alert
+from hub.models.dispatch import Dispatch
 from hub.models.event import Event
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.movement import Movement
+from hub.models.receipt import Receipt
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 
 MODELS: list[type[Document]] = [Sku, Location, Lot, Event, Alert]
-MODELS += [Movement, StockPosition]
+MODELS += [Movement, StockPosition, Dispatch, Receipt]
