@@ -1,45 +1,59 @@
 """Shaping errors for clients: every error carries ``extensions.code``; nothing unexpected leaks.
 
 HubErrors keep their message and code; request-level errors (parse, validation, variable coercion) are the
-caller's to fix, so they are BAD_USER_INPUT unless they carry a code already; anything else is logged with its
-traceback and answered as INTERNAL_SERVER_ERROR.
+caller's to fix, so they are BAD_USER_INPUT unless they carry a code already (the parser's own size limits are
+QUERY_TOO_COMPLEX); anything else is logged with its traceback and answered as INTERNAL_SERVER_ERROR.
 """
 
 from __future__ import annotations
 
 import logging
 
-from graphql.error import GraphQLError
+from graphql.error import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
 
 from hub.errors import HubError
 
 log = logging.getLogger("lotpulse.graphql")
+INTERNAL = "INTERNAL_SERVER_ERROR"
+
+
+def _internal(error: GraphQLError) -> GraphQLError:
+    log.error("unexpected error at %s", error.path or "request", exc_info=error.original_error)
+    return GraphQLError("Internal server error", nodes=error.nodes, path=error.path, extensions={"code": INTERNAL})
+
+
+def _escaped_before_execution(error: GraphQLError) -> bool:
+    """An exception strawberry wrapped whole (``GraphQLError(str(exc))``) outside any field: a bug, not bad input.
+
+    Variable coercion errors also carry an original error, but they point at the variable definition.
+    """
+    original = error.original_error
+    return (
+        original is not None
+        and not isinstance(original, GraphQLError)
+        and not error.nodes
+        and error.message == str(original)
+    )
 
 
 def shape_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, HubError):
-        return GraphQLError(
-            original.message, nodes=error.nodes, path=error.path, extensions=original.extensions
-        )
-    if original is None or error.path is None:
-        if error.extensions and "code" in error.extensions:
-            return error
-        return GraphQLError(
-            error.message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={**(error.extensions or {}), "code": "BAD_USER_INPUT"},
-        )
-    log.error("unexpected error at %s", error.path, exc_info=original)
+        return GraphQLError(original.message, nodes=error.nodes, path=error.path, extensions=original.extensions)
+    if error.extensions and "code" in error.extensions:
+        return error
+    if error.path is not None or _escaped_before_execution(error):
+        return _internal(error)
+    # The parser's own limits (token count, nesting) end with this phrase.
+    too_big = isinstance(error, GraphQLSyntaxError) and error.message.endswith("Parsing aborted.")
     return GraphQLError(
-        "Internal server error",
+        error.message,
         nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
         path=error.path,
-        extensions={"code": "INTERNAL_SERVER_ERROR"},
+        extensions={**(error.extensions or {}), "code": "QUERY_TOO_COMPLEX" if too_big else "BAD_USER_INPUT"},
     )
 
 

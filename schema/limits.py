@@ -5,6 +5,9 @@ fragment expansion pins a CPU forever (some standard rules expand fragments with
 first, in time linear in the document: it rejects fragment cycles, and measures each operation's *expanded* field
 count, depth (introspection included) and aliases with one memoised pass over fragments in dependency order.
 Only a document that passes reaches the standard rules, whose result is cached per query text.
+
+graphql-core's overlapping-fields rule is quadratic in repeated fields and stops only after a budget of 500,000
+comparisons (about two seconds of one CPU here); a tenth of that is far more than any real query needs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator
 
+from graphql.validation.rules import overlapping_fields_can_be_merged
+from graphql.validation.validate import ValidationAbortedError
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -32,6 +37,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 MAX_NUMBER_LITERAL = 40  # characters; far beyond any real int/float, far below Python's int-parsing limits
+VALIDATION_BUDGET = 50_000  # field comparisons of the overlapping-fields rule (graphql-core's default: 500,000)
+overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = VALIDATION_BUDGET
 
 
 @dataclass(frozen=True)
@@ -106,22 +113,25 @@ class _Measure:
         self.cap = limits.max_fields + 1
         self.fragments = fragments
 
-    def selection_set(self, node: SelectionSetNode | None, depth: int) -> Cost:
+    def selection_set(self, node: SelectionSetNode | None, depth: int, nesting: int = 0) -> Cost:
         total = Cost(depth=depth)
         if node is None:
             return total
+        if nesting > self.limits.max_depth * 2:
+            # Inline fragments nest without adding depth; bound them too, so this recursion stays shallow.
+            return Cost(depth=self.limits.max_depth + 1)
         for selection in node.selections:
             if isinstance(selection, FieldNode):
                 alias = 1 if selection.alias is not None else 0
                 # Stop descending once too deep: the answer is already "too deep", and recursion stays bounded.
                 inner = (
-                    self.selection_set(selection.selection_set, depth + 1)
+                    self.selection_set(selection.selection_set, depth + 1, nesting + 1)
                     if selection.selection_set is not None and depth < self.limits.max_depth
                     else Cost(depth=depth + (1 if selection.selection_set is not None else 0))
                 )
                 total = total.plus(Cost(1 + inner.fields, inner.depth, alias + inner.aliases), self.cap)
             elif isinstance(selection, InlineFragmentNode):
-                total = total.plus(self.selection_set(selection.selection_set, depth), self.cap)
+                total = total.plus(self.selection_set(selection.selection_set, depth, nesting + 1), self.cap)
             elif isinstance(selection, FragmentSpreadNode):
                 spread = self.fragments.get(selection.name.value)
                 if spread is not None:
@@ -189,13 +199,17 @@ class QueryGuard(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        key = (context.query or "", context.operation_name)
+        # ``context.operation_name`` falls back to the first operation's name; only what the client sent counts here.
+        operation_name = context._provided_operation_name
+        key = (context.query or "", operation_name)
         errors = self._cache.get(key)
         if errors is None:
             assert context.graphql_document is not None
-            errors = check_document(context.graphql_document, context.operation_name, self.limits)
+            errors = check_document(context.graphql_document, operation_name, self.limits)
             if not errors:
                 errors = validate_document(context.schema._schema, context.graphql_document, context.validation_rules)
+                if any(isinstance(e, ValidationAbortedError) and e.message == "Validation aborted." for e in errors):
+                    errors = [_too_complex("query is too complex to validate")]
             self._cache[key] = errors
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

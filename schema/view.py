@@ -28,7 +28,7 @@ from hub.errors import HubError
 from hub.config import Settings
 from hub.state import HubState
 from schema.context import Context
-from schema.errors import error_body
+from schema.errors import error_body, shape_error
 
 log = logging.getLogger("lotpulse.http")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -177,10 +177,18 @@ class HubGraphQL(GraphQL):
         accept = request.headers.get("accept", "")
         return GRAPHQL_RESPONSE in accept or "application/json" not in accept and "*/*" not in accept and bool(accept)
 
-    def _respond(self, request: Request, payload: dict[str, Any], status: int, headers: dict | None = None) -> Response:
+    def _respond(
+        self, request: Request, payload: dict[str, Any], status: int, headers: dict | None = None,
+        graphql_result: bool = False,
+    ) -> Response:
+        """``graphql_result``: the request was well-formed GraphQL over HTTP and GraphQL answered it (even with errors).
+
+        Under the legacy ``application/json`` media type such answers are 200 (clients read ``errors``); under
+        ``application/graphql-response+json`` an answer without ``data`` keeps its 4xx/5xx status.
+        """
         media = GRAPHQL_RESPONSE if self._wants_graphql_response(request) else "application/json"
-        if media == "application/json" and "data" in payload:
-            status = 200  # legacy media type: well-formed requests always answer 200
+        if media == "application/json" and graphql_result and status < 500:
+            status = 200
         return JSONResponse(payload, status_code=status, media_type=media, headers=headers)
 
     async def handle_http(self, request: Request) -> Response:
@@ -218,11 +226,12 @@ class HubGraphQL(GraphQL):
             return self._respond(request, error_body(message, "BAD_USER_INPUT"), status, {"Allow": "POST"})
         except CannotGetOperationTypeError:
             message = "unknown operationName" if operation_name else "operationName is required for several operations"
-            return self._respond(request, error_body(message, "BAD_USER_INPUT"), 400)
+            return self._respond(request, error_body(message, "BAD_USER_INPUT"), 400, graphql_result=True)
         except MissingQueryError:
             return self._respond(request, error_body("'query' is required", "BAD_USER_INPUT"), 400)
         payload: dict[str, Any] = {}
-        errors = [error.formatted for error in result.errors or []]
+        # Errors raised while parsing (e.g. by the parser cache) never reach the ErrorShaper extension.
+        errors = [shape_error(error).formatted for error in result.errors or []]
         # Execution started if there is data or an error at a field path; otherwise the request was refused whole.
         ran = result.data is not None or any(error.path for error in result.errors or [])
         if errors:
@@ -232,4 +241,4 @@ class HubGraphQL(GraphQL):
         status = 200 if ran else 400
         if not ran and any(e.get("extensions", {}).get("code") == "INTERNAL_SERVER_ERROR" for e in errors):
             status = 500
-        return self._respond(request, payload, status)
+        return self._respond(request, payload, status, graphql_result=True)

@@ -1,0 +1,50 @@
+"""Helpers for wire-level tests: raw requests, and proof that the hub still answers a normal query afterwards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+TYPENAME = "{ __typename }"
+HOSTILE_TIMEOUT = httpx.Timeout(20.0)  # a hang fails the test instead of blocking the suite
+
+
+class Wire:
+    def __init__(self, hub: Any, token: str) -> None:
+        self.hub = hub
+        self.token = token
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}", **extra}
+
+    async def raw(self, content: bytes | Any, content_type: str = "application/json", **extra: str) -> httpx.Response:
+        headers = self.headers(**{"content-type": content_type, **extra})
+        return await self.hub.http.post("/graphql", content=content, headers=headers, timeout=HOSTILE_TIMEOUT)
+
+    async def post(self, body: Any, accept: str = "application/json") -> httpx.Response:
+        return await self.hub.http.post(
+            "/graphql", json=body, headers=self.headers(accept=accept), timeout=HOSTILE_TIMEOUT
+        )
+
+    async def query(self, query: str, variables: dict | None = None, **kw: Any) -> httpx.Response:
+        return await self.post({"query": query, "variables": variables or {}}, **kw)
+
+    async def still_responsive(self) -> None:
+        """A normal query right after the attack answers promptly (the timeout bounds 'promptly')."""
+        response = await self.hub.http.post(
+            "/graphql", json={"query": TYPENAME}, headers=self.headers(), timeout=httpx.Timeout(5.0)
+        )
+        assert response.status_code == 200
+        assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.fixture
+async def wire(hub: Any) -> Wire:
+    await hub.tenant("acme", "supplier")
+    return Wire(hub, hub.token("acme", "admin"))
+
+
+def codes(response: httpx.Response) -> list[str]:
+    return [error["extensions"]["code"] for error in response.json()["errors"]]
