@@ -236,4 +236,7 @@ def recommendation(mismatches: list[Mismatch]) -> str:
         steps.append("count again and agree the surplus with the shipper")
     if kinds & {MismatchKind.quantity_short, MismatchKind.missing_line}:
         steps.append("claim the shortfall from the shipper or carrier")
-    return "; ".join(steps).capitalize() + "." if steps else ""
+    if not steps:
+        return ""
+    text = "; ".join(steps)
+    return text[0].upper() + text[1:] + "."
