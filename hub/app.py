@@ -20,12 +20,14 @@ from hub.db import Database
 from hub.state import HubState, keyring_for
 from schema.schema import build_schema
 from schema.view import HubGraphQL
+from webhooks.runtime import start_webhooks
 
 log = logging.getLogger("lotpulse")
 
 # Startup hooks other packages register (event bus, webhook worker, sweeps); each may spawn background tasks.
 StartupHook = Callable[[HubState], Awaitable[None]]
 STARTUP_HOOKS: list[StartupHook] = []
+STARTUP_HOOKS.append(start_webhooks)
 
 
 def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:

@@ -81,6 +81,11 @@ class Settings:
     webhook_timeout_seconds: float = 15.0
     webhook_secret_overlap_hours: int = 24
     webhook_worker: bool = True
+    webhook_lease_seconds: float = 120.0  # a claimed delivery returns to the pool if unfinished after this
+    webhook_endpoint_concurrency: int = 8  # requests in flight per endpoint per worker
+    webhook_poll_seconds: float = 0.5
+    webhook_disable_after_days: float = 5.0
+    webhook_dispatch_grace_seconds: float = 10.0  # longest expected commit delay of an event's transaction
     # Detection.
     receipt_quantity_tolerance_pct: float = 0.0
     expiry_tolerance_days: int = 1
@@ -145,6 +150,17 @@ class Settings:
                 env, "LOTPULSE_WEBHOOK_SECRET_OVERLAP_HOURS", cls.webhook_secret_overlap_hours
             ),
             webhook_worker=_bool(env.get("LOTPULSE_WEBHOOK_WORKER"), True),
+            webhook_lease_seconds=_float(env, "LOTPULSE_WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),
+            webhook_endpoint_concurrency=_int(
+                env, "LOTPULSE_WEBHOOK_ENDPOINT_CONCURRENCY", cls.webhook_endpoint_concurrency
+            ),
+            webhook_poll_seconds=_float(env, "LOTPULSE_WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
+            webhook_disable_after_days=_float(
+                env, "LOTPULSE_WEBHOOK_DISABLE_AFTER_DAYS", cls.webhook_disable_after_days
+            ),
+            webhook_dispatch_grace_seconds=_float(
+                env, "LOTPULSE_WEBHOOK_DISPATCH_GRACE_SECONDS", cls.webhook_dispatch_grace_seconds
+            ),
             receipt_quantity_tolerance_pct=_float(
                 env, "LOTPULSE_RECEIPT_QUANTITY_TOLERANCE_PCT", cls.receipt_quantity_tolerance_pct
             ),

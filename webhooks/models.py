@@ -1,7 +1,104 @@
-"""Webhook endpoints and deliveries."""
+"""Webhook endpoints, deliveries (one per event and endpoint, with every attempt) and the dispatcher's cursor."""
 
 from __future__ import annotations
 
-from beanie import Document
+from datetime import datetime
+from enum import Enum
 
-MODELS: list[type[Document]] = []
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+
+from tenants.models import utcnow
+
+
+class EndpointSecret(BaseModel):
+    """A signing secret. Kept in clear because it must sign; never logged, never answered after creation."""
+
+    value: str = Field(repr=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None  # set on the old secret when rotated: it keeps signing until then
+
+    def active(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+class WebhookEndpoint(Document):
+    tenant_id: str
+    url: str
+    description: str | None = None
+    event_types: list[str] = Field(default_factory=list)  # empty: every event type
+    secrets: list[EndpointSecret] = Field(repr=False)
+    enabled: bool = True
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    failing_since: datetime | None = None  # first failure of the current unbroken run of failures
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "webhook_endpoints"
+        indexes = [pymongo.IndexModel([("tenant_id", 1), ("enabled", 1)])]
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        return [secret.value for secret in self.secrets if secret.active(now)]
+
+
+class DeliveryState(str, Enum):
+    pending = "pending"  # waiting for its next attempt (or in flight while leased)
+    succeeded = "succeeded"
+    failed = "failed"  # retries exhausted, or the endpoint was disabled
+
+
+class Attempt(BaseModel):
+    at: datetime
+    status_code: int | None = None
+    duration_ms: int = 0
+    response_excerpt: str | None = None
+    error: str | None = None  # transport error, refused address, or an attempt interrupted by a crash
+
+
+class WebhookDelivery(Document):
+    event_id: PydanticObjectId  # also the webhook-id header, stable across retries
+    endpoint_id: PydanticObjectId
+    tenant_id: str  # the endpoint's tenant
+    event_type: str
+    body: str  # the JSON body, fixed when the delivery is created
+    state: DeliveryState = DeliveryState.pending
+    next_attempt_at: datetime
+    failures: int = 0  # completed failed attempts since the last (re)play: drives the retry schedule
+    attempts: list[Attempt] = Field(default_factory=list)
+    lease_token: str | None = None
+    lease_until: datetime | None = None
+    claimed_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "webhook_deliveries"
+        indexes = [
+            pymongo.IndexModel([("event_id", 1), ("endpoint_id", 1)], unique=True),
+            pymongo.IndexModel([("state", 1), ("next_attempt_at", 1)]),
+            pymongo.IndexModel([("endpoint_id", 1), ("_id", -1)]),
+            pymongo.IndexModel([("tenant_id", 1), ("_id", -1)]),
+        ]
+
+
+class DispatcherCursor(Document):
+    """Every event with ``_id <= position`` has its deliveries; ``owner`` holds the dispatching lease."""
+
+    id: str  # type: ignore[assignment]
+    position: PydanticObjectId | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
+
+    class Settings:
+        name = "webhook_cursors"
+
+
+MODELS: list[type[Document]] = [WebhookEndpoint, WebhookDelivery, DispatcherCursor]

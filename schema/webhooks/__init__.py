@@ -1,0 +1,1 @@
+"""GraphQL for webhook endpoints and their delivery log (tenant admins)."""

@@ -1,0 +1,241 @@
+"""The dispatcher: reads the event log and creates one delivery per (event, endpoint) that may receive it.
+
+Correct from the durable log alone. Event ids are ObjectIds made just before their transaction commits, so they
+commit slightly out of order: an event with a smaller id can appear after a larger one was read. The durable
+cursor therefore only advances to ``now - grace`` (every transaction is assumed to commit within ``grace`` of its
+event's creation); above it the dispatcher re-checks for late arrivals it has not seen. Re-reading after a restart is
+harmless: the unique index on (event_id, endpoint_id) turns a second insert into a no-op.
+
+One dispatcher at a time holds a lease on the cursor; any hub process takes over when the lease lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from hub.models.event import Event
+from tenants.models import Partnership, PartnershipStatus, Scope, pair_key
+from webhooks import signing
+from webhooks.clock import Clock, SystemClock
+from webhooks.models import DeliveryState, DispatcherCursor, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger("lotpulse.webhooks.dispatcher")
+CURSOR_ID = "dispatcher"
+BATCH = 500
+
+# The partnership scope that entitles a partner to hear an event. Dispatch events are absent on purpose: the parties
+# to a dispatch see it by being parties (DESIGN.md §4), so the audience written with the event is authoritative.
+SCOPE_OF_EVENT: dict[str, Scope] = {
+    "mismatch.detected": Scope.alerts,
+    "expiry_risk.detected": Scope.alerts,
+    "sensor_spike.detected": Scope.alerts,
+    "alert.acknowledged": Scope.alerts,
+    "alert.resolved": Scope.alerts,
+    "alert.escalated": Scope.alerts,
+    "stock.changed": Scope.stock,
+}
+
+
+def _wall() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def entitled_pairs(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str]]:
+    """For (owner, partner) pairs: the scopes ``owner`` shares with ``partner`` through an active partnership, now."""
+    wanted = {pair_key(owner, partner): (owner, partner) for owner, partner in pairs}
+    found: dict[tuple[str, str], frozenset[str]] = {}
+    if not wanted:
+        return found
+    cursor = Partnership.get_pymongo_collection().find(
+        {"pair_key": {"$in": sorted(wanted)}, "status": PartnershipStatus.active.value}
+    )
+    async for raw in cursor:
+        owner, partner = wanted[raw["pair_key"]]
+        found[(owner, partner)] = frozenset(raw.get("shares", {}).get(owner, []))
+    return found
+
+
+async def plan(
+    events: list[Mapping[str, Any]], endpoints: list[WebhookEndpoint], now: datetime, *, replay: bool = False
+) -> list[dict[str, Any]]:
+    """The delivery documents for ``events`` x ``endpoints``, keeping only entitled, interested endpoints.
+
+    Outside a replay an endpoint hears only events raised after it was created.
+    """
+    by_tenant: dict[str, list[WebhookEndpoint]] = {}
+    for endpoint in endpoints:
+        by_tenant.setdefault(endpoint.tenant_id, []).append(endpoint)
+    pairs = {
+        (event["tenant_id"], tenant)
+        for event in events
+        for tenant in event.get("audience", [])
+        if tenant != event["tenant_id"] and tenant in by_tenant
+    }
+    shares = await entitled_pairs(pairs)
+    planned: list[dict[str, Any]] = []
+    for event in events:
+        owner, event_type = event["tenant_id"], event["type"]
+        body: str | None = None
+        for tenant in set(event.get("audience", [])):
+            if tenant != owner:
+                scope = SCOPE_OF_EVENT.get(event_type)
+                granted = shares.get((owner, tenant))
+                if scope is not None and (granted is None or scope.value not in granted):
+                    continue  # the partnership was revoked, or never shared this scope
+            for endpoint in by_tenant.get(tenant, []):
+                if not endpoint.enabled or not endpoint.wants(event_type):
+                    continue
+                if not replay and ObjectId(event["_id"]).generation_time < endpoint.id.generation_time:  # type: ignore[union-attr]
+                    continue
+                body = body or signing.body_for(event)
+                planned.append(
+                    {
+                        "event_id": event["_id"],
+                        "endpoint_id": endpoint.id,
+                        "tenant_id": endpoint.tenant_id,
+                        "event_type": event_type,
+                        "body": body,
+                        "state": DeliveryState.pending.value,
+                        "next_attempt_at": now,
+                        "failures": 0,
+                        "attempts": [],
+                        "lease_token": None,
+                        "lease_until": None,
+                        "claimed_at": None,
+                        "delivered_at": None,
+                        "last_error": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+    return planned
+
+
+async def insert_new(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert deliveries, skipping those that exist already; answers the ones inserted."""
+    if not planned:
+        return []
+    try:
+        await WebhookDelivery.get_pymongo_collection().insert_many(planned, ordered=False)
+        return planned
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != 11000 for error in errors):
+            raise
+        duplicates = {error["index"] for error in errors}
+        return [doc for index, doc in enumerate(planned) if index not in duplicates]
+
+
+async def endpoints_for(tenants: Iterable[str]) -> list[WebhookEndpoint]:
+    return await WebhookEndpoint.find({"tenant_id": {"$in": sorted(set(tenants))}, "enabled": True}).to_list()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        grace: timedelta = timedelta(seconds=10),
+        lease: timedelta = timedelta(seconds=30),
+        poll_seconds: float = 0.5,
+        clock: Clock | None = None,
+        on_created: Callable[[int], None] | None = None,
+    ) -> None:
+        self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
+        self.grace, self.lease, self.poll_seconds = grace, lease, poll_seconds
+        self.clock = clock or SystemClock()
+        self.on_created = on_created
+        self.leader = False
+        self.durable: ObjectId | None = None
+        self.frontier: ObjectId | None = None
+        self.seen: set[ObjectId] = set()
+        self.more = False  # the last pass hit the batch limit: go again without sleeping
+
+    async def _lead(self) -> bool:
+        """Take or renew the cursor lease, saving the durable position; False while another dispatcher leads."""
+        now = _wall()
+        update: dict[str, Any] = {"owner": self.name, "lease_until": now + self.lease}
+        if self.leader and self.durable is not None:
+            update["position"] = self.durable
+        try:
+            raw = await DispatcherCursor.get_pymongo_collection().find_one_and_update(
+                {"_id": CURSOR_ID, "$or": [{"owner": self.name}, {"lease_until": {"$lt": now}}, {"owner": None}]},
+                {"$set": update},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            raw = None  # the document exists and another dispatcher holds it
+        if raw is None:
+            self.leader = False
+            return False
+        if not self.leader:
+            self.leader = True
+            self.durable = raw.get("position") or await self._initial_position()
+            self.frontier, self.seen = self.durable, set()
+            log.info("%s leads webhook dispatch from event %s", self.name, self.durable)
+        return True
+
+    async def _initial_position(self) -> ObjectId:
+        """First start: nothing before the oldest endpoint can be owed to anyone."""
+        oldest = await WebhookEndpoint.get_pymongo_collection().find_one({}, sort=[("_id", 1)], projection={"_id": 1})
+        since = oldest["_id"].generation_time if oldest else _wall()
+        return ObjectId.from_datetime(since - self.grace)
+
+    async def release(self) -> None:
+        if self.leader:
+            await DispatcherCursor.get_pymongo_collection().update_one(
+                {"_id": CURSOR_ID, "owner": self.name},
+                {"$set": {"owner": None, "lease_until": None, "position": self.durable}},
+            )
+            self.leader = False
+
+    async def run_once(self) -> int:
+        """One pass: new events, then late arrivals below the frontier. Answers the number of deliveries made."""
+        if not await self._lead():
+            return 0
+        assert self.durable is not None and self.frontier is not None
+        cutoff = ObjectId.from_datetime(_wall() - self.grace)
+        collection = Event.get_pymongo_collection()
+        fresh = await collection.find({"_id": {"$gt": self.frontier}}).sort("_id", 1).limit(BATCH).to_list(BATCH)
+        late: list[dict[str, Any]] = []
+        if self.frontier > self.durable:
+            late = await collection.find(
+                {"_id": {"$gt": self.durable, "$lte": self.frontier, "$nin": sorted(self.seen)}}
+            ).to_list(None)
+        batch = late + fresh
+        created = 0
+        if batch:
+            endpoints = await endpoints_for(tenant for event in batch for tenant in event.get("audience", []))
+            if endpoints:
+                created = len(await insert_new(await plan(batch, endpoints, self.clock.now())))
+            self.seen.update(event["_id"] for event in batch)
+            if fresh:
+                self.frontier = fresh[-1]["_id"]
+        self.durable = max(self.durable, min(self.frontier, cutoff))
+        self.seen = {seen for seen in self.seen if seen > self.durable}
+        self.more = len(fresh) == BATCH
+        if created and self.on_created is not None:
+            self.on_created(created)
+        return created
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                except Exception:
+                    log.exception("webhook dispatch pass failed; retrying")
+                    self.more = False
+                if not self.more:
+                    await asyncio.sleep(self.poll_seconds)
+        finally:
+            await asyncio.shield(self.release())

@@ -1,0 +1,42 @@
+"""Running the dispatcher and the worker: inside each hub process, or alone (``lotpulse webhooks worker``)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from hub.config import Settings
+from webhooks.clock import Clock
+from webhooks.dispatcher import Dispatcher
+from webhooks.worker import Worker
+
+if TYPE_CHECKING:
+    from hub.state import HubState
+
+
+def build(settings: Settings, clock: Clock | None = None) -> tuple[Dispatcher, Worker]:
+    worker = Worker(settings, clock=clock)
+    dispatcher = Dispatcher(
+        grace=timedelta(seconds=settings.webhook_dispatch_grace_seconds),
+        poll_seconds=settings.webhook_poll_seconds,
+        clock=clock,
+        on_created=worker.wake,
+    )
+    return dispatcher, worker
+
+
+async def start_webhooks(hub: HubState) -> None:
+    """Startup hook: every hub process dispatches (one at a time, by lease) and delivers (all together)."""
+    if not hub.settings.webhook_worker:
+        return
+    dispatcher, worker = build(hub.settings)
+    hub.services["webhook_dispatcher"] = dispatcher
+    hub.services["webhook_worker"] = worker
+    hub.spawn("webhook-dispatcher", dispatcher.run)
+    hub.spawn("webhook-worker", worker.run)
+
+
+async def run_forever(settings: Settings) -> None:
+    dispatcher, worker = build(settings)
+    await asyncio.gather(dispatcher.run(), worker.run())

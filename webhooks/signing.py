@@ -1,0 +1,46 @@
+"""Standard Webhooks signing: secrets, bodies and headers (https://www.standardwebhooks.com/)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets as random
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from standardwebhooks import Webhook
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(random.token_bytes(SECRET_BYTES)).decode()
+
+
+def body_for(event: Mapping[str, Any]) -> str:
+    """``{"type", "timestamp", "data"}`` from a raw event document, compact: what is signed is what is sent."""
+    occurred: datetime = event["occurred_at"]
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=timezone.utc)
+    document: dict[str, Any] = {
+        "type": event["type"],
+        "timestamp": occurred.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "data": {"eventId": str(event["_id"]), "ownerId": event["tenant_id"], **event["payload"]},
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def signature(msg_id: str, timestamp: datetime, body: str, secrets: list[str]) -> str:
+    """``v1,<base64>`` per active secret, space separated: during a rotation both secrets sign."""
+    return " ".join(Webhook(secret).sign(msg_id, timestamp, body) for secret in secrets)
+
+
+def headers(msg_id: str, timestamp: datetime, body: str, secrets: list[str]) -> dict[str, str]:
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": signature(msg_id, timestamp, body, secrets),
+        "content-type": "application/json",
+        "user-agent": "Lotpulse-Webhooks/1.0",
+    }

@@ -1,0 +1,284 @@
+"""The delivery worker: claims due deliveries under a lease, sends them, records every attempt.
+
+Any number of workers can run (one in each hub process, or alone as ``lotpulse webhooks worker``). Claims are
+batched per endpoint (a few database operations for dozens of deliveries) and each endpoint's batch runs as its own
+task with its own concurrency limit, so one slow ERP holds only its own slots. A worker that dies leaves leases that
+lapse; the next claimant records the interrupted attempt in the log and sends again (same ``webhook-id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bson import ObjectId
+from pymongo import UpdateMany, UpdateOne
+
+from hub.config import Settings
+from webhooks import delivery, retry
+from webhooks.clock import Clock, SystemClock
+from webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger("lotpulse.webhooks.worker")
+MAX_ATTEMPTS_KEPT = 50
+MAX_BATCH = 100
+MAX_GROUPS = 64  # endpoints served at once by one worker
+INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
+
+
+@dataclass
+class Group:
+    """Deliveries of one endpoint claimed together under one lease token."""
+
+    endpoint: WebhookEndpoint
+    token: str
+    deliveries: list[dict[str, Any]]
+    interrupted: dict[ObjectId, datetime] = field(default_factory=dict)  # earlier claims that never finished
+
+
+def _due(now: datetime) -> dict[str, Any]:
+    return {
+        "state": DeliveryState.pending.value,
+        "next_attempt_at": {"$lte": now},
+        "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
+    }
+
+
+async def disable_endpoint(endpoint_id: ObjectId, tenant_id: str, reason: str, now: datetime) -> None:
+    """Disable the endpoint and fail what waits for it (a replay after re-enabling sends it again)."""
+    result = await WebhookEndpoint.get_pymongo_collection().update_one(
+        {"_id": endpoint_id, "enabled": True},
+        {"$set": {"enabled": False, "disabled_reason": reason, "disabled_at": now, "updated_at": now}},
+    )
+    if result.modified_count:
+        log.warning(
+            "endpoint.disabled endpoint=%s tenant=%s reason=%s", endpoint_id, tenant_id, reason,
+            extra={"event": "endpoint.disabled", "endpoint_id": str(endpoint_id), "tenant_id": tenant_id},
+        )
+    await WebhookDelivery.get_pymongo_collection().update_many(
+        {"endpoint_id": endpoint_id, "state": DeliveryState.pending.value, "lease_token": None},
+        {"$set": {"state": DeliveryState.failed.value, "last_error": f"endpoint disabled: {reason}", "updated_at": now}},
+    )
+
+
+class Worker:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.name = f"worker-{uuid.uuid4().hex[:8]}"
+        self.lease = timedelta(seconds=settings.webhook_lease_seconds)
+        self.concurrency = max(1, settings.webhook_endpoint_concurrency)
+        # A batch must finish within its lease even if every request times out.
+        rounds = max(1, math.floor(settings.webhook_lease_seconds * 0.8 / settings.webhook_timeout_seconds))
+        self.batch = min(MAX_BATCH, self.concurrency * rounds)
+        self.disable_after = timedelta(days=settings.webhook_disable_after_days)
+        self.http = delivery.client(settings.webhook_timeout_seconds)
+        self.busy: set[ObjectId] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.wakeup = asyncio.Event()
+
+    def wake(self, *_: Any) -> None:
+        self.wakeup.set()
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.http.aclose()
+
+    # -- claiming --------------------------------------------------------------------------------------------------
+
+    async def claim(self, limit_groups: int = MAX_GROUPS) -> list[Group]:
+        """Lease due deliveries of enabled endpoints this worker is not already serving, batched per endpoint."""
+        now = self.clock.now()
+        collection = WebhookDelivery.get_pymongo_collection()
+        due = _due(now)
+        waiting = await collection.distinct("endpoint_id", {**due, "endpoint_id": {"$nin": sorted(self.busy)}})
+        if not waiting:
+            return []
+        endpoints = await WebhookEndpoint.find({"_id": {"$in": waiting}, "enabled": True}).to_list()
+        endpoints = endpoints[:limit_groups]
+        candidates = await asyncio.gather(
+            *(
+                collection.find(
+                    {**due, "endpoint_id": endpoint.id},
+                    projection={"_id": 1, "lease_token": 1, "claimed_at": 1},
+                )
+                .sort("next_attempt_at", 1)
+                .limit(self.batch)
+                .to_list(self.batch)
+                for endpoint in endpoints
+            )
+        )
+        chosen = [doc for docs in candidates for doc in docs]
+        if not chosen:
+            return []
+        token = f"{self.name}:{uuid.uuid4().hex}"
+        await collection.update_many(
+            {**due, "_id": {"$in": [doc["_id"] for doc in chosen]}},
+            {"$set": {"lease_token": token, "lease_until": now + self.lease, "claimed_at": now, "updated_at": now}},
+        )
+        claimed = await collection.find({"lease_token": token}).to_list(None)
+        interrupted = {doc["_id"]: doc["claimed_at"] or now for doc in chosen if doc.get("lease_token")}
+        by_endpoint: dict[ObjectId, list[dict[str, Any]]] = {}
+        for doc in claimed:
+            by_endpoint.setdefault(doc["endpoint_id"], []).append(doc)
+        return [
+            Group(
+                endpoint,
+                token,
+                by_endpoint[endpoint.id],  # type: ignore[index]
+                {key: at for key, at in interrupted.items() if key in {d["_id"] for d in by_endpoint[endpoint.id]}},  # type: ignore[index]
+            )
+            for endpoint in endpoints
+            if endpoint.id in by_endpoint
+        ]
+
+    # -- sending ---------------------------------------------------------------------------------------------------
+
+    async def deliver(self, group: Group) -> None:
+        """Send a group's deliveries (at most ``concurrency`` at once) and record every outcome in one write."""
+        endpoint = group.endpoint
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(doc: dict[str, Any]) -> delivery.Outcome:
+            async with limit:
+                now = self.clock.now()
+                return await delivery.send(
+                    self.http,
+                    endpoint.url,
+                    str(doc["event_id"]),
+                    doc["body"],
+                    endpoint.signing_secrets(now),
+                    at=now,
+                    signed_at=datetime.now(timezone.utc),
+                    allow_private=self.settings.webhook_allow_private,
+                )
+
+        outcomes = await asyncio.gather(*(one(doc) for doc in group.deliveries))
+        now = self.clock.now()
+        any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in outcomes)
+        failing_since = None if any_success else (endpoint.failing_since or now)
+        writes: list[UpdateOne | UpdateMany] = []
+        disable_reason: str | None = None
+        for doc, outcome in zip(group.deliveries, outcomes):
+            decision = retry.decide(
+                status_code=outcome.status_code,
+                failures_before=doc.get("failures", 0),
+                now=now,
+                retry_after=outcome.retry_after,
+                failing_since=failing_since,
+                disable_after=self.disable_after,
+            )
+            disable_reason = disable_reason or decision.disable_reason
+            writes.append(self._record(group, doc, outcome, decision, now))
+        if writes:
+            await WebhookDelivery.get_pymongo_collection().bulk_write(writes, ordered=False)
+        await self._endpoint_health(endpoint, any_success, now)
+        if disable_reason is not None:
+            await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
+
+    def _record(
+        self, group: Group, doc: dict[str, Any], outcome: delivery.Outcome, decision: retry.Decision, now: datetime
+    ) -> UpdateOne:
+        attempts = []
+        if doc["_id"] in group.interrupted:
+            attempts.append({"at": group.interrupted[doc["_id"]], "status_code": None, "duration_ms": 0,
+                             "response_excerpt": None, "error": INTERRUPTED})
+        attempts.append(
+            {
+                "at": outcome.at,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "response_excerpt": outcome.response_excerpt,
+                "error": outcome.error,
+            }
+        )
+        fields: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now}
+        inc = {}
+        if decision.succeeded:
+            fields.update(state=DeliveryState.succeeded.value, delivered_at=outcome.at, last_error=None)
+        else:
+            inc["failures"] = 1
+            fields["last_error"] = outcome.error or f"HTTP {outcome.status_code}"
+            if decision.next_attempt_at is not None:
+                fields["next_attempt_at"] = decision.next_attempt_at
+            else:
+                fields["state"] = DeliveryState.failed.value
+        update: dict[str, Any] = {
+            "$set": fields,
+            "$push": {"attempts": {"$each": attempts, "$slice": -MAX_ATTEMPTS_KEPT}},
+        }
+        if inc:
+            update["$inc"] = inc
+        return UpdateOne({"_id": doc["_id"], "lease_token": group.token}, update)
+
+    async def _endpoint_health(self, endpoint: WebhookEndpoint, any_success: bool, now: datetime) -> None:
+        collection = WebhookEndpoint.get_pymongo_collection()
+        if any_success and endpoint.failing_since is not None:
+            await collection.update_one({"_id": endpoint.id}, {"$set": {"failing_since": None}})
+        elif not any_success and endpoint.failing_since is None:
+            await collection.update_one({"_id": endpoint.id, "failing_since": None}, {"$set": {"failing_since": now}})
+
+    # -- loops -----------------------------------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Claim what is due and deliver it to completion; answers the number of attempts made (for tests, CLI)."""
+        groups = await self.claim()
+        await asyncio.gather(*(self.deliver(group) for group in groups))
+        return sum(len(group.deliveries) for group in groups)
+
+    async def drain(self, max_passes: int = 1000) -> int:
+        """Run passes until nothing is due now."""
+        total = 0
+        for _ in range(max_passes):
+            made = await self.run_once()
+            if not made:
+                break
+            total += made
+        return total
+
+    def _start(self, group: Group) -> None:
+        endpoint_id: ObjectId = group.endpoint.id  # type: ignore[assignment]
+        self.busy.add(endpoint_id)
+
+        async def guarded() -> None:
+            try:
+                await self.deliver(group)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivering to endpoint %s failed; its lease will lapse and be retried", endpoint_id)
+            finally:
+                self.busy.discard(endpoint_id)
+                self.wakeup.set()
+
+        task = asyncio.create_task(guarded(), name=f"webhook-{endpoint_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def run(self) -> None:
+        """Keep every endpoint with due deliveries served, until cancelled."""
+        try:
+            while True:
+                self.wakeup.clear()
+                try:
+                    free = MAX_GROUPS - len(self.busy)
+                    groups = await self.claim(free) if free > 0 else []
+                except Exception:
+                    log.exception("claiming webhook deliveries failed; retrying")
+                    groups = []
+                for group in groups:
+                    self._start(group)
+                if not groups:
+                    try:
+                        await asyncio.wait_for(self.wakeup.wait(), self.settings.webhook_poll_seconds)
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            await self.close()
