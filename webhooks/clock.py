@@ -19,7 +19,9 @@ class ManualClock:
     """A clock that moves only when told to."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(timezone.utc)
+        now = start or datetime.now(timezone.utc)
+        # BSON keeps milliseconds: start on one so times read back compare equal.
+        self._now = now.replace(microsecond=now.microsecond // 1000 * 1000)
 
     def now(self) -> datetime:
         return self._now
