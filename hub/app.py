@@ -14,9 +14,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from hub import events
+from hub.audit import OriginMiddleware
 from hub.auth import TokenValidator
+from hub.bus import start_event_bus
 from hub.config import Settings
 from hub.db import Database
+from hub.oauth.routes import oauth_routes, start_oauth
+from hub.services.expiry import start_sweeper
+from hub.services.alerts import start_escalation
 from hub.state import HubState, keyring_for
 from schema.schema import build_schema
 from schema.view import HubGraphQL
@@ -27,6 +32,10 @@ log = logging.getLogger("lotpulse")
 # Startup hooks other packages register (event bus, webhook worker, sweeps); each may spawn background tasks.
 StartupHook = Callable[[HubState], Awaitable[None]]
 STARTUP_HOOKS: list[StartupHook] = []
+STARTUP_HOOKS.append(start_sweeper)
+STARTUP_HOOKS.append(start_oauth)
+STARTUP_HOOKS.append(start_event_bus)
+STARTUP_HOOKS.append(start_escalation)
 STARTUP_HOOKS.append(start_webhooks)
 
 
@@ -69,7 +78,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
 
     schema = build_schema(settings)
     graphql = HubGraphQL(schema, settings)
-    middleware = []
+    middleware = [Middleware(OriginMiddleware)]  # who is calling from where, for the audit log
     if settings.allowed_origins:
         middleware.append(
             Middleware(
@@ -87,6 +96,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
+            *oauth_routes(settings, keyring),
         ],
         middleware=middleware,
         lifespan=lifespan,

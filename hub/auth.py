@@ -14,15 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from beanie import PydanticObjectId
+from bson.errors import InvalidId
 from starlette.concurrency import run_in_threadpool
 
 from hub.config import Settings, TrustedIssuer
 from hub.errors import Unauthenticated
 from hub.keys import ALGORITHM, KeyRing
+from hub.oauth.revocation import RevocationList, client_key, family_key, token_key
 from tenants.models import Member, Role, Tenant
 
 log = logging.getLogger("lotpulse.auth")
 MEMBER_CACHE_SECONDS = 30.0  # deleted members are refused within this window
+# The hub's own tokens: RFC 9068 access tokens from the OAuth server, and plain JWTs minted by `lotpulse token`.
+HUB_TOKEN_TYPES = ("at+jwt", "JWT")
 
 
 @dataclass(frozen=True)
@@ -57,15 +62,18 @@ def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str) -
         raise Unauthenticated("malformed tenant claim")
     valid_roles = {role.value for role in Role}
     scope = claims.get("scope")
+    # OAuth sign-ins name the member (and the identity provider that vouched for them) and their refresh family.
+    extra = {key: str(asserted[key]) for key in ("member", "family") if isinstance(asserted.get(key), str)}
     return Principal(
         tenant_id=tenant,
-        subject=str(claims.get("sub", "")),
-        issuer=issuer,
+        subject=str(asserted.get("idp_sub") or claims.get("sub", "")),
+        issuer=str(asserted.get("idp") or issuer),
         roles=frozenset(r for r in roles if r in valid_roles),
         scopes=frozenset(scope.split()) if isinstance(scope, str) else None,
         expires_at=float(claims["exp"]) if "exp" in claims else None,
         token_id=claims.get("jti"),
         client_id=claims.get("client_id"),
+        extra={("member_id" if key == "member" else "family_id"): value for key, value in extra.items()},
     )
 
 
@@ -79,11 +87,16 @@ class TokenValidator:
         self._jwks: dict[str, jwt.PyJWKClient] = {}
         self._members: dict[tuple[str, str], tuple[float, Member | None]] = {}
         self._tenants: dict[str, float] = {}
+        self._member_ids: dict[str, tuple[float, bool]] = {}
+        self.revocations = RevocationList(settings.oauth_revocation_cache_seconds)
 
     def _issuer_key(self, token: str, issuer: str) -> tuple[Any, list[str], str]:
         """Key, allowed algorithms and audience for one issuer (blocking: JWKS may be fetched)."""
         if issuer == self.settings.issuer:
-            kid = jwt.get_unverified_header(token).get("kid")
+            header = jwt.get_unverified_header(token)
+            if header.get("typ", "JWT") not in HUB_TOKEN_TYPES:
+                raise Unauthenticated("not an access token")
+            kid = header.get("kid")
             key = self.keyring.find(kid) if isinstance(kid, str) else None
             if key is None:
                 raise Unauthenticated("unknown signing key")
@@ -159,7 +172,35 @@ class TokenValidator:
             )
         if not await self._tenant_exists(principal.tenant_id):
             raise Unauthenticated("unknown tenant")
+        if await self.is_revoked(principal):
+            raise Unauthenticated("token revoked")
         return principal
+
+    async def _member_exists(self, member_id: str, tenant_id: str) -> bool:
+        now = time.monotonic()
+        cached = self._member_ids.get(member_id)
+        if cached and cached[0] > now:
+            return cached[1]
+        try:
+            exists = await Member.find_one({"_id": PydanticObjectId(member_id), "tenant_id": tenant_id}) is not None
+        except (InvalidId, TypeError):
+            exists = False
+        self._member_ids[member_id] = (now + MEMBER_CACHE_SECONDS, exists)
+        return exists
+
+    async def is_revoked(self, principal: Principal) -> bool:
+        """Whether a principal's token was revoked, its OAuth client deleted or its member removed since it was
+        issued. Answers within ``oauth_revocation_cache_seconds`` / ``MEMBER_CACHE_SECONDS`` of the change (at once
+        on the process that made it); long-lived connections poll it."""
+        keys = [token_key(principal.token_id)] if principal.token_id else []
+        if principal.client_id:
+            keys.append(client_key(principal.client_id))
+        if "family_id" in principal.extra:
+            keys.append(family_key(principal.extra["family_id"]))
+        if keys and await self.revocations.contains_any(keys):
+            return True
+        member_id = principal.extra.get("member_id")
+        return member_id is not None and not await self._member_exists(member_id, principal.tenant_id)
 
 
 def mint_local_token(

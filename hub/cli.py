@@ -131,6 +131,41 @@ def tenant(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("sweep")
+def sweep(args: argparse.Namespace, settings: Settings) -> int:
+    """Assess every stock position for expiry risk now (the hub also does it every sweep_interval_minutes)."""
+    from datetime import date
+
+    from hub.services import expiry
+
+    async def work(db: Database) -> object:
+        today = date.fromisoformat(args.date) if args.date else None
+        report = await expiry.sweep(db, today)
+        return f"expiry sweep: {report.positions} stock positions assessed, {report.alerts} alerts raised or raised again"
+
+    print(run_with_database(settings, work))
+    return 0
+
+
+@command("keys")
+def keys(args: argparse.Namespace, settings: Settings) -> int:
+    """Rotate or list the hub's signing keys. After a rotation the new key signs at once; the old one stays in the
+    JWKS (and verifiable) until every token it signed has expired."""
+    import time
+
+    ring = keyring_for(settings)
+    if args.keys_command == "rotate":
+        longest = max(settings.oauth_access_token_ttl_seconds, settings.token_default_ttl_seconds)
+        keep = args.keep if args.keep is not None else longest + 60  # + the validator's clock leeway
+        new = ring.rotate(keep)
+        print(f"new signing key {new.kid}; previous keys stay verifiable for {keep} s")
+        return 0
+    for key in ring.keys():
+        state = "signing" if key.kid == ring.current.kid else f"retires in {int(key.retire_after - time.time())} s"
+        print(f"{key.kid}  created {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(key.created_at))}  {state}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lotpulse", description="Lotpulse supply-chain hub")
     sub = root.add_subparsers(dest="command", required=True)
@@ -157,6 +192,15 @@ def parser() -> argparse.ArgumentParser:
     member_p.add_argument("--subject", required=True)
     member_p.add_argument("--issuer", help="identity provider (default: the hub itself)")
     member_p.add_argument("--role", action="append", choices=[r.value for r in Role], required=True)
+    sweep_p = sub.add_parser("sweep", help="assess all stock for expiry risk now and raise expiry_risk alerts")
+    sweep_p.add_argument("--date", help="judge as of this ISO date (default: today, UTC)")
+    keys_p = sub.add_parser("keys", help="rotate or list the hub's token signing keys")
+    keys_sub = keys_p.add_subparsers(dest="keys_command", required=True)
+    rotate_p = keys_sub.add_parser("rotate", help="sign with a new key; keep the old one until its tokens expired")
+    rotate_p.add_argument(
+        "--keep", type=_parse_ttl, help="how long the old key stays verifiable (default: longest token lifetime)"
+    )
+    keys_sub.add_parser("list")
     return root
 
 

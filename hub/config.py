@@ -76,6 +76,10 @@ class Settings:
     max_subscriptions_per_connection: int = 20
     max_subscriptions_per_tenant: int = 500
     allowed_origins: tuple[str, ...] = ()
+    alert_escalation_interval_seconds: float = 60.0
+    event_bus_mode: str = "auto"  # auto | change_stream | polling
+    event_poll_interval_ms: int = 200
+    subscriber_queue_size: int = 1000
     # Webhooks.
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = 15.0
@@ -90,6 +94,22 @@ class Settings:
     receipt_quantity_tolerance_pct: float = 0.0
     expiry_tolerance_days: int = 1
     sweep_interval_minutes: int = 15
+    # Sensors (issue 6).
+    spike_rise_c_per_10min: float = 5.0
+    reading_max_future_seconds: int = 300
+    reading_max_age_days: int = 90
+    shelf_life_loss_per_degree_minute: float = 0.0013
+    sensor_offline_minutes: int = 30
+    # OAuth authorization server (hub/oauth): explicit lifetimes, failed-authentication limits.
+    oauth_access_token_ttl_seconds: int = 900
+    oauth_refresh_token_ttl_seconds: int = 30 * 86400
+    oauth_code_ttl_seconds: int = 60
+    oauth_revocation_cache_seconds: float = 30.0
+    oauth_failed_auth_window_seconds: int = 300
+    oauth_failed_auth_per_client: int = 10
+    oauth_failed_auth_per_ip: int = 50
+    # Signs the short-lived sign-in cookie; derived from the hub's signing key when unset.
+    session_secret: str | None = None
     log_level: str = "INFO"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -144,6 +164,12 @@ class Settings:
                 env, "LOTPULSE_MAX_SUBSCRIPTIONS_PER_TENANT", cls.max_subscriptions_per_tenant
             ),
             allowed_origins=_list(env, "LOTPULSE_ALLOWED_ORIGINS"),
+            alert_escalation_interval_seconds=_float(
+                env, "LOTPULSE_ALERT_ESCALATION_INTERVAL_SECONDS", cls.alert_escalation_interval_seconds
+            ),
+            event_bus_mode=env.get("LOTPULSE_EVENT_BUS_MODE", cls.event_bus_mode),
+            event_poll_interval_ms=_int(env, "LOTPULSE_EVENT_POLL_INTERVAL_MS", cls.event_poll_interval_ms),
+            subscriber_queue_size=_int(env, "LOTPULSE_SUBSCRIBER_QUEUE_SIZE", cls.subscriber_queue_size),
             webhook_allow_private=_bool(env.get("LOTPULSE_WEBHOOK_ALLOW_PRIVATE"), False),
             webhook_timeout_seconds=_float(env, "LOTPULSE_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
             webhook_secret_overlap_hours=_int(
@@ -166,5 +192,30 @@ class Settings:
             ),
             expiry_tolerance_days=_int(env, "LOTPULSE_EXPIRY_TOLERANCE_DAYS", cls.expiry_tolerance_days),
             sweep_interval_minutes=_int(env, "LOTPULSE_SWEEP_INTERVAL_MINUTES", cls.sweep_interval_minutes),
+            spike_rise_c_per_10min=_float(env, "LOTPULSE_SPIKE_RISE_C_PER_10MIN", cls.spike_rise_c_per_10min),
+            reading_max_future_seconds=_int(env, "LOTPULSE_READING_MAX_FUTURE_SECONDS", cls.reading_max_future_seconds),
+            reading_max_age_days=_int(env, "LOTPULSE_READING_MAX_AGE_DAYS", cls.reading_max_age_days),
+            shelf_life_loss_per_degree_minute=_float(
+                env, "LOTPULSE_SHELF_LIFE_LOSS_PER_DEGREE_MINUTE", cls.shelf_life_loss_per_degree_minute
+            ),
+            sensor_offline_minutes=_int(env, "LOTPULSE_SENSOR_OFFLINE_MINUTES", cls.sensor_offline_minutes),
+            oauth_access_token_ttl_seconds=_int(
+                env, "LOTPULSE_OAUTH_ACCESS_TOKEN_TTL_SECONDS", cls.oauth_access_token_ttl_seconds
+            ),
+            oauth_refresh_token_ttl_seconds=_int(
+                env, "LOTPULSE_OAUTH_REFRESH_TOKEN_TTL_SECONDS", cls.oauth_refresh_token_ttl_seconds
+            ),
+            oauth_code_ttl_seconds=_int(env, "LOTPULSE_OAUTH_CODE_TTL_SECONDS", cls.oauth_code_ttl_seconds),
+            oauth_revocation_cache_seconds=_float(
+                env, "LOTPULSE_OAUTH_REVOCATION_CACHE_SECONDS", cls.oauth_revocation_cache_seconds
+            ),
+            oauth_failed_auth_window_seconds=_int(
+                env, "LOTPULSE_OAUTH_FAILED_AUTH_WINDOW_SECONDS", cls.oauth_failed_auth_window_seconds
+            ),
+            oauth_failed_auth_per_client=_int(
+                env, "LOTPULSE_OAUTH_FAILED_AUTH_PER_CLIENT", cls.oauth_failed_auth_per_client
+            ),
+            oauth_failed_auth_per_ip=_int(env, "LOTPULSE_OAUTH_FAILED_AUTH_PER_IP", cls.oauth_failed_auth_per_ip),
+            session_secret=env.get("LOTPULSE_SESSION_SECRET") or None,
             log_level=env.get("LOTPULSE_LOG_LEVEL", cls.log_level),
         )

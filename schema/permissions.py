@@ -36,6 +36,28 @@ class IsAdmin(BasePermission):
         return principal is not None and principal.has_role("admin")
 
 
-READ = [IsAuthenticated]
-WRITE = [IsAuthenticated, CanWrite]
-ADMIN = [IsAuthenticated, IsAdmin]
+class _ScopePermission(BasePermission):
+    scopes: tuple[str, ...] = ()
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        # Tokens without scopes (local CLI tokens, external issuers) are bounded by their roles alone.
+        return principal is not None and (principal.scopes is None or not principal.scopes.isdisjoint(self.scopes))
+
+
+def RequireScope(*scopes: str) -> type[BasePermission]:
+    """A permission class admitting tokens that carry any of ``scopes``: ``[*WRITE, RequireScope("x")]``."""
+    return type(
+        f"RequireScope_{'_'.join(scopes)}",
+        (_ScopePermission,),
+        {"scopes": scopes, "message": f"the token lacks the scope {' or '.join(scopes)}"},
+    )
+
+
+READ = [IsAuthenticated, RequireScope("read")]
+WRITE = [IsAuthenticated, CanWrite, RequireScope("write")]
+ADMIN = [IsAuthenticated, IsAdmin, RequireScope("admin")]
+# Webhook administration and sensor ingestion have their own scopes, so an ERP can hold just that one right.
+WEBHOOK_ADMIN = [IsAuthenticated, IsAdmin, RequireScope("webhooks:manage")]
+SENSOR_INGEST = [IsAuthenticated, CanWrite, RequireScope("sensors:ingest")]

@@ -26,3 +26,7 @@ from hub.models.receipt import ReceiptOutcome  # noqa: E402
 DispatchStatusEnum = strawberry.enum(DispatchStatus, name="DispatchStatus")
 ReceiptOutcomeEnum = strawberry.enum(ReceiptOutcome, name="ReceiptOutcome")
 MismatchKindEnum = strawberry.enum(MismatchKind, name="MismatchKind")
+
+from hub.models.oauth import ClientKind  # noqa: E402 - OAuth clients
+
+ClientKindEnum = strawberry.enum(ClientKind, name="OAuthClientKind")

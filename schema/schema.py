@@ -15,7 +15,7 @@ from schema.errors import ErrorShaper
 from schema.limits import Limits, QueryGuard
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
-DOMAINS = ("tenants", "catalog", "supply", "webhooks")
+DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "live", "sensors", "oauth")
 
 
 def _roots(kind: str, attr: str) -> tuple[type, ...]:

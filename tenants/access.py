@@ -43,6 +43,14 @@ async def partner_grants(tenant_id: str) -> dict[Scope, frozenset[str]]:
     return {scope: frozenset(tenants) for scope, tenants in grants.items()}
 
 
+async def grantees(tenant_id: str, scope: Scope) -> frozenset[str]:
+    """The tenants ``tenant_id`` shares ``scope`` with through an active partnership (the reverse of the grants)."""
+    cursor = Partnership.find(
+        {"status": PartnershipStatus.active.value, "$or": [{"inviter_id": tenant_id}, {"invitee_id": tenant_id}]}
+    )
+    return frozenset([p.other(tenant_id) async for p in cursor if scope in p.shares.get(tenant_id, [])])
+
+
 @dataclass
 class Access:
     principal: Principal
@@ -108,9 +116,34 @@ class Access:
             return self.owned()
         return {"$or": [self.owned(), {"tenant_id": {"$in": vmi}, "sku_owner_id": self.tenant_id}]}
 
+    def oauth_clients(self) -> dict[str, Any]:
+        """OAuth clients and identity providers: the tenant's own, never a partner's."""
+        return self.owned()
+
+    def audit_log(self) -> dict[str, Any]:
+        """Audit entries about the caller's tenant (refusals by unknown clients belong to no tenant)."""
+        return {"tenant_id": self.tenant_id}
+
+    def sensors(self, capability: Capability = "read") -> dict[str, Any]:
+        """Sensors, their readings and excursions: own, plus partners' that watch the caller's goods (``sensors``)."""
+        if capability == "write":
+            return self.owned()
+        partners = sorted(self.sharing(Scope.sensors))
+        if not partners:
+            return self.owned()
+        return {"$or": [self.owned(), {"tenant_id": {"$in": partners}, "goods_owners": self.tenant_id}]}
+
     def audience(self) -> dict[str, Any]:
         """Alerts and events: those whose audience names the caller."""
         return {"audience": self.tenant_id}
+
+    def alerts(self) -> dict[str, Any]:
+        """Alerts naming the caller that it owns, or whose owner shares ``alerts`` with it through an active
+        partnership: the rule the event bus and the webhook dispatcher apply to alert events, so a revoked partner
+        loses the list, the live stream and the webhooks at the same moment.
+        """
+        owners = [self.tenant_id, *sorted(self.sharing(Scope.alerts))]
+        return {"audience": self.tenant_id, "tenant_id": {"$in": owners}}
 
     # -- lookups ---------------------------------------------------------------------------------------------------
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 from beanie import Document
 
 from hub.models.alert import Alert
+from hub.models.audit import AuditEntry
 from hub.models.dispatch import Dispatch
 from hub.models.event import Event
+from hub.models.excursion import Excursion
 from hub.models.location import Location
 from hub.models.lot import Lot
+from hub.models.oauth import MODELS as OAUTH_MODELS
 from hub.models.movement import Movement
+from hub.models.reading import ReadingBucket
+from hub.models.sensor import Sensor
 from hub.models.receipt import Receipt
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 
 MODELS: list[type[Document]] = [Sku, Location, Lot, Event, Alert]
+MODELS += [AuditEntry, *OAUTH_MODELS]
 MODELS += [Movement, StockPosition, Dispatch, Receipt]
+MODELS += [Sensor, ReadingBucket, Excursion]

@@ -1,0 +1,108 @@
+"""The audit log: one ``record`` call per token issuance, refusal, revocation and admin change.
+
+Where a request came from (IP, user agent) is captured once per request by ``OriginMiddleware`` into a context
+variable, so services deep in the call stack can record it without threading the request through. Entries never
+hold secrets or tokens: callers pass identifiers only, and ``details`` is scrubbed of credential-looking keys.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hub.models.audit import AuditEntry
+
+if TYPE_CHECKING:
+    from hub.auth import Principal
+
+log = logging.getLogger("lotpulse.audit")
+_SECRET_WORDS = ("secret", "token", "password", "code", "verifier", "assertion", "authorization")
+
+
+@dataclass(frozen=True)
+class Origin:
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+_origin: contextvars.ContextVar[Origin] = contextvars.ContextVar("lotpulse_origin", default=Origin())
+
+
+def current_origin() -> Origin:
+    return _origin.get()
+
+
+class OriginMiddleware:
+    """Remembers the caller's address and user agent for the audit log (plain ASGI: works for HTTP and WS)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            agent = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"user-agent"), None)
+            token = _origin.set(Origin(ip=client[0] if client else None, user_agent=(agent or "")[:200] or None))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _origin.reset(token)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _scrub(details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: "[redacted]" if any(word in key.lower() for word in _SECRET_WORDS) else value
+        for key, value in details.items()
+    }
+
+
+def actor_of(principal: Principal | None) -> tuple[str | None, str, str | None]:
+    """(actor, actor kind, client id) for a principal."""
+    if principal is None:
+        return None, "anonymous", None
+    if principal.client_id and principal.extra.get("member_id") is None:
+        return principal.client_id, "client", principal.client_id
+    return principal.subject, "member", principal.client_id
+
+
+async def record(
+    action: str,
+    *,
+    tenant_id: str | None,
+    principal: Principal | None = None,
+    actor: str | None = None,
+    actor_kind: str | None = None,
+    client_id: str | None = None,
+    target: str | None = None,
+    outcome: str = "success",
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    origin: Origin | None = None,
+) -> None:
+    """Write one audit entry. An audit write that fails is logged, never raised: the action itself already
+    happened (or was already refused), and the caller must still get its answer."""
+    who, kind, via = actor_of(principal)
+    where = origin or current_origin()
+    entry = AuditEntry(
+        tenant_id=tenant_id,
+        action=action,
+        outcome=outcome,
+        actor=actor if actor is not None else who,
+        actor_kind=actor_kind or kind,
+        client_id=client_id if client_id is not None else via,
+        target=target,
+        reason=reason,
+        ip=where.ip,
+        user_agent=where.user_agent,
+        details=_scrub(details or {}),
+    )
+    try:
+        await entry.insert()
+    except Exception:
+        log.exception("could not write audit entry %s for tenant %s", action, tenant_id)

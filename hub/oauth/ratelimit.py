@@ -1,0 +1,63 @@
+"""Failed client authentications, counted per client id and per IP in fixed windows stored in MongoDB.
+
+Stored, not kept in memory, because any number of hub processes answer ``/oauth/token``: a guesser spreading its
+attempts over processes must still hit one limit. Only failures are counted, so a well-behaved client never pays
+for a write.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from hub.models.oauth import FailedAuth
+
+
+class FailedAuthLimiter:
+    def __init__(self, window_seconds: int, per_client: int, per_ip: int) -> None:
+        self.window = window_seconds
+        self.per_client = per_client
+        self.per_ip = per_ip
+
+    def _window(self) -> tuple[datetime, int]:
+        now = time.time()
+        start = now - now % self.window
+        return datetime.fromtimestamp(start, timezone.utc), int(start + self.window - now) + 1
+
+    def _keys(self, client_id: str | None, ip: str | None) -> dict[str, int]:
+        keys: dict[str, int] = {}
+        if client_id:
+            keys[f"client:{client_id[:200]}"] = self.per_client
+        if ip:
+            keys[f"ip:{ip}"] = self.per_ip
+        return keys
+
+    async def retry_after(self, client_id: str | None, ip: str | None) -> int | None:
+        """Seconds until this caller may try again, or None when it is under its limits."""
+        keys = self._keys(client_id, ip)
+        if not keys:
+            return None
+        start, remaining = self._window()
+        cursor = FailedAuth.get_pymongo_collection().find({"key": {"$in": list(keys)}, "window_start": start})
+        async for doc in cursor:
+            if doc["failures"] >= keys[doc["key"]]:
+                return remaining
+        return None
+
+    async def failed(self, client_id: str | None, ip: str | None) -> None:
+        start, _ = self._window()
+        expires = datetime.fromtimestamp(start.timestamp() + 2 * self.window, timezone.utc)
+        collection = FailedAuth.get_pymongo_collection()
+        for key in self._keys(client_id, ip):
+            try:
+                await collection.find_one_and_update(
+                    {"key": key, "window_start": start},
+                    {"$inc": {"failures": 1}, "$setOnInsert": {"expires_at": expires}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:  # concurrent first failure in this window: count it on the stored one
+                await collection.update_one({"key": key, "window_start": start}, {"$inc": {"failures": 1}})
