@@ -1,0 +1,151 @@
+"""Who may manage endpoints and who hears which events: tenants are isolated, partners hear only what is shared."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from webhooks.clock import ManualClock
+from webhooks.runtime import build
+from tests.webhooks.helpers import (
+    DELETE_ENDPOINT,
+    DELIVERIES,
+    ENDPOINTS,
+    REPLAY,
+    REVOKE,
+    ROTATE_SECRET,
+    UPDATE_ENDPOINT,
+    create_endpoint,
+    deliveries,
+    partners,
+    raise_mismatch,
+)
+
+
+@pytest.fixture
+async def loops(quiet_hub):
+    dispatcher, worker = build(quiet_hub.settings, ManualClock())
+    yield dispatcher, worker
+    await worker.close()
+
+
+def codes(body: dict) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+async def test_another_tenant_cannot_see_change_rotate_replay_or_delete_an_endpoint(quiet_hub, receiver):
+    # given
+    await quiet_hub.tenant("acme", "retailer")
+    await quiet_hub.tenant("rival", "retailer")
+    endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/acme"))
+    since = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    # when / then
+    listed = await quiet_hub.ok(ENDPOINTS, tenant="rival")
+    assert listed["webhookEndpoints"]["edges"] == []
+    attempts = [
+        (UPDATE_ENDPOINT, {"input": {"id": endpoint_id, "url": receiver.at("/stolen")}}),
+        (ROTATE_SECRET, {"id": endpoint_id}),
+        (REPLAY, {"id": endpoint_id, "since": since}),
+        (DELETE_ENDPOINT, {"id": endpoint_id}),
+        (DELIVERIES, {"filter": {"endpointId": endpoint_id}}),
+    ]
+    for document, variables in attempts:
+        assert codes(await quiet_hub.gql(document, variables, tenant="rival")) == ["NOT_FOUND"]
+    [mine] = (await quiet_hub.ok(ENDPOINTS, tenant="acme"))["webhookEndpoints"]["edges"]
+    assert mine["node"]["url"] == receiver.at("/acme")
+
+
+async def test_only_tenant_admins_manage_webhooks(quiet_hub, receiver):
+    await quiet_hub.tenant("acme", "retailer")
+    endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/acme"))
+    for role in ("planner", "operator", "viewer", "integration"):
+        create = await quiet_hub.gql(
+            "mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { secret } }",
+            {"u": receiver.at("/x")}, tenant="acme", roles=(role,),
+        )
+        assert codes(create) == ["FORBIDDEN"]
+        assert codes(await quiet_hub.gql(ENDPOINTS, tenant="acme", roles=(role,))) == ["FORBIDDEN"]
+        assert codes(await quiet_hub.gql(DELETE_ENDPOINT, {"id": endpoint_id}, tenant="acme", roles=(role,))) == [
+            "FORBIDDEN"
+        ]
+
+
+async def test_the_secret_is_answered_once_and_never_logged(quiet_hub, receiver, loops, caplog):
+    dispatcher, worker = loops
+    await quiet_hub.tenant("acme", "retailer")
+    with caplog.at_level(logging.INFO):  # the driver's DEBUG command log echoes every document it writes
+        endpoint_id, secret = await create_endpoint(quiet_hub, "acme", receiver.at("/acme"))
+        assert secret.startswith("whsec_")
+        await raise_mismatch(quiet_hub, "acme", [])
+        await dispatcher.run_once()
+        await worker.run_once()
+        listed = await quiet_hub.gql(ENDPOINTS, tenant="acme")
+        logged = await quiet_hub.gql(DELIVERIES, tenant="acme")
+    # then: no query can even ask for it, and nothing printed it
+    asked = await quiet_hub.gql("{ webhookEndpoints { edges { node { id secret } } } }", tenant="acme")
+    assert codes(asked) == ["BAD_USER_INPUT"]
+    raw = secret.removeprefix("whsec_")
+    assert raw not in str(listed) and raw not in str(logged)
+    assert all(raw not in record.getMessage() for record in caplog.records)
+    assert len(receiver.requests) == 1
+
+
+async def test_partner_without_alerts_scope_gets_nothing(quiet_hub, receiver, loops):
+    # given: acme shares only its SKU master with bigmart, yet names bigmart in an alert's audience
+    dispatcher, worker = loops
+    await quiet_hub.tenant("acme", "supplier")
+    await quiet_hub.tenant("bigmart", "retailer")
+    await partners(quiet_hub, "acme", "bigmart", ["sku_master"])
+    await create_endpoint(quiet_hub, "acme", receiver.at("/acme"))
+    await create_endpoint(quiet_hub, "bigmart", receiver.at("/bigmart"))
+    # when
+    await raise_mismatch(quiet_hub, "acme", ["bigmart"])
+    await dispatcher.run_once()
+    await worker.run_once()
+    # then
+    assert len(receiver.on("/acme")) == 1
+    assert receiver.on("/bigmart") == []
+    assert await deliveries(quiet_hub, "bigmart") == []
+
+
+async def test_partner_sharing_alerts_hears_them_until_the_partnership_is_revoked(quiet_hub, receiver, loops):
+    # given
+    dispatcher, worker = loops
+    await quiet_hub.tenant("acme", "supplier")
+    await quiet_hub.tenant("bigmart", "retailer")
+    partnership = await partners(quiet_hub, "acme", "bigmart", ["alerts"])
+    _, secret = await create_endpoint(quiet_hub, "bigmart", receiver.at("/bigmart"))
+    await raise_mismatch(quiet_hub, "acme", ["bigmart"], key="before")
+    await dispatcher.run_once()
+    await worker.run_once()
+    [heard] = receiver.on("/bigmart")
+    assert heard.verify(secret)["data"]["ownerId"] == "acme"
+    # when: revoked, and an event whose audience was computed before the revocation arrives afterwards
+    await quiet_hub.ok(REVOKE, {"id": partnership}, tenant="acme")
+    await raise_mismatch(quiet_hub, "acme", ["bigmart"], key="after")
+    assert await dispatcher.run_once() == 0
+    await worker.run_once()
+    # then
+    assert len(receiver.on("/bigmart")) == 1
+
+
+async def test_an_endpoint_hears_only_its_event_types(quiet_hub, receiver, loops):
+    dispatcher, worker = loops
+    await quiet_hub.tenant("acme", "retailer")
+    await create_endpoint(quiet_hub, "acme", receiver.at("/stock"), ["stock.changed"])
+    await create_endpoint(quiet_hub, "acme", receiver.at("/all"))
+    await raise_mismatch(quiet_hub, "acme", [])
+    assert await dispatcher.run_once() == 1
+    await worker.run_once()
+    assert receiver.on("/stock") == [] and len(receiver.on("/all")) == 1
+
+
+async def test_unknown_event_types_are_refused(quiet_hub, receiver):
+    await quiet_hub.tenant("acme", "retailer")
+    body = await quiet_hub.gql(
+        "mutation($u: String!) { createWebhookEndpoint(input: {url: $u, eventTypes: [\"stock.exploded\"]}) { secret } }",
+        {"u": receiver.at("/x")}, tenant="acme",
+    )
+    assert codes(body) == ["BAD_USER_INPUT"]
