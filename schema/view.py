@@ -28,6 +28,7 @@ from hub.errors import HubError
 from hub.config import Settings
 from hub.state import HubState
 from schema.context import Context
+from schema.live.ws import HubTransportWSHandler
 from schema.errors import error_body, shape_error
 
 log = logging.getLogger("lotpulse.http")
@@ -80,6 +81,7 @@ def _loads(text: str, what: str) -> Any:
 
 class HubGraphQL(GraphQL):
     hub: HubState  # bound by the app's lifespan, once the database is connected
+    graphql_transport_ws_handler_class = HubTransportWSHandler  # closes bad frames with 4400, expired tokens with 4403
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(

@@ -57,6 +57,7 @@ class Alert(Document):
     occurrences: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    opened_at: datetime = Field(default_factory=utcnow)  # created or last reopened: the escalation clock
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None
@@ -70,4 +71,5 @@ class Alert(Document):
             pymongo.IndexModel([("dedupe_key", 1)], unique=True),
             pymongo.IndexModel([("audience", 1), ("status", 1), ("_id", -1)]),
             pymongo.IndexModel([("status", 1), ("created_at", 1)]),
+            pymongo.IndexModel([("status", 1), ("escalated_at", 1), ("opened_at", 1)]),
         ]

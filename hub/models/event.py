@@ -1,4 +1,9 @@
-"""The event log: every accepted change, written in the same transaction as the state it describes."""
+"""The event log: every accepted change, written in the same transaction as the state it describes.
+
+``seq`` is the log's order. It comes from one counter incremented inside the writing transaction, so two
+transactions that both emit serialise on it and ``seq`` order is commit order, across every hub process. ObjectIds are
+not: they are minted before commit, by many processes, so an older id can commit after a newer one has been seen.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import pymongo
 from beanie import Document
 from pydantic import Field
 
-from tenants.models import utcnow
+from tenants.models import Scope, utcnow
 
 EVENT_TYPES = (
     "mismatch.detected",
@@ -24,12 +29,26 @@ EVENT_TYPES = (
     "stock.changed",
 )
 
+# The partnership scope that entitles a partner (an audience member other than the owner) to hear an event, checked
+# against the live partnership when the event is delivered. Dispatch events have none: the parties to a dispatch hear
+# it by being parties (DESIGN.md §4), so the audience written with the event is authoritative.
+EVENT_SCOPE: dict[str, Scope] = {
+    "mismatch.detected": Scope.alerts,
+    "expiry_risk.detected": Scope.alerts,
+    "sensor_spike.detected": Scope.alerts,
+    "alert.acknowledged": Scope.alerts,
+    "alert.resolved": Scope.alerts,
+    "alert.escalated": Scope.alerts,
+    "stock.changed": Scope.stock,
+}
+
 
 class Event(Document):
     type: str
     tenant_id: str  # owner
     audience: list[str]  # tenant ids entitled to hear it (always includes the owner)
     payload: dict[str, Any]
+    seq: int = 0  # assigned by hub.events when written; commit order
     occurred_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime  # TTL: retention of the log
 
@@ -37,5 +56,7 @@ class Event(Document):
         name = "events"
         indexes = [
             pymongo.IndexModel([("audience", 1), ("_id", 1)]),
+            pymongo.IndexModel([("seq", 1)]),
+            pymongo.IndexModel([("audience", 1), ("seq", 1)]),
             pymongo.IndexModel([("expires_at", 1)], expireAfterSeconds=0),
         ]

@@ -1,21 +1,42 @@
-"""Raising alerts: deduplicated by key, and every change written with its event in the caller's transaction."""
+"""Alerts: raised deduplicated by key, acknowledged, resolved and escalated, each change written with its event.
+
+Every write here takes the caller's session (or runs its own transaction), so the alert and the event that tells
+partners about it commit together.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub.errors import Conflict
 from hub.events import emit
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
+from tenants.access import Access
 from tenants.models import utcnow
+
+if TYPE_CHECKING:
+    from hub.db import Database
+    from hub.state import HubState
+
+log = logging.getLogger("lotpulse.alerts")
 
 DETECTED_EVENT = {
     AlertKind.mismatch: "mismatch.detected",
     AlertKind.expiry_risk: "expiry_risk.detected",
     AlertKind.sensor_spike: "sensor_spike.detected",
 }
+ALERT_EVENT_TYPES = (*DETECTED_EVENT.values(), "alert.acknowledged", "alert.resolved", "alert.escalated")
+SEVERITY_ORDER = list(Severity)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:
@@ -34,6 +55,12 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "occurrences": alert.occurrences,
             "createdAt": alert.created_at.isoformat(),
             "updatedAt": alert.updated_at.isoformat(),
+            "acknowledgedAt": _iso(alert.acknowledged_at),
+            "acknowledgedBy": alert.acknowledged_by,
+            "resolvedAt": _iso(alert.resolved_at),
+            "resolvedBy": alert.resolved_by,
+            "note": alert.note,
+            "escalatedAt": _iso(alert.escalated_at),
         }
     }
 
@@ -51,32 +78,187 @@ async def raise_alert(
     evidence: dict[str, Any] | None = None,
     recommendation: str | None = None,
 ) -> Alert:
-    """Open the alert, or update the open one with the same key (never a duplicate); emits ``<kind>.detected``.
+    """Open the alert, or update the one with the same key (never a duplicate); emits ``<kind>.detected``.
 
-    A resolved alert with the same key is reopened: the finding came back.
+    An open or acknowledged alert keeps its status (an acknowledgement is not silently undone) and gets the new
+    evidence; an escalated severity is never lowered. A resolved alert reopens: the finding came back. Raising the
+    very same finding again changes nothing and emits nothing, so periodic sweeps do not spam partners.
     """
+    collection = Alert.get_pymongo_collection()
     now = utcnow()
     audience_ids = sorted({owner, *audience})
-    raw = await Alert.get_pymongo_collection().find_one_and_update(
-        {"dedupe_key": dedupe_key},
-        {
-            "$set": {
-                "severity": severity.value,
-                "audience": audience_ids,
-                "title": title,
-                "subjects": [subject.model_dump() for subject in subjects or []],
-                "evidence": evidence or {},
-                "recommendation": recommendation,
-                "updated_at": now,
-                "status": AlertStatus.open.value,
+    fields: dict[str, Any] = {
+        "audience": audience_ids,
+        "title": title,
+        "subjects": [subject.model_dump() for subject in subjects or []],
+        "evidence": evidence or {},
+        "recommendation": recommendation,
+    }
+    existing = await collection.find_one({"dedupe_key": dedupe_key}, session=session)
+    if existing is None:
+        raw = await collection.find_one_and_update(
+            {"dedupe_key": dedupe_key},
+            {
+                "$set": {**fields, "severity": severity.value, "updated_at": now},
+                "$inc": {"occurrences": 1},
+                "$setOnInsert": {
+                    "kind": kind.value,
+                    "tenant_id": owner,
+                    "status": AlertStatus.open.value,
+                    "created_at": now,
+                    "opened_at": now,
+                },
             },
-            "$inc": {"occurrences": 1},
-            "$setOnInsert": {"kind": kind.value, "tenant_id": owner, "dedupe_key": dedupe_key, "created_at": now},
-        },
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        changed = True
+    else:
+        current = Severity(existing["severity"])
+        kept = max(current, severity, key=SEVERITY_ORDER.index) if existing.get("escalated_at") else severity
+        update: dict[str, Any] = {**fields, "severity": kept.value, "updated_at": now}
+        reopen = existing["status"] == AlertStatus.resolved.value
+        if reopen:
+            update.update(
+                status=AlertStatus.open.value,
+                opened_at=now,
+                acknowledged_at=None,
+                acknowledged_by=None,
+                resolved_at=None,
+                resolved_by=None,
+                note=None,
+                escalated_at=None,
+                severity=severity.value,
+            )
+        changed = reopen or any(existing.get(key) != value for key, value in {**fields, "severity": kept.value}.items())
+        raw = await collection.find_one_and_update(
+            {"_id": existing["_id"]},
+            {"$set": update, "$inc": {"occurrences": 1}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
     alert = Alert.model_validate(raw)
-    await emit(session, DETECTED_EVENT[kind], owner, audience_ids, alert_payload(alert))
+    if changed:
+        await emit(session, DETECTED_EVENT[kind], alert.tenant_id, alert.audience, alert_payload(alert))
     return alert
+
+
+def _actor(access: Access) -> str:
+    return f"{access.tenant_id}:{access.principal.subject}"
+
+
+async def _transition(
+    database: Database,
+    access: Access,
+    alert_id: str,
+    allowed_from: tuple[AlertStatus, ...],
+    changes: dict[str, Any],
+    event_type: str,
+) -> Alert:
+    access.require_write()
+    visible = access.alerts()
+
+    async def work(session: AsyncClientSession) -> Alert:
+        alert = await access.get(Alert, alert_id, visible, "alert")
+        if alert.status not in allowed_from:
+            raise Conflict(f"alert is {alert.status.value}")
+        raw = await Alert.get_pymongo_collection().find_one_and_update(
+            {"_id": alert.id, "status": alert.status.value},  # compare-and-set: two parties racing, one wins
+            {"$set": {**changes, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if raw is None:
+            raise Conflict("alert changed meanwhile; reload it")
+        updated = Alert.model_validate(raw)
+        await emit(session, event_type, updated.tenant_id, updated.audience, alert_payload(updated))
+        return updated
+
+    return await database.in_transaction(work)
+
+
+async def acknowledge_alert(database: Database, access: Access, alert_id: str, note: str | None = None) -> Alert:
+    """Someone in the audience has seen it and owns the follow-up; stops escalation."""
+    now = utcnow()
+    return await _transition(
+        database,
+        access,
+        alert_id,
+        (AlertStatus.open,),
+        {
+            "status": AlertStatus.acknowledged.value,
+            "acknowledged_at": now,
+            "acknowledged_by": _actor(access),
+            "note": note,
+        },
+        "alert.acknowledged",
+    )
+
+
+async def resolve_alert(database: Database, access: Access, alert_id: str, note: str | None = None) -> Alert:
+    now = utcnow()
+    return await _transition(
+        database,
+        access,
+        alert_id,
+        (AlertStatus.open, AlertStatus.acknowledged),
+        {"status": AlertStatus.resolved.value, "resolved_at": now, "resolved_by": _actor(access), "note": note},
+        "alert.resolved",
+    )
+
+
+async def escalate_overdue(database: Database, deadline: timedelta, now: datetime | None = None) -> int:
+    """Raise every alert left open (unacknowledged) past ``deadline`` one severity level, once; answers how many.
+
+    Safe with many hub processes: each alert is claimed by a compare-and-set on ``escalated_at``.
+    """
+    now = now or utcnow()
+    collection = Alert.get_pymongo_collection()
+    due = await collection.find(
+        {"status": AlertStatus.open.value, "escalated_at": None, "opened_at": {"$lte": now - deadline}},
+        {"_id": 1},
+    ).to_list(500)
+    escalated = 0
+    for doc in due:
+
+        async def work(session: AsyncClientSession, alert_id: Any = doc["_id"]) -> bool:
+            current = await collection.find_one(
+                {"_id": alert_id, "status": AlertStatus.open.value, "escalated_at": None}, session=session
+            )
+            if current is None:
+                return False
+            previous = Severity(current["severity"])
+            raw = await collection.find_one_and_update(
+                {"_id": alert_id, "escalated_at": None},
+                {"$set": {"severity": previous.raised().value, "escalated_at": now, "updated_at": now}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            alert = Alert.model_validate(raw)
+            payload = alert_payload(alert)
+            payload["previousSeverity"] = previous.value
+            await emit(session, "alert.escalated", alert.tenant_id, alert.audience, payload)
+            return True
+
+        if await database.in_transaction(work):
+            escalated += 1
+    return escalated
+
+
+async def start_escalation(hub: HubState) -> None:
+    """Startup hook: every process sweeps for overdue alerts; the compare-and-set keeps escalation single."""
+    deadline = timedelta(minutes=hub.settings.alert_escalation_minutes)
+    interval = hub.settings.alert_escalation_interval_seconds
+
+    async def loop() -> None:
+        while True:
+            try:
+                count = await escalate_overdue(hub.database, deadline)
+                if count:
+                    log.info("escalated %d unacknowledged alerts", count)
+            except Exception:
+                log.exception("alert escalation sweep failed; retrying next interval")
+            await asyncio.sleep(interval)
+
+    hub.spawn("alert-escalation", loop)

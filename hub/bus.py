@@ -1,0 +1,350 @@
+"""The event bus: every hub process tails the event log and fans each event out to its own live subscribers.
+
+Live delivery comes from one change stream on the database, filtered to event inserts and partnership changes. One
+stream (not two) matters: a revocation and the events written after it arrive in commit order, so the entitlement
+cache is invalidated before the first event that must no longer reach the revoked partner. The stream resumes from
+its last token after a hiccup; if the token is gone, the bus catches up from the log by ``seq``.
+
+A database without change streams (a standalone mongod) gets the fallback: the bus polls the log by ``seq``, which
+still reaches every process, only later and without cached entitlements. It says so in the log.
+
+Subscribers with a cursor replay from the log first, then switch to live; both halves are ordered by ``seq`` (commit
+order, see hub/events.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
+and no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from hub.errors import BadInput, RateLimited
+from hub.events import COUNTERS, EVENTS_COUNTER
+from hub.models.event import EVENT_SCOPE
+from tenants.models import PartnershipStatus
+
+if TYPE_CHECKING:
+    from hub.config import Settings
+    from hub.db import Database
+    from hub.state import HubState
+
+log = logging.getLogger("lotpulse.bus")
+REPLAY_PAGE = 200
+ENTITLEMENT_TTL_SECONDS = 60.0  # a safety net only: partnership changes invalidate the cache as they commit
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    id: str
+    seq: int
+    type: str
+    tenant_id: str
+    audience: tuple[str, ...]
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> LiveEvent:
+        return cls(
+            id=str(doc["_id"]),
+            seq=int(doc.get("seq", 0)),
+            type=doc["type"],
+            tenant_id=doc["tenant_id"],
+            audience=tuple(doc.get("audience", ())),
+            payload=doc.get("payload") or {},
+            occurred_at=doc["occurred_at"],
+        )
+
+
+class Entitlements:
+    """May ``tenant`` still hear this event of ``owner``? The audience was fixed at write time; this re-checks it.
+
+    The owner always may. A partner may if the event type needs a partnership scope (``EVENT_SCOPE``, the rule the
+    webhook dispatcher applies too) and the owner shares that scope with it through an active partnership now.
+    Dispatch events need no scope: the parties to a dispatch hear of it by being parties.
+    """
+
+    def __init__(self, database: Database, ttl: float = ENTITLEMENT_TTL_SECONDS) -> None:
+        self.database = database
+        self.ttl = ttl
+        self._shares: dict[str, tuple[float, dict[str, frozenset[str]]]] = {}
+
+    def clear(self) -> None:
+        self._shares.clear()
+
+    async def _shared_by(self, owner: str) -> dict[str, frozenset[str]]:
+        """Partner -> scopes ``owner`` shares with it, over active partnerships."""
+        now = time.monotonic()
+        cached = self._shares.get(owner)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        shared: dict[str, frozenset[str]] = {}
+        cursor = self.database.db["partnerships"].find(
+            {"status": PartnershipStatus.active.value, "$or": [{"inviter_id": owner}, {"invitee_id": owner}]},
+            {"inviter_id": 1, "invitee_id": 1, "shares": 1},
+        )
+        async for doc in cursor:
+            other = doc["invitee_id"] if doc["inviter_id"] == owner else doc["inviter_id"]
+            shared[other] = frozenset(doc.get("shares", {}).get(owner, []))
+        self._shares[owner] = (now + self.ttl, shared)
+        return shared
+
+    async def allowed(self, tenant: str, event: LiveEvent) -> bool:
+        if tenant == event.tenant_id:
+            return True
+        scope = EVENT_SCOPE.get(event.type)
+        if scope is None:
+            return True
+        return scope.value in (await self._shared_by(event.tenant_id)).get(tenant, frozenset())
+
+
+class Subscription:
+    """One live subscriber: its tenant, what it wants, and a bounded queue the bus fills."""
+
+    def __init__(
+        self, tenant_id: str, types: frozenset[str], predicate: Callable[[LiveEvent], bool] | None, queue_size: int
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.types = types
+        self.predicate = predicate
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(queue_size)
+        self.overflowed = False
+        self.last_seq = 0
+
+    def wants(self, event: LiveEvent) -> bool:
+        return event.type in self.types and (self.predicate is None or self.predicate(event))
+
+    def offer(self, event: LiveEvent) -> None:
+        if self.overflowed or not self.wants(event):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # A subscriber that cannot keep up is cut off rather than buffered without bound; it resumes by cursor.
+            self.overflowed = True
+            self.queue._queue.clear()  # type: ignore[attr-defined]
+            self.queue.put_nowait(None)
+
+
+class EventBus:
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self.entitlements = Entitlements(database)
+        self.by_tenant: dict[str, set[Subscription]] = {}
+        self.last_seq = 0
+        self.mode = "starting"
+        self.ready = asyncio.Event()
+        self.delivered = 0
+
+    # -- subscribers -----------------------------------------------------------------------------------------------
+
+    def count(self, tenant_id: str) -> int:
+        return len(self.by_tenant.get(tenant_id, ()))
+
+    async def cursor_seq(self, tenant_id: str, cursor: str) -> int:
+        """The ``seq`` of an event the tenant was in the audience of; unknown and expired cursors are refused."""
+        try:
+            oid = ObjectId(cursor)
+        except (InvalidId, TypeError):
+            raise BadInput("invalid cursor", field="after") from None
+        doc = await self.database.db["events"].find_one({"_id": oid, "audience": tenant_id}, {"seq": 1})
+        if doc is None:
+            raise BadInput("unknown or expired cursor: query the current state and subscribe without 'after'",
+                           field="after")
+        return int(doc.get("seq", 0))
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        tenant_id: str,
+        types: Iterable[str],
+        predicate: Callable[[LiveEvent], bool] | None = None,
+        after: str | None = None,
+    ) -> AsyncIterator[AsyncIterator[LiveEvent]]:
+        """Register a subscriber; the yielded iterator replays from ``after`` (an event id), then stays live."""
+        if self.count(tenant_id) >= self.settings.max_subscriptions_per_tenant:
+            raise RateLimited(
+                f"tenant already has {self.settings.max_subscriptions_per_tenant} live subscriptions on this hub"
+            )
+        after_seq = await self.cursor_seq(tenant_id, after) if after is not None else None
+        subscription = Subscription(tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size)
+        # Registered before the replay query: whatever commits from now on is queued, and the seq check dedupes.
+        self.by_tenant.setdefault(tenant_id, set()).add(subscription)
+        try:
+            yield self._stream(subscription, after_seq)
+        finally:
+            subscribers = self.by_tenant.get(tenant_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self.by_tenant[tenant_id]
+
+    async def _replay(self, subscription: Subscription, after_seq: int) -> AsyncIterator[LiveEvent]:
+        # Not the live cache: it may trail a revocation that already committed. One read per owner per replay.
+        fresh = Entitlements(self.database, ttl=3600.0)
+        query: dict[str, Any] = {"audience": subscription.tenant_id, "type": {"$in": sorted(subscription.types)}}
+        last = after_seq
+        while True:
+            docs = (
+                await self.database.db["events"]
+                .find({**query, "seq": {"$gt": last}})
+                .sort("seq", 1)
+                .limit(REPLAY_PAGE)
+                .to_list()
+            )
+            for doc in docs:
+                event = LiveEvent.from_doc(doc)
+                last = event.seq
+                if subscription.wants(event) and await fresh.allowed(subscription.tenant_id, event):
+                    yield event
+            if len(docs) < REPLAY_PAGE:
+                return
+
+    async def _stream(self, subscription: Subscription, after_seq: int | None) -> AsyncIterator[LiveEvent]:
+        if after_seq is not None:
+            subscription.last_seq = after_seq
+            async for event in self._replay(subscription, after_seq):
+                subscription.last_seq = event.seq
+                yield event
+        while True:
+            event = await subscription.queue.get()
+            if event is None:
+                raise RateLimited("subscriber fell behind the live stream; resubscribe with 'after' = last cursor")
+            if event.seq <= subscription.last_seq:
+                continue  # already replayed
+            subscription.last_seq = event.seq
+            yield event
+
+    # -- the feed --------------------------------------------------------------------------------------------------
+
+    async def _dispatch(self, event: LiveEvent) -> None:
+        if event.seq <= self.last_seq:
+            return  # seen before a resume or during a catch-up
+        self.last_seq = event.seq
+        for tenant in event.audience:
+            subscribers = self.by_tenant.get(tenant)
+            if not subscribers or not await self.entitlements.allowed(tenant, event):
+                continue
+            for subscription in tuple(subscribers):
+                subscription.offer(event)
+                self.delivered += 1
+
+    async def _catch_up(self) -> None:
+        """Everything committed after ``last_seq`` that the stream will not (or may not) deliver."""
+        while True:
+            docs = (
+                await self.database.db["events"]
+                .find({"seq": {"$gt": self.last_seq}})
+                .sort("seq", 1)
+                .limit(REPLAY_PAGE)
+                .to_list()
+            )
+            for doc in docs:
+                await self._dispatch(LiveEvent.from_doc(doc))
+            if len(docs) < REPLAY_PAGE:
+                return
+
+    async def _current_seq(self) -> int:
+        doc = await self.database.db[COUNTERS].find_one({"_id": EVENTS_COUNTER})
+        return int(doc["seq"]) if doc else 0
+
+    async def run(self) -> None:
+        self.last_seq = await self._current_seq()
+        mode = self.settings.event_bus_mode
+        if mode != "polling":
+            try:
+                await self._watch()
+                return
+            except OperationFailure as exc:
+                if mode == "change_stream":
+                    raise
+                log.warning(
+                    "change streams are not available (%s): falling back to polling the event log every %d ms; "
+                    "live delivery is slower and partnership changes are re-read per batch",
+                    exc.details.get("errmsg") if exc.details else exc,
+                    self.settings.event_poll_interval_ms,
+                )
+        await self._poll()
+
+    async def _watch(self) -> None:
+        pipeline = [
+            {
+                "$match": {
+                    "$or": [
+                        {"ns.coll": "events", "operationType": "insert"},
+                        {"ns.coll": "partnerships"},
+                    ]
+                }
+            }
+        ]
+        token: Any = None
+        backoff = 0.1
+        opened_once = False
+        while True:
+            try:
+                stream = await self.database.db.watch(pipeline, resume_after=token)
+                async with stream:
+                    if not opened_once or token is None:
+                        # Events committed while no stream was open reach subscribers from the log.
+                        await self._catch_up()
+                    if not opened_once:
+                        log.info("event bus live on a change stream from seq %d", self.last_seq)
+                    opened_once = True
+                    self.mode = "change_stream"
+                    self.ready.set()
+                    backoff = 0.1
+                    async for change in stream:
+                        token = stream.resume_token
+                        if change["ns"]["coll"] == "partnerships":
+                            self.entitlements.clear()
+                        elif change.get("operationType") == "insert":
+                            await self._dispatch(LiveEvent.from_doc(change["fullDocument"]))
+            except OperationFailure as exc:
+                if not opened_once:
+                    raise
+                # The resume point fell out of the oplog (or the stream was invalidated): catch up from the log.
+                log.warning("change stream lost its resume point (%s); catching up from the event log", exc)
+                token = None
+                self.entitlements.clear()
+            except (ConnectionFailure, PyMongoError) as exc:
+                log.warning("change stream interrupted (%s); resuming in %.1fs", exc, backoff)
+                self.entitlements.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _poll(self) -> None:
+        self.mode = "polling"
+        self.ready.set()
+        interval = self.settings.event_poll_interval_ms / 1000
+        while True:
+            try:
+                # Without an ordered partnership feed, entitlements are re-read for each batch.
+                self.entitlements.clear()
+                before = self.last_seq
+                await self._catch_up()
+                if self.last_seq == before:
+                    await asyncio.sleep(interval)
+            except PyMongoError as exc:
+                log.warning("polling the event log failed (%s); retrying", exc)
+                await asyncio.sleep(interval)
+
+
+async def start_event_bus(hub: HubState) -> None:
+    """Startup hook: one bus per process, live before the hub takes requests."""
+    bus = EventBus(hub.database, hub.settings)
+    hub.services["bus"] = bus
+    hub.spawn("event-bus", bus.run)
+    try:
+        await asyncio.wait_for(bus.ready.wait(), timeout=10)
+    except asyncio.TimeoutError:
+        log.error("event bus not ready after 10 s; live subscriptions will lag until it is")

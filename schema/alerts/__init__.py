@@ -1,0 +1,1 @@
+"""Alerts over GraphQL: the alerts query, acknowledge/resolve, and the live alerts subscription."""

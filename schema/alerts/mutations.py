@@ -1,0 +1,25 @@
+"""Alert lifecycle mutations: any writer of a tenant in the alert's audience may acknowledge or resolve it."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from hub.services import alerts as alert_service
+from schema.alerts.types import AlertType
+from schema.permissions import WRITE
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(permission_classes=WRITE)
+    async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertType:
+        access = await info.context.access()
+        alert = await alert_service.acknowledge_alert(info.context.hub.database, access, id, note)
+        return AlertType.from_model(alert)
+
+    @strawberry.mutation(permission_classes=WRITE)
+    async def resolve_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertType:
+        access = await info.context.access()
+        alert = await alert_service.resolve_alert(info.context.hub.database, access, id, note)
+        return AlertType.from_model(alert)

@@ -1,0 +1,34 @@
+"""The live alerts subscription: detections and lifecycle changes, replayed from a cursor, then live."""
+
+from __future__ import annotations
+
+from typing import Annotated, AsyncGenerator
+
+import strawberry
+from strawberry.types import Info
+
+from hub.bus import EventBus
+from schema.alerts.types import AlertEventFilter, AlertEventType
+from schema.permissions import READ
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(permission_classes=READ)
+    async def alerts(
+        self,
+        info: Info,
+        filter: AlertEventFilter | None = None,
+        after: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A cursor from an earlier AlertEvent: replay what came after it, then live"),
+        ] = None,
+    ) -> AsyncGenerator[AlertEventType, None]:
+        principal = info.context.require_principal()
+        bus: EventBus = info.context.hub.services["bus"]
+        wanted = filter or AlertEventFilter()
+        async with bus.subscribe(
+            principal.tenant_id, wanted.event_types(), wanted.matches, str(after) if after else None
+        ) as events:
+            async for event in events:
+                yield AlertEventType.from_event(event)

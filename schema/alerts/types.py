@@ -1,0 +1,153 @@
+"""GraphQL types for alerts and the events that carry them.
+
+An alert is rendered from the same payload its events carry (hub/services/alerts.py ``alert_payload``), so a query
+result and a subscription message for the same alert version can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from hub.bus import LiveEvent
+from hub.errors import BadInput
+from hub.models.alert import Alert, AlertKind, AlertStatus, Severity
+from hub.services.alerts import ALERT_EVENT_TYPES, alert_payload
+from schema.scalars import AlertKindEnum, AlertStatusEnum, SeverityEnum  # noqa: F401 - registers the enums
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@strawberry.type(name="AlertSubject")
+class AlertSubjectType:
+    kind: str
+    id: strawberry.ID
+    label: str | None
+
+
+@strawberry.type(name="Alert")
+class AlertType:
+    id: strawberry.ID
+    kind: AlertKind
+    severity: Severity
+    status: AlertStatus
+    owner_id: strawberry.ID
+    title: str
+    subjects: list[AlertSubjectType]
+    evidence: JSON
+    recommendation: str | None
+    occurrences: int = strawberry.field(description="How many times the finding was raised")
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    note: str | None
+    escalated_at: datetime | None
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> AlertType:
+        return cls(
+            id=strawberry.ID(data["id"]),
+            kind=AlertKind(data["kind"]),
+            severity=Severity(data["severity"]),
+            status=AlertStatus(data["status"]),
+            owner_id=strawberry.ID(data["ownerId"]),
+            title=data["title"],
+            subjects=[
+                AlertSubjectType(kind=s["kind"], id=strawberry.ID(s["id"]), label=s.get("label"))
+                for s in data.get("subjects", [])
+            ],
+            evidence=data.get("evidence") or {},
+            recommendation=data.get("recommendation"),
+            occurrences=data.get("occurrences", 1),
+            created_at=datetime.fromisoformat(data["createdAt"]),
+            updated_at=datetime.fromisoformat(data["updatedAt"]),
+            acknowledged_at=_when(data.get("acknowledgedAt")),
+            acknowledged_by=data.get("acknowledgedBy"),
+            resolved_at=_when(data.get("resolvedAt")),
+            resolved_by=data.get("resolvedBy"),
+            note=data.get("note"),
+            escalated_at=_when(data.get("escalatedAt")),
+        )
+
+    @classmethod
+    def from_model(cls, alert: Alert) -> AlertType:
+        return cls.from_payload(alert_payload(alert)["alert"])
+
+
+@strawberry.type(name="AlertEvent")
+class AlertEventType:
+    cursor: strawberry.ID = strawberry.field(description="The event id: pass it as 'after' to resume from here")
+    type: str = strawberry.field(description="mismatch.detected, alert.acknowledged, alert.escalated, ...")
+    occurred_at: datetime
+    alert: AlertType
+    previous_severity: Severity | None = strawberry.field(description="Set on alert.escalated")
+
+    @classmethod
+    def from_event(cls, event: LiveEvent) -> AlertEventType:
+        previous = event.payload.get("previousSeverity")
+        return cls(
+            cursor=strawberry.ID(event.id),
+            type=event.type,
+            occurred_at=event.occurred_at,
+            alert=AlertType.from_payload(event.payload["alert"]),
+            previous_severity=Severity(previous) if previous else None,
+        )
+
+
+@strawberry.input
+class AlertFilter:
+    kinds: list[AlertKind] | None = None
+    severities: list[Severity] | None = None
+    statuses: list[AlertStatus] | None = None
+    owner_id: strawberry.ID | None = None
+    subject_id: strawberry.ID | None = strawberry.field(default=None, description="A dispatch, lot, sensor... id")
+
+    def to_query(self) -> list[dict[str, Any]]:
+        clauses: list[dict[str, Any]] = []
+        if self.kinds is not None:
+            clauses.append({"kind": {"$in": [kind.value for kind in self.kinds]}})
+        if self.severities is not None:
+            clauses.append({"severity": {"$in": [severity.value for severity in self.severities]}})
+        if self.statuses is not None:
+            clauses.append({"status": {"$in": [status.value for status in self.statuses]}})
+        if self.owner_id is not None:
+            clauses.append({"tenant_id": str(self.owner_id)})
+        if self.subject_id is not None:
+            clauses.append({"subjects.id": str(self.subject_id)})
+        return clauses
+
+
+@strawberry.input
+class AlertEventFilter:
+    types: list[str] | None = strawberry.field(default=None, description="Event types; all alert events if unset")
+    kinds: list[AlertKind] | None = None
+    severities: list[Severity] | None = None
+    subject_id: strawberry.ID | None = None
+
+    def event_types(self) -> list[str]:
+        if self.types is None:
+            return list(ALERT_EVENT_TYPES)
+        unknown = sorted(set(self.types) - set(ALERT_EVENT_TYPES))
+        if unknown:
+            raise BadInput(f"not alert event types: {', '.join(unknown)}", field="filter.types")
+        return list(self.types)
+
+    def matches(self, event: LiveEvent) -> bool:
+        alert = event.payload.get("alert", {})
+        if self.kinds is not None and alert.get("kind") not in {kind.value for kind in self.kinds}:
+            return False
+        if self.severities is not None and alert.get("severity") not in {s.value for s in self.severities}:
+            return False
+        if self.subject_id is not None and not any(
+            subject.get("id") == str(self.subject_id) for subject in alert.get("subjects", [])
+        ):
+            return False
+        return True

@@ -1,0 +1,1 @@
+"""Live supply-flow subscriptions: stock changes and dispatch updates, read from the event log."""
