@@ -1,0 +1,153 @@
+"""Movements are an immutable ledger applied exactly once per key; stock positions follow them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hub.models.event import Event
+from hub.models.movement import Movement
+from hub.services.stock import rebuild
+
+
+def sale(key: str, quantity: int = -1, lot: str = "B1", sku: str = "YOG-1") -> dict:
+    return {"sku": sku, "lotCode": lot, "kind": "sale", "quantity": quantity, "idempotencyKey": key}
+
+
+def receipt(key: str, quantity: int, lot: str = "B1", sku: str = "YOG-1") -> dict:
+    return {"sku": sku, "lotCode": lot, "kind": "receipt", "quantity": quantity, "idempotencyKey": key}
+
+
+async def own_yogurt(supply) -> None:
+    """Shopco sells Acme's yogurt: Acme shares its SKU master."""
+    await supply.partner("acme", "shopco", ["sku_master"])
+
+
+def on_hand(positions: list[dict]) -> dict[str, int]:
+    return {p["lotCode"]: p["onHand"] for p in positions}
+
+
+async def test_movements_update_positions_and_emit_stock_changed(supply):
+    await own_yogurt(supply)
+    body = await supply.movements([receipt("r1", 50), sale("s1", -5), sale("s2", -3, lot="B1")])
+    result = body["data"]["recordMovements"]
+    assert (result["accepted"], result["duplicates"]) == (3, 0)
+    assert [(p["lotCode"], p["onHand"], p["delta"]) for p in result["positions"]] == [("B1", 42, 42)]
+    assert on_hand(await supply.stock()) == {"B1": 42}
+    events = await Event.find({"type": "stock.changed"}).to_list()
+    assert len(events) == 1 and events[0].audience == ["shopco"]
+    assert events[0].payload["positions"][0]["onHand"] == 42
+
+
+async def test_replaying_a_batch_changes_nothing_twice(supply):
+    await own_yogurt(supply)
+    batch = [receipt("r1", 10), sale("s1", -2)]
+    first = (await supply.movements(batch))["data"]["recordMovements"]
+    again = (await supply.movements(batch))["data"]["recordMovements"]
+    partial = (await supply.movements([sale("s1", -2), sale("s2", -1)]))["data"]["recordMovements"]
+    assert (first["accepted"], again["accepted"], again["duplicates"]) == (2, 0, 2)
+    assert (partial["accepted"], partial["duplicates"]) == (1, 1)
+    assert on_hand(await supply.stock()) == {"B1": 7}
+    assert await Movement.find({"tenant_id": "shopco"}).count() == 3
+    assert await Event.find({"type": "stock.changed"}).count() == 2  # a pure replay announces nothing
+
+
+async def test_the_same_batch_from_two_clients_at_once_applies_once(supply):
+    await own_yogurt(supply)
+    await supply.movements([receipt("r0", 1000)])
+    batch = [sale(f"s{i}", -1) for i in range(200)]
+    bodies = await asyncio.gather(*(supply.movements(batch) for _ in range(4)))
+    results = [b["data"]["recordMovements"] for b in bodies]
+    assert sum(r["accepted"] for r in results) == 200
+    assert sum(r["duplicates"] for r in results) == 600
+    assert on_hand(await supply.stock()) == {"B1": 800}
+    assert not (await rebuild("shopco", repair=False)).drift
+
+
+async def test_reusing_a_key_for_a_different_movement_is_a_conflict(supply):
+    await own_yogurt(supply)
+    await supply.movements([receipt("r1", 10)])
+    body = await supply.movements([receipt("r1", 11)])
+    assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert on_hand(await supply.stock()) == {"B1": 10}
+
+
+async def test_going_below_zero_rejects_the_whole_batch(supply):
+    await own_yogurt(supply)
+    await supply.movements([receipt("r1", 5)])
+    body = await supply.movements([receipt("r2", 1), sale("s1", -3), sale("s2", -4)])
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["index"] == 2
+    assert "to -1" in error["message"]
+    assert on_hand(await supply.stock()) == {"B1": 5}
+    assert await Movement.find({"tenant_id": "shopco"}).count() == 1  # a rejected batch stores nothing
+
+
+async def test_a_count_sets_on_hand_and_may_correct_downwards(supply):
+    await own_yogurt(supply)
+    await supply.movements([receipt("r1", 20)])
+    body = await supply.movements([{"sku": "YOG-1", "lotCode": "B1", "kind": "count", "quantity": 17,
+                                    "idempotencyKey": "c1"}])
+    assert body["data"]["recordMovements"]["positions"][0]["delta"] == -3
+    assert on_hand(await supply.stock()) == {"B1": 17}
+    counted = await Movement.find_one({"idempotency_key": "c1"})
+    assert counted is not None and (counted.quantity, counted.counted) == (-3, 17)
+
+
+async def test_signs_must_fit_the_kind(supply):
+    await own_yogurt(supply)
+    for bad in (sale("x", 5), receipt("y", -5), {**sale("z"), "quantity": 0}):
+        body = await supply.movements([bad])
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+
+
+async def test_batches_are_capped(supply):
+    await own_yogurt(supply)
+    body = await supply.hub.gql(
+        "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }",
+        {"m": [receipt(f"k{i}", 1) for i in range(10_001)], "l": supply.shop_dc}, tenant="shopco")
+    assert body.get("errors"), body
+    assert await Movement.find({}).count() == 0
+
+
+async def test_movements_at_another_tenants_location_are_not_found(supply):
+    await own_yogurt(supply)
+    body = await supply.movements([receipt("r1", 5)], location=supply.rival_store)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_sku_nobody_shared_is_not_found(supply):
+    body = await supply.movements([receipt("r1", 5)], tenant="rival", location=supply.rival_store)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_viewers_cannot_record_movements(supply):
+    await own_yogurt(supply)
+    body = await supply.hub.gql(
+        "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }",
+        {"m": [receipt("r1", 1)], "l": supply.shop_dc}, tenant="shopco", roles=("viewer",))
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_received_goods_can_be_sold_without_the_sku_master(supply):
+    from tests.supply.conftest import yogurt_line
+
+    dispatch = await supply.dispatch([yogurt_line(10, "B9")])
+    await supply.receive(dispatch["id"], [{"sku": "YOG-1", "lotCode": "B9", "quantity": 10}])
+    body = await supply.movements([sale("s1", -4, lot="B9")])
+    assert body["data"]["recordMovements"]["positions"][0]["onHand"] == 6
+
+
+async def test_stock_filters_by_sku_location_lot_and_expiry(supply):
+    await own_yogurt(supply)
+    await supply.movements([
+        {**receipt("r1", 5, lot="EARLY"), "expiresOn": "2024-01-10"},
+        {**receipt("r2", 7, lot="LATE"), "expiresOn": "2024-06-10"},
+        receipt("r3", 2, lot="M1", sku="MLK-1"),
+    ])
+    assert on_hand(await supply.stock(skuId=supply.milk)) == {"M1": 2}
+    assert on_hand(await supply.stock(lotCode="LATE")) == {"LATE": 7}
+    assert on_hand(await supply.stock(expiringBefore="2024-02-01")) == {"EARLY": 5}
+    assert len(await supply.stock(locationId=supply.shop_dc)) == 3
+    await supply.movements([sale("s1", -5, lot="EARLY")])
+    assert "EARLY" not in on_hand(await supply.stock())
+    assert on_hand(await supply.stock(lotCode="EARLY", includeEmpty=True)) == {"EARLY": 0}
