@@ -1,0 +1,38 @@
+"""Sensors: a device of one tenant at one of its locations, optionally travelling with lots or a dispatch."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+
+from tenants.models import utcnow
+
+
+class Sensor(Document):
+    tenant_id: str  # the owner of the device and of the location it reports from
+    device_id: str  # unique per tenant: what the device calls itself
+    name: str | None = None
+    location_id: PydanticObjectId
+    lot_ids: list[PydanticObjectId] = Field(default_factory=list)  # lots it travels with (a pallet logger)
+    dispatch_id: PydanticObjectId | None = None  # or the dispatch it travels with
+    # Brands whose goods the sensor watches (refreshed on every ingest): partners granted ``sensors`` by the owner
+    # see it only while this names them.
+    goods_owners: list[str] = Field(default_factory=list)
+    last_reading_at: datetime | None = None
+    last_temperature_c: float | None = None
+    readings_count: int = 0
+    detector: dict[str, Any] = Field(default_factory=dict)  # hub.detect.spikes.SpikeState, persisted
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "sensors"
+        indexes = [
+            pymongo.IndexModel([("tenant_id", 1), ("device_id", 1)], unique=True),
+            pymongo.IndexModel([("location_id", 1)]),
+            pymongo.IndexModel([("goods_owners", 1), ("tenant_id", 1)]),
+        ]

@@ -1,0 +1,279 @@
+"""Expiry risk in practice: evaluating stock positions, raising ``expiry_risk`` alerts, the sweep, dispatch checks.
+
+Evaluated on stock change (``on_stock_changed``, called by the stock service in its transaction), after an excursion
+re-dates lots (``evaluate_lots``), for a new dispatch (``check_dispatch_shelf_life``) and by a periodic sweep over
+all stock (``sweep``: ``lotpulse sweep`` and in-process every ``settings.sweep_interval_minutes``).
+
+Alerts are deduplicated per lot and location. A finding already raised with the same reason and severity is left
+alone, so the sweep never re-pages anyone (nor reopens an alert somebody acknowledged); it is raised again only when
+it gets worse, changes reason, or comes back after being resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable
+
+from beanie import PydanticObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.dates import from_bson, to_bson
+from hub.db import Database
+from hub.detect.expiry import SEVERITY_ORDER, VELOCITY_DAYS, LotStock, arrival_shortfall, assess
+from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
+from hub.models.dispatch import Dispatch
+from hub.models.location import Location
+from hub.models.lot import Lot
+from hub.models.movement import Movement
+from hub.models.sku import Sku
+from hub.models.stock import StockPosition
+from hub.services.alerts import raise_alert
+from tenants.access import grantees
+from tenants.models import Scope, Tenant, TenantKind, utcnow
+
+log = logging.getLogger("lotpulse.expiry")
+SELLING_KINDS = ("sale", "issue")
+
+
+def today_utc() -> date:
+    return utcnow().date()
+
+
+async def _velocities(
+    session: AsyncClientSession | None, positions: list[dict[str, Any]], today: date
+) -> dict[tuple[str, Any, Any], int]:
+    """Units sold or issued over the trailing window per (holder, location, SKU): one aggregation."""
+    keys = {(p["tenant_id"], p["location_id"], p["sku_id"]) for p in positions}
+    if not keys:
+        return {}
+    since = to_bson(today - timedelta(days=VELOCITY_DAYS))
+    pipeline = [
+        {"$match": {
+            "$or": [{"tenant_id": t, "location_id": loc, "sku_id": sku} for t, loc, sku in keys],
+            "kind": {"$in": list(SELLING_KINDS)},
+            "occurred_at": {"$gte": since},
+        }},
+        {"$group": {"_id": {"t": "$tenant_id", "l": "$location_id", "s": "$sku_id"}, "q": {"$sum": "$quantity"}}},
+    ]
+    cursor = await Movement.get_pymongo_collection().aggregate(pipeline, session=session)
+    return {(d["_id"]["t"], d["_id"]["l"], d["_id"]["s"]): -int(d["q"]) async for d in cursor}
+
+
+async def evaluate_positions(
+    session: AsyncClientSession | None, positions: list[dict[str, Any]], today: date | None = None
+) -> list[Alert]:
+    """Assess raw stock positions and raise (or leave alone) their ``expiry_risk`` alerts."""
+    today = today or today_utc()
+    positions = [p for p in positions if p.get("on_hand", 0) > 0]
+    if not positions:
+        return []
+    lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
+    lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)}
+    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted({p["sku_id"] for p in positions})}}, session=session)}
+    holders = {t.id: t async for t in Tenant.find({"_id": {"$in": sorted({p["tenant_id"] for p in positions})}})}
+    locations = {
+        loc.id: loc async for loc in Location.find({"_id": {"$in": sorted({p["location_id"] for p in positions})}})
+    }
+    sold = await _velocities(session, positions, today)
+    keys = {_key(p): p for p in positions}
+    existing = {
+        a["dedupe_key"]: a
+        async for a in Alert.get_pymongo_collection().find({"dedupe_key": {"$in": sorted(keys)}}, session=session)
+    }
+    shares: dict[str, frozenset[str]] = {}
+    raised = []
+    for key, position in keys.items():
+        sku = skus.get(position["sku_id"])
+        lot = lots.get(position.get("lot_id"))
+        holder = holders.get(position["tenant_id"])
+        recorded = (lot.expires_on if lot else None) or from_bson(position.get("expires_on"))
+        effective = (lot.effective_expires_on if lot else None) or from_bson(position.get("effective_expires_on"))
+        # The minimum remaining shelf life is what the holder's consignees accept: it binds stock that ships on.
+        ships_on = holder is None or holder.kind != TenantKind.retailer
+        stock = LotStock(
+            on_hand=position["on_hand"],
+            expires_on=effective or recorded,
+            recorded_expires_on=recorded,
+            sold_in_window=sold.get((position["tenant_id"], position["location_id"], position["sku_id"]), 0),
+            min_remaining_days=sku.min_remaining_shelf_life_days if sku and ships_on else None,
+        )
+        risk = assess(stock, today)
+        if risk is None:
+            continue
+        previous = existing.get(key)
+        if previous is not None and previous["status"] != AlertStatus.resolved.value:
+            same = previous.get("evidence", {}).get("reason") == risk.reason
+            if same and SEVERITY_ORDER.index(previous["severity"]) >= SEVERITY_ORDER.index(risk.severity):
+                continue
+        owner = position["tenant_id"]
+        audience: list[str] = []
+        if sku is not None and sku.tenant_id != owner:
+            if owner not in shares:
+                shares[owner] = await grantees(owner, Scope.stock) | await grantees(owner, Scope.alerts)
+            if sku.tenant_id in shares[owner]:
+                audience.append(sku.tenant_id)
+        location = locations.get(position["location_id"])
+        where = location.code if location else str(position["location_id"])
+        lot_code = lot.lot_code if lot else position.get("lot_code") or "untracked"
+        sku_code = sku.code if sku else str(position["sku_id"])
+        title = {
+            "expired": f"Lot {lot_code} of {sku_code} at {where} is past its effective expiry with stock",
+            "slow": f"Lot {lot_code} of {sku_code} at {where} will not sell before it expires",
+            "short_shelf_life": f"Lot {lot_code} of {sku_code} at {where} is below the consignee's minimum shelf life",
+        }[risk.reason]
+        raised.append(await raise_alert(
+            session,
+            kind=AlertKind.expiry_risk,
+            severity=Severity(risk.severity),
+            owner=owner,
+            audience=audience,
+            title=title,
+            dedupe_key=key,
+            subjects=[
+                *([SubjectRef(kind="lot", id=str(lot.id), label=lot_code)] if lot else []),
+                SubjectRef(kind="sku", id=str(position["sku_id"]), label=sku_code),
+                SubjectRef(kind="location", id=str(position["location_id"]), label=where),
+            ],
+            evidence={
+                **risk.figures(),
+                "onHand": position["on_hand"],
+                "effectiveExpiresOn": stock.expires_on.isoformat() if stock.expires_on else None,
+                "recordedExpiresOn": recorded.isoformat() if recorded else None,
+                "soldLast28Days": stock.sold_in_window,
+                "minRemainingShelfLifeDays": stock.min_remaining_days,
+                "evaluatedOn": today.isoformat(),
+            },
+            recommendation=risk.recommendation,
+        ))
+    return raised
+
+
+def _key(position: dict[str, Any]) -> str:
+    return f"expiry_risk:{position.get('lot_id') or position['sku_id']}:{position['location_id']}"
+
+
+async def on_stock_changed(
+    session: AsyncClientSession | None, positions: Iterable[StockPosition | dict[str, Any]], today: date | None = None
+) -> list[Alert]:
+    """Hook for the stock service: re-assess the positions it just changed, in its transaction."""
+    raw = [p.model_dump(by_alias=True) if isinstance(p, StockPosition) else p for p in positions]
+    for p in raw:
+        p.setdefault("_id", p.get("id"))
+    return await evaluate_positions(session, raw, today)
+
+
+async def evaluate_lots(
+    session: AsyncClientSession | None,
+    tenant_id: str,
+    location_id: PydanticObjectId,
+    lot_ids: list[PydanticObjectId],
+    today: date | None = None,
+) -> list[Alert]:
+    """Re-assess these lots' stock at one location (after an excursion re-dated them)."""
+    cursor = StockPosition.get_pymongo_collection().find(
+        {"tenant_id": tenant_id, "location_id": location_id, "lot_id": {"$in": lot_ids}, "on_hand": {"$gt": 0}},
+        session=session,
+    )
+    return await evaluate_positions(session, [p async for p in cursor], today)
+
+
+@dataclass
+class SweepReport:
+    positions: int = 0
+    alerts: int = 0
+
+
+async def sweep(database: Database, today: date | None = None, page: int = 500) -> SweepReport:
+    """Assess every position with stock, a page per transaction (alerts and their events commit together)."""
+    report = SweepReport()
+    collection = StockPosition.get_pymongo_collection()
+    last: Any = None
+    while True:
+        query: dict[str, Any] = {"on_hand": {"$gt": 0}}
+        if last is not None:
+            query["_id"] = {"$gt": last}
+        batch = await collection.find(query).sort("_id", 1).limit(page).to_list(page)
+        if not batch:
+            return report
+        last = batch[-1]["_id"]
+        report.positions += len(batch)
+
+        async def work(session: AsyncClientSession, batch: list[dict[str, Any]] = batch) -> int:
+            return len(await evaluate_positions(session, batch, today))
+
+        report.alerts += await database.in_transaction(work)
+
+
+async def check_dispatch_shelf_life(
+    session: AsyncClientSession | None, dispatch: Dispatch, today: date | None = None
+) -> Alert | None:
+    """Flag a dispatch whose lines arrive with less than the consignee's minimum remaining shelf life.
+
+    One ``expiry_risk`` alert per dispatch, owned by the shipper with the consignee in its audience.
+    """
+    today = today or today_utc()
+    arrives = dispatch.expected_on or dispatch.shipped_on or today
+    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted({l.sku_id for l in dispatch.lines})}}, session=session)}
+    lots = {
+        lot.id: lot async for lot in Lot.find({"_id": {"$in": sorted({l.lot_id for l in dispatch.lines})}}, session=session)
+    }
+    short = []
+    for index, line in enumerate(dispatch.lines):
+        sku = skus.get(line.sku_id)
+        lot = lots.get(line.lot_id)
+        expires = (lot.effective_expires_on if lot else None) or line.expires_on
+        if line.expires_on and expires:
+            expires = min(expires, line.expires_on)
+        shortfall = arrival_shortfall(expires, arrives, sku.min_remaining_shelf_life_days if sku else None)
+        if shortfall is not None:
+            short.append({
+                "line": index,
+                "skuCode": sku.code if sku else str(line.sku_id),
+                "lotCode": line.lot_code,
+                "quantity": line.quantity,
+                "expiresOn": expires.isoformat() if expires else None,
+                "daysLeftOnArrival": shortfall.days_left_on_arrival,
+                "minRemainingShelfLifeDays": shortfall.min_remaining_days,
+            })
+    if not short:
+        return None
+    expired = any(item["daysLeftOnArrival"] < 0 for item in short)
+    lots_text = ", ".join(f"{s['lotCode']} ({s['daysLeftOnArrival']} of {s['minRemainingShelfLifeDays']} days)" for s in short)
+    return await raise_alert(
+        session,
+        kind=AlertKind.expiry_risk,
+        severity=Severity.critical if expired else Severity.warning,
+        owner=dispatch.tenant_id,
+        audience=[dispatch.consignee_id],
+        title=f"Dispatch {dispatch.ref} arrives below the consignee's minimum remaining shelf life",
+        dedupe_key=f"expiry_risk:dispatch:{dispatch.id}",
+        subjects=[
+            SubjectRef(kind="dispatch", id=str(dispatch.id), label=dispatch.ref),
+            *[SubjectRef(kind="lot", id=str(dispatch.lines[s["line"]].lot_id), label=s["lotCode"]) for s in short],
+        ],
+        evidence={"reason": "short_on_arrival", "arrivesOn": arrives.isoformat(), "lines": short},
+        recommendation=(
+            f"Replace with fresher lots before shipping or agree acceptance with {dispatch.consignee_id}: {lots_text}."
+        ),
+    )
+
+
+async def start_sweeper(hub: Any) -> None:
+    """Startup hook: sweep every ``sweep_interval_minutes`` (0 turns it off); the first run after one interval."""
+    minutes = hub.settings.sweep_interval_minutes
+    if minutes <= 0:
+        return
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(minutes * 60)
+            try:
+                report = await sweep(hub.database)
+                log.info("expiry sweep: %d positions, %d alerts raised", report.positions, report.alerts)
+            except Exception:
+                log.exception("expiry sweep failed; retrying next interval")
+
+    hub.spawn("expiry-sweep", loop)

@@ -1,0 +1,293 @@
+"""Ingesting sensor readings into hour buckets, and reading series back (raw or downsampled).
+
+One call may carry up to ``settings.max_batch`` readings for many sensors. Impossible readings are rejected one by
+one with a reason while the rest are kept. The buckets a call touches are read once and written back with one
+``bulk_write`` inside a transaction that also advances each sensor's spike detector and records the excursions it
+finds, so readings, detector state, excursions, re-dated lots and alerts commit together or not at all (a concurrent
+call on the same sensor conflicts and is retried from the start).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo import UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.config import Settings
+from hub.db import Database
+from hub.detect.spikes import Reading, SpikeState, detect
+from hub.errors import BadInput
+from hub.models.reading import ReadingBucket, bucket_hour, bucket_id
+from hub.models.sensor import Sensor
+from hub.services import excursions
+from hub.services.sensors import goods_for
+from tenants.access import Access
+from tenants.models import utcnow
+
+
+@dataclass(frozen=True)
+class ReadingIn:
+    at: datetime
+    temperature_c: float
+    humidity_pct: float | None = None
+
+
+@dataclass
+class SensorReadingsIn:
+    readings: list[ReadingIn]
+    sensor_id: str | None = None
+    device_id: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.sensor_id or self.device_id or ""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    sensor: str
+    index: int  # position in that sensor's readings
+    at: datetime | None
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    received: int = 0
+    accepted: int = 0  # newly stored
+    duplicates: int = 0  # already stored (or repeated in the call): stored once
+    late: int = 0  # stored, but older than what the spike detector had already judged
+    rejected: list[Rejection] = field(default_factory=list)
+    excursions: list[excursions.Outcome] = field(default_factory=list)
+
+
+def _utc_ms(at: datetime) -> datetime:
+    """UTC with millisecond precision, as BSON stores it (so re-sent readings compare equal)."""
+    at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def check_reading(reading: ReadingIn, now: datetime, settings: Settings) -> str | None:
+    """Why this reading is impossible, or None."""
+    c, rh = reading.temperature_c, reading.humidity_pct
+    if c is None or not math.isfinite(c):
+        return "temperature is not a number"
+    if not -100.0 <= c <= 100.0:
+        return f"temperature {c:g} °C is outside -100..100 °C"
+    if rh is not None and (not math.isfinite(rh) or not 0.0 <= rh <= 100.0):
+        return f"relative humidity {rh:g} % is outside 0..100 %"
+    at = _utc_ms(reading.at)
+    if at > now + timedelta(seconds=settings.reading_max_future_seconds):
+        return "time is in the future (check the device clock)"
+    if at < now - timedelta(days=settings.reading_max_age_days):
+        return f"time is more than {settings.reading_max_age_days} days in the past (check the device clock)"
+    return None
+
+
+async def _resolve(access: Access, batches: list[SensorReadingsIn]) -> dict[str, Sensor]:
+    """The caller's own sensors by the id or device id each batch names (ingesting is for the owner only)."""
+    ids = [ObjectId(b.sensor_id) for b in batches if b.sensor_id and ObjectId.is_valid(b.sensor_id)]
+    devices = [b.device_id for b in batches if b.device_id and not b.sensor_id]
+    found: dict[str, Sensor] = {}
+    if not ids and not devices:
+        return found
+    query = {**access.sensors("write"), "$or": [{"_id": {"$in": ids}}, {"device_id": {"$in": devices}}]}
+    async for sensor in Sensor.find(query):
+        found[str(sensor.id)] = sensor
+        found[f"device:{sensor.device_id}"] = sensor
+    return found
+
+
+def _merge(bucket: dict[str, Any] | None, new: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The bucket's fields after adding ``new`` readings, and the readings that were not already there."""
+    readings = {r["t"]: r for r in (bucket or {}).get("readings", [])}
+    added = []
+    for reading in new:
+        if reading["t"] not in readings:
+            readings[reading["t"]] = reading
+            added.append(reading)
+    ordered = [readings[t] for t in sorted(readings)]
+    temps = [r["c"] for r in ordered]
+    fields = {"readings": ordered, "count": len(ordered), "min_c": min(temps), "max_c": max(temps), "sum_c": sum(temps)}
+    return fields, added
+
+
+async def ingest(
+    access: Access, database: Database, settings: Settings, batches: list[SensorReadingsIn]
+) -> IngestReport:
+    access.require_write()
+    report = IngestReport(received=sum(len(b.readings) for b in batches))
+    if report.received > settings.max_batch:
+        raise BadInput(f"at most {settings.max_batch} readings per call", field="input")
+    now = utcnow()
+    sensors = await _resolve(access, batches)
+    incoming: dict[PydanticObjectId, dict[datetime, dict[str, Any]]] = defaultdict(dict)
+    for batch in batches:
+        if bool(batch.sensor_id) == bool(batch.device_id):
+            raise BadInput("name each sensor by exactly one of sensorId or deviceId", field="sensorId")
+        sensor = sensors.get(batch.sensor_id or f"device:{batch.device_id}")
+        for index, reading in enumerate(batch.readings):
+            reason = "unknown sensor" if sensor is None else check_reading(reading, now, settings)
+            if reason is not None:
+                report.rejected.append(Rejection(batch.ref, index, reading.at, reason))
+                continue
+            at = _utc_ms(reading.at)
+            seen = incoming[sensor.id]  # type: ignore[union-attr,index]
+            if at in seen:
+                report.duplicates += 1
+                continue
+            seen[at] = {"t": at, "c": float(reading.temperature_c), "rh": reading.humidity_pct}
+    if not incoming:
+        return report
+    touched = {sensor_id: sensor for sensor in sensors.values() if (sensor_id := sensor.id) in incoming}
+    goods = await goods_for(touched.values())
+    by_bucket: dict[str, tuple[PydanticObjectId, datetime, list[dict[str, Any]]]] = {}
+    for sensor_id, readings in incoming.items():
+        for at, reading in readings.items():
+            key = bucket_id(sensor_id, bucket_hour(at))
+            by_bucket.setdefault(key, (sensor_id, bucket_hour(at), []))[2].append(reading)
+    duplicates_before = report.duplicates
+
+    async def work(session: AsyncClientSession) -> None:
+        report.duplicates, report.late, report.excursions = duplicates_before, 0, []
+        stored = {
+            doc["_id"]: doc
+            async for doc in ReadingBucket.get_pymongo_collection().find(
+                {"_id": {"$in": sorted(by_bucket)}}, session=session
+            )
+        }
+        added: dict[PydanticObjectId, list[dict[str, Any]]] = defaultdict(list)
+        writes = []
+        for key, (sensor_id, hour, readings) in by_bucket.items():
+            fields, new = _merge(stored.get(key), readings)
+            report.duplicates += len(readings) - len(new)
+            if not new:
+                continue
+            added[sensor_id].extend(new)
+            writes.append(UpdateOne(
+                {"_id": key},
+                {"$set": fields, "$setOnInsert": {"sensor_id": sensor_id, "tenant_id": access.tenant_id, "hour": hour}},
+                upsert=True,
+            ))
+        if writes:
+            await ReadingBucket.get_pymongo_collection().bulk_write(writes, ordered=False, session=session)
+        fresh = {
+            doc["_id"]: doc
+            async for doc in Sensor.get_pymongo_collection().find({"_id": {"$in": sorted(touched)}}, session=session)
+        }
+        sensor_writes = []
+        for sensor_id, sensor in touched.items():
+            new = added.get(sensor_id, [])
+            doc = fresh.get(sensor_id, {})
+            owners = [o for o in goods[sensor_id].owners if o != sensor.tenant_id]
+            update: dict[str, Any] = {"$set": {"goods_owners": owners, "updated_at": now}}
+            if new:
+                result = detect(
+                    SpikeState.from_doc(doc.get("detector")),
+                    [Reading(r["t"], r["c"]) for r in new],
+                    goods[sensor_id].spike_config(settings),
+                )
+                report.late += result.late
+                update["$set"]["detector"] = result.state.to_doc()
+                update["$inc"] = {"readings_count": len(new)}
+                newest = max(new, key=lambda r: r["t"])
+                last = doc.get("last_reading_at")
+                if last is None or newest["t"] > last:
+                    update["$set"].update(last_reading_at=newest["t"], last_temperature_c=newest["c"])
+                if result.updates:
+                    report.excursions.extend(
+                        await excursions.record(session, sensor, goods[sensor_id], result.updates, settings, now)
+                    )
+            sensor_writes.append(UpdateOne({"_id": sensor_id}, update))
+        await Sensor.get_pymongo_collection().bulk_write(sensor_writes, ordered=False, session=session)
+
+    await database.in_transaction(work)
+    report.accepted = sum(len(r) for r in incoming.values()) - (report.duplicates - duplicates_before)
+    return report
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime
+    temperature_c: float
+    humidity_pct: float | None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    start: datetime
+    count: int
+    min_c: float
+    max_c: float
+    avg_c: float
+
+
+@dataclass
+class Series:
+    points: list[Point] = field(default_factory=list)
+    aggregates: list[Aggregate] = field(default_factory=list)
+    truncated: bool = False
+
+
+MAX_SPAN = timedelta(days=366)
+
+
+async def series(
+    sensor: Sensor, start: datetime, end: datetime, interval_minutes: int | None, limit: int
+) -> Series:
+    """Readings of ``sensor`` in [start, end): raw (at most ``limit``) or min/max/avg per ``interval_minutes``."""
+    start, end = _utc_ms(start), _utc_ms(end)
+    if end <= start:
+        raise BadInput("`to` must be after `from`", field="to")
+    if end - start > MAX_SPAN:
+        raise BadInput("ask for at most 366 days at a time", field="from")
+    if interval_minutes is not None and not 1 <= interval_minutes <= 1440 * 7:
+        raise BadInput("interval must be 1 minute to 7 days", field="intervalMinutes")
+    query = {"sensor_id": sensor.id, "hour": {"$gte": bucket_hour(start), "$lt": end}}
+    collection = ReadingBucket.get_pymongo_collection()
+    result = Series()
+    whole_hours = interval_minutes is not None and interval_minutes % 60 == 0 and start == bucket_hour(start)
+    projection = {"readings": 0} if whole_hours else None
+    groups: dict[datetime, list[float]] = {}
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    async for bucket in collection.find(query, projection).sort("hour", 1):
+        if whole_hours:  # coarse series straight from the buckets' summaries, never unpacking readings
+            assert interval_minutes is not None
+            slot = start + (bucket["hour"] - start) // timedelta(minutes=interval_minutes) * timedelta(
+                minutes=interval_minutes
+            )
+            acc = groups.setdefault(slot, [0, math.inf, -math.inf, 0.0])
+            acc[0] += bucket["count"]
+            acc[1] = min(acc[1], bucket["min_c"])
+            acc[2] = max(acc[2], bucket["max_c"])
+            acc[3] += bucket["sum_c"]
+            continue
+        for reading in bucket["readings"]:
+            if not start <= reading["t"] < end:
+                continue
+            if interval_minutes is None:
+                if len(result.points) >= limit:
+                    result.truncated = True
+                    return result
+                result.points.append(Point(reading["t"], reading["c"], reading.get("rh")))
+                continue
+            step = timedelta(minutes=interval_minutes)
+            slot = epoch + (reading["t"] - epoch) // step * step
+            acc = groups.setdefault(slot, [0, math.inf, -math.inf, 0.0])
+            acc[0] += 1
+            acc[1] = min(acc[1], reading["c"])
+            acc[2] = max(acc[2], reading["c"])
+            acc[3] += reading["c"]
+    result.aggregates = [
+        Aggregate(slot, int(n), lo, hi, round(total / n, 3)) for slot, (n, lo, hi, total) in sorted(groups.items()) if n
+    ]
+    if len(result.aggregates) > limit:
+        result.aggregates, result.truncated = result.aggregates[:limit], True
+    return result

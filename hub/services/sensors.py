@@ -1,0 +1,142 @@
+"""Sensors: registration, and the goods each one watches (what sets its limits and who may see it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from beanie import PydanticObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.config import Settings
+from hub.detect.spikes import SpikeConfig
+from hub.errors import BadInput
+from hub.models.dispatch import Dispatch
+from hub.models.location import Location
+from hub.models.lot import Lot
+from hub.models.sensor import Sensor
+from hub.models.sku import Sku
+from hub.models.stock import StockPosition
+from tenants.access import Access, object_id
+from tenants.models import utcnow
+
+
+@dataclass
+class Goods:
+    """What sits with one sensor: lots in stock at its location or travelling with it, and their SKUs."""
+
+    lots: list[Lot] = field(default_factory=list)
+    skus: dict[PydanticObjectId, Sku] = field(default_factory=dict)
+
+    @property
+    def owners(self) -> list[str]:
+        return sorted({sku.tenant_id for sku in self.skus.values()})
+
+    def spike_config(self, settings: Settings) -> SpikeConfig:
+        """Judge against the strictest goods present: lowest storage maximum, shortest minimum duration."""
+        limited = [sku for sku in self.skus.values() if sku.storage.temp_max_c is not None]
+        return SpikeConfig(
+            limit_c=min((sku.storage.temp_max_c for sku in limited), default=None),  # type: ignore[type-var]
+            min_minutes=min((sku.excursion_min_minutes for sku in limited), default=15),
+            rise_c=settings.spike_rise_c_per_10min,
+            thresholds=tuple(sorted({sku.storage.temp_max_c for sku in limited})),  # type: ignore[type-var]
+        )
+
+
+async def goods_for(
+    sensors: Iterable[Sensor], session: AsyncClientSession | None = None
+) -> dict[PydanticObjectId, Goods]:
+    """Goods per sensor in a handful of queries, whatever the number of sensors."""
+    sensors = list(sensors)
+    if not sensors:
+        return {}
+    dispatch_ids = {s.dispatch_id for s in sensors if s.dispatch_id}
+    dispatch_lots: dict[PydanticObjectId, list[PydanticObjectId]] = {}
+    if dispatch_ids:
+        async for dispatch in Dispatch.find({"_id": {"$in": sorted(dispatch_ids)}}, session=session):
+            dispatch_lots[dispatch.id] = [line.lot_id for line in dispatch.lines]  # type: ignore[index]
+    positions: dict[tuple[str, PydanticObjectId], list[StockPosition]] = {}
+    query = {
+        "$or": [{"tenant_id": s.tenant_id, "location_id": s.location_id} for s in sensors],
+        "on_hand": {"$gt": 0},
+    }
+    async for position in StockPosition.find(query, session=session):
+        positions.setdefault((position.tenant_id, position.location_id), []).append(position)
+    wanted: dict[PydanticObjectId, tuple[set[PydanticObjectId], set[PydanticObjectId]]] = {}
+    for sensor in sensors:
+        here = positions.get((sensor.tenant_id, sensor.location_id), [])
+        lot_ids = {p.lot_id for p in here if p.lot_id} | set(sensor.lot_ids)
+        lot_ids |= set(dispatch_lots.get(sensor.dispatch_id, [])) if sensor.dispatch_id else set()
+        wanted[sensor.id] = (lot_ids, {p.sku_id for p in here})  # type: ignore[index]
+    all_lots = {lot_id for lots, _ in wanted.values() for lot_id in lots}
+    lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": sorted(all_lots)}}, session=session)}
+    sku_ids = {lot.sku_id for lot in lots.values()} | {sku for _, skus in wanted.values() for sku in skus}
+    skus = {sku.id: sku async for sku in Sku.find({"_id": {"$in": sorted(sku_ids)}}, session=session)}
+    result: dict[PydanticObjectId, Goods] = {}
+    for sensor in sensors:
+        lot_ids, stock_skus = wanted[sensor.id]  # type: ignore[index]
+        present = sorted((lots[i] for i in lot_ids if i in lots), key=lambda lot: lot.lot_code)
+        ids = {lot.sku_id for lot in present} | stock_skus
+        result[sensor.id] = Goods(present, {i: skus[i] for i in ids if i in skus})  # type: ignore[index]
+    return result
+
+
+async def register_sensor(
+    access: Access,
+    device_id: str,
+    location_id: str,
+    name: str | None = None,
+    lot_ids: list[str] | None = None,
+    dispatch_id: str | None = None,
+) -> tuple[Sensor, bool]:
+    """Register the device, or move/re-attach it (same device id): answers (sensor, created)."""
+    access.require_write()
+    device_id = device_id.strip()
+    if not device_id or len(device_id) > 200:
+        raise BadInput("device id must be 1-200 characters", field="deviceId")
+    location = await access.get(Location, location_id, access.locations("write"), "location")
+    lots = []
+    for lot_id in dict.fromkeys(lot_ids or []):
+        lots.append(await access.get(Lot, lot_id, access.lots("read"), "lot"))
+    dispatch = None
+    if dispatch_id is not None:
+        dispatch = await access.get(Dispatch, dispatch_id, access.dispatches("read"), "dispatch")
+    now = utcnow()
+    key = {"tenant_id": access.tenant_id, "device_id": device_id}
+    collection = Sensor.get_pymongo_collection()
+    result = await collection.update_one(
+        key,
+        {
+            "$set": {
+                "name": name.strip() if name else None,
+                "location_id": location.id,
+                "lot_ids": [lot.id for lot in lots],
+                "dispatch_id": dispatch.id if dispatch else None,
+                "updated_at": now,
+            },
+            "$setOnInsert": {
+                **key, "goods_owners": [], "readings_count": 0, "detector": {}, "created_at": now,
+                "last_reading_at": None, "last_temperature_c": None,
+            },
+        },
+        upsert=True,
+    )
+    sensor = Sensor.model_validate(await collection.find_one(key))
+    goods = (await goods_for([sensor]))[sensor.id]  # type: ignore[index]
+    owners = [owner for owner in goods.owners if owner != sensor.tenant_id]
+    await Sensor.get_pymongo_collection().update_one({"_id": sensor.id}, {"$set": {"goods_owners": owners}})
+    sensor.goods_owners = owners
+    return sensor, result.upserted_id is not None
+
+
+async def visible_sensor(access: Access, sensor_id: str) -> Sensor:
+    return await access.get(Sensor, sensor_id, access.sensors("read"), "sensor")
+
+
+def sensor_filter(access: Access, location_id: str | None = None, device_id: str | None = None) -> dict:
+    clauses: list[dict] = [access.sensors("read")]
+    if location_id is not None:
+        clauses.append({"location_id": object_id(location_id, "location")})
+    if device_id is not None:
+        clauses.append({"device_id": device_id})
+    return {"$and": clauses}

@@ -1,0 +1,1 @@
+"""Sensors, readings and excursions."""

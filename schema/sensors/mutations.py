@@ -1,0 +1,56 @@
+"""Mutations: registering sensors and ingesting their readings."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from hub.services import readings as reading_service
+from hub.services import sensors as sensor_service
+from schema.permissions import WRITE
+from schema.sensors.types import (
+    IngestReadingsPayload,
+    RegisterSensorInput,
+    RegisterSensorPayload,
+    SensorReadingsInput,
+    SensorType,
+)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=WRITE, description="Register a device at a location, or move/re-attach it (same deviceId)"
+    )
+    async def register_sensor(self, info: Info, input: RegisterSensorInput) -> RegisterSensorPayload:
+        access = await info.context.access()
+        sensor, created = await sensor_service.register_sensor(
+            access,
+            input.device_id,
+            str(input.location_id),
+            input.name,
+            [str(i) for i in input.lot_ids or []],
+            str(input.dispatch_id) if input.dispatch_id else None,
+        )
+        offline = info.context.hub.settings.sensor_offline_minutes
+        return RegisterSensorPayload(sensor=SensorType.from_model(sensor, offline), created=created)
+
+    @strawberry.mutation(
+        permission_classes=WRITE,
+        description="Store readings of one or many sensors (idempotent); impossible readings are rejected one by one",
+    )
+    async def ingest_readings(self, info: Info, input: list[SensorReadingsInput]) -> IngestReadingsPayload:
+        access = await info.context.access()
+        hub = info.context.hub
+        batches = [
+            reading_service.SensorReadingsIn(
+                sensor_id=str(item.sensor_id) if item.sensor_id else None,
+                device_id=item.device_id,
+                readings=[
+                    reading_service.ReadingIn(r.at, r.temperature_c, r.humidity_pct) for r in item.readings
+                ],
+            )
+            for item in input
+        ]
+        report = await reading_service.ingest(access, hub.database, hub.settings, batches)
+        return IngestReadingsPayload.from_report(report)

@@ -1,0 +1,229 @@
+"""GraphQL types for sensors, their readings and excursions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import strawberry
+
+import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
+from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
+from hub.models.sensor import Sensor
+from hub.services import readings as reading_service
+from tenants.models import utcnow
+
+ExcursionStatusEnum = strawberry.enum(ExcursionStatus, name="ExcursionStatus")
+
+
+@strawberry.type(name="Sensor")
+class SensorType:
+    id: strawberry.ID
+    owner_id: strawberry.ID
+    device_id: str
+    name: str | None
+    location_id: strawberry.ID
+    lot_ids: list[strawberry.ID]
+    dispatch_id: strawberry.ID | None
+    last_reading_at: datetime | None
+    last_temperature_c: float | None
+    readings_count: int
+    online: bool = strawberry.field(description="A reading arrived within the offline threshold (heartbeat)")
+    in_excursion: bool = strawberry.field(description="An excursion (or a candidate) is in progress")
+
+    @classmethod
+    def from_model(cls, sensor: Sensor, offline_minutes: int) -> SensorType:
+        last = sensor.last_reading_at
+        return cls(
+            id=strawberry.ID(str(sensor.id)),
+            owner_id=strawberry.ID(sensor.tenant_id),
+            device_id=sensor.device_id,
+            name=sensor.name,
+            location_id=strawberry.ID(str(sensor.location_id)),
+            lot_ids=[strawberry.ID(str(i)) for i in sensor.lot_ids],
+            dispatch_id=strawberry.ID(str(sensor.dispatch_id)) if sensor.dispatch_id else None,
+            last_reading_at=last,
+            last_temperature_c=sensor.last_temperature_c,
+            readings_count=sensor.readings_count,
+            online=last is not None and utcnow() - last <= timedelta(minutes=offline_minutes),
+            in_excursion=bool((sensor.detector or {}).get("episode")),
+        )
+
+
+@strawberry.input
+class RegisterSensorInput:
+    device_id: str
+    location_id: strawberry.ID
+    name: str | None = None
+    lot_ids: list[strawberry.ID] | None = None
+    dispatch_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class RegisterSensorPayload:
+    sensor: SensorType
+    created: bool
+
+
+@strawberry.input
+class SensorFilter:
+    location_id: strawberry.ID | None = None
+    device_id: str | None = None
+
+
+@strawberry.input
+class ReadingInput:
+    at: datetime
+    temperature_c: float
+    humidity_pct: float | None = None
+
+
+@strawberry.input
+class SensorReadingsInput:
+    """Readings of one sensor, named by its id or by the device id it was registered with."""
+
+    sensor_id: strawberry.ID | None = None
+    device_id: str | None = None
+    readings: list[ReadingInput]
+
+
+@strawberry.type
+class RejectedReading:
+    sensor: str = strawberry.field(description="The sensorId or deviceId the reading came under")
+    index: int = strawberry.field(description="Position in that sensor's readings")
+    at: datetime | None
+    reason: str
+
+
+@strawberry.type
+class ExcursionChange:
+    excursion_id: strawberry.ID
+    opened: bool
+    closed: bool
+
+
+@strawberry.type
+class IngestReadingsPayload:
+    received: int
+    accepted: int = strawberry.field(description="Newly stored")
+    duplicates: int = strawberry.field(description="Already stored: kept once")
+    late: int = strawberry.field(description="Stored, but older than readings already judged for spikes")
+    rejected: list[RejectedReading]
+    excursions: list[ExcursionChange]
+
+    @classmethod
+    def from_report(cls, report: reading_service.IngestReport) -> IngestReadingsPayload:
+        return cls(
+            received=report.received,
+            accepted=report.accepted,
+            duplicates=report.duplicates,
+            late=report.late,
+            rejected=[RejectedReading(sensor=r.sensor, index=r.index, at=r.at, reason=r.reason) for r in report.rejected],
+            excursions=[
+                ExcursionChange(excursion_id=strawberry.ID(str(o.excursion_id)), opened=o.opened, closed=o.closed)
+                for o in report.excursions
+            ],
+        )
+
+
+@strawberry.type
+class ReadingPoint:
+    at: datetime
+    temperature_c: float
+    humidity_pct: float | None
+
+
+@strawberry.type
+class ReadingAggregate:
+    start: datetime
+    count: int
+    min_c: float
+    max_c: float
+    avg_c: float
+
+
+@strawberry.type
+class ReadingSeries:
+    sensor_id: strawberry.ID
+    points: list[ReadingPoint] = strawberry.field(description="Raw readings (when no interval was asked)")
+    aggregates: list[ReadingAggregate] = strawberry.field(description="Per interval (when one was asked)")
+    truncated: bool = strawberry.field(description="More data than `first`: narrow the range or page by time")
+
+
+@strawberry.type(name="ExposedLot")
+class ExposedLotType:
+    lot_id: strawberry.ID
+    lot_code: str
+    sku_id: strawberry.ID
+    sku_code: str
+    owner_id: strawberry.ID
+    limit_c: float | None
+    degree_minutes: float
+    shelf_life_loss_pct: float
+    expires_before: date | None
+    expires_after: date | None
+
+    @classmethod
+    def from_model(cls, item: ExposedLot) -> ExposedLotType:
+        return cls(
+            lot_id=strawberry.ID(str(item.lot_id)),
+            lot_code=item.lot_code,
+            sku_id=strawberry.ID(str(item.sku_id)),
+            sku_code=item.sku_code,
+            owner_id=strawberry.ID(item.owner_id),
+            limit_c=item.limit_c,
+            degree_minutes=item.degree_minutes,
+            shelf_life_loss_pct=round(item.loss_fraction * 100, 2),
+            expires_before=item.expires_before,
+            expires_after=item.expires_after,
+        )
+
+
+@strawberry.type(name="Excursion")
+class ExcursionType:
+    id: strawberry.ID
+    owner_id: strawberry.ID
+    sensor_id: strawberry.ID
+    device_id: str
+    location_id: strawberry.ID
+    status: ExcursionStatus
+    cause: str
+    started_at: datetime
+    opened_at: datetime
+    ended_at: datetime | None
+    limit_c: float | None
+    peak_c: float
+    peak_at: datetime
+    degree_minutes: float
+    duration_minutes: float
+    exposed_lots: list[ExposedLotType]
+    alert_id: strawberry.ID | None
+
+    @classmethod
+    def from_model(cls, excursion: Excursion) -> ExcursionType:
+        return cls(
+            id=strawberry.ID(str(excursion.id)),
+            owner_id=strawberry.ID(excursion.tenant_id),
+            sensor_id=strawberry.ID(str(excursion.sensor_id)),
+            device_id=excursion.device_id,
+            location_id=strawberry.ID(str(excursion.location_id)),
+            status=excursion.status,
+            cause=excursion.cause,
+            started_at=excursion.started_at,
+            opened_at=excursion.opened_at,
+            ended_at=excursion.ended_at,
+            limit_c=excursion.limit_c,
+            peak_c=excursion.peak_c,
+            peak_at=excursion.peak_at,
+            degree_minutes=excursion.degree_minutes,
+            duration_minutes=excursion.duration_minutes,
+            exposed_lots=[ExposedLotType.from_model(item) for item in excursion.exposed_lots],
+            alert_id=strawberry.ID(str(excursion.alert_id)) if excursion.alert_id else None,
+        )
+
+
+@strawberry.input
+class ExcursionFilter:
+    sensor_id: strawberry.ID | None = None
+    location_id: strawberry.ID | None = None
+    status: ExcursionStatus | None = None
+    started_after: datetime | None = None

@@ -1,0 +1,93 @@
+"""The brief's story end to end: a spike on shelf C-3 becomes one excursion, one alert, and an earlier expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+
+from hub.models.event import Event
+from tests.sensors.conftest import Listener, minutes_ago
+
+ALERTS_LIVE = """
+subscription { alerts { type alert { id kind severity title evidence subjects { kind id label } } } }
+"""
+EXCURSIONS = """
+query {
+  excursions(first: 10) {
+    nodes {
+      id status cause peakC limitC degreeMinutes durationMinutes alertId
+      exposedLots { lotCode shelfLifeLossPct expiresBefore expiresAfter }
+    }
+  }
+}
+"""
+ALERTS = "query { alerts(first: 50) { nodes { id kind severity title recommendation subjects { kind label } } } }"
+
+
+async def test_a_twenty_minute_spike_on_shelf_c3_is_one_excursion_one_alert_and_an_earlier_expiry(cold, hub):
+    # given: the brand owner listens live for alerts
+    listener = await Listener(hub.ws_url, hub.token("freshco", "viewer"), ALERTS_LIVE).start()
+    try:
+        # when: 18 °C, then 28 °C for 20 minutes, then 18 °C (a reading a minute)
+        report = await cold.ingest_temps([18.0] * 10 + [28.0] * 20 + [18.0] * 10, minutes_ago(45))
+
+        # then: one excursion, opened and closed in this batch
+        assert report["accepted"] == 40 and report["rejected"] == []
+        assert len(report["excursions"]) == 1
+        assert report["excursions"][0]["opened"] and report["excursions"][0]["closed"]
+        [excursion] = (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
+        assert excursion["status"] == "closed" and excursion["peakC"] == 28.0 and excursion["limitC"] == 20.0
+        assert 150 < excursion["degreeMinutes"] < 170
+        [exposed] = excursion["exposedLots"]
+        assert exposed["lotCode"] == "L-C3"
+        assert 15 <= exposed["shelfLifeLossPct"] <= 30
+        assert date.fromisoformat(exposed["expiresAfter"]) < date.fromisoformat(exposed["expiresBefore"])
+
+        # the lot's effective expiry moved earlier; its recorded expiry did not
+        lot = await cold.lot_expiry()
+        assert lot["expiresOn"] == cold.lot_expires.isoformat()
+        assert lot["effectiveExpiresOn"] == exposed["expiresAfter"]
+
+        # exactly one sensor_spike alert, naming the lot, recommending priority dispatch or inspection
+        spikes = [a for a in (await hub.ok(ALERTS, tenant="freshco"))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
+        assert len(spikes) == 1
+        assert spikes[0]["id"] == excursion["alertId"]
+        assert {"kind": "lot", "label": "L-C3"} in spikes[0]["subjects"]
+        assert "priority" in spikes[0]["recommendation"] and "L-C3" in spikes[0]["recommendation"]
+
+        # the brand owner heard it live
+        heard = await asyncio.wait_for(listener.received.get(), 10)
+        assert heard["alerts"]["type"] == "sensor_spike.detected"
+        assert heard["alerts"]["alert"]["id"] == excursion["alertId"]
+        assert heard["alerts"]["alert"]["evidence"]["lots"][0]["lotCode"] == "L-C3"
+        assert len(heard["alerts"]["alert"]["evidence"]["readings"]) >= 20
+    finally:
+        await listener.stop()
+    events = await Event.find({"type": "sensor_spike.detected"}).to_list()
+    assert len(events) == 1 and "freshco" in events[0].audience
+
+
+async def test_one_wild_reading_raises_nothing(cold, hub):
+    report = await cold.ingest_temps([18.0] * 10 + [30.0] + [18.0] * 10, minutes_ago(30))
+
+    assert report["accepted"] == 21 and report["excursions"] == []
+    assert (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"] == []
+    assert await Event.find({"type": "sensor_spike.detected"}).count() == 0
+    lot = await cold.lot_expiry()
+    assert lot["effectiveExpiresOn"] == lot["expiresOn"]
+
+
+async def test_a_spike_sent_in_small_batches_is_still_one_excursion_with_one_alert(cold, hub):
+    temps = [18.0] * 10 + [28.0] * 20 + [18.0] * 10
+    start = minutes_ago(45)
+    changes = []
+    for offset in range(0, len(temps), 6):  # a gateway flushing every 6 minutes
+        report = await cold.ingest_temps(temps[offset : offset + 6], start + timedelta(minutes=offset))
+        changes.extend(report["excursions"])
+
+    assert len({c["excursionId"] for c in changes}) == 1
+    assert [c for c in changes if c["opened"]] and [c for c in changes if c["closed"]]
+    spikes = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
+    assert len(spikes) == 1
+    [excursion] = (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
+    assert 150 < excursion["degreeMinutes"] < 170
