@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from pymongo.errors import PyMongoError
 from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -193,6 +194,11 @@ class HubGraphQL(GraphQL):
             status = 200
         return JSONResponse(payload, status_code=status, media_type=media, headers=headers)
 
+    def _unauthenticated(self, request: Request, message: str) -> Response:
+        return self._respond(
+            request, error_body(message, "UNAUTHENTICATED"), 401, {"WWW-Authenticate": 'Bearer realm="lotpulse"'}
+        )
+
     async def handle_http(self, request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", "") and not request.query_params:
             return HTMLResponse(self.graphql_ide_html)
@@ -205,9 +211,14 @@ class HubGraphQL(GraphQL):
         try:
             context.principal = await self.hub.validator.authenticate(request.headers.get("authorization"))
         except HubError as exc:
-            return self._respond(
-                request, error_body(exc.message, exc.code), 401, {"WWW-Authenticate": 'Bearer realm="lotpulse"'}
-            )
+            return self._unauthenticated(request, exc.message)
+        except PyMongoError:
+            raise
+        except Exception:
+            # A token crafted to trip the JWT library (e.g. an EC signature on an RSA key id raises TypeError in
+            # pyjwt) is still just an invalid token, never a 500.
+            log.warning("token rejected by an unexpected error", exc_info=True)
+            return self._unauthenticated(request, "invalid token")
         allowed = {OperationType.QUERY} if request.method == "GET" else {
             OperationType.QUERY,
             OperationType.MUTATION,
