@@ -45,6 +45,8 @@ class Receiver:
     script: dict[str, list[int | tuple[int, dict[str, str]]]] = field(default_factory=dict)
     default: int = 200
     delay: Callable[[str], float] = lambda path: 0.0
+    in_flight: dict[str, int] = field(default_factory=dict)
+    max_in_flight: dict[str, int] = field(default_factory=dict)
 
     def at(self, path: str) -> str:
         return f"{self.url}{path}"
@@ -70,9 +72,14 @@ async def start_receiver() -> AsyncIterator[Receiver]:
     async def handle(request: Request) -> Response:
         path = request.url.path
         receiver.requests.append(Received(path, dict(request.headers), await request.body(), time.monotonic()))
-        pause = receiver.delay(path)
-        if pause:
-            await asyncio.sleep(pause)
+        receiver.in_flight[path] = receiver.in_flight.get(path, 0) + 1
+        receiver.max_in_flight[path] = max(receiver.max_in_flight.get(path, 0), receiver.in_flight[path])
+        try:
+            pause = receiver.delay(path)
+            if pause:
+                await asyncio.sleep(pause)
+        finally:
+            receiver.in_flight[path] -= 1
         planned = receiver.script.get(path)
         answer = planned.pop(0) if planned else receiver.default
         status, headers = answer if isinstance(answer, tuple) else (answer, {})
