@@ -30,10 +30,16 @@ class Origin:
 
 
 _origin: contextvars.ContextVar[Origin] = contextvars.ContextVar("lotpulse_origin", default=Origin())
+_acting: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("lotpulse_acting", default=None)
 
 
 def current_origin() -> Origin:
     return _origin.get()
+
+
+def bind(principal: Principal) -> None:
+    """Remember who acts in this request (``Access.load`` calls it), so services record the actor unasked."""
+    _acting.set(principal)
 
 
 class OriginMiddleware:
@@ -87,7 +93,7 @@ async def record(
 ) -> None:
     """Write one audit entry. An audit write that fails is logged, never raised: the action itself already
     happened (or was already refused), and the caller must still get its answer."""
-    who, kind, via = actor_of(principal)
+    who, kind, via = actor_of(principal if principal is not None else (None if actor else _acting.get()))
     where = origin or current_origin()
     entry = AuditEntry(
         tenant_id=tenant_id,

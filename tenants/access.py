@@ -14,6 +14,7 @@ from beanie import Document, PydanticObjectId
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from hub import audit
 from hub.auth import Principal
 from hub.errors import Forbidden, NotFound
 from tenants.models import Partnership, PartnershipStatus, Scope
@@ -58,6 +59,7 @@ class Access:
 
     @classmethod
     async def load(cls, principal: Principal) -> Access:
+        audit.bind(principal)  # who acts, for audit entries written deeper in this request
         return cls(principal, await partner_grants(principal.tenant_id))
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pymongo.errors import DuplicateKeyError
 
+from hub import audit
 from hub.errors import BadInput, Conflict, NotFound
 from tenants.access import Access, object_id
 from tenants.models import (
@@ -41,6 +42,7 @@ async def add_member(tenant_id: str, issuer: str, subject: str, roles: list[Role
         await member.insert()
     except DuplicateKeyError:
         raise Conflict("this identity is already a member of a tenant") from None
+    await audit.record("member.added", tenant_id=tenant_id, target=str(member.id), details={"issuer": issuer, "subject": subject, "roles": [Role(r).value for r in roles]})
     return member
 
 
@@ -48,6 +50,7 @@ async def remove_member(access: Access, member_id: str) -> None:
     access.require_admin()
     member = await access.get(Member, member_id, access.owned(), "member")
     await member.delete()
+    await audit.record("member.removed", tenant_id=access.tenant_id, principal=access.principal, target=member_id, details={"issuer": member.issuer, "subject": member.subject})
 
 
 async def invite_partner(
@@ -73,12 +76,14 @@ async def invite_partner(
         existing.accepted_at = existing.revoked_at = None
         existing.revoked_by = None
         await existing.save()
+        await audit.record("partnership.invited", tenant_id=me, principal=access.principal, target=str(existing.id), details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}})
         return existing
     partnership = Partnership(pair_key=key, inviter_id=me, invitee_id=partner_id, shares=shares)
     try:
         await partnership.insert()
     except DuplicateKeyError:
         raise Conflict(f"a partnership with {partner_id!r} already exists") from None
+    await audit.record("partnership.invited", tenant_id=me, principal=access.principal, target=str(partnership.id), details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}})
     return partnership
 
 
@@ -106,6 +111,7 @@ async def accept_partnership(access: Access, partnership_id: str) -> Partnership
     )
     if result.modified_count != 1:
         raise Conflict(f"partnership is {partnership.status.value}, not invited")
+    await audit.record("partnership.accepted", tenant_id=access.tenant_id, principal=access.principal, target=str(partnership.id), details={"partner": partnership.inviter_id})
     return await Partnership.get(partnership.id)  # type: ignore[return-value]
 
 
@@ -118,6 +124,7 @@ async def revoke_partnership(access: Access, partnership_id: str) -> Partnership
     )
     if result.modified_count != 1:
         raise Conflict("partnership is already revoked")
+    await audit.record("partnership.revoked", tenant_id=access.tenant_id, principal=access.principal, target=str(partnership.id), details={"partner": partnership.other(access.tenant_id)})
     return await Partnership.get(partnership.id)  # type: ignore[return-value]
 
 

@@ -110,7 +110,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             actor_kind="client",
             client_id=token.client_id,
             target=target,
-            details={"token_type": token.kind},
+            details={"kind": token.kind},
             origin=request.origin,
         )
 

@@ -23,6 +23,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -113,7 +114,7 @@ async def _read(request: Request, settings: Settings, with_form: bool) -> HubReq
     return HubRequest(
         method=request.method,
         uri=uri,
-        headers={key.lower(): value for key, value in request.headers.items()},
+        headers=request.headers,  # case-insensitive, as authlib expects ("Authorization")
         query=query,
         form=form,
         origin=current_origin(),
@@ -247,7 +248,7 @@ async def callback(request: Request) -> Response:
     original = HubRequest(
         method="GET",
         uri=f"{server.settings.issuer}/oauth/authorize?{urlencode(query, doseq=True)}",
-        headers={},
+        headers=Headers(),
         query=query,
         origin=current_origin(),
     )

@@ -12,7 +12,7 @@ import logging
 from functools import partial
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from anyio import from_thread
@@ -42,7 +42,7 @@ class HubRequest:
 
     method: str
     uri: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     query: dict[str, list[str]] = field(default_factory=dict)
     form: dict[str, list[str]] = field(default_factory=dict)
     origin: Origin = field(default_factory=Origin)

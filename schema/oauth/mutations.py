@@ -18,7 +18,7 @@ from schema.permissions import ADMIN
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=ADMIN)
+    @strawberry.mutation(name="createOAuthClient", permission_classes=ADMIN)
     async def create_oauth_client(self, info: Info, input: CreateOAuthClientInput) -> OAuthClientCredentials:
         access = await info.context.access()
         client, secret = await clients.create_client(
@@ -26,12 +26,12 @@ class Mutation:
         )
         return OAuthClientCredentials(client=OAuthClientType.from_model(client), client_secret=secret)
 
-    @strawberry.mutation(permission_classes=ADMIN)
+    @strawberry.mutation(name="rotateOAuthClientSecret", permission_classes=ADMIN)
     async def rotate_oauth_client_secret(self, info: Info, client_id: str) -> OAuthClientCredentials:
         client, secret = await clients.rotate_secret(await info.context.access(), client_id)
         return OAuthClientCredentials(client=OAuthClientType.from_model(client), client_secret=secret)
 
-    @strawberry.mutation(permission_classes=ADMIN)
+    @strawberry.mutation(name="deleteOAuthClient", permission_classes=ADMIN)
     async def delete_oauth_client(self, info: Info, client_id: str) -> str:
         hub = info.context.hub
         await clients.delete_client(

@@ -16,7 +16,7 @@ from schema.permissions import ADMIN
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=ADMIN)
+    @strawberry.field(name="oauthClients", permission_classes=ADMIN)
     async def oauth_clients(self, info: Info, first: int = 100, after: str | None = None) -> Connection[OAuthClientType]:
         access = await info.context.access()
         return await paginate(
