@@ -166,6 +166,25 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("stock")
+def stock(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute positions from the movement ledger; exit 1 when any drift was found (0: positions were true)."""
+    from hub.services.stock import rebuild
+
+    async def work(_: Database) -> object:
+        return await rebuild(args.tenant, repair=not args.check)
+
+    report = run_with_database(settings, work)
+    scope = f"tenant {args.tenant}" if args.tenant else "all tenants"
+    print(f"{scope}: {report.movements} movements, {report.positions} positions, {len(report.drift)} drifted")  # type: ignore[attr-defined]
+    for d in report.drift:  # type: ignore[attr-defined]
+        print(f"  drift {d.tenant_id} location={d.location_id} sku={d.sku_id} lot={d.lot_id}: "
+              f"stored {d.recorded if d.recorded is not None else 'missing'}, movements say {d.derived}")
+    if report.drift:  # type: ignore[attr-defined]
+        print("repaired" if report.repaired else "not repaired (--check)")  # type: ignore[attr-defined]
+    return 1 if report.drift else 0  # type: ignore[attr-defined]
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lotpulse", description="Lotpulse supply-chain hub")
     sub = root.add_subparsers(dest="command", required=True)
@@ -201,6 +220,12 @@ def parser() -> argparse.ArgumentParser:
         "--keep", type=_parse_ttl, help="how long the old key stays verifiable (default: longest token lifetime)"
     )
     keys_sub.add_parser("list")
+
+    stock_p = sub.add_parser("stock", help="stock positions")
+    stock_sub = stock_p.add_subparsers(dest="stock_command", required=True)
+    rebuild_p = stock_sub.add_parser("rebuild", help="recompute positions from movements and report any drift")
+    rebuild_p.add_argument("--tenant", help="only this tenant")
+    rebuild_p.add_argument("--check", action="store_true", help="report drift without repairing it")
     return root
 
 

@@ -10,6 +10,7 @@ from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.events import build_event, emit_many
+from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
 from tenants.models import Partnership, PartnershipStatus, Scope, utcnow
@@ -56,6 +57,19 @@ async def stock_events(session: AsyncClientSession, holder: str, positions: list
     await emit_many(session, events)
 
 
+async def _with_lot_dates(inserts: list[dict[str, Any]]) -> None:
+    """Positions recreated by a rebuild carry their lot's dates, as positions written by movements do."""
+    with_lot = [doc for doc in inserts if doc.get("lot_id")]
+    if not with_lot:
+        return
+    lots = {lot["_id"]: lot async for lot in Lot.get_pymongo_collection().find(
+        {"_id": {"$in": [doc["lot_id"] for doc in with_lot]}}, {"expires_on": 1, "effective_expires_on": 1})}
+    for doc in with_lot:
+        lot = lots.get(doc["lot_id"], {})
+        doc["expires_on"] = lot.get("expires_on")
+        doc["effective_expires_on"] = lot.get("effective_expires_on")
+
+
 @dataclass
 class Drift:
     tenant_id: str
@@ -99,6 +113,7 @@ async def rebuild(tenant_id: str | None = None, repair: bool = True) -> RebuildR
     stored = {(p["tenant_id"], p["location_id"], p["sku_id"], p.get("lot_id")): p async for p in positions.find(match)}
     report.positions = len(derived)
     writes: list[Any] = []
+    inserts: list[dict[str, Any]] = []
     now = utcnow()
     for key in sorted(set(derived) | set(stored), key=str):
         want, have = derived.get(key), stored.get(key)
@@ -110,13 +125,15 @@ async def rebuild(tenant_id: str | None = None, repair: bool = True) -> RebuildR
         if want is None:
             writes.append(DeleteOne({"_id": have["_id"]}))  # type: ignore[index]
         elif have is None:
-            writes.append(InsertOne({
+            inserts.append({
                 "tenant_id": key[0], "location_id": key[1], "sku_id": key[2], "lot_id": key[3],
                 "sku_owner_id": want["owner"], "lot_code": want["lot_code"], "on_hand": want_qty,
                 "last_movement_id": want["last_id"], "last_movement_at": want["last_at"], "updated_at": now,
-            }))
+            })
         else:
             writes.append(UpdateOne({"_id": have["_id"]}, {"$set": {"on_hand": want_qty, "updated_at": now}}))
+    await _with_lot_dates(inserts)
+    writes += [InsertOne(doc) for doc in inserts]
     if repair and writes:
         await positions.bulk_write(writes, ordered=False)
         report.repaired = True
