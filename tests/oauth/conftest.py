@@ -215,17 +215,20 @@ class Portal:
         )
 
 
-async def portal_for(hub: Any, oidc: OidcProvider, tenant: str = "acme", scopes: list[str] | None = None) -> Portal:
-    """``tenant`` with ``oidc`` as its identity provider, alice as a planner, and a public portal client."""
+async def portal_for(
+    hub: Any, oidc: OidcProvider, tenant: str = "acme", scopes: list[str] | None = None, members: tuple[str, ...] = ("alice",)
+) -> Portal:
+    """``tenant`` with ``oidc`` as its identity provider, ``members`` as planners, and a public portal client."""
     await hub.tenant(tenant, "retailer")
     await hub.ok(
         CONFIGURE_PROVIDER,
         {"input": {"issuer": oidc.issuer, "clientId": oidc.client_id, "clientSecret": oidc.client_secret}},
         tenant=tenant,
     )
-    await hub.ok(
-        ADD_MEMBER, {"input": {"issuer": oidc.issuer, "subject": "alice", "roles": ["planner"]}}, tenant=tenant
-    )
+    for subject in members:
+        await hub.ok(
+            ADD_MEMBER, {"input": {"issuer": oidc.issuer, "subject": subject, "roles": ["planner"]}}, tenant=tenant
+        )
     client_id, secret = await create_client(
         hub, tenant, name="Portal", kind="public", scopes=scopes or ["read", "write"], roles=[],
         redirectUris=[PORTAL_REDIRECT],

@@ -1,0 +1,183 @@
+"""Portal sign-in: authorization code + PKCE through the tenant's OpenID Connect provider, and every way to get it
+wrong (RFC 9700): non-members, wrong verifier, changed redirect URI, missing state, replayed code, reused refresh."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from authlib.integrations.base_client import OAuthError
+
+import hub.auth as auth_module
+from tests.oauth.conftest import ADD_MEMBER, PORTAL_REDIRECT, pkce_pair, portal_for
+
+ME = "{ me { tenant { id } subject issuer roles scopes } }"
+MEMBERS = "{ members { edges { node { id subject } } } }"
+REMOVE_MEMBER = "mutation($id: ID!) { removeMember(id: $id) }"
+
+
+async def _code_status(hub, token: str) -> str | None:
+    body = (await hub.post(ME, token=token)).json()
+    return body["errors"][0]["extensions"]["code"] if "errors" in body else None
+
+
+async def test_member_signs_in_through_their_provider_and_reaches_graphql(hub, oidc):
+    # given
+    portal = await portal_for(hub, oidc)
+    # when
+    callback, verifier, client = await portal.sign_in()
+    token = await portal.token(callback, verifier, client)
+    # then
+    assert callback["iss"] == hub.url
+    me = (await hub.ok(ME, token=token["access_token"]))["me"]
+    assert me == {
+        "tenant": {"id": "acme"}, "subject": "alice", "issuer": oidc.issuer, "roles": ["planner"],
+        "scopes": ["read", "write"],
+    }
+    assert token["refresh_token"].startswith("lprt_") and token["expires_in"] == 900
+
+
+async def test_user_who_is_not_a_member_is_refused(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    oidc.signed_in = "mallory"
+    callback, _, _ = await portal.sign_in()
+    assert callback["error"] == "access_denied" and "code" not in callback
+
+
+async def test_member_of_another_tenant_is_refused(hub, oidc):
+    # given alice is a member of acme, and beta's portal signs in through the same provider
+    await portal_for(hub, oidc, tenant="acme")
+    beta = await portal_for(hub, oidc, tenant="beta", members=())
+    # when alice signs in at beta's portal
+    callback, _, _ = await beta.sign_in()
+    # then
+    assert callback["error"] == "access_denied" and "code" not in callback
+
+
+async def test_injected_id_token_with_a_wrong_nonce_is_refused(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    oidc.nonce_override = "not-the-nonce"
+    callback, _, _ = await portal.sign_in()
+    assert callback["error"] == "access_denied" and "code" not in callback
+
+
+async def test_wrong_pkce_verifier_is_refused(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    callback, _, client = await portal.sign_in()
+    wrong, _ = pkce_pair()
+    with pytest.raises(OAuthError) as refused:
+        await portal.token(callback, wrong, client)
+    assert refused.value.error == "invalid_grant"
+
+
+async def test_changed_redirect_uri_is_refused(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    # at the authorization endpoint: an unregistered URI is never redirected to
+    _, challenge = pkce_pair()
+    response = await portal.browser.get(
+        f"{hub.url}/oauth/authorize",
+        params={
+            "response_type": "code", "client_id": portal.client_id, "redirect_uri": PORTAL_REDIRECT + "/../evil",
+            "state": "s", "code_challenge": challenge, "code_challenge_method": "S256", "scope": "read",
+        },
+    )
+    assert response.status_code == 400 and "location" not in response.headers
+    # at the token endpoint: the code is bound to the URI it was issued for
+    callback, verifier, client = await portal.sign_in()
+    client.redirect_uri = "http://127.0.0.1:9/portal/other"
+    with pytest.raises(OAuthError) as refused:
+        await portal.token(callback, verifier, client)
+    assert refused.value.error == "invalid_grant"
+
+
+async def test_missing_state_is_refused(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    callback, _, _ = await portal.sign_in(state="")
+    assert callback["error"] == "invalid_request" and "code" not in callback
+
+
+async def test_missing_or_plain_pkce_is_refused(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    callback, _, _ = await portal.sign_in(code_challenge="", code_challenge_method="")
+    assert callback["error"] == "invalid_request" and "code" not in callback
+    callback, _, _ = await portal.sign_in(code_challenge_method="plain")
+    assert callback["error"] == "invalid_request" and "code" not in callback
+
+
+async def test_replayed_code_is_refused_and_revokes_what_it_issued(hub, oidc):
+    # given a code already exchanged
+    portal = await portal_for(hub, oidc)
+    callback, verifier, client = await portal.sign_in()
+    token = await portal.token(callback, verifier, client)
+    # when it is replayed
+    with pytest.raises(OAuthError) as refused:
+        await portal.token(callback, verifier, portal.oauth())
+    # then
+    assert refused.value.error == "invalid_grant"
+    assert await _code_status(hub, token["access_token"]) == "UNAUTHENTICATED"
+    with pytest.raises(OAuthError):
+        await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"])
+
+
+async def test_refresh_token_rotates_and_reuse_revokes_the_family(hub, oidc):
+    # given a signed-in portal that refreshed once
+    portal = await portal_for(hub, oidc)
+    callback, verifier, client = await portal.sign_in()
+    first = await portal.token(callback, verifier, client)
+    second = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=first["refresh_token"])
+    assert second["refresh_token"] != first["refresh_token"]
+    assert (await hub.ok(ME, token=second["access_token"]))["me"]["subject"] == "alice"
+    # when the old refresh token comes back
+    with pytest.raises(OAuthError) as refused:
+        await portal.oauth().refresh_token(f"{hub.url}/oauth/token", refresh_token=first["refresh_token"])
+    # then it is refused and the whole sign-in ends: the newest refresh token and every access token
+    assert refused.value.error == "invalid_grant"
+    with pytest.raises(OAuthError):
+        await portal.oauth().refresh_token(f"{hub.url}/oauth/token", refresh_token=second["refresh_token"])
+    assert await _code_status(hub, second["access_token"]) == "UNAUTHENTICATED"
+    assert await _code_status(hub, first["access_token"]) == "UNAUTHENTICATED"
+
+
+async def test_refresh_cannot_widen_the_scope(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    callback, verifier, client = await portal.sign_in(scope="read")
+    token = await portal.token(callback, verifier, client)
+    with pytest.raises(OAuthError) as refused:
+        await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"], scope="read write")
+    assert refused.value.error == "invalid_scope"
+
+
+async def test_removed_member_is_refused(hub, oidc, monkeypatch):
+    monkeypatch.setattr(auth_module, "MEMBER_CACHE_SECONDS", 0.0)  # the one-minute window, without the wait
+    portal = await portal_for(hub, oidc)
+    callback, verifier, client = await portal.sign_in()
+    token = await portal.token(callback, verifier, client)
+    members = (await hub.ok(MEMBERS, tenant="acme"))["members"]["edges"]
+    alice = next(edge["node"]["id"] for edge in members if edge["node"]["subject"] == "alice")
+    await hub.ok(REMOVE_MEMBER, {"id": alice}, tenant="acme")
+    assert await _code_status(hub, token["access_token"]) == "UNAUTHENTICATED"
+    with pytest.raises(OAuthError):
+        await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"])
+
+
+async def test_sign_in_state_is_bound_to_the_browser(hub, oidc):
+    # given a sign-in started in one browser
+    portal = await portal_for(hub, oidc)
+    url, _ = portal.oauth().create_authorization_url(f"{hub.url}/oauth/authorize", code_verifier=pkce_pair()[0])
+    to_idp = await portal.browser.get(url)
+    at_idp = await portal.browser.get(to_idp.headers["location"])
+    back_to_hub = at_idp.headers["location"]
+    # when another browser (without the sign-in cookie) delivers the provider's answer
+    async with httpx.AsyncClient() as other:
+        response = await other.get(back_to_hub)
+    # then nothing is issued
+    assert response.status_code == 400 and "location" not in response.headers
+
+
+async def test_member_roles_come_from_the_member_not_the_client(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    await hub.ok(ADD_MEMBER, {"input": {"issuer": oidc.issuer, "subject": "bob", "roles": ["viewer"]}}, tenant="acme")
+    oidc.signed_in = "bob"
+    callback, verifier, client = await portal.sign_in()
+    token = await portal.token(callback, verifier, client)
+    me = (await hub.ok(ME, token=token["access_token"]))["me"]
+    assert me["roles"] == ["viewer"]
