@@ -6,7 +6,8 @@ Three findings, the worst wins:
 - **slow**: at the trailing 28-day sales/issue velocity of that SKU at that location, the stock needs more days to
   sell than it has left. Severity by margin: critical when it expires within ``CRITICAL_DAYS``, warning when at least
   ``WARNING_UNSOLD`` of it would still be on hand at expiry, info below that. With no sales or issues in 28 days the
-  velocity is unknown rather than zero (new stock has no history): flagged only when it expires within the window.
+  velocity is unknown rather than zero (new stock has no history): flagged only as dead stock, held at least
+  ``DEAD_STOCK_DAYS`` without a sale and expiring within the window.
 - **short_shelf_life**: fewer days left than the consignee's minimum remaining shelf life: it can no longer be
   shipped to them (warning).
 
@@ -22,6 +23,7 @@ from datetime import date
 VELOCITY_DAYS = 28
 CRITICAL_DAYS = 7
 WARNING_UNSOLD = 0.2
+DEAD_STOCK_DAYS = 7
 SEVERITY_ORDER = ("info", "warning", "critical")
 
 
@@ -32,6 +34,7 @@ class LotStock:
     recorded_expires_on: date | None = None
     sold_in_window: int = 0  # units sold or issued at this location over the last VELOCITY_DAYS, all lots
     min_remaining_days: int | None = None  # consignee's acceptance threshold
+    held_days: int = VELOCITY_DAYS  # days since the first movement of this SKU here in the window
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,10 @@ def assess(stock: LotStock, today: date) -> ExpiryRisk | None:
             f"At {velocity:.1f} units/day it needs {days_to_sell:.0f} days to sell but has {days_left} left: "
             f"mark down, or transfer ~{unsold} units to a faster-selling location, or dispatch with priority.",
         ))
-    elif days_to_sell is None and days_left <= VELOCITY_DAYS:
+    elif days_to_sell is None and days_left <= VELOCITY_DAYS and stock.held_days >= DEAD_STOCK_DAYS:
         findings.append(risk(
             "slow", "critical" if days_left <= CRITICAL_DAYS else "warning", stock.on_hand,
-            f"No sales or issues here in {VELOCITY_DAYS} days and {days_left} day(s) left: "
+            f"No sales or issues here in {stock.held_days} days and {days_left} day(s) left: "
             "transfer to a location that sells it, mark down, or dispatch with priority.",
         ))
     if stock.min_remaining_days is not None and days_left < stock.min_remaining_days:

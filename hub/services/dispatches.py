@@ -16,6 +16,7 @@ from hub.events import emit
 from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchStatus, StatusChange
 from hub.models.location import Location
 from hub.models.sku import Sku
+from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import ensure_lot
 from hub.services.skus import resolve_sku
 from tenants.access import Access, object_id
@@ -130,6 +131,7 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
         )
         await dispatch.insert(session=session)
         await emit(session, "dispatch.created", access.tenant_id, dispatch.parties, dispatch_payload(dispatch))
+        await check_dispatch_shelf_life(session, dispatch)  # expiry_risk when lines arrive too short-dated
         return dispatch
 
     try:

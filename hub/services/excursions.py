@@ -18,7 +18,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
-from hub.dates import from_bson, to_bson
+from hub.dates import to_bson
 from hub.detect.shelf_life import loss_fraction, shortened_expiry
 from hub.detect.spikes import EpisodeUpdate
 from hub.models.alert import AlertKind, Severity, SubjectRef

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Iterable
 
 from beanie import PydanticObjectId
@@ -42,24 +42,31 @@ def today_utc() -> date:
     return utcnow().date()
 
 
-async def _velocities(
+async def _history(
     session: AsyncClientSession | None, positions: list[dict[str, Any]], today: date
-) -> dict[tuple[str, Any, Any], int]:
-    """Units sold or issued over the trailing window per (holder, location, SKU): one aggregation."""
+) -> dict[tuple[str, Any, Any], tuple[int, int]]:
+    """Per (holder, location, SKU) over the trailing window: units sold or issued, and days held (one aggregation)."""
     keys = {(p["tenant_id"], p["location_id"], p["sku_id"]) for p in positions}
     if not keys:
         return {}
     since = to_bson(today - timedelta(days=VELOCITY_DAYS))
+    selling = {"$in": ["$kind", list(SELLING_KINDS)]}
     pipeline = [
         {"$match": {
             "$or": [{"tenant_id": t, "location_id": loc, "sku_id": sku} for t, loc, sku in keys],
-            "kind": {"$in": list(SELLING_KINDS)},
             "occurred_at": {"$gte": since},
         }},
-        {"$group": {"_id": {"t": "$tenant_id", "l": "$location_id", "s": "$sku_id"}, "q": {"$sum": "$quantity"}}},
+        {"$group": {
+            "_id": {"t": "$tenant_id", "l": "$location_id", "s": "$sku_id"},
+            "q": {"$sum": {"$cond": [selling, "$quantity", 0]}},
+            "first": {"$min": "$occurred_at"},
+        }},
     ]
     cursor = await Movement.get_pymongo_collection().aggregate(pipeline, session=session)
-    return {(d["_id"]["t"], d["_id"]["l"], d["_id"]["s"]): -int(d["q"]) async for d in cursor}
+    return {
+        (d["_id"]["t"], d["_id"]["l"], d["_id"]["s"]): (-int(d["q"]), (today - d["first"].date()).days)
+        async for d in cursor
+    }
 
 
 async def evaluate_positions(
@@ -77,7 +84,7 @@ async def evaluate_positions(
     locations = {
         loc.id: loc async for loc in Location.find({"_id": {"$in": sorted({p["location_id"] for p in positions})}})
     }
-    sold = await _velocities(session, positions, today)
+    history = await _history(session, positions, today)
     keys = {_key(p): p for p in positions}
     existing = {
         a["dedupe_key"]: a
@@ -93,11 +100,14 @@ async def evaluate_positions(
         effective = (lot.effective_expires_on if lot else None) or from_bson(position.get("effective_expires_on"))
         # The minimum remaining shelf life is what the holder's consignees accept: it binds stock that ships on.
         ships_on = holder is None or holder.kind != TenantKind.retailer
+        key3 = (position["tenant_id"], position["location_id"], position["sku_id"])
+        sold, held = history.get(key3, (0, VELOCITY_DAYS))
         stock = LotStock(
             on_hand=position["on_hand"],
             expires_on=effective or recorded,
             recorded_expires_on=recorded,
-            sold_in_window=sold.get((position["tenant_id"], position["location_id"], position["sku_id"]), 0),
+            sold_in_window=sold,
+            held_days=held,
             min_remaining_days=sku.min_remaining_shelf_life_days if sku and ships_on else None,
         )
         risk = assess(stock, today)
@@ -209,24 +219,24 @@ async def sweep(database: Database, today: date | None = None, page: int = 500) 
 
 async def check_dispatch_shelf_life(
     session: AsyncClientSession | None, dispatch: Dispatch, today: date | None = None
-) -> Alert | None:
+) -> list[Alert]:
     """Flag a dispatch whose lines arrive with less than the consignee's minimum remaining shelf life.
 
-    One ``expiry_risk`` alert per dispatch, owned by the shipper with the consignee in its audience.
+    One ``expiry_risk`` alert for each party, shipper and consignee, each owning its own: both hear of it whatever
+    else they share with each other.
     """
     today = today or today_utc()
     arrives = dispatch.expected_on or dispatch.shipped_on or today
-    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted({l.sku_id for l in dispatch.lines})}}, session=session)}
-    lots = {
-        lot.id: lot async for lot in Lot.find({"_id": {"$in": sorted({l.lot_id for l in dispatch.lines})}}, session=session)
-    }
+    sku_ids = sorted({line.sku_id for line in dispatch.lines})
+    lot_ids = sorted({line.lot_id for line in dispatch.lines})
+    skus = {sku.id: sku async for sku in Sku.find({"_id": {"$in": sku_ids}}, session=session)}
+    lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)}
     short = []
     for index, line in enumerate(dispatch.lines):
         sku = skus.get(line.sku_id)
         lot = lots.get(line.lot_id)
-        expires = (lot.effective_expires_on if lot else None) or line.expires_on
-        if line.expires_on and expires:
-            expires = min(expires, line.expires_on)
+        dates = [d for d in (line.expires_on, lot.effective_expires_on if lot else None) if d is not None]
+        expires = min(dates) if dates else None
         shortfall = arrival_shortfall(expires, arrives, sku.min_remaining_shelf_life_days if sku else None)
         if shortfall is not None:
             short.append({
@@ -239,26 +249,34 @@ async def check_dispatch_shelf_life(
                 "minRemainingShelfLifeDays": shortfall.min_remaining_days,
             })
     if not short:
-        return None
+        return []
     expired = any(item["daysLeftOnArrival"] < 0 for item in short)
-    lots_text = ", ".join(f"{s['lotCode']} ({s['daysLeftOnArrival']} of {s['minRemainingShelfLifeDays']} days)" for s in short)
-    return await raise_alert(
-        session,
-        kind=AlertKind.expiry_risk,
-        severity=Severity.critical if expired else Severity.warning,
-        owner=dispatch.tenant_id,
-        audience=[dispatch.consignee_id],
-        title=f"Dispatch {dispatch.ref} arrives below the consignee's minimum remaining shelf life",
-        dedupe_key=f"expiry_risk:dispatch:{dispatch.id}",
-        subjects=[
-            SubjectRef(kind="dispatch", id=str(dispatch.id), label=dispatch.ref),
-            *[SubjectRef(kind="lot", id=str(dispatch.lines[s["line"]].lot_id), label=s["lotCode"]) for s in short],
-        ],
-        evidence={"reason": "short_on_arrival", "arrivesOn": arrives.isoformat(), "lines": short},
-        recommendation=(
-            f"Replace with fresher lots before shipping or agree acceptance with {dispatch.consignee_id}: {lots_text}."
-        ),
+    lots_text = ", ".join(
+        f"{s['lotCode']} ({s['daysLeftOnArrival']} of {s['minRemainingShelfLifeDays']} days)" for s in short
     )
+    advice = {
+        dispatch.tenant_id: f"Replace with fresher lots or agree acceptance with {dispatch.consignee_id}: {lots_text}.",
+        dispatch.consignee_id: f"Expect short-dated goods from {dispatch.tenant_id}; accept, refuse or sell first: "
+        f"{lots_text}.",
+    }
+    alerts = []
+    for party, recommendation in advice.items():
+        alerts.append(await raise_alert(
+            session,
+            kind=AlertKind.expiry_risk,
+            severity=Severity.critical if expired else Severity.warning,
+            owner=party,
+            audience=[],
+            title=f"Dispatch {dispatch.ref} arrives below the minimum remaining shelf life",
+            dedupe_key=f"expiry_risk:dispatch:{dispatch.id}:{party}",
+            subjects=[
+                SubjectRef(kind="dispatch", id=str(dispatch.id), label=dispatch.ref),
+                *[SubjectRef(kind="lot", id=str(dispatch.lines[s["line"]].lot_id), label=s["lotCode"]) for s in short],
+            ],
+            evidence={"reason": "short_on_arrival", "arrivesOn": arrives.isoformat(), "lines": short},
+            recommendation=recommendation,
+        ))
+    return alerts
 
 
 async def start_sweeper(hub: Any) -> None:

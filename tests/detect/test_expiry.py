@@ -50,9 +50,11 @@ def test_slow_stock_expiring_within_a_week_is_critical():
     assert risk is not None and risk.severity == "critical" and risk.unsold_at_expiry == 95
 
 
-def test_stock_without_any_sales_history_is_only_flagged_when_it_expires_within_the_window():
+def test_stock_without_sales_is_flagged_only_as_dead_stock_expiring_within_the_window():
     assert assess(LotStock(on_hand=10, expires_on=TODAY + timedelta(days=200)), TODAY) is None
-    risk = assess(LotStock(on_hand=10, expires_on=TODAY + timedelta(days=20)), TODAY)
+    just_received = LotStock(on_hand=10, expires_on=TODAY + timedelta(days=10), held_days=1)
+    assert assess(just_received, TODAY) is None
+    risk = assess(LotStock(on_hand=10, expires_on=TODAY + timedelta(days=20), held_days=12), TODAY)
     assert risk is not None and risk.reason == "slow" and risk.days_to_sell is None
 
 

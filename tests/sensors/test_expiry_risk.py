@@ -1,0 +1,159 @@
+"""Expiry risk on real stock: the sweep, the stock-change hook, re-dated lots and the dispatch check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+from hub.dates import to_bson
+from hub.models.alert import Alert
+from hub.models.lot import Lot
+from hub.models.stock import StockPosition
+from hub.services import expiry
+from tests.sensors.conftest import CREATE_LOCATION, RECORD_MOVEMENTS
+
+ALERTS = """
+query { alerts(first: 50) { nodes { id kind severity title recommendation evidence occurrences subjects { kind label } } } }
+"""
+CREATE_DISPATCH = """
+mutation($input: CreateDispatchInput!) { createDispatch(input: $input) { id ref } }
+"""
+UPSERT_SKU = "mutation($input: SkuInput!) { upsertSku(input: $input) { sku { id } } }"
+
+
+def today():
+    return datetime.now(timezone.utc).date()
+
+
+async def expiry_alerts(hub, tenant: str) -> list[dict]:
+    nodes = (await hub.ok(ALERTS, tenant=tenant))["alerts"]["nodes"]
+    return [node for node in nodes if node["kind"] == "expiry_risk"]
+
+
+async def stock_a_slow_lot(hub, cold) -> str:
+    """FreshCo's DC holds 300 units of a lot expiring in 90 days and sells 2 a day: it needs 150 days."""
+    dc = (await hub.ok(CREATE_LOCATION, {"input": {"code": "DC-1", "name": "DC", "kind": "dc"}}, tenant="freshco"))
+    dc_id = dc["createLocation"]["id"]
+    movements = [{
+        "sku": "SALAD-1", "kind": "receipt", "quantity": 356, "idempotencyKey": "in-1", "lotCode": "SLOW-1",
+        "expiresOn": (today() + timedelta(days=90)).isoformat(),
+        "occurredAt": (datetime.now(timezone.utc) - timedelta(days=20)).isoformat(),
+    }] + [{
+        "sku": "SALAD-1", "kind": "sale", "quantity": -4, "idempotencyKey": f"sale-{day}", "lotCode": "SLOW-1",
+        "occurredAt": (datetime.now(timezone.utc) - timedelta(days=day)).isoformat(),
+    } for day in range(1, 15)]
+    await hub.ok(RECORD_MOVEMENTS, {"movements": movements, "locationId": dc_id}, tenant="freshco")
+    return dc_id
+
+
+async def test_a_lot_three_months_from_expiry_that_needs_five_months_to_sell_is_flagged_by_the_sweep(cold, hub):
+    await stock_a_slow_lot(hub, cold)
+
+    report = await expiry.sweep(hub.state.database)
+
+    assert report.alerts == 1
+    [alert] = [a for a in await expiry_alerts(hub, "freshco") if "SLOW-1" in a["title"]]
+    assert alert["severity"] == "warning"
+    assert alert["evidence"]["reason"] == "slow"
+    assert alert["evidence"]["daysLeft"] == 90 and alert["evidence"]["daysToSell"] == 150
+    assert alert["evidence"]["onHand"] == 300 and alert["evidence"]["soldLast28Days"] == 56
+    assert "mark down" in alert["recommendation"]
+    assert await expiry_alerts(hub, "rival") == []
+
+
+async def test_the_sweep_does_not_page_again_for_an_unchanged_finding(cold, hub):
+    await stock_a_slow_lot(hub, cold)
+    await expiry.sweep(hub.state.database)
+
+    again = await expiry.sweep(hub.state.database)
+
+    assert again.alerts == 0
+    [alert] = [a for a in await expiry_alerts(hub, "freshco") if "SLOW-1" in a["title"]]
+    assert alert["occurrences"] == 1
+
+
+async def test_a_lot_past_its_effective_expiry_with_stock_is_critical(cold, hub):
+    # given: the lot on shelf C-3 still has 10 days on its label, but excursions have used them all up
+    await Lot.get_pymongo_collection().update_one(
+        {"lot_code": "L-C3"}, {"$set": {"effective_expires_on": to_bson(today() - timedelta(days=1))}}
+    )
+
+    # when
+    await expiry.sweep(hub.state.database)
+
+    # then: the holder is told (and the brand too, as the holder shares stock and alerts with it)
+    for tenant in ("shopmart", "freshco"):
+        [alert] = await expiry_alerts(hub, tenant)
+        assert alert["severity"] == "critical" and alert["evidence"]["reason"] == "expired"
+        assert alert["evidence"]["recordedExpiresOn"] == cold.lot_expires.isoformat()
+        assert "quarantine" in alert["recommendation"]
+    assert await expiry_alerts(hub, "rival") == []
+
+
+async def test_the_stock_change_hook_assesses_the_positions_it_is_given(cold, hub):
+    await Lot.get_pymongo_collection().update_one(
+        {"lot_code": "L-C3"}, {"$set": {"effective_expires_on": to_bson(today() - timedelta(days=2))}}
+    )
+    positions = await StockPosition.find({"lot_code": "L-C3"}).to_list()
+
+    raised = await expiry.on_stock_changed(None, positions)
+
+    assert [a.severity.value for a in raised] == ["critical"]
+    assert await Alert.find({"kind": "expiry_risk"}).count() == 1
+
+
+async def test_the_lotpulse_sweep_command_raises_the_alerts(cold, hub, tmp_path):
+    await stock_a_slow_lot(hub, cold)
+    env = {
+        **os.environ,
+        "LOTPULSE_MONGODB_URI": hub.settings.mongodb_uri,
+        "LOTPULSE_DATABASE": hub.settings.database,
+        "LOTPULSE_DATA_DIR": str(tmp_path),
+    }
+
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "sweep"], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "1 alerts raised" in done.stdout
+    assert len(await expiry_alerts(hub, "freshco")) == 1
+
+
+async def test_a_dispatch_arriving_below_the_minimum_remaining_shelf_life_alerts_both_parties(cold, hub):
+    # given: Shopmart accepts salads only with at least 7 days left
+    sku = {"code": "SALAD-1", "name": "Mixed salad 200 g", "shelfLifeDays": 10, "storage": {"tempMaxC": 20.0},
+           "minRemainingShelfLifeDays": 7, "excursionSensitivity": 1.0}
+    await hub.ok(UPSERT_SKU, {"input": sku}, tenant="freshco")
+    shipped = today()
+
+    # when: one line arrives with 4 days left, another with 9
+    lines = [
+        {"sku": "SALAD-1", "lotCode": "OLD-1", "quantity": 10, "expiresOn": (shipped + timedelta(days=5)).isoformat()},
+        {"sku": "SALAD-1", "lotCode": "NEW-1", "quantity": 10, "expiresOn": (shipped + timedelta(days=10)).isoformat()},
+    ]
+    dispatch = {"ref": "ASN-7", "consigneeId": "shopmart", "lines": lines, "shippedOn": shipped.isoformat(),
+                "expectedOn": (shipped + timedelta(days=1)).isoformat()}
+    await hub.ok(CREATE_DISPATCH, {"input": dispatch}, tenant="freshco")
+
+    # then
+    for tenant in ("freshco", "shopmart"):
+        [alert] = await expiry_alerts(hub, tenant)
+        assert "ASN-7" in alert["title"] and alert["severity"] == "warning"
+        assert [line["lotCode"] for line in alert["evidence"]["lines"]] == ["OLD-1"]
+        assert alert["evidence"]["lines"][0]["daysLeftOnArrival"] == 4
+    assert await expiry_alerts(hub, "rival") == []
+
+
+async def test_a_dispatch_of_fresh_goods_raises_nothing(cold, hub):
+    lines = [{"sku": "SALAD-1", "lotCode": "NEW-1", "quantity": 10,
+              "expiresOn": (today() + timedelta(days=10)).isoformat()}]
+    sku = {"code": "SALAD-1", "name": "Mixed salad 200 g", "minRemainingShelfLifeDays": 7}
+    await hub.ok(UPSERT_SKU, {"input": sku}, tenant="freshco")
+
+    await hub.ok(CREATE_DISPATCH, {"input": {"ref": "ASN-8", "consigneeId": "shopmart", "lines": lines}},
+                 tenant="freshco")
+
+    assert await expiry_alerts(hub, "freshco") == [] and await expiry_alerts(hub, "shopmart") == []
