@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from pymongo.errors import DuplicateKeyError
 
 from hub import audit
 from hub.errors import BadInput, Conflict, NotFound
+from hub.gs1 import validate_gln
+from hub.services.text import EMAIL_MAX, IDENTITY_MAX, NAME_MAX, clean_optional, clean_text
 from tenants.access import Access, object_id
 from tenants.models import (
     Member,
@@ -19,12 +23,19 @@ from tenants.models import (
     utcnow,
 )
 
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")  # the slug rule of tenants.models.TenantId
+
 
 async def create_tenant(tenant_id: str, name: str, kind: TenantKind | str, gln: str | None = None) -> Tenant:
+    if not TENANT_ID.fullmatch(tenant_id):
+        raise BadInput("tenant id must be 2-63 lowercase letters, digits or dashes, starting with a letter or digit",
+                       field="id")
     try:
-        tenant = Tenant(id=tenant_id, name=name, kind=TenantKind(kind), gln=gln)
-    except ValueError as exc:
-        raise BadInput(f"invalid tenant: {exc}") from None
+        kind = TenantKind(kind)
+    except ValueError:
+        raise BadInput(f"tenant kind must be one of {', '.join(k.value for k in TenantKind)}", field="kind") from None
+    name = clean_text(name, "name", NAME_MAX, "tenant name")
+    tenant = Tenant(id=tenant_id, name=name, kind=kind, gln=validate_gln(gln) if gln else None)
     try:
         await tenant.insert()
     except DuplicateKeyError:
@@ -37,6 +48,9 @@ async def add_member(tenant_id: str, issuer: str, subject: str, roles: list[Role
         raise NotFound("tenant not found")
     if not roles:
         raise BadInput("a member needs at least one role")
+    issuer = clean_text(issuer, "issuer", IDENTITY_MAX)
+    subject = clean_text(subject, "subject", IDENTITY_MAX)
+    email = clean_optional(email, "email", EMAIL_MAX)
     member = Member(tenant_id=tenant_id, issuer=issuer, subject=subject, roles=[Role(r) for r in roles], email=email)
     try:
         await member.insert()
@@ -69,13 +83,24 @@ async def invite_partner(
     if existing is not None:
         if existing.status != PartnershipStatus.revoked:
             raise Conflict(f"a partnership with {partner_id!r} is already {existing.status.value}")
-        existing.inviter_id, existing.invitee_id = me, partner_id
-        existing.status = PartnershipStatus.invited
-        existing.shares = shares
-        existing.invited_at = utcnow()
-        existing.accepted_at = existing.revoked_at = None
-        existing.revoked_by = None
-        await existing.save()
+        # Compare-and-set from revoked, so two tenants re-inviting each other at once cannot both win.
+        result = await Partnership.get_pymongo_collection().update_one(
+            {"_id": existing.id, "status": PartnershipStatus.revoked.value},
+            {"$set": {
+                "inviter_id": me,
+                "invitee_id": partner_id,
+                "status": PartnershipStatus.invited.value,
+                "shares": {tenant: [scope.value for scope in scopes] for tenant, scopes in shares.items()},
+                "invited_at": utcnow(),
+                "accepted_at": None,
+                "revoked_at": None,
+                "revoked_by": None,
+            }},
+        )
+        if result.modified_count != 1:
+            raise Conflict(f"a partnership with {partner_id!r} was just re-opened")
+        existing = await Partnership.get(existing.id)  # type: ignore[assignment]
+        assert existing is not None
         await audit.record("partnership.invited", tenant_id=me, principal=access.principal, target=str(existing.id), details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}})
         return existing
     partnership = Partnership(pair_key=key, inviter_id=me, invitee_id=partner_id, shares=shares)

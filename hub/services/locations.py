@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pymongo.errors import DuplicateKeyError
 
-from hub.errors import BadInput, Conflict
+from hub.errors import Conflict
 from hub.gs1 import validate_gln
 from hub.models.location import Location, LocationKind
+from hub.services.text import CODE_MAX, NAME_MAX, clean_text
 from tenants.access import Access
 
 
@@ -14,9 +15,8 @@ async def create_location(
     access: Access, code: str, name: str, kind: LocationKind, gln: str | None = None, parent_id: str | None = None
 ) -> Location:
     access.require_write()
-    code, name = code.strip(), name.strip()
-    if not code or not name:
-        raise BadInput("location code and name must not be empty")
+    code = clean_text(code, "code", CODE_MAX, "location code")
+    name = clean_text(name, "name", NAME_MAX, "location name")
     parent = None
     if parent_id is not None:
         parent = await access.get(Location, parent_id, access.locations("write"), "parent location")

@@ -11,6 +11,7 @@ from hub.dates import to_bson
 from hub.errors import BadInput
 from hub.models.lot import Lot
 from hub.models.sku import Sku
+from hub.services.text import CODE_MAX, clean_text
 from tenants.access import Access
 from tenants.models import utcnow
 
@@ -29,9 +30,7 @@ async def ensure_lot(
     session: AsyncClientSession | None = None,
 ) -> Lot:
     """Create the lot, or match the existing one; dates fill in only where unknown (first writer wins)."""
-    lot_code = lot_code.strip()
-    if not lot_code:
-        raise BadInput("lot code must not be empty", field="lotCode")
+    lot_code = clean_text(lot_code, "lotCode", CODE_MAX, "lot code")
     check_dates(produced_on, expires_on)
     if expires_on is None and produced_on is not None and sku.shelf_life_days:
         expires_on = produced_on + timedelta(days=sku.shelf_life_days)

@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 from hub.errors import BadInput, Conflict, NotFound
 from hub.gs1 import normalise_gtin
 from hub.models.sku import Alias, Sku, Storage
+from hub.services.text import CODE_MAX, NAME_MAX, UNIT_MAX, clean_text
 from tenants.access import Access
 from tenants.models import utcnow
 
@@ -29,26 +30,25 @@ class SkuInput:
 
 
 def validate(data: SkuInput) -> SkuInput:
-    if not data.code.strip():
-        raise BadInput("SKU code must not be empty", field="code")
-    if not data.name.strip():
-        raise BadInput("SKU name must not be empty", field="name")
-    if data.pack_size < 1:
-        raise BadInput("pack size must be at least 1", field="packSize")
+    data.code = clean_text(data.code, "code", CODE_MAX, "SKU code")
+    data.name = clean_text(data.name, "name", NAME_MAX, "SKU name")
+    data.unit = clean_text(data.unit, "unit", UNIT_MAX, "unit")
+    if not 1 <= data.pack_size <= 1_000_000:
+        raise BadInput("pack size must be between 1 and 1000000", field="packSize")
     if data.shelf_life_days is not None and not 0 < data.shelf_life_days <= 36500:
         raise BadInput("shelf life must be between 1 and 36500 days", field="shelfLifeDays")
     if data.min_remaining_shelf_life_days is not None:
-        if data.min_remaining_shelf_life_days < 0:
-            raise BadInput("minimum remaining shelf life must not be negative", field="minRemainingShelfLifeDays")
+        if not 0 <= data.min_remaining_shelf_life_days <= 36500:
+            raise BadInput("minimum remaining shelf life must be 0-36500 days", field="minRemainingShelfLifeDays")
         if data.shelf_life_days is not None and data.min_remaining_shelf_life_days > data.shelf_life_days:
             raise BadInput("minimum remaining shelf life exceeds the shelf life", field="minRemainingShelfLifeDays")
-    if not 0.0 <= data.excursion_sensitivity <= 1.0:
+    if not 0.0 <= data.excursion_sensitivity <= 1.0:  # also false for NaN
         raise BadInput("excursion sensitivity must be between 0 and 1", field="excursionSensitivity")
     if not 1 <= data.excursion_min_minutes <= 1440:
         raise BadInput("excursion minimum duration must be 1-1440 minutes", field="excursionMinMinutes")
     storage = data.storage
     for value, name in ((storage.temp_min_c, "tempMinC"), (storage.temp_max_c, "tempMaxC")):
-        if value is not None and not -90.0 <= value <= 90.0:
+        if value is not None and not -90.0 <= value <= 90.0:  # also false for NaN
             raise BadInput("storage temperature must be between -90 and 90 °C", field=name)
     if storage.temp_min_c is not None and storage.temp_max_c is not None and storage.temp_min_c > storage.temp_max_c:
         raise BadInput("storage minimum temperature is above the maximum", field="storage")
@@ -65,7 +65,7 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
     data = validate(data)
     now = utcnow()
     fields = {
-        "name": data.name.strip(),
+        "name": data.name,
         "gtin": data.gtin,
         "unit": data.unit,
         "pack_size": data.pack_size,
@@ -79,7 +79,7 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
     if data.gtin and await Sku.find_one({"gtin": data.gtin, "tenant_id": {"$ne": access.tenant_id}}):
         raise Conflict("this GTIN is registered to another brand owner", field="gtin")
     collection = Sku.get_pymongo_collection()
-    key = {"tenant_id": access.tenant_id, "code": data.code.strip()}
+    key = {"tenant_id": access.tenant_id, "code": data.code}
     try:
         result = await collection.update_one(
             key, {"$set": fields, "$setOnInsert": {**key, "aliases": [], "created_at": now}}, upsert=True
@@ -99,9 +99,7 @@ async def set_alias(access: Access, sku_id: str, code: str | None) -> Sku:
     access.require_write()
     sku = await access.get(Sku, sku_id, access.skus("read"), "sku")
     if code is not None:
-        code = code.strip()
-        if not code:
-            raise BadInput("alias must not be empty", field="code")
+        code = clean_text(code, "code", CODE_MAX, "alias")
         clash = await Sku.find_one(
             {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": code}}, "_id": {"$ne": sku.id}}
         )
@@ -123,6 +121,8 @@ async def resolve_sku(access: Access, ref: str) -> Sku:
     """Find a visible SKU by id, the owner's code, the caller's alias, or GTIN (as scanners send it)."""
     visible = access.skus("read")
     ref = ref.strip()
+    if not ref or len(ref) > CODE_MAX:
+        raise NotFound(f"sku {ref[:40]!r} not found")
     candidates: list[dict] = [
         {"code": ref},
         {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": ref}}},
