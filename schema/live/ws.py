@@ -14,6 +14,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
+from graphql import GraphQLError, parse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 log = logging.getLogger("lotpulse.ws")
@@ -41,11 +42,23 @@ def _malformed(message: Any) -> str | None:
     return None
 
 
+def _syntax_error(query: str, max_tokens: int) -> str | None:
+    try:
+        parse(query, max_tokens=max_tokens)
+    except GraphQLError as exc:
+        return exc.message
+    return None
+
+
 class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
     expiry_task: asyncio.Task[None] | None = None
 
     async def handle_message(self, message: Any) -> None:
         reason = _malformed(message)
+        if reason is None and message["type"] == "subscribe" and self.connection_acknowledged:
+            # With the hub's extensions a syntax error escapes strawberry's stream as an exception (logged, and the
+            # client left waiting); the protocol answers it by closing with 4400, as strawberry means to.
+            reason = _syntax_error(message["payload"]["query"], self.view.hub.settings.max_tokens)
         if reason is not None:
             await self.handle_invalid_message(reason)
             return
