@@ -49,6 +49,20 @@ FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+class RedactOAuthQueries(logging.Filter):
+    """Access logs print request paths with their query: on ``/oauth/`` those carry authorization codes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and args[2].startswith("/oauth/"):
+            path, _, query = args[2].partition("?")
+            record.args = (*args[:2], f"{path}?[redacted]" if query else path, *args[3:])
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(RedactOAuthQueries())
+
+
 @dataclass
 class OAuthService:
     """What the routes share in one hub process (``hub.services["oauth"]``)."""

@@ -32,8 +32,10 @@ from hub.oauth.revocation import RevocationList
 from hub.oauth.scopes import SCOPES, parse_scope, unknown_scopes
 from hub.oauth.tokens import Grantee, access_token_claims, sign_access_token, store_refresh_token
 
-# authlib logs issued tokens and PKCE verifiers at DEBUG; credentials must never reach a log, whatever the level.
+# Credentials must never reach a log, whatever the level: authlib logs issued tokens and PKCE verifiers at DEBUG,
+# and pymongo's command log prints documents (the upstream identity provider's client secret among them).
 logging.getLogger("authlib").setLevel(logging.INFO)
+logging.getLogger("pymongo.command").setLevel(logging.INFO)
 
 
 @dataclass

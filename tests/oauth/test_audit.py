@@ -1,0 +1,145 @@
+"""The audit log: issuance, refusal, revocation and admin changes are recorded with who/what/when/where, and no
+secret or token ever appears in it or in the logs. Failed client authentications are rate-limited."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from authlib.integrations.base_client import OAuthError
+
+from hub.models.audit import AuditEntry
+from hub.oauth.routes import RedactOAuthQueries
+from tests.conftest import start_hub
+from tests.oauth.conftest import create_client, erp, portal_for
+
+AUDIT_LOG = """
+query($filter: AuditFilter) {
+  auditLog(filter: $filter, first: 200) {
+    edges { node { at action outcome actor actorKind clientId target reason ip userAgent details } }
+  }
+}
+"""
+INVITE = """
+mutation($input: InvitePartnerInput!) { invitePartner(input: $input) { id } }
+"""
+ROTATE_SECRET = "mutation($id: String!) { rotateOAuthClientSecret(clientId: $id) { clientSecret } }"
+DELETE_CLIENT = "mutation($id: String!) { deleteOAuthClient(clientId: $id) }"
+
+
+async def _actions(hub, tenant: str = "acme") -> list[dict]:
+    return [edge["node"] for edge in (await hub.ok(AUDIT_LOG, tenant=tenant))["auditLog"]["edges"]]
+
+
+async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub):
+    # given
+    await hub.tenant("acme")
+    await hub.tenant("beta")
+    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+    async with erp(hub, client_id, secret) as client:
+        token = await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
+        await client.revoke_token(f"{hub.url}/oauth/revoke", token=token["access_token"])
+    with pytest.raises(OAuthError):
+        async with erp(hub, client_id, "lpcs_wrong") as client:
+            await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
+    await hub.ok(INVITE, {"input": {"partnerId": "beta", "weShare": ["stock"], "theyShare": []}}, tenant="acme")
+    await hub.ok(ROTATE_SECRET, {"id": client_id}, tenant="acme")
+    await hub.ok(DELETE_CLIENT, {"id": client_id}, tenant="acme")
+    # when
+    entries = await _actions(hub)
+    # then newest first, each with who and from where
+    actions = [(entry["action"], entry["outcome"]) for entry in entries]
+    assert actions == [
+        ("client.deleted", "success"),
+        ("client.secret_rotated", "success"),
+        ("partnership.invited", "success"),
+        ("token.refused", "refused"),
+        ("token.revoked", "success"),
+        ("token.issued", "success"),
+        ("client.created", "success"),
+    ]
+    by_action = {entry["action"]: entry for entry in entries}
+    assert by_action["token.issued"]["actor"] == client_id and by_action["token.issued"]["actorKind"] == "client"
+    assert by_action["token.issued"]["details"]["grant_type"] == "client_credentials"
+    assert by_action["token.refused"]["reason"] == "invalid_client"
+    assert by_action["client.created"]["actor"] == "local:acme" and by_action["client.created"]["actorKind"] == "member"
+    assert all(entry["ip"] == "127.0.0.1" and entry["at"] for entry in entries)
+    assert by_action["token.issued"]["userAgent"].startswith("python-httpx")
+    assert [e["action"] for e in await _actions(hub, "beta")] == []  # acme's log is acme's alone
+
+
+async def test_audit_log_is_for_tenant_admins_only(hub):
+    await hub.tenant("acme")
+    body = await hub.gql(AUDIT_LOG, tenant="acme", roles=("planner",))
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_no_secret_or_token_appears_in_the_audit_log_or_the_logs(hub, oidc, caplog):
+    caplog.set_level(logging.DEBUG)
+    # given every credential the hub handles: client secrets, access and refresh tokens, codes, the IdP secret
+    portal = await portal_for(hub, oidc)
+    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+    async with erp(hub, client_id, secret) as client:
+        machine = await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
+        await client.revoke_token(f"{hub.url}/oauth/revoke", token=machine["access_token"])
+    callback, verifier, client = await portal.sign_in()
+    first = await portal.token(callback, verifier, client)
+    second = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=first["refresh_token"])
+    with pytest.raises(OAuthError):  # reuse: refused, family revoked, audited
+        await portal.oauth().refresh_token(f"{hub.url}/oauth/token", refresh_token=first["refresh_token"])
+    with pytest.raises(OAuthError):
+        async with erp(hub, client_id, secret + "x") as wrong:
+            await wrong.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
+    credentials = [
+        secret, secret + "x", oidc.client_secret, machine["access_token"], first["access_token"],
+        first["refresh_token"], second["access_token"], second["refresh_token"], callback["code"], verifier,
+    ]
+    # when
+    stored = json.dumps([doc async for doc in AuditEntry.get_pymongo_collection().find({})], default=str)
+    # then
+    assert "token.family_revoked" in stored and "signin.succeeded" in stored and "token.refused" in stored
+    # (the test's own browser and portal log their traffic through httpx in this process: they are not the hub)
+    hub_logs = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
+    assert hub_logs  # everything the hub logged at DEBUG: none of it may carry a credential
+    for credential in credentials:
+        assert credential not in stored
+        assert credential not in hub_logs
+
+
+def test_access_logs_never_show_oauth_query_strings():
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/oauth/callback?code=secret-code&state=s", "1.1", 302), None,
+    )
+    assert RedactOAuthQueries().filter(record)
+    assert "secret-code" not in record.getMessage() and "/oauth/callback?[redacted]" in record.getMessage()
+
+
+async def test_failed_client_authentications_are_rate_limited_per_client(settings):
+    async for hub in start_hub(settings.with_(oauth_failed_auth_per_client=3)):
+        await hub.tenant("acme")
+        client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+        for _ in range(3):
+            response = await hub.http.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, "lpcs_guess")
+            )
+            assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+        # even the right secret waits now
+        response = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        assert response.status_code == 429 and response.json()["error"] == "rate_limited"
+        assert int(response.headers["retry-after"]) > 0
+        entries = [e for e in await _actions(hub) if e["action"] == "token.refused"]
+        assert entries[0]["reason"] == "too many failed client authentications"
+
+
+async def test_failed_client_authentications_are_rate_limited_per_ip(settings):
+    async for hub in start_hub(settings.with_(oauth_failed_auth_per_ip=4)):
+        await hub.tenant("acme")
+        client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+        for attempt in range(4):  # a guesser spreading over client ids
+            await hub.http.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, auth=(f"lpc_guess{attempt}", "x")
+            )
+        response = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        assert response.status_code == 429
