@@ -1,0 +1,166 @@
+"""The ``lotpulse`` command, run as a user runs it: a separate process, configured by environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from hub.db import free_port
+
+ME = "{ me { tenant { id name kind } subject roles } }"
+UPSERT_SKU = 'mutation { upsertSku(input: {code: "APL-1", name: "Apple", gtin: "4006381333931"}) { created sku { id } } }'
+SKU = "query ($id: ID!) { sku(id: $id) { code name gtin } }"
+
+
+def lotpulse(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def cli_env(settings, key_file: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of a shell user pointing the CLI at the test hub's database, key and issuer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOTPULSE_")}
+    return env | {
+        "LOTPULSE_MONGODB_URI": settings.mongodb_uri,
+        "LOTPULSE_DATABASE": settings.database,
+        "LOTPULSE_DATA_DIR": str(tmp_path / "cli-data"),
+        "LOTPULSE_SIGNING_KEY_FILE": str(key_file),
+        "LOTPULSE_PUBLIC_URL": settings.public_url,
+        "LOTPULSE_LOG_LEVEL": "WARNING",
+    }
+
+
+async def test_tenant_create_add_member_and_token_work_against_the_hub(hub, cli_env):
+    # given a tenant and a member created from the shell
+    created = lotpulse("tenant", "create", "acme", "--name", "Acme Foods", "--kind", "supplier", env=cli_env)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "created tenant acme (supplier)"
+    member = lotpulse("tenant", "add-member", "acme", "--subject", "alice", "--role", "planner", "--role", "viewer",
+                      env=cli_env)
+    assert member.returncode == 0, member.stderr
+    assert "added member alice to acme" in member.stdout
+    # when the shell mints a token
+    minted = lotpulse("token", "--tenant", "acme", "--role", "admin", "--ttl", "1h", env=cli_env)
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["iss"] == hub.settings.issuer
+    # then the hub accepts it for that tenant and role
+    response = await hub.http.post("/graphql", json={"query": ME}, headers={"authorization": f"Bearer {token}"})
+    assert response.json()["data"]["me"] == {
+        "tenant": {"id": "acme", "name": "Acme Foods", "kind": "supplier"},
+        "subject": "local:acme",
+        "roles": ["admin"],
+    }
+    members = await hub.ok("{ members { edges { node { subject issuer roles } } } }", tenant="acme")
+    assert members["members"]["edges"] == [
+        {"node": {"subject": "alice", "issuer": hub.settings.issuer, "roles": ["planner", "viewer"]}}
+    ]
+
+
+def test_cli_reports_errors_without_tracebacks(cli_env):
+    assert lotpulse("tenant", "create", "acme", "--name", "Acme", "--kind", "supplier", env=cli_env).returncode == 0
+    again = lotpulse("tenant", "create", "acme", "--name", "Acme", "--kind", "supplier", env=cli_env)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    bad_id = lotpulse("tenant", "create", "Not_A_Slug", "--name", "X", "--kind", "supplier", env=cli_env)
+    assert bad_id.returncode == 2 and "tenant id" in bad_id.stderr
+    unknown = lotpulse("tenant", "add-member", "ghost", "--subject", "s", "--role", "admin", env=cli_env)
+    assert unknown.returncode == 2 and "not found" in unknown.stderr
+    for result in (again, bad_id, unknown):
+        assert "Traceback" not in result.stderr
+
+
+def test_token_options_are_checked(cli_env):
+    short = lotpulse("token", "--tenant", "acme", "--role", "viewer", "--ttl", "15m", env=cli_env)
+    claims = jwt.decode(short.stdout.strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 900
+    assert claims[ "https://lotpulse.dev/claims"] == {"tenant": "acme", "roles": ["viewer"]}
+    assert lotpulse("token", "--tenant", "acme", "--role", "admin", "--ttl", "soon", env=cli_env).returncode == 2
+    assert lotpulse("token", "--tenant", "acme", "--role", "root", env=cli_env).returncode == 2
+
+
+# -- lotpulse serve on the embedded database ------------------------------------------------------------------------
+
+
+def _serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("lotpulse serve did not become ready")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+def _port_open(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
+def test_serve_on_the_embedded_database_keeps_data_across_a_restart(tmp_path: Path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOTPULSE_")} | {
+        "LOTPULSE_DATA_DIR": str(tmp_path / "data"),
+        "LOTPULSE_PORT": str(port),
+        "LOTPULSE_LOG_LEVEL": "WARNING",
+        "LOTPULSE_WEBHOOK_WORKER": "false",
+    }
+    url = f"http://127.0.0.1:{port}/graphql"
+    # given a running hub with no MongoDB URI: it starts its embedded database
+    hub = _serve(env, port)
+    try:
+        marker = json.loads((tmp_path / "data" / "embedded.json").read_text())
+        # when a tenant is created from the shell (reusing the running embedded database) and a SKU over HTTP
+        created = lotpulse("tenant", "create", "acme", "--name", "Acme", "--kind", "supplier", env=env)
+        assert created.returncode == 0, created.stderr
+        token = lotpulse("token", "--tenant", "acme", "--role", "admin", env=env).stdout.strip()
+        headers = {"authorization": f"Bearer {token}"}
+        upserted = httpx.post(url, json={"query": UPSERT_SKU}, headers=headers, timeout=30).json()
+        assert upserted["data"]["upsertSku"]["created"] is True, upserted
+        sku_id = upserted["data"]["upsertSku"]["sku"]["id"]
+    finally:
+        _stop(hub)
+    # then stopping the hub stops its database too
+    assert hub.returncode == 0
+    assert not _port_open(marker["port"])
+    assert not (tmp_path / "data" / "embedded.json").exists()
+    # and after a restart the SKU is still there
+    hub = _serve(env, port)
+    try:
+        read = httpx.post(url, json={"query": SKU, "variables": {"id": sku_id}}, headers=headers, timeout=30).json()
+        assert read == {"data": {"sku": {"code": "APL-1", "name": "Apple", "gtin": "04006381333931"}}}
+    finally:
+        _stop(hub)
