@@ -1,0 +1,99 @@
+"""The event log: numbered in commit order, written with the state or not at all, retained by TTL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from hub.events import emit
+from hub.models.event import EVENT_SCOPE, Event
+from webhooks.dispatcher import SCOPE_OF_EVENT
+from tests.events.conftest import alert
+
+
+class Rollback(Exception):
+    pass
+
+
+async def test_concurrent_transactions_number_their_events_densely_in_commit_order(hub):
+    database = hub.state.database
+    stream = await database.db["events"].watch([{"$match": {"operationType": "insert"}}])
+
+    async def write(n: int) -> None:
+        async def work(session):
+            await emit(session, "stock.changed", "acme", [], {"n": n})
+            await asyncio.sleep(0.002)  # widen the window in which two transactions overlap
+
+        await database.in_transaction(work)
+
+    await asyncio.gather(*(write(n) for n in range(12)))
+    arrivals = []
+    while len(arrivals) < 12:
+        change = await asyncio.wait_for(stream.next(), 5)
+        arrivals.append(change["fullDocument"]["seq"])
+    await stream.close()
+    # the change stream delivers in commit order; seq must agree with it, with no gaps or repeats
+    assert arrivals == sorted(arrivals) and sorted(arrivals) == list(range(arrivals[0], arrivals[0] + 12))
+
+
+async def test_an_event_emitted_outside_a_transaction_still_gets_the_next_number(hub):
+    first = await emit(None, "stock.changed", "acme", [], {})
+    second = await emit(None, "stock.changed", "acme", ["shopco"], {})
+    assert second.seq == first.seq + 1
+    stored = await Event.get(second.id)
+    assert stored.seq == second.seq and stored.audience == ["acme", "shopco"]
+
+
+async def test_a_rolled_back_change_leaves_no_event_and_no_gap(hub):
+    database = hub.state.database
+    before = await emit(None, "stock.changed", "acme", [], {})
+
+    async def work(session):
+        await emit(session, "stock.changed", "acme", [], {"lost": True})
+        raise Rollback
+
+    with pytest.raises(Rollback):
+        await database.in_transaction(work)
+    after = await emit(None, "stock.changed", "acme", [], {})
+    assert after.seq == before.seq + 1
+    assert await Event.find({"payload.lost": True}).count() == 0
+
+
+async def test_events_expire_after_the_retention_period(hub):
+    event = await emit(None, "stock.changed", "acme", [], {})
+    assert event.expires_at - event.occurred_at == timedelta(days=hub.settings.event_retention_days)
+    indexes = await Event.get_pymongo_collection().index_information()
+    ttl = [index for index in indexes.values() if index["key"] == [("expires_at", 1)]]
+    assert ttl and ttl[0]["expireAfterSeconds"] == 0
+
+
+def test_subscriptions_and_webhooks_apply_the_same_entitlement_rule():
+    assert EVENT_SCOPE == SCOPE_OF_EVENT
+
+
+async def test_the_bus_runs_on_a_change_stream_when_the_database_offers_one(hub):
+    assert hub.state.services["bus"].mode == "change_stream"
+
+
+async def test_a_restarted_feed_catches_up_from_the_log_without_duplicates(hub, trio, listen):
+    # given: a subscriber, and the bus losing its stream while alerts are written
+    bus = hub.state.services["bus"]
+    acme = await listen("acme")
+    await alert(hub, "shopco", ["acme"], "k1")
+    assert (await acme.next())["alerts"]["alert"]["title"] == "alert k1"
+    feed = next(task for task in hub.state.tasks if task.get_name() == "event-bus")
+    feed.cancel()
+    await asyncio.gather(feed, return_exceptions=True)
+    await alert(hub, "shopco", ["acme"], "k2")
+    await alert(hub, "shopco", ["acme"], "k3")
+    # when: the feed starts again from where it was
+    last_seq = bus.last_seq
+    hub.state.spawn("event-bus", lambda: bus._watch())
+    # then: the subscriber gets the two it missed, once, in order, then live ones
+    assert [m["alerts"]["alert"]["title"] for m in await acme.take(2)] == ["alert k2", "alert k3"]
+    assert bus.last_seq > last_seq
+    await alert(hub, "shopco", ["acme"], "k4")
+    assert (await acme.next())["alerts"]["alert"]["title"] == "alert k4"
+    assert await acme.silent_for(0.3)
