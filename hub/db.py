@@ -35,7 +35,15 @@ def free_port() -> int:
 class EmbeddedServer:
     """A SecantusDB child process listening on loopback."""
 
-    def __init__(self, storage_path: Path | str, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        storage_path: Path | str,
+        port: int | None = None,
+        log_path: Path | None = None,
+        sync_on_commit: bool = True,
+    ) -> None:
+        # Tests turn syncing off: their data is thrown away, and killing a hub (not the database) loses nothing.
+        self.sync_on_commit = sync_on_commit
         self.storage_path = Path(storage_path)
         self.port = port or free_port()
         self.log_path = log_path
@@ -56,8 +64,8 @@ class EmbeddedServer:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--storage-path", str(self.storage_path),
-            "--sync-on-commit",
             "--log-level", "WARNING",
+            *(["--sync-on-commit"] if self.sync_on_commit else []),
         ]
         self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
