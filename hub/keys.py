@@ -11,6 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ from jwt.algorithms import RSAAlgorithm
 ALGORITHM = "RS256"
 
 
+@lru_cache(maxsize=32)
+def _load_private_key(pem: str) -> rsa.RSAPrivateKey:
+    """Parsed once per key: loading checks the RSA key and costs tens of milliseconds, on every request otherwise."""
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
@@ -31,9 +40,7 @@ class SigningKey:
 
     @property
     def private_key(self) -> rsa.RSAPrivateKey:
-        key = serialization.load_pem_private_key(self.private_pem.encode(), password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        return key
+        return _load_private_key(self.private_pem)
 
     def public_jwk(self) -> dict[str, Any]:
         jwk = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
