@@ -10,25 +10,26 @@ and then finds the keys recorded).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hub.dates import from_bson, to_bson
+from hub.dates import to_bson
 from hub.db import Database
 from hub.errors import BadInput, Conflict, NotFound
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.movement import Movement, MovementKind
 from hub.models.sku import Sku
+from hub.models.stock import StockPosition
 from hub.services.lots import ensure_lot
 from hub.services.stock import stock_events
 from tenants.access import Access, object_id
@@ -192,7 +193,7 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     """Write the batch in the caller's transaction: skip recorded keys, check on-hand, insert, update positions."""
     result = BatchResult()
     movements = Movement.get_pymongo_collection()
-    positions = Movement.get_pymongo_collection().database["stock_positions"]
+    positions = StockPosition.get_pymongo_collection()
     keys = sorted({p.idempotency_key for p in batch})
     recorded = {doc["idempotency_key"]: doc["fingerprint"] async for doc in movements.find(
         {"tenant_id": tenant_id, "idempotency_key": {"$in": keys}},
@@ -235,10 +236,6 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             "idempotency_key": item.idempotency_key, "fingerprint": item.fingerprint, "reference": item.reference,
             "occurred_at": item.occurred_at, "recorded_at": now,
         })
-    try:
-        await movements.insert_many(docs, ordered=True, session=session)
-    except (BulkWriteError, DuplicateKeyError) as exc:
-        raise StaleRead("an idempotency key was recorded concurrently") from exc
     last = {}
     for item, doc in zip(fresh, docs):
         last[item.position_key] = (item, doc)
@@ -264,13 +261,18 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
         raise StaleRead("a position was created concurrently") from exc
     if outcome.matched_count != expected_matches:
         raise StaleRead("a position changed concurrently")
+    # Positions first: a concurrent writer on the same position conflicts before we spend time on the ledger.
+    try:
+        await movements.insert_many(docs, ordered=True, session=session)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        raise StaleRead("an idempotency key was recorded concurrently") from exc
     stored = []
     for key, (item, doc) in last.items():
         stored.append({
             "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1], "sku_owner_id": item.sku.tenant_id,
             "lot_id": key[2], "lot_code": doc["lot_code"], "on_hand": on_hand[key],
             "delta": on_hand[key] - (current[key]["on_hand"] if key in current else 0),
-            "expires_on": from_bson(to_bson(item.lot.expires_on)) if item.lot else None,
+            "expires_on": item.lot.expires_on if item.lot else None,
         })
     result.accepted = len(fresh)
     result.positions = stored
@@ -294,15 +296,8 @@ async def _load_positions(session: AsyncClientSession, positions: Any, tenant_id
     return found
 
 
-def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, StaleRead) or (
-        isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError"))
-
-
 async def run_batch(database: Database, work: Any, attempts: int = 8) -> Any:
     """Run ``work(session)`` in a transaction, starting over when a concurrent writer got there first."""
-    import asyncio
-
     for attempt in range(attempts):
         try:
             return await database.in_transaction(work)
