@@ -185,6 +185,23 @@ def stock(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.drift else 0  # type: ignore[attr-defined]
 
 
+@command("webhooks")
+def webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    """Run webhook dispatch and delivery without serving the API (any number of these may run)."""
+    from webhooks.runtime import drain, run_forever
+
+    async def work(_: Database) -> object:
+        if args.once:
+            return await drain(settings)
+        await run_forever(settings)
+        return 0
+
+    result = run_with_database(settings, work)
+    if args.once:
+        print(f"{result} delivery attempts made")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lotpulse", description="Lotpulse supply-chain hub")
     sub = root.add_subparsers(dest="command", required=True)
@@ -226,6 +243,11 @@ def parser() -> argparse.ArgumentParser:
     rebuild_p = stock_sub.add_parser("rebuild", help="recompute positions from movements and report any drift")
     rebuild_p.add_argument("--tenant", help="only this tenant")
     rebuild_p.add_argument("--check", action="store_true", help="report drift without repairing it")
+
+    webhooks_p = sub.add_parser("webhooks", help="outgoing webhooks")
+    webhooks_sub = webhooks_p.add_subparsers(dest="webhooks_command", required=True)
+    worker_p = webhooks_sub.add_parser("worker", help="dispatch events and deliver webhooks until stopped")
+    worker_p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     return root
 
 

@@ -107,7 +107,7 @@ async def plan(
                         "state": DeliveryState.pending.value,
                         "next_attempt_at": now,
                         "failures": 0,
-                        "attempts": [],
+                        "attempt_count": 0,
                         "lease_token": None,
                         "lease_until": None,
                         "claimed_at": None,
@@ -208,9 +208,10 @@ class Dispatcher:
         fresh = await collection.find({"_id": {"$gt": self.frontier}}).sort("_id", 1).limit(BATCH).to_list(BATCH)
         late: list[dict[str, Any]] = []
         if self.frontier > self.durable:
-            late = await collection.find(
-                {"_id": {"$gt": self.durable, "$lte": self.frontier, "$nin": sorted(self.seen)}}
-            ).to_list(None)
+            window = collection.find({"_id": {"$gt": self.durable, "$lte": self.frontier}}, projection={"_id": 1})
+            missing = [raw["_id"] async for raw in window if raw["_id"] not in self.seen]
+            if missing:
+                late = await collection.find({"_id": {"$in": missing}}).to_list(None)
         batch = late + fresh
         created = 0
         if batch:

@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 
 from tenants.models import utcnow
 
+ATTEMPT_RETENTION_SECONDS = 30 * 86400
+
 
 class EndpointSecret(BaseModel):
     """A signing secret. Kept in clear because it must sign; never logged, never answered after creation."""
@@ -53,12 +55,24 @@ class DeliveryState(str, Enum):
     failed = "failed"  # retries exhausted, or the endpoint was disabled
 
 
-class Attempt(BaseModel):
+class WebhookAttempt(Document):
+    """One try at sending a delivery, kept in its own collection so a batch's log is one ``insert_many``."""
+
+    delivery_id: PydanticObjectId
+    endpoint_id: PydanticObjectId
+    tenant_id: str
     at: datetime
     status_code: int | None = None
     duration_ms: int = 0
     response_excerpt: str | None = None
     error: str | None = None  # transport error, refused address, or an attempt interrupted by a crash
+
+    class Settings:
+        name = "webhook_attempts"
+        indexes = [
+            pymongo.IndexModel([("delivery_id", 1), ("at", 1)]),
+            pymongo.IndexModel([("at", 1)], expireAfterSeconds=ATTEMPT_RETENTION_SECONDS),
+        ]
 
 
 class WebhookDelivery(Document):
@@ -70,7 +84,7 @@ class WebhookDelivery(Document):
     state: DeliveryState = DeliveryState.pending
     next_attempt_at: datetime
     failures: int = 0  # completed failed attempts since the last (re)play: drives the retry schedule
-    attempts: list[Attempt] = Field(default_factory=list)
+    attempt_count: int = 0  # rows in webhook_attempts, interrupted ones included
     lease_token: str | None = None
     lease_until: datetime | None = None
     claimed_at: datetime | None = None
@@ -84,6 +98,8 @@ class WebhookDelivery(Document):
         indexes = [
             pymongo.IndexModel([("event_id", 1), ("endpoint_id", 1)], unique=True),
             pymongo.IndexModel([("state", 1), ("next_attempt_at", 1)]),
+            pymongo.IndexModel([("endpoint_id", 1), ("state", 1), ("next_attempt_at", 1)]),
+            pymongo.IndexModel([("lease_token", 1)]),
             pymongo.IndexModel([("endpoint_id", 1), ("_id", -1)]),
             pymongo.IndexModel([("tenant_id", 1), ("_id", -1)]),
         ]
@@ -101,4 +117,4 @@ class DispatcherCursor(Document):
         name = "webhook_cursors"
 
 
-MODELS: list[type[Document]] = [WebhookEndpoint, WebhookDelivery, DispatcherCursor]
+MODELS: list[type[Document]] = [WebhookEndpoint, WebhookDelivery, WebhookAttempt, DispatcherCursor]

@@ -40,3 +40,15 @@ async def start_webhooks(hub: HubState) -> None:
 async def run_forever(settings: Settings) -> None:
     dispatcher, worker = build(settings)
     await asyncio.gather(dispatcher.run(), worker.run())
+
+
+async def drain(settings: Settings) -> int:
+    """Dispatch every new event and make every attempt due now; answers the number of attempts."""
+    dispatcher, worker = build(settings)
+    try:
+        while await dispatcher.run_once() or dispatcher.more:
+            pass
+        return await worker.drain()
+    finally:
+        await dispatcher.release()
+        await worker.close()

@@ -17,7 +17,7 @@ from tenants.access import Access
 from tenants.models import utcnow
 from webhooks import guard
 from webhooks.dispatcher import insert_new, plan
-from webhooks.models import DeliveryState, EndpointSecret, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryState, EndpointSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.signing import new_secret
 
 MANAGE_SCOPE = "webhooks:manage"
@@ -126,6 +126,7 @@ async def rotate_secret(
 async def delete_endpoint(access: Access, endpoint_id: str) -> None:
     endpoint = await get_endpoint(access, endpoint_id)
     await WebhookDelivery.get_pymongo_collection().delete_many({"endpoint_id": endpoint.id})
+    await WebhookAttempt.get_pymongo_collection().delete_many({"endpoint_id": endpoint.id})
     await endpoint.delete()
 
 

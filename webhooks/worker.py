@@ -17,15 +17,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateMany, UpdateOne
 
 from hub.config import Settings
 from webhooks import delivery, retry
 from webhooks.clock import Clock, SystemClock
-from webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("lotpulse.webhooks.worker")
-MAX_ATTEMPTS_KEPT = 50
 MAX_BATCH = 100
 MAX_GROUPS = 64  # endpoints served at once by one worker
 INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
@@ -128,16 +126,13 @@ class Worker:
         by_endpoint: dict[ObjectId, list[dict[str, Any]]] = {}
         for doc in claimed:
             by_endpoint.setdefault(doc["endpoint_id"], []).append(doc)
-        return [
-            Group(
-                endpoint,
-                token,
-                by_endpoint[endpoint.id],  # type: ignore[index]
-                {key: at for key, at in interrupted.items() if key in {d["_id"] for d in by_endpoint[endpoint.id]}},  # type: ignore[index]
-            )
-            for endpoint in endpoints
-            if endpoint.id in by_endpoint
-        ]
+        groups = []
+        for endpoint in endpoints:
+            docs = by_endpoint.get(endpoint.id, [])  # type: ignore[call-overload]
+            if docs:
+                mine = {doc["_id"]: interrupted[doc["_id"]] for doc in docs if doc["_id"] in interrupted}
+                groups.append(Group(endpoint, token, docs, mine))
+        return groups
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
@@ -164,7 +159,9 @@ class Worker:
         now = self.clock.now()
         any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in outcomes)
         failing_since = None if any_success else (endpoint.failing_since or now)
-        writes: list[UpdateOne | UpdateMany] = []
+        attempts: list[dict[str, Any]] = []
+        # Deliveries whose outcome writes the same fields share one update_many (one round trip, not one per row).
+        same: dict[tuple[Any, ...], list[ObjectId]] = {}
         disable_reason: str | None = None
         for doc, outcome in zip(group.deliveries, outcomes):
             decision = retry.decide(
@@ -176,47 +173,51 @@ class Worker:
                 disable_after=self.disable_after,
             )
             disable_reason = disable_reason or decision.disable_reason
-            writes.append(self._record(group, doc, outcome, decision, now))
-        if writes:
-            await WebhookDelivery.get_pymongo_collection().bulk_write(writes, ordered=False)
+            interrupted = group.interrupted.get(doc["_id"])
+            if interrupted is not None:
+                attempts.append(self._attempt(doc, interrupted, None, 0, None, INTERRUPTED))
+            attempts.append(
+                self._attempt(doc, outcome.at, outcome.status_code, outcome.duration_ms, outcome.response_excerpt,
+                              outcome.error)
+            )
+            error = None if decision.succeeded else (outcome.error or f"HTTP {outcome.status_code}")
+            key = (decision.succeeded, decision.next_attempt_at, 2 if interrupted else 1, error)
+            same.setdefault(key, []).append(doc["_id"])
+        if attempts:
+            await WebhookAttempt.get_pymongo_collection().insert_many(attempts, ordered=False)
+        collection = WebhookDelivery.get_pymongo_collection()
+        for (succeeded, next_at, tries, error), ids in same.items():
+            fields: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now, "last_error": error}
+            inc = {"attempt_count": tries}
+            if succeeded:
+                fields.update(state=DeliveryState.succeeded.value, delivered_at=now)
+            else:
+                inc["failures"] = 1
+                if next_at is not None:
+                    fields["next_attempt_at"] = next_at
+                else:
+                    fields["state"] = DeliveryState.failed.value
+            await collection.update_many(
+                {"_id": {"$in": ids}, "lease_token": group.token}, {"$set": fields, "$inc": inc}
+            )
         await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
 
-    def _record(
-        self, group: Group, doc: dict[str, Any], outcome: delivery.Outcome, decision: retry.Decision, now: datetime
-    ) -> UpdateOne:
-        attempts = []
-        if doc["_id"] in group.interrupted:
-            attempts.append({"at": group.interrupted[doc["_id"]], "status_code": None, "duration_ms": 0,
-                             "response_excerpt": None, "error": INTERRUPTED})
-        attempts.append(
-            {
-                "at": outcome.at,
-                "status_code": outcome.status_code,
-                "duration_ms": outcome.duration_ms,
-                "response_excerpt": outcome.response_excerpt,
-                "error": outcome.error,
-            }
-        )
-        fields: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now}
-        inc = {}
-        if decision.succeeded:
-            fields.update(state=DeliveryState.succeeded.value, delivered_at=outcome.at, last_error=None)
-        else:
-            inc["failures"] = 1
-            fields["last_error"] = outcome.error or f"HTTP {outcome.status_code}"
-            if decision.next_attempt_at is not None:
-                fields["next_attempt_at"] = decision.next_attempt_at
-            else:
-                fields["state"] = DeliveryState.failed.value
-        update: dict[str, Any] = {
-            "$set": fields,
-            "$push": {"attempts": {"$each": attempts, "$slice": -MAX_ATTEMPTS_KEPT}},
+    @staticmethod
+    def _attempt(
+        doc: dict[str, Any], at: datetime, status: int | None, duration_ms: int, excerpt: str | None, error: str | None
+    ) -> dict[str, Any]:
+        return {
+            "delivery_id": doc["_id"],
+            "endpoint_id": doc["endpoint_id"],
+            "tenant_id": doc["tenant_id"],
+            "at": at,
+            "status_code": status,
+            "duration_ms": duration_ms,
+            "response_excerpt": excerpt,
+            "error": error,
         }
-        if inc:
-            update["$inc"] = inc
-        return UpdateOne({"_id": doc["_id"], "lease_token": group.token}, update)
 
     async def _endpoint_health(self, endpoint: WebhookEndpoint, any_success: bool, now: datetime) -> None:
         collection = WebhookEndpoint.get_pymongo_collection()

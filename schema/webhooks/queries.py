@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import strawberry
 from strawberry.types import Info
@@ -11,7 +11,7 @@ from schema.pagination import Connection, paginate
 from schema.permissions import ADMIN
 from schema.webhooks.types import WebhookDeliveryFilter, WebhookDeliveryType, WebhookEndpointType
 from webhooks import service
-from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 @strawberry.type
@@ -46,12 +46,21 @@ class Query:
                 query["state"] = filter.state.value
             if filter.event_type is not None:
                 query["event_type"] = filter.event_type
+
+        async def nodes(page: Sequence[WebhookDelivery]) -> list[WebhookDeliveryType]:
+            attempts: dict[Any, list[WebhookAttempt]] = {doc.id: [] for doc in page}
+            found = WebhookAttempt.find({"delivery_id": {"$in": list(attempts)}}).sort(("at", 1))
+            async for attempt in found:
+                attempts[attempt.delivery_id].append(attempt)
+            return [WebhookDeliveryType.from_model(doc, attempts[doc.id]) for doc in page]
+
         return await paginate(
             WebhookDelivery,
             query,
             first,
             after,
             info.context.hub.settings.max_page_size,
-            WebhookDeliveryType.from_raw,
+            nodes,
             descending=True,
+            batch=True,
         )

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
 import strawberry
 
 from tenants.models import utcnow
-from webhooks.models import DeliveryState, WebhookEndpoint
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 DeliveryStateEnum = strawberry.enum(DeliveryState, name="WebhookDeliveryState")
 
@@ -78,7 +76,7 @@ class WebhookDeliveryType:
     attempts: list[WebhookAttemptType]
 
     @classmethod
-    def from_raw(cls, doc: Any) -> WebhookDeliveryType:
+    def from_model(cls, doc: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryType:
         state = DeliveryState(doc.state)
         return cls(
             id=strawberry.ID(str(doc.id)),
@@ -86,7 +84,7 @@ class WebhookDeliveryType:
             webhook_id=str(doc.event_id),
             event_type=doc.event_type,
             state=state,
-            attempt_count=len(doc.attempts),
+            attempt_count=doc.attempt_count,
             next_attempt_at=doc.next_attempt_at if state == DeliveryState.pending else None,
             last_error=doc.last_error,
             created_at=doc.created_at,
@@ -99,7 +97,7 @@ class WebhookDeliveryType:
                     response_excerpt=a.response_excerpt,
                     error=a.error,
                 )
-                for a in doc.attempts
+                for a in attempts
             ],
         )
 
