@@ -70,6 +70,7 @@ class Settings:
     max_json_depth: int = 64
     max_batch: int = 10_000
     max_string_length: int = 10_000
+    max_query_chars: int = 50_000  # lexing costs ~1 ms per kB of query text, cached or not
     # Events, alerts, subscriptions.
     event_retention_days: int = 30
     alert_escalation_minutes: int = 240
@@ -155,6 +156,7 @@ class Settings:
             max_page_size=_int(env, "LOTPULSE_MAX_PAGE_SIZE", cls.max_page_size),
             max_body_bytes=_int(env, "LOTPULSE_MAX_BODY_BYTES", cls.max_body_bytes),
             max_batch=_int(env, "LOTPULSE_MAX_BATCH", cls.max_batch),
+            max_query_chars=_int(env, "LOTPULSE_MAX_QUERY_CHARS", cls.max_query_chars),
             event_retention_days=_int(env, "LOTPULSE_EVENT_RETENTION_DAYS", cls.event_retention_days),
             alert_escalation_minutes=_int(env, "LOTPULSE_ALERT_ESCALATION_MINUTES", cls.alert_escalation_minutes),
             max_subscriptions_per_connection=_int(

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator
+from functools import lru_cache
+from typing import Callable, Iterator
 
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from graphql.validation.validate import ValidationAbortedError
@@ -31,12 +32,16 @@ from graphql import (
     SelectionSetNode,
     StringValueNode,
     Visitor,
+    parse,
     visit,
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 MAX_NUMBER_LITERAL = 40  # characters; far beyond any real int/float, far below Python's int-parsing limits
+# Only documents up to this size are cached: a parsed 5,000-token document holds ~2 MB (tokens stay linked from the
+# AST, and cached validation errors point into it), so caching large ones would let distinct big queries fill memory.
+CACHEABLE_QUERY_CHARS = 4096
 VALIDATION_BUDGET = 50_000  # field comparisons of the overlapping-fields rule (graphql-core's default: 500,000)
 overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = VALIDATION_BUDGET
 
@@ -187,6 +192,24 @@ def check_document(document: DocumentNode, operation_name: str | None, limits: L
     return []
 
 
+class BoundedParserCache(SchemaExtension):
+    """strawberry's ParserCache, for small documents only (see ``CACHEABLE_QUERY_CHARS``)."""
+
+    def __init__(self, cached_parse: Callable[..., DocumentNode]) -> None:
+        self._cached_parse = cached_parse  # shared by every operation: extensions are built per operation
+
+    @staticmethod
+    def cache(maxsize: int = 512) -> Callable[..., DocumentNode]:
+        return lru_cache(maxsize=maxsize)(parse)
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query or ""
+        parser = self._cached_parse if len(query) <= CACHEABLE_QUERY_CHARS else parse
+        context.graphql_document = parser(query, **context.parse_options)
+        yield
+
+
 class QueryGuard(SchemaExtension):
     """Runs ``check_document``, then the standard validation rules, caching results per query text."""
 
@@ -210,9 +233,10 @@ class QueryGuard(SchemaExtension):
                 errors = validate_document(context.schema._schema, context.graphql_document, context.validation_rules)
                 if any(isinstance(e, ValidationAbortedError) and e.message == "Validation aborted." for e in errors):
                     errors = [_too_complex("query is too complex to validate")]
-            self._cache[key] = errors
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            if len(key[0]) <= CACHEABLE_QUERY_CHARS:
+                self._cache[key] = errors
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
         context.pre_execution_errors = list(errors)

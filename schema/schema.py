@@ -7,12 +7,12 @@ from collections import OrderedDict
 from typing import Any
 
 import strawberry
-from strawberry.extensions import MaxTokensLimiter, ParserCache
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.tools import merge_types
 
 from hub.config import Settings
 from schema.errors import ErrorShaper
-from schema.limits import Limits, QueryGuard
+from schema.limits import BoundedParserCache, Limits, QueryGuard
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
 DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "live", "sensors", "oauth")
@@ -39,6 +39,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         max_string_length=settings.max_string_length,
     )
     validation_cache: OrderedDict[Any, Any] = OrderedDict()
+    parse_cache = BoundedParserCache.cache()
     queries, mutations, subscriptions = _roots("queries", "Query"), _roots("mutations", "Mutation"), _roots(
         "subscriptions", "Subscription"
     )
@@ -48,7 +49,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-            lambda: ParserCache(maxsize=1000),
+            lambda: BoundedParserCache(parse_cache),
             lambda: QueryGuard(limits, validation_cache),
             ErrorShaper,
         ],

@@ -160,8 +160,8 @@ class HubGraphQL(GraphQL):
         query, variables, operation_name = params.get("query"), params.get("variables"), params.get("operationName")
         if not isinstance(query, str) or not query.strip():
             raise RequestError(400, "'query' must be a non-empty string")
-        if len(query) > settings.max_body_bytes:
-            raise RequestError(413, "query is too large")
+        if len(query) > settings.max_query_chars:
+            raise RequestError(413, f"query exceeds {settings.max_query_chars} characters")
         if variables is not None and not isinstance(variables, dict):
             raise RequestError(400, "'variables' must be an object")
         if operation_name is not None and not isinstance(operation_name, str):

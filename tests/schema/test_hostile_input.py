@@ -227,7 +227,7 @@ async def test_alias_bomb_is_too_complex(wire):
 async def test_repeated_field_bomb_is_too_complex(wire):
     # No aliases, so the alias limit does not see it; the expanded field count does (and it spares
     # graphql-core's quadratic overlapping-fields rule).
-    bomb = "{ " + "__typename " * 4900 + "}"
+    bomb = "{ " + "__typename " * 2500 + "}"
     response = await wire.query(bomb)
     assert codes(response) == ["QUERY_TOO_COMPLEX"]
     await wire.still_responsive()
@@ -288,3 +288,11 @@ async def test_many_validation_errors_are_capped(wire):
     response = await wire.query("{ " + " ".join(f"nope{i}" for i in range(1500)) + " }")
     assert 1 <= len(response.json()["errors"]) <= 101
     assert set(codes(response)) == {"BAD_USER_INPUT"}
+
+
+async def test_query_text_beyond_the_query_limit_is_refused_before_parsing(wire):
+    for padding in (" " * 60_000, "#" + "x" * 60_000 + "\n"):
+        response = await wire.query("{ __typename }" + padding)
+        assert response.status_code == 413
+        assert codes(response) == ["BAD_USER_INPUT"]
+    await wire.still_responsive()
