@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from anyio import from_thread
+from beanie import PydanticObjectId
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
@@ -90,8 +91,6 @@ class CodeRecord:
 
 
 async def _member(member_id: str, tenant_id: str) -> Member | None:
-    from beanie import PydanticObjectId
-
     return await Member.find_one({"_id": PydanticObjectId(member_id), "tenant_id": tenant_id})
 
 

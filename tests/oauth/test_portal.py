@@ -8,7 +8,8 @@ import pytest
 from authlib.integrations.base_client import OAuthError
 
 import hub.auth as auth_module
-from tests.oauth.conftest import ADD_MEMBER, PORTAL_REDIRECT, pkce_pair, portal_for
+from hub.db import free_port
+from tests.oauth.conftest import ADD_MEMBER, CONFIGURE_PROVIDER, PORTAL_REDIRECT, pkce_pair, portal_for
 
 ME = "{ me { tenant { id } subject issuer roles scopes } }"
 MEMBERS = "{ members { edges { node { id subject } } } }"
@@ -181,3 +182,15 @@ async def test_member_roles_come_from_the_member_not_the_client(hub, oidc):
     token = await portal.token(callback, verifier, client)
     me = (await hub.ok(ME, token=token["access_token"]))["me"]
     assert me["roles"] == ["viewer"]
+
+
+async def test_unreachable_identity_provider_answers_the_portal_not_a_500(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    oidc.port = free_port()  # the tenant's provider settings now name a closed port
+    await hub.ok(
+        CONFIGURE_PROVIDER,
+        {"input": {"issuer": oidc.issuer, "clientId": oidc.client_id, "clientSecret": oidc.client_secret}},
+        tenant="acme",
+    )
+    callback, _, _ = await portal.sign_in()
+    assert callback["error"] == "temporarily_unavailable" and "code" not in callback
