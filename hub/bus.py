@@ -123,16 +123,20 @@ class Subscription:
     def wants(self, event: LiveEvent) -> bool:
         return event.type in self.types and (self.predicate is None or self.predicate(event))
 
-    def offer(self, event: LiveEvent) -> None:
+    def offer(self, event: LiveEvent) -> bool:
+        """Queue ``event`` if wanted; answers whether it was."""
         if self.overflowed or not self.wants(event):
-            return
+            return False
         try:
             self.queue.put_nowait(event)
+            return True
         except asyncio.QueueFull:
             # A subscriber that cannot keep up is cut off rather than buffered without bound; it resumes by cursor.
             self.overflowed = True
-            self.queue._queue.clear()  # type: ignore[attr-defined]
+            while not self.queue.empty():
+                self.queue.get_nowait()
             self.queue.put_nowait(None)
+            return False
 
 
 class EventBus:
@@ -236,8 +240,7 @@ class EventBus:
             if not subscribers or not await self.entitlements.allowed(tenant, event):
                 continue
             for subscription in tuple(subscribers):
-                subscription.offer(event)
-                self.delivered += 1
+                self.delivered += subscription.offer(event)
 
     async def _catch_up(self) -> None:
         """Everything committed after ``last_seq`` that the stream will not (or may not) deliver."""
