@@ -88,6 +88,7 @@ class TokenValidator:
         self._members: dict[tuple[str, str], tuple[float, Member | None]] = {}
         self._tenants: dict[str, float] = {}
         self._member_ids: dict[str, tuple[float, bool]] = {}
+        self._public_keys: dict[str, Any] = {}
         self.revocations = RevocationList(settings.oauth_revocation_cache_seconds)
 
     def _issuer_key(self, token: str, issuer: str) -> tuple[Any, list[str], str]:
@@ -100,7 +101,12 @@ class TokenValidator:
             key = self.keyring.find(kid) if isinstance(kid, str) else None
             if key is None:
                 raise Unauthenticated("unknown signing key")
-            return key.private_key.public_key(), [ALGORITHM], self.settings.audience
+            # Parsing the PEM costs milliseconds; every request pays it unless the public key is kept (kid is a
+            # thumbprint, so it names one key for good).
+            public = self._public_keys.get(key.kid)
+            if public is None:
+                public = self._public_keys[key.kid] = key.private_key.public_key()
+            return public, [ALGORITHM], self.settings.audience
         trusted = self.issuers.get(issuer)
         if trusted is None:
             raise Unauthenticated("untrusted issuer")

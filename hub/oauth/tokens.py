@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import jwt
+
 from hub.config import Settings
-from hub.keys import KeyRing
+from hub.keys import ALGORITHM, KeyRing
 from hub.models.oauth import OAuthClient, RefreshToken
 from tenants.models import Member
 
@@ -80,8 +82,15 @@ def access_token_claims(
     return claims
 
 
+_private_keys: dict[str, Any] = {}  # kid (a key thumbprint) -> parsed key: parsing the PEM costs milliseconds
+
+
 def sign_access_token(keyring: KeyRing, claims: dict[str, Any]) -> str:
-    return keyring.sign(claims, typ=ACCESS_TOKEN_TYP)
+    key = keyring.current
+    private = _private_keys.get(key.kid)
+    if private is None:
+        private = _private_keys[key.kid] = key.private_key
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYP})
 
 
 async def store_refresh_token(
