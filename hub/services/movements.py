@@ -30,6 +30,7 @@ from hub.models.lot import Lot
 from hub.models.movement import Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
+from hub.services.expiry import on_stock_changed
 from hub.services.lots import ensure_lot
 from hub.services.stock import stock_events
 from tenants.access import Access, object_id
@@ -277,6 +278,7 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     result.accepted = len(fresh)
     result.positions = stored
     await stock_events(session, tenant_id, stored)
+    await on_stock_changed(session, stored)  # expiry risk is re-assessed in the same transaction
     return result
 
 

@@ -100,8 +100,8 @@ class Supply:
 
 
 def yogurt_line(quantity: int = 100, lot: str = "B240315", **extra: Any) -> dict:
-    return {"sku": "YOG-1", "lotCode": lot, "quantity": quantity, "producedOn": "2024-03-15",
-            "expiresOn": "2024-04-14", **extra}
+    return {"sku": "YOG-1", "lotCode": lot, "quantity": quantity, "producedOn": "2030-03-15",
+            "expiresOn": "2030-04-14", **extra}
 
 
 @pytest.fixture

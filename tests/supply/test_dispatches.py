@@ -19,13 +19,13 @@ def code(body: dict) -> str:
 
 
 async def test_dispatch_creates_its_lots_and_tells_every_party(supply):
-    dispatch = await supply.dispatch([yogurt_line(12)], carrier="haul", shippedOn="2024-03-16",
-                                     expectedOn="2024-03-18")
+    dispatch = await supply.dispatch([yogurt_line(12)], carrier="haul", shippedOn="2030-03-16",
+                                     expectedOn="2030-03-18")
     assert (dispatch["shipperId"], dispatch["consigneeId"], dispatch["carrierId"]) == ("acme", "shopco", "haul")
     assert dispatch["toLocationId"] == supply.shop_dc
     line = dispatch["lines"][0]
     assert (line["sku"]["code"], line["lotCode"], line["quantity"], line["expiresOn"]) == (
-        "YOG-1", "B240315", 12, "2024-04-14")
+        "YOG-1", "B240315", 12, "2030-04-14")
     event = await Event.find_one({"type": "dispatch.created"})
     assert event is not None and event.audience == ["acme", "haul", "shopco"]
 
@@ -43,7 +43,7 @@ async def test_dispatch_input_is_validated(supply):
         {"ref": "B", "consigneeId": "nobody", "lines": [yogurt_line()]},
         {"ref": "C", "consigneeId": "shopco", "lines": []},
         {"ref": "D", "consigneeId": "shopco", "lines": [yogurt_line(0)]},
-        {"ref": "E", "consigneeId": "shopco", "lines": [yogurt_line(producedOn="2024-05-01")]},
+        {"ref": "E", "consigneeId": "shopco", "lines": [yogurt_line(producedOn="2030-05-01")]},
         {"ref": "F", "consigneeId": "shopco", "toLocation": "NOPE", "lines": [yogurt_line()]},
     ]
     for payload in cases:

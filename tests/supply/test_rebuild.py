@@ -11,7 +11,7 @@ async def test_rebuild_reports_and_repairs_drift(supply):
     await supply.movements([
         {"sku": "YOG-1", "lotCode": "B1", "kind": "receipt", "quantity": 30, "idempotencyKey": "r1"},
         {"sku": "YOG-1", "lotCode": "B2", "kind": "receipt", "quantity": 8, "idempotencyKey": "r2",
-         "expiresOn": "2024-09-01"},
+         "expiresOn": "2030-09-01"},
         {"sku": "YOG-1", "lotCode": "B1", "kind": "sale", "quantity": -4, "idempotencyKey": "s1"},
     ])
     assert not (await rebuild("shopco", repair=False)).drift
@@ -27,7 +27,7 @@ async def test_rebuild_reports_and_repairs_drift(supply):
     repaired = await rebuild("shopco")
     assert repaired.repaired and repaired.movements == 3 and repaired.positions == 2
     restored = {p["lotCode"]: (p["onHand"], p["expiresOn"]) for p in await supply.stock()}
-    assert restored == {"B1": (26, None), "B2": (8, "2024-09-01")}
+    assert restored == {"B1": (26, None), "B2": (8, "2030-09-01")}
     assert not (await rebuild(repair=False)).drift
 
 
