@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import random
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator
 
 import pytest
+
+from hub.config import Settings
+from hub.db import free_port
+from hub.gs1 import check_digit
+from tests.conftest import start_hub
 
 UPSERT_SKU = """
 mutation ($input: SkuInput!) {
@@ -38,7 +46,14 @@ mutation ($partner: ID!, $we: [PartnerScope!]!, $they: [PartnerScope!]!) {
 ACCEPT = "mutation ($id: ID!) { acceptPartnership(id: $id) { id status } }"
 REVOKE = "mutation ($id: ID!) { revokePartnership(id: $id) { id status } }"
 
-APPLE = {"code": "APL-1", "name": "Apple", "gtin": "4006381333931", "shelfLifeDays": 30}
+# No GTIN: a GTIN belongs to one brand owner, and tests share a database (see ``fresh_gtin``).
+APPLE = {"code": "APL-1", "name": "Apple", "shelfLifeDays": 30}
+
+
+def fresh_gtin() -> str:
+    """A valid GTIN-13 no other test uses."""
+    body = "".join(random.choice("0123456789") for _ in range(12))
+    return body + str(check_digit(body))
 
 
 def codes(body: dict) -> list[str]:
@@ -63,7 +78,32 @@ async def partner(hub: Any, inviter: str, invitee: str, inviter_shares: list[str
     return partnership_id
 
 
+@pytest.fixture(scope="module")
+async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
+    """One hub per module (starting one costs about a second); each test gets tenants of its own instead."""
+    port = free_port()
+    settings = Settings(
+        mongodb_uri=mongo_uri,
+        database=f"t_{uuid.uuid4().hex[:12]}",
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        signing_key_file=key_file,
+    )
+    async for running in start_hub(settings):
+        yield running
+
+
 @pytest.fixture
-async def tenants(hub: Any) -> tuple[str, str]:
-    """acme (a brand) and globex (a retailer), strangers to each other."""
-    return await hub.tenant("acme", "supplier"), await hub.tenant("globex", "retailer")
+def suffix() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+async def tenants(hub: Any, suffix: str) -> tuple[str, str]:
+    """A brand and a retailer, strangers to each other, new for each test."""
+    return await hub.tenant(f"acme-{suffix}", "supplier"), await hub.tenant(f"globex-{suffix}", "retailer")
+
+
+@pytest.fixture
+async def third(hub: Any, suffix: str) -> str:
+    return await hub.tenant(f"initech-{suffix}", "retailer")
