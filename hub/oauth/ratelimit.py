@@ -47,17 +47,24 @@ class FailedAuthLimiter:
                 return remaining
         return None
 
-    async def failed(self, client_id: str | None, ip: str | None) -> None:
+    async def failed(self, client_id: str | None, ip: str | None) -> list[str]:
+        """Count one failure; answers the keys (``client:…``, ``ip:…``) this failure brought to their limit."""
         start, _ = self._window()
         expires = datetime.fromtimestamp(start.timestamp() + 2 * self.window, timezone.utc)
         collection = FailedAuth.get_pymongo_collection()
-        for key in self._keys(client_id, ip):
+        reached = []
+        for key, limit in self._keys(client_id, ip).items():
             try:
-                await collection.find_one_and_update(
+                doc = await collection.find_one_and_update(
                     {"key": key, "window_start": start},
                     {"$inc": {"failures": 1}, "$setOnInsert": {"expires_at": expires}},
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
             except DuplicateKeyError:  # concurrent first failure in this window: count it on the stored one
-                await collection.update_one({"key": key, "window_start": start}, {"$inc": {"failures": 1}})
+                doc = await collection.find_one_and_update(
+                    {"key": key, "window_start": start}, {"$inc": {"failures": 1}}, return_document=ReturnDocument.AFTER
+                )
+            if doc is not None and doc["failures"] == limit:
+                reached.append(key)
+        return reached

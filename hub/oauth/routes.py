@@ -141,7 +141,7 @@ def _claimed_client_id(hub_request: HubRequest) -> str | None:
     if authorization.lower().startswith("basic "):
         try:
             decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-            return unquote(decoded.partition(":")[0]) or None
+            return unquote(decoded.partition(":")[0])[:200] or None
         except (ValueError, UnicodeDecodeError):
             return None
     values = hub_request.form.get("client_id") or hub_request.query.get("client_id")
@@ -164,11 +164,7 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
     client_id, ip = _claimed_client_id(hub_request), hub_request.origin.ip
     grant_type = (hub_request.form.get("grant_type") or [None])[0]
     if (wait := await service.limiter.retry_after(client_id, ip)) is not None:
-        await audit.record(
-            f"{endpoint}.refused", tenant_id=await _tenant_of(client_id), actor=client_id, actor_kind="client",
-            client_id=client_id, outcome="refused", reason="too many failed client authentications",
-            details={"grant_type": grant_type},
-        )
+        # Not audited one by one (a flood of 429s would flood the log); reaching the limit was.
         return _error(429, "rate_limited", "too many failed client authentications", {"Retry-After": str(wait)})
     server = service.server
     if endpoint == "token":
@@ -178,13 +174,18 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
         status, body, headers = await run_in_threadpool(server.create_endpoint_response, name, hub_request)
     if status >= 400:
         error = body.get("error") if isinstance(body, dict) else None
-        if error == "invalid_client":
-            await service.limiter.failed(client_id, ip)
+        tenant_id = await _tenant_of(client_id)
+        description = body.get("error_description") if isinstance(body, dict) else None
         await audit.record(
-            f"{endpoint}.refused", tenant_id=await _tenant_of(client_id), actor=client_id, actor_kind="client",
-            client_id=client_id, outcome="refused", reason=error,
-            details={"grant_type": grant_type, "description": body.get("error_description") if isinstance(body, dict) else None},
+            f"{endpoint}.refused", tenant_id=tenant_id, actor=client_id, actor_kind="client", client_id=client_id,
+            outcome="refused", reason=error, details={"grant_type": grant_type, "description": description},
         )
+        if error == "invalid_client" and (limited := await service.limiter.failed(client_id, ip)):
+            await audit.record(
+                "client_auth.rate_limited", tenant_id=tenant_id, actor=client_id, actor_kind="client",
+                client_id=client_id, outcome="refused", reason="too many failed client authentications",
+                details={"limited": limited},
+            )
     return _to_response(status, body, headers)
 
 
