@@ -41,9 +41,14 @@ class ReadingIn:
 
 @dataclass
 class SensorReadingsIn:
-    readings: list[ReadingIn]
+    readings: list[ReadingIn] = field(default_factory=list)
     sensor_id: str | None = None
     device_id: str | None = None
+    samples: list[Any] = field(default_factory=list)  # compact form, see parse_sample
+
+    @property
+    def size(self) -> int:
+        return len(self.readings) + len(self.samples)
 
     @property
     def ref(self) -> str:
@@ -72,6 +77,30 @@ def _utc_ms(at: datetime) -> datetime:
     """UTC with millisecond precision, as BSON stores it (so re-sent readings compare equal)."""
     at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def parse_sample(sample: Any) -> ReadingIn | str:
+    """A compact reading, ``[time, °C]`` or ``[time, °C, %RH]`` with time ISO 8601 or epoch seconds; or why not.
+
+    Gateways posting thousands of readings use this form: it skips GraphQL's per-object input coercion, which
+    costs more than storing the readings, and a malformed sample is rejected alone instead of failing the call.
+    """
+    if not isinstance(sample, (list, tuple)) or not 2 <= len(sample) <= 3:
+        return "a sample is [time, temperatureC] or [time, temperatureC, humidityPct]"
+    raw_at, c, *rest = sample
+    rh = rest[0] if rest else None
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (c, *([rh] if rh is not None else []))):
+        return "temperature and humidity must be numbers"
+    try:
+        if isinstance(raw_at, str):
+            at = datetime.fromisoformat(raw_at)
+        elif isinstance(raw_at, (int, float)) and not isinstance(raw_at, bool) and math.isfinite(raw_at):
+            at = datetime.fromtimestamp(raw_at, timezone.utc)
+        else:
+            return "time must be an ISO 8601 string or epoch seconds"
+    except (ValueError, OverflowError, OSError):
+        return "time is not a valid ISO 8601 instant"
+    return ReadingIn(at, float(c), None if rh is None else float(rh))
 
 
 def check_reading(reading: ReadingIn, now: datetime, settings: Settings) -> str | None:
@@ -123,7 +152,7 @@ async def ingest(
     access: Access, database: Database, settings: Settings, batches: list[SensorReadingsIn]
 ) -> IngestReport:
     access.require_write()
-    report = IngestReport(received=sum(len(b.readings) for b in batches))
+    report = IngestReport(received=sum(b.size for b in batches))
     if report.received > settings.max_batch:
         raise BadInput(f"at most {settings.max_batch} readings per call", field="input")
     now = utcnow()
@@ -132,8 +161,14 @@ async def ingest(
     for batch in batches:
         if bool(batch.sensor_id) == bool(batch.device_id):
             raise BadInput("name each sensor by exactly one of sensorId or deviceId", field="sensorId")
+        if batch.readings and batch.samples:
+            raise BadInput("send a sensor's readings either as readings or as samples, not both", field="samples")
         sensor = sensors.get(batch.sensor_id or f"device:{batch.device_id}")
-        for index, reading in enumerate(batch.readings):
+        items = batch.readings or [parse_sample(sample) for sample in batch.samples]
+        for index, reading in enumerate(items):
+            if isinstance(reading, str):
+                report.rejected.append(Rejection(batch.ref, index, None, reading))
+                continue
             reason = "unknown sensor" if sensor is None else check_reading(reading, now, settings)
             if reason is not None:
                 report.rejected.append(Rejection(batch.ref, index, reading.at, reason))
@@ -187,7 +222,11 @@ async def ingest(
             new = added.get(sensor_id, [])
             doc = fresh.get(sensor_id, {})
             owners = [o for o in goods[sensor_id].owners if o != sensor.tenant_id]
-            update: dict[str, Any] = {"$set": {"goods_owners": owners, "updated_at": now}}
+            if not new and owners == doc.get("goods_owners"):
+                continue  # a replayed batch: nothing to write
+            update: dict[str, Any] = {"$set": {"updated_at": now}}
+            if owners != doc.get("goods_owners"):
+                update["$set"]["goods_owners"] = owners
             if new:
                 result = detect(
                     SpikeState.from_doc(doc.get("detector")),
@@ -206,7 +245,8 @@ async def ingest(
                         await excursions.record(session, sensor, goods[sensor_id], result.updates, settings, now)
                     )
             sensor_writes.append(UpdateOne({"_id": sensor_id}, update))
-        await Sensor.get_pymongo_collection().bulk_write(sensor_writes, ordered=False, session=session)
+        if sensor_writes:
+            await Sensor.get_pymongo_collection().bulk_write(sensor_writes, ordered=False, session=session)
 
     await database.in_transaction(work)
     report.accepted = sum(len(r) for r in incoming.values()) - (report.duplicates - duplicates_before)

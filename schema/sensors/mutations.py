@@ -47,8 +47,9 @@ class Mutation:
                 sensor_id=str(item.sensor_id) if item.sensor_id else None,
                 device_id=item.device_id,
                 readings=[
-                    reading_service.ReadingIn(r.at, r.temperature_c, r.humidity_pct) for r in item.readings
+                    reading_service.ReadingIn(r.at, r.temperature_c, r.humidity_pct) for r in item.readings or []
                 ],
+                samples=list(item.samples or []),
             )
             for item in input
         ]

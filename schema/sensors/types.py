@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any, NewType
 
 import strawberry
 
@@ -77,13 +78,36 @@ class ReadingInput:
     humidity_pct: float | None = None
 
 
+def _samples(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError("samples must be a JSON array of [time, temperatureC, humidityPct?] arrays")
+    return value
+
+
+ReadingSamples = strawberry.scalar(
+    NewType("ReadingSamples", list),
+    name="ReadingSamples",
+    description=(
+        "Readings in compact form, for high-volume gateways: a JSON array of [time, temperatureC] or "
+        "[time, temperatureC, humidityPct], time an ISO 8601 instant or epoch seconds. A malformed sample is "
+        "rejected on its own, like an impossible reading."
+    ),
+    serialize=lambda value: value,
+    parse_value=_samples,
+)
+
+
 @strawberry.input
 class SensorReadingsInput:
-    """Readings of one sensor, named by its id or by the device id it was registered with."""
+    """Readings of one sensor, named by its id or by the device id it was registered with.
+
+    Send them as typed ``readings`` or as compact ``samples`` (several times cheaper to parse for large batches).
+    """
 
     sensor_id: strawberry.ID | None = None
     device_id: str | None = None
-    readings: list[ReadingInput]
+    readings: list[ReadingInput] | None = None
+    samples: ReadingSamples | None = None  # type: ignore[valid-type]
 
 
 @strawberry.type

@@ -80,6 +80,10 @@ class ColdChain:
 
 @pytest.fixture
 async def cold(hub) -> ColdChain:
+    return await build_cold_chain(hub)
+
+
+async def build_cold_chain(hub: Any) -> ColdChain:
     chain = ColdChain(hub)
     for tenant, kind in (("freshco", "supplier"), ("shopmart", "retailer"), ("rival", "retailer")):
         await hub.tenant(tenant, kind)

@@ -48,12 +48,11 @@ async def stock_a_slow_lot(hub, cold) -> str:
     return dc_id
 
 
-async def test_a_lot_three_months_from_expiry_that_needs_five_months_to_sell_is_flagged_by_the_sweep(cold, hub):
+async def test_a_lot_three_months_from_expiry_that_needs_five_months_to_sell_is_flagged_on_stock_change(cold, hub):
+    # when: the stock and its sales are recorded (the stock service re-assesses what it changed)
     await stock_a_slow_lot(hub, cold)
 
-    report = await expiry.sweep(hub.state.database)
-
-    assert report.alerts == 1
+    # then
     [alert] = [a for a in await expiry_alerts(hub, "freshco") if "SLOW-1" in a["title"]]
     assert alert["severity"] == "warning"
     assert alert["evidence"]["reason"] == "slow"
@@ -61,6 +60,8 @@ async def test_a_lot_three_months_from_expiry_that_needs_five_months_to_sell_is_
     assert alert["evidence"]["onHand"] == 300 and alert["evidence"]["soldLast28Days"] == 56
     assert "mark down" in alert["recommendation"]
     assert await expiry_alerts(hub, "rival") == []
+    # and the periodic sweep finds nothing new to say
+    assert (await expiry.sweep(hub.state.database)).alerts == 0
 
 
 async def test_the_sweep_does_not_page_again_for_an_unchanged_finding(cold, hub):
@@ -104,8 +105,10 @@ async def test_the_stock_change_hook_assesses_the_positions_it_is_given(cold, hu
     assert await Alert.find({"kind": "expiry_risk"}).count() == 1
 
 
-async def test_the_lotpulse_sweep_command_raises_the_alerts(cold, hub, tmp_path):
+async def test_the_lotpulse_sweep_command_raises_what_time_has_made_worse(cold, hub, tmp_path):
+    # given: the slow lot (flagged as a warning) and the salads on C-3, judged 85 days from now
     await stock_a_slow_lot(hub, cold)
+    later = today() + timedelta(days=85)
     env = {
         **os.environ,
         "LOTPULSE_MONGODB_URI": hub.settings.mongodb_uri,
@@ -114,12 +117,17 @@ async def test_the_lotpulse_sweep_command_raises_the_alerts(cold, hub, tmp_path)
     }
 
     done = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "sweep"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hub.cli", "sweep", "--date", later.isoformat()],
+        env=env, capture_output=True, text=True, timeout=120,
     )
 
+    # then: the slow lot is now critical (5 days left, nothing sold lately) and the salads are long expired
     assert done.returncode == 0, done.stderr
-    assert "1 alerts raised" in done.stdout
-    assert len(await expiry_alerts(hub, "freshco")) == 1
+    assert "2 stock positions assessed, 2 alerts raised" in done.stdout
+    severities = {a["title"].split()[1]: a["severity"] for a in await expiry_alerts(hub, "shopmart")}
+    assert severities == {"L-C3": "critical"}
+    [slow] = [a for a in await expiry_alerts(hub, "freshco") if "SLOW-1" in a["title"]]
+    assert slow["severity"] == "critical" and slow["occurrences"] == 2
 
 
 async def test_a_dispatch_arriving_below_the_minimum_remaining_shelf_life_alerts_both_parties(cold, hub):

@@ -189,3 +189,27 @@ async def test_registering_a_known_device_again_moves_it(cold, hub):
     assert moved["registerSensor"]["created"] is False
     assert moved["registerSensor"]["sensor"]["id"] == cold.sensor
     assert moved["registerSensor"]["sensor"]["locationId"] == location
+
+
+async def test_compact_samples_are_stored_like_readings_and_malformed_ones_rejected_alone(cold, hub):
+    start = minutes_ago(10)
+    samples = [
+        [start.isoformat(), 5.0, 80.0],
+        [start.timestamp() + 60, 5.5],
+        ["yesterday-ish", 5.0],
+        [start.isoformat()],
+        [start.isoformat(), "warm"],
+    ]
+
+    report = await cold.ingest([{"sensorId": cold.sensor, "samples": samples}])
+
+    assert (report["received"], report["accepted"]) == (5, 2)
+    assert [(r["index"], r["reason"]) for r in report["rejected"]] == [
+        (2, "time is not a valid ISO 8601 instant"),
+        (3, "a sample is [time, temperatureC] or [time, temperatureC, humidityPct]"),
+        (4, "temperature and humidity must be numbers"),
+    ]
+    series = await hub.ok(SERIES, {"id": cold.sensor, "from": start.isoformat()}, tenant="shopmart")
+    assert [(p["temperatureC"], p["humidityPct"]) for p in series["sensorReadings"]["points"]] == [
+        (5.0, 80.0), (5.5, None)
+    ]

@@ -6,7 +6,8 @@ import asyncio
 from datetime import date, timedelta
 
 from hub.models.event import Event
-from tests.sensors.conftest import Listener, minutes_ago
+from tests.conftest import start_hub
+from tests.sensors.conftest import Listener, build_cold_chain, minutes_ago
 
 ALERTS_LIVE = """
 subscription { alerts { type alert { id kind severity title evidence subjects { kind id label } } } }
@@ -90,4 +91,25 @@ async def test_a_spike_sent_in_small_batches_is_still_one_excursion_with_one_ale
     spikes = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
     assert len(spikes) == 1
     [excursion] = (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
+    assert 150 < excursion["degreeMinutes"] < 170
+
+
+async def test_an_excursion_continues_across_a_hub_restart(settings):
+    temps = [18.0] * 10 + [28.0] * 20 + [18.0] * 10
+    start = minutes_ago(45)
+    # given: the spike begins while the hub runs
+    async for running in start_hub(settings):
+        cold = await build_cold_chain(running)
+        first = await cold.ingest_temps(temps[:20], start)
+
+    # when: the hub restarts (nothing survives but the database) and receives the rest
+    async for restarted in start_hub(settings):
+        cold.hub = restarted
+        second = await cold.ingest_temps(temps[20:], start + timedelta(minutes=20))
+        [excursion] = (await restarted.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
+
+    # then: one excursion, opened before the restart and closed after it, its dose counted across both
+    assert [c["opened"] for c in first["excursions"]] == [True]
+    assert [c["closed"] for c in second["excursions"]] == [True]
+    assert first["excursions"][0]["excursionId"] == second["excursions"][0]["excursionId"] == excursion["id"]
     assert 150 < excursion["degreeMinutes"] < 170

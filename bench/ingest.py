@@ -1,0 +1,165 @@
+"""Readings per second through ``ingestReadings`` over HTTP, next to raw ``insert_many`` into the same database.
+
+Starts an embedded SecantusDB and the hub on loopback, registers 200 sensors at one location holding a chilled SKU,
+then posts batches of 5,000 readings (25 per sensor, one a minute) as a gateway would. The raw figure inserts one
+document per reading with ``insert_many`` in chunks of the same size: the floor cost of the storage itself, without
+validation, buckets, idempotency, detection or transactions.
+
+    python bench/ingest.py [--batches 10] [--sensors 200] [--batch-size 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+# Run as a script, Python puts bench/ first on sys.path, where sibling benchmarks would shadow the hub's packages.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+
+from hub.app import create_app  # noqa: E402
+from hub.auth import mint_local_token  # noqa: E402
+from hub.config import Settings  # noqa: E402
+from hub.db import EmbeddedServer, free_port  # noqa: E402
+from hub.keys import KeyRing  # noqa: E402
+from tenants import service as tenant_service  # noqa: E402
+
+CREATE_LOCATION = "mutation($i: CreateLocationInput!) { createLocation(input: $i) { id } }"
+UPSERT_SKU = "mutation($i: SkuInput!) { upsertSku(input: $i) { sku { id } } }"
+RECORD = "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }"
+REGISTER = "mutation($i: RegisterSensorInput!) { registerSensor(input: $i) { sensor { id } } }"
+INGEST = """
+mutation($input: [SensorReadingsInput!]!) {
+  ingestReadings(input: $input) { accepted duplicates rejected { reason } excursions { excursionId } }
+}
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def gql(http: httpx.AsyncClient, token: str, query: str, variables: dict) -> dict:
+    response = await http.post("/graphql", json={"query": query, "variables": variables},
+                               headers={"authorization": f"Bearer {token}"})
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def batch(sensor_ids: list[str], start: datetime, per_sensor: int, offset: int, compact: bool) -> list[dict]:
+    """Typed ``readings`` objects, or the same readings as compact ``samples`` arrays."""
+    out = []
+    for sensor_id in sensor_ids:
+        points = [(start + timedelta(minutes=offset + i), round(3.0 + (i % 7) * 0.25, 2)) for i in range(per_sensor)]
+        if compact:
+            out.append({"sensorId": sensor_id, "samples": [[at.isoformat(), c, 85.0] for at, c in points]})
+        else:
+            out.append({"sensorId": sensor_id, "readings": [
+                {"at": at.isoformat(), "temperatureC": c, "humidityPct": 85.0} for at, c in points
+            ]})
+    return out
+
+
+async def run(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
+    server = EmbeddedServer(workdir / "db", log_path=workdir / "secantusd.log")
+    server.start()
+    port = free_port()
+    settings = Settings(
+        mongodb_uri=server.uri, database=f"bench_{uuid.uuid4().hex[:8]}", data_dir=workdir, port=port,
+        public_url=f"http://127.0.0.1:{port}", signing_key_file=workdir / "keys.json", sweep_interval_minutes=0,
+        webhook_worker=False,
+    )
+    app = create_app(settings)
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(uv.serve())
+    while not uv.started:
+        await asyncio.sleep(0.01)
+    token = mint_local_token(settings, KeyRing(settings.signing_key_file), "coldstore", ["admin"], 3600)
+    try:
+        async with httpx.AsyncClient(base_url=settings.public_url, timeout=120) as http:
+            await tenant_service.create_tenant("coldstore", "Cold Store", "logistics")
+            location = (await gql(http, token, CREATE_LOCATION, {"i": {"code": "CH-1", "name": "Chiller", "kind": "zone"}}))
+            location_id = location["createLocation"]["id"]
+            sku = {"code": "MILK", "name": "Milk", "storage": {"tempMaxC": 8.0}, "excursionSensitivity": 0.5}
+            await gql(http, token, UPSERT_SKU, {"i": sku})
+            stock = {"sku": "MILK", "kind": "receipt", "quantity": 1000, "idempotencyKey": "r1", "lotCode": "M1",
+                     "expiresOn": (datetime.now(timezone.utc).date() + timedelta(days=12)).isoformat()}
+            await gql(http, token, RECORD, {"m": [stock], "l": location_id})
+            sensor_ids = []
+            for n in range(args.sensors):
+                data = await gql(http, token, REGISTER, {"i": {"deviceId": f"probe-{n:04d}", "locationId": location_id}})
+                sensor_ids.append(data["registerSensor"]["sensor"]["id"])
+
+            per_sensor = args.batch_size // args.sensors
+            size = per_sensor * args.sensors
+            # Two runs over fresh minutes each (typed, then compact), readings one a minute per sensor.
+            start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(
+                minutes=2 * per_sensor * args.batches + 5
+            )
+            runs = {}
+            for n, compact in enumerate((False, True)):
+                latencies = []
+                began = time.perf_counter()
+                for k in range(args.batches):
+                    payload = batch(sensor_ids, start, per_sensor, (n * args.batches + k) * per_sensor, compact)
+                    t0 = time.perf_counter()
+                    result = (await gql(http, token, INGEST, {"input": payload}))["ingestReadings"]
+                    latencies.append(time.perf_counter() - t0)
+                    assert result["accepted"] == size and not result["rejected"] and not result["excursions"], result
+                runs["samples" if compact else "readings"] = (time.perf_counter() - began, latencies)
+
+            t0 = time.perf_counter()
+            replay = (await gql(http, token, INGEST, {"input": batch(sensor_ids, start, per_sensor, 0, True)}))
+            replay_seconds = time.perf_counter() - t0
+            assert replay["ingestReadings"]["accepted"] == 0 and replay["ingestReadings"]["duplicates"] == size
+
+        raw = app.state.hub.database.db["bench_raw_readings"]
+        raw_total, raw_began = 0, time.perf_counter()
+        for k in range(args.batches):
+            docs = [
+                {"sensor_id": sensor_id, "t": start + timedelta(minutes=k * per_sensor + i), "c": 3.0, "rh": 85.0}
+                for sensor_id in sensor_ids for i in range(per_sensor)
+            ]
+            await raw.insert_many(docs, ordered=False)
+            raw_total += len(docs)
+        raw_seconds = time.perf_counter() - raw_began
+        buckets = await app.state.hub.database.db["readings"].count_documents({})
+    finally:
+        uv.should_exit = True
+        await serving
+        server.stop()
+
+    total = size * args.batches
+    raw_rate = raw_total / raw_seconds
+    print(f"ingestReadings over HTTP: {args.batches} calls of {size} readings ({args.sensors} sensors x {per_sensor}) "
+          f"per form; {2 * total} readings stored in {buckets} hour buckets")
+    for form, (seconds, latencies) in runs.items():
+        print(f"  as {form:<9} {total / seconds:8.0f} readings/s   call p50 {statistics.median(latencies) * 1000:.0f} ms"
+              f"  p99 {percentile(latencies, 0.99) * 1000:.0f} ms  ({total / seconds / raw_rate:.0%} of raw)")
+    print(f"  replayed batch {size / replay_seconds:8.0f} readings/s   (all duplicates, nothing written)")
+    print(f"raw insert_many, one document per reading, chunks of {size}, same database:")
+    print(f"  {raw_rate:22.0f} readings/s   ({raw_total} documents)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--sensors", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
