@@ -102,13 +102,13 @@ async def test_signs_must_fit_the_kind(supply):
 
 async def test_batches_are_capped(supply):
     await own_yogurt(supply)
-    body = await supply.hub.gql(
-        "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }",
-        {"m": [{"sku": "YOG-1", "kind": "receipt", "quantity": 1, "idempotencyKey": str(i)} for i in range(10_001)],
-         "l": supply.shop_dc}, tenant="shopco")
+    hub = supply.hub
+    hub.state.settings = hub.state.settings.with_(max_batch=50)  # the cap is a setting (10,000 by default)
+    body = await supply.movements([receipt(f"k{i}", 1) for i in range(51)])
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "at most 10000 movements" in body["errors"][0]["message"]
+    assert "at most 50 movements" in body["errors"][0]["message"]
     assert await Movement.find({}).count() == 0
+    assert (await supply.movements([receipt(f"k{i}", 1) for i in range(50)]))["data"]["recordMovements"]["accepted"] == 50
 
 
 async def test_movements_at_another_tenants_location_are_not_found(supply):
