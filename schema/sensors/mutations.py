@@ -7,7 +7,7 @@ from strawberry.types import Info
 
 from hub.services import readings as reading_service
 from hub.services import sensors as sensor_service
-from schema.permissions import WRITE
+from schema.permissions import WRITE, CanWrite, IsAuthenticated, RequireScope
 from schema.sensors.types import (
     IngestReadingsPayload,
     RegisterSensorInput,
@@ -15,6 +15,9 @@ from schema.sensors.types import (
     SensorReadingsInput,
     SensorType,
 )
+
+# A device or gateway token may hold just ``sensors:ingest``; a general ``write`` token may ingest too.
+INGEST = [IsAuthenticated, CanWrite, RequireScope("write", "sensors:ingest")]
 
 
 @strawberry.type
@@ -36,7 +39,7 @@ class Mutation:
         return RegisterSensorPayload(sensor=SensorType.from_model(sensor, offline), created=created)
 
     @strawberry.mutation(
-        permission_classes=WRITE,
+        permission_classes=INGEST,
         description="Store readings of one or many sensors (idempotent); impossible readings are rejected one by one",
     )
     async def ingest_readings(self, info: Info, input: list[SensorReadingsInput]) -> IngestReadingsPayload:

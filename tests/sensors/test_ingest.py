@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -213,3 +214,29 @@ async def test_compact_samples_are_stored_like_readings_and_malformed_ones_rejec
     assert [(p["temperatureC"], p["humidityPct"]) for p in series["sensorReadings"]["points"]] == [
         (5.0, 80.0), (5.5, None)
     ]
+
+
+def scoped_token(hub, scope: str) -> str:
+    """A gateway's OAuth-style token: integration role, narrowed to ``scope``."""
+    now = int(time.time())
+    claims = {
+        "iss": hub.settings.issuer, "aud": hub.settings.audience, "sub": "gateway-7", "iat": now, "nbf": now,
+        "exp": now + 600, "scope": scope, hub.settings.claim_namespace: {"tenant": "shopmart", "roles": ["integration"]},
+    }
+    return hub.keyring.sign(claims)
+
+
+async def test_a_token_scoped_to_sensor_ingestion_may_ingest_but_not_register(cold, hub):
+    device = scoped_token(hub, "sensors:ingest")
+    reader = scoped_token(hub, "read")
+    batch = [{"sensorId": cold.sensor, "readings": readings([5.0], minutes_ago(1))}]
+
+    ingested = await hub.gql("mutation($i: [SensorReadingsInput!]!) { ingestReadings(input: $i) { accepted } }",
+                             {"i": batch}, token=device)
+    registered = await hub.gql(REGISTER_SENSOR, {"input": {"deviceId": "x", "locationId": cold.shelf}}, token=device)
+    refused = await hub.gql("mutation($i: [SensorReadingsInput!]!) { ingestReadings(input: $i) { accepted } }",
+                            {"i": batch}, token=reader)
+
+    assert ingested["data"]["ingestReadings"]["accepted"] == 1
+    assert registered["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
