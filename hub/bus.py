@@ -262,7 +262,15 @@ class EventBus:
         return int(doc["seq"]) if doc else 0
 
     async def run(self) -> None:
-        self.last_seq = await self._current_seq()
+        backoff = 0.1
+        while True:
+            try:
+                self.last_seq = await self._current_seq()
+                break
+            except PyMongoError as exc:  # the database is not up yet: live delivery starts once it is
+                log.warning("event bus waiting for the database (%s)", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
         mode = self.settings.event_bus_mode
         if mode != "polling":
             try:
