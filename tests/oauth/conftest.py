@@ -12,7 +12,9 @@ import base64
 import hashlib
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -28,7 +30,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
+from hub.config import Settings
 from hub.db import free_port
+from tests.conftest import start_hub
 
 CREATE_CLIENT = """
 mutation($input: CreateOAuthClientInput!) {
@@ -130,6 +134,36 @@ class OidcProvider:
         )
 
 
+@pytest.fixture(scope="module")
+async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
+    """One hub per module (starting one costs about a second); each test gets tenants of its own instead."""
+    port = free_port()
+    settings = Settings(
+        mongodb_uri=mongo_uri,
+        database=f"t_{uuid.uuid4().hex[:12]}",
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        signing_key_file=key_file,
+        webhook_allow_private=True,
+    )
+    async for running in start_hub(settings):
+        yield running
+
+
+def fresh_tenant_id(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def acme(hub: Any) -> str:
+    return await hub.tenant(fresh_tenant_id("acme"), "supplier")
+
+
+@pytest.fixture
+async def beta(hub: Any) -> str:
+    return await hub.tenant(fresh_tenant_id("beta"), "retailer")
+
+
 @pytest.fixture(scope="session")
 def idp_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -177,6 +211,7 @@ class Portal:
 
     hub: Any
     client_id: str
+    tenant: str
     redirect_uri: str = PORTAL_REDIRECT
     browser: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
@@ -216,10 +251,10 @@ class Portal:
 
 
 async def portal_for(
-    hub: Any, oidc: OidcProvider, tenant: str = "acme", scopes: list[str] | None = None, members: tuple[str, ...] = ("alice",)
+    hub: Any, oidc: OidcProvider, scopes: list[str] | None = None, members: tuple[str, ...] = ("alice",)
 ) -> Portal:
-    """``tenant`` with ``oidc`` as its identity provider, ``members`` as planners, and a public portal client."""
-    await hub.tenant(tenant, "retailer")
+    """A new tenant with ``oidc`` as its identity provider, ``members`` as planners, and a public portal client."""
+    tenant = await hub.tenant(fresh_tenant_id("shop"), "retailer")
     await hub.ok(
         CONFIGURE_PROVIDER,
         {"input": {"issuer": oidc.issuer, "clientId": oidc.client_id, "clientSecret": oidc.client_secret}},
@@ -234,4 +269,4 @@ async def portal_for(
         redirectUris=[PORTAL_REDIRECT],
     )
     assert secret is None
-    return Portal(hub, client_id)
+    return Portal(hub, client_id, tenant)

@@ -28,26 +28,24 @@ ROTATE_SECRET = "mutation($id: String!) { rotateOAuthClientSecret(clientId: $id)
 DELETE_CLIENT = "mutation($id: String!) { deleteOAuthClient(clientId: $id) }"
 
 
-async def _actions(hub, tenant: str = "acme") -> list[dict]:
+async def _actions(hub, tenant: str) -> list[dict]:
     return [edge["node"] for edge in (await hub.ok(AUDIT_LOG, tenant=tenant))["auditLog"]["edges"]]
 
 
-async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub):
+async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub, acme, beta):
     # given
-    await hub.tenant("acme")
-    await hub.tenant("beta")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     async with erp(hub, client_id, secret) as client:
         token = await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
         await client.revoke_token(f"{hub.url}/oauth/revoke", token=token["access_token"])
     with pytest.raises(OAuthError):
         async with erp(hub, client_id, "lpcs_wrong") as client:
             await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
-    await hub.ok(INVITE, {"input": {"partnerId": "beta", "weShare": ["stock"], "theyShare": []}}, tenant="acme")
-    await hub.ok(ROTATE_SECRET, {"id": client_id}, tenant="acme")
-    await hub.ok(DELETE_CLIENT, {"id": client_id}, tenant="acme")
+    await hub.ok(INVITE, {"input": {"partnerId": beta, "weShare": ["stock"], "theyShare": []}}, tenant=acme)
+    await hub.ok(ROTATE_SECRET, {"id": client_id}, tenant=acme)
+    await hub.ok(DELETE_CLIENT, {"id": client_id}, tenant=acme)
     # when
-    entries = await _actions(hub)
+    entries = await _actions(hub, acme)
     # then newest first, each with who and from where
     actions = [(entry["action"], entry["outcome"]) for entry in entries]
     assert actions == [
@@ -63,15 +61,14 @@ async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub
     assert by_action["token.issued"]["actor"] == client_id and by_action["token.issued"]["actorKind"] == "client"
     assert by_action["token.issued"]["details"]["grant_type"] == "client_credentials"
     assert by_action["token.refused"]["reason"] == "invalid_client"
-    assert by_action["client.created"]["actor"] == "local:acme" and by_action["client.created"]["actorKind"] == "member"
+    assert by_action["client.created"]["actor"] == f"local:{acme}" and by_action["client.created"]["actorKind"] == "member"
     assert all(entry["ip"] == "127.0.0.1" and entry["at"] for entry in entries)
     assert by_action["token.issued"]["userAgent"].startswith("python-httpx")
-    assert [e["action"] for e in await _actions(hub, "beta")] == []  # acme's log is acme's alone
+    assert [e["action"] for e in await _actions(hub, beta)] == []  # acme's log is acme's alone
 
 
-async def test_audit_log_is_for_tenant_admins_only(hub):
-    await hub.tenant("acme")
-    body = await hub.gql(AUDIT_LOG, tenant="acme", roles=("planner",))
+async def test_audit_log_is_for_tenant_admins_only(hub, acme):
+    body = await hub.gql(AUDIT_LOG, tenant=acme, roles=("planner",))
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
@@ -79,7 +76,7 @@ async def test_no_secret_or_token_appears_in_the_audit_log_or_the_logs(hub, oidc
     caplog.set_level(logging.DEBUG)
     # given every credential the hub handles: client secrets, access and refresh tokens, codes, the IdP secret
     portal = await portal_for(hub, oidc)
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+    client_id, secret = await create_client(hub, portal.tenant, scopes=["read"], roles=["integration"])
     async with erp(hub, client_id, secret) as client:
         machine = await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
         await client.revoke_token(f"{hub.url}/oauth/revoke", token=machine["access_token"])
@@ -129,9 +126,9 @@ async def test_failed_client_authentications_are_rate_limited_per_client(setting
         response = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
         assert response.status_code == 429 and response.json()["error"] == "rate_limited"
         assert int(response.headers["retry-after"]) > 0
-        limited = [e for e in await _actions(hub) if e["action"] == "client_auth.rate_limited"]
+        limited = [e for e in await _actions(hub, "acme") if e["action"] == "client_auth.rate_limited"]
         assert len(limited) == 1 and limited[0]["details"]["limited"] == [f"client:{client_id}"]
-        assert len([e for e in await _actions(hub) if e["action"] == "token.refused"]) == 3  # 429s are not logged
+        assert len([e for e in await _actions(hub, "acme") if e["action"] == "token.refused"]) == 3  # 429s are not logged
 
 
 async def test_failed_client_authentications_are_rate_limited_per_ip(settings):

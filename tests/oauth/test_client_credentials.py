@@ -23,23 +23,21 @@ async def _token(hub, client_id: str, secret: str, scope: str | None = None) -> 
         return await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
 
 
-async def test_erp_gets_a_token_and_calls_graphql(hub):
+async def test_erp_gets_a_token_and_calls_graphql(hub, acme):
     # given
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read", "write"], roles=["integration"])
+    client_id, secret = await create_client(hub, acme, scopes=["read", "write"], roles=["integration"])
     # when
     token = await _token(hub, client_id, secret)
     # then
     me = (await hub.ok(ME, token=token["access_token"]))["me"]
-    assert me == {"tenant": {"id": "acme"}, "subject": client_id, "roles": ["integration"], "scopes": ["read", "write"]}
+    assert me == {"tenant": {"id": acme}, "subject": client_id, "roles": ["integration"], "scopes": ["read", "write"]}
     created = await hub.ok(CREATE_LOCATION, token=token["access_token"])
     assert created["createLocation"]["code"] == "WH1"
     assert "refresh_token" not in token
 
 
-async def test_access_token_is_an_rfc9068_jwt_living_15_minutes(hub):
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+async def test_access_token_is_an_rfc9068_jwt_living_15_minutes(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     token = await _token(hub, client_id, secret)
     header = jwt.get_unverified_header(token["access_token"])
     claims = jwt.decode(token["access_token"], options={"verify_signature": False})
@@ -50,43 +48,38 @@ async def test_access_token_is_an_rfc9068_jwt_living_15_minutes(hub):
     assert claims["scope"] == "read"
 
 
-async def test_wrong_secret_is_invalid_client(hub):
-    await hub.tenant("acme")
-    client_id, _ = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+async def test_wrong_secret_is_invalid_client(hub, acme):
+    client_id, _ = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     with pytest.raises(OAuthError) as refused:
         await _token(hub, client_id, "lpcs_not-the-secret")
     assert refused.value.error == "invalid_client"
 
 
-async def test_scope_the_client_lacks_is_refused(hub):
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+async def test_scope_the_client_lacks_is_refused(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     with pytest.raises(OAuthError) as refused:
         await _token(hub, client_id, secret, scope="read write")
     assert refused.value.error == "invalid_scope"
 
 
-async def test_read_only_token_cannot_write(hub):
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+async def test_read_only_token_cannot_write(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     token = await _token(hub, client_id, secret)
     body = await hub.gql(CREATE_LOCATION, token=token["access_token"])
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    assert (await hub.ok(ME, token=token["access_token"]))["me"]["tenant"]["id"] == "acme"
+    assert (await hub.ok(ME, token=token["access_token"]))["me"]["tenant"]["id"] == acme
 
 
-async def test_admin_scope_without_admin_role_cannot_manage_clients(hub):
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read", "admin"], roles=["integration"])
+async def test_admin_scope_without_admin_role_cannot_manage_clients(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read", "admin"], roles=["integration"])
     token = await _token(hub, client_id, secret)
     body = await hub.gql(OAUTH_CLIENTS, token=token["access_token"])
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def test_revoked_token_is_unauthenticated_on_the_next_call(hub):
+async def test_revoked_token_is_unauthenticated_on_the_next_call(hub, acme):
     # given
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     async with erp(hub, client_id, secret) as client:
         token = await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
         await hub.ok(ME, token=token["access_token"])
@@ -99,11 +92,10 @@ async def test_revoked_token_is_unauthenticated_on_the_next_call(hub):
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_deleting_a_client_stops_new_tokens_and_refuses_issued_ones(hub):
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+async def test_deleting_a_client_stops_new_tokens_and_refuses_issued_ones(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     token = await _token(hub, client_id, secret)
-    await hub.ok(DELETE_CLIENT, {"id": client_id}, tenant="acme")
+    await hub.ok(DELETE_CLIENT, {"id": client_id}, tenant=acme)
     with pytest.raises(OAuthError) as refused:
         await _token(hub, client_id, secret)
     assert refused.value.error == "invalid_client"
@@ -111,41 +103,37 @@ async def test_deleting_a_client_stops_new_tokens_and_refuses_issued_ones(hub):
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_secret_is_shown_once_and_stored_hashed(hub):
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+async def test_secret_is_shown_once_and_stored_hashed(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     assert secret and secret.startswith("lpcs_")
-    listed = (await hub.ok(OAUTH_CLIENTS, tenant="acme"))["oauthClients"]["edges"]
+    listed = (await hub.ok(OAUTH_CLIENTS, tenant=acme))["oauthClients"]["edges"]
     assert [edge["node"]["clientId"] for edge in listed] == [client_id]
     stored = await OAuthClient.find_one({"client_id": client_id})
     assert stored is not None and secret not in stored.model_dump_json()
 
 
-async def test_rotating_the_secret_refuses_the_old_one(hub):
-    await hub.tenant("acme")
-    client_id, old = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
-    new = (await hub.ok(ROTATE_SECRET, {"id": client_id}, tenant="acme"))["rotateOAuthClientSecret"]["clientSecret"]
+async def test_rotating_the_secret_refuses_the_old_one(hub, acme):
+    client_id, old = await create_client(hub, acme, scopes=["read"], roles=["integration"])
+    new = (await hub.ok(ROTATE_SECRET, {"id": client_id}, tenant=acme))["rotateOAuthClientSecret"]["clientSecret"]
     assert new != old
     with pytest.raises(OAuthError):
         await _token(hub, client_id, old)
     assert (await _token(hub, client_id, new))["access_token"]
 
 
-async def test_client_of_one_tenant_never_acts_for_another(hub):
+async def test_client_of_one_tenant_never_acts_for_another(hub, acme, beta):
     # given two tenants, each with a client
-    await hub.tenant("acme")
-    await hub.tenant("beta")
-    acme_id, acme_secret = await create_client(hub, "acme", scopes=["read", "write", "admin"], roles=["admin"])
-    beta_id, beta_secret = await create_client(hub, "beta", scopes=["read"], roles=["integration"])
+    acme_id, acme_secret = await create_client(hub, acme, scopes=["read", "write", "admin"], roles=["admin"])
+    beta_id, beta_secret = await create_client(hub, beta, scopes=["read"], roles=["integration"])
     acme_token = (await _token(hub, acme_id, acme_secret))["access_token"]
     beta_token = (await _token(hub, beta_id, beta_secret))["access_token"]
     # then acme's token sees and changes only acme
-    assert (await hub.ok(ME, token=acme_token))["me"]["tenant"]["id"] == "acme"
+    assert (await hub.ok(ME, token=acme_token))["me"]["tenant"]["id"] == acme
     listed = (await hub.ok(OAUTH_CLIENTS, token=acme_token))["oauthClients"]["edges"]
     assert [edge["node"]["clientId"] for edge in listed] == [acme_id]
     body = await hub.gql(DELETE_CLIENT, {"id": beta_id}, token=acme_token)
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-    body = await hub.gql(ROTATE_SECRET, {"id": beta_id}, tenant="acme")
+    body = await hub.gql(ROTATE_SECRET, {"id": beta_id}, tenant=acme)
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     # and acme cannot introspect or revoke beta's token
     introspected = await hub.http.post(
@@ -153,40 +141,37 @@ async def test_client_of_one_tenant_never_acts_for_another(hub):
     )
     assert introspected.json() == {"active": False}
     await hub.http.post("/oauth/revoke", data={"token": beta_token}, auth=(acme_id, acme_secret))
-    assert (await hub.ok(ME, token=beta_token))["me"]["tenant"]["id"] == "beta"
+    assert (await hub.ok(ME, token=beta_token))["me"]["tenant"]["id"] == beta
 
 
-async def test_introspection_describes_a_token_of_the_own_tenant(hub):
-    await hub.tenant("acme")
-    client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+async def test_introspection_describes_a_token_of_the_own_tenant(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
     token = (await _token(hub, client_id, secret))["access_token"]
     answer = (await hub.http.post("/oauth/introspect", data={"token": token}, auth=(client_id, secret))).json()
-    assert answer["active"] is True and answer["client_id"] == client_id and answer["tenant"] == "acme"
+    assert answer["active"] is True and answer["client_id"] == client_id and answer["tenant"] == acme
     assert answer["scope"] == "read" and answer["roles"] == ["integration"]
     await hub.http.post("/oauth/revoke", data={"token": token}, auth=(client_id, secret))
     answer = (await hub.http.post("/oauth/introspect", data={"token": token}, auth=(client_id, secret))).json()
     assert answer == {"active": False}
 
 
-async def test_unknown_scopes_and_public_clients_without_redirects_are_refused_at_registration(hub):
-    await hub.tenant("acme")
-    body = await hub.gql(CREATE_CLIENT, {"input": {"name": "x", "scopes": ["everything"]}}, tenant="acme")
+async def test_unknown_scopes_and_public_clients_without_redirects_are_refused_at_registration(hub, acme):
+    body = await hub.gql(CREATE_CLIENT, {"input": {"name": "x", "scopes": ["everything"]}}, tenant=acme)
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     body = await hub.gql(
-        CREATE_CLIENT, {"input": {"name": "x", "scopes": ["read"], "kind": "public", "roles": []}}, tenant="acme"
+        CREATE_CLIENT, {"input": {"name": "x", "scopes": ["read"], "kind": "public", "roles": []}}, tenant=acme
     )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     body = await hub.gql(
         CREATE_CLIENT,
         {"input": {"name": "x", "scopes": ["read"], "redirectUris": ["http://evil.example/cb"]}},
-        tenant="acme",
+        tenant=acme,
     )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-async def test_only_tenant_admins_register_clients(hub):
-    await hub.tenant("acme")
-    body = await hub.gql(CREATE_CLIENT, {"input": {"name": "x", "scopes": ["read"]}}, tenant="acme", roles=("planner",))
+async def test_only_tenant_admins_register_clients(hub, acme):
+    body = await hub.gql(CREATE_CLIENT, {"input": {"name": "x", "scopes": ["read"]}}, tenant=acme, roles=("planner",))
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 

@@ -31,7 +31,7 @@ async def test_member_signs_in_through_their_provider_and_reaches_graphql(hub, o
     assert callback["iss"] == hub.url
     me = (await hub.ok(ME, token=token["access_token"]))["me"]
     assert me == {
-        "tenant": {"id": "acme"}, "subject": "alice", "issuer": oidc.issuer, "roles": ["planner"],
+        "tenant": {"id": portal.tenant}, "subject": "alice", "issuer": oidc.issuer, "roles": ["planner"],
         "scopes": ["read", "write"],
     }
     assert token["refresh_token"].startswith("lprt_") and token["expires_in"] == 900
@@ -46,8 +46,8 @@ async def test_user_who_is_not_a_member_is_refused(hub, oidc):
 
 async def test_member_of_another_tenant_is_refused(hub, oidc):
     # given alice is a member of acme, and beta's portal signs in through the same provider
-    await portal_for(hub, oidc, tenant="acme")
-    beta = await portal_for(hub, oidc, tenant="beta", members=())
+    await portal_for(hub, oidc)
+    beta = await portal_for(hub, oidc, members=())
     # when alice signs in at beta's portal
     callback, _, _ = await beta.sign_in()
     # then
@@ -152,9 +152,9 @@ async def test_removed_member_is_refused(hub, oidc, monkeypatch):
     portal = await portal_for(hub, oidc)
     callback, verifier, client = await portal.sign_in()
     token = await portal.token(callback, verifier, client)
-    members = (await hub.ok(MEMBERS, tenant="acme"))["members"]["edges"]
+    members = (await hub.ok(MEMBERS, tenant=portal.tenant))["members"]["edges"]
     alice = next(edge["node"]["id"] for edge in members if edge["node"]["subject"] == "alice")
-    await hub.ok(REMOVE_MEMBER, {"id": alice}, tenant="acme")
+    await hub.ok(REMOVE_MEMBER, {"id": alice}, tenant=portal.tenant)
     assert await _code_status(hub, token["access_token"]) == "UNAUTHENTICATED"
     with pytest.raises(OAuthError):
         await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"])
@@ -176,7 +176,7 @@ async def test_sign_in_state_is_bound_to_the_browser(hub, oidc):
 
 async def test_member_roles_come_from_the_member_not_the_client(hub, oidc):
     portal = await portal_for(hub, oidc)
-    await hub.ok(ADD_MEMBER, {"input": {"issuer": oidc.issuer, "subject": "bob", "roles": ["viewer"]}}, tenant="acme")
+    await hub.ok(ADD_MEMBER, {"input": {"issuer": oidc.issuer, "subject": "bob", "roles": ["viewer"]}}, tenant=portal.tenant)
     oidc.signed_in = "bob"
     callback, verifier, client = await portal.sign_in()
     token = await portal.token(callback, verifier, client)
@@ -190,7 +190,7 @@ async def test_unreachable_identity_provider_answers_the_portal_not_a_500(hub, o
     await hub.ok(
         CONFIGURE_PROVIDER,
         {"input": {"issuer": oidc.issuer, "clientId": oidc.client_id, "clientSecret": oidc.client_secret}},
-        tenant="acme",
+        tenant=portal.tenant,
     )
     callback, _, _ = await portal.sign_in()
     assert callback["error"] == "temporarily_unavailable" and "code" not in callback
