@@ -154,8 +154,10 @@ def _add_segment(episode: Episode, prev: Reading | None, cur: Reading, config: S
 
 
 def _sample(episode: Episode, reading: Reading) -> None:
-    if len(episode.samples) < MAX_SAMPLES:
-        episode.samples.append(reading)
+    """Keep evidence of the whole episode in bounded space: when full, halve the resolution."""
+    if len(episode.samples) >= MAX_SAMPLES:
+        episode.samples = episode.samples[::2]
+    episode.samples.append(reading)
 
 
 def detect(state: SpikeState, readings: Iterable[Reading], config: SpikeConfig) -> DetectResult:

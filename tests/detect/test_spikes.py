@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.detect.shelf_life import loss_fraction, shortened_expiry
-from hub.detect.spikes import Reading, SpikeConfig, SpikeState, area_above, detect
+from hub.detect.spikes import MAX_SAMPLES, Reading, SpikeConfig, SpikeState, area_above, detect
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 SHELF = SpikeConfig(limit_c=20.0, min_minutes=15, rise_c=5.0)
@@ -154,3 +154,13 @@ def test_a_loss_moves_the_effective_expiry_earlier_never_later():
     assert shortened_expiry(expires, today, 0.21) == today + timedelta(days=7)
     assert shortened_expiry(expires, today, 0.0) == expires
     assert shortened_expiry(today - timedelta(days=1), today, 0.5) == today - timedelta(days=1)
+
+
+def test_a_long_episode_keeps_bounded_evidence_spanning_all_of_it():
+    hours_hot = series(*([18.0] * 5 + [28.0] * 600 + [18.0]))
+
+    episode = detect(SpikeState(), hours_hot, SHELF).updates[0].episode
+
+    assert len(episode.samples) <= MAX_SAMPLES
+    assert episode.samples[0].at == T0 + timedelta(minutes=4)  # the last normal reading, for context
+    assert episode.samples[-1].at == episode.ended_at == T0 + timedelta(minutes=605)

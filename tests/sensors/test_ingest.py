@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from datetime import datetime, timedelta, timezone
@@ -240,3 +241,19 @@ async def test_a_token_scoped_to_sensor_ingestion_may_ingest_but_not_register(co
     assert ingested["data"]["ingestReadings"]["accepted"] == 1
     assert registered["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_concurrent_calls_for_the_same_sensor_and_hour_lose_nothing_and_store_nothing_twice(cold, hub):
+    start = minutes_ago(40)
+    overlap = [readings([5.0] * 30, start), readings([5.0] * 30, start + timedelta(minutes=10))]  # 10 shared minutes
+
+    reports = await asyncio.gather(*(
+        cold.ingest([{"sensorId": cold.sensor, "readings": part}]) for part in overlap
+    ))
+
+    assert sum(r["accepted"] for r in reports) == 40
+    assert sum(r["duplicates"] for r in reports) == 20
+    data = await hub.ok(SERIES, {"id": cold.sensor, "from": start.isoformat()}, tenant="shopmart")
+    assert len(data["sensorReadings"]["points"]) == 40
+    [sensor] = (await hub.ok(SENSORS, tenant="shopmart"))["sensors"]["nodes"]
+    assert sensor["readingsCount"] == 40
