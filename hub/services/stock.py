@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError
 
 from hub.events import build_event, emit_many
 from hub.models.lot import Lot
@@ -91,7 +92,9 @@ class RebuildReport:
 async def rebuild(tenant_id: str | None = None, repair: bool = True) -> RebuildReport:
     """Recompute every position from the ledger, report where the stored one differs, and (``repair``) fix it.
 
-    Run after a restore, or as a consistency check: on a healthy hub the report has no drift.
+    Run after a restore, or as a consistency check: on a healthy hub the report has no drift. The ledger and the
+    positions are read one after the other, so only a quiet hub gives an exact report; repairs never overwrite a
+    position that changed in between.
     """
     match: dict[str, Any] = {"tenant_id": tenant_id} if tenant_id else {}
     pipeline: list[dict[str, Any]] = [
@@ -123,7 +126,7 @@ async def rebuild(tenant_id: str | None = None, repair: bool = True) -> RebuildR
             continue
         report.drift.append(Drift(key[0], str(key[1]), str(key[2]), str(key[3]) if key[3] else None, have_qty, want_qty))
         if want is None:
-            writes.append(DeleteOne({"_id": have["_id"]}))  # type: ignore[index]
+            writes.append(DeleteOne({"_id": have["_id"], "on_hand": have_qty}))  # type: ignore[index]
         elif have is None:
             inserts.append({
                 "tenant_id": key[0], "location_id": key[1], "sku_id": key[2], "lot_id": key[3],
@@ -131,10 +134,16 @@ async def rebuild(tenant_id: str | None = None, repair: bool = True) -> RebuildR
                 "last_movement_id": want["last_id"], "last_movement_at": want["last_at"], "updated_at": now,
             })
         else:
-            writes.append(UpdateOne({"_id": have["_id"]}, {"$set": {"on_hand": want_qty, "updated_at": now}}))
+            # Guarded on what we read: a position a live hub changed meanwhile is left alone (run again to judge it).
+            writes.append(UpdateOne({"_id": have["_id"], "on_hand": have_qty},
+                                    {"$set": {"on_hand": want_qty, "updated_at": now}}))
     await _with_lot_dates(inserts)
     writes += [InsertOne(doc) for doc in inserts]
     if repair and writes:
-        await positions.bulk_write(writes, ordered=False)
+        try:
+            await positions.bulk_write(writes, ordered=False)
+        except BulkWriteError as exc:  # a position created meanwhile by a live hub: it is the newer truth
+            if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                raise
         report.repaired = True
     return report
