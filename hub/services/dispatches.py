@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
@@ -19,7 +20,7 @@ from hub.models.sku import Sku
 from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import ensure_lot
 from hub.services.skus import resolve_sku
-from tenants.access import Access, object_id
+from tenants.access import Access
 from tenants.models import Tenant, utcnow
 
 MAX_LINES = 1000
@@ -71,9 +72,10 @@ async def _consignee_location(consignee_id: str, ref: str | None) -> Location | 
     if ref is None:
         return None
     ref = ref.strip()
-    query: dict[str, Any] = {"tenant_id": consignee_id}
-    query.update({"_id": object_id(ref, "location")} if len(ref) == 24 and ref.isalnum() else {"code": ref})
-    location = await Location.find_one(query)
+    by: list[dict[str, Any]] = [{"code": ref}]
+    if ObjectId.is_valid(ref):
+        by.append({"_id": ObjectId(ref)})
+    location = await Location.find_one({"tenant_id": consignee_id, "$or": by})
     if location is None:
         raise NotFound("consignee location not found", field="toLocation")
     return location

@@ -23,6 +23,8 @@ async def test_dispatch_creates_its_lots_and_tells_every_party(supply):
                                      expectedOn="2030-03-18")
     assert (dispatch["shipperId"], dispatch["consigneeId"], dispatch["carrierId"]) == ("acme", "shopco", "haul")
     assert dispatch["toLocationId"] == supply.shop_dc
+    by_id = await supply.dispatch([yogurt_line(1)], toLocation=supply.shop_dc)
+    assert by_id["toLocationId"] == supply.shop_dc
     line = dispatch["lines"][0]
     assert (line["sku"]["code"], line["lotCode"], line["quantity"], line["expiresOn"]) == (
         "YOG-1", "B240315", 12, "2030-04-14")
