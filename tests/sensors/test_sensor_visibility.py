@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.sensors.conftest import CREATE_LOCATION, REGISTER_SENSOR, minutes_ago, readings
+from hub.models.event import Event
+from tests.sensors.conftest import (
+    CREATE_LOCATION,
+    RECORD_MOVEMENTS,
+    REGISTER_SENSOR,
+    UPSERT_SKU,
+    minutes_ago,
+    readings,
+)
 
 SENSORS = "query { sensors(first: 10) { nodes { id deviceId ownerId } } }"
 SERIES = """
@@ -70,3 +78,26 @@ async def test_revoking_the_partnership_cuts_the_brand_off_at_once(cold, hub):
     assert (await hub.ok(EXCURSIONS, tenant="freshco"))["excursions"]["nodes"] == []
     body = await hub.gql(SERIES, {"id": cold.sensor, "from": start.isoformat()}, tenant="freshco")
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_brand_not_granted_sensors_is_neither_told_of_the_spike_nor_shown_the_sensor(cold, hub):
+    # given: GreenLeaf's herbs share shelf C-3, but Shopmart shares no sensors with GreenLeaf
+    await hub.tenant("greenleaf", "supplier")
+    await cold.partner("greenleaf", "shopmart", ["sku_master"], ["alerts"])
+    herbs = {"code": "HERB-1", "name": "Basil", "shelfLifeDays": 7, "storage": {"tempMaxC": 15.0},
+             "excursionSensitivity": 0.8}
+    await hub.ok(UPSERT_SKU, {"input": herbs}, tenant="greenleaf")
+    receipt = {"sku": "HERB-1", "kind": "receipt", "quantity": 5, "idempotencyKey": "rcv-herbs", "lotCode": "H-1",
+               "expiresOn": cold.lot_expires.isoformat()}
+    await hub.ok(RECORD_MOVEMENTS, {"movements": [receipt], "locationId": cold.shelf}, tenant="shopmart")
+
+    # when
+    await cold.ingest_temps(STORY, minutes_ago(45))
+
+    # then: both lots were exposed, only FreshCo hears of it and sees the sensor
+    [excursion] = (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
+    assert sorted(lot["lotCode"] for lot in excursion["exposedLots"]) == ["H-1", "L-C3"]
+    [event] = await Event.find({"type": "sensor_spike.detected"}).to_list()
+    assert "freshco" in event.audience and "greenleaf" not in event.audience
+    assert (await hub.ok(SENSORS, tenant="greenleaf"))["sensors"]["nodes"] == []
+    assert (await hub.ok(EXCURSIONS, tenant="greenleaf"))["excursions"]["nodes"] == []

@@ -7,7 +7,15 @@ from datetime import date, timedelta
 
 from hub.models.event import Event
 from tests.conftest import start_hub
-from tests.sensors.conftest import Listener, build_cold_chain, minutes_ago
+from tests.sensors.conftest import (
+    CREATE_LOCATION,
+    LOTS,
+    REGISTER_SENSOR,
+    Listener,
+    build_cold_chain,
+    minutes_ago,
+    readings,
+)
 
 ALERTS_LIVE = """
 subscription { alerts { type alert { id kind severity title evidence subjects { kind id label } } } }
@@ -22,6 +30,7 @@ query {
   }
 }
 """
+CREATE_DISPATCH = "mutation($input: CreateDispatchInput!) { createDispatch(input: $input) { id } }"
 ALERTS = "query { alerts(first: 50) { nodes { id kind severity title recommendation subjects { kind label } } } }"
 
 
@@ -113,3 +122,26 @@ async def test_an_excursion_continues_across_a_hub_restart(settings):
     assert [c["closed"] for c in second["excursions"]] == [True]
     assert first["excursions"][0]["excursionId"] == second["excursions"][0]["excursionId"] == excursion["id"]
     assert 150 < excursion["degreeMinutes"] < 170
+
+
+async def test_a_logger_travelling_with_a_dispatch_re_dates_the_dispatched_lot(cold, hub):
+    # given: FreshCo ships lot T-1 to Shopmart with a temperature logger in the truck
+    dc = await hub.ok(CREATE_LOCATION, {"input": {"code": "DC-1", "name": "DC", "kind": "dc"}}, tenant="freshco")
+    line = {"sku": "SALAD-1", "lotCode": "T-1", "quantity": 40, "expiresOn": cold.lot_expires.isoformat()}
+    dispatch = await hub.ok(CREATE_DISPATCH, {"input": {"ref": "ASN-9", "consigneeId": "shopmart", "lines": [line]}},
+                            tenant="freshco")
+    logger = {"deviceId": "truck-logger", "locationId": dc["createLocation"]["id"],
+              "dispatchId": dispatch["createDispatch"]["id"]}
+    sensor = (await hub.ok(REGISTER_SENSOR, {"input": logger}, tenant="freshco"))["registerSensor"]["sensor"]["id"]
+
+    # when: the truck warms up for 20 minutes
+    warm = readings([18.0] * 10 + [28.0] * 20 + [18.0] * 10, minutes_ago(45))
+    report = await cold.ingest([{"sensorId": sensor, "readings": warm}], tenant="freshco")
+
+    # then
+    assert len(report["excursions"]) == 1
+    [excursion] = (await hub.ok(EXCURSIONS, tenant="freshco"))["excursions"]["nodes"]
+    assert [lot["lotCode"] for lot in excursion["exposedLots"]] == ["T-1"]
+    lots = (await hub.ok(LOTS, tenant="freshco"))["lots"]["nodes"]
+    [t1] = [lot for lot in lots if lot["lotCode"] == "T-1"]
+    assert t1["effectiveExpiresOn"] < t1["expiresOn"]
