@@ -19,7 +19,8 @@ from hub.auth import TokenValidator
 from hub.bus import start_event_bus
 from hub.config import Settings
 from hub.db import Database
-from hub.oauth.routes import oauth_routes, start_oauth
+from hub.oauth.http import start_oauth
+from hub.oauth.routes import oauth_routes
 from hub.services.expiry import start_sweeper
 from hub.services.alerts import start_escalation
 from hub.state import HubState, keyring_for

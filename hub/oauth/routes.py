@@ -1,5 +1,5 @@
-"""HTTP endpoints of the authorization server: token, authorize (+ the identity provider's callback), revoke,
-introspect, and the RFC 8414 / OpenID discovery metadata.
+"""HTTP endpoints of the authorization server: token, revoke, introspect (client-authenticated form posts), the
+portal sign-in routes (``signin.py``), and the RFC 8414 / OpenID discovery metadata.
 
 Each route reads the request completely, then hands it to authlib in a worker thread (``server.py``). Failed client
 authentications are counted per client and per IP and, past the limit, answered 429 before authlib runs at all.
@@ -11,42 +11,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
-import secrets
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import unquote
 
-import httpx
-from authlib.integrations.base_client import OAuthError
-from authlib.oauth2.rfc6749.errors import OAuth2Error
-from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from hub import audit
-from hub.audit import current_origin
 from hub.config import Settings
 from hub.keys import KeyRing
-from hub.oauth.clients import find_client
-from hub.oauth.ratelimit import FailedAuthLimiter
+from hub.oauth.http import FormError, oauth_error, read_request, service_of, tenant_of, to_response
 from hub.oauth.scopes import SCOPES
-from hub.oauth.server import HubAuthorizationServer, HubOAuth2Request, HubRequest, error_redirect
-from hub.oauth.tokens import Grantee
-from hub.oauth.upstream import SIGNIN_SECONDS, StateCache, Upstreams
-from hub.state import HubState
-from tenants.models import Member
-
-log = logging.getLogger("lotpulse.oauth")
-MAX_FORM_BYTES = 16 * 1024
-FORM = "application/x-www-form-urlencoded"
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+from hub.oauth.server import HubRequest
+from hub.oauth.signin import authorize, callback
+from hub.oauth.upstream import SIGNIN_SECONDS
 
 
 class RedactOAuthQueries(logging.Filter):
@@ -62,79 +45,6 @@ class RedactOAuthQueries(logging.Filter):
 
 logging.getLogger("uvicorn.access").addFilter(RedactOAuthQueries())
 
-
-@dataclass
-class OAuthService:
-    """What the routes share in one hub process (``hub.services["oauth"]``)."""
-
-    server: HubAuthorizationServer
-    limiter: FailedAuthLimiter
-    cache: StateCache
-    upstreams: Upstreams
-
-
-async def start_oauth(hub: HubState) -> None:
-    settings = hub.settings
-    cache = StateCache()
-    hub.services["oauth"] = OAuthService(
-        server=HubAuthorizationServer(settings, hub.keyring, hub.validator),
-        limiter=FailedAuthLimiter(
-            settings.oauth_failed_auth_window_seconds,
-            settings.oauth_failed_auth_per_client,
-            settings.oauth_failed_auth_per_ip,
-        ),
-        cache=cache,
-        upstreams=Upstreams(cache),
-    )
-
-
-def _service(request: Request) -> OAuthService:
-    return request.app.state.hub.services["oauth"]
-
-
-def _error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status, headers={**NO_STORE, **(headers or {})})
-
-
-def _to_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
-    content = json.dumps(body) if isinstance(body, dict) else (body or "")
-    response = Response(content, status_code=status)
-    for name, value in headers:
-        response.headers[name] = value
-    return response
-
-
-class FormError(Exception):
-    pass
-
-
-async def _read(request: Request, settings: Settings, with_form: bool) -> HubRequest:
-    form: dict[str, list[str]] = {}
-    if with_form:
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
-            raise FormError(f"send the request as {FORM}")
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > MAX_FORM_BYTES:
-                raise FormError("request body too large")
-        try:
-            form = parse_qs(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False)
-        except (UnicodeDecodeError, ValueError):
-            raise FormError("request body is not a valid form") from None
-    query = parse_qs(request.url.query, keep_blank_values=False)
-    # authlib checks transport security on the URI: use the public URL, which is https behind a TLS proxy.
-    uri = f"{settings.issuer}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
-    return HubRequest(
-        method=request.method,
-        uri=uri,
-        headers=request.headers,  # case-insensitive, as authlib expects ("Authorization")
-        query=query,
-        form=form,
-        origin=current_origin(),
-    )
-
-
 def _claimed_client_id(hub_request: HubRequest) -> str | None:
     """The client id a request claims (Basic header or form), for rate limiting before anything is verified."""
     authorization = hub_request.headers.get("authorization", "")
@@ -148,24 +58,19 @@ def _claimed_client_id(hub_request: HubRequest) -> str | None:
     return values[0][:200] if values else None
 
 
-async def _tenant_of(client_id: str | None) -> str | None:
-    client = await find_client(client_id) if client_id else None
-    return client.tenant_id if client else None
-
-
 async def _client_endpoint(request: Request, endpoint: str) -> Response:
     """Token, revocation and introspection: client-authenticated form posts with the same protections."""
-    service = _service(request)
+    service = service_of(request)
     settings = service.server.settings
     try:
-        hub_request = await _read(request, settings, with_form=True)
+        hub_request = await read_request(request, settings, with_form=True)
     except FormError as exc:
-        return _error(400, "invalid_request", str(exc))
+        return oauth_error(400, "invalid_request", str(exc))
     client_id, ip = _claimed_client_id(hub_request), hub_request.origin.ip
     grant_type = (hub_request.form.get("grant_type") or [None])[0]
     if (wait := await service.limiter.retry_after(client_id, ip)) is not None:
         # Not audited one by one (a flood of 429s would flood the log); reaching the limit was.
-        return _error(429, "rate_limited", "too many failed client authentications", {"Retry-After": str(wait)})
+        return oauth_error(429, "rate_limited", "too many failed client authentications", {"Retry-After": str(wait)})
     server = service.server
     if endpoint == "token":
         status, body, headers = await run_in_threadpool(server.create_token_response, hub_request)
@@ -174,7 +79,7 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
         status, body, headers = await run_in_threadpool(server.create_endpoint_response, name, hub_request)
     if status >= 400:
         error = body.get("error") if isinstance(body, dict) else None
-        tenant_id = await _tenant_of(client_id)
+        tenant_id = await tenant_of(client_id)
         description = body.get("error_description") if isinstance(body, dict) else None
         await audit.record(
             f"{endpoint}.refused", tenant_id=tenant_id, actor=client_id, actor_kind="client", client_id=client_id,
@@ -186,7 +91,7 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
                 client_id=client_id, outcome="refused", reason="too many failed client authentications",
                 details={"limited": limited},
             )
-    return _to_response(status, body, headers)
+    return to_response(status, body, headers)
 
 
 async def token(request: Request) -> Response:
@@ -199,123 +104,6 @@ async def revoke(request: Request) -> Response:
 
 async def introspect(request: Request) -> Response:
     return await _client_endpoint(request, "introspection")
-
-
-async def _consent_grant(server: HubAuthorizationServer, oauth_request: HubOAuth2Request) -> Any:
-    return await run_in_threadpool(server.get_consent_grant, oauth_request)
-
-
-async def _refuse_signin(tenant_id: str | None, client_id: str | None, reason: str, details: dict | None = None) -> None:
-    await audit.record(
-        "signin.refused", tenant_id=tenant_id, client_id=client_id, outcome="refused", reason=reason, details=details
-    )
-
-
-async def authorize(request: Request) -> Response:
-    """Validate the portal's request, remember it, and send the user to their tenant's identity provider."""
-    service = _service(request)
-    server = service.server
-    hub_request = await _read(request, server.settings, with_form=False)
-    oauth_request = HubOAuth2Request(hub_request)
-    client_id = oauth_request.payload.client_id
-    try:
-        grant = await _consent_grant(server, oauth_request)
-    except OAuth2Error as error:
-        await _refuse_signin(await _tenant_of(client_id), client_id, error.error, {"description": error.description})
-        return _to_response(*server.handle_error_response(oauth_request, error))
-    client = grant.request.client
-    state = oauth_request.payload.state
-    upstream = await service.upstreams.for_tenant(client.tenant_id)
-    if upstream is None:
-        await _refuse_signin(client.tenant_id, client_id, "no identity provider configured")
-        return RedirectResponse(
-            error_redirect(grant.redirect_uri, "access_denied", "sign-in is not configured", state, server.settings.issuer),
-            302,
-        )
-    _, app = upstream
-    pending = secrets.token_urlsafe(24)
-    await service.cache.set(f"pending:{pending}", json.dumps({"query": hub_request.query}), SIGNIN_SECONDS)
-    request.session["pending"] = pending
-    try:
-        return await app.authorize_redirect(request, f"{server.settings.issuer}/oauth/callback")
-    except (httpx.HTTPError, OAuthError, ValueError, KeyError) as exc:
-        log.warning("identity provider of %s unreachable: %s", client.tenant_id, type(exc).__name__)
-        await _refuse_signin(client.tenant_id, client_id, "identity provider unreachable")
-        return RedirectResponse(
-            error_redirect(
-                grant.redirect_uri, "temporarily_unavailable", "the identity provider is unreachable", state,
-                server.settings.issuer,
-            ),
-            302,
-        )
-
-
-async def callback(request: Request) -> Response:
-    """Back from the identity provider: validate its answer, map the user to a member, issue our code."""
-    service = _service(request)
-    server = service.server
-    pending_id = request.session.pop("pending", None)
-    pending = await service.cache.pop_json(f"pending:{pending_id}") if isinstance(pending_id, str) else None
-    if pending is None:
-        await _refuse_signin(None, None, "no sign-in in progress in this browser")
-        return _error(400, "invalid_request", "no sign-in in progress in this browser (or it took too long)")
-    query = pending["query"]
-    original = HubRequest(
-        method="GET",
-        uri=f"{server.settings.issuer}/oauth/authorize?{urlencode(query, doseq=True)}",
-        headers=Headers(),
-        query=query,
-        origin=current_origin(),
-    )
-    oauth_request = HubOAuth2Request(original)
-    try:  # again: the client may have been deleted or changed while the user was away
-        grant = await _consent_grant(server, oauth_request)
-    except OAuth2Error as error:
-        await _refuse_signin(None, oauth_request.payload.client_id, error.error)
-        return _to_response(*server.handle_error_response(oauth_request, error))
-    client = grant.request.client
-    state = oauth_request.payload.state
-
-    def refuse(description: str) -> Response:
-        location = error_redirect(grant.redirect_uri, "access_denied", description, state, server.settings.issuer)
-        return RedirectResponse(location, 302)
-
-    upstream = await service.upstreams.for_tenant(client.tenant_id)
-    if upstream is None:
-        await _refuse_signin(client.tenant_id, client.get_client_id(), "no identity provider configured")
-        return refuse("sign-in is not configured")
-    provider, app = upstream
-    try:
-        upstream_token = await app.authorize_access_token(request)
-        metadata = await app.load_server_metadata()
-    except (OAuthError, JoseError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        reason = getattr(exc, "error", None) or type(exc).__name__
-        await _refuse_signin(client.tenant_id, client.get_client_id(), f"identity provider answer rejected: {reason}")
-        return refuse("the identity provider's answer was rejected")
-    userinfo = upstream_token.get("userinfo")
-    if not userinfo or str(metadata.get("issuer", "")).rstrip("/") != provider.issuer:
-        # No validated ID token (or a discovery document for another issuer): nothing proves who this is.
-        await _refuse_signin(client.tenant_id, client.get_client_id(), "no valid ID token from the identity provider")
-        return refuse("the identity provider did not identify the user")
-    member = await Member.find_one(
-        {"tenant_id": client.tenant_id, "issuer": userinfo["iss"], "subject": str(userinfo["sub"])}
-    )
-    if member is None:
-        await _refuse_signin(
-            client.tenant_id, client.get_client_id(), "not a member of this tenant",
-            {"issuer": userinfo["iss"], "subject": str(userinfo["sub"])},
-        )
-        return refuse("you are not a member of this organisation")
-    grantee = Grantee(member)
-    status, body, headers = await run_in_threadpool(server.create_authorization_response, oauth_request, grantee, grant)
-    if status == 302 and "code=" in dict(headers).get("Location", ""):
-        await audit.record(
-            "signin.succeeded", tenant_id=client.tenant_id, actor=member.subject, actor_kind="member",
-            client_id=client.get_client_id(), target=f"family:{grantee.family_id}",
-            details={"issuer": member.issuer, "scope": oauth_request.scope},
-        )
-    return _to_response(status, body, headers)
-
 
 def metadata_document(settings: Settings) -> dict[str, Any]:
     base = settings.issuer
