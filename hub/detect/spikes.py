@@ -105,7 +105,7 @@ class SpikeState:
 
     last_at: datetime | None = None
     last_c: float | None = None
-    window: list[Reading] = field(default_factory=list)  # readings of the last RISE_WINDOW
+    window: list[Reading] = field(default_factory=list)  # candidates for the minimum of the last RISE_WINDOW
     episode: Episode | None = None
 
     def to_doc(self) -> dict[str, Any]:
@@ -218,6 +218,10 @@ def detect(state: SpikeState, readings: Iterable[Reading], config: SpikeConfig) 
                     touched[episode.started_at] = EpisodeUpdate(episode, opened=bool(update and update.opened), closed=True)
                 state.episode = None
         state.last_at, state.last_c = reading.at, reading.c
+        # Only the window's minimum matters: drop readings a newer, colder one outlives (a monotonic queue), so a
+        # sensor reporting every second persists a handful of points, not 600.
+        while window and window[-1].c >= reading.c:
+            window.pop()
         state.window = [*window, reading]
     updates = [replace(u, episode=u.episode.copy()) for u in touched.values()]
     return DetectResult(state=state, updates=updates, late=late)

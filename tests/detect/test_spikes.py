@@ -164,3 +164,12 @@ def test_a_long_episode_keeps_bounded_evidence_spanning_all_of_it():
     assert len(episode.samples) <= MAX_SAMPLES
     assert episode.samples[0].at == T0 + timedelta(minutes=4)  # the last normal reading, for context
     assert episode.samples[-1].at == episode.ended_at == T0 + timedelta(minutes=605)
+
+
+def test_the_persisted_rise_window_stays_small_for_a_sensor_reporting_every_second():
+    steady = [Reading(T0 + timedelta(seconds=i), 18.0 + (i % 5) * 0.1) for i in range(1200)]
+
+    state = detect(SpikeState(), steady, SHELF).state
+
+    assert len(state.window) <= 10
+    assert min(r.c for r in state.window) == 18.0
