@@ -152,3 +152,17 @@ async def test_carrier_receives_into_its_own_warehouse_as_receiving_3pl(supply):
     assert receipt["outcome"] == "matched"
     assert [(p["holderId"], p["onHand"]) for p in await supply.stock(tenant="haul")] == [("haul", 10)]
     assert await supply.stock(tenant="shopco") == []
+
+
+async def test_concurrent_partial_receipts_are_judged_on_each_others_totals(supply):
+    import asyncio
+
+    dispatch = await supply.dispatch([yogurt_line(100)])
+    line = [{"sku": "YOG-1", "lotCode": "B240315", "quantity": 40}]
+    receipts = await asyncio.gather(*(supply.receive(dispatch["id"], line) for _ in range(3)))
+    after = await supply.hub.ok(DISPATCH, {"id": dispatch["id"]}, tenant="acme")
+    # they serialise on the dispatch: whichever came third pushed the running total over what was announced
+    assert sorted(r["outcome"] for r in receipts) == ["matched", "matched", "mismatched"]
+    assert after["dispatch"]["receiptCount"] == 3 and after["dispatch"]["lines"][0]["received"] == 120
+    assert after["dispatch"]["status"] == "received_with_mismatch"
+    assert (await supply.stock())[0]["onHand"] == 120
