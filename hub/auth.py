@@ -18,6 +18,7 @@ from beanie import PydanticObjectId
 from bson.errors import InvalidId
 from starlette.concurrency import run_in_threadpool
 
+from hub import audit
 from hub.config import Settings, TrustedIssuer
 from hub.errors import Unauthenticated
 from hub.keys import ALGORITHM, KeyRing
@@ -89,6 +90,7 @@ class TokenValidator:
         self._tenants: dict[str, float] = {}
         self._member_ids: dict[str, tuple[float, bool]] = {}
         self._public_keys: dict[str, Any] = {}
+        self._revoked_seen: set[str] = set()
         self.revocations = RevocationList(settings.oauth_revocation_cache_seconds)
 
     def _issuer_key(self, token: str, issuer: str) -> tuple[Any, list[str], str]:
@@ -179,8 +181,22 @@ class TokenValidator:
         if not await self._tenant_exists(principal.tenant_id):
             raise Unauthenticated("unknown tenant")
         if await self.is_revoked(principal):
+            await self._audit_revoked_use(principal)
             raise Unauthenticated("token revoked")
         return principal
+
+    async def _audit_revoked_use(self, principal: Principal) -> None:
+        """A revoked token coming back is worth an audit entry, once per token (a retrying client is no news)."""
+        key = principal.token_id or f"{principal.client_id}|{principal.subject}"
+        if key in self._revoked_seen:
+            return
+        if len(self._revoked_seen) > 10_000:
+            self._revoked_seen.clear()
+        self._revoked_seen.add(key)
+        await audit.record(
+            "token.refused", tenant_id=principal.tenant_id, principal=principal, outcome="refused",
+            reason="revoked token presented", target=f"jti:{principal.token_id}" if principal.token_id else None,
+        )
 
     async def _member_exists(self, member_id: str, tenant_id: str) -> bool:
         now = time.monotonic()

@@ -38,6 +38,8 @@ async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub
     async with erp(hub, client_id, secret) as client:
         token = await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
         await client.revoke_token(f"{hub.url}/oauth/revoke", token=token["access_token"])
+    for _ in range(2):  # the revoked token comes back twice: one entry
+        assert (await hub.post("{ me { roles } }", token=token["access_token"])).status_code == 401
     with pytest.raises(OAuthError):
         async with erp(hub, client_id, "lpcs_wrong") as client:
             await client.fetch_token(f"{hub.url}/oauth/token", grant_type="client_credentials")
@@ -53,6 +55,7 @@ async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub
         ("client.secret_rotated", "success"),
         ("partnership.invited", "success"),
         ("token.refused", "refused"),
+        ("token.refused", "refused"),
         ("token.revoked", "success"),
         ("token.issued", "success"),
         ("client.created", "success"),
@@ -60,7 +63,8 @@ async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub
     by_action = {entry["action"]: entry for entry in entries}
     assert by_action["token.issued"]["actor"] == client_id and by_action["token.issued"]["actorKind"] == "client"
     assert by_action["token.issued"]["details"]["grant_type"] == "client_credentials"
-    assert by_action["token.refused"]["reason"] == "invalid_client"
+    refusals = [entry["reason"] for entry in entries if entry["action"] == "token.refused"]
+    assert refusals == ["invalid_client", "revoked token presented"]
     assert by_action["client.created"]["actor"] == f"local:{acme}" and by_action["client.created"]["actorKind"] == "member"
     assert all(entry["ip"] == "127.0.0.1" and entry["at"] for entry in entries)
     assert by_action["token.issued"]["userAgent"].startswith("python-httpx")
