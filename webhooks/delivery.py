@@ -44,25 +44,21 @@ async def _excerpt(response: httpx.Response) -> str:
 
 async def send(
     http: httpx.AsyncClient,
-    url: str,
+    target: guard.Target,
     msg_id: str,
     body: str,
     secrets: list[str],
     *,
     at: datetime,
     signed_at: datetime,
-    allow_private: bool,
 ) -> Outcome:
-    """One attempt. ``at`` is the scheduling clock's time; ``signed_at`` the wall-clock time receivers check."""
+    """One attempt to a checked target. ``at`` is the scheduling clock's time; ``signed_at`` the wall-clock time
+    receivers check the signature's age against."""
     started = time.perf_counter()
 
     def elapsed() -> int:
         return int((time.perf_counter() - started) * 1000)
 
-    try:
-        target = await guard.check(url, allow_private)
-    except guard.UnsafeURL as exc:
-        return Outcome(at, None, elapsed(), error=f"refused: {exc.message}")
     headers = {**signing.headers(msg_id, signed_at, body, secrets), **target.headers}
     try:
         request = http.build_request(
@@ -84,3 +80,7 @@ async def send(
         response_excerpt=excerpt or None,
         retry_after=response.headers.get("retry-after"),
     )
+
+
+def refused(at: datetime, reason: str) -> Outcome:
+    return Outcome(at, None, 0, error=f"refused: {reason}")

@@ -110,7 +110,7 @@ async def plan(
                         "attempt_count": 0,
                         "lease_token": None,
                         "lease_until": None,
-                        "claimed_at": None,
+                        "claims": [],
                         "delivered_at": None,
                         "last_error": None,
                         "created_at": now,
@@ -122,6 +122,15 @@ async def plan(
 
 async def insert_new(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert deliveries, skipping those that exist already; answers the ones inserted."""
+    if not planned:
+        return []
+    # After a restart the dispatcher re-reads its grace window: skip what exists rather than fail on each row.
+    existing = WebhookDelivery.get_pymongo_collection().find(
+        {"event_id": {"$in": sorted({doc["event_id"] for doc in planned})}},
+        projection={"_id": 0, "event_id": 1, "endpoint_id": 1},
+    )
+    have = {(raw["event_id"], raw["endpoint_id"]) async for raw in existing}
+    planned = [doc for doc in planned if (doc["event_id"], doc["endpoint_id"]) not in have]
     if not planned:
         return []
     try:

@@ -87,7 +87,7 @@ class WebhookDelivery(Document):
     attempt_count: int = 0  # rows in webhook_attempts, interrupted ones included
     lease_token: str | None = None
     lease_until: datetime | None = None
-    claimed_at: datetime | None = None
+    claims: list[datetime] = Field(default_factory=list)  # when each lease began: more than logged = interrupted
     delivered_at: datetime | None = None
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)

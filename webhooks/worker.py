@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,12 +20,13 @@ from typing import Any
 from bson import ObjectId
 
 from hub.config import Settings
-from webhooks import delivery, retry
+from webhooks import delivery, guard, retry
 from webhooks.clock import Clock, SystemClock
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("lotpulse.webhooks.worker")
 MAX_BATCH = 100
+BACKLOG = 1000  # due deliveries read per endpoint per scan
 MAX_GROUPS = 64  # endpoints served at once by one worker
 INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
 
@@ -36,7 +38,7 @@ class Group:
     endpoint: WebhookEndpoint
     token: str
     deliveries: list[dict[str, Any]]
-    interrupted: dict[ObjectId, datetime] = field(default_factory=dict)  # earlier claims that never finished
+    interrupted: dict[ObjectId, list[datetime]] = field(default_factory=dict)  # earlier claims never finished
 
 
 def _due(now: datetime) -> dict[str, Any]:
@@ -77,6 +79,8 @@ class Worker:
         self.disable_after = timedelta(days=settings.webhook_disable_after_days)
         self.http = delivery.client(settings.webhook_timeout_seconds)
         self.busy: set[ObjectId] = set()
+        self.backlog: dict[ObjectId, list[ObjectId]] = {}  # endpoint -> due deliveries not yet tried to claim
+        self.discovered_at = -math.inf
         self.tasks: set[asyncio.Task[None]] = set()
         self.wakeup = asyncio.Event()
 
@@ -91,47 +95,66 @@ class Worker:
 
     # -- claiming --------------------------------------------------------------------------------------------------
 
+    async def _discover(self, due: dict[str, Any]) -> None:
+        """Which endpoints have due deliveries, and the next due ones of each endpoint with no cached backlog.
+
+        Scanning for due deliveries is the expensive read, so its answer serves many claims; the claim itself
+        re-checks every condition atomically, so a stale backlog can only miss, never double-claim.
+        """
+        collection = WebhookDelivery.get_pymongo_collection()
+        waiting = await collection.distinct("endpoint_id", {**due, "endpoint_id": {"$nin": sorted(self.busy)}})
+        need = [endpoint for endpoint in waiting if not self.backlog.get(endpoint)]
+        found = await asyncio.gather(
+            *(
+                collection.find({**due, "endpoint_id": endpoint}, projection={"_id": 1})
+                .sort("next_attempt_at", 1)
+                .limit(BACKLOG)
+                .to_list(BACKLOG)
+                for endpoint in need
+            )
+        )
+        for endpoint, docs in zip(need, found):
+            self.backlog[endpoint] = [doc["_id"] for doc in docs]
+        self.discovered_at = time.monotonic()
+
     async def claim(self, limit_groups: int = MAX_GROUPS) -> list[Group]:
         """Lease due deliveries of enabled endpoints this worker is not already serving, batched per endpoint."""
         now = self.clock.now()
-        collection = WebhookDelivery.get_pymongo_collection()
         due = _due(now)
-        waiting = await collection.distinct("endpoint_id", {**due, "endpoint_id": {"$nin": sorted(self.busy)}})
-        if not waiting:
+        ready = [e for e, ids in self.backlog.items() if ids and e not in self.busy]
+        if not ready or time.monotonic() - self.discovered_at >= self.settings.webhook_poll_seconds:
+            await self._discover(due)
+            ready = [e for e, ids in self.backlog.items() if ids and e not in self.busy]
+        if not ready:
             return []
-        endpoints = await WebhookEndpoint.find({"_id": {"$in": waiting}, "enabled": True}).to_list()
+        endpoints = await WebhookEndpoint.find({"_id": {"$in": ready}, "enabled": True}).to_list()
         endpoints = endpoints[:limit_groups]
-        candidates = await asyncio.gather(
-            *(
-                collection.find(
-                    {**due, "endpoint_id": endpoint.id},
-                    projection={"_id": 1, "lease_token": 1, "claimed_at": 1},
-                )
-                .sort("next_attempt_at", 1)
-                .limit(self.batch)
-                .to_list(self.batch)
-                for endpoint in endpoints
-            )
-        )
-        chosen = [doc for docs in candidates for doc in docs]
-        if not chosen:
-            return []
+        for disabled in set(ready) - {endpoint.id for endpoint in endpoints}:
+            self.backlog.pop(disabled, None)
+        chosen: list[ObjectId] = []
+        for endpoint in endpoints:
+            ids = self.backlog[endpoint.id]  # type: ignore[index]
+            chosen.extend(ids[: self.batch])
+            self.backlog[endpoint.id] = ids[self.batch :]  # type: ignore[index]
         token = f"{self.name}:{uuid.uuid4().hex}"
+        collection = WebhookDelivery.get_pymongo_collection()
         await collection.update_many(
-            {**due, "_id": {"$in": [doc["_id"] for doc in chosen]}},
-            {"$set": {"lease_token": token, "lease_until": now + self.lease, "claimed_at": now, "updated_at": now}},
+            {**due, "_id": {"$in": chosen}},
+            {
+                "$set": {"lease_token": token, "lease_until": now + self.lease, "updated_at": now},
+                "$push": {"claims": now},
+            },
         )
-        claimed = await collection.find({"lease_token": token}).to_list(None)
-        interrupted = {doc["_id"]: doc["claimed_at"] or now for doc in chosen if doc.get("lease_token")}
         by_endpoint: dict[ObjectId, list[dict[str, Any]]] = {}
-        for doc in claimed:
+        async for doc in collection.find({"lease_token": token}):
             by_endpoint.setdefault(doc["endpoint_id"], []).append(doc)
         groups = []
         for endpoint in endpoints:
             docs = by_endpoint.get(endpoint.id, [])  # type: ignore[call-overload]
             if docs:
-                mine = {doc["_id"]: interrupted[doc["_id"]] for doc in docs if doc["_id"] in interrupted}
-                groups.append(Group(endpoint, token, docs, mine))
+                # Every claim ends in one logged attempt; claims beyond the log (but this one) were interrupted.
+                interrupted = {doc["_id"]: doc["claims"][doc["attempt_count"] : -1] for doc in docs}
+                groups.append(Group(endpoint, token, docs, {k: v for k, v in interrupted.items() if v}))
         return groups
 
     # -- sending ---------------------------------------------------------------------------------------------------
@@ -140,19 +163,26 @@ class Worker:
         """Send a group's deliveries (at most ``concurrency`` at once) and record every outcome in one write."""
         endpoint = group.endpoint
         limit = asyncio.Semaphore(self.concurrency)
+        try:
+            # Checked right before sending (DNS may have changed since creation); the requests go to this address.
+            target: guard.Target | None = await guard.check(endpoint.url, self.settings.webhook_allow_private)
+            refusal = ""
+        except guard.UnsafeURL as exc:
+            target, refusal = None, exc.message
 
         async def one(doc: dict[str, Any]) -> delivery.Outcome:
             async with limit:
                 now = self.clock.now()
+                if target is None:
+                    return delivery.refused(now, refusal)
                 return await delivery.send(
                     self.http,
-                    endpoint.url,
+                    target,
                     str(doc["event_id"]),
                     doc["body"],
                     endpoint.signing_secrets(now),
                     at=now,
                     signed_at=datetime.now(timezone.utc),
-                    allow_private=self.settings.webhook_allow_private,
                 )
 
         outcomes = await asyncio.gather(*(one(doc) for doc in group.deliveries))
@@ -173,15 +203,15 @@ class Worker:
                 disable_after=self.disable_after,
             )
             disable_reason = disable_reason or decision.disable_reason
-            interrupted = group.interrupted.get(doc["_id"])
-            if interrupted is not None:
-                attempts.append(self._attempt(doc, interrupted, None, 0, None, INTERRUPTED))
+            interrupted = group.interrupted.get(doc["_id"], [])
+            for claimed_at in interrupted:
+                attempts.append(self._attempt(doc, claimed_at, None, 0, None, INTERRUPTED))
             attempts.append(
                 self._attempt(doc, outcome.at, outcome.status_code, outcome.duration_ms, outcome.response_excerpt,
                               outcome.error)
             )
             error = None if decision.succeeded else (outcome.error or f"HTTP {outcome.status_code}")
-            key = (decision.succeeded, decision.next_attempt_at, 2 if interrupted else 1, error)
+            key = (decision.succeeded, decision.next_attempt_at, 1 + len(interrupted), error)
             same.setdefault(key, []).append(doc["_id"])
         if attempts:
             await WebhookAttempt.get_pymongo_collection().insert_many(attempts, ordered=False)

@@ -38,9 +38,9 @@ def start_hub_process(mongo_uri: str, database: str, key_file: Path, data_dir: P
         "LOTPULSE_SIGNING_KEY_FILE": str(key_file),
         "LOTPULSE_DATA_DIR": str(data_dir),
         "LOTPULSE_WEBHOOK_ALLOW_PRIVATE": "1",
-        "LOTPULSE_WEBHOOK_LEASE_SECONDS": "3",
+        "LOTPULSE_WEBHOOK_LEASE_SECONDS": "6",
         "LOTPULSE_WEBHOOK_TIMEOUT_SECONDS": "1",
-        "LOTPULSE_WEBHOOK_POLL_SECONDS": "0.1",
+        "LOTPULSE_WEBHOOK_POLL_SECONDS": "0.25",
         "LOTPULSE_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
@@ -48,12 +48,12 @@ def start_hub_process(mongo_uri: str, database: str, key_file: Path, data_dir: P
     )
 
 
-async def until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def until(condition, timeout: float, what: str, every: float = 0.05) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await condition():
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -88,10 +88,14 @@ async def test_killed_hub_loses_no_delivery(mongo_uri: str, key_file: Path, tmp_
         assert arrived_before_kill < COUNT, "the hub finished before it could be killed"
         hub = start_hub_process(mongo_uri, name, key_file, tmp_path, log)
 
+        async def all_arrived() -> bool:
+            return len({r.webhook_id for r in receiver.requests}) == COUNT
+
         async def all_recorded() -> bool:
             return await WebhookDelivery.find({"state": DeliveryState.succeeded.value}).count() == COUNT
 
-        await until(all_recorded, 120, "every delivery to succeed")
+        await until(all_arrived, 180, "every webhook-id to arrive")
+        await until(all_recorded, 30, "every delivery to be logged as succeeded", every=0.5)
     finally:
         if hub is not None and hub.poll() is None:
             hub.terminate()
