@@ -11,7 +11,8 @@ shelf life. Against a 20 °C limit that spike is ~158 °C·min (8 °C for 20 min
 ``0.0013 × 158 ≈ 21 %``; against an 18 °C limit it is ~198 °C·min, ≈ 26 %. Both sit inside the published band.
 
 The remaining days (from the day of the excursion to the effective expiry) shrink by that fraction, rounded down to
-whole days, so any real loss moves the date; expiry never moves later, and several excursions compound.
+whole days, so any real loss moves the date; a total loss dates it the day before the excursion (it is expired);
+expiry never moves later, and several excursions compound.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def loss_fraction(sensitivity: float, degree_minutes: float, per_degree_minute: 
 def shortened_expiry(expires_on: date, on: date, loss: float) -> date:
     """The effective expiry after losing ``loss`` of the shelf life remaining on day ``on``."""
     remaining = (expires_on - on).days
-    if loss <= 0 or remaining <= 0:
+    if loss <= 0 or remaining < 0:
         return expires_on
-    kept = math.floor(remaining * (1 - min(loss, 1.0)) + 1e-9)
+    if loss >= 1:  # nothing left: it was no longer good on the day of the excursion
+        return min(expires_on, on - timedelta(days=1))
+    kept = math.floor(remaining * (1 - loss) + 1e-9)
     return min(expires_on, on + timedelta(days=kept))

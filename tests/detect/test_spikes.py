@@ -154,6 +154,7 @@ def test_a_loss_moves_the_effective_expiry_earlier_never_later():
     assert shortened_expiry(expires, today, 0.21) == today + timedelta(days=7)
     assert shortened_expiry(expires, today, 0.0) == expires
     assert shortened_expiry(today - timedelta(days=1), today, 0.5) == today - timedelta(days=1)
+    assert shortened_expiry(expires, today, 1.0) == today - timedelta(days=1)  # spoiled: already expired
 
 
 def test_a_long_episode_keeps_bounded_evidence_spanning_all_of_it():

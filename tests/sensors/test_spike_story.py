@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from hub.models.event import Event
 from tests.conftest import start_hub
@@ -145,3 +145,14 @@ async def test_a_logger_travelling_with_a_dispatch_re_dates_the_dispatched_lot(c
     lots = (await hub.ok(LOTS, tenant="freshco"))["lots"]["nodes"]
     [t1] = [lot for lot in lots if lot["lotCode"] == "T-1"]
     assert t1["effectiveExpiresOn"] < t1["expiresOn"]
+
+
+async def test_a_spike_that_spoils_a_lot_flags_it_expired_at_once(cold, hub):
+    # when: 35 °C for 90 minutes, far more than the salads' remaining shelf life can take
+    await cold.ingest_temps([18.0] * 5 + [35.0] * 90 + [18.0] * 5, minutes_ago(110))
+
+    # then: the lot is past its effective expiry, and the expiry-risk alert says so without waiting for a sweep
+    lot = await cold.lot_expiry()
+    assert lot["effectiveExpiresOn"] < datetime.now(timezone.utc).date().isoformat()
+    risks = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"] if a["kind"] == "expiry_risk"]
+    assert [(a["severity"], {"kind": "lot", "label": "L-C3"} in a["subjects"]) for a in risks] == [("critical", True)]
