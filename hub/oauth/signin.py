@@ -39,6 +39,11 @@ async def _consent_grant(server: HubAuthorizationServer, oauth_request: HubOAuth
 
 
 async def _refuse_signin(tenant_id: str | None, client_id: str | None, reason: str, details: dict | None = None) -> None:
+    if tenant_id is None:
+        # Anyone can send a browser here with any client id: refusals that concern no tenant are not stored (no
+        # one could read them, and a flood of them would only fill the collection).
+        log.info("sign-in refused before a tenant was known: %s", reason)
+        return
     await audit.record(
         "signin.refused", tenant_id=tenant_id, client_id=client_id, outcome="refused", reason=reason, details=details
     )

@@ -14,6 +14,7 @@ from tests.oauth.conftest import ADD_MEMBER, CONFIGURE_PROVIDER, PORTAL_REDIRECT
 ME = "{ me { tenant { id } subject issuer roles scopes } }"
 MEMBERS = "{ members { edges { node { id subject } } } }"
 REMOVE_MEMBER = "mutation($id: ID!) { removeMember(id: $id) }"
+SIGNIN_REFUSALS = '{ auditLog(filter: {action: "signin.refused"}) { edges { node { reason details } } } }'
 
 
 async def _code_status(hub, token: str) -> str | None:
@@ -42,6 +43,9 @@ async def test_user_who_is_not_a_member_is_refused(hub, oidc):
     oidc.signed_in = "mallory"
     callback, _, _ = await portal.sign_in()
     assert callback["error"] == "access_denied" and "code" not in callback
+    refusals = (await hub.ok(SIGNIN_REFUSALS, tenant=portal.tenant))["auditLog"]["edges"]
+    assert [edge["node"]["reason"] for edge in refusals] == ["not a member of this tenant"]
+    assert refusals[0]["node"]["details"] == {"issuer": oidc.issuer, "subject": "mallory"}
 
 
 async def test_member_of_another_tenant_is_refused(hub, oidc):
