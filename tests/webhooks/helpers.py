@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from hub.models.alert import Alert, AlertKind, Severity
@@ -87,3 +89,13 @@ async def raise_mismatch(hub: Hub, owner: str, audience: list[str], key: str = "
         )
 
     return await hub.state.database.in_transaction(work)
+
+
+async def settled(hub: Hub, tenant: str, endpoint_id: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """The endpoint's deliveries once none is pending (the log is written just after the receiver answers)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await deliveries(hub, tenant, endpoint_id)
+        if all(d["state"] != "pending" for d in found) or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.05)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.webhooks.helpers import create_endpoint, deliveries, raise_mismatch
+from tests.supply.conftest import CREATE_LOCATION, UPSERT_SKU, YOGURT_GTIN, Supply, yogurt_line
+from tests.webhooks.helpers import create_endpoint, deliveries, raise_mismatch, settled
 
 
 async def test_alert_arrives_signed_and_verified_by_standard_webhooks(live_hub, receiver):
@@ -22,8 +23,36 @@ async def test_alert_arrives_signed_and_verified_by_standard_webhooks(live_hub, 
     assert set(body) == {"type", "timestamp", "data"}
     assert request.headers["webhook-signature"].startswith("v1,")
     assert json.loads(request.body) == body
-    [logged] = await deliveries(live_hub, "acme", endpoint_id)
+    [logged] = await settled(live_hub, "acme", endpoint_id)
     assert logged["webhookId"] == request.webhook_id == body["data"]["eventId"]
     assert logged["state"] == "succeeded"
     assert [a["statusCode"] for a in logged["attempts"]] == [200]
     assert logged["attempts"][0]["responseExcerpt"] == "answer 200"
+
+
+async def test_a_mismatched_receipt_reaches_the_receivers_erp_and_not_the_unentitled_shipper(live_hub, receiver):
+    # given: Acme ships yogurt to Shopco; both run ERPs; Shopco shares no alerts with Acme
+    hub = live_hub
+    await hub.tenant("acme", "supplier")
+    await hub.tenant("shopco", "retailer")
+    sku = {"code": "YOG-1", "name": "Yogurt 500 g", "gtin": YOGURT_GTIN, "shelfLifeDays": 30}
+    await hub.ok(UPSERT_SKU, {"input": sku}, tenant="acme")
+    for tenant, code, kind in (("acme", "WH-1", "warehouse"), ("shopco", "DC-1", "dc")):
+        await hub.ok(CREATE_LOCATION, {"input": {"code": code, "name": code, "kind": kind}}, tenant=tenant)
+    _, shopco_secret = await create_endpoint(hub, "shopco", receiver.at("/shopco"), ["mismatch.detected"])
+    await create_endpoint(hub, "acme", receiver.at("/acme"), ["mismatch.detected"])
+    supply = Supply(hub)
+    dispatch = await supply.dispatch([yogurt_line(100, "B240315")])
+    # when: Shopco scans the neighbouring lot
+    receipt = await supply.receive(
+        dispatch["id"], [{"sku": YOGURT_GTIN, "lotCode": "B240314", "quantity": 100}], final=True
+    )
+    # then
+    assert receipt["outcome"] == "mismatched"
+    [request] = await receiver.wait_for(1, "/shopco")
+    body = request.verify(shopco_secret)
+    assert body["type"] == "mismatch.detected"
+    assert body["data"]["alert"]["id"] == receipt["alertId"]
+    assert body["data"]["alert"]["kind"] == "mismatch"
+    assert receiver.on("/acme") == []
+    assert await deliveries(hub, "acme") == []

@@ -1,0 +1,81 @@
+"""Pure parts: the retry decision and Standard Webhooks signing, without a network or a database."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from bson import ObjectId
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from webhooks import retry, signing
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+def test_success_is_any_2xx():
+    assert retry.decide(status_code=204, failures_before=3, now=NOW).succeeded
+
+
+def test_failures_follow_the_schedule_then_give_up():
+    waits = [retry.decide(status_code=500, failures_before=n, now=NOW).next_attempt_at - NOW for n in range(7)]
+    assert waits == [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+                     timedelta(hours=5), timedelta(hours=10), timedelta(hours=10)]
+    assert retry.decide(status_code=500, failures_before=7, now=NOW).failed
+
+
+def test_redirects_and_transport_errors_are_failures():
+    assert retry.decide(status_code=301, failures_before=0, now=NOW).next_attempt_at == NOW + timedelta(seconds=5)
+    assert retry.decide(status_code=None, failures_before=0, now=NOW).next_attempt_at == NOW + timedelta(seconds=5)
+
+
+def test_retry_after_counts_on_429_and_503_only_and_is_bounded():
+    assert retry.decide(status_code=503, failures_before=0, now=NOW, retry_after="90").next_attempt_at == NOW + timedelta(
+        seconds=90
+    )
+    date = "Mon, 23 Nov 2026 12:10:00 GMT"
+    assert retry.decide(status_code=429, failures_before=0, now=NOW, retry_after=date).next_attempt_at == NOW + timedelta(
+        minutes=10
+    )
+    assert retry.decide(status_code=500, failures_before=0, now=NOW, retry_after="90").next_attempt_at == NOW + timedelta(
+        seconds=5
+    )
+    far = retry.decide(status_code=429, failures_before=0, now=NOW, retry_after="99999999").next_attempt_at
+    assert far == NOW + retry.MAX_RETRY_AFTER
+    assert retry.decide(status_code=429, failures_before=0, now=NOW, retry_after="soon").next_attempt_at == NOW + timedelta(
+        seconds=5
+    )
+
+
+def test_gone_and_five_days_of_failure_disable():
+    assert "410" in (retry.decide(status_code=410, failures_before=0, now=NOW).disable_reason or "")
+    old = NOW - timedelta(days=5)
+    assert retry.decide(status_code=500, failures_before=0, now=NOW, failing_since=old).disable_reason
+    recent = NOW - timedelta(days=4, hours=23)
+    assert retry.decide(status_code=500, failures_before=0, now=NOW, failing_since=recent).disable_reason is None
+
+
+def test_signatures_verify_with_the_official_library_for_every_active_secret():
+    old, new = signing.new_secret(), signing.new_secret()
+    event = {"_id": ObjectId(), "type": "stock.changed", "tenant_id": "acme", "occurred_at": NOW,
+             "payload": {"stockChanged": {"onHand": 12, "note": "crème"}}}
+    body = signing.body_for(event)
+    now = datetime.now(timezone.utc)
+    headers = signing.headers(str(event["_id"]), now, body, [new, old])
+    assert headers["webhook-id"] == str(event["_id"])
+    assert headers["webhook-timestamp"] == str(int(now.timestamp()))
+    for secret in (old, new):
+        assert Webhook(secret).verify(body, headers) == {
+            "type": "stock.changed",
+            "timestamp": "2026-11-23T12:00:00Z",
+            "data": {"eventId": str(event["_id"]), "ownerId": "acme", "stockChanged": {"onHand": 12, "note": "crème"}},
+        }
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(new).verify(body.replace("12", "13"), headers)
+
+
+def test_secrets_are_whsec_with_32_random_bytes():
+    secret = signing.new_secret()
+    assert secret.startswith("whsec_") and len(secret) == len("whsec_") + 44
+    assert secret != signing.new_secret()
