@@ -23,6 +23,7 @@ from pymongo import ReturnDocument
 
 from hub import audit
 from hub.models.oauth import AuthorizationCode, RefreshToken
+from hub.oauth.scopes import parse_scope
 from hub.oauth.tokens import Grantee, digest, utc_in
 from tenants.models import Member
 
@@ -188,21 +189,23 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return from_thread.run(self._claim, digest(refresh_token), self.request.client)
 
     async def _claim(self, token_hash: str, client: HubClient) -> RefreshRecord | None:
+        """Mark the token used in the same step that reads it (two racing refreshes: the second is a reuse).
+        A request for more scope than the token holds is refused first, so a client bug does not burn the token."""
         collection = RefreshToken.get_pymongo_collection()
+        owned = {"token_hash": token_hash, "client_id": client.get_client_id()}
+        current = await collection.find_one(owned)
+        if current is None:
+            return None
+        if not current["rotated"] and not set(parse_scope(self.request.payload.scope)) <= set(current["scope"].split()):
+            raise InvalidScopeError("a refresh cannot widen the scope")
         doc = await collection.find_one_and_update(
-            {
-                "token_hash": token_hash,
-                "client_id": client.get_client_id(),
-                "rotated": False,
-                "revoked": False,
-                "expires_at": {"$gt": _now()},
-            },
+            {**owned, "rotated": False, "revoked": False, "expires_at": {"$gt": _now()}},
             {"$set": {"rotated": True}},
             return_document=ReturnDocument.AFTER,
         )
         if doc is not None:
             return RefreshRecord(RefreshToken.model_validate(doc))
-        reused = await collection.find_one({"token_hash": token_hash, "client_id": client.get_client_id()})
+        reused = await collection.find_one(owned)
         if reused is not None and reused["rotated"] and not reused["revoked"]:
             # A rotated token came back: it was stolen, or the client lost track. Either way, end the sign-in.
             await self.server.revocations.revoke_family(

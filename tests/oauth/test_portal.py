@@ -149,6 +149,9 @@ async def test_refresh_cannot_widen_the_scope(hub, oidc):
     with pytest.raises(OAuthError) as refused:
         await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"], scope="read write")
     assert refused.value.error == "invalid_scope"
+    # and the refused request did not use the token up
+    refreshed = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"])
+    assert refreshed["scope"] == "read"
 
 
 async def test_removed_member_is_refused(hub, oidc, monkeypatch):
