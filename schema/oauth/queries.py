@@ -40,6 +40,10 @@ class Query:
             query["action"] = filter.action
         if filter and filter.outcome:
             query["outcome"] = filter.outcome
+        if filter and filter.actor:
+            query["actor"] = filter.actor
+        if filter and filter.client_id:
+            query["client_id"] = filter.client_id
         if filter and filter.since:
             query["at"] = {"$gte": filter.since}
         return await paginate(

@@ -89,6 +89,8 @@ class IdentityProviderType:
 class AuditFilter:
     action: str | None = None
     outcome: str | None = None
+    actor: str | None = strawberry.field(default=None, description="A member subject or client id")
+    client_id: str | None = None
     since: datetime | None = None
 
 

@@ -69,6 +69,8 @@ async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub
     assert all(entry["ip"] == "127.0.0.1" and entry["at"] for entry in entries)
     assert by_action["token.issued"]["userAgent"].startswith("python-httpx")
     assert [e["action"] for e in await _actions(hub, beta)] == []  # acme's log is acme's alone
+    by_client = (await hub.ok(AUDIT_LOG, {"filter": {"clientId": client_id, "outcome": "success"}}, tenant=acme))
+    assert [edge["node"]["action"] for edge in by_client["auditLog"]["edges"]] == ["token.revoked", "token.issued"]
 
 
 async def test_audit_log_is_for_tenant_admins_only(hub, acme):
