@@ -11,6 +11,10 @@ still reaches every process, only later and without cached entitlements. It says
 Subscribers with a cursor replay from the log first, then switch to live; both halves are ordered by ``seq`` (commit
 order, see hub/events.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
 and no duplicate.
+
+Limits are per process: ``max_subscriptions_per_tenant`` counts a tenant's live subscriptions on this hub process
+(N processes behind a balancer admit up to N times as many), and a subscriber whose queue overflows
+(``subscriber_queue_size``) is cut off with RATE_LIMITED and resumes with its last cursor.
 """
 
 from __future__ import annotations
@@ -176,11 +180,12 @@ class EventBus:
         after: str | None = None,
     ) -> AsyncIterator[AsyncIterator[LiveEvent]]:
         """Register a subscriber; the yielded iterator replays from ``after`` (an event id), then stays live."""
+        after_seq = await self.cursor_seq(tenant_id, after) if after is not None else None
+        # Checked and registered with no await in between, so concurrent subscribes cannot overshoot the limit.
         if self.count(tenant_id) >= self.settings.max_subscriptions_per_tenant:
             raise RateLimited(
                 f"tenant already has {self.settings.max_subscriptions_per_tenant} live subscriptions on this hub"
             )
-        after_seq = await self.cursor_seq(tenant_id, after) if after is not None else None
         subscription = Subscription(tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size)
         # Registered before the replay query: whatever commits from now on is queued, and the seq check dedupes.
         self.by_tenant.setdefault(tenant_id, set()).add(subscription)
