@@ -31,6 +31,7 @@ from webhooks.models import DeliveryState, DispatcherCursor, WebhookDelivery, We
 log = logging.getLogger("lotpulse.webhooks.dispatcher")
 CURSOR_ID = "dispatcher"
 BATCH = 500
+SAVE_EVERY = timedelta(seconds=2)
 
 # The partnership scope that entitles a partner to hear an event. Dispatch events are absent on purpose: the parties
 # to a dispatch see it by being parties (DESIGN.md §4), so the audience written with the event is authoritative.
@@ -167,10 +168,18 @@ class Dispatcher:
         self.frontier: ObjectId | None = None
         self.seen: set[ObjectId] = set()
         self.more = False  # the last pass hit the batch limit: go again without sleeping
+        self.renew_at = self.save_at = _wall()
+        self.saved: ObjectId | None = None
 
     async def _lead(self) -> bool:
-        """Take or renew the cursor lease, saving the durable position; False while another dispatcher leads."""
+        """Take or renew the cursor lease, saving the durable position; False while another dispatcher leads.
+
+        A leader writes only when half its lease is gone or its position is worth saving (every few seconds): a
+        position saved late only means re-reading a few seconds of events after a restart, which dedupes.
+        """
         now = _wall()
+        if self.leader and now < self.renew_at and (self.durable == self.saved or now < self.save_at):
+            return True
         update: dict[str, Any] = {"owner": self.name, "lease_until": now + self.lease}
         if self.leader and self.durable is not None:
             update["position"] = self.durable
@@ -186,6 +195,9 @@ class Dispatcher:
         if raw is None:
             self.leader = False
             return False
+        self.renew_at = now + self.lease / 2
+        self.save_at = now + SAVE_EVERY
+        self.saved = raw.get("position")
         if not self.leader:
             self.leader = True
             self.durable = raw.get("position") or await self._initial_position()
