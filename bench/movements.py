@@ -2,7 +2,8 @@
 
     python bench/movements.py [--batch-size 1000] [--batches 20] [--clients 2]
 
-Starts a SecantusDB process (or uses LOTPULSE_MONGODB_URI) and a hub process (``python -m hub.cli serve``), then
+With ``--lots`` every movement names a dated lot, so each batch also re-assesses expiry risk (the trailing 28-day
+sales of every position it touched). Starts a SecantusDB process (or uses LOTPULSE_MONGODB_URI) and a hub process (``python -m hub.cli serve``), then
 streams batches of ``sale`` movements with fresh idempotency keys from ``--clients`` concurrent clients. The raw
 figure writes the same number of movement-shaped documents with ``bulk_write`` (InsertOne) in batches of the same
 size, straight to the database: the ratio is what validation, idempotency, on-hand checks, positions and events
@@ -34,6 +35,7 @@ from hub.db import Database, EmbeddedServer, free_port  # noqa: E402
 from hub.keys import KeyRing  # noqa: E402
 from tenants import service as tenant_service  # noqa: E402
 
+LOT: dict[str, str] = {}  # with --lots: every movement names a lot with an expiry date
 RECORD = """
 mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }
 """
@@ -67,7 +69,8 @@ async def http_rate(args: argparse.Namespace, port: int, token: str, locations: 
         async with httpx.AsyncClient(timeout=300) as http:
             for b in range(c, args.batches, args.clients):
                 movements = [
-                    {"sku": f"B-{i % args.skus}", "kind": "sale", "quantity": -1, "idempotencyKey": f"{run}-{b}-{i}"}
+                    {"sku": f"B-{i % args.skus}", "kind": "sale", "quantity": -1, "idempotencyKey": f"{run}-{b}-{i}",
+                     **LOT}
                     for i in range(args.batch_size)
                 ]
                 started = time.perf_counter()
@@ -103,6 +106,8 @@ async def raw_rate(database: Database, args: argparse.Namespace, location: Objec
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.lots:
+        LOT["lotCode"] = "L1"
     tmp = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
     server = None
     uri = os.environ.get("LOTPULSE_MONGODB_URI")
@@ -140,12 +145,14 @@ async def main(args: argparse.Namespace) -> None:
                                     '{ id } }')
                 locations.append(created["createLocation"]["id"])
                 await gql(RECORD, {"l": locations[-1], "m": [
-                    {"sku": f"B-{s}", "kind": "count", "quantity": 10**9, "idempotencyKey": f"seed-{c}-{s}"}
+                    {"sku": f"B-{s}", "kind": "count", "quantity": 10**9, "idempotencyKey": f"seed-{c}-{s}",
+                     **({"expiresOn": "2031-01-01"} if LOT else {}), **LOT}
                     for s in range(args.skus)]})
         http_mps, latencies = await http_rate(args, port, token, locations)
         raw_mps = await raw_rate(database, args, ObjectId(locations[0]), indexed=False)
         raw_indexed_mps = await raw_rate(database, args, ObjectId(locations[0]), indexed=True)
-        print(f"batch size {args.batch_size}, {args.batches} batches, {args.clients} clients, {args.skus} SKUs")
+        print(f"batch size {args.batch_size}, {args.batches} batches, {args.clients} clients, {args.skus} SKUs"
+              + (", dated lots (expiry risk re-assessed per batch)" if args.lots else ", no lots"))
         print(f"recordMovements over HTTP : {http_mps:10,.0f} movements/s  "
               f"(batch p50 {statistics.median(latencies) * 1000:,.0f} ms, p99 {pct(latencies, 0.99) * 1000:,.0f} ms)")
         print(f"raw bulk_write (InsertOne): {raw_mps:10,.0f} documents/s  (bare collection)")
@@ -167,4 +174,5 @@ if __name__ == "__main__":
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--skus", type=int, default=20)
+    parser.add_argument("--lots", action="store_true", help="movements of dated lots: includes expiry re-assessment")
     asyncio.run(main(parser.parse_args()))

@@ -278,7 +278,8 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     result.accepted = len(fresh)
     result.positions = stored
     await stock_events(session, tenant_id, stored)
-    await on_stock_changed(session, stored)  # expiry risk is re-assessed in the same transaction
+    # Expiry risk is re-assessed in the same transaction; stock without an expiry date carries none.
+    await on_stock_changed(session, [p for p in stored if p["expires_on"] is not None])
     return result
 
 
