@@ -94,10 +94,6 @@ async def record_receipt(access: Access, database: Database, settings: Settings,
     if access.tenant_id not in (dispatch.consignee_id, dispatch.carrier_id):
         raise Forbidden("only the consignee or the carrier records receipts")
     ref = data.ref.strip() if data.ref else None
-    if ref is not None:
-        earlier = await Receipt.find_one({"dispatch_id": dispatch.id, "ref": ref, "tenant_id": access.tenant_id})
-        if earlier is not None:
-            return earlier  # a scanner resending the same receipt
     if data.location_id is not None:
         location = await access.get(Location, data.location_id, access.locations("write"), "location")
     elif dispatch.to_location_id is not None and access.tenant_id == dispatch.consignee_id:
@@ -107,8 +103,15 @@ async def record_receipt(access: Access, database: Database, settings: Settings,
     skus = await resolve_scanned(access, dispatch, {line.sku.strip() for line in data.lines})
 
     async def work(session: AsyncClientSession) -> Receipt:
+        if ref is not None:
+            # Checked in the transaction: of two concurrent resends, the later one conflicts, retries, finds this.
+            earlier = await Receipt.find_one({"dispatch_id": dispatch.id, "ref": ref, "tenant_id": access.tenant_id},
+                                             session=session)
+            if earlier is not None:
+                return earlier  # a scanner resending the same receipt
         current = await Dispatch.find_one({"_id": dispatch.id}, session=session)
-        assert current is not None
+        if current is None:
+            raise NotFound("dispatch not found")
         if current.status not in OPEN_STATUSES:
             raise Conflict(f"dispatch is {current.status.value}, it takes no more receipts")
         return await _book(session, access, settings, current, location, skus, data, ref)

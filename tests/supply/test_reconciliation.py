@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hub.models.alert import Alert
 from hub.models.event import Event
 from tests.supply.conftest import RECORD_RECEIPT, YOGURT_GTIN, yogurt_line
@@ -130,8 +132,9 @@ async def test_resending_a_receipt_with_the_same_ref_books_nothing_twice(supply)
     line = [{"sku": "YOG-1", "lotCode": "B240315", "quantity": 30}]
     first = await supply.receive(dispatch["id"], line, ref="GR-1")
     again = await supply.receive(dispatch["id"], line, ref="GR-1")
-    assert first["id"] == again["id"]
-    assert (await supply.stock())[0]["onHand"] == 30
+    both = await asyncio.gather(*(supply.receive(dispatch["id"], line, ref="GR-2") for _ in range(2)))
+    assert first["id"] == again["id"] and both[0]["id"] == both[1]["id"]
+    assert (await supply.stock())[0]["onHand"] == 60
 
 
 async def test_a_closed_dispatch_takes_no_more_receipts(supply):
@@ -155,8 +158,6 @@ async def test_carrier_receives_into_its_own_warehouse_as_receiving_3pl(supply):
 
 
 async def test_concurrent_partial_receipts_are_judged_on_each_others_totals(supply):
-    import asyncio
-
     dispatch = await supply.dispatch([yogurt_line(100)])
     line = [{"sku": "YOG-1", "lotCode": "B240315", "quantity": 40}]
     receipts = await asyncio.gather(*(supply.receive(dispatch["id"], line) for _ in range(3)))
