@@ -104,7 +104,8 @@ class Query:
             if filter.holder_id is not None:
                 clauses.append({"tenant_id": str(filter.holder_id)})
             if filter.expiring_before is not None:
-                clauses.append({"expires_on": {"$lt": to_bson(filter.expiring_before)}})
+                # Effective expiry: a temperature excursion brings it forward.
+                clauses.append({"effective_expires_on": {"$lt": to_bson(filter.expiring_before)}})
         viewer = access.tenant_id
 
         async def nodes(page: Sequence[StockPosition]) -> list[StockPositionType]:

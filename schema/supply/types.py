@@ -287,5 +287,5 @@ class StockFilter:
     lot_id: strawberry.ID | None = None
     lot_code: str | None = None
     holder_id: strawberry.ID | None = None
-    expiring_before: date | None = None
+    expiring_before: date | None = strawberry.field(default=None, description="Effective expiry before this date")
     include_empty: bool = False
