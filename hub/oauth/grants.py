@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from anyio import from_thread
-from beanie import PydanticObjectId
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
+from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from hub import audit

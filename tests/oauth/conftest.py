@@ -212,13 +212,14 @@ class Portal:
     hub: Any
     client_id: str
     tenant: str
+    secret: str | None = None  # a confidential (server-side) portal authenticates at the token endpoint
     redirect_uri: str = PORTAL_REDIRECT
     browser: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
     def oauth(self, scope: str = "read write") -> AsyncOAuth2Client:
         return AsyncOAuth2Client(
-            self.client_id, redirect_uri=self.redirect_uri, scope=scope, code_challenge_method="S256",
-            token_endpoint_auth_method="none",
+            self.client_id, self.secret, redirect_uri=self.redirect_uri, scope=scope, code_challenge_method="S256",
+            token_endpoint_auth_method="client_secret_basic" if self.secret else "none",
         )
 
     async def follow(self, url: str, stop_at: str | None = None, max_hops: int = 10) -> httpx.Response:

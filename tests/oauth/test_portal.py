@@ -9,7 +9,15 @@ from authlib.integrations.base_client import OAuthError
 
 import hub.auth as auth_module
 from hub.db import free_port
-from tests.oauth.conftest import ADD_MEMBER, CONFIGURE_PROVIDER, PORTAL_REDIRECT, pkce_pair, portal_for
+from tests.oauth.conftest import (
+    ADD_MEMBER,
+    CONFIGURE_PROVIDER,
+    PORTAL_REDIRECT,
+    Portal,
+    create_client,
+    pkce_pair,
+    portal_for,
+)
 
 ME = "{ me { tenant { id } subject issuer roles scopes } }"
 MEMBERS = "{ members { edges { node { id subject } } } }"
@@ -201,3 +209,23 @@ async def test_unreachable_identity_provider_answers_the_portal_not_a_500(hub, o
     )
     callback, _, _ = await portal.sign_in()
     assert callback["error"] == "temporarily_unavailable" and "code" not in callback
+
+
+async def test_confidential_portal_must_authenticate_to_redeem_its_code(hub, oidc):
+    # given a server-side portal registered as a confidential client of the same tenant
+    public = await portal_for(hub, oidc)
+    client_id, secret = await create_client(
+        hub, public.tenant, name="Server portal", scopes=["read"], roles=["viewer"], redirectUris=[PORTAL_REDIRECT]
+    )
+    portal = Portal(hub, client_id, public.tenant, secret=secret)
+    callback, verifier, client = await portal.sign_in(scope="read")
+    # when it presents the code without its secret, it is refused
+    unauthenticated = Portal(hub, client_id, public.tenant).oauth(scope="read")
+    with pytest.raises(OAuthError) as refused:
+        await portal.token(callback, verifier, unauthenticated)
+    assert refused.value.error == "invalid_client"
+    # and with its secret (on a fresh code) it signs alice in with her roles, not the client's
+    callback, verifier, client = await portal.sign_in(scope="read")
+    token = await portal.token(callback, verifier, client)
+    me = (await hub.ok(ME, token=token["access_token"]))["me"]
+    assert me["subject"] == "alice" and me["roles"] == ["planner"] and me["scopes"] == ["read"]
