@@ -27,7 +27,8 @@ MAX_REPLAY = 10_000
 
 
 def require_manager(access: Access) -> None:
-    """Tenant admins; an OAuth token must also carry ``webhooks:manage``."""
+    """Tenant admins; an OAuth token must also carry ``webhooks:manage`` (also checked by the GraphQL permission
+    ``WEBHOOK_ADMIN``; repeated here so every caller of the service, not only GraphQL, is held to it)."""
     access.require_admin()
     scopes = access.principal.scopes
     if scopes is not None and MANAGE_SCOPE not in scopes:

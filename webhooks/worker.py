@@ -104,6 +104,12 @@ class Worker:
         collection = WebhookDelivery.get_pymongo_collection()
         waiting = await collection.distinct("endpoint_id", {**due, "endpoint_id": {"$nin": sorted(self.busy)}})
         need = [endpoint for endpoint in waiting if not self.backlog.get(endpoint)]
+        if need:  # a disabled endpoint's deliveries wait for it to be enabled again: do not scan them
+            enabled = WebhookEndpoint.get_pymongo_collection().find(
+                {"_id": {"$in": need}, "enabled": True}, projection={"_id": 1}
+            )
+            usable = {raw["_id"] async for raw in enabled}
+            need = [endpoint for endpoint in need if endpoint in usable]
         found = await asyncio.gather(
             *(
                 collection.find({**due, "endpoint_id": endpoint}, projection={"_id": 1})

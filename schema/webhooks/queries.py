@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.pagination import Connection, paginate
-from schema.permissions import ADMIN
+from schema.permissions import WEBHOOK_ADMIN
 from schema.webhooks.types import WebhookDeliveryFilter, WebhookDeliveryType, WebhookEndpointType
 from webhooks import service
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -16,7 +16,7 @@ from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=ADMIN)
+    @strawberry.field(permission_classes=WEBHOOK_ADMIN)
     async def webhook_endpoints(
         self, info: Info, first: int = 100, after: str | None = None
     ) -> Connection[WebhookEndpointType]:
@@ -31,7 +31,7 @@ class Query:
             WebhookEndpointType.from_model,
         )
 
-    @strawberry.field(permission_classes=ADMIN, description="Newest first, with every attempt")
+    @strawberry.field(permission_classes=WEBHOOK_ADMIN, description="Newest first, with every attempt")
     async def webhook_deliveries(
         self, info: Info, filter: WebhookDeliveryFilter | None = None, first: int = 100, after: str | None = None
     ) -> Connection[WebhookDeliveryType]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -149,3 +151,26 @@ async def test_unknown_event_types_are_refused(quiet_hub, receiver):
         {"u": receiver.at("/x")}, tenant="acme",
     )
     assert codes(body) == ["BAD_USER_INPUT"]
+
+
+def scoped_token(hub, tenant: str, scope: str) -> str:
+    """An admin's token that, like an OAuth access token, carries only ``scope``."""
+    now = int(time.time())
+    claims = {
+        "iss": hub.settings.issuer, "aud": hub.settings.audience, "sub": f"erp:{tenant}", "iat": now, "nbf": now,
+        "exp": now + 600, "jti": uuid.uuid4().hex, "scope": scope,
+        hub.settings.claim_namespace: {"tenant": tenant, "roles": ["admin"]},
+    }
+    return hub.keyring.sign(claims)
+
+
+async def test_a_scoped_token_needs_the_webhooks_manage_scope(quiet_hub, receiver):
+    await quiet_hub.tenant("acme", "retailer")
+    without = scoped_token(quiet_hub, "acme", "alerts:read")
+    assert codes(await quiet_hub.gql(ENDPOINTS, token=without)) == ["FORBIDDEN"]
+    granted = scoped_token(quiet_hub, "acme", "alerts:read webhooks:manage")
+    body = await quiet_hub.gql(
+        "mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { secret } }", {"u": receiver.at("/x")},
+        token=granted,
+    )
+    assert "errors" not in body and body["data"]["createWebhookEndpoint"]["secret"].startswith("whsec_")
