@@ -1,0 +1,47 @@
+"""Hostile or malformed requests to the OAuth endpoints are answered cheaply with a 4xx, never a 500."""
+
+from __future__ import annotations
+
+from tests.oauth.conftest import create_client
+
+FORM = "application/x-www-form-urlencoded"
+MALFORMED = [
+    (b'{"grant_type": "client_credentials"}', {"content-type": "application/json"}, 400, "invalid_request"),
+    (b"grant_type=" + b"x" * 20_000, {"content-type": FORM}, 400, "invalid_request"),
+    (b"grant_type=\xff\xfe", {"content-type": FORM}, 400, "invalid_request"),
+    (b"grant_type=password&username=a&password=b", {"content-type": FORM}, 400, "unsupported_grant_type"),
+    (b"grant_type=client_credentials", {"content-type": FORM, "authorization": "Basic !!!"}, 401, "invalid_client"),
+    (b"grant_type=client_credentials&client_id=" + b"x" * 5000 + b"&client_secret=y", {"content-type": FORM}, 400,
+     "invalid_client"),
+]
+
+
+async def test_malformed_token_requests_get_a_4xx(hub):
+    for content, headers, status, error in MALFORMED:
+        response = await hub.http.post("/oauth/token", content=content, headers=headers)
+        assert (response.status_code, response.json()["error"]) == (status, error), content[:40]
+
+
+async def test_token_endpoint_takes_post_only(hub):
+    assert (await hub.http.get("/oauth/token")).status_code == 405
+
+
+async def test_authorize_with_an_unknown_client_is_never_redirected(hub):
+    response = await hub.http.get(
+        "/oauth/authorize",
+        params={"response_type": "code", "client_id": "lpc_nobody", "redirect_uri": "https://evil.example/cb",
+                "state": "s", "code_challenge": "x" * 43, "code_challenge_method": "S256"},
+    )
+    assert response.status_code == 400 and "location" not in response.headers
+
+
+async def test_callback_without_a_sign_in_in_progress_is_refused(hub):
+    response = await hub.http.get("/oauth/callback", params={"code": "c", "state": "s"})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+async def test_introspecting_garbage_answers_inactive(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
+    for token in ("garbage", "lprt_unknown", "a.b.c", "x" * 10_000):
+        response = await hub.http.post("/oauth/introspect", data={"token": token}, auth=(client_id, secret))
+        assert response.status_code == 200 and response.json() == {"active": False}
