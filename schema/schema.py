@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 
 from hub.config import Settings
 from schema.errors import ErrorShaper
+from schema.live.execution import SharedEventExecutor
 from schema.limits import BoundedParserCache, Limits, QueryGuard
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
@@ -53,4 +54,5 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryGuard(limits, validation_cache),
             ErrorShaper,
         ],
+        execution_context_class=SharedEventExecutor,  # one execution per live event and document, not per subscriber
     )

@@ -9,7 +9,10 @@ from strawberry.types import Info
 
 from hub.bus import EventBus
 from schema.alerts.types import AlertEventFilter, AlertEventType
+from schema.live.execution import PerEventCache
 from schema.permissions import READ
+
+SHARED = PerEventCache()
 
 
 @strawberry.type
@@ -31,4 +34,4 @@ class Subscription:
             principal.tenant_id, wanted.event_types(), wanted.matches, str(after) if after else None
         ) as events:
             async for event in events:
-                yield AlertEventType.from_event(event)
+                yield SHARED.get(event.id, lambda: AlertEventType.from_event(event))

@@ -17,9 +17,11 @@ from schema.live.types import (
     StockChangeType,
     StockPositionChangeType,
 )
+from schema.live.execution import PerEventCache
 from schema.permissions import READ
 
 ROLES = ("shipper", "consignee", "carrier")
+SHARED = PerEventCache()
 After = Annotated[
     strawberry.ID | None,
     strawberry.argument(description="A cursor from an earlier message: replay what came after it, then go live"),
@@ -59,4 +61,4 @@ class Subscription:
             viewer, DISPATCH_EVENT_TYPES, lambda event: wanted.matches(event, viewer), str(after) if after else None
         ) as events:
             async for event in events:
-                yield DispatchUpdateType.from_event(event)
+                yield SHARED.get(event.id, lambda: DispatchUpdateType.from_event(event))
