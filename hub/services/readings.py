@@ -92,15 +92,22 @@ def parse_sample(sample: Any) -> ReadingIn | str:
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (c, *([rh] if rh is not None else []))):
         return "temperature and humidity must be numbers"
     try:
-        if isinstance(raw_at, str):
+        temperature, humidity = float(c), None if rh is None else float(rh)
+    except OverflowError:  # a 400-digit integer is valid JSON
+        return "temperature and humidity must be numbers within range"
+    if isinstance(raw_at, str):
+        try:
             at = datetime.fromisoformat(raw_at)
-        elif isinstance(raw_at, (int, float)) and not isinstance(raw_at, bool) and math.isfinite(raw_at):
+        except ValueError:
+            return "time is not a valid ISO 8601 instant"
+    elif isinstance(raw_at, (int, float)) and not isinstance(raw_at, bool):
+        try:
             at = datetime.fromtimestamp(raw_at, timezone.utc)
-        else:
-            return "time must be an ISO 8601 string or epoch seconds"
-    except (ValueError, OverflowError, OSError):
-        return "time is not a valid ISO 8601 instant"
-    return ReadingIn(at, float(c), None if rh is None else float(rh))
+        except (ValueError, OverflowError, OSError):
+            return "time is not a valid epoch instant"
+    else:
+        return "time must be an ISO 8601 string or epoch seconds"
+    return ReadingIn(at, temperature, humidity)
 
 
 def check_reading(reading: ReadingIn, now: datetime, settings: Settings) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,7 @@ from hub.errors import BadInput
 from hub.models.reading import ReadingBucket
 from hub.services import readings as reading_service
 from tenants.access import Access
-from tests.sensors.conftest import REGISTER_SENSOR, minutes_ago, readings
+from tests.sensors.conftest import INGEST, REGISTER_SENSOR, minutes_ago, readings
 
 SERIES = """
 query($id: ID!, $from: DateTime!, $to: DateTime, $interval: Int, $first: Int! = 1000) {
@@ -201,15 +202,21 @@ async def test_compact_samples_are_stored_like_readings_and_malformed_ones_rejec
         ["yesterday-ish", 5.0],
         [start.isoformat()],
         [start.isoformat(), "warm"],
+        [start.isoformat(), 10**400],
+        [10**400, 5.0],
+        [float("1e300"), 5.0],
     ]
 
     report = await cold.ingest([{"sensorId": cold.sensor, "samples": samples}])
 
-    assert (report["received"], report["accepted"]) == (5, 2)
+    assert (report["received"], report["accepted"]) == (8, 2)
     assert [(r["index"], r["reason"]) for r in report["rejected"]] == [
         (2, "time is not a valid ISO 8601 instant"),
         (3, "a sample is [time, temperatureC] or [time, temperatureC, humidityPct]"),
         (4, "temperature and humidity must be numbers"),
+        (5, "temperature and humidity must be numbers within range"),
+        (6, "time is not a valid epoch instant"),
+        (7, "time is not a valid epoch instant"),
     ]
     series = await hub.ok(SERIES, {"id": cold.sensor, "from": start.isoformat()}, tenant="shopmart")
     assert [(p["temperatureC"], p["humidityPct"]) for p in series["sensorReadings"]["points"]] == [
@@ -257,3 +264,18 @@ async def test_concurrent_calls_for_the_same_sensor_and_hour_lose_nothing_and_st
     assert len(data["sensorReadings"]["points"]) == 40
     [sensor] = (await hub.ok(SENSORS, tenant="shopmart"))["sensors"]["nodes"]
     assert sensor["readingsCount"] == 40
+
+
+async def test_a_nan_sample_on_the_wire_is_rejected_alone(cold, hub):
+    # JSON has no NaN, but gateways emit it and the hub parses it: it must cost one reading, not the call.
+    at = minutes_ago(2).isoformat()
+    samples = f'[["{at}", NaN], ["{minutes_ago(1).isoformat()}", 4.5]]'
+    body = f'{{"query": {json.dumps(INGEST)}, "variables": {{"input": [{{"sensorId": "{cold.sensor}", "samples": {samples}}}]}}}}'
+
+    response = await hub.http.post("/graphql", content=body, headers={
+        "authorization": f"Bearer {hub.token('shopmart')}", "content-type": "application/json",
+    })
+
+    report = response.json()["data"]["ingestReadings"]
+    assert report["accepted"] == 1
+    assert [(r["index"], r["reason"]) for r in report["rejected"]] == [(0, "temperature is not a number")]
