@@ -92,7 +92,7 @@ async def main(args: argparse.Namespace) -> None:
     database = await Database.connect(uri, name)
     receiver = Receiver()
     http_server = await receiver.start()
-    settings = Settings(webhook_allow_private=True, webhook_poll_seconds=0.02)
+    settings = Settings(webhook_allow_private=True, webhook_poll_seconds=0.1)
     try:
         url = f"http://127.0.0.1:{receiver.port}"
         raw = await raw_posts(f"{url}/raw", args.deliveries, settings.webhook_endpoint_concurrency * args.endpoints)

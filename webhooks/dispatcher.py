@@ -155,6 +155,7 @@ class Dispatcher:
         *,
         grace: timedelta = timedelta(seconds=10),
         lease: timedelta = timedelta(seconds=30),
+        recheck_every: timedelta = timedelta(seconds=1),
         poll_seconds: float = 0.5,
         clock: Clock | None = None,
         on_created: Callable[[int], None] | None = None,
@@ -168,7 +169,8 @@ class Dispatcher:
         self.frontier: ObjectId | None = None
         self.seen: set[ObjectId] = set()
         self.more = False  # the last pass hit the batch limit: go again without sleeping
-        self.renew_at = self.save_at = _wall()
+        self.renew_at = self.save_at = self.recheck_at = _wall()
+        self.recheck_every = recheck_every
         self.saved: ObjectId | None = None
 
     async def _lead(self) -> bool:
@@ -224,11 +226,15 @@ class Dispatcher:
         if not await self._lead():
             return 0
         assert self.durable is not None and self.frontier is not None
-        cutoff = ObjectId.from_datetime(_wall() - self.grace)
+        now = _wall()
+        cutoff = ObjectId.from_datetime(now - self.grace)
         collection = Event.get_pymongo_collection()
         fresh = await collection.find({"_id": {"$gt": self.frontier}}).sort("_id", 1).limit(BATCH).to_list(BATCH)
         late: list[dict[str, Any]] = []
-        if self.frontier > self.durable:
+        # Looking back for late commits reads the whole grace window, so it runs about once a second, and the
+        # durable cursor only advances in passes that looked (never past an event that might still appear).
+        recheck = now >= self.recheck_at
+        if recheck and self.frontier > self.durable:
             window = collection.find({"_id": {"$gt": self.durable, "$lte": self.frontier}}, projection={"_id": 1})
             missing = [raw["_id"] async for raw in window if raw["_id"] not in self.seen]
             if missing:
@@ -242,8 +248,10 @@ class Dispatcher:
             self.seen.update(event["_id"] for event in batch)
             if fresh:
                 self.frontier = fresh[-1]["_id"]
-        self.durable = max(self.durable, min(self.frontier, cutoff))
-        self.seen = {seen for seen in self.seen if seen > self.durable}
+        if recheck:
+            self.recheck_at = now + self.recheck_every
+            self.durable = max(self.durable, min(self.frontier, cutoff))
+            self.seen = {seen for seen in self.seen if seen > self.durable}
         self.more = len(fresh) == BATCH
         if created and self.on_created is not None:
             self.on_created(created)

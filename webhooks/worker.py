@@ -81,10 +81,15 @@ class Worker:
         self.busy: set[ObjectId] = set()
         self.backlog: dict[ObjectId, list[ObjectId]] = {}  # endpoint -> due deliveries not yet tried to claim
         self.discovered_at = -math.inf
+        self.stale = True
+        # Retries falling due and deliveries made by other processes are found by a periodic scan.
+        self.rescan_seconds = max(settings.webhook_poll_seconds, 0.5)
         self.tasks: set[asyncio.Task[None]] = set()
         self.wakeup = asyncio.Event()
 
     def wake(self, *_: Any) -> None:
+        """New deliveries exist (the dispatcher made them): look for them now, not at the next scan."""
+        self.stale = True
         self.wakeup.set()
 
     async def close(self) -> None:
@@ -122,13 +127,15 @@ class Worker:
         for endpoint, docs in zip(need, found):
             self.backlog[endpoint] = [doc["_id"] for doc in docs]
         self.discovered_at = time.monotonic()
+        self.stale = False
 
     async def claim(self, limit_groups: int = MAX_GROUPS) -> list[Group]:
         """Lease due deliveries of enabled endpoints this worker is not already serving, batched per endpoint."""
         now = self.clock.now()
         due = _due(now)
         ready = [e for e, ids in self.backlog.items() if ids and e not in self.busy]
-        if not ready or time.monotonic() - self.discovered_at >= self.settings.webhook_poll_seconds:
+        cached = any(self.backlog.values())  # a busy endpoint's cached backlog is not a reason to scan again
+        if not cached or self.stale or time.monotonic() - self.discovered_at >= self.rescan_seconds:
             await self._discover(due)
             ready = [e for e, ids in self.backlog.items() if ids and e not in self.busy]
         if not ready:

@@ -28,7 +28,7 @@ async def test_an_event_committed_late_below_the_cursor_is_still_dispatched_once
     # given
     await quiet_hub.tenant("acme", "retailer")
     endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
-    dispatcher = Dispatcher()
+    dispatcher = Dispatcher(recheck_every=timedelta(0))
     await emit_many(None, [stock_event("acme", 2)])
     assert await dispatcher.run_once() == 1
     # when: a transaction that took its event id earlier (but not before the endpoint existed) commits only now
