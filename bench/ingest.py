@@ -90,7 +90,8 @@ async def run(args: argparse.Namespace) -> None:
     try:
         async with httpx.AsyncClient(base_url=settings.public_url, timeout=120) as http:
             await tenant_service.create_tenant("coldstore", "Cold Store", "logistics")
-            location = (await gql(http, token, CREATE_LOCATION, {"i": {"code": "CH-1", "name": "Chiller", "kind": "zone"}}))
+            chiller = {"code": "CH-1", "name": "Chiller", "kind": "zone"}
+            location = await gql(http, token, CREATE_LOCATION, {"i": chiller})
             location_id = location["createLocation"]["id"]
             sku = {"code": "MILK", "name": "Milk", "storage": {"tempMaxC": 8.0}, "excursionSensitivity": 0.5}
             await gql(http, token, UPSERT_SKU, {"i": sku})
@@ -99,7 +100,8 @@ async def run(args: argparse.Namespace) -> None:
             await gql(http, token, RECORD, {"m": [stock], "l": location_id})
             sensor_ids = []
             for n in range(args.sensors):
-                data = await gql(http, token, REGISTER, {"i": {"deviceId": f"probe-{n:04d}", "locationId": location_id}})
+                probe = {"deviceId": f"probe-{n:04d}", "locationId": location_id}
+                data = await gql(http, token, REGISTER, {"i": probe})
                 sensor_ids.append(data["registerSensor"]["sensor"]["id"])
 
             per_sensor = args.batch_size // args.sensors
@@ -146,7 +148,8 @@ async def run(args: argparse.Namespace) -> None:
     print(f"ingestReadings over HTTP: {args.batches} calls of {size} readings ({args.sensors} sensors x {per_sensor}) "
           f"per form; {2 * total} readings stored in {buckets} hour buckets")
     for form, (seconds, latencies) in runs.items():
-        print(f"  as {form:<9} {total / seconds:8.0f} readings/s   call p50 {statistics.median(latencies) * 1000:.0f} ms"
+        p50 = statistics.median(latencies) * 1000
+        print(f"  as {form:<9} {total / seconds:8.0f} readings/s   call p50 {p50:.0f} ms"
               f"  p99 {percentile(latencies, 0.99) * 1000:.0f} ms  ({total / seconds / raw_rate:.0%} of raw)")
     print(f"  replayed batch {size / replay_seconds:8.0f} readings/s   (all duplicates, nothing written)")
     print(f"raw insert_many, one document per reading, chunks of {size}, same database:")

@@ -23,7 +23,9 @@ from datetime import date, timedelta
 LOSS_PER_DEGREE_MINUTE = 0.0013
 
 
-def loss_fraction(sensitivity: float, degree_minutes: float, per_degree_minute: float = LOSS_PER_DEGREE_MINUTE) -> float:
+def loss_fraction(
+    sensitivity: float, degree_minutes: float, per_degree_minute: float = LOSS_PER_DEGREE_MINUTE
+) -> float:
     """Fraction (0-1) of the remaining shelf life an excursion of ``degree_minutes`` destroys."""
     return min(1.0, max(0.0, sensitivity) * max(0.0, degree_minutes) * per_degree_minute)
 

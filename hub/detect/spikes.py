@@ -215,7 +215,8 @@ def detect(state: SpikeState, readings: Iterable[Reading], config: SpikeConfig) 
                 episode.ended_at = reading.at
                 if episode.opened:
                     update = touched.get(episode.started_at)
-                    touched[episode.started_at] = EpisodeUpdate(episode, opened=bool(update and update.opened), closed=True)
+                    opened = bool(update and update.opened)
+                    touched[episode.started_at] = EpisodeUpdate(episode, opened=opened, closed=True)
                 state.episode = None
         state.last_at, state.last_c = reading.at, reading.c
         # Only the window's minimum matters: drop readings a newer, colder one outlives (a monotonic queue), so a

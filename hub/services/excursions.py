@@ -55,7 +55,8 @@ def _exposures(update: EpisodeUpdate, goods: Goods, previous: list[ExposedLot], 
         limit = sku.storage.temp_max_c
         dose = episode.degree_minutes_above(limit)
         loss = loss_fraction(sku.excursion_sensitivity, dose, settings.shelf_life_loss_per_degree_minute)
-        start_expiry = before[lot.id].expires_before if lot.id in before else lot.effective_expires_on  # type: ignore[index]
+        earlier = before.get(lot.id)  # type: ignore[arg-type]
+        start_expiry = earlier.expires_before if earlier else lot.effective_expires_on
         exposed[lot.id] = ExposedLot(  # type: ignore[index]
             lot_id=lot.id,  # type: ignore[arg-type]
             lot_code=lot.lot_code,
@@ -165,7 +166,8 @@ async def record(
             "updated_at": now,
         }
         for item in fields["exposed_lots"]:
-            item["expires_before"], item["expires_after"] = to_bson(item["expires_before"]), to_bson(item["expires_after"])
+            item["expires_before"] = to_bson(item["expires_before"])
+            item["expires_after"] = to_bson(item["expires_after"])
         raw = await collection.find_one_and_update(
             key,
             {"$set": fields, "$setOnInsert": {**key, "created_at": now}},

@@ -79,7 +79,8 @@ async def evaluate_positions(
         return []
     lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
     lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)}
-    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted({p["sku_id"] for p in positions})}}, session=session)}
+    sku_ids = sorted({p["sku_id"] for p in positions})
+    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sku_ids}}, session=session)}
     holders = {t.id: t async for t in Tenant.find({"_id": {"$in": sorted({p["tenant_id"] for p in positions})}})}
     locations = {
         loc.id: loc async for loc in Location.find({"_id": {"$in": sorted({p["location_id"] for p in positions})}})

@@ -57,7 +57,10 @@ async def goods_for(
             dispatch_lots[dispatch.id] = [line.lot_id for line in dispatch.lines]  # type: ignore[index]
     positions: dict[tuple[str, PydanticObjectId], list[StockPosition]] = {}
     query = {
-        "$or": [{"tenant_id": t, "location_id": loc} for t, loc in sorted({(s.tenant_id, s.location_id) for s in sensors})],
+        "$or": [
+            {"tenant_id": tenant, "location_id": location}
+            for tenant, location in sorted({(s.tenant_id, s.location_id) for s in sensors})
+        ],
         "on_hand": {"$gt": 0},
     }
     async for position in StockPosition.find(query, session=session):

@@ -66,7 +66,10 @@ class Query:
         series = await reading_service.series(sensor, from_, end, interval_minutes, first)
         return ReadingSeries(
             sensor_id=strawberry.ID(str(sensor.id)),
-            points=[ReadingPoint(at=p.at, temperature_c=p.temperature_c, humidity_pct=p.humidity_pct) for p in series.points],
+            points=[
+                ReadingPoint(at=p.at, temperature_c=p.temperature_c, humidity_pct=p.humidity_pct)
+                for p in series.points
+            ],
             aggregates=[
                 ReadingAggregate(start=a.start, count=a.count, min_c=a.min_c, max_c=a.max_c, avg_c=a.avg_c)
                 for a in series.aggregates

@@ -141,7 +141,9 @@ class IngestReadingsPayload:
             accepted=report.accepted,
             duplicates=report.duplicates,
             late=report.late,
-            rejected=[RejectedReading(sensor=r.sensor, index=r.index, at=r.at, reason=r.reason) for r in report.rejected],
+            rejected=[
+                RejectedReading(sensor=r.sensor, index=r.index, at=r.at, reason=r.reason) for r in report.rejected
+            ],
             excursions=[
                 ExcursionChange(excursion_id=strawberry.ID(str(o.excursion_id)), opened=o.opened, closed=o.closed)
                 for o in report.excursions

@@ -24,7 +24,8 @@ def test_a_lot_three_months_from_expiry_that_needs_five_months_to_sell_is_flagge
 
 def test_a_lot_past_its_effective_expiry_with_stock_is_critical_even_if_recorded_expiry_is_ahead():
     stock = LotStock(
-        on_hand=3, expires_on=TODAY - timedelta(days=1), recorded_expires_on=TODAY + timedelta(days=5), sold_in_window=100
+        on_hand=3, expires_on=TODAY - timedelta(days=1), recorded_expires_on=TODAY + timedelta(days=5),
+        sold_in_window=100,
     )
 
     risk = assess(stock, TODAY)

@@ -15,7 +15,9 @@ from hub.services import expiry
 from tests.sensors.conftest import CREATE_LOCATION, RECORD_MOVEMENTS
 
 ALERTS = """
-query { alerts(first: 50) { nodes { id kind severity title recommendation evidence occurrences subjects { kind label } } } }
+query {
+  alerts(first: 50) { nodes { id kind severity title recommendation evidence occurrences subjects { kind label } } }
+}
 """
 CREATE_DISPATCH = """
 mutation($input: CreateDispatchInput!) { createDispatch(input: $input) { id ref } }

@@ -96,7 +96,8 @@ async def test_impossible_readings_are_rejected_one_by_one_while_the_rest_are_ke
         ("000000000000000000000000", 0): "unknown sensor",
         ("no-such-device", 0): "unknown sensor",
     }
-    series = await hub.ok(SERIES, {"id": cold.sensor, "from": (now - timedelta(hours=1)).isoformat()}, tenant="shopmart")
+    window = {"id": cold.sensor, "from": (now - timedelta(hours=1)).isoformat()}
+    series = await hub.ok(SERIES, window, tenant="shopmart")
     assert series["sensorReadings"]["points"] == [
         {"at": good["at"], "temperatureC": 4.0, "humidityPct": 80.0}
     ]
@@ -116,7 +117,9 @@ async def test_not_a_number_is_rejected_per_reading_by_the_service(cold, hub):
     report = await reading_service.ingest(access, hub.state.database, hub.settings, [batch])
 
     assert report.accepted == 1
-    assert [r.reason for r in report.rejected] == ["temperature is not a number", "relative humidity inf % is outside 0..100 %"]
+    assert [r.reason for r in report.rejected] == [
+        "temperature is not a number", "relative humidity inf % is outside 0..100 %"
+    ]
 
 
 async def test_a_call_above_the_batch_limit_is_refused_whole(cold, hub):
@@ -149,10 +152,9 @@ async def test_the_series_downsamples_to_min_max_avg_per_interval(cold, hub):
     start = minutes_ago(200).replace(minute=0)
     await cold.ingest_temps([float(i % 10) for i in range(120)], start)  # 0..9 °C sawtooth over two hours
 
-    by_10 = await hub.ok(SERIES, {"id": cold.sensor, "from": start.isoformat(), "to": (start + timedelta(hours=2)).isoformat(),
-                                  "interval": 10}, tenant="shopmart")
-    by_hour = await hub.ok(SERIES, {"id": cold.sensor, "from": start.isoformat(), "to": (start + timedelta(hours=2)).isoformat(),
-                                    "interval": 60}, tenant="shopmart")
+    span = {"id": cold.sensor, "from": start.isoformat(), "to": (start + timedelta(hours=2)).isoformat()}
+    by_10 = await hub.ok(SERIES, {**span, "interval": 10}, tenant="shopmart")
+    by_hour = await hub.ok(SERIES, {**span, "interval": 60}, tenant="shopmart")
 
     tens = by_10["sensorReadings"]["aggregates"]
     assert len(tens) == 12 and by_10["sensorReadings"]["points"] == []
@@ -187,7 +189,9 @@ async def test_registering_a_known_device_again_moves_it(cold, hub):
     )
     location = other["createLocation"]["id"]
 
-    moved = await hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "pallet-c3", "locationId": location}}, tenant="shopmart")
+    moved = await hub.ok(
+        REGISTER_SENSOR, {"input": {"deviceId": "pallet-c3", "locationId": location}}, tenant="shopmart"
+    )
 
     assert moved["registerSensor"]["created"] is False
     assert moved["registerSensor"]["sensor"]["id"] == cold.sensor
@@ -229,7 +233,8 @@ def scoped_token(hub, scope: str) -> str:
     now = int(time.time())
     claims = {
         "iss": hub.settings.issuer, "aud": hub.settings.audience, "sub": "gateway-7", "iat": now, "nbf": now,
-        "exp": now + 600, "scope": scope, hub.settings.claim_namespace: {"tenant": "shopmart", "roles": ["integration"]},
+        "exp": now + 600, "scope": scope,
+        hub.settings.claim_namespace: {"tenant": "shopmart", "roles": ["integration"]},
     }
     return hub.keyring.sign(claims)
 
@@ -270,7 +275,8 @@ async def test_a_nan_sample_on_the_wire_is_rejected_alone(cold, hub):
     # JSON has no NaN, but gateways emit it and the hub parses it: it must cost one reading, not the call.
     at = minutes_ago(2).isoformat()
     samples = f'[["{at}", NaN], ["{minutes_ago(1).isoformat()}", 4.5]]'
-    body = f'{{"query": {json.dumps(INGEST)}, "variables": {{"input": [{{"sensorId": "{cold.sensor}", "samples": {samples}}}]}}}}'
+    variables = f'{{"input": [{{"sensorId": "{cold.sensor}", "samples": {samples}}}]}}'
+    body = f'{{"query": {json.dumps(INGEST)}, "variables": {variables}}}'
 
     response = await hub.http.post("/graphql", content=body, headers={
         "authorization": f"Bearer {hub.token('shopmart')}", "content-type": "application/json",

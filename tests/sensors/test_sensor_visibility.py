@@ -46,7 +46,8 @@ async def test_a_tenant_without_a_partnership_sees_nothing_and_learns_nothing(co
 
 
 async def test_a_partner_cannot_ingest_into_or_register_at_anothers_sensor_and_location(cold, hub):
-    report = await cold.ingest([{"sensorId": cold.sensor, "readings": readings([99.0], minutes_ago(1))}], tenant="freshco")
+    hot = [{"sensorId": cold.sensor, "readings": readings([99.0], minutes_ago(1))}]
+    report = await cold.ingest(hot, tenant="freshco")
     registered = await hub.gql(
         REGISTER_SENSOR, {"input": {"deviceId": "sneaky", "locationId": cold.shelf}}, tenant="freshco"
     )
@@ -57,7 +58,8 @@ async def test_a_partner_cannot_ingest_into_or_register_at_anothers_sensor_and_l
 
 
 async def test_the_brand_does_not_see_a_sensor_where_none_of_its_goods_are(cold, hub):
-    empty = await hub.ok(CREATE_LOCATION, {"input": {"code": "C-9", "name": "Empty", "kind": "zone"}}, tenant="shopmart")
+    shelf = {"code": "C-9", "name": "Empty", "kind": "zone"}
+    empty = await hub.ok(CREATE_LOCATION, {"input": shelf}, tenant="shopmart")
     await hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "shelf-c9", "locationId": empty["createLocation"]["id"]}},
                  tenant="shopmart")
     await cold.ingest([{"deviceId": "shelf-c9", "readings": readings([5.0], minutes_ago(1))}])
