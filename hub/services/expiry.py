@@ -6,7 +6,8 @@ all stock (``sweep``: ``lotpulse sweep`` and in-process every ``settings.sweep_i
 
 Alerts are deduplicated per lot and location. A finding already raised with the same reason and severity is left
 alone, so the sweep never re-pages anyone (nor reopens an alert somebody acknowledged); it is raised again only when
-it gets worse, changes reason, or comes back after being resolved.
+it gets worse, changes reason, or comes back after being resolved. When the finding goes away (the lot sold out, or
+sells fast enough now) the hub resolves the alert itself (``resolved_by`` = ``system:expiry``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any, Iterable
 
 from beanie import PydanticObjectId
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.dates import from_bson, to_bson
@@ -30,12 +32,14 @@ from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.services.alerts import raise_alert
+from hub.events import emit
+from hub.services.alerts import alert_payload, raise_alert
 from tenants.access import grantees
 from tenants.models import Scope, Tenant, TenantKind, utcnow
 
 log = logging.getLogger("lotpulse.expiry")
 SELLING_KINDS = ("sale", "issue")
+RESOLVER = "system:expiry"  # resolved_by when the hub itself sees a finding go away
 
 
 def today_utc() -> date:
@@ -74,8 +78,10 @@ async def evaluate_positions(
 ) -> list[Alert]:
     """Assess raw stock positions and raise (or leave alone) their ``expiry_risk`` alerts."""
     today = today or today_utc()
+    cleared = [_key(p) for p in positions if p.get("on_hand", 0) <= 0]
     positions = [p for p in positions if p.get("on_hand", 0) > 0]
     if not positions:
+        await _resolve_cleared(session, cleared)
         return []
     lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
     lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)}
@@ -113,6 +119,7 @@ async def evaluate_positions(
         )
         risk = assess(stock, today)
         if risk is None:
+            cleared.append(key)
             continue
         previous = existing.get(key)
         if previous is not None and previous["status"] != AlertStatus.resolved.value:
@@ -159,7 +166,28 @@ async def evaluate_positions(
             },
             recommendation=risk.recommendation,
         ))
+    await _resolve_cleared(session, cleared)
     return raised
+
+
+async def _resolve_cleared(session: AsyncClientSession | None, keys: list[str]) -> None:
+    """Resolve the open expiry alerts whose finding went away (sold out, or selling fast enough now)."""
+    if not keys:
+        return
+    collection = Alert.get_pymongo_collection()
+    query = {"dedupe_key": {"$in": sorted(keys)}, "status": {"$ne": AlertStatus.resolved.value}}
+    now = utcnow()
+    async for raw in collection.find(query, session=session):
+        done = await collection.find_one_and_update(
+            {"_id": raw["_id"], "status": raw["status"]},
+            {"$set": {"status": AlertStatus.resolved.value, "resolved_at": now, "resolved_by": RESOLVER,
+                      "note": "no longer at risk: sold out, or selling fast enough", "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if done is not None:
+            alert = Alert.model_validate(done)
+            await emit(session, "alert.resolved", alert.tenant_id, alert.audience, alert_payload(alert))
 
 
 def _key(position: dict[str, Any]) -> str:

@@ -16,7 +16,9 @@ from tests.sensors.conftest import CREATE_LOCATION, RECORD_MOVEMENTS
 
 ALERTS = """
 query {
-  alerts(first: 50) { nodes { id kind severity title recommendation evidence occurrences subjects { kind label } } }
+  alerts(first: 50) {
+    nodes { id kind severity status resolvedBy title recommendation evidence occurrences subjects { kind label } }
+  }
 }
 """
 CREATE_DISPATCH = """
@@ -167,3 +169,13 @@ async def test_a_dispatch_of_fresh_goods_raises_nothing(cold, hub):
                  tenant="freshco")
 
     assert await expiry_alerts(hub, "freshco") == [] and await expiry_alerts(hub, "shopmart") == []
+
+
+async def test_selling_the_lot_out_resolves_its_expiry_alert(cold, hub):
+    dc = await stock_a_slow_lot(hub, cold)
+    sale = {"sku": "SALAD-1", "kind": "sale", "quantity": -300, "idempotencyKey": "clearance", "lotCode": "SLOW-1"}
+
+    await hub.ok(RECORD_MOVEMENTS, {"movements": [sale], "locationId": dc}, tenant="freshco")
+
+    [alert] = [a for a in await expiry_alerts(hub, "freshco") if "SLOW-1" in a["title"]]
+    assert alert["status"] == "resolved" and alert["resolvedBy"] == "system:expiry"
