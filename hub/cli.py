@@ -141,7 +141,10 @@ def sweep(args: argparse.Namespace, settings: Settings) -> int:
     async def work(db: Database) -> object:
         today = date.fromisoformat(args.date) if args.date else None
         report = await expiry.sweep(db, today)
-        return f"expiry sweep: {report.positions} stock positions assessed, {report.alerts} alerts raised or raised again"
+        return (
+            f"expiry sweep: {report.positions} stock positions assessed, {report.alerts} alerts raised or raised again; "
+            f"{report.sensors_refreshed} sensors re-derived the brands they watch"
+        )
 
     print(run_with_database(settings, work))
     return 0

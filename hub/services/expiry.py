@@ -34,6 +34,7 @@ from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.events import emit
 from hub.services.alerts import alert_payload, raise_alert
+from hub.services.sensors import refresh_goods_owners
 from tenants.access import grantees
 from tenants.models import Scope, Tenant, TenantKind, utcnow
 
@@ -223,11 +224,15 @@ async def evaluate_lots(
 class SweepReport:
     positions: int = 0
     alerts: int = 0
+    sensors_refreshed: int = 0  # sensors whose watched brands changed (see sensors.refresh_goods_owners)
 
 
 async def sweep(database: Database, today: date | None = None, page: int = 500) -> SweepReport:
-    """Assess every position with stock, a page per transaction (alerts and their events commit together)."""
-    report = SweepReport()
+    """Assess every position with stock, a page per transaction (alerts and their events commit together).
+
+    It also refreshes which brands' goods each sensor watches, since goods may leave while a sensor is silent.
+    """
+    report = SweepReport(sensors_refreshed=await refresh_goods_owners())
     collection = StockPosition.get_pymongo_collection()
     last: Any = None
     while True:

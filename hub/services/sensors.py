@@ -143,3 +143,25 @@ def sensor_filter(access: Access, location_id: str | None = None, device_id: str
     if device_id is not None:
         clauses.append({"device_id": device_id})
     return {"$and": clauses}
+
+
+async def refresh_goods_owners(page: int = 500) -> int:
+    """Re-derive which brands' goods every sensor watches; answers how many sensors changed.
+
+    Ingestion refreshes this on every call, but goods also leave while a sensor is silent: the periodic sweep calls
+    this so a brand stops seeing a sensor once none of its goods remain there.
+    """
+    changed = 0
+    last = None
+    while True:
+        query = {"_id": {"$gt": last}} if last is not None else {}
+        sensors = await Sensor.find(query).sort("_id").limit(page).to_list()
+        if not sensors:
+            return changed
+        last = sensors[-1].id
+        goods = await goods_for(sensors)
+        for sensor in sensors:
+            owners = [owner for owner in goods[sensor.id].owners if owner != sensor.tenant_id]  # type: ignore[index]
+            if owners != sensor.goods_owners:
+                await Sensor.get_pymongo_collection().update_one({"_id": sensor.id}, {"$set": {"goods_owners": owners}})
+                changed += 1

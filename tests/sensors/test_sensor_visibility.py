@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub.models.event import Event
+from hub.services import expiry
 from tests.sensors.conftest import (
     CREATE_LOCATION,
     RECORD_MOVEMENTS,
@@ -103,3 +104,15 @@ async def test_a_brand_not_granted_sensors_is_neither_told_of_the_spike_nor_show
     assert "freshco" in event.audience and "greenleaf" not in event.audience
     assert (await hub.ok(SENSORS, tenant="greenleaf"))["sensors"]["nodes"] == []
     assert (await hub.ok(EXCURSIONS, tenant="greenleaf"))["excursions"]["nodes"] == []
+
+
+async def test_the_brand_stops_seeing_a_silent_sensor_once_its_goods_have_left(cold, hub):
+    sold = {"sku": "SALAD-1", "kind": "sale", "quantity": -3, "idempotencyKey": "sold-out", "lotCode": "L-C3"}
+    await hub.ok(RECORD_MOVEMENTS, {"movements": [sold], "locationId": cold.shelf}, tenant="shopmart")
+    before = (await hub.ok(SENSORS, tenant="freshco"))["sensors"]["nodes"]
+
+    report = await expiry.sweep(hub.state.database)
+
+    assert len(before) == 1  # the sensor has not reported since: nothing has re-derived its goods yet
+    assert report.sensors_refreshed == 1
+    assert (await hub.ok(SENSORS, tenant="freshco"))["sensors"]["nodes"] == []
