@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -179,3 +180,26 @@ async def test_selling_the_lot_out_resolves_its_expiry_alert(cold, hub):
 
     [alert] = [a for a in await expiry_alerts(hub, "freshco") if "SLOW-1" in a["title"]]
     assert alert["status"] == "resolved" and alert["resolvedBy"] == "system:expiry"
+
+
+async def test_the_hub_sweeps_by_itself_every_interval(cold, hub, monkeypatch):
+    # given: a lot whose effective expiry passed without any stock movement to notice it
+    await Lot.get_pymongo_collection().update_one(
+        {"lot_code": "L-C3"}, {"$set": {"effective_expires_on": to_bson(today() - timedelta(days=1))}}
+    )
+
+    async def minutes_pass_in_a_blink(seconds: float) -> None:
+        await asyncio.sleep(0.05)
+
+    monkeypatch.setattr(expiry, "pause", minutes_pass_in_a_blink)
+
+    # when: the in-process sweeper runs (as the startup hook starts it)
+    await expiry.start_sweeper(hub.state)
+    for _ in range(100):
+        if await expiry_alerts(hub, "shopmart"):
+            break
+        await asyncio.sleep(0.05)
+
+    # then
+    [alert] = await expiry_alerts(hub, "shopmart")
+    assert alert["severity"] == "critical" and alert["evidence"]["reason"] == "expired"
