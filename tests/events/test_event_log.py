@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from hub.events import emit
 from hub.models.event import EVENT_SCOPE, Event
@@ -97,3 +99,59 @@ async def test_a_restarted_feed_catches_up_from_the_log_without_duplicates(hub, 
     await alert(hub, "shopco", ["acme"], "k4")
     assert (await acme.next())["alerts"]["alert"]["title"] == "alert k4"
     assert await acme.silent_for(0.3)
+
+
+class FlakyStream:
+    """A change stream that drops its connection after ``survive`` changes, as a failover would."""
+
+    def __init__(self, stream, survive: int) -> None:
+        self.stream, self.survive = stream, survive
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stream.close()
+
+    @property
+    def resume_token(self):
+        return self.stream.resume_token
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self.survive == 0:
+            raise AutoReconnect("connection reset (simulated)")
+        self.survive -= 1
+        return await self.stream.next()
+
+
+async def test_after_a_connection_drop_the_feed_resumes_from_its_token_without_gap_or_duplicate(hub, trio, listen):
+    # given: the feed restarted on a database whose first change stream dies after one change
+    bus = hub.state.services["bus"]
+    feed = next(task for task in hub.state.tasks if task.get_name() == "event-bus")
+    feed.cancel()
+    await asyncio.gather(feed, return_exceptions=True)
+    real = bus.database
+    resumed_from: list = []
+
+    class Db:
+        def __getitem__(self, name):
+            return real.db[name]
+
+        async def watch(self, pipeline, resume_after=None):
+            resumed_from.append(resume_after)
+            return FlakyStream(await real.db.watch(pipeline, resume_after=resume_after),
+                               1 if len(resumed_from) == 1 else 10**6)
+
+    bus.database = SimpleNamespace(db=Db())
+    hub.state.spawn("event-bus", lambda: bus._watch())
+    acme = await listen("acme")
+    # when: alerts are written before, during and after the drop
+    for key in ("k1", "k2", "k3"):
+        await alert(hub, "shopco", ["acme"], key)
+    # then: each arrives once, in order, and the second stream resumed from the first one's token
+    assert [m["alerts"]["alert"]["title"] for m in await acme.take(3)] == ["alert k1", "alert k2", "alert k3"]
+    assert await acme.silent_for(0.3)
+    assert len(resumed_from) == 2 and resumed_from[0] is None and resumed_from[1] is not None
