@@ -256,17 +256,6 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
         else:
             writes.append(InsertOne({"_id": ObjectId(), "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
                                      "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields}))
-    try:
-        outcome = await positions.bulk_write(writes, ordered=True, session=session)
-    except (BulkWriteError, DuplicateKeyError) as exc:
-        raise StaleRead("a position was created concurrently") from exc
-    if outcome.matched_count != expected_matches:
-        raise StaleRead("a position changed concurrently")
-    # Positions first: a concurrent writer on the same position conflicts before we spend time on the ledger.
-    try:
-        await movements.insert_many(docs, ordered=True, session=session)
-    except (BulkWriteError, DuplicateKeyError) as exc:
-        raise StaleRead("an idempotency key was recorded concurrently") from exc
     stored = []
     for key, (item, doc) in last.items():
         stored.append({
@@ -275,9 +264,23 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             "delta": on_hand[key] - (current[key]["on_hand"] if key in current else 0),
             "expires_on": item.lot.expires_on if item.lot else None,
         })
+    # Write order matters for throughput, not for atomicity: the event log's sequence counter is the one document
+    # every emitting transaction updates, so it goes first (a concurrent batch conflicts there, before it has
+    # written anything, and retries cheaply), then positions (a concurrent writer on one of them conflicts next),
+    # then the bulk of the ledger.
+    await stock_events(session, tenant_id, stored)
+    try:
+        outcome = await positions.bulk_write(writes, ordered=True, session=session)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        raise StaleRead("a position was created concurrently") from exc
+    if outcome.matched_count != expected_matches:
+        raise StaleRead("a position changed concurrently")
+    try:
+        await movements.insert_many(docs, ordered=True, session=session)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        raise StaleRead("an idempotency key was recorded concurrently") from exc
     result.accepted = len(fresh)
     result.positions = stored
-    await stock_events(session, tenant_id, stored)
     # Expiry risk is re-assessed in the same transaction; stock without an expiry date carries none.
     await on_stock_changed(session, [p for p in stored if p["expires_on"] is not None])
     return result
