@@ -165,3 +165,21 @@ async def test_an_invalid_subscription_document_is_answered_with_an_error(hub, t
     error = await bad.ended()
     assert isinstance(error, TransportQueryError)
     assert "nope" in error.errors[0]["message"]
+
+
+EVENT_CURSOR = "{ eventCursor }"
+
+
+async def test_a_client_can_read_state_then_subscribe_from_the_cursor_it_read_with(hub, trio, listen):
+    assert (await hub.ok(EVENT_CURSOR, tenant="acme"))["eventCursor"] is None
+    await alert(hub, "shopco", ["acme"], "k1")
+    # given: the client reads its state and the cursor together
+    cursor = (await hub.ok(EVENT_CURSOR, tenant="acme"))["eventCursor"]
+    # when: something happens before it manages to subscribe
+    await alert(hub, "shopco", ["acme"], "k2")
+    await alert(hub, "rival", [], "not-for-acme")
+    resumed = await listen("acme", variables={"after": cursor})
+    # then: it still hears it, and nothing from before its read
+    assert (await resumed.next())["alerts"]["alert"]["title"] == "alert k2"
+    assert await resumed.silent_for(0.3)
+    assert (await hub.ok(EVENT_CURSOR, tenant="rival"))["eventCursor"] != cursor
