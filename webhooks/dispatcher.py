@@ -65,6 +65,11 @@ async def entitled_pairs(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, st
     return found
 
 
+def _before(event_id: ObjectId, endpoint: WebhookEndpoint) -> bool:
+    """The event was raised before the endpoint existed (to the second: ids carry whole seconds)."""
+    return ObjectId(event_id).generation_time < endpoint.id.generation_time  # type: ignore[union-attr]
+
+
 async def plan(
     events: list[Mapping[str, Any]], endpoints: list[WebhookEndpoint], now: datetime, *, replay: bool = False
 ) -> list[dict[str, Any]]:
@@ -95,7 +100,7 @@ async def plan(
             for endpoint in by_tenant.get(tenant, []):
                 if not endpoint.enabled or not endpoint.wants(event_type):
                     continue
-                if not replay and ObjectId(event["_id"]).generation_time < endpoint.id.generation_time:  # type: ignore[union-attr]
+                if not replay and _before(event["_id"], endpoint):
                     continue
                 body = body or signing.body_for(event)
                 planned.append(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from tenants.models import utcnow
 
-ATTEMPT_RETENTION_SECONDS = 30 * 86400
+LOG_RETENTION_SECONDS = 30 * 86400  # deliveries and attempts, like the event log's default
 
 
 class EndpointSecret(BaseModel):
@@ -71,7 +71,7 @@ class WebhookAttempt(Document):
         name = "webhook_attempts"
         indexes = [
             pymongo.IndexModel([("delivery_id", 1), ("at", 1)]),
-            pymongo.IndexModel([("at", 1)], expireAfterSeconds=ATTEMPT_RETENTION_SECONDS),
+            pymongo.IndexModel([("at", 1)], expireAfterSeconds=LOG_RETENTION_SECONDS),
         ]
 
 
@@ -102,6 +102,8 @@ class WebhookDelivery(Document):
             pymongo.IndexModel([("lease_token", 1)]),
             pymongo.IndexModel([("endpoint_id", 1), ("_id", -1)]),
             pymongo.IndexModel([("tenant_id", 1), ("_id", -1)]),
+            # Kept as long as the events they carry (the retry schedule spans about 28 hours).
+            pymongo.IndexModel([("created_at", 1)], expireAfterSeconds=LOG_RETENTION_SECONDS),
         ]
 
 

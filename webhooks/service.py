@@ -151,7 +151,9 @@ async def replay(access: Access, endpoint_id: str, since: datetime, only_failed:
     inserted = await insert_new(planned)
     fresh = {doc["event_id"] for doc in inserted}
     existing = [doc["event_id"] for doc in planned if doc["event_id"] not in fresh]
-    states = [DeliveryState.failed.value] if only_failed else [DeliveryState.failed.value, DeliveryState.succeeded.value]
+    states = [DeliveryState.failed.value]
+    if not only_failed:
+        states.append(DeliveryState.succeeded.value)
     reset = await WebhookDelivery.get_pymongo_collection().update_many(
         {"endpoint_id": endpoint.id, "event_id": {"$in": existing}, "state": {"$in": states}},
         {"$set": {"state": DeliveryState.pending.value, "next_attempt_at": now, "failures": 0, "updated_at": now,

@@ -62,7 +62,8 @@ async def disable_endpoint(endpoint_id: ObjectId, tenant_id: str, reason: str, n
         )
     await WebhookDelivery.get_pymongo_collection().update_many(
         {"endpoint_id": endpoint_id, "state": DeliveryState.pending.value, "lease_token": None},
-        {"$set": {"state": DeliveryState.failed.value, "last_error": f"endpoint disabled: {reason}", "updated_at": now}},
+        {"$set": {"state": DeliveryState.failed.value, "last_error": f"endpoint disabled: {reason}",
+                  "updated_at": now}},
     )
 
 

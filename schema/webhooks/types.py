@@ -1,4 +1,4 @@
-"""GraphQL types for webhook endpoints, deliveries and their attempts. Secrets appear only in the payloads that make them."""
+"""GraphQL types for webhook endpoints, deliveries and attempts. A secret appears only in the payload making it."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import pytest
 from webhooks.clock import ManualClock
 from webhooks.runtime import build
 from tests.webhooks.helpers import (
+    CREATE_ENDPOINT,
     DELETE_ENDPOINT,
     DELIVERIES,
     ENDPOINTS,
@@ -146,10 +147,8 @@ async def test_an_endpoint_hears_only_its_event_types(quiet_hub, receiver, loops
 
 async def test_unknown_event_types_are_refused(quiet_hub, receiver):
     await quiet_hub.tenant("acme", "retailer")
-    body = await quiet_hub.gql(
-        "mutation($u: String!) { createWebhookEndpoint(input: {url: $u, eventTypes: [\"stock.exploded\"]}) { secret } }",
-        {"u": receiver.at("/x")}, tenant="acme",
-    )
+    body = await quiet_hub.gql(CREATE_ENDPOINT, {"input": {"url": receiver.at("/x"), "eventTypes": ["stock.exploded"]}},
+                               tenant="acme")
     assert codes(body) == ["BAD_USER_INPUT"]
 
 
