@@ -22,7 +22,8 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from hub import audit
-from hub.models.oauth import AuthorizationCode, RefreshToken
+from hub.models.oauth import AuthorizationCode, RefreshToken, Revocation
+from hub.oauth.revocation import family_key
 from hub.oauth.scopes import parse_scope
 from hub.oauth.tokens import Grantee, digest, utc_in
 from tenants.models import Member
@@ -204,6 +205,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return_document=ReturnDocument.AFTER,
         )
         if doc is not None:
+            # The family may have been revoked while this token was being issued (a racing reuse or replay).
+            if await Revocation.get_pymongo_collection().find_one({"key": family_key(doc["family_id"])}):
+                return None
             return RefreshRecord(RefreshToken.model_validate(doc))
         reused = await collection.find_one(owned)
         if reused is not None and reused["rotated"] and not reused["revoked"]:

@@ -3,6 +3,8 @@ wrong (RFC 9700): non-members, wrong verifier, changed redirect URI, missing sta
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from authlib.integrations.base_client import OAuthError
@@ -229,3 +231,27 @@ async def test_confidential_portal_must_authenticate_to_redeem_its_code(hub, oid
     token = await portal.token(callback, verifier, client)
     me = (await hub.ok(ME, token=token["access_token"]))["me"]
     assert me["subject"] == "alice" and me["roles"] == ["planner"] and me["scopes"] == ["read"]
+
+
+async def test_racing_redemptions_of_one_code_issue_at_most_one_token(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    callback, verifier, _ = await portal.sign_in()
+    data = {
+        "grant_type": "authorization_code", "code": callback["code"], "code_verifier": verifier,
+        "redirect_uri": PORTAL_REDIRECT, "client_id": portal.client_id,
+    }
+    responses = await asyncio.gather(*(hub.http.post("/oauth/token", data=data) for _ in range(4)))
+    assert sorted(response.status_code for response in responses) == [200, 400, 400, 400]
+
+
+async def test_racing_refreshes_of_one_token_issue_at_most_one_token(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    callback, verifier, client = await portal.sign_in()
+    token = await portal.token(callback, verifier, client)
+    data = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": portal.client_id}
+    responses = await asyncio.gather(*(hub.http.post("/oauth/token", data=data) for _ in range(4)))
+    winners = [response.json() for response in responses if response.status_code == 200]
+    assert len(winners) == 1
+    # the losers looked like a reuse, so the sign-in ended: the winner's new refresh token is refused too
+    with pytest.raises(OAuthError):
+        await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=winners[0]["refresh_token"])
