@@ -357,6 +357,11 @@ class EventBus:
 
 async def start_event_bus(hub: HubState) -> None:
     """Startup hook: one bus per process, live before the hub takes requests."""
+    # Create the sequence counter outside any transaction: two first-ever emitters upserting it inside theirs
+    # would collide on its _id, and a duplicate key is not a retryable transaction error.
+    await hub.database.db[COUNTERS].update_one(
+        {"_id": EVENTS_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
+    )
     bus = EventBus(hub.database, hub.settings)
     hub.services["bus"] = bus
     hub.spawn("event-bus", bus.run)
