@@ -90,7 +90,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from hub.app import create_app
 
-    settings = settings.with_(host=args.host or settings.host, port=args.port or settings.port)
+    host, port = args.host or settings.host, args.port or settings.port
+    settings = settings.with_(host=host, port=port)
+    if "LOTPULSE_PUBLIC_URL" not in os.environ:
+        # The issuer URL follows the address actually served unless it was set explicitly (behind a proxy).
+        settings = settings.with_(public_url=f"http://{host}:{port}")
     if settings.mongodb_uri:
         app = create_app(settings)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")

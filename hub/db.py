@@ -6,7 +6,9 @@ acknowledged writes survive a kill -9). Production points ``LOTPULSE_MONGODB_URI
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +25,15 @@ from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
 log = logging.getLogger("lotpulse.db")
+PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
+
+
+def _die_with_parent() -> None:
+    """Linux: the database gets SIGTERM when the hub dies, even by kill -9, so it is never left orphaned."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -67,7 +77,9 @@ class EmbeddedServer:
             "--log-level", "WARNING",
             *(["--sync-on-commit"] if self.sync_on_commit else []),
         ]
-        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
