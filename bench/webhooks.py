@@ -135,12 +135,25 @@ async def main(args: argparse.Namespace) -> None:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
 
+        # For scale: single-document reads and writes, the units every step above pays a few of.
+        collection = WebhookDelivery.get_pymongo_collection()
+        reads, writes = [], []
+        for _ in range(50):
+            started_rt = time.perf_counter()
+            await collection.find_one({"event_id": events[0].id})
+            reads.append((time.perf_counter() - started_rt) * 1000)
+            started_rt = time.perf_counter()
+            await collection.update_one({"event_id": events[0].id}, {"$inc": {"bench_touch": 1}})
+            writes.append((time.perf_counter() - started_rt) * 1000)
+
         print(f"database: {'SecantusDB (embedded)' if server else uri.split('@')[-1]}; endpoints: {args.endpoints}; "
               f"per-endpoint concurrency: {settings.webhook_endpoint_concurrency}")
         print(f"raw httpx POST to the receiver:          {raw:8.0f} requests/s  ({args.deliveries} requests)")
         print(f"webhook deliveries arriving (signed):    {total / (delivered_at - started):8.0f} deliveries/s "
               f"({total} events -> {total} deliveries)")
         print(f"webhook deliveries arrived and logged:   {total / (logged_at - started):8.0f} deliveries/s")
+        print(f"database read / write of one document:   p50 {statistics.median(reads):.1f} / "
+              f"{statistics.median(writes):.1f} ms, p99 {pct(reads, 0.99):.1f} / {pct(writes, 0.99):.1f} ms")
         if latencies:
             print(f"event commit -> arrival latency:         p50 {statistics.median(latencies):.0f} ms, "
                   f"p99 {pct(latencies, 0.99):.0f} ms ({len(latencies)} samples, poll "
