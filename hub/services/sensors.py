@@ -118,8 +118,7 @@ async def register_sensor(
                 "updated_at": now,
             },
             "$setOnInsert": {
-                **key, "goods_owners": [], "readings_count": 0, "detector": {}, "created_at": now,
-                "last_reading_at": None, "last_temperature_c": None,
+                **key, "goods_owners": [], "created_at": now,
             },
         },
         upsert=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from hub.models.sensor import states_of
 from hub.services import readings as reading_service
 from hub.services import sensors as sensor_service
 from schema.permissions import WRITE, CanWrite, IsAuthenticated, RequireScope
@@ -36,7 +37,8 @@ class Mutation:
             str(input.dispatch_id) if input.dispatch_id else None,
         )
         offline = info.context.hub.settings.sensor_offline_minutes
-        return RegisterSensorPayload(sensor=SensorType.from_model(sensor, offline), created=created)
+        state = (await states_of([sensor.id])).get(sensor.id)
+        return RegisterSensorPayload(sensor=SensorType.from_model(sensor, state, offline), created=created)
 
     @strawberry.mutation(
         permission_classes=INGEST,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Sequence
 
 import strawberry
 from strawberry.types import Info
 
 from hub.models.excursion import Excursion
-from hub.models.sensor import Sensor
+from hub.models.sensor import Sensor, states_of
 from hub.services import readings as reading_service
 from hub.services import sensors as sensor_service
 from schema.pagination import Connection, check_first, paginate
@@ -40,10 +40,14 @@ class Query:
             str(filter.location_id) if filter and filter.location_id else None,
             filter.device_id if filter else None,
         )
-        settings = info.context.hub.settings
+        offline = info.context.hub.settings.sensor_offline_minutes
+
+        async def nodes(page: Sequence[Sensor]) -> list[SensorType]:
+            state = await states_of([sensor.id for sensor in page])
+            return [SensorType.from_model(sensor, state.get(sensor.id), offline) for sensor in page]
+
         return await paginate(
-            Sensor, query, first, after, settings.max_page_size,
-            lambda sensor: SensorType.from_model(sensor, settings.sensor_offline_minutes),
+            Sensor, query, first, after, info.context.hub.settings.max_page_size, nodes, batch=True
         )
 
     @strawberry.field(

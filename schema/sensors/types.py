@@ -9,7 +9,7 @@ import strawberry
 
 import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
-from hub.models.sensor import Sensor
+from hub.models.sensor import Sensor, SensorState
 from hub.services import readings as reading_service
 from tenants.models import utcnow
 
@@ -32,8 +32,9 @@ class SensorType:
     in_excursion: bool = strawberry.field(description="An excursion (or a candidate) is in progress")
 
     @classmethod
-    def from_model(cls, sensor: Sensor, offline_minutes: int) -> SensorType:
-        last = sensor.last_reading_at
+    def from_model(cls, sensor: Sensor, state: SensorState | None, offline_minutes: int) -> SensorType:
+        state = state or SensorState()
+        last = state.last_reading_at
         return cls(
             id=strawberry.ID(str(sensor.id)),
             owner_id=strawberry.ID(sensor.tenant_id),
@@ -43,10 +44,10 @@ class SensorType:
             lot_ids=[strawberry.ID(str(i)) for i in sensor.lot_ids],
             dispatch_id=strawberry.ID(str(sensor.dispatch_id)) if sensor.dispatch_id else None,
             last_reading_at=last,
-            last_temperature_c=sensor.last_temperature_c,
-            readings_count=sensor.readings_count,
+            last_temperature_c=state.last_temperature_c,
+            readings_count=state.readings_count,
             online=last is not None and utcnow() - last <= timedelta(minutes=offline_minutes),
-            in_excursion=bool((sensor.detector or {}).get("episode")),
+            in_excursion=state.in_excursion,
         )
 
 

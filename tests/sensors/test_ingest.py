@@ -285,3 +285,31 @@ async def test_a_nan_sample_on_the_wire_is_rejected_alone(cold, hub):
     report = response.json()["data"]["ingestReadings"]
     assert report["accepted"] == 1
     assert [(r["index"], r["reason"]) for r in report["rejected"]] == [(0, "temperature is not a number")]
+
+
+async def test_losing_the_race_to_create_a_bucket_retries_and_keeps_every_reading(cold, hub, monkeypatch):
+    start = minutes_ago(120).replace(minute=10)  # all six readings fall in one hour bucket
+    await cold.ingest_temps([5.0] * 3, start)  # the bucket now exists
+    real = ReadingBucket.get_pymongo_collection()
+
+    class CreatedMeanwhile:
+        """The first look finds no bucket, as if another call created it a moment later."""
+
+        looked = False
+
+        def find(self, *args, **kwargs):
+            if not CreatedMeanwhile.looked:
+                CreatedMeanwhile.looked = True
+                return real.find({"_id": None}, session=kwargs.get("session"))
+            return real.find(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(ReadingBucket, "get_pymongo_collection", lambda: CreatedMeanwhile())
+
+    report = await cold.ingest_temps([6.0] * 3, start + timedelta(minutes=3))
+
+    assert CreatedMeanwhile.looked and report["accepted"] == 3
+    data = await hub.ok(SERIES, {"id": cold.sensor, "from": start.isoformat()}, tenant="shopmart")
+    assert [p["temperatureC"] for p in data["sensorReadings"]["points"]] == [5.0] * 3 + [6.0] * 3
