@@ -128,8 +128,11 @@ async def visible_skus(access: Access, refs: set[str]) -> dict[str, Sku]:
     visible = {"$or": [access.skus("read"), {"_id": {"$in": via_lots}}]} if via_lots else access.skus("read")
     ids = {ref: ObjectId(ref) for ref in refs if ObjectId.is_valid(ref)}
     gtins = {ref.zfill(14): ref for ref in refs if ref.isdigit() and len(ref) in (8, 12, 13, 14)}
-    alternatives: list[dict] = [{"code": {"$in": sorted(refs)}},
-                                {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": {"$in": sorted(refs)}}}}]
+    codes = sorted(refs)
+    alternatives: list[dict] = [
+        {"code": {"$in": codes}},
+        {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": {"$in": codes}}}},
+    ]
     if ids:
         alternatives.append({"_id": {"$in": list(ids.values())}})
     if gtins:

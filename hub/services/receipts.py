@@ -56,7 +56,8 @@ class ReceiptInput:
 
 
 def _matches(sku: Sku, ref: str, viewer: str) -> bool:
-    return (str(sku.id) == ref or sku.code == ref or (sku.gtin is not None and ref.isdigit() and sku.gtin == ref.zfill(14))
+    by_gtin = sku.gtin is not None and ref.isdigit() and sku.gtin == ref.zfill(14)
+    return (str(sku.id) == ref or sku.code == ref or by_gtin
             or any(a.tenant_id == viewer and a.code == ref for a in sku.aliases))
 
 
@@ -138,11 +139,11 @@ async def _book(
         async for receipt in Receipt.find({"dispatch_id": dispatch.id}, session=session)
         for line in receipt.lines
     ]
-    scanned = [
-        ScannedLine(l.sku.strip(), str(skus[l.sku.strip()].id) if skus[l.sku.strip()] else None,  # type: ignore[union-attr]
-                    l.lot_code.strip(), l.quantity, l.expires_on)
-        for l in data.lines
-    ]
+    scanned = []
+    for l in data.lines:
+        sku = skus[l.sku.strip()]
+        scanned.append(ScannedLine(l.sku.strip(), str(sku.id) if sku else None, l.lot_code.strip(), l.quantity,
+                                   l.expires_on))
     outcome = reconcile(expected, earlier, scanned, final=data.final,
                         quantity_tolerance_pct=settings.receipt_quantity_tolerance_pct,
                         shelf_life_tolerance_days=settings.expiry_tolerance_days)
@@ -172,7 +173,8 @@ async def _book(
             ))
     held = _held_lots(outcome.mismatches, dispatch, lines)
     receipt = Receipt(
-        id=receipt_id, tenant_id=access.tenant_id, dispatch_id=dispatch.id, parties=dispatch.parties,  # type: ignore[arg-type]
+        id=receipt_id, tenant_id=access.tenant_id, dispatch_id=dispatch.id,  # type: ignore[arg-type]
+        parties=dispatch.parties,
         location_id=location.id, ref=ref, lines=lines, final=data.final,  # type: ignore[arg-type]
         outcome=ReceiptOutcome.matched if outcome.matched else ReceiptOutcome.mismatched,
         mismatches=[_record(m) for m in outcome.mismatches], received_at=now,

@@ -54,7 +54,8 @@ async def stock_events(session: AsyncClientSession, holder: str, positions: list
     for audience_owner, items in groups.items():
         audience = [holder] if audience_owner == holder else [holder, audience_owner]
         for start in range(0, len(items), EVENT_CHUNK):
-            events.append(build_event("stock.changed", holder, audience, {"positions": items[start:start + EVENT_CHUNK]}))
+            chunk = items[start:start + EVENT_CHUNK]
+            events.append(build_event("stock.changed", holder, audience, {"positions": chunk}))
     await emit_many(session, events)
 
 
@@ -124,7 +125,8 @@ async def rebuild(tenant_id: str | None = None, repair: bool = True) -> RebuildR
         have_qty = have["on_hand"] if have else None
         if have_qty == want_qty or (want is None and have_qty == 0):
             continue
-        report.drift.append(Drift(key[0], str(key[1]), str(key[2]), str(key[3]) if key[3] else None, have_qty, want_qty))
+        lot = str(key[3]) if key[3] else None
+        report.drift.append(Drift(key[0], str(key[1]), str(key[2]), lot, have_qty, want_qty))
         if want is None:
             writes.append(DeleteOne({"_id": have["_id"], "on_hand": have_qty}))  # type: ignore[index]
         elif have is None:

@@ -84,7 +84,8 @@ class DispatchType:
             receipt_count=dispatch.receipt_count,
             lines=[
                 DispatchLineType(
-                    sku_id=strawberry.ID(str(line.sku_id)), sku=skus.get(line.sku_id), lot_id=strawberry.ID(str(line.lot_id)),
+                    sku_id=strawberry.ID(str(line.sku_id)), sku=skus.get(line.sku_id),
+                    lot_id=strawberry.ID(str(line.lot_id)),
                     lot_code=line.lot_code, quantity=line.quantity, received=line.received,
                     produced_on=line.produced_on, expires_on=line.expires_on,
                 )

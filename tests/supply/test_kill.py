@@ -114,8 +114,8 @@ async def test_acknowledged_batches_survive_a_kill_exactly_once(mongo_uri, key_f
             assert total in (acked_total, acked_total + sent * BATCH)
             # and the client resending everything it is unsure of changes nothing twice
             for n in range(sent):
-                body = await gql(RECORD, {"m": batch(n), "l": location})
-                assert body["data"]["recordMovements"]["accepted"] + body["data"]["recordMovements"]["duplicates"] == BATCH
+                result = (await gql(RECORD, {"m": batch(n), "l": location}))["data"]["recordMovements"]
+                assert result["accepted"] + result["duplicates"] == BATCH
             total = sum(p.on_hand for p in await StockPosition.find({"tenant_id": "kshop"}).to_list())
             assert total == sum((n + 1) * BATCH for n in range(sent))
             assert await Movement.find({"tenant_id": "kshop"}).count() == sent * BATCH
