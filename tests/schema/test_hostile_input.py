@@ -296,3 +296,19 @@ async def test_query_text_beyond_the_query_limit_is_refused_before_parsing(wire)
         assert response.status_code == 413
         assert codes(response) == ["BAD_USER_INPUT"]
     await wire.still_responsive()
+
+
+async def test_oversized_get_request_is_refused(wire):
+    # httpx refuses to send such a URL, so it goes over a plain socket.
+    reader, writer = await asyncio.open_connection("127.0.0.1", wire.hub.settings.port)
+    target = b"/graphql?query=%7B__typename%7D&variables=" + b"x" * 2_000_000
+    writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                 + wire.token.encode() + b"\r\n\r\n")
+    try:
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 20)
+    except ConnectionError:
+        status_line = b""  # the server hung up on it: also a refusal
+    writer.close()
+    assert status_line == b"" or status_line.split()[1].startswith(b"4")
+    await wire.still_responsive()
