@@ -90,7 +90,6 @@ class Settings:
     webhook_endpoint_concurrency: int = 8  # requests in flight per endpoint per worker
     webhook_poll_seconds: float = 0.5
     webhook_disable_after_days: float = 5.0
-    webhook_dispatch_grace_seconds: float = 10.0  # longest expected commit delay of an event's transaction
     # Detection.
     receipt_quantity_tolerance_pct: float = 0.0
     expiry_tolerance_days: int = 1
@@ -185,9 +184,6 @@ class Settings:
             webhook_poll_seconds=_float(env, "LOTPULSE_WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
             webhook_disable_after_days=_float(
                 env, "LOTPULSE_WEBHOOK_DISABLE_AFTER_DAYS", cls.webhook_disable_after_days
-            ),
-            webhook_dispatch_grace_seconds=_float(
-                env, "LOTPULSE_WEBHOOK_DISPATCH_GRACE_SECONDS", cls.webhook_dispatch_grace_seconds
             ),
             receipt_quantity_tolerance_pct=_float(
                 env, "LOTPULSE_RECEIPT_QUANTITY_TOLERANCE_PCT", cls.receipt_quantity_tolerance_pct

@@ -1,10 +1,9 @@
 """The dispatcher: reads the event log and creates one delivery per (event, endpoint) that may receive it.
 
-Correct from the durable log alone. Event ids are ObjectIds made just before their transaction commits, so they
-commit slightly out of order: an event with a smaller id can appear after a larger one was read. The durable
-cursor therefore only advances to ``now - grace`` (every transaction is assumed to commit within ``grace`` of its
-event's creation); above it the dispatcher re-checks for late arrivals it has not seen. Re-reading after a restart is
-harmless: the unique index on (event_id, endpoint_id) turns a second insert into a no-op.
+Correct from the durable log alone. The cursor is the event's ``seq``, which hub.events assigns in commit order
+(ObjectIds are not: they are made before their transaction commits), so once the dispatcher has read ``seq`` n no
+event below n can still appear. The cursor is saved every few seconds; re-reading after a restart is harmless, since
+the unique index on (event_id, endpoint_id) keeps a delivery from being created twice.
 
 One dispatcher at a time holds a lease on the cursor; any hub process takes over when the lease lapses.
 """
@@ -130,7 +129,7 @@ async def insert_new(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert deliveries, skipping those that exist already; answers the ones inserted."""
     if not planned:
         return []
-    # After a restart the dispatcher re-reads its grace window: skip what exists rather than fail on each row.
+    # After a restart the dispatcher re-reads what followed its last saved cursor: skip what exists already.
     existing = WebhookDelivery.get_pymongo_collection().find(
         {"event_id": {"$in": sorted({doc["event_id"] for doc in planned})}},
         projection={"_id": 0, "event_id": 1, "endpoint_id": 1},
@@ -158,38 +157,33 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        grace: timedelta = timedelta(seconds=10),
         lease: timedelta = timedelta(seconds=30),
-        recheck_every: timedelta = timedelta(seconds=1),
         poll_seconds: float = 0.5,
         clock: Clock | None = None,
         on_created: Callable[[int], None] | None = None,
     ) -> None:
         self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
-        self.grace, self.lease, self.poll_seconds = grace, lease, poll_seconds
+        self.lease, self.poll_seconds = lease, poll_seconds
         self.clock = clock or SystemClock()
         self.on_created = on_created
         self.leader = False
-        self.durable: ObjectId | None = None
-        self.frontier: ObjectId | None = None
-        self.seen: set[ObjectId] = set()
+        self.position = 0  # the seq of the last event dispatched
+        self.saved = 0
         self.more = False  # the last pass hit the batch limit: go again without sleeping
-        self.renew_at = self.save_at = self.recheck_at = _wall()
-        self.recheck_every = recheck_every
-        self.saved: ObjectId | None = None
+        self.renew_at = self.save_at = _wall()
 
     async def _lead(self) -> bool:
-        """Take or renew the cursor lease, saving the durable position; False while another dispatcher leads.
+        """Take or renew the cursor lease, saving the position; False while another dispatcher leads.
 
         A leader writes only when half its lease is gone or its position is worth saving (every few seconds): a
         position saved late only means re-reading a few seconds of events after a restart, which dedupes.
         """
         now = _wall()
-        if self.leader and now < self.renew_at and (self.durable == self.saved or now < self.save_at):
+        if self.leader and now < self.renew_at and (self.position == self.saved or now < self.save_at):
             return True
         update: dict[str, Any] = {"owner": self.name, "lease_until": now + self.lease}
-        if self.leader and self.durable is not None:
-            update["position"] = self.durable
+        if self.leader:
+            update["position"] = self.position
         try:
             raw = await DispatcherCursor.get_pymongo_collection().find_one_and_update(
                 {"_id": CURSOR_ID, "$or": [{"owner": self.name}, {"lease_until": {"$lt": now}}, {"owner": None}]},
@@ -204,60 +198,48 @@ class Dispatcher:
             return False
         self.renew_at = now + self.lease / 2
         self.save_at = now + SAVE_EVERY
-        self.saved = raw.get("position")
         if not self.leader:
             self.leader = True
-            self.durable = raw.get("position") or await self._initial_position()
-            self.frontier, self.seen = self.durable, set()
-            log.info("%s leads webhook dispatch from event %s", self.name, self.durable)
+            stored = raw.get("position")
+            self.position = stored if isinstance(stored, int) else await self._initial_position()
+            log.info("%s leads webhook dispatch after event seq %s", self.name, self.position)
+        self.saved = raw.get("position") if isinstance(raw.get("position"), int) else -1
         return True
 
-    async def _initial_position(self) -> ObjectId:
-        """First start: nothing before the oldest endpoint can be owed to anyone."""
+    async def _initial_position(self) -> int:
+        """First start: nothing raised before the oldest endpoint is owed to anyone (``plan`` filters per endpoint)."""
+        events = Event.get_pymongo_collection()
         oldest = await WebhookEndpoint.get_pymongo_collection().find_one({}, sort=[("_id", 1)], projection={"_id": 1})
-        since = oldest["_id"].generation_time if oldest else _wall()
-        return ObjectId.from_datetime(since - self.grace)
+        if oldest is None:
+            last = await events.find_one({}, sort=[("seq", -1)], projection={"seq": 1})
+            return int(last["seq"]) if last else 0
+        since = ObjectId.from_datetime(oldest["_id"].generation_time - timedelta(minutes=1))
+        first = await events.find_one({"_id": {"$gte": since}}, sort=[("seq", 1)], projection={"seq": 1})
+        return int(first["seq"]) - 1 if first else 0
 
     async def release(self) -> None:
         if self.leader:
             await DispatcherCursor.get_pymongo_collection().update_one(
                 {"_id": CURSOR_ID, "owner": self.name},
-                {"$set": {"owner": None, "lease_until": None, "position": self.durable}},
+                {"$set": {"owner": None, "lease_until": None, "position": self.position}},
             )
             self.leader = False
 
     async def run_once(self) -> int:
-        """One pass: new events, then late arrivals below the frontier. Answers the number of deliveries made."""
+        """One pass over the events after the cursor. Answers the number of deliveries made."""
         if not await self._lead():
             return 0
-        assert self.durable is not None and self.frontier is not None
-        now = _wall()
-        cutoff = ObjectId.from_datetime(now - self.grace)
         collection = Event.get_pymongo_collection()
-        fresh = await collection.find({"_id": {"$gt": self.frontier}}).sort("_id", 1).limit(BATCH).to_list(BATCH)
-        late: list[dict[str, Any]] = []
-        # Looking back for late commits reads the whole grace window, so it runs about once a second, and the
-        # durable cursor only advances in passes that looked (never past an event that might still appear).
-        recheck = now >= self.recheck_at
-        if recheck and self.frontier > self.durable:
-            window = collection.find({"_id": {"$gt": self.durable, "$lte": self.frontier}}, projection={"_id": 1})
-            missing = [raw["_id"] async for raw in window if raw["_id"] not in self.seen]
-            if missing:
-                late = await collection.find({"_id": {"$in": missing}}).to_list(None)
-        batch = late + fresh
+        batch = (
+            await collection.find({"seq": {"$gt": self.position}}).sort("seq", 1).limit(BATCH).to_list(BATCH)
+        )
         created = 0
         if batch:
             endpoints = await endpoints_for(tenant for event in batch for tenant in event.get("audience", []))
             if endpoints:
                 created = len(await insert_new(await plan(batch, endpoints, self.clock.now())))
-            self.seen.update(event["_id"] for event in batch)
-            if fresh:
-                self.frontier = fresh[-1]["_id"]
-        if recheck:
-            self.recheck_at = now + self.recheck_every
-            self.durable = max(self.durable, min(self.frontier, cutoff))
-            self.seen = {seen for seen in self.seen if seen > self.durable}
-        self.more = len(fresh) == BATCH
+            self.position = int(batch[-1]["seq"])
+        self.more = len(batch) == BATCH
         if created and self.on_created is not None:
             self.on_created(created)
         return created

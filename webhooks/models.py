@@ -108,10 +108,10 @@ class WebhookDelivery(Document):
 
 
 class DispatcherCursor(Document):
-    """Every event with ``_id <= position`` has its deliveries; ``owner`` holds the dispatching lease."""
+    """Every event with ``seq <= position`` has its deliveries; ``owner`` holds the dispatching lease."""
 
     id: str  # type: ignore[assignment]
-    position: PydanticObjectId | None = None
+    position: int | None = None
     owner: str | None = None
     lease_until: datetime | None = None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from hub.config import Settings
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 def build(settings: Settings, clock: Clock | None = None) -> tuple[Dispatcher, Worker]:
     worker = Worker(settings, clock=clock)
     dispatcher = Dispatcher(
-        grace=timedelta(seconds=settings.webhook_dispatch_grace_seconds),
         poll_seconds=settings.webhook_poll_seconds,
         clock=clock,
         on_created=worker.wake,
