@@ -92,7 +92,8 @@ class Clients:
         deadline = time.monotonic() + timeout
         while self.count < total:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"only {self.count} of {total} deliveries arrived")
+                missing = total - self.count
+                raise TimeoutError(f"only {self.count} of {total} deliveries arrived ({missing} missing)")
             await asyncio.sleep(0.01)
 
     async def close(self) -> None:
@@ -143,7 +144,8 @@ async def timed(database: Database, clients: Clients, tenants: list[str], jobs: 
                 await asyncio.sleep(max(0.0, pace - (committed[title] - sent[title])))
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(writer(jobs[w::writers]) for w in range(1 if pace else writers)))
+    shares = [jobs] if pace else [jobs[w::writers] for w in range(writers)]
+    await asyncio.gather(*(writer(share) for share in shares))
     await clients.wait_for(total, timeout=600)
     last = max(max(clients.received[title]) for title in sent)
     latencies = [(arrival - sent[title]) * 1000 for title in sent for arrival in clients.received[title]]
