@@ -280,6 +280,8 @@ async def federation(key_file: Path, mongo_uri: str) -> AsyncIterator[Federation
     trusted = (
         TrustedIssuer(members_idp.issuer, members_idp.audience, f"{base}/corp/jwks.json"),
         TrustedIssuer(claims_idp.issuer, claims_idp.audience, f"{base}/partner/jwks.json", trusted_claims=True),
+        # An identity provider whose JWKS endpoint is down.
+        TrustedIssuer(f"{base}/down", "lotpulse", f"http://127.0.0.1:{free_port()}/jwks.json", trusted_claims=True),
     )
     async for _ in serve_jwks(port, {"corp": members_idp, "partner": claims_idp}):
         async for hub in start_hub(isolated_settings(key_file, mongo_uri, trusted_issuers=trusted)):
@@ -355,3 +357,17 @@ async def test_algorithm_outside_an_issuers_allow_list_is_unauthenticated(federa
     )
     await assert_unauthenticated(hub, forge({"alg": "HS256", "kid": corp.kid}, claims, hmac_key=public_pem))
     await assert_unauthenticated(hub, forge({"alg": "none", "kid": corp.kid}, claims))
+
+
+async def test_token_signed_with_a_key_missing_from_the_issuers_jwks_is_unauthenticated(federation):
+    hub, corp = federation.hub, federation.members_idp
+    await tenant_service.add_member("acme", corp.issuer, "frank", ["admin"])
+    stray = IdentityProvider(corp.issuer, corp.audience, corp.key, "rotated-away", "RS256")
+    await assert_unauthenticated(hub, stray.token("frank"))
+
+
+async def test_issuer_whose_jwks_is_unreachable_is_unauthenticated_not_an_error(federation):
+    hub, partner = federation.hub, federation.claims_idp
+    down = IdentityProvider(partner.issuer.replace("/partner", "/down"), "lotpulse", partner.key, "p-1", "ES256")
+    await assert_unauthenticated(hub, down.token("svc", **{hub.settings.claim_namespace: {"tenant": "acme", "roles": ["admin"]}}))
+    assert (await hub.http.get("/healthz")).status_code == 200
