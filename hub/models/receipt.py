@@ -49,7 +49,11 @@ class Receipt(Document):
     outcome: ReceiptOutcome
     mismatches: list[MismatchRecord] = Field(default_factory=list)
     alert_id: PydanticObjectId | None = None
+    held_lot_ids: list[PydanticObjectId] = Field(default_factory=list)  # lots this receipt's mismatches put on hold
     received_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None  # the receiver settled the mismatches (and released the holds)
+    resolved_by: str | None = None
+    resolution_note: str | None = None
 
     class Settings:
         name = "receipts"
@@ -57,4 +61,5 @@ class Receipt(Document):
             pymongo.IndexModel([("dispatch_id", 1), ("_id", 1)]),
             pymongo.IndexModel([("parties", 1), ("_id", -1)]),
             pymongo.IndexModel([("dispatch_id", 1), ("ref", 1)]),
+            pymongo.IndexModel([("held_lot_ids", 1)]),
         ]

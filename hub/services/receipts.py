@@ -27,7 +27,7 @@ from hub.models.movement import MovementKind
 from hub.models.receipt import MismatchRecord, Receipt, ReceiptLine, ReceiptOutcome
 from hub.models.sku import Sku
 from hub.services import movements
-from hub.services.alerts import raise_alert
+from hub.services.alerts import raise_alert, resolve_alert
 from hub.services.dispatches import transition
 from hub.services.lots import ensure_lot
 from hub.services.skus import resolve_sku
@@ -177,7 +177,7 @@ async def _book(
         parties=dispatch.parties,
         location_id=location.id, ref=ref, lines=lines, final=data.final,  # type: ignore[arg-type]
         outcome=ReceiptOutcome.matched if outcome.matched else ReceiptOutcome.mismatched,
-        mismatches=[_record(m) for m in outcome.mismatches], received_at=now,
+        mismatches=[_record(m) for m in outcome.mismatches], held_lot_ids=sorted(held), received_at=now,
     )
     if outcome.mismatches:
         alert = await _raise(session, dispatch, receipt, outcome.mismatches, held, sku_by_id)
@@ -246,3 +246,50 @@ async def _raise(session: AsyncClientSession, dispatch: Dispatch, receipt: Recei
         dedupe_key=f"mismatch:receipt:{receipt.id}", subjects=subjects, evidence=evidence,
         recommendation=recommendation(found),
     )
+
+
+async def resolve_receipt(access: Access, database: Database, receipt_id: str, note: str | None = None) -> Receipt:
+    """The receiver settles a mismatched receipt: its held lots go back to ``released`` and its alert is resolved.
+
+    A lot stays on hold while another unresolved receipt still holds it.
+    """
+    access.require_write()
+    receipt = await access.get(Receipt, receipt_id, access.receipts("read"), "receipt")
+    if receipt.tenant_id != access.tenant_id:
+        raise Forbidden("only the receiver resolves its receipt")
+    if receipt.outcome != ReceiptOutcome.mismatched:
+        raise Conflict("this receipt matched its dispatch: there is nothing to resolve")
+
+    async def work(session: AsyncClientSession) -> Receipt:
+        now = utcnow()
+        done = await Receipt.get_pymongo_collection().update_one(
+            {"_id": receipt.id, "resolved_at": None},
+            {"$set": {"resolved_at": now, "resolved_by": access.principal.subject, "resolution_note": note}},
+            session=session,
+        )
+        if done.modified_count != 1:
+            raise Conflict("this receipt is already resolved")
+        still_held = await Receipt.get_pymongo_collection().distinct(
+            "held_lot_ids",
+            {"_id": {"$ne": receipt.id}, "held_lot_ids": {"$in": receipt.held_lot_ids}, "resolved_at": None},
+            session=session,
+        )
+        release = sorted(set(receipt.held_lot_ids) - set(still_held))
+        if release:
+            await Lot.get_pymongo_collection().update_many(
+                {"_id": {"$in": release}, "status": LotStatus.on_hold.value},
+                {"$set": {"status": LotStatus.released.value, "hold_reason": None, "updated_at": now}},
+                session=session,
+            )
+        resolved = await Receipt.find_one({"_id": receipt.id}, session=session)
+        if resolved is None:
+            raise NotFound("receipt not found")
+        return resolved
+
+    resolved = await database.in_transaction(work)
+    if receipt.alert_id is not None:
+        try:
+            await resolve_alert(database, access, str(receipt.alert_id), note)
+        except (Conflict, NotFound):
+            pass  # somebody resolved the alert already (or it is not the caller's to see): the holds are what count
+    return resolved

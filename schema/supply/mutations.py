@@ -73,6 +73,12 @@ class Mutation:
         receipt = await receipt_service.record_receipt(access, hub.database, hub.settings, data)
         return ReceiptType.from_model(receipt, access.tenant_id)
 
+    @strawberry.mutation(permission_classes=WRITE, description="Settle a mismatched receipt: release its held lots")
+    async def resolve_receipt(self, info: Info, id: strawberry.ID, note: str | None = None) -> ReceiptType:
+        access = await info.context.access()
+        receipt = await receipt_service.resolve_receipt(access, info.context.hub.database, str(id), note)
+        return ReceiptType.from_model(receipt, access.tenant_id)
+
     @strawberry.mutation(permission_classes=WRITE, description="Apply a batch of movements exactly once per key")
     async def record_movements(
         self, info: Info, movements: list[MovementInput], location_id: strawberry.ID | None = None

@@ -133,7 +133,10 @@ class ReceiptType:
     mismatches: list[MismatchType]
     lines: list[ReceiptLineType]
     alert_id: strawberry.ID | None
+    held_lot_ids: list[strawberry.ID] = strawberry.field(description="Lots this receipt's mismatches put on hold")
     received_at: datetime
+    resolved_at: datetime | None
+    resolution_note: str | None
 
     @classmethod
     def from_model(cls, receipt: Receipt, viewer: str) -> ReceiptType:
@@ -156,7 +159,10 @@ class ReceiptType:
                 for l in receipt.lines
             ],
             alert_id=_id(receipt.alert_id),
+            held_lot_ids=[strawberry.ID(str(lot_id)) for lot_id in receipt.held_lot_ids],
             received_at=receipt.received_at,
+            resolved_at=receipt.resolved_at,
+            resolution_note=receipt.resolution_note,
         )
 
 

@@ -167,3 +167,34 @@ async def test_concurrent_partial_receipts_are_judged_on_each_others_totals(supp
     assert after["dispatch"]["receiptCount"] == 3 and after["dispatch"]["lines"][0]["received"] == 120
     assert after["dispatch"]["status"] == "received_with_mismatch"
     assert (await supply.stock())[0]["onHand"] == 120
+
+
+RESOLVE = """
+mutation($id: ID!, $note: String) { resolveReceipt(id: $id, note: $note) { id resolvedAt resolutionNote heldLotIds } }
+"""
+
+
+async def test_resolving_a_mismatched_receipt_releases_its_lots_and_resolves_its_alert(supply):
+    # given: two receipts of two dispatches both hold lot B240315
+    first = await supply.dispatch([yogurt_line(10)])
+    second = await supply.dispatch([yogurt_line(10)])
+    one = await supply.receive(first["id"], [{"sku": "YOG-1", "lotCode": "B240314", "quantity": 10}])
+    two = await supply.receive(second["id"], [{"sku": "YOG-1", "lotCode": "B240316", "quantity": 10}])
+    # when: the shipper tries, then the receiver resolves the first
+    assert (await supply.hub.gql(RESOLVE, {"id": one["id"]}, tenant="acme"))["errors"][0]["extensions"]["code"] == (
+        "FORBIDDEN")
+    assert (await supply.hub.gql(RESOLVE, {"id": one["id"]}, tenant="rival"))["errors"][0]["extensions"]["code"] == (
+        "NOT_FOUND")
+    resolved = await supply.hub.ok(RESOLVE, {"id": one["id"], "note": "label misprint"}, tenant="shopco")
+    # then: the lot stays held while the second receipt still holds it
+    assert resolved["resolveReceipt"]["resolutionNote"] == "label misprint"
+    assert len(resolved["resolveReceipt"]["heldLotIds"]) == 1
+    held = await supply.hub.ok(LOT_STATUS, {"code": "B240315"}, tenant="shopco")
+    assert held["lots"]["nodes"][0]["status"] == "on_hold"
+    assert (await Alert.get(one["alertId"])).status.value == "resolved"
+    # and is released when the last one is resolved; resolving twice is a conflict
+    await supply.hub.ok(RESOLVE, {"id": two["id"]}, tenant="shopco")
+    released = await supply.hub.ok(LOT_STATUS, {"code": "B240315"}, tenant="acme")
+    assert released["lots"]["nodes"][0] == {"lotCode": "B240315", "status": "released", "holdReason": None}
+    again = await supply.hub.gql(RESOLVE, {"id": two["id"]}, tenant="shopco")
+    assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
