@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from hub.events import build_event, emit_many
 from webhooks.clock import ManualClock
 from webhooks.runtime import build
 from tests.webhooks.helpers import (
@@ -173,3 +175,21 @@ async def test_a_scoped_token_needs_the_webhooks_manage_scope(quiet_hub, receive
         token=granted,
     )
     assert "errors" not in body and body["data"]["createWebhookEndpoint"]["secret"].startswith("whsec_")
+
+
+async def test_dispatch_parties_hear_dispatch_events_but_stock_needs_the_stock_scope(quiet_hub, receiver, loops):
+    # given: Acme ships to Shopco; they are partners sharing nothing
+    dispatcher, worker = loops
+    await quiet_hub.tenant("acme", "supplier")
+    await quiet_hub.tenant("shopco", "retailer")
+    await partners(quiet_hub, "acme", "shopco", [])
+    await create_endpoint(quiet_hub, "shopco", receiver.at("/shopco"))
+    # when: a dispatch names Shopco as a party, and a stock change of Acme's names it too
+    await emit_many(None, [
+        build_event("dispatch.created", "acme", ["shopco"], {"dispatch": {"ref": "ASN-1"}}),
+        build_event("stock.changed", "acme", ["shopco"], {"positions": []}),
+    ])
+    await dispatcher.run_once()
+    await worker.run_once()
+    # then: parties to a dispatch see it by being parties; stock needs the partnership's stock scope
+    assert [json.loads(r.body)["type"] for r in receiver.on("/shopco")] == ["dispatch.created"]
