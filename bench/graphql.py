@@ -111,6 +111,14 @@ async def main(args: argparse.Namespace) -> None:
             rate, latencies = await measure(url, token, query, args.seconds, args.concurrency)
             print(f"{label:32} {rate:8,.0f} requests/s   p50 {statistics.median(latencies) * 1000:6.1f} ms   "
                   f"p99 {pct(latencies, 0.99) * 1000:6.1f} ms   ({len(latencies):,} requests)")
+        # The same page straight from the database, one at a time: the share the storage engine takes.
+        collection, reads = Sku.get_pymongo_collection(), []
+        for _ in range(50):
+            started = time.perf_counter()
+            await collection.find({"tenant_id": {"$in": ["bench"]}}).sort("_id", 1).limit(51).to_list()
+            reads.append(time.perf_counter() - started)
+        print(f"{'database alone: the 51-SKU find':32} {'':8}               p50 {statistics.median(reads) * 1000:6.1f} ms   "
+              f"p99 {pct(reads, 0.99) * 1000:6.1f} ms   (sequential)")
     finally:
         hub.terminate()
         hub.wait(10)
