@@ -28,6 +28,7 @@ log = logging.getLogger("lotpulse.webhooks.worker")
 MAX_BATCH = 100
 BACKLOG = 1000  # due deliveries read per endpoint per scan
 MAX_GROUPS = 64  # endpoints served at once by one worker
+DRAIN_SECONDS = 5.0  # on shutdown, how long batches in flight may finish
 INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
 
 
@@ -93,7 +94,11 @@ class Worker:
         self.stale = True
         self.wakeup.set()
 
-    async def close(self) -> None:
+    async def close(self, drain_seconds: float = 0.0) -> None:
+        """Stop: let batches in flight finish for up to ``drain_seconds`` (so a deploy does not resend them), then
+        cancel the rest, whose leases lapse and are taken over."""
+        if self.tasks and drain_seconds > 0:
+            await asyncio.wait(self.tasks, timeout=drain_seconds)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -326,4 +331,4 @@ class Worker:
                     except asyncio.TimeoutError:
                         pass
         finally:
-            await self.close()
+            await self.close(drain_seconds=min(DRAIN_SECONDS, self.settings.webhook_timeout_seconds))

@@ -90,3 +90,22 @@ async def test_the_standalone_worker_command_delivers_what_is_due(quiet_hub, rec
     request.verify(secret)
     [logged] = await deliveries(quiet_hub, "acme", endpoint_id)
     assert logged["state"] == "succeeded"
+
+
+async def test_stopping_a_worker_lets_requests_in_flight_finish_and_be_logged(quiet_hub, receiver):
+    # given: a delivery in flight to a receiver that takes half a second
+    await quiet_hub.tenant("acme", "retailer")
+    endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
+    receiver.delay = lambda path: 0.5
+    await emit_many(None, [build_event("stock.changed", "acme", [], {"n": 1})])
+    dispatcher, worker = build(quiet_hub.settings)
+    await dispatcher.run_once()
+    running = asyncio.create_task(worker.run())
+    await receiver.wait_for(1)
+    # when: the process shuts down
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    # then: the outcome was recorded, so no other worker will send it again
+    [logged] = await deliveries(quiet_hub, "acme", endpoint_id)
+    assert logged["state"] == "succeeded"
+    assert [a["statusCode"] for a in logged["attempts"]] == [200]
