@@ -67,6 +67,7 @@ class WebhookDeliveryType:
     endpoint_id: strawberry.ID
     webhook_id: str = strawberry.field(description="The webhook-id header: the event id, stable across retries")
     event_type: str
+    body: str = strawberry.field(description="The JSON body as sent (signed anew, with a fresh timestamp, per attempt)")
     state: DeliveryState
     attempt_count: int
     next_attempt_at: datetime | None
@@ -83,6 +84,7 @@ class WebhookDeliveryType:
             endpoint_id=strawberry.ID(str(doc.endpoint_id)),
             webhook_id=str(doc.event_id),
             event_type=doc.event_type,
+            body=doc.body,
             state=state,
             attempt_count=doc.attempt_count,
             next_attempt_at=doc.next_attempt_at if state == DeliveryState.pending else None,

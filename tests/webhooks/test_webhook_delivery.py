@@ -28,6 +28,7 @@ async def test_alert_arrives_signed_and_verified_by_standard_webhooks(live_hub, 
     assert logged["state"] == "succeeded"
     assert [a["statusCode"] for a in logged["attempts"]] == [200]
     assert logged["attempts"][0]["responseExcerpt"] == "answer 200"
+    assert json.loads(logged["body"]) == body
 
 
 async def test_a_mismatched_receipt_reaches_the_receivers_erp_and_not_the_unentitled_shipper(live_hub, receiver):
