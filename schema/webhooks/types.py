@@ -122,7 +122,11 @@ class UpdateWebhookEndpointInput:
     url: str | None = None
     event_types: list[str] | None = None
     description: str | None = None
-    enabled: bool | None = strawberry.field(default=None, description="true re-enables a disabled endpoint")
+    enabled: bool | None = strawberry.field(
+        default=None,
+        description="true re-enables a disabled endpoint; what failed meanwhile is re-sent by "
+        "replayWebhookDeliveries(onlyFailed: true)",
+    )
 
 
 @strawberry.input
