@@ -114,6 +114,12 @@ class HubGraphQL(GraphQL):
             context.principal = await self.hub.validator.authenticate(authorization)
         except HubError as exc:
             raise ConnectionRejectionError({"message": exc.message}) from None
+        except PyMongoError:
+            raise
+        except Exception:
+            # As on HTTP: a token crafted to trip the JWT library is still just an invalid token (4403, not 1011).
+            log.warning("WebSocket token rejected by an unexpected error", exc_info=True)
+            raise ConnectionRejectionError({"message": "invalid token"}) from None
         return None
 
     # -- HTTP ------------------------------------------------------------------------------------------------------

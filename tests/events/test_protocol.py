@@ -151,3 +151,13 @@ async def test_cors_preflight_allows_the_configured_portal_only(hub):
     assert allowed.headers.get("access-control-allow-origin") == PORTAL
     refused = await hub.http.options("/graphql", headers={"origin": "https://evil.example", **headers})
     assert refused.headers.get("access-control-allow-origin") is None
+
+
+async def test_a_token_that_trips_the_jwt_library_closes_with_4403_not_an_internal_error(hub, acme, monkeypatch):
+    async def trips(authorization):
+        raise TypeError("key type mismatch inside the JWT library")
+
+    monkeypatch.setattr(hub.state.validator, "authenticate", trips)
+    async with connect(hub.ws_url, subprotocols=PROTOCOL) as ws:
+        await send(ws, {"type": "connection_init", "payload": {"authorization": "Bearer crafted"}})
+        assert await closed_with(ws) == 4403
