@@ -20,6 +20,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 log = logging.getLogger("lotpulse.ws")
 TOKEN_EXPIRED = 4403
 BAD_MESSAGE = 4400
+MAX_REASON_BYTES = 120
 
 
 def _malformed(message: Any) -> str | None:
@@ -63,6 +64,11 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
             await self.handle_invalid_message(reason)
             return
         await super().handle_message(message)
+
+    async def handle_invalid_message(self, error_message: str) -> None:
+        # A close reason is capped at 123 bytes by RFC 6455; echoing an attacker-sized message type must not break it.
+        reason = error_message.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
+        await self.websocket.close(code=BAD_MESSAGE, reason=reason)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

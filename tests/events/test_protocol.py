@@ -101,6 +101,7 @@ MALFORMED = [
     {"type": "subscribe", "id": 7, "payload": SUBSCRIBE},
     {"type": "subscribe", "id": "1", "payload": {**SUBSCRIBE, "variables": [1]}},
     {"type": "subscribe", "id": "1", "payload": {"query": "subscription {"}},
+    {"type": "x" * 5000},
 ]
 
 
