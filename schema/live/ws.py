@@ -54,6 +54,17 @@ def _syntax_error(query: str, max_tokens: int) -> str | None:
 class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
     expiry_task: asyncio.Task[None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        close = self.websocket.close
+
+        async def capped(code: int, reason: str) -> None:
+            # RFC 6455 caps a close reason at 123 bytes, and strawberry echoes client input (a message type, an
+            # operation id) into some: an oversized one broke the close frame and the client got no code at all.
+            await close(code, reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore"))
+
+        self.websocket.close = capped  # type: ignore[method-assign]
+
     async def handle_message(self, message: Any) -> None:
         reason = _malformed(message)
         if reason is None and message["type"] == "subscribe" and self.connection_acknowledged:
@@ -64,11 +75,6 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
             await self.handle_invalid_message(reason)
             return
         await super().handle_message(message)
-
-    async def handle_invalid_message(self, error_message: str) -> None:
-        # A close reason is capped at 123 bytes by RFC 6455; echoing an attacker-sized message type must not break it.
-        reason = error_message.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
-        await self.websocket.close(code=BAD_MESSAGE, reason=reason)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

@@ -85,6 +85,14 @@ async def test_a_duplicate_operation_id_closes_with_4409(hub, acme):
     assert await closed_with(ws) == 4409
 
 
+async def test_a_duplicate_oversized_operation_id_still_closes_with_4409(hub, acme):
+    ws = await acknowledged(hub)
+    huge = "i" * 5000  # echoed into the close reason by the stock handler
+    await send(ws, {"id": huge, "type": "subscribe", "payload": SUBSCRIBE})
+    await send(ws, {"id": huge, "type": "subscribe", "payload": SUBSCRIBE})
+    assert await closed_with(ws) == 4409
+
+
 async def test_a_second_connection_init_closes_with_4429(hub, acme):
     ws = await acknowledged(hub)
     await send(ws, {"type": "connection_init", "payload": {}})
