@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from hub.errors import BadInput
 from hub.models.sensor import states_of
 from hub.services import readings as reading_service
 from hub.services import sensors as sensor_service
@@ -47,6 +48,8 @@ class Mutation:
     async def ingest_readings(self, info: Info, input: list[SensorReadingsInput]) -> IngestReadingsPayload:
         access = await info.context.access()
         hub = info.context.hub
+        if any(item.samples is not None and not isinstance(item.samples, list) for item in input):
+            raise BadInput("samples must be a JSON array of [time, temperatureC, humidityPct?] arrays", field="samples")
         batches = [
             reading_service.SensorReadingsIn(
                 sensor_id=str(item.sensor_id) if item.sensor_id else None,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any, NewType
 
 import strawberry
+from strawberry.scalars import JSON
 
 import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
@@ -79,25 +79,6 @@ class ReadingInput:
     humidity_pct: float | None = None
 
 
-def _samples(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError("samples must be a JSON array of [time, temperatureC, humidityPct?] arrays")
-    return value
-
-
-ReadingSamples = strawberry.scalar(
-    NewType("ReadingSamples", list),
-    name="ReadingSamples",
-    description=(
-        "Readings in compact form, for high-volume gateways: a JSON array of [time, temperatureC] or "
-        "[time, temperatureC, humidityPct], time an ISO 8601 instant or epoch seconds. A malformed sample is "
-        "rejected on its own, like an impossible reading."
-    ),
-    serialize=lambda value: value,
-    parse_value=_samples,
-)
-
-
 @strawberry.input
 class SensorReadingsInput:
     """Readings of one sensor, named by its id or by the device id it was registered with.
@@ -108,7 +89,14 @@ class SensorReadingsInput:
     sensor_id: strawberry.ID | None = None
     device_id: str | None = None
     readings: list[ReadingInput] | None = None
-    samples: ReadingSamples | None = None  # type: ignore[valid-type]
+    samples: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            "Readings in compact form, for high-volume gateways: a JSON array of [time, temperatureC] or "
+            "[time, temperatureC, humidityPct], time an ISO 8601 instant or epoch seconds. A malformed sample is "
+            "rejected on its own, like an impossible reading."
+        ),
+    )
 
 
 @strawberry.type

@@ -313,3 +313,9 @@ async def test_losing_the_race_to_create_a_bucket_retries_and_keeps_every_readin
     assert CreatedMeanwhile.looked and report["accepted"] == 3
     data = await hub.ok(SERIES, {"id": cold.sensor, "from": start.isoformat()}, tenant="shopmart")
     assert [p["temperatureC"] for p in data["sensorReadings"]["points"]] == [5.0] * 3 + [6.0] * 3
+
+
+async def test_samples_that_are_not_an_array_are_refused(cold, hub):
+    body = await hub.gql(INGEST, {"input": [{"sensorId": cold.sensor, "samples": {"at": "now"}}]}, tenant="shopmart")
+
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
