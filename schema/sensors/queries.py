@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Sequence
 
 import strawberry
@@ -66,7 +66,7 @@ class Query:
         check_first(first, MAX_POINTS)
         access = await info.context.access()
         sensor = await sensor_service.visible_sensor(access, str(sensor_id))
-        end = to or datetime.now(from_.tzinfo)
+        end = to or datetime.now(timezone.utc)
         series = await reading_service.series(sensor, from_, end, interval_minutes, first)
         return ReadingSeries(
             sensor_id=strawberry.ID(str(sensor.id)),
