@@ -135,7 +135,7 @@ class TokenValidator:
             raise
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired") from None
-        except (jwt.PyJWTError, ValueError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:  # TypeError: e.g. an EC signature on an RSA kid
             raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
 
     async def _member(self, issuer: str, subject: str) -> Member | None:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 
+from hub import audit
 from hub.config import Settings
 from hub.errors import BadInput, Conflict, Forbidden
 from hub.models.event import EVENT_TYPES, Event
@@ -70,6 +71,10 @@ async def create_endpoint(
         secrets=[EndpointSecret(value=secret)],
     )
     await endpoint.insert()
+    await audit.record(
+        "webhook.created", tenant_id=access.tenant_id, target=str(endpoint.id),
+        details={"url": endpoint.url, "eventTypes": endpoint.event_types},
+    )
     return endpoint, secret
 
 
@@ -97,6 +102,10 @@ async def update_endpoint(
     elif enabled is False:
         changes.update(enabled=False, disabled_reason="disabled by an admin", disabled_at=utcnow())
     await WebhookEndpoint.get_pymongo_collection().update_one({"_id": endpoint.id}, {"$set": changes})
+    await audit.record(
+        "webhook.updated", tenant_id=access.tenant_id, target=str(endpoint.id),
+        details={key: value for key, value in changes.items() if key != "updated_at"},
+    )
     return await get_endpoint(access, endpoint_id)
 
 
@@ -121,6 +130,8 @@ async def rotate_secret(
         {"_id": endpoint.id},
         {"$set": {"secrets": [s.model_dump() for s in secrets], "updated_at": now}},
     )
+    await audit.record("webhook.secret_rotated", tenant_id=access.tenant_id, target=str(endpoint.id),
+                       details={"overlapHours": hours})
     return await get_endpoint(access, endpoint_id), secret
 
 
@@ -129,6 +140,8 @@ async def delete_endpoint(access: Access, endpoint_id: str) -> None:
     await WebhookDelivery.get_pymongo_collection().delete_many({"endpoint_id": endpoint.id})
     await WebhookAttempt.get_pymongo_collection().delete_many({"endpoint_id": endpoint.id})
     await endpoint.delete()
+    await audit.record("webhook.deleted", tenant_id=access.tenant_id, target=str(endpoint.id),
+                       details={"url": endpoint.url})
 
 
 async def replay(access: Access, endpoint_id: str, since: datetime, only_failed: bool = False) -> int:
@@ -159,4 +172,7 @@ async def replay(access: Access, endpoint_id: str, since: datetime, only_failed:
         {"$set": {"state": DeliveryState.pending.value, "next_attempt_at": now, "failures": 0, "updated_at": now,
                   "last_error": None, "lease_token": None, "lease_until": None}},
     )
-    return len(inserted) + reset.modified_count
+    queued = len(inserted) + reset.modified_count
+    await audit.record("webhook.replayed", tenant_id=access.tenant_id, target=str(endpoint.id),
+                       details={"since": since.isoformat(), "onlyFailed": only_failed, "queued": queued})
+    return queued

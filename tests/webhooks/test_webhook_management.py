@@ -13,6 +13,7 @@ from tests.webhooks.helpers import (
     DELETE_ENDPOINT,
     ENDPOINTS,
     REPLAY,
+    ROTATE_SECRET,
     UPDATE_ENDPOINT,
     create_endpoint,
     deliveries,
@@ -124,3 +125,29 @@ async def test_oversized_or_malformed_input_is_refused(quiet_hub, receiver):
     assert (await quiet_hub.gql(DELETE_ENDPOINT, {"id": "not-an-id"}, tenant="acme"))["errors"][0]["extensions"][
         "code"
     ] == "NOT_FOUND"
+
+
+AUDIT_LOG = "{ auditLog(first: 50) { edges { node { action actor target details } } } }"
+
+
+async def test_webhook_admin_changes_are_audited_without_the_secret(quiet_hub, receiver):
+    # given
+    await quiet_hub.tenant("acme", "retailer")
+    await quiet_hub.tenant("beta", "retailer")
+    endpoint_id, first_secret = await create_endpoint(quiet_hub, "acme", receiver.at("/x"))
+    await quiet_hub.ok(UPDATE_ENDPOINT, {"input": {"id": endpoint_id, "description": "ERP"}}, tenant="acme")
+    rotated = await quiet_hub.ok(ROTATE_SECRET, {"id": endpoint_id, "overlap": 1}, tenant="acme")
+    await quiet_hub.ok(DELETE_ENDPOINT, {"id": endpoint_id}, tenant="acme")
+    # when
+    entries = [e["node"] for e in (await quiet_hub.ok(AUDIT_LOG, tenant="acme"))["auditLog"]["edges"]]
+    # then
+    assert [e["action"] for e in entries] == [
+        "webhook.deleted",
+        "webhook.secret_rotated",
+        "webhook.updated",
+        "webhook.created",
+    ]
+    assert {e["target"] for e in entries} == {endpoint_id}
+    dumped = repr(entries)
+    assert first_secret not in dumped and rotated["rotateWebhookSecret"]["secret"] not in dumped
+    assert (await quiet_hub.ok(AUDIT_LOG, tenant="beta"))["auditLog"]["edges"] == []
