@@ -6,6 +6,7 @@ import asyncio
 from datetime import date, datetime, timedelta, timezone
 
 from hub.models.event import Event
+from hub.models.reading import ReadingBucket
 from tests.conftest import start_hub
 from tests.sensors.conftest import (
     CREATE_LOCATION,
@@ -87,9 +88,9 @@ async def test_one_wild_reading_raises_nothing(cold, hub):
     assert lot["effectiveExpiresOn"] == lot["expiresOn"]
 
 
-async def test_a_spike_sent_in_small_batches_is_still_one_excursion_with_one_alert(cold, hub):
+async def test_a_spike_sent_in_small_batches_across_an_hour_boundary_is_one_excursion_with_one_alert(cold, hub):
     temps = [18.0] * 10 + [28.0] * 20 + [18.0] * 10
-    start = minutes_ago(45)
+    start = minutes_ago(150).replace(minute=45)  # the spike runs from :55 to :15, across two hour buckets
     changes = []
     for offset in range(0, len(temps), 6):  # a gateway flushing every 6 minutes
         report = await cold.ingest_temps(temps[offset : offset + 6], start + timedelta(minutes=offset))
@@ -101,6 +102,7 @@ async def test_a_spike_sent_in_small_batches_is_still_one_excursion_with_one_ale
     assert len(spikes) == 1
     [excursion] = (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
     assert 150 < excursion["degreeMinutes"] < 170
+    assert await ReadingBucket.find({}).count() == 2
 
 
 async def test_an_excursion_continues_across_a_hub_restart(settings):
