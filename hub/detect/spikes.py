@@ -4,7 +4,9 @@ An *episode* starts at the first reading that is elevated: above the storage lim
 strictest ``temp_max_c`` among them), or more than ``rise_c`` above the lowest reading of the preceding 10 minutes.
 It becomes an *excursion* (is "opened") once it has lasted: readings above the limit spanning at least
 ``min_minutes``, or two readings confirming the fast rise. It closes at the first reading back in range, which is also
-where an episode that never opened is forgotten: one wild reading (noise) never alerts.
+where an episode that never opened is forgotten: one wild reading (noise) never alerts. "In range" means at or below
+the limit and, for the first 10 minutes, no more than ``rise_c`` above the baseline; after that a rise that stays
+under the limit is the new normal, not an excursion.
 
 The detector is incremental: ``detect`` takes the state left by the previous batch and answers the new state, which
 the caller persists per sensor, so episodes continue across batches, hour buckets and restarts. Readings at or before
