@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -305,11 +306,26 @@ async def _load_positions(session: AsyncClientSession, positions: Any, tenant_id
     return found
 
 
+# Every batch emits events, and the event log's sequence counter admits one emitting transaction at a time
+# (hub/events.py). Batches of one process queue here, in arrival order, instead of conflicting on the counter and
+# backing off exponentially (which starves one client while another streams); other processes still conflict
+# and retry as usual.
+_queues: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _queue(database: Database) -> asyncio.Lock:
+    lock = _queues.get(database)
+    if lock is None:
+        lock = _queues[database] = asyncio.Lock()
+    return lock
+
+
 async def run_batch(database: Database, work: Any, attempts: int = 8) -> Any:
     """Run ``work(session)`` in a transaction, starting over when a concurrent writer got there first."""
     for attempt in range(attempts):
         try:
-            return await database.in_transaction(work)
+            async with _queue(database):
+                return await database.in_transaction(work)
         except StaleRead:
             if attempt == attempts - 1:
                 raise Conflict("too much concurrent activity on these positions, try again") from None
