@@ -174,3 +174,14 @@ def test_the_persisted_rise_window_stays_small_for_a_sensor_reporting_every_seco
 
     assert len(state.window) <= 10
     assert min(r.c for r in state.window) == 18.0
+
+
+def test_a_rise_that_settles_under_the_limit_ends_after_the_rise_window():
+    chiller = SpikeConfig(limit_c=8.0, min_minutes=15, rise_c=3.0)
+
+    result = detect(SpikeState(), series(*([2.0] * 5 + [6.0] * 30)), chiller)
+
+    [update] = result.updates
+    assert update.episode.cause == "rise" and update.closed
+    assert update.episode.ended_at == T0 + timedelta(minutes=16)  # 11 minutes after it began at 6 °C
+    assert result.state.episode is None
