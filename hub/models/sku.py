@@ -45,6 +45,9 @@ class Sku(Document):
         name = "skus"
         indexes = [
             pymongo.IndexModel([("tenant_id", 1), ("code", 1)], unique=True),
-            pymongo.IndexModel([("gtin", 1)]),
+            # A GTIN names one trade item worldwide: enforced by the database, not only by a check in code.
+            pymongo.IndexModel(
+                [("gtin", 1)], unique=True, partialFilterExpression={"gtin": {"$type": "string"}}
+            ),
             pymongo.IndexModel([("aliases.tenant_id", 1), ("aliases.code", 1)]),
         ]

@@ -85,8 +85,15 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
             key, {"$set": fields, "$setOnInsert": {**key, "aliases": [], "created_at": now}}, upsert=True
         )
         created = result.upserted_id is not None
-    except DuplicateKeyError:  # two concurrent first upserts: the loser updates the winner's document
-        await collection.update_one(key, {"$set": fields})
+    except DuplicateKeyError:
+        # Either a concurrent first upsert of this code won (update its document), or the GTIN (unique index)
+        # already names another SKU.
+        try:
+            retried = await collection.update_one(key, {"$set": fields})
+        except DuplicateKeyError:
+            raise Conflict("this GTIN already names another SKU", field="gtin") from None
+        if retried.matched_count == 0:
+            raise Conflict("this GTIN already names another SKU", field="gtin")
         created = False
     sku = await Sku.find_one(key)
     if sku is None:

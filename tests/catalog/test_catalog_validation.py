@@ -174,3 +174,12 @@ async def test_invalid_cursors_are_refused(hub, tenants):
     ]
     for cursor in forged:
         assert codes(await hub.gql(SKUS, {"after": cursor}, tenant=acme)) == ["BAD_USER_INPUT"], cursor
+
+
+async def test_one_gtin_cannot_name_two_skus_of_the_same_owner(hub, tenants):
+    acme, globex = tenants
+    gtin = fresh_gtin()
+    await upsert_sku(hub, acme, code="APL-1", gtin=gtin)
+    body = await hub.gql(UPSERT_SKU, {"input": {**APPLE, "code": "APL-2", "gtin": gtin}}, tenant=acme)
+    assert codes(body) == ["CONFLICT"]
+    assert await sku_codes(hub, acme) == ["APL-1"]
