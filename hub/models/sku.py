@@ -34,7 +34,7 @@ class Sku(Document):
     shelf_life_days: int | None = None
     storage: Storage = Field(default_factory=Storage)
     min_remaining_shelf_life_days: int | None = None
-    # Fraction of the remaining shelf life lost per degree-hour above the storage limit (see hub/detect/spikes.py).
+    # Scales the shelf life an excursion destroys: loss = sensitivity x degree-minutes x k (hub/detect/shelf_life.py).
     excursion_sensitivity: float = 0.0
     excursion_min_minutes: int = 15
     aliases: list[Alias] = Field(default_factory=list)
