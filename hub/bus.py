@@ -12,9 +12,9 @@ Subscribers with a cursor replay from the log first, then switch to live; both h
 order, see hub/events.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
 and no duplicate.
 
-Limits are per process: ``max_subscriptions_per_tenant`` counts a tenant's live subscriptions on this hub process
-(N processes behind a balancer admit up to N times as many), and a subscriber whose queue overflows
-(``subscriber_queue_size``) is cut off with RATE_LIMITED and resumes with its last cursor.
+``max_subscriptions_per_tenant`` holds across processes: every live subscription has an entry in the
+``live_subscriptions`` collection, leased by its process (a crashed process's entries lapse). A subscriber whose
+queue overflows (``subscriber_queue_size``) is cut off with RATE_LIMITED and resumes with its last cursor.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 
 from bson import ObjectId
@@ -34,7 +35,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from hub.errors import BadInput, RateLimited
 from hub.events import COUNTERS, EVENTS_COUNTER
 from hub.models.event import EVENT_SCOPE
-from tenants.models import PartnershipStatus
+from tenants.models import PartnershipStatus, utcnow
 
 if TYPE_CHECKING:
     from hub.config import Settings
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lotpulse.bus")
 REPLAY_PAGE = 200
+LEDGER = "live_subscriptions"
+LEASE_SECONDS = 90.0
 ENTITLEMENT_TTL_SECONDS = 60.0  # a safety net only: partnership changes invalidate the cache as they commit
 
 
@@ -143,10 +146,55 @@ class Subscription:
             return False
 
 
+class Ledger:
+    """Every process's live subscriptions, so a tenant's limit counts them all, wherever they are connected."""
+
+    def __init__(self, database: Database, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.collection = database.db[LEDGER]
+        self.process = uuid.uuid4().hex
+        self.lease = timedelta(seconds=lease_seconds)
+        self._releases: set[asyncio.Task[Any]] = set()
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("tenant_id", 1), ("expires_at", 1)])
+        await self.collection.create_index([("expires_at", 1)], expireAfterSeconds=0)
+
+    async def admit(self, tenant_id: str, limit: int) -> ObjectId:
+        """Record one more subscription for the tenant, or refuse it when that would pass ``limit``."""
+        now = utcnow()
+        entry = ObjectId()
+        # Insert, then count: two processes admitting at once may both refuse, never both pass the limit.
+        await self.collection.insert_one(
+            {"_id": entry, "tenant_id": tenant_id, "process": self.process, "expires_at": now + self.lease}
+        )
+        live = await self.collection.count_documents({"tenant_id": tenant_id, "expires_at": {"$gt": now}})
+        if live > limit:
+            await self.collection.delete_one({"_id": entry})
+            raise RateLimited(f"tenant already has {limit} live subscriptions")
+        return entry
+
+    def release(self, entry: ObjectId) -> None:
+        """Forget a subscription; runs on its own, since the subscriber's task is usually being cancelled."""
+        task = asyncio.create_task(self.collection.delete_one({"_id": entry}))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await self.collection.update_many(
+                    {"process": self.process}, {"$set": {"expires_at": utcnow() + self.lease}}
+                )
+            except PyMongoError as exc:
+                log.warning("could not renew live subscription leases (%s); retrying", exc)
+
+
 class EventBus:
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(self, database: Database, settings: Settings, ledger: Ledger | None = None) -> None:
         self.database = database
         self.settings = settings
+        self.ledger = ledger  # None: the limit counts this process's subscriptions only
         self.entitlements = Entitlements(database)
         self.by_tenant: dict[str, set[Subscription]] = {}
         self.last_seq = 0
@@ -180,12 +228,11 @@ class EventBus:
         after: str | None = None,
     ) -> AsyncIterator[AsyncIterator[LiveEvent]]:
         """Register a subscriber; the yielded iterator replays from ``after`` (an event id), then stays live."""
+        limit = self.settings.max_subscriptions_per_tenant
         after_seq = await self.cursor_seq(tenant_id, after) if after is not None else None
-        # Checked and registered with no await in between, so concurrent subscribes cannot overshoot the limit.
-        if self.count(tenant_id) >= self.settings.max_subscriptions_per_tenant:
-            raise RateLimited(
-                f"tenant already has {self.settings.max_subscriptions_per_tenant} live subscriptions on this hub"
-            )
+        if self.count(tenant_id) >= limit:  # refused here without asking the database
+            raise RateLimited(f"tenant already has {limit} live subscriptions")
+        entry = await self.ledger.admit(tenant_id, limit) if self.ledger is not None else None
         subscription = Subscription(tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size)
         # Registered before the replay query: whatever commits from now on is queued, and the seq check dedupes.
         self.by_tenant.setdefault(tenant_id, set()).add(subscription)
@@ -197,6 +244,8 @@ class EventBus:
                 subscribers.discard(subscription)
                 if not subscribers:
                     del self.by_tenant[tenant_id]
+            if entry is not None and self.ledger is not None:
+                self.ledger.release(entry)
 
     async def _replay(self, subscription: Subscription, after_seq: int) -> AsyncIterator[LiveEvent]:
         # Not the live cache: it may trail a revocation that already committed. One read per owner per replay.
@@ -362,9 +411,12 @@ async def start_event_bus(hub: HubState) -> None:
     await hub.database.db[COUNTERS].update_one(
         {"_id": EVENTS_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
     )
-    bus = EventBus(hub.database, hub.settings)
+    ledger = Ledger(hub.database)
+    await ledger.ensure_indexes()
+    bus = EventBus(hub.database, hub.settings, ledger)
     hub.services["bus"] = bus
     hub.spawn("event-bus", bus.run)
+    hub.spawn("live-subscription-leases", ledger.renew_forever)
     try:
         await asyncio.wait_for(bus.ready.wait(), timeout=10)
     except asyncio.TimeoutError:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from gql.transport.exceptions import TransportQueryError
+
+from hub.bus import LEDGER, EventBus, Ledger
+from hub.errors import RateLimited
 
 from hub.models.alert import AlertKind, Severity
 from tests.events.conftest import ACKNOWLEDGE, REVOKE, alert
@@ -183,3 +187,32 @@ async def test_a_client_can_read_state_then_subscribe_from_the_cursor_it_read_wi
     assert (await resumed.next())["alerts"]["alert"]["title"] == "alert k2"
     assert await resumed.silent_for(0.3)
     assert (await hub.ok(EVENT_CURSOR, tenant="rival"))["eventCursor"] != cursor
+
+
+async def test_the_tenant_limit_counts_subscriptions_on_every_hub_process(hub, trio, listen):
+    # given: a limit of two, one subscription here and one on another process sharing the database
+    bus = hub.state.services["bus"]
+    bus.settings = hub.settings.with_(max_subscriptions_per_tenant=2)
+    elsewhere = EventBus(hub.state.database, bus.settings, Ledger(hub.state.database))
+    await listen("acme")
+    async with elsewhere.subscribe("acme", ["mismatch.detected"]):
+        # when / then: a third one is refused, wherever it connects
+        third = await listen("acme", wait=False)
+        error = await third.ended()
+        assert isinstance(error, TransportQueryError)
+        assert error.errors[0]["extensions"]["code"] == "RATE_LIMITED"
+    # once the other process's subscription ends, there is room again
+    for _ in range(100):
+        if await hub.state.database.db[LEDGER].count_documents({"tenant_id": "acme"}) == 1:
+            break
+        await asyncio.sleep(0.02)
+    await listen("acme")
+
+
+async def test_a_crashed_processs_subscriptions_stop_counting_when_their_lease_lapses(hub, trio):
+    crashed = Ledger(hub.state.database, lease_seconds=0.2)  # never renewed: its process is gone
+    await crashed.admit("acme", limit=1)
+    with pytest.raises(RateLimited):
+        await Ledger(hub.state.database).admit("acme", limit=1)
+    await asyncio.sleep(0.3)
+    await Ledger(hub.state.database).admit("acme", limit=1)
