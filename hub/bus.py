@@ -175,9 +175,15 @@ class Ledger:
 
     def release(self, entry: ObjectId) -> None:
         """Forget a subscription; runs on its own, since the subscriber's task is usually being cancelled."""
-        task = asyncio.create_task(self.collection.delete_one({"_id": entry}))
+        task = asyncio.create_task(self._delete(entry))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
+
+    async def _delete(self, entry: ObjectId) -> None:
+        try:
+            await self.collection.delete_one({"_id": entry})
+        except PyMongoError:
+            pass  # shutting down, or the database is away: the entry's lease lapses on its own
 
     async def renew_forever(self) -> None:
         while True:
