@@ -3,7 +3,7 @@
 Two gaps of the stock handler are closed here. It indexes into every message it receives, so a frame that is valid
 JSON but not a protocol message (a list, a string, a subscribe without a payload object) raised out of the handler
 instead of closing with 4400 as the protocol says. And a socket authenticated once at ``connection_init`` would
-otherwise outlive its token: here it is closed with 4403 when the token expires.
+otherwise outlive its token: here it is closed with 4403 when the token expires or is revoked.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from typing import Any
 from graphql import GraphQLError, parse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
+from hub.auth import Principal
+
 log = logging.getLogger("lotpulse.ws")
 TOKEN_EXPIRED = 4403
 BAD_MESSAGE = 4400
 MAX_REASON_BYTES = 120
+REVOCATION_POLL_SECONDS = 10.0  # at most this long between revocation checks of an open socket
 
 
 def _malformed(message: Any) -> str | None:
@@ -79,15 +82,25 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
         principal = getattr(self.context, "principal", None)
-        if self.connection_acknowledged and principal is not None and principal.expires_at is not None:
-            if self.expiry_task is None:
-                self.expiry_task = asyncio.create_task(self._close_on_expiry(principal.expires_at))
+        if self.connection_acknowledged and principal is not None and self.expiry_task is None:
+            self.expiry_task = asyncio.create_task(self._watch_token(principal))
 
-    async def _close_on_expiry(self, expires_at: float) -> None:
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
-        log.info("closing a WebSocket: its token expired")
+    async def _watch_token(self, principal: Principal) -> None:
+        """Close the socket when its token expires, or once it is found revoked (polled: revocation is not pushed)."""
+        validator = self.view.hub.validator
+        poll = max(0.5, min(REVOCATION_POLL_SECONDS, self.view.hub.settings.oauth_revocation_cache_seconds))
+        while True:
+            remaining = principal.expires_at - time.time() if principal.expires_at is not None else poll
+            if remaining <= 0:
+                reason = "token expired"
+                break
+            await asyncio.sleep(min(remaining, poll))
+            if await validator.is_revoked(principal):
+                reason = "token revoked"
+                break
+        log.info("closing a WebSocket: %s", reason)
         with suppress(Exception):  # the client may have gone already
-            await self.websocket.close(code=TOKEN_EXPIRED, reason="token expired")
+            await self.websocket.close(code=TOKEN_EXPIRED, reason=reason)
 
     async def shutdown(self) -> None:
         if self.expiry_task is not None:
