@@ -21,5 +21,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+BENCHMARKS := graphql movements ingest fanout webhooks oauth_tokens
+
 bench: $(STAMP)
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for name in $(BENCHMARKS); do $(BIN)/python -m bench.$$name || exit 1; done

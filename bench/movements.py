@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,10 +27,8 @@ from pymongo import IndexModel, InsertOne
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.auth import mint_local_token  # noqa: E402
-from hub.config import Settings  # noqa: E402
-from hub.db import Database, EmbeddedServer, free_port  # noqa: E402
-from hub.keys import KeyRing  # noqa: E402
+from bench.harness import percentile, running_hub, wait_ready  # noqa: E402
+from hub.db import Database  # noqa: E402
 from tenants import service as tenant_service  # noqa: E402
 
 LOT: dict[str, str] = {}  # with --lots: every movement names a lot with an expiry date
@@ -42,23 +37,6 @@ mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locatio
 """
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(600):
-            if process.poll() is not None:
-                raise SystemExit("hub exited during startup")
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("hub did not become ready")
 
 
 async def http_rate(args: argparse.Namespace, port: int, token: str, locations: list[str]) -> tuple[float, list[float]]:
@@ -109,25 +87,10 @@ async def raw_rate(database: Database, args: argparse.Namespace, location: Objec
 async def main(args: argparse.Namespace) -> None:
     if args.lots:
         LOT["lotCode"] = "L1"
-    tmp = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
-    server = None
-    uri = os.environ.get("LOTPULSE_MONGODB_URI")
-    if not uri:
-        server = EmbeddedServer(tmp / "db", log_path=tmp / "secantusd.log")
-        server.start()
-        uri = server.uri
-    port, name = free_port(), f"bench_{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "LOTPULSE_MONGODB_URI": uri, "LOTPULSE_DATABASE": name, "LOTPULSE_PORT": str(port),
-           "LOTPULSE_SIGNING_KEY_FILE": str(tmp / "keys.json"), "LOTPULSE_DATA_DIR": str(tmp),
-           "LOTPULSE_LOG_LEVEL": "WARNING", "LOTPULSE_WEBHOOK_WORKER": "false"}
-    settings = Settings.from_env(env)
-    token = mint_local_token(settings, KeyRing(tmp / "keys.json"), "bench", ["integration"], 3600)
-    database = await Database.connect(uri, name)
-    hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve"], env=env,
-                           stdout=open(tmp / "hub.log", "ab"), stderr=subprocess.STDOUT)
-    try:
+    async with running_hub() as hub:
+        token, database, port = hub.token("bench", "integration"), hub.database, hub.port
         await tenant_service.create_tenant("bench", "Bench", "retailer")
-        await wait_ready(port, hub)
+        await wait_ready(port, hub.process)
         async with httpx.AsyncClient(timeout=300) as http:
             async def gql(query: str, variables: dict | None = None) -> dict:
                 r = await http.post(f"http://127.0.0.1:{port}/graphql",
@@ -156,18 +119,11 @@ async def main(args: argparse.Namespace) -> None:
         print(f"batch size {args.batch_size}, {args.batches} batches, {args.clients} clients, {args.skus} SKUs"
               + (", dated lots (expiry risk re-assessed per batch)" if args.lots else ", no lots"))
         print(f"recordMovements over HTTP : {http_mps:10,.0f} movements/s  "
-              f"(batch p50 {statistics.median(latencies) * 1000:,.0f} ms, p99 {pct(latencies, 0.99) * 1000:,.0f} ms)")
+              f"(batch p50 {statistics.median(latencies) * 1000:,.0f} ms, p99 {percentile(latencies, 0.99) * 1000:,.0f} ms)")
         print(f"raw bulk_write (InsertOne): {raw_mps:10,.0f} documents/s  (bare collection)")
         print(f"raw bulk_write, indexed   : {raw_indexed_mps:10,.0f} documents/s  (the movements collection's indexes)")
         print(f"ratio HTTP / raw          : {http_mps / raw_mps:10.2f}   (HTTP / raw indexed: "
               f"{http_mps / raw_indexed_mps:.2f})")
-    finally:
-        hub.terminate()
-        hub.wait(10)
-        await database.client.drop_database(name)
-        await database.close()
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -27,10 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.auth import mint_local_token  # noqa: E402
-from hub.config import Settings  # noqa: E402
-from hub.db import Database, EmbeddedServer, free_port  # noqa: E402
-from hub.keys import KeyRing  # noqa: E402
+from bench.harness import percentile, running_hub, wait_ready  # noqa: E402
 from tenants import service as tenant_service  # noqa: E402
 
 CREATE_CLIENT = """
@@ -40,23 +33,6 @@ mutation { createOAuthClient(input: {name: "bench", scopes: ["read", "write"], r
 ME = "{ me { roles } }"
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(600):
-            if process.poll() is not None:
-                raise SystemExit("hub exited during startup")
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("hub did not become ready")
 
 
 async def measure(
@@ -79,33 +55,16 @@ async def measure(
 def report(label: str, rate: float, latencies: list[float]) -> None:
     print(
         f"{label:<34}: {rate:8,.0f} req/s  p50 {statistics.median(latencies) * 1000:6.1f} ms"
-        f"  p99 {pct(latencies, 0.99) * 1000:6.1f} ms"
+        f"  p99 {percentile(latencies, 0.99) * 1000:6.1f} ms"
     )
 
 
 async def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
-    server = None
-    uri = os.environ.get("LOTPULSE_MONGODB_URI")
-    if not uri:
-        server = EmbeddedServer(tmp / "db", log_path=tmp / "secantusd.log")
-        server.start()
-        uri = server.uri
-    port, name = free_port(), f"bench_{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "LOTPULSE_MONGODB_URI": uri, "LOTPULSE_DATABASE": name, "LOTPULSE_PORT": str(port),
-           "LOTPULSE_SIGNING_KEY_FILE": str(tmp / "keys.json"), "LOTPULSE_DATA_DIR": str(tmp),
-           "LOTPULSE_LOG_LEVEL": "WARNING", "LOTPULSE_WEBHOOK_WORKER": "false"}
-    settings = Settings.from_env(env)
-    keyring = KeyRing(tmp / "keys.json")
-    admin = mint_local_token(settings, keyring, "bench", ["admin"], 3600)
-    local = mint_local_token(settings, keyring, "bench", ["integration"], 3600)
-    database = await Database.connect(uri, name)
-    hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve"], env=env,
-                           stdout=open(tmp / "hub.log", "ab"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    async with running_hub() as hub:
+        admin, local = hub.token("bench", "admin"), hub.token("bench", "integration")
+        base, port = hub.url, hub.port
         await tenant_service.create_tenant("bench", "Bench", "retailer")
-        await wait_ready(port, hub)
+        await wait_ready(port, hub.process)
         async with httpx.AsyncClient(timeout=60) as http:
             body = (await http.post(f"{base}/graphql", json={"query": CREATE_CLIENT},
                                     headers={"authorization": f"Bearer {admin}"})).json()
@@ -131,13 +90,6 @@ async def main(args: argparse.Namespace) -> None:
         report("client_credentials /oauth/token", *await measure(args.requests, args.clients, issue))
         report("GraphQL { me } with OAuth token", *await measure(args.requests, args.clients, query_with(tokens[0])))
         report("GraphQL { me } with CLI token", *await measure(args.requests, args.clients, query_with(local)))
-    finally:
-        hub.terminate()
-        hub.wait(10)
-        await database.client.drop_database(name)
-        await database.close()
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -111,7 +111,6 @@ class Settings:
     # Signs the short-lived sign-in cookie; derived from the hub's signing key when unset.
     session_secret: str | None = None
     log_level: str = "INFO"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def issuer(self) -> str:

@@ -54,18 +54,22 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def settings(tmp_path: Path, key_file: Path, mongo_uri: str) -> Settings:
+def hub_settings(key_file: Path, mongo_uri: str, **changes: Any) -> Settings:
+    """Settings for a hub of its own: a fresh database and a free port on the session's database server."""
     port = free_port()
     return Settings(
         mongodb_uri=mongo_uri,
         database=f"t_{uuid.uuid4().hex[:12]}",
-        data_dir=tmp_path,
         port=port,
         public_url=f"http://127.0.0.1:{port}",
         signing_key_file=key_file,
-        webhook_allow_private=True,
+        **changes,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, key_file: Path, mongo_uri: str) -> Settings:
+    return hub_settings(key_file, mongo_uri, data_dir=tmp_path, webhook_allow_private=True)
 
 
 @dataclass

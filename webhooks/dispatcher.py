@@ -21,8 +21,8 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hub.models.event import Event
-from tenants.models import Partnership, PartnershipStatus, Scope, pair_key
+from hub.models.event import EVENT_SCOPE, Event
+from tenants.models import Partnership, PartnershipStatus, pair_key
 from webhooks import signing
 from webhooks.clock import Clock, SystemClock
 from webhooks.models import DeliveryState, DispatcherCursor, WebhookDelivery, WebhookEndpoint
@@ -32,17 +32,6 @@ CURSOR_ID = "dispatcher"
 BATCH = 500
 SAVE_EVERY = timedelta(seconds=2)
 
-# The partnership scope that entitles a partner to hear an event. Dispatch events are absent on purpose: the parties
-# to a dispatch see it by being parties (DESIGN.md §4), so the audience written with the event is authoritative.
-SCOPE_OF_EVENT: dict[str, Scope] = {
-    "mismatch.detected": Scope.alerts,
-    "expiry_risk.detected": Scope.alerts,
-    "sensor_spike.detected": Scope.alerts,
-    "alert.acknowledged": Scope.alerts,
-    "alert.resolved": Scope.alerts,
-    "alert.escalated": Scope.alerts,
-    "stock.changed": Scope.stock,
-}
 
 
 def _wall() -> datetime:
@@ -92,7 +81,7 @@ async def plan(
         body: str | None = None
         for tenant in set(event.get("audience", [])):
             if tenant != owner:
-                scope = SCOPE_OF_EVENT.get(event_type)
+                scope = EVENT_SCOPE.get(event_type)
                 granted = shares.get((owner, tenant))
                 if scope is not None and (granted is None or scope.value not in granted):
                     continue  # the partnership was revoked, or never shared this scope

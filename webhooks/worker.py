@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
 from webhooks import delivery, guard, retry
@@ -232,9 +233,8 @@ class Worker:
             error = None if decision.succeeded else (outcome.error or f"HTTP {outcome.status_code}")
             key = (decision.succeeded, decision.next_attempt_at, 1 + len(interrupted), error)
             same.setdefault(key, []).append(doc["_id"])
-        if attempts:
-            await WebhookAttempt.get_pymongo_collection().insert_many(attempts, ordered=False)
         collection = WebhookDelivery.get_pymongo_collection()
+        updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for (succeeded, next_at, tries, error), ids in same.items():
             fields: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now, "last_error": error}
             inc = {"attempt_count": tries}
@@ -246,9 +246,20 @@ class Worker:
                     fields["next_attempt_at"] = next_at
                 else:
                     fields["state"] = DeliveryState.failed.value
-            await collection.update_many(
-                {"_id": {"$in": ids}, "lease_token": group.token}, {"$set": fields, "$inc": inc}
-            )
+            updates.append(({"_id": {"$in": ids}, "lease_token": group.token}, {"$set": fields, "$inc": inc}))
+
+        async def record(session: AsyncClientSession) -> None:
+            # The attempt log and the deliveries' counters commit together: a crash between them would make the
+            # next claimant log a finished attempt a second time, as interrupted.
+            if attempts:
+                await WebhookAttempt.get_pymongo_collection().insert_many(
+                    [dict(attempt) for attempt in attempts], ordered=False, session=session
+                )
+            for query, change in updates:
+                await collection.update_many(query, change, session=session)
+
+        async with collection.database.client.start_session() as session:
+            await session.with_transaction(record)
         await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]

@@ -9,10 +9,8 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from hub.config import Settings
-from hub.db import free_port
 from hub.gs1 import check_digit
-from tests.conftest import start_hub
+from tests.conftest import hub_settings, start_hub
 
 UPSERT_SKU = """
 mutation ($input: SkuInput!) {
@@ -81,14 +79,7 @@ async def partner(hub: Any, inviter: str, invitee: str, inviter_shares: list[str
 @pytest.fixture(scope="module")
 async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
     """One hub per module (starting one costs about a second); each test gets tenants of its own instead."""
-    port = free_port()
-    settings = Settings(
-        mongodb_uri=mongo_uri,
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        signing_key_file=key_file,
-    )
+    settings = hub_settings(key_file, mongo_uri)
     async for running in start_hub(settings):
         yield running
 

@@ -10,8 +10,7 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from hub.events import emit
-from hub.models.event import EVENT_SCOPE, Event
-from webhooks.dispatcher import SCOPE_OF_EVENT
+from hub.models.event import Event
 from tests.events.conftest import alert
 
 
@@ -69,10 +68,6 @@ async def test_events_expire_after_the_retention_period(hub):
     indexes = await Event.get_pymongo_collection().index_information()
     ttl = [index for index in indexes.values() if index["key"] == [("expires_at", 1)]]
     assert ttl and ttl[0]["expireAfterSeconds"] == 0
-
-
-def test_subscriptions_and_webhooks_apply_the_same_entitlement_rule():
-    assert EVENT_SCOPE == SCOPE_OF_EVENT
 
 
 async def test_the_bus_runs_on_a_change_stream_when_the_database_offers_one(hub):

@@ -30,9 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
-from hub.config import Settings
 from hub.db import free_port
-from tests.conftest import start_hub
+from tests.conftest import hub_settings, start_hub
 
 CREATE_CLIENT = """
 mutation($input: CreateOAuthClientInput!) {
@@ -137,15 +136,7 @@ class OidcProvider:
 @pytest.fixture(scope="module")
 async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
     """One hub per module (starting one costs about a second); each test gets tenants of its own instead."""
-    port = free_port()
-    settings = Settings(
-        mongodb_uri=mongo_uri,
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        signing_key_file=key_file,
-        webhook_allow_private=True,
-    )
+    settings = hub_settings(key_file, mongo_uri, webhook_allow_private=True)
     async for running in start_hub(settings):
         yield running
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
 import pytest
 
-from hub.config import Settings
-from hub.db import free_port
-from tests.conftest import start_hub
+from tests.conftest import hub_settings, start_hub
 
 TYPENAME = "{ __typename }"
 HOSTILE_TIMEOUT = httpx.Timeout(20.0)  # a hang fails the test instead of blocking the suite
@@ -49,14 +46,7 @@ class Wire:
 @pytest.fixture(scope="module")
 async def wire(key_file: Path, mongo_uri: str) -> AsyncIterator[Wire]:
     """One hub per module: these tests only read, or prove that nothing was stored, so they can share it."""
-    port = free_port()
-    settings = Settings(
-        mongodb_uri=mongo_uri,
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        signing_key_file=key_file,
-    )
+    settings = hub_settings(key_file, mongo_uri)
     async for hub in start_hub(settings):
         await hub.tenant("acme", "supplier")
         yield Wire(hub, hub.token("acme", "admin"))

@@ -8,21 +8,12 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from hub.config import Settings
-from hub.db import free_port
-from tests.conftest import start_hub
+from tests.conftest import hub_settings, start_hub
 
 
 @pytest.fixture(scope="module")
 async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
-    port = free_port()
-    settings = Settings(
-        mongodb_uri=mongo_uri,
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        signing_key_file=key_file,
-    )
+    settings = hub_settings(key_file, mongo_uri)
     async for running in start_hub(settings):
         yield running
 

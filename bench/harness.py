@@ -1,0 +1,98 @@
+"""What the benchmark scripts share: a hub process on its own database, tokens for it, and percentiles.
+
+Each script measures the hub as clients meet it: a real ``python -m hub.cli serve`` process over HTTP, on a
+SecantusDB process started here (or on ``LOTPULSE_MONGODB_URI``), with the load generator on the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import httpx
+
+from hub.auth import mint_local_token
+from hub.config import Settings
+from hub.db import Database, EmbeddedServer, free_port
+from hub.keys import KeyRing
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise SystemExit("hub exited during startup")
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("hub did not become ready")
+
+
+@dataclass
+class BenchHub:
+    port: int
+    settings: Settings
+    keyring: KeyRing
+    database: Database  # the benchmark's own connection to the hub's database (seeding, raw baselines)
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def token(self, tenant: str, *roles: str) -> str:
+        return mint_local_token(self.settings, self.keyring, tenant, list(roles), 3600)
+
+
+@asynccontextmanager
+async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
+    """A hub process on a fresh database; the database is dropped afterwards. Seed before ``wait_ready``."""
+    tmp = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
+    server = None
+    uri = os.environ.get("LOTPULSE_MONGODB_URI")
+    if not uri:
+        server = EmbeddedServer(tmp / "db", log_path=tmp / "secantusd.log")
+        server.start()
+        uri = server.uri
+    port, name = free_port(), f"bench_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "LOTPULSE_MONGODB_URI": uri,
+        "LOTPULSE_DATABASE": name,
+        "LOTPULSE_PORT": str(port),
+        "LOTPULSE_SIGNING_KEY_FILE": str(tmp / "keys.json"),
+        "LOTPULSE_DATA_DIR": str(tmp),
+        "LOTPULSE_LOG_LEVEL": "WARNING",
+        "LOTPULSE_WEBHOOK_WORKER": "false",
+        **env_overrides,
+    }
+    database = await Database.connect(uri, name)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve"], env=env, stdout=open(tmp / "hub.log", "ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield BenchHub(port, Settings.from_env(env), KeyRing(tmp / "keys.json"), database, process)
+    finally:
+        process.terminate()
+        process.wait(10)
+        await database.client.drop_database(name)
+        await database.close()
+        if server is not None:
+            server.stop()
