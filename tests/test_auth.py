@@ -28,10 +28,10 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.config import Settings, TrustedIssuer
+from hub.config import TrustedIssuer
 from hub.db import free_port
 from tenants import service as tenant_service
-from tests.conftest import start_hub
+from tests.conftest import hub_settings, start_hub
 
 ME = "{ me { tenant { id } subject issuer roles } }"
 UPSERT_SKU = 'mutation { upsertSku(input: {code: "A1", name: "Apple"}) { created } }'
@@ -85,22 +85,11 @@ async def assert_unauthenticated(hub: Any, token: str | None, scheme: str = "Bea
     assert body["_www"] and body["_www"].startswith("Bearer")
 
 
-def isolated_settings(key_file: Path, mongo_uri: str, **changes: Any) -> Settings:
-    port = free_port()
-    return Settings(
-        mongodb_uri=mongo_uri,
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        signing_key_file=key_file,
-        **changes,
-    )
-
 
 @pytest.fixture(scope="module")
 async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
     """One hub for this module (starting one costs about a second): these tests change little, and never the same."""
-    async for running in start_hub(isolated_settings(key_file, mongo_uri)):
+    async for running in start_hub(hub_settings(key_file, mongo_uri)):
         await running.tenant("acme", "supplier")
         await running.tenant("globex", "retailer")
         yield running
@@ -284,7 +273,7 @@ async def federation(key_file: Path, mongo_uri: str) -> AsyncIterator[Federation
         TrustedIssuer(f"{base}/down", "lotpulse", f"http://127.0.0.1:{free_port()}/jwks.json", trusted_claims=True),
     )
     async for _ in serve_jwks(port, {"corp": members_idp, "partner": claims_idp}):
-        async for hub in start_hub(isolated_settings(key_file, mongo_uri, trusted_issuers=trusted)):
+        async for hub in start_hub(hub_settings(key_file, mongo_uri, trusted_issuers=trusted)):
             await hub.tenant("acme", "supplier")
             await hub.tenant("globex", "retailer")
             yield Federation(hub, members_idp, claims_idp)

@@ -96,6 +96,22 @@ async def _member(member_id: str, tenant_id: str) -> Member | None:
     return await Member.find_one({"_id": PydanticObjectId(member_id), "tenant_id": tenant_id})
 
 
+async def _end_sign_in(server: Any, request: Any, client: HubClient, record: dict[str, Any], reason: str) -> None:
+    """A code or refresh token came back after use: revoke every token of that sign-in, and say so in the audit."""
+    await server.revocations.revoke_family(record["family_id"], record["tenant_id"], reason, server.access_ttl)
+    await audit.record(
+        "token.family_revoked",
+        tenant_id=record["tenant_id"],
+        actor=client.get_client_id(),
+        actor_kind="client",
+        client_id=client.get_client_id(),
+        target=f"family:{record['family_id']}",
+        outcome="refused",
+        reason=reason,
+        origin=request.origin,
+    )
+
+
 class AuthorizationCodeGrant(ScopeRules, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = SECRET_OR_PUBLIC
 
@@ -146,20 +162,7 @@ class AuthorizationCodeGrant(ScopeRules, grants.AuthorizationCodeGrant):
             return CodeRecord(AuthorizationCode.model_validate(doc))
         replayed = await collection.find_one({"code_hash": code_hash, "client_id": client.get_client_id(), "used": True})
         if replayed is not None:
-            await self.server.revocations.revoke_family(
-                replayed["family_id"], replayed["tenant_id"], "authorization code replayed", self.server.access_ttl
-            )
-            await audit.record(
-                "token.family_revoked",
-                tenant_id=replayed["tenant_id"],
-                actor=client.get_client_id(),
-                actor_kind="client",
-                client_id=client.get_client_id(),
-                target=f"family:{replayed['family_id']}",
-                outcome="refused",
-                reason="authorization code replayed",
-                origin=self.request.origin,
-            )
+            await _end_sign_in(self.server, self.request, client, replayed, "authorization code replayed")
         return None
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
@@ -212,20 +215,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         reused = await collection.find_one(owned)
         if reused is not None and reused["rotated"] and not reused["revoked"]:
             # A rotated token came back: it was stolen, or the client lost track. Either way, end the sign-in.
-            await self.server.revocations.revoke_family(
-                reused["family_id"], reused["tenant_id"], "refresh token reused", self.server.access_ttl
-            )
-            await audit.record(
-                "token.family_revoked",
-                tenant_id=reused["tenant_id"],
-                actor=client.get_client_id(),
-                actor_kind="client",
-                client_id=client.get_client_id(),
-                target=f"family:{reused['family_id']}",
-                outcome="refused",
-                reason="refresh token reused",
-                origin=self.request.origin,
-            )
+            await _end_sign_in(self.server, self.request, client, reused, "refresh token reused")
         return None
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> Grantee | None:
