@@ -27,7 +27,7 @@ from hub.dates import to_bson
 from hub.db import Database
 from hub.errors import BadInput, Conflict, NotFound
 from hub.models.location import Location
-from hub.models.lot import Lot
+from hub.models.lot import Lot, LotStatus
 from hub.models.movement import Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
@@ -41,6 +41,8 @@ MAX_KEY_LENGTH = 200
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
 NEGATIVE = {MovementKind.issue, MovementKind.sale, MovementKind.transfer_out}
 PositionKey = tuple[ObjectId, ObjectId, ObjectId | None]  # (location, sku, lot)
+CONSUMING = frozenset({MovementKind.sale, MovementKind.issue})
+HELD = frozenset({LotStatus.on_hold, LotStatus.quarantined, LotStatus.recalled})
 
 
 @dataclass
@@ -223,6 +225,13 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     now = utcnow()
     docs: list[dict[str, Any]] = []
     for item in fresh:
+        if item.kind in CONSUMING and item.lot is not None and item.lot.status in HELD:
+            # Held stock may be counted, adjusted or moved (back to the supplier, into quarantine), never sold.
+            raise Conflict(
+                f"movement {item.index}: lot {item.lot.lot_code} is {item.lot.status.value}"
+                f" ({item.lot.hold_reason or 'no reason given'}); it cannot be sold or issued until released",
+                index=item.index, idempotencyKey=item.idempotency_key,
+            )
         key = item.position_key
         before = on_hand.get(key, 0)
         after = item.quantity if item.kind == MovementKind.count else before + item.quantity

@@ -198,3 +198,21 @@ async def test_resolving_a_mismatched_receipt_releases_its_lots_and_resolves_its
     assert released["lots"]["nodes"][0] == {"lotCode": "B240315", "status": "released", "holdReason": None}
     again = await supply.hub.gql(RESOLVE, {"id": two["id"]}, tenant="shopco")
     assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
+
+
+async def test_held_stock_cannot_be_sold_until_its_receipt_is_resolved(supply):
+    # given: a near-miss receipt holds lot B240315 at Shopco's DC
+    dispatch = await supply.dispatch([yogurt_line(10)])
+    receipt = await supply.receive(dispatch["id"], [{"sku": "YOG-1", "lotCode": "B240314", "quantity": 10}])
+    sale = [{"sku": "YOG-1", "lotCode": "B240315", "kind": "sale", "quantity": -2, "idempotencyKey": "till-1"}]
+    # when: the till sells from the held lot
+    refused = await supply.movements(sale)
+    # then: refused, nothing stored
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["CONFLICT"]
+    assert "on_hold" in refused["errors"][0]["message"]
+    assert (await supply.stock())[0]["onHand"] == 10
+    # when the receipt is resolved, the same sale goes through
+    await supply.hub.ok(RESOLVE, {"id": receipt["id"]}, tenant="shopco")
+    accepted = await supply.movements(sale)
+    assert accepted["data"]["recordMovements"]["accepted"] == 1
+    assert (await supply.stock())[0]["onHand"] == 8
