@@ -207,6 +207,9 @@ class EventBus:
         self.mode = "starting"
         self.ready = asyncio.Event()
         self.delivered = 0
+        # Called once per new event (no arguments): other consumers of the log, such as the webhook dispatcher,
+        # wake on it instead of waiting for their next poll.
+        self.listeners: list[Callable[[], None]] = []
 
     # -- subscribers -----------------------------------------------------------------------------------------------
 
@@ -295,6 +298,8 @@ class EventBus:
         if event.seq <= self.last_seq:
             return  # seen before a resume or during a catch-up
         self.last_seq = event.seq
+        for listener in self.listeners:
+            listener()
         for tenant in event.audience:
             subscribers = self.by_tenant.get(tenant)
             if not subscribers or not await self.entitlements.allowed(tenant, event):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from contextlib import suppress
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -155,6 +156,7 @@ class Dispatcher:
         self.lease, self.poll_seconds = lease, poll_seconds
         self.clock = clock or SystemClock()
         self.on_created = on_created
+        self.wakeup = asyncio.Event()
         self.leader = False
         self.position = 0  # the seq of the last event dispatched
         self.saved = 0
@@ -233,6 +235,10 @@ class Dispatcher:
             self.on_created(created)
         return created
 
+    def wake(self) -> None:
+        """A new event is in the log (the process's event bus saw it): dispatch now rather than at the next poll."""
+        self.wakeup.set()
+
     async def run(self) -> None:
         try:
             while True:
@@ -242,6 +248,8 @@ class Dispatcher:
                     log.exception("webhook dispatch pass failed; retrying")
                     self.more = False
                 if not self.more:
-                    await asyncio.sleep(self.poll_seconds)
+                    with suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.wakeup.wait(), self.poll_seconds)
+                self.wakeup.clear()
         finally:
             await asyncio.shield(self.release())

@@ -31,6 +31,9 @@ async def start_webhooks(hub: HubState) -> None:
     dispatcher, worker = build(hub.settings)
     hub.services["webhook_dispatcher"] = dispatcher
     hub.services["webhook_worker"] = worker
+    bus = hub.services.get("bus")
+    if bus is not None:
+        bus.listeners.append(dispatcher.wake)
     hub.spawn("webhook-dispatcher", dispatcher.run)
     hub.spawn("webhook-worker", worker.run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tests.conftest import start_hub
 from tests.supply.conftest import CREATE_LOCATION, UPSERT_SKU, YOGURT_GTIN, Supply, yogurt_line
 from tests.webhooks.helpers import create_endpoint, deliveries, raise_mismatch, settled
 
@@ -57,3 +58,15 @@ async def test_a_mismatched_receipt_reaches_the_receivers_erp_and_not_the_unenti
     assert body["data"]["alert"]["kind"] == "mismatch"
     assert receiver.on("/acme") == []
     assert await deliveries(hub, "acme") == []
+
+
+async def test_the_event_bus_wakes_the_dispatcher_without_waiting_for_its_poll(settings, receiver):
+    # given: a hub whose dispatcher would otherwise look at the log only once a minute
+    async for hub in start_hub(settings.with_(webhook_poll_seconds=60)):
+        await hub.tenant("acme", "retailer")
+        await create_endpoint(hub, "acme", receiver.at("/erp"), ["mismatch.detected"])
+        # when
+        await raise_mismatch(hub, "acme", [])
+        # then: it arrives long before the next poll would have found it
+        [request] = await receiver.wait_for(1, timeout=10)
+        assert json.loads(request.body)["type"] == "mismatch.detected"
