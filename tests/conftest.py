@@ -143,6 +143,19 @@ async def start_hub(settings: Settings) -> AsyncIterator[Hub]:
     await task
 
 
+@pytest.fixture(scope="module")
+async def module_hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Hub]:
+    """One hub for a whole test module (starting one costs about a second); its tests take fresh tenants."""
+    async for running in start_hub(hub_settings(key_file, mongo_uri)):
+        yield running
+
+
+@pytest.fixture
+def suffix() -> str:
+    """A fresh tenant-name suffix, for tests that share a hub."""
+    return uuid.uuid4().hex[:8]
+
+
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[Hub]:
     async for running in start_hub(settings):

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import random
-import uuid
-from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from hub.gs1 import check_digit
-from tests.conftest import hub_settings, start_hub
 
 UPSERT_SKU = """
 mutation ($input: SkuInput!) {
@@ -77,16 +74,8 @@ async def partner(hub: Any, inviter: str, invitee: str, inviter_shares: list[str
 
 
 @pytest.fixture(scope="module")
-async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
-    """One hub per module (starting one costs about a second); each test gets tenants of its own instead."""
-    settings = hub_settings(key_file, mongo_uri)
-    async for running in start_hub(settings):
-        yield running
-
-
-@pytest.fixture
-def suffix() -> str:
-    return uuid.uuid4().hex[:8]
+def hub(module_hub: Any) -> Any:
+    return module_hub
 
 
 @pytest.fixture

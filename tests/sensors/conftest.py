@@ -5,14 +5,11 @@ Shopmart shares ``sensors`` and ``alerts`` with FreshCo; Rival is a retailer wit
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from gql import Client, GraphQLRequest
-from gql.transport.websockets import WebsocketsTransport
 
 UPSERT_SKU = "mutation($input: SkuInput!) { upsertSku(input: $input) { sku { id code } } }"
 CREATE_LOCATION = "mutation($input: CreateLocationInput!) { createLocation(input: $input) { id code } }"
@@ -108,37 +105,3 @@ async def build_cold_chain(hub: Any) -> ColdChain:
     )
     chain.sensor = registered["registerSensor"]["sensor"]["id"]
     return chain
-
-
-@dataclass
-class Listener:
-    """One live subscription over graphql-transport-ws, queueing what arrives."""
-
-    url: str
-    token: str
-    query: str
-    received: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        transport = WebsocketsTransport(
-            url=self.url,
-            init_payload={"authorization": f"Bearer {self.token}"},
-            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-        )
-        async with Client(transport=transport, fetch_schema_from_transport=False) as session:
-            self.ready.set()
-            async for result in session.subscribe(GraphQLRequest(self.query)):
-                await self.received.put(result)
-
-    async def start(self) -> Listener:
-        self.task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.ready.wait(), 5)
-        await asyncio.sleep(0.3)  # the server registers the subscription after the connection is acknowledged
-        return self
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime, timedelta, timezone
 
 from hub.models.event import Event
 from hub.models.reading import ReadingBucket
 from tests.conftest import start_hub
+from tests.events.conftest import listen  # noqa: F401 - fixture
 from tests.sensors.conftest import (
     CREATE_LOCATION,
     LOTS,
     REGISTER_SENSOR,
-    Listener,
     build_cold_chain,
     minutes_ago,
     readings,
@@ -35,45 +34,42 @@ CREATE_DISPATCH = "mutation($input: CreateDispatchInput!) { createDispatch(input
 ALERTS = "query { alerts(first: 50) { nodes { id kind severity title recommendation subjects { kind label } } } }"
 
 
-async def test_a_twenty_minute_spike_on_shelf_c3_is_one_excursion_one_alert_and_an_earlier_expiry(cold, hub):
+async def test_a_twenty_minute_spike_on_shelf_c3_is_one_excursion_one_alert_and_an_earlier_expiry(cold, hub, listen):
     # given: the brand owner listens live for alerts
-    listener = await Listener(hub.ws_url, hub.token("freshco", "viewer"), ALERTS_LIVE).start()
-    try:
-        # when: 18 °C, then 28 °C for 20 minutes, then 18 °C (a reading a minute)
-        report = await cold.ingest_temps([18.0] * 10 + [28.0] * 20 + [18.0] * 10, minutes_ago(45))
+    listener = await listen("freshco", ALERTS_LIVE)
+    # when: 18 °C, then 28 °C for 20 minutes, then 18 °C (a reading a minute)
+    report = await cold.ingest_temps([18.0] * 10 + [28.0] * 20 + [18.0] * 10, minutes_ago(45))
 
-        # then: one excursion, opened and closed in this batch
-        assert report["accepted"] == 40 and report["rejected"] == []
-        assert len(report["excursions"]) == 1
-        assert report["excursions"][0]["opened"] and report["excursions"][0]["closed"]
-        [excursion] = (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
-        assert excursion["status"] == "closed" and excursion["peakC"] == 28.0 and excursion["limitC"] == 20.0
-        assert 150 < excursion["degreeMinutes"] < 170
-        [exposed] = excursion["exposedLots"]
-        assert exposed["lotCode"] == "L-C3"
-        assert 15 <= exposed["shelfLifeLossPct"] <= 30
-        assert date.fromisoformat(exposed["expiresAfter"]) < date.fromisoformat(exposed["expiresBefore"])
+    # then: one excursion, opened and closed in this batch
+    assert report["accepted"] == 40 and report["rejected"] == []
+    assert len(report["excursions"]) == 1
+    assert report["excursions"][0]["opened"] and report["excursions"][0]["closed"]
+    [excursion] = (await hub.ok(EXCURSIONS, tenant="shopmart"))["excursions"]["nodes"]
+    assert excursion["status"] == "closed" and excursion["peakC"] == 28.0 and excursion["limitC"] == 20.0
+    assert 150 < excursion["degreeMinutes"] < 170
+    [exposed] = excursion["exposedLots"]
+    assert exposed["lotCode"] == "L-C3"
+    assert 15 <= exposed["shelfLifeLossPct"] <= 30
+    assert date.fromisoformat(exposed["expiresAfter"]) < date.fromisoformat(exposed["expiresBefore"])
 
-        # the lot's effective expiry moved earlier; its recorded expiry did not
-        lot = await cold.lot_expiry()
-        assert lot["expiresOn"] == cold.lot_expires.isoformat()
-        assert lot["effectiveExpiresOn"] == exposed["expiresAfter"]
+    # the lot's effective expiry moved earlier; its recorded expiry did not
+    lot = await cold.lot_expiry()
+    assert lot["expiresOn"] == cold.lot_expires.isoformat()
+    assert lot["effectiveExpiresOn"] == exposed["expiresAfter"]
 
-        # exactly one sensor_spike alert, naming the lot, recommending priority dispatch or inspection
-        spikes = [a for a in (await hub.ok(ALERTS, tenant="freshco"))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
-        assert len(spikes) == 1
-        assert spikes[0]["id"] == excursion["alertId"]
-        assert {"kind": "lot", "label": "L-C3"} in spikes[0]["subjects"]
-        assert "priority" in spikes[0]["recommendation"] and "L-C3" in spikes[0]["recommendation"]
+    # exactly one sensor_spike alert, naming the lot, recommending priority dispatch or inspection
+    spikes = [a for a in (await hub.ok(ALERTS, tenant="freshco"))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
+    assert len(spikes) == 1
+    assert spikes[0]["id"] == excursion["alertId"]
+    assert {"kind": "lot", "label": "L-C3"} in spikes[0]["subjects"]
+    assert "priority" in spikes[0]["recommendation"] and "L-C3" in spikes[0]["recommendation"]
 
-        # the brand owner heard it live
-        heard = await asyncio.wait_for(listener.received.get(), 10)
-        assert heard["alerts"]["type"] == "sensor_spike.detected"
-        assert heard["alerts"]["alert"]["id"] == excursion["alertId"]
-        assert heard["alerts"]["alert"]["evidence"]["lots"][0]["lotCode"] == "L-C3"
-        assert len(heard["alerts"]["alert"]["evidence"]["readings"]) >= 20
-    finally:
-        await listener.stop()
+    # the brand owner heard it live
+    heard = await listener.next(10)
+    assert heard["alerts"]["type"] == "sensor_spike.detected"
+    assert heard["alerts"]["alert"]["id"] == excursion["alertId"]
+    assert heard["alerts"]["alert"]["evidence"]["lots"][0]["lotCode"] == "L-C3"
+    assert len(heard["alerts"]["alert"]["evidence"]["readings"]) >= 20
     events = await Event.find({"type": "sensor_spike.detected"}).to_list()
     assert len(events) == 1 and "freshco" in events[0].audience
 

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
-from tests.conftest import hub_settings, start_hub
 
 
 @pytest.fixture(scope="module")
-async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Any]:
-    settings = hub_settings(key_file, mongo_uri)
-    async for running in start_hub(settings):
-        yield running
-
-
-@pytest.fixture
-def suffix() -> str:
-    return uuid.uuid4().hex[:8]
+def hub(module_hub: Any) -> Any:
+    return module_hub
 
 
 @pytest.fixture
