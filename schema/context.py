@@ -31,11 +31,7 @@ class Context:
         return self.principal
 
     async def access(self) -> Access:
-        """Access rules for this request. Subscriptions call ``fresh_access`` per event instead."""
+        """Access rules for this request (live subscriptions re-check entitlement per event in hub/bus.py)."""
         if self._access is None:
             self._access = await Access.load(self.require_principal())
         return self._access
-
-    async def fresh_access(self) -> Access:
-        self._access = None
-        return await self.access()

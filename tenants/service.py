@@ -151,10 +151,3 @@ async def revoke_partnership(access: Access, partnership_id: str) -> Partnership
         raise Conflict("partnership is already revoked")
     await audit.record("partnership.revoked", tenant_id=access.tenant_id, principal=access.principal, target=str(partnership.id), details={"partner": partnership.other(access.tenant_id)})
     return await Partnership.get(partnership.id)  # type: ignore[return-value]
-
-
-async def partnerships_of(tenant_id: str, status: PartnershipStatus | None = None) -> list[Partnership]:
-    query: dict = {"$or": [{"inviter_id": tenant_id}, {"invitee_id": tenant_id}]}
-    if status is not None:
-        query["status"] = status.value
-    return await Partnership.find(query).sort("-invited_at").to_list()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from hub.errors import Conflict
+from hub.errors import BadInput, Conflict
 from hub.events import emit
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from tenants.access import Access
@@ -178,6 +178,19 @@ async def _transition(
     return await database.in_transaction(work)
 
 
+NOTE_LIMIT = 2000
+
+
+def _note(note: str | None) -> str | None:
+    """Notes are free text (line breaks welcome), trimmed and bounded; an empty note is no note."""
+    if note is None:
+        return None
+    note = note.strip()
+    if len(note) > NOTE_LIMIT:
+        raise BadInput(f"note must be at most {NOTE_LIMIT} characters", field="note")
+    return note or None
+
+
 async def acknowledge_alert(database: Database, access: Access, alert_id: str, note: str | None = None) -> Alert:
     """Someone in the audience has seen it and owns the follow-up; stops escalation."""
     now = utcnow()
@@ -190,7 +203,7 @@ async def acknowledge_alert(database: Database, access: Access, alert_id: str, n
             "status": AlertStatus.acknowledged.value,
             "acknowledged_at": now,
             "acknowledged_by": _actor(access),
-            "note": note,
+            "note": _note(note),
         },
         "alert.acknowledged",
     )
@@ -203,7 +216,7 @@ async def resolve_alert(database: Database, access: Access, alert_id: str, note:
         access,
         alert_id,
         (AlertStatus.open, AlertStatus.acknowledged),
-        {"status": AlertStatus.resolved.value, "resolved_at": now, "resolved_by": _actor(access), "note": note},
+        {"status": AlertStatus.resolved.value, "resolved_at": now, "resolved_by": _actor(access), "note": _note(note)},
         "alert.resolved",
     )
 

@@ -153,3 +153,12 @@ async def test_a_re_raised_escalated_alert_keeps_its_raised_severity(hub, trio):
     await escalate_overdue(hub.state.database, timedelta(0), now=utcnow() + timedelta(seconds=1))
     again = await alert(hub, "shopco", ["acme"], "k1", severity=Severity.info, evidence={"n": 2})
     assert again.id == raised.id and again.severity == Severity.warning
+
+
+async def test_an_oversized_note_is_refused_and_the_alert_stays_open(hub, trio):
+    raised = await alert(hub, "shopco", ["acme"], "k1")
+    body = await hub.gql(ACKNOWLEDGE, {"id": str(raised.id), "note": "n" * 2001}, tenant="shopco")
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    stored = await Alert.get(raised.id)
+    assert stored.status.value == "open" and stored.note is None
+    assert await events_of("alert.acknowledged") == []
