@@ -35,7 +35,8 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from hub.errors import BadInput, RateLimited
 from hub.events import COUNTERS, EVENTS_COUNTER
 from hub.models.event import EVENT_SCOPE
-from tenants.models import PartnershipStatus, utcnow
+from tenants.models import PartnershipStatus
+from hub.dates import utcnow
 
 if TYPE_CHECKING:
     from hub.config import Settings

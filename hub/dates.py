@@ -1,8 +1,14 @@
-"""Dates in BSON: MongoDB has no date-only type, so a date is stored as midnight UTC (as beanie does)."""
+"""The hub's clock and dates in BSON: MongoDB has no date-only type, so a date is stored as midnight UTC (as beanie
+does)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware: every stored and compared time in the hub is UTC."""
+    return datetime.now(timezone.utc)
 
 
 def to_bson(value: date | None) -> datetime | None:

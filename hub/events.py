@@ -20,7 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.write_concern import WriteConcern
 
 from hub.models.event import EVENT_TYPES, Event
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 RETENTION = timedelta(days=30)
 COUNTERS = "counters"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
@@ -10,11 +10,9 @@ import pymongo
 from beanie import Document
 from pydantic import Field, StringConstraints
 
+from hub.dates import utcnow
+
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class TenantKind(str, Enum):

@@ -7,6 +7,7 @@ import re
 from pymongo.errors import DuplicateKeyError
 
 from hub import audit
+from hub.dates import utcnow
 from hub.errors import BadInput, Conflict, NotFound
 from hub.gs1 import validate_gln
 from hub.services.text import EMAIL_MAX, IDENTITY_MAX, NAME_MAX, clean_optional, clean_text
@@ -20,7 +21,6 @@ from tenants.models import (
     Tenant,
     TenantKind,
     pair_key,
-    utcnow,
 )
 
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")  # the slug rule of tenants.models.TenantId

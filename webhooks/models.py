@@ -9,7 +9,7 @@ import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 LOG_RETENTION_SECONDS = 30 * 86400  # deliveries and attempts, like the event log's default
 

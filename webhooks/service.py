@@ -15,7 +15,7 @@ from hub.config import Settings
 from hub.errors import BadInput, Conflict, Forbidden
 from hub.models.event import EVENT_TYPES, Event
 from tenants.access import Access
-from tenants.models import utcnow
+from hub.dates import utcnow
 from webhooks import guard
 from webhooks.dispatcher import insert_new, plan
 from webhooks.models import DeliveryState, EndpointSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint

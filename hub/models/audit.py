@@ -9,7 +9,7 @@ import pymongo
 from beanie import Document
 from pydantic import Field
 
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 
 class AuditEntry(Document):

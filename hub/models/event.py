@@ -14,7 +14,8 @@ import pymongo
 from beanie import Document
 from pydantic import Field
 
-from tenants.models import Scope, utcnow
+from tenants.models import Scope
+from hub.dates import utcnow
 
 EVENT_TYPES = (
     "mismatch.detected",

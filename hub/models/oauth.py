@@ -15,7 +15,8 @@ import pymongo
 from beanie import Document
 from pydantic import Field
 
-from tenants.models import Role, utcnow
+from tenants.models import Role
+from hub.dates import utcnow
 
 
 class ClientKind(str, Enum):

@@ -8,7 +8,7 @@ import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
 
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 
 class Storage(BaseModel):

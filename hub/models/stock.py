@@ -8,7 +8,7 @@ import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import Field
 
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 
 class StockPosition(Document):

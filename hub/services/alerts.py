@@ -18,7 +18,7 @@ from hub.errors import BadInput, Conflict
 from hub.events import emit
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from tenants.access import Access
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 if TYPE_CHECKING:
     from hub.db import Database

@@ -21,7 +21,8 @@ from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import ensure_lot
 from hub.services.skus import resolve_sku
 from tenants.access import Access
-from tenants.models import Tenant, utcnow
+from tenants.models import Tenant
+from hub.dates import utcnow
 
 MAX_LINES = 1000
 

@@ -36,7 +36,8 @@ from hub.events import emit
 from hub.services.alerts import alert_payload, raise_alert
 from hub.services.sensors import refresh_goods_owners
 from tenants.access import grantees
-from tenants.models import Scope, Tenant, TenantKind, utcnow
+from tenants.models import Scope, Tenant, TenantKind
+from hub.dates import utcnow
 
 log = logging.getLogger("lotpulse.expiry")
 SELLING_KINDS = ("sale", "issue")

@@ -13,7 +13,7 @@ from hub.models.lot import Lot
 from hub.models.sku import Sku
 from hub.services.text import CODE_MAX, clean_text
 from tenants.access import Access
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 
 def check_dates(produced_on: date | None, expires_on: date | None) -> None:

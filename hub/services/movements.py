@@ -35,7 +35,7 @@ from hub.services.expiry import on_stock_changed
 from hub.services.lots import ensure_lot
 from hub.services.stock import stock_events
 from tenants.access import Access, object_id
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 MAX_KEY_LENGTH = 200
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}

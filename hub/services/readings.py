@@ -30,7 +30,7 @@ from hub.models.sensor import Sensor, SensorState, states, states_of
 from hub.services import excursions
 from hub.services.sensors import goods_for
 from tenants.access import Access
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 
 @dataclass(frozen=True)

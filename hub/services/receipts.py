@@ -32,7 +32,7 @@ from hub.services.dispatches import transition
 from hub.services.lots import ensure_lot
 from hub.services.skus import resolve_sku
 from tenants.access import Access
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 MAX_LINES = 1000
 SEVERE = {MismatchKind.unexpected_sku, MismatchKind.shelf_life, MismatchKind.expiry}

@@ -18,7 +18,7 @@ from hub.models.sensor import Sensor
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from tenants.access import Access, object_id
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 
 @dataclass

@@ -12,7 +12,7 @@ from hub.gs1 import normalise_gtin
 from hub.models.sku import Alias, Sku, Storage
 from hub.services.text import CODE_MAX, NAME_MAX, UNIT_MAX, clean_text
 from tenants.access import Access
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 
 @dataclass

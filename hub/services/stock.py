@@ -14,7 +14,8 @@ from hub.events import build_event, emit_many
 from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
-from tenants.models import Partnership, PartnershipStatus, Scope, utcnow
+from tenants.models import Partnership, PartnershipStatus, Scope
+from hub.dates import utcnow
 
 EVENT_CHUNK = 500  # positions per stock.changed event: keeps webhook bodies and subscription frames small
 

@@ -11,7 +11,7 @@ import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
 from hub.models.sensor import Sensor, SensorState
 from hub.services import readings as reading_service
-from tenants.models import utcnow
+from hub.dates import utcnow
 
 ExcursionStatusEnum = strawberry.enum(ExcursionStatus, name="ExcursionStatus")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 import strawberry
 
-from tenants.models import utcnow
+from hub.dates import utcnow
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 DeliveryStateEnum = strawberry.enum(DeliveryState, name="WebhookDeliveryState")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hub.models.alert import Alert, Severity
 from hub.models.event import Event
 from hub.services.alerts import escalate_overdue
-from tenants.models import utcnow
+from hub.dates import utcnow
 from tests.events.conftest import ACKNOWLEDGE, RESOLVE, REVOKE, alert
 
 ALERTS = """
