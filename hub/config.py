@@ -1,15 +1,22 @@
 """Settings read from ``LOTPULSE_*`` environment variables.
 
 One frozen dataclass, built once per process, so every module reads the same values and tests can build their own.
+Every field is a setting: ``LOTPULSE_<FIELD_NAME>`` (or the name in the field's ``env`` metadata), parsed by the
+field's type. Adding a setting is adding a typed field with a default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import dataclass, replace
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,33 +24,12 @@ class TrustedIssuer:
     """An identity provider whose tokens the hub accepts."""
 
     issuer: str
-    audience: str
     jwks_url: str
+    audience: str = "lotpulse"
     # When true, the issuer may assert tenant and roles in the namespaced claim; otherwise the
     # (issuer, subject) pair must be a member in the `members` collection.
     trusted_claims: bool = False
     algorithms: tuple[str, ...] = ("RS256", "ES256")
-
-
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
-    raw = env.get(key)
-    return int(raw) if raw not in (None, "") else default
-
-
-def _float(env: Mapping[str, str], key: str, default: float) -> float:
-    raw = env.get(key)
-    return float(raw) if raw not in (None, "") else default
-
-
-def _list(env: Mapping[str, str], key: str) -> tuple[str, ...]:
-    raw = env.get(key, "")
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -53,12 +39,12 @@ class Settings:
     data_dir: Path = Path("lotpulse-data")
     host: str = "127.0.0.1"
     port: int = 8000
-    # The hub's own issuer identity (local tokens, OAuth server).
+    # The hub's own issuer identity (local tokens, OAuth server); unset in the environment: http://HOST:PORT.
     public_url: str = "http://127.0.0.1:8000"
     audience: str = "lotpulse"
     signing_key_file: Path | None = None
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
-    token_default_ttl_seconds: int = 3600
+    token_default_ttl_seconds: int = field(default=3600, metadata={"env": "LOTPULSE_TOKEN_TTL_SECONDS"})
     claim_namespace: str = "https://lotpulse.dev/claims"
     # GraphQL limits (DESIGN.md §6).
     max_depth: int = 12
@@ -123,96 +109,52 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        host = env.get("LOTPULSE_HOST", cls.host)
-        port = _int(env, "LOTPULSE_PORT", cls.port)
-        issuers = tuple(
-            TrustedIssuer(
-                issuer=item["issuer"],
-                audience=item.get("audience", "lotpulse"),
-                jwks_url=item["jwks_url"],
-                trusted_claims=bool(item.get("trusted_claims", False)),
-                algorithms=tuple(item.get("algorithms", ("RS256", "ES256"))),
-            )
-            for item in json.loads(env.get("LOTPULSE_TRUSTED_ISSUERS", "[]"))
-        )
-        key_file = env.get("LOTPULSE_SIGNING_KEY_FILE")
-        return cls(
-            mongodb_uri=env.get("LOTPULSE_MONGODB_URI") or None,
-            database=env.get("LOTPULSE_DATABASE", cls.database),
-            data_dir=Path(env.get("LOTPULSE_DATA_DIR", str(cls.data_dir))),
-            host=host,
-            port=port,
-            public_url=env.get("LOTPULSE_PUBLIC_URL", f"http://{host}:{port}"),
-            audience=env.get("LOTPULSE_AUDIENCE", cls.audience),
-            signing_key_file=Path(key_file) if key_file else None,
-            trusted_issuers=issuers,
-            token_default_ttl_seconds=_int(env, "LOTPULSE_TOKEN_TTL_SECONDS", cls.token_default_ttl_seconds),
-            max_depth=_int(env, "LOTPULSE_MAX_DEPTH", cls.max_depth),
-            max_aliases=_int(env, "LOTPULSE_MAX_ALIASES", cls.max_aliases),
-            max_tokens=_int(env, "LOTPULSE_MAX_TOKENS", cls.max_tokens),
-            max_fields=_int(env, "LOTPULSE_MAX_FIELDS", cls.max_fields),
-            max_page_size=_int(env, "LOTPULSE_MAX_PAGE_SIZE", cls.max_page_size),
-            max_body_bytes=_int(env, "LOTPULSE_MAX_BODY_BYTES", cls.max_body_bytes),
-            max_batch=_int(env, "LOTPULSE_MAX_BATCH", cls.max_batch),
-            max_query_chars=_int(env, "LOTPULSE_MAX_QUERY_CHARS", cls.max_query_chars),
-            event_retention_days=_int(env, "LOTPULSE_EVENT_RETENTION_DAYS", cls.event_retention_days),
-            alert_escalation_minutes=_int(env, "LOTPULSE_ALERT_ESCALATION_MINUTES", cls.alert_escalation_minutes),
-            max_subscriptions_per_connection=_int(
-                env, "LOTPULSE_MAX_SUBSCRIPTIONS_PER_CONNECTION", cls.max_subscriptions_per_connection
-            ),
-            max_subscriptions_per_tenant=_int(
-                env, "LOTPULSE_MAX_SUBSCRIPTIONS_PER_TENANT", cls.max_subscriptions_per_tenant
-            ),
-            allowed_origins=_list(env, "LOTPULSE_ALLOWED_ORIGINS"),
-            alert_escalation_interval_seconds=_float(
-                env, "LOTPULSE_ALERT_ESCALATION_INTERVAL_SECONDS", cls.alert_escalation_interval_seconds
-            ),
-            event_bus_mode=env.get("LOTPULSE_EVENT_BUS_MODE", cls.event_bus_mode),
-            event_poll_interval_ms=_int(env, "LOTPULSE_EVENT_POLL_INTERVAL_MS", cls.event_poll_interval_ms),
-            subscriber_queue_size=_int(env, "LOTPULSE_SUBSCRIBER_QUEUE_SIZE", cls.subscriber_queue_size),
-            webhook_allow_private=_bool(env.get("LOTPULSE_WEBHOOK_ALLOW_PRIVATE"), False),
-            webhook_timeout_seconds=_float(env, "LOTPULSE_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds),
-            webhook_secret_overlap_hours=_int(
-                env, "LOTPULSE_WEBHOOK_SECRET_OVERLAP_HOURS", cls.webhook_secret_overlap_hours
-            ),
-            webhook_worker=_bool(env.get("LOTPULSE_WEBHOOK_WORKER"), True),
-            webhook_lease_seconds=_float(env, "LOTPULSE_WEBHOOK_LEASE_SECONDS", cls.webhook_lease_seconds),
-            webhook_endpoint_concurrency=_int(
-                env, "LOTPULSE_WEBHOOK_ENDPOINT_CONCURRENCY", cls.webhook_endpoint_concurrency
-            ),
-            webhook_poll_seconds=_float(env, "LOTPULSE_WEBHOOK_POLL_SECONDS", cls.webhook_poll_seconds),
-            webhook_disable_after_days=_float(
-                env, "LOTPULSE_WEBHOOK_DISABLE_AFTER_DAYS", cls.webhook_disable_after_days
-            ),
-            receipt_quantity_tolerance_pct=_float(
-                env, "LOTPULSE_RECEIPT_QUANTITY_TOLERANCE_PCT", cls.receipt_quantity_tolerance_pct
-            ),
-            expiry_tolerance_days=_int(env, "LOTPULSE_EXPIRY_TOLERANCE_DAYS", cls.expiry_tolerance_days),
-            sweep_interval_minutes=_int(env, "LOTPULSE_SWEEP_INTERVAL_MINUTES", cls.sweep_interval_minutes),
-            spike_rise_c_per_10min=_float(env, "LOTPULSE_SPIKE_RISE_C_PER_10MIN", cls.spike_rise_c_per_10min),
-            reading_max_future_seconds=_int(env, "LOTPULSE_READING_MAX_FUTURE_SECONDS", cls.reading_max_future_seconds),
-            reading_max_age_days=_int(env, "LOTPULSE_READING_MAX_AGE_DAYS", cls.reading_max_age_days),
-            shelf_life_loss_per_degree_minute=_float(
-                env, "LOTPULSE_SHELF_LIFE_LOSS_PER_DEGREE_MINUTE", cls.shelf_life_loss_per_degree_minute
-            ),
-            sensor_offline_minutes=_int(env, "LOTPULSE_SENSOR_OFFLINE_MINUTES", cls.sensor_offline_minutes),
-            oauth_access_token_ttl_seconds=_int(
-                env, "LOTPULSE_OAUTH_ACCESS_TOKEN_TTL_SECONDS", cls.oauth_access_token_ttl_seconds
-            ),
-            oauth_refresh_token_ttl_seconds=_int(
-                env, "LOTPULSE_OAUTH_REFRESH_TOKEN_TTL_SECONDS", cls.oauth_refresh_token_ttl_seconds
-            ),
-            oauth_code_ttl_seconds=_int(env, "LOTPULSE_OAUTH_CODE_TTL_SECONDS", cls.oauth_code_ttl_seconds),
-            oauth_revocation_cache_seconds=_float(
-                env, "LOTPULSE_OAUTH_REVOCATION_CACHE_SECONDS", cls.oauth_revocation_cache_seconds
-            ),
-            oauth_failed_auth_window_seconds=_int(
-                env, "LOTPULSE_OAUTH_FAILED_AUTH_WINDOW_SECONDS", cls.oauth_failed_auth_window_seconds
-            ),
-            oauth_failed_auth_per_client=_int(
-                env, "LOTPULSE_OAUTH_FAILED_AUTH_PER_CLIENT", cls.oauth_failed_auth_per_client
-            ),
-            oauth_failed_auth_per_ip=_int(env, "LOTPULSE_OAUTH_FAILED_AUTH_PER_IP", cls.oauth_failed_auth_per_ip),
-            session_secret=env.get("LOTPULSE_SESSION_SECRET") or None,
-            log_level=env.get("LOTPULSE_LOG_LEVEL", cls.log_level),
-        )
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            raw = env.get(env_name(item))
+            if raw is not None:
+                values[item.name] = _parse(hints[item.name], raw, item.default)
+        if "public_url" not in values:
+            values["public_url"] = f"http://{values.get('host', cls.host)}:{values.get('port', cls.port)}"
+        return cls(**values)
+
+
+def env_name(item: dataclasses.Field[Any]) -> str:
+    """The environment variable of a settings field."""
+    return item.metadata.get("env", f"LOTPULSE_{item.name.upper()}")
+
+
+def _parse(kind: Any, raw: str, default: Any) -> Any:
+    """One environment value as the field's type; empty means unset (None for optional fields, else the default)."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if not raw.strip():
+            return None
+        (kind,) = [arg for arg in args if arg is not type(None)]
+        args = typing.get_args(kind)
+    if kind is str:
+        return raw
+    if not raw.strip():
+        return default
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind in (int, float, Path) or (isinstance(kind, type) and issubclass(kind, Enum)):
+        return kind(raw.strip())
+    if typing.get_origin(kind) is tuple:
+        (item,) = args[:1]
+        if dataclasses.is_dataclass(item):
+            return tuple(_record(item, entry) for entry in json.loads(raw))
+        return tuple(item(part.strip()) for part in raw.split(",") if part.strip())
+    raise TypeError(f"no parser for settings of type {kind!r}")
+
+
+def _record(kind: Any, entry: Mapping[str, Any]) -> Any:
+    """A nested settings record (e.g. a trusted issuer) from a JSON object: lists become tuples, flags booleans."""
+    hints = typing.get_type_hints(kind)
+    values = {
+        name: tuple(value) if isinstance(value, list) else bool(value) if hints[name] is bool else value
+        for name, value in entry.items()
+        if name in hints
+    }
+    return kind(**values)

@@ -267,10 +267,10 @@ async def federation(key_file: Path, mongo_uri: str) -> AsyncIterator[Federation
     )
     claims_idp = IdentityProvider(f"{base}/partner", "lotpulse", ec.generate_private_key(ec.SECP256R1()), "p-1", "ES256")
     trusted = (
-        TrustedIssuer(members_idp.issuer, members_idp.audience, f"{base}/corp/jwks.json"),
-        TrustedIssuer(claims_idp.issuer, claims_idp.audience, f"{base}/partner/jwks.json", trusted_claims=True),
+        TrustedIssuer(members_idp.issuer, f"{base}/corp/jwks.json", members_idp.audience),
+        TrustedIssuer(claims_idp.issuer, f"{base}/partner/jwks.json", claims_idp.audience, trusted_claims=True),
         # An identity provider whose JWKS endpoint is down.
-        TrustedIssuer(f"{base}/down", "lotpulse", f"http://127.0.0.1:{free_port()}/jwks.json", trusted_claims=True),
+        TrustedIssuer(f"{base}/down", f"http://127.0.0.1:{free_port()}/jwks.json", trusted_claims=True),
     )
     async for _ in serve_jwks(port, {"corp": members_idp, "partner": claims_idp}):
         async for hub in start_hub(hub_settings(key_file, mongo_uri, trusted_issuers=trusted)):
