@@ -11,7 +11,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from hub import events
 from hub.audit import OriginMiddleware
@@ -25,7 +26,7 @@ from hub.services.expiry import start_sweeper
 from hub.services.alerts import start_escalation
 from hub.state import HubState, keyring_for
 from schema.schema import build_schema
-from schema.view import HubGraphQL
+from schema.view import GRAPHIQL_DIR, HubGraphQL
 from webhooks.runtime import start_webhooks
 
 log = logging.getLogger("lotpulse")
@@ -97,6 +98,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
+            Mount("/graphiql", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
             *oauth_routes(settings, keyring),
         ],
         middleware=middleware,

@@ -209,6 +209,15 @@ def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("schema")
+def schema_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the GraphQL schema (SDL); the committed schema.graphql is this output."""
+    from schema.schema import build_schema
+
+    print(build_schema(settings).as_str())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lotpulse", description="Lotpulse supply-chain hub")
     sub = root.add_subparsers(dest="command", required=True)
@@ -255,6 +264,9 @@ def parser() -> argparse.ArgumentParser:
     webhooks_sub = webhooks_p.add_subparsers(dest="webhooks_command", required=True)
     worker_p = webhooks_sub.add_parser("worker", help="dispatch events and deliver webhooks until stopped")
     worker_p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    schema_p = sub.add_parser("schema", help="the GraphQL schema")
+    schema_sub = schema_p.add_subparsers(dest="schema_command", required=True)
+    schema_sub.add_parser("print", help="print the schema in GraphQL SDL (e.g. > schema.graphql)")
     return root
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -33,6 +34,9 @@ from schema.live.ws import HubTransportWSHandler
 from schema.errors import error_body, shape_error
 
 log = logging.getLogger("lotpulse.http")
+# GraphiQL and its assets ship with the hub (hub/static/graphiql), so the IDE works without internet access.
+GRAPHIQL_DIR = Path(__file__).resolve().parent.parent / "hub" / "static" / "graphiql"
+GRAPHIQL_PAGE = GRAPHIQL_DIR / "index.html"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
@@ -87,7 +91,7 @@ class HubGraphQL(GraphQL):
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
             schema,
-            graphql_ide="graphiql",
+            graphql_ide=None,  # our own page, with assets served locally (handle_http)
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
@@ -207,7 +211,7 @@ class HubGraphQL(GraphQL):
 
     async def handle_http(self, request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", "") and not request.query_params:
-            return HTMLResponse(self.graphql_ide_html)
+            return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
         try:
             params = await self._params(request)
             query, variables, operation_name = self._validate_params(params)

@@ -9,12 +9,17 @@ to the browser that began it (RFC 6749 §10.12).
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from authlib.integrations.starlette_client import StarletteOAuth2App
-from authlib.integrations.starlette_client.integration import StarletteIntegration
+with warnings.catch_warnings():
+    # authlib warns on import when its optional `httpx2` is absent and it falls back to `httpx`, which is the client
+    # this project pins and tests against; every `lotpulse` command imports this module, so the warning is noise.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.starlette_client import StarletteOAuth2App
+    from authlib.integrations.starlette_client.integration import StarletteIntegration
 
 from hub import audit
 from hub.errors import BadInput
