@@ -34,9 +34,8 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from hub.errors import BadInput, RateLimited
 from hub.events import COUNTERS, EVENTS_COUNTER
-from hub.models.event import EVENT_SCOPE
-from tenants.models import PartnershipStatus
 from hub.dates import utcnow
+from tenants import access
 
 if TYPE_CHECKING:
     from hub.config import Settings
@@ -47,7 +46,6 @@ log = logging.getLogger("lotpulse.bus")
 REPLAY_PAGE = 200
 LEDGER = "live_subscriptions"
 LEASE_SECONDS = 90.0
-ENTITLEMENT_TTL_SECONDS = 60.0  # a safety net only: partnership changes invalidate the cache as they commit
 
 
 @dataclass(frozen=True)
@@ -71,48 +69,6 @@ class LiveEvent:
             payload=doc.get("payload") or {},
             occurred_at=doc["occurred_at"],
         )
-
-
-class Entitlements:
-    """May ``tenant`` still hear this event of ``owner``? The audience was fixed at write time; this re-checks it.
-
-    The owner always may. A partner may if the event type needs a partnership scope (``EVENT_SCOPE``, the rule the
-    webhook dispatcher applies too) and the owner shares that scope with it through an active partnership now.
-    Dispatch events need no scope: the parties to a dispatch hear of it by being parties.
-    """
-
-    def __init__(self, database: Database, ttl: float = ENTITLEMENT_TTL_SECONDS) -> None:
-        self.database = database
-        self.ttl = ttl
-        self._shares: dict[str, tuple[float, dict[str, frozenset[str]]]] = {}
-
-    def clear(self) -> None:
-        self._shares.clear()
-
-    async def _shared_by(self, owner: str) -> dict[str, frozenset[str]]:
-        """Partner -> scopes ``owner`` shares with it, over active partnerships."""
-        now = time.monotonic()
-        cached = self._shares.get(owner)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        shared: dict[str, frozenset[str]] = {}
-        cursor = self.database.db["partnerships"].find(
-            {"status": PartnershipStatus.active.value, "$or": [{"inviter_id": owner}, {"invitee_id": owner}]},
-            {"inviter_id": 1, "invitee_id": 1, "shares": 1},
-        )
-        async for doc in cursor:
-            other = doc["invitee_id"] if doc["inviter_id"] == owner else doc["inviter_id"]
-            shared[other] = frozenset(doc.get("shares", {}).get(owner, []))
-        self._shares[owner] = (now + self.ttl, shared)
-        return shared
-
-    async def allowed(self, tenant: str, event: LiveEvent) -> bool:
-        if tenant == event.tenant_id:
-            return True
-        scope = EVENT_SCOPE.get(event.type)
-        if scope is None:
-            return True
-        return scope.value in (await self._shared_by(event.tenant_id)).get(tenant, frozenset())
 
 
 class Subscription:
@@ -202,7 +158,6 @@ class EventBus:
         self.database = database
         self.settings = settings
         self.ledger = ledger  # None: the limit counts this process's subscriptions only
-        self.entitlements = Entitlements(database)
         self.by_tenant: dict[str, set[Subscription]] = {}
         self.last_seq = 0
         self.mode = "starting"
@@ -259,7 +214,7 @@ class EventBus:
 
     async def _replay(self, subscription: Subscription, after_seq: int) -> AsyncIterator[LiveEvent]:
         # Not the live cache: it may trail a revocation that already committed. One read per owner per replay.
-        fresh = Entitlements(self.database, ttl=3600.0)
+        checked: dict[str, access.Shares] = {}
         query: dict[str, Any] = {"audience": subscription.tenant_id, "type": {"$in": sorted(subscription.types)}}
         last = after_seq
         while True:
@@ -273,7 +228,12 @@ class EventBus:
             for doc in docs:
                 event = LiveEvent.from_doc(doc)
                 last = event.seq
-                if subscription.wants(event) and await fresh.allowed(subscription.tenant_id, event):
+                if not subscription.wants(event):
+                    continue
+                owner, scope = event.tenant_id, access.event_scope(event.type)
+                if owner != subscription.tenant_id and scope is not None and owner not in checked:
+                    checked[owner] = await access.shares_of(owner, fresh=True)
+                if access.reaches(checked.get(owner, {}), owner, subscription.tenant_id, scope):
                     yield event
             if len(docs) < REPLAY_PAGE:
                 return
@@ -303,7 +263,7 @@ class EventBus:
             listener()
         for tenant in event.audience:
             subscribers = self.by_tenant.get(tenant)
-            if not subscribers or not await self.entitlements.allowed(tenant, event):
+            if not subscribers or not await access.may_hear(tenant, event.tenant_id, event.type):
                 continue
             for subscription in tuple(subscribers):
                 self.delivered += subscription.offer(event)
@@ -359,7 +319,7 @@ class EventBus:
                 "$match": {
                     "$or": [
                         {"ns.coll": "events", "operationType": "insert"},
-                        {"ns.coll": "partnerships"},
+                        {"ns.coll": access.PARTNERSHIPS},
                     ]
                 }
             }
@@ -382,8 +342,8 @@ class EventBus:
                     backoff = 0.1
                     async for change in stream:
                         token = stream.resume_token
-                        if change["ns"]["coll"] == "partnerships":
-                            self.entitlements.clear()
+                        if change["ns"]["coll"] == access.PARTNERSHIPS:
+                            access.invalidate()
                         elif change.get("operationType") == "insert":
                             await self._dispatch(LiveEvent.from_doc(change["fullDocument"]))
             except OperationFailure as exc:
@@ -392,10 +352,10 @@ class EventBus:
                 # The resume point fell out of the oplog (or the stream was invalidated): catch up from the log.
                 log.warning("change stream lost its resume point (%s); catching up from the event log", exc)
                 token = None
-                self.entitlements.clear()
+                access.invalidate()
             except (ConnectionFailure, PyMongoError) as exc:
                 log.warning("change stream interrupted (%s); resuming in %.1fs", exc, backoff)
-                self.entitlements.clear()
+                access.invalidate()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -406,7 +366,7 @@ class EventBus:
         while True:
             try:
                 # Without an ordered partnership feed, entitlements are re-read for each batch.
-                self.entitlements.clear()
+                access.invalidate()
                 before = self.last_seq
                 await self._catch_up()
                 if self.last_seq == before:

@@ -1,12 +1,29 @@
-"""Who may see what: the one place that turns a Principal into MongoDB filters (DESIGN.md §4).
+"""Who may see and use what: the one sharing rule of the hub (see "Sharing" in README.md).
 
-Every read and write of tenant data goes through an ``Access``. It is loaded once per request (or per event for a
-live subscription), so a revoked partnership stops being honoured on the very next request. Ids that exist but are
-not visible answer NOT_FOUND, never FORBIDDEN, so nobody learns that another tenant's object exists.
+Two halves live here and nowhere else:
+
+* **The sharing rule**, over partnerships: which scopes an owner shares with which partner through an *active*
+  partnership, now. ``shares_of`` / ``grantees`` / ``may_reach`` / ``may_hear`` answer it for any module that decides
+  who hears an event or an alert (event bus, webhook dispatcher, alert audiences); ``Access`` answers it for a
+  request. Nobody else reads the ``partnerships`` collection for sharing.
+* **Filters per collection**, separately for ``read`` and for ``use`` (write, or name in a write). A partner may
+  *read* what is shared with it (a SKU through ``sku_master``), but a write only ever *uses* what the caller owns or
+  was given: it never creates, upserts or reveals the owner's lots or locations through a shared SKU.
+
+Ids that exist but are not visible answer NOT_FOUND, never FORBIDDEN, so nobody learns that another tenant's object
+exists.
+
+Freshness: a request's ``Access`` reads the partnerships afresh (one query), so a revocation holds on the very next
+request on every process. Event delivery asks the process-wide cache; the event bus invalidates it as partnership
+changes commit (they arrive on the same change stream as the events, in commit order), and partnership changes made
+by this process invalidate it at once. ``fresh=True`` bypasses it where a stale answer could leak (replays, the
+webhook dispatcher, which reads the log on its own clock).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -17,10 +34,15 @@ from bson.errors import InvalidId
 from hub import audit
 from hub.auth import Principal
 from hub.errors import Forbidden, NotFound
+from hub.models.event import EVENT_SCOPE
+from hub.models.lot import Lot
 from tenants.models import Partnership, PartnershipStatus, Scope
 
-Capability = Literal["read", "write"]
+Capability = Literal["read", "use", "write"]  # see Access
 D = TypeVar("D", bound=Document)
+Shares = Mapping[str, frozenset[Scope]]  # partner -> scopes the owner shares with it
+PARTNERSHIPS = Partnership.Settings.name  # the collection whose changes invalidate the cache
+CACHE_TTL_SECONDS = 60.0  # a safety net only: partnership changes invalidate the cache as they commit
 
 
 def object_id(value: str | ObjectId, what: str = "object") -> PydanticObjectId:
@@ -31,36 +53,146 @@ def object_id(value: str | ObjectId, what: str = "object") -> PydanticObjectId:
         raise NotFound(f"{what} not found") from None
 
 
-async def partner_grants(tenant_id: str) -> dict[Scope, frozenset[str]]:
-    """For each scope, the tenants that share it with ``tenant_id`` through an active partnership."""
+# -- the sharing rule -------------------------------------------------------------------------------------------------
+
+
+def _active_with(tenants: list[str]) -> dict[str, Any]:
+    """Active partnerships that have any of ``tenants`` on either side."""
+    return {
+        "status": PartnershipStatus.active.value,
+        "$or": [{"inviter_id": {"$in": tenants}}, {"invitee_id": {"$in": tenants}}],
+    }
+
+
+class _ShareCache:
+    """Owner -> what it shares with whom, per database (tests run several hubs in one process)."""
+
+    def __init__(self, ttl: float = CACHE_TTL_SECONDS) -> None:
+        self.ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[float, Shares]] = {}
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    async def load(self, owners: Iterable[str], fresh: bool) -> dict[str, Shares]:
+        collection = Partnership.get_pymongo_collection()
+        db = collection.database.name
+        now = time.monotonic()
+        found: dict[str, Shares] = {}
+        missing: list[str] = []
+        for owner in set(owners):
+            cached = None if fresh else self._entries.get((db, owner))
+            if cached is not None and cached[0] > now:
+                found[owner] = cached[1]
+            else:
+                missing.append(owner)
+        if not missing:
+            return found
+        loaded: dict[str, dict[str, frozenset[Scope]]] = {owner: {} for owner in missing}
+        cursor = collection.find(_active_with(sorted(missing)), {"inviter_id": 1, "invitee_id": 1, "shares": 1})
+        async for doc in cursor:
+            for owner, partner in ((doc["inviter_id"], doc["invitee_id"]), (doc["invitee_id"], doc["inviter_id"])):
+                if owner in loaded:
+                    loaded[owner][partner] = frozenset(Scope(s) for s in doc.get("shares", {}).get(owner, []))
+        for owner, shares in loaded.items():
+            self._entries[(db, owner)] = (now + self.ttl, shares)
+            found[owner] = shares
+        return found
+
+
+_cache = _ShareCache()
+
+
+def invalidate() -> None:
+    """Forget cached shares: call on every partnership change (the event bus does, as changes commit)."""
+    _cache.clear()
+
+
+async def shares_of_many(owners: Iterable[str], *, fresh: bool = False) -> dict[str, Shares]:
+    """For each owner: partner -> scopes it shares with that partner through an active partnership (one query)."""
+    return await _cache.load(owners, fresh)
+
+
+async def shares_of(owner: str, *, fresh: bool = False) -> Shares:
+    """Partner -> scopes ``owner`` shares with it through an active partnership, now."""
+    return (await _cache.load([owner], fresh))[owner]
+
+
+async def grantees(owner: str, scope: Scope, *, fresh: bool = False) -> frozenset[str]:
+    """The partners ``owner`` shares ``scope`` with: who may be put in the audience of the owner's ``scope`` news.
+
+    Alert audiences: an owner's alert of kind K goes to ``grantees(owner, Scope.alerts)`` (intersected with the
+    tenants the alert concerns); exposure of a partner's goods to ``grantees(owner, Scope.sensors)``.
+    """
+    return frozenset(partner for partner, scopes in (await shares_of(owner, fresh=fresh)).items() if scope in scopes)
+
+
+def reaches(shares: Shares, owner: str, tenant: str, scope: Scope | None) -> bool:
+    """The pure rule: the owner always; a partner only with ``scope`` shared (``None``: no share needed)."""
+    return tenant == owner or scope is None or scope in shares.get(tenant, frozenset())
+
+
+async def may_reach(owner: str, tenant: str, scope: Scope | None, *, fresh: bool = False) -> bool:
+    """May news of ``owner`` that needs ``scope`` reach ``tenant``? The owner always; a partner while shared.
+
+    ``scope=None`` is news that needs no share (a dispatch's parties hear of it by being parties).
+    """
+    if tenant == owner or scope is None:
+        return True
+    return reaches(await shares_of(owner, fresh=fresh), owner, tenant, scope)
+
+
+def event_scope(event_type: str) -> Scope | None:
+    """The scope a partner in an event's audience needs to hear it (``None``: the audience is authoritative)."""
+    return EVENT_SCOPE.get(event_type)
+
+
+async def may_hear(tenant: str, owner: str, event_type: str, *, fresh: bool = False) -> bool:
+    """May ``tenant`` (named in the audience of an event of ``owner``) still hear it? The audience was fixed when the
+    event was written; this re-checks it against the partnership now, so a revocation stops delivery at once."""
+    return await may_reach(owner, tenant, event_scope(event_type), fresh=fresh)
+
+
+async def shared_with(tenant: str) -> dict[Scope, frozenset[str]]:
+    """For each scope, the owners that share it with ``tenant`` through an active partnership (read afresh)."""
     grants: dict[Scope, set[str]] = {scope: set() for scope in Scope}
-    cursor = Partnership.find(
-        {"status": PartnershipStatus.active.value, "$or": [{"inviter_id": tenant_id}, {"invitee_id": tenant_id}]}
-    )
-    async for partnership in cursor:
-        other = partnership.other(tenant_id)
-        for scope in partnership.shares.get(other, []):
+    cursor = Partnership.get_pymongo_collection().find(_active_with([tenant]), {"inviter_id": 1, "invitee_id": 1,
+                                                                              "shares": 1})
+    async for doc in cursor:
+        other = doc["invitee_id"] if doc["inviter_id"] == tenant else doc["inviter_id"]
+        for scope in doc.get("shares", {}).get(other, []):
             grants[Scope(scope)].add(other)
-    return {scope: frozenset(tenants) for scope, tenants in grants.items()}
+    return {scope: frozenset(owners) for scope, owners in grants.items()}
 
 
-async def grantees(tenant_id: str, scope: Scope) -> frozenset[str]:
-    """The tenants ``tenant_id`` shares ``scope`` with through an active partnership (the reverse of the grants)."""
-    cursor = Partnership.find(
-        {"status": PartnershipStatus.active.value, "$or": [{"inviter_id": tenant_id}, {"invitee_id": tenant_id}]}
-    )
-    return frozenset([p.other(tenant_id) async for p in cursor if scope in p.shares.get(tenant_id, [])])
+def partnerships_of(tenant: str, status: PartnershipStatus | None = None) -> dict[str, Any]:
+    """Filter: the partnerships ``tenant`` is a side of (any status unless given), for listing them."""
+    query: dict[str, Any] = {"$or": [{"inviter_id": tenant}, {"invitee_id": tenant}]}
+    if status is not None:
+        query["status"] = status.value
+    return query
+
+
+# -- a request's view -------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Access:
+    """The caller of one request: its tenant, roles, and the scopes partners share with it right now.
+
+    Capabilities of the filters below:
+    ``read``: what the caller may see (own, plus what partners share with it);
+    ``use``: what the caller may *name in its own writes* (a SKU in a dispatch or movement, a lot, a location);
+    ``write``: what the caller may change itself: always its own objects only.
+    """
+
     principal: Principal
     grants: dict[Scope, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, principal: Principal) -> Access:
         audit.bind(principal)  # who acts, for audit entries written deeper in this request
-        return cls(principal, await partner_grants(principal.tenant_id))
+        return cls(principal, await shared_with(principal.tenant_id))
 
     @property
     def tenant_id(self) -> str:
@@ -84,34 +216,62 @@ class Access:
         return {"tenant_id": self.tenant_id}
 
     def skus(self, capability: Capability = "read") -> dict[str, Any]:
+        """Read: own SKUs and those of owners sharing ``sku_master``. Use: see ``usable_skus``. Write: own only."""
         if capability == "write":
             return self.owned()
         return {"tenant_id": {"$in": [self.tenant_id, *sorted(self.sharing(Scope.sku_master))]}}
 
+    async def usable_skus(self) -> dict[str, Any]:
+        """SKUs the caller may name in its own writes: those it may read, plus the SKUs of lots it was shipped (a
+        retailer sells what it received without needing the brand's catalogue). Naming a SKU never grants its lots:
+        see ``lots("use")``."""
+        via_lots = await Lot.get_pymongo_collection().distinct("sku_id", {"visible_to": self.tenant_id})
+        return {"$or": [self.skus("read"), {"_id": {"$in": via_lots}}]} if via_lots else self.skus("read")
+
+    def may_create_lots(self, sku_owner: str) -> bool:
+        """Only a SKU's owner creates (or dates) its lots; a partner that may read the SKU may not."""
+        return sku_owner == self.tenant_id
+
     def locations(self, capability: Capability = "read") -> dict[str, Any]:
-        # Partners learn of each other's locations through dispatches and stock, which carry what they need.
+        """Own locations only, for every capability: partners learn of each other's locations through dispatches
+        and stock, which carry what they need. A consignee's locations are named in a dispatch through
+        ``receiving_locations``."""
         return self.owned()
 
+    def receiving_locations(self, consignee: str) -> dict[str, Any]:
+        """The consignee's locations the caller may address a dispatch to: all of them, if the consignee shares
+        ``dispatches`` with the caller (that share is its consent to receive the caller's dispatches); otherwise
+        none, answered as NOT_FOUND like an unknown tenant."""
+        if consignee not in self.sharing(Scope.dispatches):
+            raise NotFound("consignee not found", field="consigneeId")
+        return {"tenant_id": consignee}
+
+    def may_dispatch_to(self, tenant: str) -> bool:
+        """A dispatch names a consignee (or carrier) only if that tenant shares ``dispatches`` with the caller."""
+        return tenant in self.sharing(Scope.dispatches)
+
     def lots(self, capability: Capability = "read") -> dict[str, Any]:
+        """Read and use: own lots and lots dispatches brought to the caller (``visible_to``). Write: own only.
+        A lot the caller cannot read is not usable either, whatever SKU it belongs to."""
         if capability == "write":
             return self.owned()
         return {"$or": [{"tenant_id": self.tenant_id}, {"visible_to": self.tenant_id}]}
 
     def dispatches(self, capability: Capability = "read") -> dict[str, Any]:
         """Shipper, consignee and carrier all see a dispatch; only the shipper changes its notice."""
-        if capability == "write":
+        if capability != "read":
             return self.owned()
         return {"parties": self.tenant_id}
 
     def receipts(self, capability: Capability = "read") -> dict[str, Any]:
         """Receipts are seen by every party of their dispatch; written by the receiving tenant."""
-        if capability == "write":
+        if capability != "read":
             return self.owned()
         return {"parties": self.tenant_id}
 
     def stock(self, capability: Capability = "read") -> dict[str, Any]:
         """Own positions, plus (VMI) partners' positions of the caller's SKUs where they share ``stock``."""
-        if capability == "write":
+        if capability != "read":
             return self.owned()
         vmi = sorted(self.sharing(Scope.stock))
         if not vmi:
@@ -128,7 +288,7 @@ class Access:
 
     def sensors(self, capability: Capability = "read") -> dict[str, Any]:
         """Sensors, their readings and excursions: own, plus partners' that watch the caller's goods (``sensors``)."""
-        if capability == "write":
+        if capability != "read":
             return self.owned()
         partners = sorted(self.sharing(Scope.sensors))
         if not partners:

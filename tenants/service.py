@@ -11,7 +11,7 @@ from hub.dates import utcnow
 from hub.errors import BadInput, Conflict, NotFound
 from hub.gs1 import validate_gln
 from hub.services.text import EMAIL_MAX, IDENTITY_MAX, NAME_MAX, clean_optional, clean_text
-from tenants.access import Access, object_id
+from tenants.access import Access, invalidate, object_id, partnerships_of
 from tenants.models import (
     Member,
     Partnership,
@@ -114,10 +114,7 @@ async def invite_partner(
 
 async def _party_partnership(access: Access, partnership_id: str) -> Partnership:
     partnership = await Partnership.find_one(
-        {
-            "_id": object_id(partnership_id, "partnership"),
-            "$or": [{"inviter_id": access.tenant_id}, {"invitee_id": access.tenant_id}],
-        }
+        {"_id": object_id(partnership_id, "partnership"), **partnerships_of(access.tenant_id)}
     )
     if partnership is None:
         raise NotFound("partnership not found")
@@ -136,6 +133,7 @@ async def accept_partnership(access: Access, partnership_id: str) -> Partnership
     )
     if result.modified_count != 1:
         raise Conflict(f"partnership is {partnership.status.value}, not invited")
+    invalidate()  # this process shares differently from now on; other processes hear it from their event bus
     await audit.record("partnership.accepted", tenant_id=access.tenant_id, principal=access.principal, target=str(partnership.id), details={"partner": partnership.inviter_id})
     return await Partnership.get(partnership.id)  # type: ignore[return-value]
 
@@ -149,5 +147,6 @@ async def revoke_partnership(access: Access, partnership_id: str) -> Partnership
     )
     if result.modified_count != 1:
         raise Conflict("partnership is already revoked")
+    invalidate()
     await audit.record("partnership.revoked", tenant_id=access.tenant_id, principal=access.principal, target=str(partnership.id), details={"partner": partnership.other(access.tenant_id)})
     return await Partnership.get(partnership.id)  # type: ignore[return-value]

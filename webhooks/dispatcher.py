@@ -22,8 +22,8 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hub.models.event import EVENT_SCOPE, Event
-from tenants.models import Partnership, PartnershipStatus, pair_key
+from hub.models.event import Event
+from tenants import access
 from webhooks import signing
 from webhooks.clock import Clock, SystemClock
 from webhooks.models import DeliveryState, DispatcherCursor, WebhookDelivery, WebhookEndpoint
@@ -37,21 +37,6 @@ SAVE_EVERY = timedelta(seconds=2)
 
 def _wall() -> datetime:
     return datetime.now(timezone.utc)
-
-
-async def entitled_pairs(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str]]:
-    """For (owner, partner) pairs: the scopes ``owner`` shares with ``partner`` through an active partnership, now."""
-    wanted = {pair_key(owner, partner): (owner, partner) for owner, partner in pairs}
-    found: dict[tuple[str, str], frozenset[str]] = {}
-    if not wanted:
-        return found
-    cursor = Partnership.get_pymongo_collection().find(
-        {"pair_key": {"$in": sorted(wanted)}, "status": PartnershipStatus.active.value}
-    )
-    async for raw in cursor:
-        owner, partner = wanted[raw["pair_key"]]
-        found[(owner, partner)] = frozenset(raw.get("shares", {}).get(owner, []))
-    return found
 
 
 def _before(event_id: ObjectId, endpoint: WebhookEndpoint) -> bool:
@@ -69,23 +54,20 @@ async def plan(
     by_tenant: dict[str, list[WebhookEndpoint]] = {}
     for endpoint in endpoints:
         by_tenant.setdefault(endpoint.tenant_id, []).append(endpoint)
-    pairs = {
-        (event["tenant_id"], tenant)
+    owners = {
+        event["tenant_id"]
         for event in events
-        for tenant in event.get("audience", [])
-        if tenant != event["tenant_id"] and tenant in by_tenant
+        if any(tenant != event["tenant_id"] and tenant in by_tenant for tenant in event.get("audience", []))
     }
-    shares = await entitled_pairs(pairs)
+    # Read afresh: the dispatcher reads the log on its own clock, possibly ahead of this process's cache.
+    shares = await access.shares_of_many(owners, fresh=True)
     planned: list[dict[str, Any]] = []
     for event in events:
         owner, event_type = event["tenant_id"], event["type"]
         body: str | None = None
         for tenant in set(event.get("audience", [])):
-            if tenant != owner:
-                scope = EVENT_SCOPE.get(event_type)
-                granted = shares.get((owner, tenant))
-                if scope is not None and (granted is None or scope.value not in granted):
-                    continue  # the partnership was revoked, or never shared this scope
+            if not access.reaches(shares.get(owner, {}), owner, tenant, access.event_scope(event_type)):
+                continue  # the partnership was revoked, or never shared this scope
             for endpoint in by_tenant.get(tenant, []):
                 if not endpoint.enabled or not endpoint.wants(event_type):
                     continue

@@ -14,17 +14,11 @@ from hub.events import build_event, emit_many
 from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
-from tenants.models import Partnership, PartnershipStatus, Scope
 from hub.dates import utcnow
+from tenants.access import grantees
+from tenants.models import Scope
 
 EVENT_CHUNK = 500  # positions per stock.changed event: keeps webhook bodies and subscription frames small
-
-
-async def stock_shared_with(tenant_id: str, session: AsyncClientSession | None = None) -> set[str]:
-    """Tenants that ``tenant_id`` shares its stock with (VMI): they hear about positions of their own SKUs."""
-    query = {"status": PartnershipStatus.active.value, "$or": [{"inviter_id": tenant_id}, {"invitee_id": tenant_id}],
-             f"shares.{tenant_id}": Scope.stock.value}
-    return {p.other(tenant_id) async for p in Partnership.find(query, session=session)}
 
 
 def position_payload(position: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +40,7 @@ async def stock_events(session: AsyncClientSession, holder: str, positions: list
     """``stock.changed`` for the holder, and for each SKU owner the holder shares stock with, only its SKUs."""
     if not positions:
         return
-    partners = await stock_shared_with(holder, session)
+    partners = await grantees(holder, Scope.stock)  # VMI: they hear about positions of their own SKUs
     groups: dict[str, list[dict[str, Any]]] = {}
     for position in positions:
         owner = position["sku_owner_id"]

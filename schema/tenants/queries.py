@@ -11,6 +11,7 @@ from hub.errors import NotFound
 from schema.pagination import Connection, paginate
 from schema.permissions import ADMIN, READ
 from schema.tenants.types import MeType, MemberType, PartnerFilter, PartnershipType, TenantType
+from tenants.access import partnerships_of
 from tenants.models import Member, Partnership, Tenant
 
 
@@ -39,9 +40,7 @@ class Query:
         self, info: Info, filter: PartnerFilter | None = None, first: int = 100, after: str | None = None
     ) -> Connection[PartnershipType]:
         me = info.context.require_principal().tenant_id
-        query: dict = {"$or": [{"inviter_id": me}, {"invitee_id": me}]}
-        if filter and filter.status:
-            query["status"] = filter.status.value
+        query = partnerships_of(me, filter.status if filter else None)
 
         async def nodes(page: Sequence[Partnership]) -> list[PartnershipType]:
             names = await tenant_names({p.other(me) for p in page})
