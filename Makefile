@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.11 and make):
 #   make run    creates .venv on first use, installs, and starts the hub on 127.0.0.1:8000
 #   make test   creates .venv on first use, installs with the test extra, and runs the suite
+# Both install the `embedded` extra (SecantusDB, GPL-2.0, a separate process): never part of a plain install.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[embedded,test]"
 	touch $(STAMP)
 
 .PHONY: install run test bench

@@ -1,13 +1,16 @@
 """``lotpulse``: run the hub and administer it from the shell.
 
-Commands that need the database use ``LOTPULSE_MONGODB_URI``, else the embedded server of a running ``lotpulse serve``
-(its address is in ``<data dir>/embedded.json``), else start the embedded server just for the command.
+Commands that need the database use ``LOTPULSE_MONGODB_URI``, else the data folder (``LOTPULSE_DATA_DIR``, or
+``./lotpulse-data`` when it exists, or the one of the running ``lotpulse serve`` found in the runtime folder) and its
+embedded server: the running one (its address is in ``<data dir>/embedded.json``), else one started for the command.
+They never create a data folder nobody asked for: with nothing to use they say what to start or set.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -15,17 +18,71 @@ import re
 import socket
 import sys
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import AsyncIterator, Callable, Iterator
 
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, EmbeddedServer
 from hub.errors import HubError
+from hub.running import RunningHub, register, running_hubs, runtime_dir
 from hub.state import keyring_for
 from tenants.models import Role, TenantKind
 
 log = logging.getLogger("lotpulse.cli")
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {}
+EMBEDDED_MISSING = (
+    "the embedded database is not installed and LOTPULSE_MONGODB_URI is not set: set LOTPULSE_MONGODB_URI to a "
+    "MongoDB >= 7 replica set, or install the embedded development database with `pip install 'lotpulse[embedded]'` "
+    "(SecantusDB, GPL-2.0, beta; `make run` does this)"
+)
+
+
+class CliError(Exception):
+    """A problem the user fixes from the shell: printed as it is, exit code 2, no traceback."""
+
+
+def require_embedded() -> None:
+    if importlib.util.find_spec("secantus") is None:
+        raise CliError(EMBEDDED_MISSING)
+
+
+def locate(settings: Settings) -> Settings:
+    """The settings of the hub this command administers: its data folder, and the issuer URL and key file of the
+    running hub serving that folder (unless set explicitly)."""
+    env = os.environ
+    hubs = running_hubs(runtime_dir(settings.runtime_dir))
+    if settings.mongodb_uri:
+        served = [hub for hub in hubs if not hub.embedded]
+        return _adopt(settings, served[0]) if len(served) == 1 else settings
+    data_dir = settings.data_dir.resolve()
+    if "LOTPULSE_DATA_DIR" not in env and not data_dir.exists():
+        if not hubs:
+            raise CliError(
+                f"no Lotpulse hub found: there is no data folder {data_dir} and no running `lotpulse serve` is "
+                f"registered in {runtime_dir(settings.runtime_dir)}. Start the hub (`make run` in the project folder), "
+                "or run this command in the folder where the hub runs, or set LOTPULSE_DATA_DIR to the hub's data "
+                "folder (or LOTPULSE_MONGODB_URI to its database)"
+            )
+        if len(hubs) > 1:
+            listed = "; ".join(hub.describe() for hub in hubs)
+            raise CliError(f"several hubs are running ({listed}): set LOTPULSE_DATA_DIR to the data folder of one")
+        (hub,) = hubs
+        if not hub.embedded:
+            raise CliError(f"{hub.describe()}: set the same LOTPULSE_MONGODB_URI here")
+        print(f"using {hub.describe()}", file=sys.stderr)
+        return _adopt(settings.with_(data_dir=Path(hub.data_dir)), hub)
+    serving = [hub for hub in hubs if hub.embedded and Path(hub.data_dir) == data_dir]
+    return _adopt(settings, serving[0]) if serving else settings
+
+
+def _adopt(settings: Settings, hub: RunningHub) -> Settings:
+    """Tokens must carry the running hub's issuer and be signed with its key ring, unless set explicitly."""
+    if "LOTPULSE_PUBLIC_URL" not in os.environ:
+        settings = settings.with_(public_url=hub.public_url)
+    if "LOTPULSE_SIGNING_KEY_FILE" not in os.environ:
+        settings = settings.with_(signing_key_file=Path(hub.signing_key_file))
+    return settings
 
 
 def _port_open(port: int) -> bool:
@@ -45,6 +102,7 @@ def embedded_database(settings: Settings) -> Iterator[str]:
         if isinstance(port, int) and _port_open(port):
             yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
             return
+    require_embedded()
     server = EmbeddedServer(settings.data_dir / "db", log_path=settings.data_dir / "secantusd.log")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server.start()
@@ -66,6 +124,8 @@ async def database(settings: Settings, uri: str) -> AsyncIterator[Database]:
 
 
 def run_with_database(settings: Settings, work: Callable[[Database], object]) -> object:
+    """Run ``work`` on the database of ``settings`` (pass them through ``locate`` first)."""
+
     async def main(uri: str) -> object:
         async with database(settings, uri) as db:
             return await work(db)  # type: ignore[misc]
@@ -95,15 +155,31 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     if "LOTPULSE_PUBLIC_URL" not in os.environ:
         # The issuer URL follows the address actually served unless it was set explicitly (behind a proxy).
         settings = settings.with_(public_url=f"http://{host}:{port}")
-    if settings.mongodb_uri:
-        app = create_app(settings)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
+    if not settings.mongodb_uri:
+        require_embedded()
+    record = register(
+        runtime_dir(settings.runtime_dir),
+        RunningHub(
+            pid=os.getpid(),
+            port=port,
+            public_url=settings.public_url,
+            data_dir=str(settings.data_dir.resolve()),
+            signing_key_file=str(keyring_for(settings).path.resolve()),
+            embedded=not settings.mongodb_uri,
+        ),
+    )
+    try:
+        if settings.mongodb_uri:
+            app = create_app(settings)
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
+            return 0
+        with embedded_database(settings) as uri:
+            log.info("embedded database (SecantusDB) at %s, data in %s", uri, settings.data_dir.resolve())
+            app = create_app(settings, mongodb_uri=uri)
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
         return 0
-    with embedded_database(settings) as uri:
-        log.info("embedded database (SecantusDB) at %s, data in %s", uri, settings.data_dir.resolve())
-        app = create_app(settings, mongodb_uri=uri)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
-    return 0
+    finally:
+        record.unlink(missing_ok=True)
 
 
 def _parse_ttl(text: str) -> int:
@@ -115,6 +191,16 @@ def _parse_ttl(text: str) -> int:
 
 @command("token")
 def token(args: argparse.Namespace, settings: Settings) -> int:
+    """Mint a token for an existing tenant, signed by the key ring of the hub that will check it."""
+    from tenants.models import Tenant
+
+    settings = locate(settings)
+
+    async def work(_: Database) -> object:
+        return await Tenant.get(args.tenant) is not None
+
+    if not run_with_database(settings, work):
+        raise CliError(f"tenant {args.tenant!r} not found (`lotpulse tenant list` shows the tenants)")
     ttl = args.ttl if args.ttl is not None else settings.token_default_ttl_seconds
     print(mint_local_token(settings, keyring_for(settings), args.tenant, args.role, ttl, subject=args.subject))
     return 0
@@ -124,7 +210,14 @@ def token(args: argparse.Namespace, settings: Settings) -> int:
 def tenant(args: argparse.Namespace, settings: Settings) -> int:
     from tenants import service
 
+    from tenants.models import Tenant
+
+    settings = locate(settings)
+
     async def work(_: Database) -> object:
+        if args.tenant_command == "list":
+            tenants = await Tenant.find_all().sort("_id").to_list()
+            return "\n".join(f"{t.id}\t{t.kind.value}\t{t.name}" for t in tenants) or "no tenants yet"
         if args.tenant_command == "create":
             created = await service.create_tenant(args.id, args.name, args.kind, args.gln)
             return f"created tenant {created.id} ({created.kind.value})"
@@ -141,6 +234,8 @@ def sweep(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import date
 
     from hub.services import expiry
+
+    settings = locate(settings)
 
     async def work(db: Database) -> object:
         today = date.fromisoformat(args.date) if args.date else None
@@ -160,6 +255,7 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
     JWKS (and verifiable) until every token it signed has expired."""
     import time
 
+    settings = locate(settings)
     ring = keyring_for(settings)
     if args.keys_command == "rotate":
         longest = max(settings.oauth_access_token_ttl_seconds, settings.token_default_ttl_seconds)
@@ -177,6 +273,8 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
 def stock(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute positions from the movement ledger; exit 1 when any drift was found (0: positions were true)."""
     from hub.services.stock import rebuild
+
+    settings = locate(settings)
 
     async def work(_: Database) -> object:
         return await rebuild(args.tenant, repair=not args.check)
@@ -196,6 +294,8 @@ def stock(args: argparse.Namespace, settings: Settings) -> int:
 def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     """Run webhook dispatch and delivery without serving the API (any number of these may run)."""
     from webhooks.runtime import drain, run_forever
+
+    settings = locate(settings)
 
     async def work(_: Database) -> object:
         if args.once:
@@ -239,6 +339,7 @@ def parser() -> argparse.ArgumentParser:
     create_p.add_argument("--name", required=True)
     create_p.add_argument("--kind", required=True, choices=[k.value for k in TenantKind])
     create_p.add_argument("--gln")
+    tenant_sub.add_parser("list", help="print every tenant: id, kind, name")
     member_p = tenant_sub.add_parser("add-member")
     member_p.add_argument("tenant")
     member_p.add_argument("--subject", required=True)
@@ -278,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args, settings)
     except HubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 

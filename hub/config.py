@@ -97,6 +97,9 @@ class Settings:
     # Signs the short-lived sign-in cookie; derived from the hub's signing key when unset.
     session_secret: str | None = None
     log_level: str = "INFO"
+    # Where `lotpulse serve` records itself so the CLI finds it from any folder ($XDG_RUNTIME_DIR/lotpulse or
+    # <temp dir>/lotpulse-<uid> when unset).
+    runtime_dir: Path | None = None
 
     @property
     def issuer(self) -> str:

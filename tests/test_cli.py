@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -21,9 +22,15 @@ UPSERT_SKU = 'mutation { upsertSku(input: {code: "APL-1", name: "Apple", gtin: "
 SKU = "query ($id: ID!) { sku(id: $id) { code name gtin } }"
 
 
-def lotpulse(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+REPO = Path(__file__).resolve().parent.parent
+
+
+def lotpulse(*args: str, env: dict[str, str], timeout: float = 60, cwd: Path | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    # PYTHONPATH: the project's modules, from whatever folder the user runs the command in.
+    env = env | {"PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
     )
 
 
@@ -38,6 +45,7 @@ def cli_env(settings, key_file: Path, tmp_path: Path) -> dict[str, str]:
         "LOTPULSE_SIGNING_KEY_FILE": str(key_file),
         "LOTPULSE_PUBLIC_URL": settings.public_url,
         "LOTPULSE_LOG_LEVEL": "WARNING",
+        "LOTPULSE_RUNTIME_DIR": str(tmp_path / "run"),
     }
 
 
@@ -83,6 +91,7 @@ def test_cli_reports_errors_without_tracebacks(cli_env):
 
 
 def test_token_options_are_checked(cli_env):
+    assert lotpulse("tenant", "create", "acme", "--name", "Acme", "--kind", "supplier", env=cli_env).returncode == 0
     short = lotpulse("token", "--tenant", "acme", "--role", "viewer", "--ttl", "15m", env=cli_env)
     claims = jwt.decode(short.stdout.strip(), options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 900
@@ -91,10 +100,61 @@ def test_token_options_are_checked(cli_env):
     assert lotpulse("token", "--tenant", "acme", "--role", "root", env=cli_env).returncode == 2
 
 
+def test_token_refuses_an_unknown_tenant_and_tenant_list_shows_them(cli_env):
+    ghost = lotpulse("token", "--tenant", "ghost", "--role", "admin", env=cli_env)
+    assert ghost.returncode == 2 and ghost.stdout == ""
+    assert "tenant 'ghost' not found" in ghost.stderr and "Traceback" not in ghost.stderr
+    assert lotpulse("tenant", "list", env=cli_env).stdout.strip() == "no tenants yet"
+    for tenant_id, kind in (("zeta", "retailer"), ("acme", "supplier")):
+        created = lotpulse("tenant", "create", tenant_id, "--name", tenant_id.title(), "--kind", kind, env=cli_env)
+        assert created.returncode == 0, created.stderr
+    listed = lotpulse("tenant", "list", env=cli_env)
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert listed.stdout.splitlines() == ["acme\tsupplier\tAcme", "zeta\tretailer\tZeta"]
+
+
+def test_without_a_hub_the_cli_says_what_to_do_and_creates_nothing(tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOTPULSE_")} | {
+        "LOTPULSE_RUNTIME_DIR": str(tmp_path / "run"),
+    }
+    for args in (("tenant", "create", "acme", "--name", "Acme", "--kind", "supplier"),
+                 ("token", "--tenant", "acme", "--role", "admin")):
+        result = lotpulse(*args, env=env, cwd=elsewhere)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "no Lotpulse hub found" in result.stderr
+        assert str(elsewhere / "lotpulse-data") in result.stderr  # names the folder it looked for
+        assert "make run" in result.stderr and "LOTPULSE_DATA_DIR" in result.stderr
+    assert list(elsewhere.iterdir()) == []  # no second database, no second key ring
+
+
+def test_serve_without_the_embedded_extra_or_a_uri_says_what_to_install_or_set(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOTPULSE_")} | {
+        "LOTPULSE_DATA_DIR": str(tmp_path / "data"),
+        "LOTPULSE_RUNTIME_DIR": str(tmp_path / "run"),
+        "PYTHONPATH": str(REPO),
+    }
+    # as if `pip install lotpulse` without the extra: the secantus package cannot be imported
+    without = "import sys; sys.modules['secantus'] = None; from hub.cli import main; sys.exit(main(['serve']))"
+    result = subprocess.run([sys.executable, "-c", without], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "LOTPULSE_MONGODB_URI" in result.stderr and "pip install 'lotpulse[embedded]'" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_embedded_database_is_an_optional_extra():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not [dep for dep in project["dependencies"] if dep.lower().startswith("secantusdb")]
+    assert [dep for dep in project["optional-dependencies"]["embedded"] if dep.startswith("secantusdb")]
+    assert '".[embedded,test]"' in (REPO / "Makefile").read_text()  # make run / make test / .ci/run install it
+
+
 # -- lotpulse serve on the embedded database ------------------------------------------------------------------------
 
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    env = env | {"PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -137,16 +197,23 @@ def test_serve_on_the_embedded_database_keeps_data_across_a_restart(tmp_path: Pa
         "LOTPULSE_PORT": str(port),
         "LOTPULSE_LOG_LEVEL": "WARNING",
         "LOTPULSE_WEBHOOK_WORKER": "false",
+        "LOTPULSE_RUNTIME_DIR": str(tmp_path / "run"),
     }
     url = f"http://127.0.0.1:{port}/graphql"
     # given a running hub with no MongoDB URI: it starts its embedded database
     hub = _serve(env, port)
     try:
         marker = json.loads((tmp_path / "data" / "embedded.json").read_text())
-        # when a tenant is created from the shell (reusing the running embedded database) and a SKU over HTTP
-        created = lotpulse("tenant", "create", "acme", "--name", "Acme", "--kind", "supplier", env=env)
+        # when a tenant is created from the shell in another folder, naming no data folder: the CLI finds the
+        # running hub (its data folder, embedded database, issuer URL and key ring) instead of making its own
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        shell = {k: v for k, v in env.items() if k not in ("LOTPULSE_DATA_DIR", "LOTPULSE_PORT")}
+        created = lotpulse("tenant", "create", "acme", "--name", "Acme", "--kind", "supplier", env=shell, cwd=elsewhere)
         assert created.returncode == 0, created.stderr
-        token = lotpulse("token", "--tenant", "acme", "--role", "admin", env=env).stdout.strip()
+        assert f"using the hub on port {port}" in created.stderr
+        token = lotpulse("token", "--tenant", "acme", "--role", "admin", env=shell, cwd=elsewhere).stdout.strip()
+        assert list(elsewhere.iterdir()) == []
         headers = {"authorization": f"Bearer {token}"}
         upserted = httpx.post(url, json={"query": UPSERT_SKU}, headers=headers, timeout=30).json()
         assert upserted["data"]["upsertSku"]["created"] is True, upserted
@@ -157,6 +224,7 @@ def test_serve_on_the_embedded_database_keeps_data_across_a_restart(tmp_path: Pa
     assert hub.returncode == 0
     assert not _port_open(marker["port"])
     assert not (tmp_path / "data" / "embedded.json").exists()
+    assert list((tmp_path / "run").iterdir()) == []  # the running-hub record went with it
     # and after a restart the SKU is still there
     hub = _serve(env, port)
     try:
