@@ -50,11 +50,10 @@ def require_embedded() -> None:
 def locate(settings: Settings) -> Settings:
     """The settings of the hub this command administers: its data folder, and the issuer URL and key file of the
     running hub serving that folder (unless set explicitly)."""
+    if settings.mongodb_uri:
+        return settings  # configured explicitly (several deployments may share this machine's runtime folder)
     env = os.environ
     hubs = running_hubs(runtime_dir(settings.runtime_dir))
-    if settings.mongodb_uri:
-        served = [hub for hub in hubs if not hub.embedded]
-        return _adopt(settings, served[0]) if len(served) == 1 else settings
     data_dir = settings.data_dir.resolve()
     if "LOTPULSE_DATA_DIR" not in env and not data_dir.exists():
         if not hubs:
