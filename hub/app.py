@@ -47,16 +47,13 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
     if uri is None:
         raise ValueError("no MongoDB URI: set LOTPULSE_MONGODB_URI or run `lotpulse serve` for the embedded one")
     keyring = keyring_for(settings)
-    holder: dict[str, HubState] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         events.set_retention(settings.event_retention_days)
         database = await Database.connect(uri, settings.database)
         hub = HubState(settings, database, keyring, TokenValidator(settings, keyring))
-        holder["hub"] = hub
         app.state.hub = hub
-        graphql.hub = hub
         for hook in STARTUP_HOOKS:
             await hook(hub)
         log.info("hub ready on database %r", settings.database)
@@ -70,7 +67,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        hub = holder.get("hub")
+        hub: HubState | None = getattr(request.app.state, "hub", None)
         if hub is None or not await hub.database.ping():
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})

@@ -386,7 +386,7 @@ async def start_event_bus(hub: HubState) -> None:
     ledger = Ledger(hub.database)
     await ledger.ensure_indexes()
     bus = EventBus(hub.database, hub.settings, ledger)
-    hub.services["bus"] = bus
+    hub.bus = bus
     hub.spawn("event-bus", bus.run)
     hub.spawn("live-subscription-leases", ledger.renew_forever)
     try:

@@ -1,16 +1,25 @@
-"""What one hub process holds while it runs: settings, database, keys, token validator, background tasks."""
+"""What one hub process holds while it runs: settings, database, keys, token validator, its long-lived services and
+background tasks. The app keeps the one instance in ``app.state.hub`` (``hub_of`` reads it)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from starlette.requests import HTTPConnection
 
 from hub.auth import TokenValidator
 from hub.config import Settings
 from hub.db import Database
 from hub.keys import KeyRing
+
+if TYPE_CHECKING:
+    from hub.bus import EventBus
+    from hub.oauth.http import OAuthService
+    from webhooks.dispatcher import Dispatcher
+    from webhooks.worker import Worker
 
 log = logging.getLogger("lotpulse")
 
@@ -25,8 +34,13 @@ class HubState:
     database: Database
     keyring: KeyRing
     validator: TokenValidator
-    services: dict[str, Any] = field(default_factory=dict)  # long-lived helpers (event bus, webhook worker, ...)
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Set by the startup hooks before the hub takes requests (hub/app.py runs them in order).
+    oauth: OAuthService = field(init=False, repr=False)
+    bus: EventBus = field(init=False, repr=False)
+    # Only when this process runs the webhook dispatcher and worker (LOTPULSE_WEBHOOK_WORKER).
+    webhook_dispatcher: Dispatcher | None = field(default=None, repr=False)
+    webhook_worker: Worker | None = field(default=None, repr=False)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list, repr=False)
 
     def spawn(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
         """Run a background loop for the life of the process; a crash is logged, never silent."""
@@ -46,3 +60,9 @@ class HubState:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
+
+
+def hub_of(connection: HTTPConnection) -> HubState:
+    """The hub state of the app serving this request or WebSocket."""
+    hub: HubState = connection.app.state.hub
+    return hub

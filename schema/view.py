@@ -28,7 +28,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from hub.errors import HubError
 from hub.config import Settings
-from hub.state import HubState
+from hub.state import hub_of
 from schema.context import Context
 from schema.live.ws import HubTransportWSHandler
 from schema.errors import error_body, shape_error
@@ -85,7 +85,6 @@ def _loads(text: str, what: str) -> Any:
 
 
 class HubGraphQL(GraphQL):
-    hub: HubState  # bound by the app's lifespan, once the database is connected
     graphql_transport_ws_handler_class = HubTransportWSHandler  # closes bad frames with 4400, expired tokens with 4403
 
     def __init__(self, schema: Any, settings: Settings) -> None:
@@ -97,6 +96,7 @@ class HubGraphQL(GraphQL):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.allowed_origins,
         )
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -108,14 +108,14 @@ class HubGraphQL(GraphQL):
     # -- WebSocket -------------------------------------------------------------------------------------------------
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
-        return Context(hub=self.hub, request=request, response=response)
+        return Context(hub=hub_of(request), request=request, response=response)
 
     async def on_ws_connect(self, context: Context) -> Any:
         authorization = context.connection_params.get("authorization")
         if not isinstance(authorization, str):
             raise ConnectionRejectionError({"message": "missing authorization"})
         try:
-            context.principal = await self.hub.validator.authenticate(authorization)
+            context.principal = await context.hub.validator.authenticate(authorization)
         except HubError as exc:
             raise ConnectionRejectionError({"message": exc.message}) from None
         except PyMongoError:
@@ -129,7 +129,7 @@ class HubGraphQL(GraphQL):
     # -- HTTP ------------------------------------------------------------------------------------------------------
 
     async def _read_body(self, request: Request) -> bytes:
-        limit = self.hub.settings.max_body_bytes
+        limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise RequestError(413, f"request body exceeds {limit} bytes")
@@ -166,7 +166,7 @@ class HubGraphQL(GraphQL):
         return params
 
     def _validate_params(self, params: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
-        settings = self.hub.settings
+        settings = self.settings
         query, variables, operation_name = params.get("query"), params.get("variables"), params.get("operationName")
         if not isinstance(query, str) or not query.strip():
             raise RequestError(400, "'query' must be a non-empty string")
@@ -219,7 +219,7 @@ class HubGraphQL(GraphQL):
             return self._respond(request, error_body(exc.message, exc.code), exc.status, exc.headers)
         context = await self.get_context(request)
         try:
-            context.principal = await self.hub.validator.authenticate(request.headers.get("authorization"))
+            context.principal = await context.hub.validator.authenticate(request.headers.get("authorization"))
         except HubError as exc:
             return self._unauthenticated(request, exc.message)
         except PyMongoError:

@@ -29,11 +29,8 @@ async def start_webhooks(hub: HubState) -> None:
     if not hub.settings.webhook_worker:
         return
     dispatcher, worker = build(hub.settings)
-    hub.services["webhook_dispatcher"] = dispatcher
-    hub.services["webhook_worker"] = worker
-    bus = hub.services.get("bus")
-    if bus is not None:
-        bus.listeners.append(dispatcher.wake)
+    hub.webhook_dispatcher, hub.webhook_worker = dispatcher, worker
+    hub.bus.listeners.append(dispatcher.wake)
     hub.spawn("webhook-dispatcher", dispatcher.run)
     hub.spawn("webhook-worker", worker.run)
 

@@ -16,7 +16,7 @@ from hub.oauth.clients import find_client
 from hub.oauth.ratelimit import FailedAuthLimiter
 from hub.oauth.server import HubAuthorizationServer, HubRequest
 from hub.oauth.upstream import StateCache, Upstreams
-from hub.state import HubState
+from hub.state import HubState, hub_of
 
 MAX_FORM_BYTES = 16 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -25,7 +25,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 @dataclass
 class OAuthService:
-    """What the routes share in one hub process (``hub.services["oauth"]``)."""
+    """What the routes share in one hub process (``HubState.oauth``)."""
 
     server: HubAuthorizationServer
     limiter: FailedAuthLimiter
@@ -36,7 +36,7 @@ class OAuthService:
 async def start_oauth(hub: HubState) -> None:
     settings = hub.settings
     cache = StateCache()
-    hub.services["oauth"] = OAuthService(
+    hub.oauth = OAuthService(
         server=HubAuthorizationServer(settings, hub.keyring, hub.validator),
         limiter=FailedAuthLimiter(
             settings.oauth_failed_auth_window_seconds,
@@ -49,7 +49,7 @@ async def start_oauth(hub: HubState) -> None:
 
 
 def service_of(request: Request) -> OAuthService:
-    return request.app.state.hub.services["oauth"]
+    return hub_of(request).oauth
 
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -7,7 +7,6 @@ from typing import Annotated, AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from hub.bus import EventBus
 from schema.alerts.types import AlertEventFilter, AlertEventType
 from schema.live.execution import PerEventCache
 from schema.permissions import READ
@@ -28,7 +27,7 @@ class Subscription:
         ] = None,
     ) -> AsyncGenerator[AlertEventType, None]:
         principal = info.context.require_principal()
-        bus: EventBus = info.context.hub.services["bus"]
+        bus = info.context.hub.bus
         wanted = filter or AlertEventFilter()
         async with bus.subscribe(
             principal.tenant_id, wanted.event_types(), wanted.matches, str(after) if after else None

@@ -7,7 +7,6 @@ from typing import Annotated, AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from hub.bus import EventBus
 from hub.errors import BadInput
 from schema.live.types import (
     DISPATCH_EVENT_TYPES,
@@ -35,7 +34,7 @@ class Subscription:
         self, info: Info, filter: StockChangedFilter | None = None, after: After = None
     ) -> AsyncGenerator[StockChangeType, None]:
         principal = info.context.require_principal()
-        bus: EventBus = info.context.hub.services["bus"]
+        bus = info.context.hub.bus
         wanted = filter or StockChangedFilter()
         async with bus.subscribe(
             principal.tenant_id, ["stock.changed"], wanted.matches, str(after) if after else None
@@ -52,7 +51,7 @@ class Subscription:
         self, info: Info, filter: DispatchUpdatedFilter | None = None, after: After = None
     ) -> AsyncGenerator[DispatchUpdateType, None]:
         principal = info.context.require_principal()
-        bus: EventBus = info.context.hub.services["bus"]
+        bus = info.context.hub.bus
         wanted = filter or DispatchUpdatedFilter()
         if wanted.role is not None and wanted.role not in ROLES:
             raise BadInput(f"role must be one of {', '.join(ROLES)}", field="filter.role")

@@ -73,7 +73,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
         if reason is None and message["type"] == "subscribe" and self.connection_acknowledged:
             # With the hub's extensions a syntax error escapes strawberry's stream as an exception (logged, and the
             # client left waiting); the protocol answers it by closing with 4400, as strawberry means to.
-            reason = _syntax_error(message["payload"]["query"], self.view.hub.settings.max_tokens)
+            reason = _syntax_error(message["payload"]["query"], self.view.settings.max_tokens)
         if reason is not None:
             await self.handle_invalid_message(reason)
             return
@@ -87,8 +87,8 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
 
     async def _watch_token(self, principal: Principal) -> None:
         """Close the socket when its token expires, or once it is found revoked (polled: revocation is not pushed)."""
-        validator = self.view.hub.validator
-        poll = max(0.5, min(REVOCATION_POLL_SECONDS, self.view.hub.settings.oauth_revocation_cache_seconds))
+        validator = self.context.hub.validator
+        poll = max(0.5, min(REVOCATION_POLL_SECONDS, self.view.settings.oauth_revocation_cache_seconds))
         while True:
             remaining = principal.expires_at - time.time() if principal.expires_at is not None else poll
             if remaining <= 0:

@@ -109,7 +109,7 @@ async def listen(hub) -> AsyncIterator[Any]:
 
     async def start(tenant: str, query: str = ALERTS_SUBSCRIPTION, variables: dict | None = None,
                     *, token: str | None = None, wait: bool = True) -> Listener:
-        bus = hub.state.services["bus"]
+        bus = hub.state.bus
         before = bus.count(tenant)
         listener = Listener(hub.ws_url, token or hub.token(tenant, "viewer"), query, variables).start()
         listeners.append(listener)

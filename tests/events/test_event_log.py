@@ -71,12 +71,12 @@ async def test_events_expire_after_the_retention_period(hub):
 
 
 async def test_the_bus_runs_on_a_change_stream_when_the_database_offers_one(hub):
-    assert hub.state.services["bus"].mode == "change_stream"
+    assert hub.state.bus.mode == "change_stream"
 
 
 async def test_a_restarted_feed_catches_up_from_the_log_without_duplicates(hub, trio, listen):
     # given: a subscriber, and the bus losing its stream while alerts are written
-    bus = hub.state.services["bus"]
+    bus = hub.state.bus
     acme = await listen("acme")
     await alert(hub, "shopco", ["acme"], "k1")
     assert (await acme.next())["alerts"]["alert"]["title"] == "alert k1"
@@ -124,7 +124,7 @@ class FlakyStream:
 
 async def test_after_a_connection_drop_the_feed_resumes_from_its_token_without_gap_or_duplicate(hub, trio, listen):
     # given: the feed restarted on a database whose first change stream dies after one change
-    bus = hub.state.services["bus"]
+    bus = hub.state.bus
     feed = next(task for task in hub.state.tasks if task.get_name() == "event-bus")
     feed.cancel()
     await asyncio.gather(feed, return_exceptions=True)

@@ -17,7 +17,7 @@ def settings(settings):
 
 
 async def test_without_change_streams_the_bus_polls_the_log_and_still_delivers(hub, trio, listen):
-    assert hub.state.services["bus"].mode == "polling"
+    assert hub.state.bus.mode == "polling"
     acme, rival = await listen("acme"), await listen("rival")
     await alert(hub, "shopco", ["acme"], "k1")
     assert (await acme.next())["alerts"]["alert"]["title"] == "alert k1"

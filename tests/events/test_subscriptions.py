@@ -151,7 +151,7 @@ async def test_filter_by_event_type_rejects_unknown_types(hub, trio, listen):
 
 
 async def test_live_subscriptions_per_tenant_are_limited(hub, trio, listen):
-    hub.state.services["bus"].settings = hub.settings.with_(max_subscriptions_per_tenant=2)
+    hub.state.bus.settings = hub.settings.with_(max_subscriptions_per_tenant=2)
     await listen("acme")
     await listen("acme")
     third = await listen("acme", wait=False)
@@ -191,7 +191,7 @@ async def test_a_client_can_read_state_then_subscribe_from_the_cursor_it_read_wi
 
 async def test_the_tenant_limit_counts_subscriptions_on_every_hub_process(hub, trio, listen):
     # given: a limit of two, one subscription here and one on another process sharing the database
-    bus = hub.state.services["bus"]
+    bus = hub.state.bus
     bus.settings = hub.settings.with_(max_subscriptions_per_tenant=2)
     elsewhere = EventBus(hub.state.database, bus.settings, Ledger(hub.state.database))
     await listen("acme")
