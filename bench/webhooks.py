@@ -31,7 +31,7 @@ from starlette.routing import Route  # noqa: E402
 from hub.auth import Principal  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.db import Database, EmbeddedServer, free_port  # noqa: E402
-from hub.events import build_event, emit_many  # noqa: E402
+from hub.events.log import build_event, emit_many  # noqa: E402
 from tenants import service as tenants  # noqa: E402
 from tenants.access import Access  # noqa: E402
 from webhooks import service  # noqa: E402

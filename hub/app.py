@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from hub import events
+from hub.events import log as event_log
 from hub.audit import OriginMiddleware
 from hub.auth import TokenValidator
-from hub.bus import start_event_bus
+from hub.events.bus import start_event_bus
 from hub.config import Settings
 from hub.db import Database
 from hub.oauth.http import start_oauth
@@ -50,7 +50,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        events.set_retention(settings.event_retention_days)
+        event_log.set_retention(settings.event_retention_days)
         database = await Database.connect(uri, settings.database)
         hub = HubState(settings, database, keyring, TokenValidator(settings, keyring))
         app.state.hub = hub

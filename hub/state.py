@@ -16,7 +16,7 @@ from hub.db import Database
 from hub.keys import KeyRing
 
 if TYPE_CHECKING:
-    from hub.bus import EventBus
+    from hub.events.bus import EventBus
     from hub.oauth.http import OAuthService
     from webhooks.dispatcher import Dispatcher
     from webhooks.worker import Worker

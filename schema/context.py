@@ -31,7 +31,7 @@ class Context:
         return self.principal
 
     async def access(self) -> Access:
-        """Access rules for this request (live subscriptions re-check entitlement per event in hub/bus.py)."""
+        """Access rules for this request (live subscriptions re-check entitlement per event in hub/events/bus.py)."""
         if self._access is None:
             self._access = await Access.load(self.require_principal())
         return self._access

@@ -1,6 +1,6 @@
 """The dispatcher: reads the event log and creates one delivery per (event, endpoint) that may receive it.
 
-Correct from the durable log alone. The cursor is the event's ``seq``, which hub.events assigns in commit order
+Correct from the durable log alone. The cursor is the event's ``seq``, which hub/events/log.py assigns in commit order
 (ObjectIds are not: they are made before their transaction commits), so once the dispatcher has read ``seq`` n no
 event below n can still appear. The cursor is saved every few seconds; re-reading after a restart is harmless, since
 the unique index on (event_id, endpoint_id) keeps a delivery from being created twice.

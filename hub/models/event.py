@@ -49,7 +49,7 @@ class Event(Document):
     tenant_id: str  # owner
     audience: list[str]  # tenant ids entitled to hear it (always includes the owner)
     payload: dict[str, Any]
-    seq: int = 0  # assigned by hub.events when written; commit order
+    seq: int = 0  # assigned by hub/events/log.py when written; commit order
     occurred_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime  # TTL: retention of the log
 

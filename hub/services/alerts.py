@@ -15,7 +15,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.errors import BadInput, Conflict
-from hub.events import emit
+from hub.events.log import emit
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from tenants.access import Access
 from hub.dates import utcnow

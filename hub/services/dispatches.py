@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from hub.db import Database
 from hub.errors import BadInput, Conflict, Forbidden, NotFound
-from hub.events import emit
+from hub.events.log import emit
 from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchStatus, StatusChange
 from hub.models.location import Location
 from hub.models.sku import Sku

@@ -32,7 +32,7 @@ from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.events import emit
+from hub.events.log import emit
 from hub.services.alerts import alert_payload, raise_alert
 from hub.services.sensors import refresh_goods_owners
 from tenants.access import grantees

@@ -316,7 +316,7 @@ async def _load_positions(session: AsyncClientSession, positions: Any, tenant_id
 
 
 # Every batch emits events, and the event log's sequence counter admits one emitting transaction at a time
-# (hub/events.py). Batches of one process queue here, in arrival order, instead of conflicting on the counter and
+# (hub/events/log.py). Batches of one process queue here, in arrival order, instead of conflicting on the counter and
 # backing off exponentially (which starves one client while another streams); other processes still conflict
 # and retry as usual.
 _queues: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()

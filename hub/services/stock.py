@@ -10,7 +10,7 @@ from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError
 
-from hub.events import build_event, emit_many
+from hub.events.log import build_event, emit_many
 from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition

@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.bus import LiveEvent
+from hub.events.bus import LiveEvent
 from hub.errors import BadInput
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity
 from hub.services.alerts import ALERT_EVENT_TYPES, alert_payload

@@ -11,7 +11,7 @@ from typing import Any
 
 import strawberry
 
-from hub.bus import LiveEvent
+from hub.events.bus import LiveEvent
 from hub.models.dispatch import DispatchStatus
 from schema.scalars import DispatchStatusEnum  # noqa: F401 - registers the enum
 

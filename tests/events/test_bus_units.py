@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from hub.bus import EventBus, LiveEvent, Subscription
+from hub.events.bus import EventBus, LiveEvent, Subscription
 from hub.config import Settings
 from hub.errors import RateLimited
 

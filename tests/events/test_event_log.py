@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from pymongo.errors import AutoReconnect
 
-from hub.events import emit
+from hub.events.log import emit
 from hub.models.event import Event
 from tests.events.conftest import alert
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.events import emit
+from hub.events.log import emit
 from tests.events.conftest import REVOKE, partner
 from tests.supply.conftest import supply, yogurt_line  # noqa: F401 - the supply chain fixture
 

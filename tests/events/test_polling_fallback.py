@@ -7,7 +7,7 @@ import logging
 import pytest
 from pymongo.errors import OperationFailure
 
-from hub.bus import EventBus
+from hub.events.bus import EventBus
 from tests.events.conftest import alert
 
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
-from hub.bus import LEDGER, EventBus, Ledger
+from hub.events.bus import EventBus
+from hub.events.ledger import LEDGER, Ledger
 from hub.errors import RateLimited
 
 from hub.models.alert import AlertKind, Severity

@@ -18,7 +18,7 @@ from typing import AsyncIterator
 import httpx
 
 from hub.db import free_port
-from hub.events import emit
+from hub.events.log import emit
 from hub.models.event import Event
 from tests.events.conftest import ACKNOWLEDGE, ALERTS_SUBSCRIPTION, Listener, alert, partner
 from tests.supply.conftest import CREATE_DISPATCH, CREATE_LOCATION, RECORD_RECEIPT, UPSERT_SKU

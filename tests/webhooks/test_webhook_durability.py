@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 
-from hub.events import build_event, emit_many
+from hub.events.log import build_event, emit_many
 from hub.models.event import Event
 from webhooks.clock import ManualClock
 from webhooks.dispatcher import Dispatcher

@@ -17,7 +17,7 @@ import pytest
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, free_port
-from hub.events import build_event, emit_many
+from hub.events.log import build_event, emit_many
 from tenants import service as tenant_service
 from tenants.access import Access
 from webhooks import service

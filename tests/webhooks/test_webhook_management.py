@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from hub.events import build_event, emit_many
+from hub.events.log import build_event, emit_many
 from webhooks.clock import ManualClock
 from webhooks.retry import SCHEDULE
 from webhooks.runtime import build

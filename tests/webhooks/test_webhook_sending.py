@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from hub.events import build_event, emit_many
+from hub.events.log import build_event, emit_many
 from webhooks.clock import ManualClock
 from webhooks.dispatcher import Dispatcher
 from webhooks.runtime import build

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub.events import build_event, emit_many
+from hub.events.log import build_event, emit_many
 from webhooks.clock import ManualClock
 from webhooks.runtime import build
 from tests.webhooks.helpers import (

@@ -9,11 +9,11 @@ A database without change streams (a standalone mongod) gets the fallback: the b
 still reaches every process, only later and without cached entitlements. It says so in the log.
 
 Subscribers with a cursor replay from the log first, then switch to live; both halves are ordered by ``seq`` (commit
-order, see hub/events.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
+order, see hub/events/log.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
 and no duplicate.
 
-``max_subscriptions_per_tenant`` holds across processes: every live subscription has an entry in the
-``live_subscriptions`` collection, leased by its process (a crashed process's entries lapse). A subscriber whose
+``max_subscriptions_per_tenant`` holds across processes: every live subscription has an entry in the lease ledger
+(hub/events/ledger.py). A subscriber whose
 queue overflows (``subscriber_queue_size``) is cut off with RATE_LIMITED and resumes with its last cursor.
 """
 
@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
 
 from bson import ObjectId
@@ -33,8 +32,8 @@ from bson.errors import InvalidId
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from hub.errors import BadInput, RateLimited
-from hub.events import COUNTERS, EVENTS_COUNTER
-from hub.dates import utcnow
+from hub.events.ledger import Ledger
+from hub.events.log import COUNTERS, EVENTS_COUNTER
 from tenants import access
 
 if TYPE_CHECKING:
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lotpulse.bus")
 REPLAY_PAGE = 200
-LEDGER = "live_subscriptions"
-LEASE_SECONDS = 90.0
 
 
 @dataclass(frozen=True)
@@ -101,56 +98,6 @@ class Subscription:
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
             return False
-
-
-class Ledger:
-    """Every process's live subscriptions, so a tenant's limit counts them all, wherever they are connected."""
-
-    def __init__(self, database: Database, lease_seconds: float = LEASE_SECONDS) -> None:
-        self.collection = database.db[LEDGER]
-        self.process = uuid.uuid4().hex
-        self.lease = timedelta(seconds=lease_seconds)
-        self._releases: set[asyncio.Task[Any]] = set()
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("tenant_id", 1), ("expires_at", 1)])
-        await self.collection.create_index([("expires_at", 1)], expireAfterSeconds=0)
-
-    async def admit(self, tenant_id: str, limit: int) -> ObjectId:
-        """Record one more subscription for the tenant, or refuse it when that would pass ``limit``."""
-        now = utcnow()
-        entry = ObjectId()
-        # Insert, then count: two processes admitting at once may both refuse, never both pass the limit.
-        await self.collection.insert_one(
-            {"_id": entry, "tenant_id": tenant_id, "process": self.process, "expires_at": now + self.lease}
-        )
-        live = await self.collection.count_documents({"tenant_id": tenant_id, "expires_at": {"$gt": now}})
-        if live > limit:
-            await self.collection.delete_one({"_id": entry})
-            raise RateLimited(f"tenant already has {limit} live subscriptions")
-        return entry
-
-    def release(self, entry: ObjectId) -> None:
-        """Forget a subscription; runs on its own, since the subscriber's task is usually being cancelled."""
-        task = asyncio.create_task(self._delete(entry))
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-
-    async def _delete(self, entry: ObjectId) -> None:
-        try:
-            await self.collection.delete_one({"_id": entry})
-        except PyMongoError:
-            pass  # shutting down, or the database is away: the entry's lease lapses on its own
-
-    async def renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-            try:
-                await self.collection.update_many(
-                    {"process": self.process}, {"$set": {"expires_at": utcnow() + self.lease}}
-                )
-            except PyMongoError as exc:
-                log.warning("could not renew live subscription leases (%s); retrying", exc)
 
 
 class EventBus:
