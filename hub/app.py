@@ -22,6 +22,7 @@ from hub.config import Settings
 from hub.db import Database
 from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
+from hub.portal.routes import portal_routes
 from hub.services.expiry import start_sweeper
 from hub.services.alerts import start_escalation
 from hub.state import HubState, keyring_for
@@ -97,6 +98,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
             Route("/.well-known/jwks.json", jwks),
             Mount("/graphiql", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
             *oauth_routes(settings, keyring),
+            *portal_routes(),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -32,11 +32,17 @@ class Goods:
     def owners(self) -> list[str]:
         return sorted({sku.tenant_id for sku in self.skus.values()})
 
+    @property
+    def limit_c(self) -> float | None:
+        """The strictest storage maximum of the goods present (None: nothing here has one)."""
+        return min((sku.storage.temp_max_c for sku in self.skus.values() if sku.storage.temp_max_c is not None),
+                   default=None)
+
     def spike_config(self, settings: Settings) -> SpikeConfig:
         """Judge against the strictest goods present: lowest storage maximum, shortest minimum duration."""
         limited = [sku for sku in self.skus.values() if sku.storage.temp_max_c is not None]
         return SpikeConfig(
-            limit_c=min((sku.storage.temp_max_c for sku in limited), default=None),  # type: ignore[type-var]
+            limit_c=self.limit_c,
             min_minutes=min((sku.excursion_min_minutes for sku in limited), default=15),
             rise_c=settings.spike_rise_c_per_10min,
             thresholds=tuple(sorted({sku.storage.temp_max_c for sku in limited})),  # type: ignore[type-var]

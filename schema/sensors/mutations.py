@@ -39,7 +39,10 @@ class Mutation:
         )
         offline = info.context.hub.settings.sensor_offline_minutes
         state = (await states_of([sensor.id])).get(sensor.id)
-        return RegisterSensorPayload(sensor=SensorType.from_model(sensor, state, offline), created=created)
+        goods = (await sensor_service.goods_for([sensor]))[sensor.id]  # type: ignore[index]
+        return RegisterSensorPayload(
+            sensor=SensorType.from_model(sensor, state, offline, goods.limit_c), created=created
+        )
 
     @strawberry.mutation(
         permission_classes=INGEST,

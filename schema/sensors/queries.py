@@ -44,7 +44,11 @@ class Query:
 
         async def nodes(page: Sequence[Sensor]) -> list[SensorType]:
             state = await states_of([sensor.id for sensor in page])
-            return [SensorType.from_model(sensor, state.get(sensor.id), offline) for sensor in page]
+            goods = await sensor_service.goods_for(page)
+            return [
+                SensorType.from_model(sensor, state.get(sensor.id), offline, goods[sensor.id].limit_c)  # type: ignore[index]
+                for sensor in page
+            ]
 
         return await paginate(
             Sensor, query, first, after, info.context.hub.settings.max_page_size, nodes, batch=True

@@ -30,9 +30,14 @@ class SensorType:
     readings_count: int
     online: bool = strawberry.field(description="A reading arrived within the offline threshold (heartbeat)")
     in_excursion: bool = strawberry.field(description="An excursion (or a candidate) is in progress")
+    limit_c: float | None = strawberry.field(
+        description="The storage limit readings are judged against now: the strictest maximum of the goods here"
+    )
 
     @classmethod
-    def from_model(cls, sensor: Sensor, state: SensorState | None, offline_minutes: int) -> SensorType:
+    def from_model(
+        cls, sensor: Sensor, state: SensorState | None, offline_minutes: int, limit_c: float | None
+    ) -> SensorType:
         state = state or SensorState()
         last = state.last_reading_at
         return cls(
@@ -48,6 +53,7 @@ class SensorType:
             readings_count=state.readings_count,
             online=last is not None and utcnow() - last <= timedelta(minutes=offline_minutes),
             in_excursion=state.in_excursion,
+            limit_c=limit_c,
         )
 
 

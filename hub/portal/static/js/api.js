@@ -1,0 +1,109 @@
+// GraphQL over HTTP with the session's token, and the live feed over graphql-transport-ws (the vendored
+// graphql-ws client). The feed resumes from the last cursor it saw whenever it reconnects, so a reconnect (after a
+// network drop or a token renewal) neither loses nor repeats an event.
+
+import { accessToken } from "./auth.js";
+
+export class ApiError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export async function gql(query, variables = {}) {
+  const token = accessToken();
+  if (!token) throw new ApiError("signed out", "UNAUTHENTICATED");
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json().catch(() => null);
+  if (body?.errors?.length) {
+    const error = body.errors[0];
+    throw new ApiError(error.message, error.extensions?.code);
+  }
+  if (!response.ok || !body) throw new ApiError(`the hub answered ${response.status}`, "INTERNAL_SERVER_ERROR");
+  return body.data;
+}
+
+// One socket carrying several subscriptions; each handler gets every event once, in order.
+export class LiveFeed {
+  constructor(subscriptions, onState) {
+    this.subscriptions = subscriptions; // [{name, query, cursor, handle(data)}]
+    this.onState = onState;
+    this.client = null;
+    this.stopped = true;
+    this.retry = null;
+    this.delay = 1000;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.client?.dispose();
+    this.client = null;
+    this.onState("off");
+  }
+
+  // A renewed token: reconnect with it at once, resuming each subscription from its cursor.
+  restart() {
+    if (this.stopped) return;
+    this.client?.dispose();
+    this.client = null;
+    this.connect();
+  }
+
+  connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const client = graphqlWs.createClient({
+      url: `${scheme}://${location.host}/graphql`,
+      connectionParams: () => ({ authorization: `Bearer ${accessToken()}` }),
+      lazy: false,
+      retryAttempts: 0, // reconnecting is ours: it must resume from the newest cursor, not the first one
+      onNonLazyError: () => undefined,
+      on: {
+        connected: () => {
+          this.delay = 1000;
+          this.onState("live");
+        },
+      },
+    });
+    this.client = client;
+    for (const sub of this.subscriptions) {
+      client.subscribe(
+        { query: sub.query, variables: { after: sub.cursor } },
+        {
+          next: (message) => {
+            if (client !== this.client) return;
+            if (message.errors) {
+              this.onState("error", message.errors[0].message);
+              return;
+            }
+            const event = message.data[sub.name];
+            sub.cursor = event.cursor;
+            sub.handle(event);
+          },
+          error: () => this.lost(client),
+          complete: () => this.lost(client),
+        },
+      );
+    }
+  }
+
+  lost(client) {
+    if (client !== this.client || this.stopped) return;
+    this.client = null;
+    client.dispose();
+    this.onState("reconnecting");
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => this.connect(), this.delay);
+    this.delay = Math.min(this.delay * 2, 15000);
+  }
+}
