@@ -12,11 +12,12 @@ from strawberry.tools import merge_types
 
 from hub.config import Settings
 from schema.errors import ErrorShaper
-from schema.live.execution import SharedEventExecutor
 from schema.limits import BoundedParserCache, Limits, QueryGuard
+from schema.subscriptions import Query as CursorQuery
+from schema.subscriptions import SharedEventExecutor
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
-DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "live", "sensors", "oauth")
+DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth")
 
 
 def _roots(kind: str, attr: str) -> tuple[type, ...]:
@@ -41,9 +42,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
     validation_cache: OrderedDict[Any, Any] = OrderedDict()
     parse_cache = BoundedParserCache.cache()
-    queries, mutations, subscriptions = _roots("queries", "Query"), _roots("mutations", "Mutation"), _roots(
-        "subscriptions", "Subscription"
-    )
+    queries = (*_roots("queries", "Query"), CursorQuery)  # eventCursor: where every live stream starts
+    mutations, subscriptions = _roots("mutations", "Mutation"), _roots("subscriptions", "Subscription")
     return strawberry.Schema(
         query=merge_types("Query", queries),
         mutation=merge_types("Mutation", mutations) if mutations else None,

@@ -30,7 +30,7 @@ from hub.errors import HubError
 from hub.config import Settings
 from hub.state import hub_of
 from schema.context import Context
-from schema.live.ws import HubTransportWSHandler
+from schema.ws import HubTransportWSHandler
 from schema.errors import error_body, shape_error
 
 log = logging.getLogger("lotpulse.http")

@@ -8,8 +8,8 @@ import strawberry
 from strawberry.types import Info
 
 from schema.alerts.types import AlertEventFilter, AlertEventType
-from schema.live.execution import PerEventCache
 from schema.permissions import READ
+from schema.subscriptions import PerEventCache
 
 SHARED = PerEventCache()
 

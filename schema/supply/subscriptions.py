@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from hub.errors import BadInput
-from schema.live.types import (
+from schema.supply.events import (
     DISPATCH_EVENT_TYPES,
     DispatchUpdatedFilter,
     DispatchUpdateType,
@@ -16,8 +16,8 @@ from schema.live.types import (
     StockChangeType,
     StockPositionChangeType,
 )
-from schema.live.execution import PerEventCache
 from schema.permissions import READ
+from schema.subscriptions import PerEventCache
 
 ROLES = ("shipper", "consignee", "carrier")
 SHARED = PerEventCache()

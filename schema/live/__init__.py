@@ -1,1 +1,0 @@
-"""Live supply-flow subscriptions: stock changes and dispatch updates, read from the event log."""
