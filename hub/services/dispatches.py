@@ -18,10 +18,9 @@ from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchSta
 from hub.models.location import Location
 from hub.models.sku import Sku
 from hub.services.expiry import check_dispatch_shelf_life
-from hub.services.lots import ensure_lot
-from hub.services.skus import resolve_sku
+from hub.services.lots import use_lot
+from hub.services.skus import resolve_skus
 from tenants.access import Access
-from tenants.models import Tenant
 from hub.dates import utcnow
 
 MAX_LINES = 1000
@@ -69,14 +68,15 @@ def dispatch_payload(dispatch: Dispatch) -> dict[str, Any]:
     }
 
 
-async def _consignee_location(consignee_id: str, ref: str | None) -> Location | None:
+async def _consignee_location(access: Access, consignee_id: str, ref: str | None) -> Location | None:
+    """The destination, by id or code, among the locations the consignee receives the caller's dispatches at."""
     if ref is None:
         return None
     ref = ref.strip()
     by: list[dict[str, Any]] = [{"code": ref}]
     if ObjectId.is_valid(ref):
         by.append({"_id": ObjectId(ref)})
-    location = await Location.find_one({"tenant_id": consignee_id, "$or": by})
+    location = await Location.find_one({**access.receiving_locations(consignee_id), "$or": by})
     if location is None:
         raise NotFound("consignee location not found", field="toLocation")
     return location
@@ -89,36 +89,39 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
         raise BadInput("dispatch ref must be 1-100 characters", field="ref")
     if not data.lines or len(data.lines) > MAX_LINES:
         raise BadInput(f"a dispatch needs 1-{MAX_LINES} lines", field="lines")
-    parties = {access.tenant_id, data.consignee_id}
     if data.consignee_id == access.tenant_id:
         raise BadInput("a dispatch goes to another tenant", field="consigneeId")
-    if data.carrier_id is not None:
-        parties.add(data.carrier_id)
-    known = {t.id async for t in Tenant.find({"_id": {"$in": sorted(parties)}})}
-    if data.consignee_id not in known:
+    # Consent, not existence: a tenant that does not share ``dispatches`` with the shipper answers exactly like one
+    # that does not exist, so nobody learns who is on the hub or fills another tenant's list unasked.
+    if not access.may_dispatch_to(data.consignee_id):
         raise NotFound("consignee not found", field="consigneeId")
-    if data.carrier_id is not None and data.carrier_id not in known:
+    if data.carrier_id not in (None, access.tenant_id) and not access.may_dispatch_to(data.carrier_id):
         raise NotFound("carrier not found", field="carrierId")
+    parties = {access.tenant_id, data.consignee_id} | ({data.carrier_id} if data.carrier_id else set())
     if data.shipped_on and data.expected_on and data.expected_on < data.shipped_on:
         raise BadInput("expected arrival is before shipping", field="expectedOn")
     from_location = None
     if data.from_location_id is not None:
         from_location = await access.get(Location, data.from_location_id, access.locations("write"), "location")
-    to_location = await _consignee_location(data.consignee_id, data.to_location)
-    skus: dict[str, Sku] = {}
+    to_location = await _consignee_location(access, data.consignee_id, data.to_location)
     for n, line in enumerate(data.lines):
         if line.quantity <= 0:
             raise BadInput(f"line {n}: quantity must be positive", field="lines", index=n)
-        if line.sku not in skus:
-            skus[line.sku] = await resolve_sku(access, line.sku)
+    skus = await resolve_skus(access, [line.sku for line in data.lines])
+    for n, line in enumerate(data.lines):
+        if line.sku.strip() not in skus:
+            raise NotFound(f"line {n}: sku {line.sku.strip()[:40]!r} not found", field="lines", index=n)
 
     async def work(session: AsyncClientSession) -> Dispatch:
         lines = []
-        for line in data.lines:
-            sku = skus[line.sku]
-            # The lot is the producer's; every party of the dispatch may now see it.
-            lot = await ensure_lot(sku, line.lot_code, line.produced_on, line.expires_on, sorted(parties),
-                                   session=session)
+        for n, line in enumerate(data.lines):
+            sku = skus[line.sku.strip()]
+            # The lot is the producer's: the shipper names one it owns or was shipped; every party now sees it.
+            try:
+                lot = await use_lot(access, sku, line.lot_code, line.produced_on, line.expires_on, sorted(parties),
+                                    session=session)
+            except NotFound as exc:
+                raise NotFound(f"line {n}: {exc.message}", field="lines", index=n) from None
             lines.append(DispatchLine(
                 sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,  # type: ignore[arg-type]
                 produced_on=line.produced_on or lot.produced_on, expires_on=line.expires_on or lot.expires_on,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.dates import to_bson
-from hub.errors import BadInput
+from hub.errors import BadInput, NotFound
 from hub.models.lot import Lot
 from hub.models.sku import Sku
 from hub.services.text import CODE_MAX, clean_text
@@ -67,3 +69,35 @@ async def register_lot(
     sku = await access.get(Sku, sku_id, access.skus("write"), "sku")
     return await ensure_lot(sku, lot_code, produced_on, expires_on)
 
+
+
+async def use_lot(
+    access: Access,
+    sku: Sku,
+    lot_code: str,
+    produced_on: date | None = None,
+    expires_on: date | None = None,
+    share_with: Sequence[str] = (),
+    session: AsyncClientSession | None = None,
+) -> Lot:
+    """The lot a write of the caller names (a dispatch line, a movement, a receipt line).
+
+    The SKU's owner creates or matches its lots (``ensure_lot``). Anyone else may only name a lot it can already
+    see (one a dispatch brought it): its dates are the owner's, and ``share_with`` (the parties of a dispatch the
+    caller ships it in) come to see it too. Any other lot answers NOT_FOUND whether it exists or not, so a partner
+    that may read the SKU can neither create the owner's lots nor reveal them by guessing their codes.
+    """
+    if access.may_create_lots(sku.tenant_id):
+        return await ensure_lot(sku, lot_code, produced_on, expires_on, list(share_with), session=session)
+    lot_code = clean_text(lot_code, "lotCode", CODE_MAX, "lot code")
+    update: dict[str, Any] = {"$set": {"updated_at": utcnow()}}
+    newcomers = sorted(set(share_with) - {sku.tenant_id})
+    if newcomers:
+        update["$addToSet"] = {"visible_to": {"$each": newcomers}}
+    raw = await Lot.get_pymongo_collection().find_one_and_update(
+        {"sku_id": sku.id, "lot_code": lot_code, **access.lots("use")}, update,
+        return_document=ReturnDocument.AFTER, session=session,
+    )
+    if raw is None:
+        raise NotFound(f"lot {lot_code[:40]!r} of {sku.code} not found", field="lotCode")
+    return Lot.model_validate(raw)

@@ -32,7 +32,8 @@ from hub.models.movement import Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.services.expiry import on_stock_changed
-from hub.services.lots import ensure_lot
+from hub.services.lots import use_lot
+from hub.services.skus import resolve_skus
 from hub.services.stock import stock_events
 from tenants.access import Access, object_id
 from hub.dates import utcnow
@@ -121,43 +122,6 @@ def validate(items: list[MovementInput], max_batch: int) -> None:
             raise BadInput(f"movement {n}: quantity out of range", index=n)
 
 
-async def visible_skus(access: Access, refs: set[str]) -> dict[str, Sku]:
-    """Resolve SKU references in bulk: by id, owner code, the caller's alias, GTIN.
-
-    Visible are the SKU master the caller may read, plus SKUs of lots dispatches brought it (a retailer sells what
-    it received without needing the brand's whole catalogue).
-    """
-    via_lots = await Lot.get_pymongo_collection().distinct("sku_id", {"visible_to": access.tenant_id})
-    visible = {"$or": [access.skus("read"), {"_id": {"$in": via_lots}}]} if via_lots else access.skus("read")
-    ids = {ref: ObjectId(ref) for ref in refs if ObjectId.is_valid(ref)}
-    gtins = {ref.zfill(14): ref for ref in refs if ref.isdigit() and len(ref) in (8, 12, 13, 14)}
-    codes = sorted(refs)
-    alternatives: list[dict] = [
-        {"code": {"$in": codes}},
-        {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": {"$in": codes}}}},
-    ]
-    if ids:
-        alternatives.append({"_id": {"$in": list(ids.values())}})
-    if gtins:
-        alternatives.append({"gtin": {"$in": sorted(gtins)}})
-    found = await Sku.find({"$and": [visible, {"$or": alternatives}]}).to_list()
-    by_id = {str(s.id): s for s in found}
-    resolved: dict[str, Sku] = {}
-    for ref in refs:  # same precedence as hub.services.skus.resolve_sku; own SKUs win code clashes
-        match = by_id.get(ref) if ref in ids else None
-        match = match or _pick([s for s in found if s.code == ref], access.tenant_id)
-        match = match or next((s for s in found if any(a.tenant_id == access.tenant_id and a.code == ref
-                                                           for a in s.aliases)), None)
-        match = match or (next((s for s in found if s.gtin == ref.zfill(14)), None) if ref in gtins.values() else None)
-        if match is not None:
-            resolved[ref] = match
-    return resolved
-
-
-def _pick(skus: list[Sku], tenant_id: str) -> Sku | None:
-    return next((s for s in skus if s.tenant_id == tenant_id), skus[0] if skus else None)
-
-
 async def prepare(access: Access, items: list[MovementInput], session: AsyncClientSession | None = None,
                   max_batch: int = 10_000) -> list[Prepared]:
     """Validate and resolve a batch; every reference must be the caller's location or a SKU it can see."""
@@ -165,11 +129,11 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     location_ids = {item.location_id: object_id(item.location_id, "location") for item in items}
     owned = set(await Location.get_pymongo_collection().distinct(
         "_id", {"_id": {"$in": list(set(location_ids.values()))}, **access.locations("write")}, session=session))
-    skus = await visible_skus(access, {item.sku.strip() for item in items})
+    skus = await resolve_skus(access, {item.sku for item in items})
     lot_refs: dict[tuple[ObjectId, str], Lot] = {}
     wanted = {(skus[i.sku.strip()].id, i.lot_code.strip()) for i in items if i.lot_code and i.sku.strip() in skus}
     if wanted:
-        query = {"$or": [{"sku_id": sku_id, "lot_code": code} for sku_id, code in wanted]}
+        query = {"$or": [{"sku_id": sku_id, "lot_code": code} for sku_id, code in wanted], **access.lots("use")}
         for lot in await Lot.find(query, session=session).to_list():
             lot_refs[(lot.sku_id, lot.lot_code)] = lot
     now = utcnow()
@@ -185,8 +149,11 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
         if item.lot_code and item.lot_code.strip():
             code = item.lot_code.strip()
             lot = lot_refs.get((sku.id, code))  # type: ignore[arg-type]
-            if lot is None or access.tenant_id not in {lot.tenant_id, *lot.visible_to}:
-                lot = await ensure_lot(sku, code, None, item.expires_on, [access.tenant_id], session=session)
+            if lot is None:  # a new lot of the caller's own SKU; anyone else names only lots it was shipped
+                try:
+                    lot = await use_lot(access, sku, code, None, item.expires_on, session=session)
+                except NotFound as exc:
+                    raise NotFound(f"movement {n}: {exc.message}", index=n) from None
                 lot_refs[(sku.id, code)] = lot  # type: ignore[index]
         prepared.append(Prepared(
             index=n, location_id=location, sku=sku, lot=lot, kind=item.kind, quantity=item.quantity,

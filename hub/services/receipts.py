@@ -29,8 +29,8 @@ from hub.models.sku import Sku
 from hub.services import movements
 from hub.services.alerts import raise_alert, resolve_alert
 from hub.services.dispatches import transition
-from hub.services.lots import ensure_lot
-from hub.services.skus import resolve_sku
+from hub.services.lots import ensure_lot, use_lot
+from hub.services.skus import resolve_skus
 from tenants.access import Access
 from hub.dates import utcnow
 
@@ -55,25 +55,10 @@ class ReceiptInput:
     ref: str | None = None
 
 
-def _matches(sku: Sku, ref: str, viewer: str) -> bool:
-    by_gtin = sku.gtin is not None and ref.isdigit() and sku.gtin == ref.zfill(14)
-    return (str(sku.id) == ref or sku.code == ref or by_gtin
-            or any(a.tenant_id == viewer and a.code == ref for a in sku.aliases))
-
-
 async def resolve_scanned(access: Access, dispatch: Dispatch, refs: set[str]) -> dict[str, Sku | None]:
-    """The dispatch's own SKUs first (the receiver sees them through the dispatch), then the SKU master."""
-    dispatched = await Sku.find({"_id": {"$in": sorted({line.sku_id for line in dispatch.lines})}}).to_list()
-    resolved: dict[str, Sku | None] = {}
-    for ref in refs:
-        match = next((s for s in dispatched if _matches(s, ref, access.tenant_id)), None)
-        if match is None:
-            try:
-                match = await resolve_sku(access, ref)
-            except NotFound:
-                match = None  # an unknown item in the delivery is a finding, not an error
-        resolved[ref] = match
-    return resolved
+    """The scanned references, the dispatch's SKUs first (``resolve_skus``); an unknown item is a finding."""
+    found = await resolve_skus(access, refs, context=[line.sku_id for line in dispatch.lines])
+    return {ref: found.get(ref) for ref in refs}
 
 
 def validate(data: ReceiptInput) -> None:
@@ -159,8 +144,18 @@ async def _book(
         if index is not None:
             lot = lots.get(dispatch.lines[index].lot_id)
         elif sku is not None:
-            lot = await ensure_lot(sku, line.lot_code, None, line.expires_on, dispatch.parties, session=session)
-            lots[lot.id] = lot  # type: ignore[index]
+            if sku.tenant_id in (dispatch.tenant_id, access.tenant_id):
+                # The SKU's owner shipped (or receives) its own goods: the lot is its to create, for every party.
+                lot = await ensure_lot(sku, line.lot_code, None, line.expires_on, dispatch.parties, session=session)
+            else:
+                # Someone else's goods: only a lot the receiver was shipped; otherwise booked without a lot (its code
+                # stays on the receipt line and in the mismatch), so nothing of the owner's is created or revealed.
+                try:
+                    lot = await use_lot(access, sku, line.lot_code, session=session)
+                except NotFound:
+                    lot = None
+            if lot is not None:
+                lots[lot.id] = lot  # type: ignore[index]
         lines.append(ReceiptLine(sku_ref=line.sku_ref, sku_id=sku.id if sku else None, lot_code=line.lot_code,
                                  lot_id=lot.id if lot else None, quantity=line.quantity,
                                  expires_on=line.expires_on, dispatch_line=index))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bson import ObjectId
@@ -124,22 +125,56 @@ async def set_alias(access: Access, sku_id: str, code: str | None) -> Sku:
     return refreshed
 
 
-async def resolve_sku(access: Access, ref: str) -> Sku:
-    """Find a visible SKU by id, the owner's code, the caller's alias, or GTIN (as scanners send it)."""
-    visible = access.skus("read")
-    ref = ref.strip()
-    if not ref or len(ref) > CODE_MAX:
-        raise NotFound(f"sku {ref[:40]!r} not found")
-    candidates: list[dict] = [
-        {"code": ref},
-        {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": ref}}},
+def _gtin(ref: str) -> str | None:
+    return ref.zfill(14) if ref.isdigit() and len(ref) in (8, 12, 13, 14) else None
+
+
+async def resolve_skus(access: Access, refs: Iterable[str], context: Iterable[ObjectId] = ()) -> dict[str, Sku]:
+    """Resolve SKU references (as clients and scanners send them) among the SKUs the caller may use.
+
+    The one precedence, for every write that names a SKU (dispatches, movements, receipts):
+
+    1. the SKU's id;
+    2. the caller's own alias for a SKU;
+    3. a SKU code: first the ``context``'s SKUs (a receipt: the dispatch's), then the caller's own, then those of
+       owners sharing with it; a code that still names SKUs of several owners is ambiguous and not resolved;
+    4. a GTIN (8, 12, 13 or 14 digits; unique across the hub).
+
+    Usable are the SKUs the caller may read plus those of lots it was shipped (``Access.usable_skus``). Using a SKU
+    never grants its owner's lots (``hub.services.lots.use_lot``). Unresolved references are absent from the answer.
+    """
+    wanted = {ref.strip() for ref in refs}
+    wanted = {ref for ref in wanted if ref and len(ref) <= CODE_MAX}
+    if not wanted:
+        return {}
+    preferred = list(context)
+    visible = await access.usable_skus()
+    if preferred:
+        visible = {"$or": [visible, {"_id": {"$in": preferred}}]}
+    ids = {ref: ObjectId(ref) for ref in wanted if ObjectId.is_valid(ref)}
+    gtins = {ref: gtin for ref in wanted if (gtin := _gtin(ref)) is not None}
+    codes = sorted(wanted)
+    alternatives: list[dict] = [
+        {"code": {"$in": codes}},
+        {"aliases": {"$elemMatch": {"tenant_id": access.tenant_id, "code": {"$in": codes}}}},
     ]
-    if ref.isdigit() and len(ref) in (8, 12, 13, 14):
-        candidates.append({"gtin": ref.zfill(14)})
-    if ObjectId.is_valid(ref):
-        candidates.insert(0, {"_id": ObjectId(ref)})
-    for candidate in candidates:
-        sku = await Sku.find_one({**visible, **candidate})
-        if sku is not None:
-            return sku
-    raise NotFound(f"sku {ref[:40]!r} not found")
+    if ids:
+        alternatives.append({"_id": {"$in": list(ids.values())}})
+    if gtins:
+        alternatives.append({"gtin": {"$in": sorted(set(gtins.values()))}})
+    found = await Sku.find({"$and": [visible, {"$or": alternatives}]}).to_list()
+    me = access.tenant_id
+    resolved: dict[str, Sku] = {}
+    for ref in wanted:
+        match = next((s for s in found if ref in ids and s.id == ids[ref]), None)
+        match = match or next((s for s in found if any(a.tenant_id == me and a.code == ref for a in s.aliases)), None)
+        if match is None:
+            by_code = [s for s in found if s.code == ref]
+            tiers = ([s for s in by_code if s.id in preferred], [s for s in by_code if s.tenant_id == me], by_code)
+            match = next((tier[0] for tier in tiers if len({s.tenant_id for s in tier}) == 1), None)
+        if match is None and ref in gtins:
+            match = next((s for s in found if s.gtin == gtins[ref]), None)
+        if match is not None:
+            resolved[ref] = match
+    return resolved
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.events.log import emit
-from tests.events.conftest import REVOKE, partner
+from tests.events.conftest import REVOKE
 from tests.supply.conftest import supply, yogurt_line  # noqa: F401 - the supply chain fixture
 
 DISPATCH_UPDATED = """
@@ -51,7 +51,7 @@ async def test_dispatch_updates_filter_by_role_and_id(supply, listen):
 
 async def test_stock_changes_reach_the_holder_and_the_sku_owner_it_shares_stock_with(supply, listen):
     # given: Shopco shares its stock of Acme's SKUs with Acme (vendor-managed inventory); Rival watches
-    await partner(supply.hub, "shopco", "acme", ["stock"])
+    await supply.partner("shopco", "acme", ["stock"])
     shopco = await listen("shopco", STOCK_CHANGED)
     acme = await listen("acme", STOCK_CHANGED, {"filter": {"skuIds": [supply.yogurt]}})
     rival = await listen("rival", STOCK_CHANGED)
@@ -67,7 +67,7 @@ async def test_stock_changes_reach_the_holder_and_the_sku_owner_it_shares_stock_
 
 
 async def test_stock_changes_stop_reaching_the_sku_owner_once_stock_sharing_is_revoked(supply, listen):
-    partnership = await partner(supply.hub, "shopco", "acme", ["stock"])
+    partnership = await supply.partner("shopco", "acme", ["stock"])
     acme = await listen("acme", STOCK_CHANGED)
     dispatch = await supply.dispatch([yogurt_line(40)])
     await supply.receive(dispatch["id"], [{"sku": "YOG-1", "lotCode": "B240315", "quantity": 20}])

@@ -86,7 +86,7 @@ async def test_two_hub_processes_deliver_alerts_to_entitled_partners_only(hub, m
             hub_process(hub, mongo_uri, key_file, tmp_path / "two.log") as two:
         for tenant, kind in (("acme", "supplier"), ("shopco", "retailer"), ("rival", "retailer")):
             await hub.tenant(tenant, kind)
-        await partner(hub, "acme", "shopco", ["alerts", "dispatches"], ["alerts"])
+        await partner(hub, "acme", "shopco", ["alerts", "dispatches"], ["alerts", "dispatches"])
         await hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt", "shelfLifeDays": 30}}, tenant="acme")
         await hub.ok(CREATE_LOCATION, {"input": {"code": "DC-1", "name": "DC", "kind": "dc"}}, tenant="shopco")
         line = {"sku": "YOG-1", "lotCode": "B240315", "quantity": 100, "producedOn": "2024-03-15",

@@ -13,6 +13,7 @@ import pytest
 
 UPSERT_SKU = "mutation($input: SkuInput!) { upsertSku(input: $input) { sku { id code } } }"
 CREATE_LOCATION = "mutation($input: CreateLocationInput!) { createLocation(input: $input) { id code } }"
+CREATE_DISPATCH = "mutation($input: CreateDispatchInput!) { createDispatch(input: $input) { id } }"
 INVITE = "mutation($input: InvitePartnerInput!) { invitePartner(input: $input) { id } }"
 ACCEPT = "mutation($id: ID!) { acceptPartnership(id: $id) { id status } }"
 RECORD_MOVEMENTS = """
@@ -70,6 +71,12 @@ class ColdChain:
         )
         await self.hub.ok(ACCEPT, {"id": data["invitePartner"]["id"]}, tenant=other)
 
+    async def ship(self, owner: str, sku: str, lot: str, expires: date, quantity: int = 3) -> None:
+        """The brand ships a lot to Shopmart, which may then book it (a retailer never creates a brand's lots)."""
+        line = {"sku": sku, "lotCode": lot, "quantity": quantity, "expiresOn": expires.isoformat()}
+        await self.hub.ok(CREATE_DISPATCH, {"input": {"ref": f"SHIP-{lot}", "consigneeId": "shopmart",
+                                                      "lines": [line]}}, tenant=owner)
+
     async def lot_expiry(self, tenant: str = "freshco") -> dict[str, Any]:
         nodes = (await self.hub.ok(LOTS, tenant=tenant))["lots"]["nodes"]
         return next(node for node in nodes if node["id"] == self.lot)
@@ -84,7 +91,7 @@ async def build_cold_chain(hub: Any) -> ColdChain:
     chain = ColdChain(hub)
     for tenant, kind in (("freshco", "supplier"), ("shopmart", "retailer"), ("rival", "retailer")):
         await hub.tenant(tenant, kind)
-    await chain.partner("freshco", "shopmart", ["sku_master", "dispatches"], ["sensors", "alerts", "stock"])
+    await chain.partner("freshco", "shopmart", ["sku_master", "dispatches"], ["sensors", "alerts", "stock", "dispatches"])
     sku = {
         "code": "SALAD-1", "name": "Mixed salad 200 g", "shelfLifeDays": SALAD_SHELF_LIFE,
         "storage": {"tempMaxC": 20.0}, "excursionSensitivity": 1.0, "excursionMinMinutes": 15,
@@ -93,6 +100,7 @@ async def build_cold_chain(hub: Any) -> ColdChain:
     shelf = {"code": "C-3", "name": "Shelf C-3", "kind": "zone"}
     chain.shelf = (await hub.ok(CREATE_LOCATION, {"input": shelf}, tenant="shopmart"))["createLocation"]["id"]
     chain.lot_expires = datetime.now(timezone.utc).date() + timedelta(days=SALAD_SHELF_LIFE)
+    await chain.ship("freshco", "SALAD-1", "L-C3", chain.lot_expires)
     receipt = {
         "sku": "SALAD-1", "kind": "receipt", "quantity": 3, "idempotencyKey": "rcv-1",
         "lotCode": "L-C3", "expiresOn": chain.lot_expires.isoformat(),

@@ -86,10 +86,11 @@ async def test_revoking_the_partnership_cuts_the_brand_off_at_once(cold, hub):
 async def test_a_brand_not_granted_sensors_is_neither_told_of_the_spike_nor_shown_the_sensor(cold, hub):
     # given: GreenLeaf's herbs share shelf C-3, but Shopmart shares no sensors with GreenLeaf
     await hub.tenant("greenleaf", "supplier")
-    await cold.partner("greenleaf", "shopmart", ["sku_master"], ["alerts"])
+    await cold.partner("greenleaf", "shopmart", ["sku_master"], ["alerts", "dispatches"])
     herbs = {"code": "HERB-1", "name": "Basil", "shelfLifeDays": 7, "storage": {"tempMaxC": 15.0},
              "excursionSensitivity": 0.8}
     await hub.ok(UPSERT_SKU, {"input": herbs}, tenant="greenleaf")
+    await cold.ship("greenleaf", "HERB-1", "H-1", cold.lot_expires)
     receipt = {"sku": "HERB-1", "kind": "receipt", "quantity": 5, "idempotencyKey": "rcv-herbs", "lotCode": "H-1",
                "expiresOn": cold.lot_expires.isoformat()}
     await hub.ok(RECORD_MOVEMENTS, {"movements": [receipt], "locationId": cold.shelf}, tenant="shopmart")

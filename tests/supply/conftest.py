@@ -63,6 +63,8 @@ class Supply:
     haul_wh: str = ""
     rival_store: str = ""
     counter: dict[str, int] = field(default_factory=dict)
+    partnerships: dict[tuple[str, ...], str] = field(default_factory=dict)
+    shares: dict[tuple[str, ...], dict[str, set[str]]] = field(default_factory=dict)
 
     async def dispatch(self, lines: list[dict], ref: str | None = None, carrier: str | None = None,
                        tenant: str = "acme", **extra: Any) -> dict:
@@ -72,6 +74,13 @@ class Supply:
             payload["carrierId"] = carrier
         data = await self.hub.ok(CREATE_DISPATCH, {"input": payload}, tenant=tenant)
         return data["createDispatch"]
+
+    async def ship_lots(self, *lots: tuple[str, str, str | None], to: str = "shopco") -> dict:
+        """Acme ships one of each (SKU code, lot code, expiry) to ``to``: the lots its movements may then name
+        (a partner never creates lots of Acme's SKUs)."""
+        lines = [{"sku": sku, "lotCode": lot, "quantity": 1, **({"expiresOn": expires} if expires else {})}
+                 for sku, lot, expires in lots]
+        return await self.dispatch(lines, consigneeId=to, toLocation=None)
 
     async def receive(self, dispatch_id: str, lines: list[dict], final: bool = False, tenant: str = "shopco",
                       **extra: Any) -> dict:
@@ -91,10 +100,16 @@ class Supply:
         return data["stockPositions"]["nodes"]
 
     async def partner(self, sharer: str, other: str, scopes: list[str]) -> str:
-        """``sharer`` invites ``other`` sharing ``scopes``; ``other`` accepts. Answers the partnership id."""
-        data = await self.hub.ok(INVITE, {"input": {"partnerId": other, "weShare": scopes, "theyShare": []}},
-                                 tenant=sharer)
-        pid = data["invitePartner"]["id"]
+        """``sharer`` shares ``scopes`` with ``other`` (on top of what the pair already shares): invited and
+        accepted, or re-opened with the union when the pair has a partnership already. Answers its id."""
+        pair = tuple(sorted((sharer, other)))
+        shares = self.shares.setdefault(pair, {sharer: set(), other: set()})
+        shares[sharer] |= set(scopes)
+        if pair in self.partnerships:
+            await self.hub.ok(REVOKE, {"id": self.partnerships[pair]}, tenant=sharer)
+        data = await self.hub.ok(INVITE, {"input": {"partnerId": other, "weShare": sorted(shares[sharer]),
+                                                    "theyShare": sorted(shares[other])}}, tenant=sharer)
+        pid = self.partnerships[pair] = data["invitePartner"]["id"]
         await self.hub.ok(ACCEPT, {"id": pid}, tenant=other)
         return pid
 
@@ -119,4 +134,7 @@ async def supply(hub) -> Supply:
                                      ("rival_store", "rival", "ST-1", "store")):
         data = await hub.ok(CREATE_LOCATION, {"input": {"code": code, "name": code, "kind": kind}}, tenant=tenant)
         setattr(s, attr, data["createLocation"]["id"])
+    # Shopco and Haul accept Acme's dispatches (as consignee and carrier)
+    for tenant in ("shopco", "haul"):
+        await s.partner(tenant, "acme", ["dispatches"])
     return s

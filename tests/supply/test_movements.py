@@ -18,8 +18,10 @@ def receipt(key: str, quantity: int, lot: str = "B1", sku: str = "YOG-1") -> dic
 
 
 async def own_yogurt(supply) -> None:
-    """Shopco sells Acme's yogurt: Acme shares its SKU master."""
+    """Shopco sells Acme's yogurt: Acme shares its SKU master and has shipped it the lots these tests name."""
     await supply.partner("acme", "shopco", ["sku_master"])
+    await supply.ship_lots(("YOG-1", "B1", None), ("YOG-1", "EARLY", "2030-01-10"), ("YOG-1", "LATE", "2030-06-10"),
+                           ("MLK-1", "M1", None))
 
 
 def on_hand(positions: list[dict]) -> dict[str, int]:

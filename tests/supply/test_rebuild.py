@@ -8,6 +8,7 @@ from hub.services.stock import rebuild
 
 async def test_rebuild_reports_and_repairs_drift(supply):
     await supply.partner("acme", "shopco", ["sku_master"])
+    await supply.ship_lots(("YOG-1", "B1", None), ("YOG-1", "B2", "2030-09-01"))
     await supply.movements([
         {"sku": "YOG-1", "lotCode": "B1", "kind": "receipt", "quantity": 30, "idempotencyKey": "r1"},
         {"sku": "YOG-1", "lotCode": "B2", "kind": "receipt", "quantity": 8, "idempotencyKey": "r2",
@@ -33,6 +34,7 @@ async def test_rebuild_reports_and_repairs_drift(supply):
 
 async def test_rebuild_of_one_tenant_leaves_others_alone(supply):
     await supply.partner("acme", "shopco", ["sku_master"])
+    await supply.ship_lots(("YOG-1", "B1", None))
     await supply.movements([{"sku": "YOG-1", "lotCode": "B1", "kind": "receipt", "quantity": 3, "idempotencyKey": "a"}])
     await StockPosition.get_pymongo_collection().update_one({"tenant_id": "shopco"}, {"$set": {"on_hand": 5}})
     assert not (await rebuild("acme")).drift

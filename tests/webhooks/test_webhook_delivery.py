@@ -44,6 +44,7 @@ async def test_a_mismatched_receipt_reaches_the_receivers_erp_and_not_the_unenti
     _, shopco_secret = await create_endpoint(hub, "shopco", receiver.at("/shopco"), ["mismatch.detected"])
     await create_endpoint(hub, "acme", receiver.at("/acme"), ["mismatch.detected"])
     supply = Supply(hub)
+    await supply.partner("shopco", "acme", ["dispatches"])  # Shopco accepts Acme's dispatches
     dispatch = await supply.dispatch([yogurt_line(100, "B240315")])
     # when: Shopco scans the neighbouring lot
     receipt = await supply.receive(
