@@ -137,8 +137,8 @@ async def build_chain(hub: Hub, oidc: OidcProvider) -> Chain:
     await chain.portal_tenant(shopco, "alice")
     await chain.portal_tenant(acme, "bob")
     await chain.portal_tenant(rivalshop, "carol")
-    await chain.partner(acme, shopco, ["sku_master", "dispatches"], ["alerts", "stock", "sensors"])
-    await chain.partner(rival, rivalshop, ["sku_master", "dispatches"], ["alerts"])
+    await chain.partner(acme, shopco, ["sku_master", "dispatches"], ["alerts", "stock", "sensors", "dispatches"])
+    await chain.partner(rival, rivalshop, ["sku_master", "dispatches"], ["alerts", "dispatches"])
     yogurt = {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30, "storage": {"tempMaxC": 8.0},
               "excursionSensitivity": 1.0, "excursionMinMinutes": 15}
     for supplier in (acme, rival):
@@ -153,10 +153,16 @@ async def build_chain(hub: Hub, oidc: OidcProvider) -> Chain:
 async def stock_lots(chain: Chain) -> None:
     """Three yogurt lots on Shopco's DC: one expired, one expiring in three days, one with a month to go."""
     today = date.today()
+    lots = (("L-OLD", -2, 5), ("L-SOON", 3, 12), ("L-FRESH", 30, 40))
+    # Acme ships them first: a retailer books only lots it was shipped, never new lots of a brand's SKU.
+    lines = [{"sku": "YOG-1", "lotCode": lot, "quantity": qty, "expiresOn": str(today + timedelta(days=days))}
+             for lot, days, qty in lots]
+    await chain.hub.ok(CREATE_DISPATCH, {"input": {"ref": f"STOCK-{chain.suffix}", "consigneeId": chain.shopco,
+                                                   "lines": lines}}, tenant=chain.acme)
     movements = [
         {"sku": "YOG-1", "kind": "receipt", "quantity": qty, "idempotencyKey": f"stock-{lot}", "lotCode": lot,
          "expiresOn": str(today + timedelta(days=days))}
-        for lot, days, qty in (("L-OLD", -2, 5), ("L-SOON", 3, 12), ("L-FRESH", 30, 40))
+        for lot, days, qty in lots
     ]
     await chain.hub.ok(RECORD_MOVEMENTS, {"movements": movements, "locationId": chain.dc}, tenant=chain.shopco,
                        roles=("operator",))
