@@ -48,11 +48,40 @@ class Target:
         return name if port in (None, default) else f"{name}:{port}"
 
 
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: the last 32 bits are the IPv4 target
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215): operator-defined layouts
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address may lead to: mapped, compatible, 6to4, NAT64 and Teredo forms.
+
+    Packets to these reach the embedded IPv4 host through a translator or tunnel, so that host decides.
+    """
+    found: list[ipaddress.IPv4Address] = []
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address in IPV4_COMPATIBLE and int(address) > 1:  # :: and ::1 are judged as IPv6
+        found.append(low32)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address in NAT64:
+        found.append(low32)
+    if address.teredo is not None:
+        found.extend(address.teredo)  # (server, client)
+    return found
+
+
 def is_public(address: IPAddress) -> bool:
-    """True for globally routable unicast addresses, including behind IPv4-mapped and 6to4 IPv6 forms."""
+    """True for globally routable unicast addresses, judging every IPv6 form that embeds an IPv4 address by it.
+
+    The local-use NAT64 prefix is never public: where its IPv4 address sits depends on the operator's prefix length.
+    """
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is not None and not is_public(embedded):
+        if address in NAT64_LOCAL:
+            return False
+        if any(not is_public(embedded) for embedded in embedded_ipv4(address)):
             return False
     return address.is_global and not address.is_multicast
 
