@@ -24,6 +24,7 @@ from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
 from hub.services.expiry import start_sweeper
+from hub.services.signals import start_planning
 from hub.services.alerts import start_escalation
 from hub.state import HubState, keyring_for
 from schema.schema import build_schema
@@ -36,6 +37,7 @@ log = logging.getLogger("lotpulse")
 StartupHook = Callable[[HubState], Awaitable[None]]
 STARTUP_HOOKS: list[StartupHook] = []
 STARTUP_HOOKS.append(start_sweeper)
+STARTUP_HOOKS.append(start_planning)
 STARTUP_HOOKS.append(start_oauth)
 STARTUP_HOOKS.append(start_event_bus)
 STARTUP_HOOKS.append(start_escalation)

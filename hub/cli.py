@@ -229,22 +229,43 @@ def tenant(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("sweep")
 def sweep(args: argparse.Namespace, settings: Settings) -> int:
-    """Assess every stock position for expiry risk now (the hub also does it every sweep_interval_minutes)."""
+    """Assess every stock position for expiry risk and judge the planning signals now (the hub also does both every
+    sweep_interval_minutes)."""
     from datetime import date
 
-    from hub.services import expiry
+    from hub.detect.fefo import FefoRules
+    from hub.services import expiry, fefo, signals
 
     settings = locate(settings)
 
     async def work(db: Database) -> object:
         today = date.fromisoformat(args.date) if args.date else None
         report = await expiry.sweep(db, today)
+        fefo.configure(FefoRules(settings.fefo_tolerance_days, settings.fefo_tolerance_units))
+        planning = await signals.sweep(db, today, signals.rules_from(settings), full=args.full)
+        found = ", ".join(f"{count} {kind}" for kind, count in sorted(planning.findings.items())) or "nothing"
         return (
             f"expiry sweep: {report.positions} stock positions assessed, {report.alerts} alerts raised or raised again; "
-            f"{report.sensors_refreshed} sensors re-derived the brands they watch"
+            f"{report.sensors_refreshed} sensors re-derived the brands they watch\n"
+            f"planning sweep: {planning.judged} demand series judged{' (changed since the last sweep today)' if planning.incremental else ''}"
+            f" in {planning.seconds:.1f} s, found {found}; {planning.raised} alerts raised or updated, "
+            f"{planning.resolved} resolved; {planning.recommendations} transfer recommendations open"
         )
 
     print(run_with_database(settings, work))
+    return 0
+
+
+@command("planning")
+def planning(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild the daily demand series from the movement ledger (history recorded before planning, or a restore)."""
+    from hub.services import demand
+
+    async def work(_: Database) -> object:
+        return await demand.rebuild(args.tenant)
+
+    written = run_with_database(settings, work)
+    print(f"{written} demand series rebuilt from the movement ledger")
     return 0
 
 
@@ -344,8 +365,14 @@ def parser() -> argparse.ArgumentParser:
     member_p.add_argument("--subject", required=True)
     member_p.add_argument("--issuer", help="identity provider (default: the hub itself)")
     member_p.add_argument("--role", action="append", choices=[r.value for r in Role], required=True)
-    sweep_p = sub.add_parser("sweep", help="assess all stock for expiry risk now and raise expiry_risk alerts")
+    sweep_p = sub.add_parser("sweep", help="assess all stock for expiry risk and planning signals now")
     sweep_p.add_argument("--date", help="judge as of this ISO date (default: today, UTC)")
+    sweep_p.add_argument("--full", action="store_true", help="judge every demand series, not only those changed "
+                         "since the last sweep today")
+    planning_p = sub.add_parser("planning", help="planning signals")
+    planning_sub = planning_p.add_subparsers(dest="planning_command", required=True)
+    rebuild_series_p = planning_sub.add_parser("rebuild", help="rebuild the daily demand series from the ledger")
+    rebuild_series_p.add_argument("--tenant", help="only this tenant")
     keys_p = sub.add_parser("keys", help="rotate or list the hub's token signing keys")
     keys_sub = keys_p.add_subparsers(dest="keys_command", required=True)
     rotate_p = keys_sub.add_parser("rotate", help="sign with a new key; keep the old one until its tokens expired")

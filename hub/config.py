@@ -80,6 +80,21 @@ class Settings:
     receipt_quantity_tolerance_pct: float = 0.0
     expiry_tolerance_days: int = 1
     sweep_interval_minutes: int = 15
+    # Planning signals (velocity, obsolescence, FEFO, transfers, replenishment); README "Planning signals".
+    velocity_window_days: int = 7
+    velocity_drop_pct: float = 40.0
+    velocity_spike_pct: float = 50.0
+    velocity_min_expected_units: float = 20.0
+    planning_lead_time_days: float = 7.0  # where no planning policy sets one
+    planning_review_days: float = 7.0
+    planning_target_days_of_supply: float = 60.0
+    planning_service_z: float = 1.65
+    planning_transit_days: int = 1
+    obsolescence_max_days_of_supply: float = 180.0
+    obsolescence_idle_days: int = 90
+    obsolescence_receipt_cover_days: float = 60.0
+    fefo_tolerance_days: int = 2
+    fefo_tolerance_units: int = 0
     # Sensors (issue 6).
     spike_rise_c_per_10min: float = 5.0
     reading_max_future_seconds: int = 300

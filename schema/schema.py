@@ -17,7 +17,7 @@ from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
-DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth")
+DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning")
 
 
 def _roots(kind: str, attr: str) -> tuple[type, ...]:

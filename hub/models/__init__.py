@@ -12,6 +12,7 @@ from hub.models.excursion import Excursion
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.oauth import MODELS as OAUTH_MODELS
+from hub.models.planning import MODELS as PLANNING_MODELS
 from hub.models.movement import Movement
 from hub.models.reading import ReadingBucket
 from hub.models.sensor import Sensor
@@ -23,3 +24,4 @@ MODELS: list[type[Document]] = [Sku, Location, Lot, Event, Alert]
 MODELS += [AuditEntry, *OAUTH_MODELS]
 MODELS += [Movement, StockPosition, Dispatch, Receipt]
 MODELS += [Sensor, ReadingBucket, Excursion]
+MODELS += PLANNING_MODELS

@@ -17,6 +17,10 @@ class AlertKind(str, Enum):
     mismatch = "mismatch"
     expiry_risk = "expiry_risk"
     sensor_spike = "sensor_spike"
+    velocity_drop = "velocity_drop"
+    velocity_spike = "velocity_spike"
+    obsolescence_risk = "obsolescence_risk"
+    fefo_violation = "fefo_violation"
 
 
 class Severity(str, Enum):

@@ -44,6 +44,8 @@ class Movement(Document):
     fingerprint: str  # hash of what the client sent: a reused key with other content is refused
     reference: str | None = None  # e.g. "receipt:<id>"
     occurred_at: datetime
+    unit_price: float | None = None  # optional, sent by partners that have it: explains drops by price changes
+    promotion: bool | None = None
     recorded_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

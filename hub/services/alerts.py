@@ -30,6 +30,10 @@ DETECTED_EVENT = {
     AlertKind.mismatch: "mismatch.detected",
     AlertKind.expiry_risk: "expiry_risk.detected",
     AlertKind.sensor_spike: "sensor_spike.detected",
+    AlertKind.velocity_drop: "velocity_drop.detected",
+    AlertKind.velocity_spike: "velocity_spike.detected",
+    AlertKind.obsolescence_risk: "obsolescence_risk.detected",
+    AlertKind.fefo_violation: "fefo_violation.detected",
 }
 ALERT_EVENT_TYPES = (*DETECTED_EVENT.values(), "alert.acknowledged", "alert.resolved", "alert.escalated")
 SEVERITY_ORDER = list(Severity)

@@ -17,6 +17,7 @@ from hub.events.log import emit
 from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchStatus, StatusChange
 from hub.models.location import Location
 from hub.models.sku import Sku
+from hub.services import fefo
 from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
@@ -138,6 +139,7 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
         await dispatch.insert(session=session)
         await emit(session, "dispatch.created", access.tenant_id, dispatch.parties, dispatch_payload(dispatch))
         await check_dispatch_shelf_life(session, dispatch)  # expiry_risk when lines arrive too short-dated
+        await fefo.on_dispatch(session, dispatch)  # fefo_violation when newer lots leave before older ones
         return dispatch
 
     try:

@@ -31,6 +31,7 @@ from hub.models.lot import Lot, LotStatus
 from hub.models.movement import Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
+from hub.services import demand, fefo
 from hub.services.expiry import on_stock_changed
 from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
@@ -57,6 +58,8 @@ class MovementInput:
     expires_on: date | None = None  # for a lot the hub has not seen yet
     occurred_at: datetime | None = None
     reference: str | None = None
+    unit_price: float | None = None  # optional: what the unit sold for (planning explains drops by price changes)
+    promotion: bool | None = None  # optional: sold on promotion
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Prepared:
     fingerprint: str
     occurred_at: datetime
     reference: str | None = None
+    unit_price: float | None = None
+    promotion: bool | None = None
 
     @property
     def position_key(self) -> PositionKey:
@@ -93,6 +98,8 @@ class StaleRead(Exception):
 def fingerprint(item: MovementInput) -> str:
     body = [str(item.location_id), item.sku, item.kind.value, item.quantity, item.lot_code,
             item.occurred_at.isoformat() if item.occurred_at else None]
+    if item.unit_price is not None or item.promotion is not None:  # keeps fingerprints of older clients stable
+        body += [item.unit_price, item.promotion]
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:32]
 
 
@@ -120,6 +127,8 @@ def validate(items: list[MovementInput], max_batch: int) -> None:
             raise BadInput(f"movement {n}: a {item.kind.value} removes stock, its quantity must be negative", index=n)
         if abs(item.quantity) > 10**12:
             raise BadInput(f"movement {n}: quantity out of range", index=n)
+        if item.unit_price is not None and not (0 <= item.unit_price < 10**9):  # NaN fails both comparisons
+            raise BadInput(f"movement {n}: unit price must be a non-negative number", index=n)
 
 
 async def prepare(access: Access, items: list[MovementInput], session: AsyncClientSession | None = None,
@@ -159,6 +168,7 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
             index=n, location_id=location, sku=sku, lot=lot, kind=item.kind, quantity=item.quantity,
             idempotency_key=item.idempotency_key.strip(), fingerprint=fingerprint(item),
             occurred_at=item.occurred_at or now, reference=item.reference,
+            unit_price=item.unit_price, promotion=item.promotion,
         ))
     return prepared
 
@@ -216,6 +226,8 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             "quantity": after - before, "counted": item.quantity if item.kind == MovementKind.count else None,
             "idempotency_key": item.idempotency_key, "fingerprint": item.fingerprint, "reference": item.reference,
             "occurred_at": item.occurred_at, "recorded_at": now,
+            **({"unit_price": item.unit_price} if item.unit_price is not None else {}),
+            **({"promotion": item.promotion} if item.promotion is not None else {}),
         })
     last = {}
     for item, doc in zip(fresh, docs):
@@ -263,6 +275,9 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     result.positions = stored
     # Expiry risk is re-assessed in the same transaction; stock without an expiry date carries none.
     await on_stock_changed(session, [p for p in stored if p["expires_on"] is not None])
+    # Planning: the daily demand series and first-expired-first-out, also in the same transaction.
+    await demand.record(session, docs)
+    await fefo.on_movements(session, tenant_id, docs)
     return result
 
 

@@ -95,7 +95,7 @@ class Mutation:
             items.append(movement_service.MovementInput(
                 location_id=str(location), sku=m.sku, kind=MovementKind(m.kind.value), quantity=m.quantity,
                 idempotency_key=m.idempotency_key, lot_code=m.lot_code, expires_on=m.expires_on,
-                occurred_at=m.occurred_at, reference=m.reference,
+                occurred_at=m.occurred_at, reference=m.reference, unit_price=m.unit_price, promotion=m.promotion,
             ))
         result = await movement_service.record_movements(access, hub.database, items, hub.settings.max_batch)
         return RecordMovementsPayload(

@@ -253,6 +253,9 @@ class MovementInput:
     expires_on: date | None = None
     occurred_at: datetime | None = None
     reference: str | None = None
+    unit_price: float | None = strawberry.field(default=None, description="Optional: the unit's selling price "
+                                                "(planning names price changes as causes of sales drops)")
+    promotion: bool | None = strawberry.field(default=None, description="Optional: sold on promotion")
 
 
 @strawberry.type

@@ -1,0 +1,170 @@
+"""First-expired-first-out slips, raised as ``fefo_violation`` alerts in the transaction that booked the slip.
+
+- A sale or issue of a lot while an older-expiring sellable lot of the same SKU sits at the same location: the
+  holder hears it (and the SKU owner where the holder shares ``alerts`` with it).
+- A dispatch of a lot while the shipper keeps older-expiring lots of that SKU (at the dispatch's source location, or
+  anywhere when none is named): the consignee's shelf life suffers. The shipper hears it, and the consignee where the
+  shipper shares ``alerts`` with it.
+
+One alert per location (or dispatch) and taken lot: further slips of the same lot add to its count quietly instead
+of paging again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.detect.fefo import FefoRules, FefoViolation, LotAtHand, check
+from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
+from hub.models.dispatch import Dispatch
+from hub.models.location import Location
+from hub.models.lot import Lot, LotStatus
+from hub.models.sku import Sku
+from hub.models.stock import StockPosition
+from hub.services.alerts import raise_alert
+from hub.services.planning_audience import partner_audience
+
+CONSUMING = ("sale", "issue")
+RULES = FefoRules()
+
+
+def configure(rules: FefoRules) -> None:
+    """Set at startup from the settings (``fefo_tolerance_days``, ``fefo_tolerance_units``)."""
+    global RULES
+    RULES = rules
+
+
+def _lot_at_hand(lot: Lot | None, code: str | None, on_hand: int) -> LotAtHand:
+    expires = None
+    if lot is not None:
+        expires = min(d for d in (lot.expires_on, lot.effective_expires_on, date.max) if d is not None)
+        expires = None if expires == date.max else expires
+    return LotAtHand(code or (lot.lot_code if lot else "untracked"), expires, on_hand,
+                     sellable=lot is None or lot.status == LotStatus.released)
+
+
+async def _lots(session: AsyncClientSession | None, ids: set[Any]) -> dict[Any, Lot]:
+    return {lot.id: lot async for lot in Lot.find({"_id": {"$in": sorted(ids)}}, session=session)}
+
+
+async def _quietly_repeated(session: AsyncClientSession | None, key: str, quantity: int) -> bool:
+    """The same slip again while its alert is still open: count it, do not page."""
+    raw = await Alert.get_pymongo_collection().find_one_and_update(
+        {"dedupe_key": key, "status": {"$ne": AlertStatus.resolved.value}},
+        {"$inc": {"evidence.quantity": quantity, "occurrences": 1}},
+        session=session,
+    )
+    return raw is not None
+
+
+async def on_movements(session: AsyncClientSession | None, tenant_id: str, docs: list[dict[str, Any]]) -> list[Alert]:
+    """Judge the sales and issues of a batch just written (positions already hold the batch's result)."""
+    taken: dict[tuple[Any, Any], dict[Any, int]] = defaultdict(lambda: defaultdict(int))
+    when: dict[tuple[Any, Any], date] = {}
+    for doc in docs:
+        if doc["kind"] in CONSUMING and doc.get("lot_id") is not None:
+            key = (doc["location_id"], doc["sku_id"])
+            taken[key][doc["lot_id"]] += -doc["quantity"]
+            when[key] = max(when.get(key, date.min), doc["occurred_at"].date())
+    if not taken:
+        return []
+    positions = [p async for p in StockPosition.get_pymongo_collection().find(
+        {"tenant_id": tenant_id, "$or": [{"location_id": loc, "sku_id": sku} for loc, sku in taken]},
+        {"location_id": 1, "sku_id": 1, "lot_id": 1, "lot_code": 1, "on_hand": 1}, session=session)]
+    lots = await _lots(session, {p["lot_id"] for p in positions if p.get("lot_id")}
+                       | {lot for group in taken.values() for lot in group})
+    raised: list[Alert] = []
+    for (location_id, sku_id), by_lot in taken.items():
+        here = [p for p in positions if p["location_id"] == location_id and p["sku_id"] == sku_id]
+        others = [_lot_at_hand(lots.get(p.get("lot_id")), p.get("lot_code"), p["on_hand"])
+                  for p in here if p["on_hand"] > 0]
+        for lot_id, quantity in by_lot.items():
+            lot = lots.get(lot_id)
+            violation = check(_lot_at_hand(lot, None, 0), quantity, others, when[(location_id, sku_id)], RULES)
+            if violation is None or lot is None:
+                continue
+            key = f"fefo_violation:{location_id}:{lot_id}"
+            if await _quietly_repeated(session, key, quantity):
+                continue
+            raised.append(await _raise_at_location(session, tenant_id, location_id, sku_id, lot, violation, key))
+    return raised
+
+
+async def _raise_at_location(session: AsyncClientSession | None, holder: str, location_id: ObjectId,
+                             sku_id: ObjectId, lot: Lot, violation: FefoViolation, key: str) -> Alert:
+    sku = await Sku.find_one({"_id": sku_id}, session=session)
+    location = await Location.find_one({"_id": location_id}, session=session)
+    where = location.code if location else str(location_id)
+    sku_code = sku.code if sku else str(sku_id)
+    older = violation.older[0]
+    return await raise_alert(
+        session,
+        kind=AlertKind.fefo_violation,
+        severity=Severity.warning,
+        owner=holder,
+        audience=await partner_audience(holder, sku.tenant_id if sku else holder),
+        title=f"{sku_code} at {where}: lot {lot.lot_code} taken while older lot {older.lot_code} sits",
+        dedupe_key=key,
+        subjects=[
+            SubjectRef(kind="lot", id=str(lot.id), label=lot.lot_code),
+            SubjectRef(kind="sku", id=str(sku_id), label=sku_code),
+            SubjectRef(kind="location", id=str(location_id), label=where),
+        ],
+        evidence={**violation.figures(), "toleranceDays": RULES.tolerance_days,
+                  "toleranceUnits": RULES.tolerance_units},
+        recommendation=f"Sell or issue lot {older.lot_code} (expires {older.expires_on}) first: "
+        f"{sum(l.on_hand for l in violation.older)} older units risk expiring behind {lot.lot_code}. "
+        "Check shelf rotation and the picking rule at this location.",
+    )
+
+
+async def on_dispatch(session: AsyncClientSession | None, dispatch: Dispatch) -> list[Alert]:
+    """The shipper sends lots newer than lots it keeps of the same SKU."""
+    sku_ids = sorted({line.sku_id for line in dispatch.lines})
+    query: dict[str, Any] = {"tenant_id": dispatch.tenant_id, "sku_id": {"$in": sku_ids}, "on_hand": {"$gt": 0}}
+    if dispatch.from_location_id is not None:
+        query["location_id"] = dispatch.from_location_id
+    positions = [p async for p in StockPosition.get_pymongo_collection().find(query, session=session)]
+    shipped = {line.lot_id for line in dispatch.lines}
+    lots = await _lots(session, {p["lot_id"] for p in positions if p.get("lot_id")} | shipped)
+    today = dispatch.shipped_on or dispatch.created_at.date()
+    slips: list[tuple[Any, FefoViolation]] = []
+    for line in dispatch.lines:
+        lot = lots.get(line.lot_id)
+        others = [_lot_at_hand(lots.get(p.get("lot_id")), p.get("lot_code"), p["on_hand"]) for p in positions
+                  if p["sku_id"] == line.sku_id and p.get("lot_id") not in shipped]
+        violation = check(_lot_at_hand(lot, line.lot_code, 0), line.quantity, others, today, RULES)
+        if violation is not None:
+            slips.append((line, violation))
+    if not slips:
+        return []
+    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sku_ids}}, session=session)}
+    text = "; ".join(
+        f"{skus[line.sku_id].code if line.sku_id in skus else line.sku_id} lot {v.taken.lot_code} "
+        f"(expires {v.taken.expires_on}) while {', '.join(f'{o.lot_code} (expires {o.expires_on}, {o.on_hand} units)' for o in v.older)} stay"
+        for line, v in slips
+    )
+    alert = await raise_alert(
+        session,
+        kind=AlertKind.fefo_violation,
+        severity=Severity.warning,
+        owner=dispatch.tenant_id,
+        audience=await partner_audience(dispatch.tenant_id, dispatch.consignee_id),
+        title=f"Dispatch {dispatch.ref} ships newer lots than the shipper keeps",
+        dedupe_key=f"fefo_violation:dispatch:{dispatch.id}",
+        subjects=[
+            SubjectRef(kind="dispatch", id=str(dispatch.id), label=dispatch.ref),
+            *[SubjectRef(kind="lot", id=str(line.lot_id), label=line.lot_code) for line, _ in slips],
+        ],
+        evidence={"dispatchRef": dispatch.ref, "consigneeId": dispatch.consignee_id,
+                  "lines": [{**v.figures(), "skuId": str(line.sku_id)} for line, v in slips],
+                  "toleranceDays": RULES.tolerance_days, "toleranceUnits": RULES.tolerance_units},
+        recommendation=f"Ship the older lots first, or agree it with {dispatch.consignee_id}: their remaining shelf "
+        f"life suffers and your older stock ages. {text}.",
+    )
+    return [alert]

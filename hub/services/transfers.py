@@ -1,0 +1,352 @@
+"""Transfer recommendations (refreshed by the planning sweep, accepted or dismissed by people), replenishment
+suggestions, planning policies and the ``demand`` answer.
+
+A recommendation moves stock between two locations of one holder. The sweep refreshes the networks (holder, SKU)
+whose series changed: a plan still proposed updates its open recommendation in place, one no longer proposed
+expires ("the situation changed"), a dismissed one is not proposed again for ``DISMISS_QUIET_DAYS``. Accepting
+books a ``transfer_out``/``transfer_in`` pair per lot through the movement service, with idempotency keys derived
+from the recommendation, in the transaction that marks it accepted: accepting twice books once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from hub.dates import from_bson, to_bson, utcnow
+from hub.db import Database
+from hub.detect import demand as model
+from hub.detect import transfers as plan
+from hub.errors import BadInput, Conflict, NotFound
+from hub.models.location import Location
+from hub.models.lot import Lot, LotStatus
+from hub.models.movement import MovementKind
+from hub.models.planning import DemandSeries, PlanningPolicy, RecommendationStatus, TransferLot, TransferRecommendation
+from hub.models.sku import Sku
+from hub.models.stock import StockPosition
+from hub.services import demand
+from hub.services import movements as movement_service
+from hub.services.planning_audience import partner_audience
+from hub.services.signals import Policy, SignalRules, inbound_units, policies_for
+from hub.services.skus import resolve_sku
+from tenants.access import Access, object_id
+from tenants.models import Scope
+
+DISMISS_QUIET_DAYS = 7
+REASON_LIMIT = 2000
+
+
+def recommendation_filter(access: Access) -> dict[str, Any]:
+    """Own recommendations, and (VMI) those of holders sharing ``stock`` with the caller about the caller's SKUs."""
+    return access.stock("read") | {"audience": access.tenant_id}
+
+
+async def _sites(tenant: str, sku_id: Any, today: date, rules: SignalRules,
+                 session: AsyncClientSession | None = None) -> tuple[list[plan.Site], dict[Any, Policy]]:
+    series = [s async for s in DemandSeries.get_pymongo_collection().find(
+        {"tenant_id": tenant, "sku_id": sku_id}, session=session)]
+    keys = [(tenant, s["location_id"], sku_id) for s in series]
+    policies = await policies_for(keys, rules, session)
+    inbound = await inbound_units(keys)
+    positions = [p async for p in StockPosition.get_pymongo_collection().find(
+        {"tenant_id": tenant, "sku_id": sku_id, "on_hand": {"$gt": 0}}, session=session)]
+    lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
+    lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)} if lot_ids else {}
+    locations = {loc.id: loc async for loc in Location.find(
+        {"_id": {"$in": sorted({s["location_id"] for s in series})}}, session=session)} if series else {}
+    sites = []
+    for raw in series:
+        view = demand.view(raw, today)
+        fitted = model.fit(view.days, until=today)
+        error = model.holdout_error(view.days)
+        policy = policies[(tenant, raw["location_id"], sku_id)]
+        here = []
+        for p in positions:
+            if p["location_id"] != raw["location_id"]:
+                continue
+            lot = lots.get(p.get("lot_id"))
+            if lot is not None and lot.status != LotStatus.released:
+                continue  # held stock cannot move to a shelf
+            expires = min((d for d in (from_bson(p.get("effective_expires_on")), from_bson(p.get("expires_on")))
+                           if d is not None), default=None)
+            here.append(plan.LotAtSite(str(p["lot_id"]) if p.get("lot_id") else None, p.get("lot_code"), expires,
+                                       p["on_hand"]))
+        location = locations.get(raw["location_id"])
+        sites.append(plan.Site(
+            holder=tenant, location_id=str(raw["location_id"]),
+            location_code=location.code if location else str(raw["location_id"]),
+            rate=fitted.daily_mean if fitted else 0.0, on_hand=sum(l.on_hand for l in here),
+            inbound=inbound.get((tenant, raw["location_id"], sku_id), 0),
+            lead_time_days=policy.lead_time_days, review_days=policy.review_days, target_days=policy.target_days,
+            sigma=error.residual_sd if error else None, lots=tuple(here),
+        ))
+    return sites, {str(k[1]): v for k, v in policies.items()}
+
+
+def _dedupe(tenant: str, sku_id: Any, source: str, destination: str) -> str:
+    return f"transfer:{tenant}:{sku_id}:{source}:{destination}"
+
+
+async def refresh(database: Database, networks: list[tuple[str, Any]], today: date, rules: SignalRules) -> int:
+    """Re-plan each (holder, SKU) network; answers how many recommendations are open for them afterwards."""
+    open_count = 0
+    for tenant, sku_id in networks:
+        sites, _ = await _sites(tenant, sku_id, today, rules)
+        plans = plan.plan_transfers(sites, today, rules.planning)
+        sku = await Sku.find_one({"_id": sku_id})
+
+        async def work(session: AsyncClientSession, tenant: str = tenant, sku_id: Any = sku_id,
+                       plans: list[plan.TransferPlan] = plans, sku: Sku | None = sku) -> int:
+            return await _store(session, tenant, sku_id, sku, plans, today)
+
+        open_count += await database.in_transaction(work)
+    return open_count
+
+
+async def _store(session: AsyncClientSession, tenant: str, sku_id: Any, sku: Sku | None,
+                 plans: list[plan.TransferPlan], today: date) -> int:
+    collection = TransferRecommendation.get_pymongo_collection()
+    now = utcnow()
+    proposed: set[str] = set()
+    quiet_since = now - timedelta(days=DISMISS_QUIET_DAYS)
+    audience = sorted({tenant, *(await partner_audience(tenant, sku.tenant_id, Scope.stock) if sku else [])})
+    for p in plans:
+        key = _dedupe(tenant, sku_id, p.source.location_id, p.destination.location_id)
+        if await collection.find_one({"dedupe_key": key, "status": RecommendationStatus.dismissed.value,
+                                      "decided_at": {"$gte": quiet_since}}, session=session):
+            continue
+        proposed.add(key)
+        fields = {
+            "tenant_id": tenant, "audience": audience, "sku_id": sku_id, "sku_code": sku.code if sku else str(sku_id),
+            "sku_owner_id": sku.tenant_id if sku else tenant,
+            "from_location_id": ObjectId(p.source.location_id), "from_location_code": p.source.location_code,
+            "to_location_id": ObjectId(p.destination.location_id), "to_location_code": p.destination.location_code,
+            "quantity": p.quantity,
+            "lots": [TransferLot(lot_id=ObjectId(l.lot_id) if l.lot_id else None, lot_code=l.lot_code,
+                                 quantity=l.on_hand, expires_on=l.expires_on).model_dump() for l in p.lots],
+            "units_saved_from_expiry": p.units_saved_from_expiry,
+            "stockout_days_avoided": round(p.stockout_days_avoided, 1),
+            "evidence": {
+                "evaluatedOn": today.isoformat(),
+                "destination": _site_figures(p.destination),
+                "source": _site_figures(p.source),
+            },
+            "updated_at": now,
+        }
+        for lot in fields["lots"]:
+            lot["expires_on"] = to_bson(lot["expires_on"])
+        await collection.update_one(
+            {"dedupe_key": key, "status": RecommendationStatus.open.value},
+            {"$set": fields, "$setOnInsert": {"created_at": now, "booked_keys": []}},
+            upsert=True, session=session,
+        )
+    stale = {"tenant_id": tenant, "sku_id": sku_id, "status": RecommendationStatus.open.value,
+             "dedupe_key": {"$nin": sorted(proposed)}}
+    await collection.update_many(stale, {"$set": {
+        "status": RecommendationStatus.expired.value, "decided_at": now, "decided_by": "system:planning",
+        "reason": "the situation changed: no longer needed or no longer possible", "updated_at": now}},
+        session=session)
+    return len(proposed)
+
+
+def _site_figures(site: plan.Site) -> dict[str, Any]:
+    return {
+        "locationCode": site.location_code, "onHand": site.on_hand, "inbound": site.inbound,
+        "forecastPerDay": round(site.rate, 3), "leadTimeDays": site.lead_time_days,
+        "daysOfSupply": round(site.on_hand / site.rate, 1) if site.rate > 0 else None,
+    }
+
+
+async def list_recommendations(access: Access, statuses: list[RecommendationStatus] | None = None,
+                               sku_id: str | None = None, location_id: str | None = None) -> dict[str, Any]:
+    """The Mongo filter for ``transferRecommendations``: visibility first, then the caller's filter."""
+    clauses: list[dict[str, Any]] = [recommendation_filter(access)]
+    if statuses:
+        clauses.append({"status": {"$in": [s.value for s in statuses]}})
+    if sku_id:
+        clauses.append({"sku_id": object_id(sku_id, "sku")})
+    if location_id:
+        loc = object_id(location_id, "location")
+        clauses.append({"$or": [{"from_location_id": loc}, {"to_location_id": loc}]})
+    return {"$and": clauses}
+
+
+async def accept(access: Access, database: Database, recommendation_id: str) -> TransferRecommendation:
+    """Book the transfer once: accepting an accepted recommendation answers it unchanged."""
+    access.require_write()
+    found = await access.get(TransferRecommendation, recommendation_id, recommendation_filter(access),
+                             "transfer recommendation")
+    if found.tenant_id != access.tenant_id:
+        raise NotFound("transfer recommendation not found")  # a VMI partner reads it; the holder books it
+    if found.status == RecommendationStatus.accepted:
+        return found
+    if found.status != RecommendationStatus.open:
+        raise Conflict(f"transfer recommendation is {found.status.value}")
+    items: list[movement_service.MovementInput] = []
+    lots = found.lots or [TransferLot(quantity=found.quantity)]
+    for n, lot in enumerate(lots):
+        for side, location, sign, kind in (("out", found.from_location_id, -1, MovementKind.transfer_out),
+                                           ("in", found.to_location_id, 1, MovementKind.transfer_in)):
+            items.append(movement_service.MovementInput(
+                location_id=str(location), sku=str(found.sku_id), kind=kind, quantity=sign * lot.quantity,
+                idempotency_key=f"transfer:{found.id}:{n}:{side}", lot_code=lot.lot_code,
+                reference=f"transfer_recommendation:{found.id}",
+            ))
+    now = utcnow()
+
+    async def work(session: AsyncClientSession) -> TransferRecommendation:
+        current = await TransferRecommendation.get_pymongo_collection().find_one({"_id": found.id}, session=session)
+        if current is None:
+            raise NotFound("transfer recommendation not found")
+        if current["status"] == RecommendationStatus.accepted.value:
+            return TransferRecommendation.model_validate(current)
+        if current["status"] != RecommendationStatus.open.value:
+            raise Conflict(f"transfer recommendation is {current['status']}")
+        batch = await movement_service.prepare(access, items, session=session)
+        try:
+            await movement_service.apply(session, access.tenant_id, batch)
+        except BadInput as exc:
+            raise Conflict(f"the situation changed, the transfer cannot be booked: {exc.message}") from None
+        raw = await TransferRecommendation.get_pymongo_collection().find_one_and_update(
+            {"_id": found.id, "status": RecommendationStatus.open.value},
+            {"$set": {"status": RecommendationStatus.accepted.value, "decided_at": now,
+                      "decided_by": f"{access.tenant_id}:{access.principal.subject}", "updated_at": now,
+                      "booked_keys": [i.idempotency_key for i in items]}},
+            return_document=ReturnDocument.AFTER, session=session,
+        )
+        if raw is None:
+            raise Conflict("transfer recommendation changed meanwhile; reload it")
+        return TransferRecommendation.model_validate(raw)
+
+    return await movement_service.run_batch(database, work)
+
+
+async def dismiss(access: Access, database: Database, recommendation_id: str, reason: str) -> TransferRecommendation:
+    access.require_write()
+    reason = (reason or "").strip()
+    if not reason or len(reason) > REASON_LIMIT:
+        raise BadInput(f"a reason of 1-{REASON_LIMIT} characters is required", field="reason")
+    found = await access.get(TransferRecommendation, recommendation_id, recommendation_filter(access),
+                             "transfer recommendation")
+    if found.tenant_id != access.tenant_id:
+        raise NotFound("transfer recommendation not found")
+    if found.status == RecommendationStatus.dismissed:
+        return found
+    if found.status != RecommendationStatus.open:
+        raise Conflict(f"transfer recommendation is {found.status.value}")
+    now = utcnow()
+    raw = await TransferRecommendation.get_pymongo_collection().find_one_and_update(
+        {"_id": found.id, "status": RecommendationStatus.open.value},
+        {"$set": {"status": RecommendationStatus.dismissed.value, "decided_at": now, "reason": reason,
+                  "decided_by": f"{access.tenant_id}:{access.principal.subject}", "updated_at": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        raise Conflict("transfer recommendation changed meanwhile; reload it")
+    return TransferRecommendation.model_validate(raw)
+
+
+@dataclass
+class PolicyInput:
+    sku: str
+    location_id: str | None = None
+    lead_time_days: float | None = None
+    review_days: float | None = None
+    target_days_of_supply: float | None = None
+    max_days_of_supply: float | None = None
+    discontinued: bool = False
+
+
+async def set_policy(access: Access, data: PolicyInput) -> PlanningPolicy:
+    """Upsert the caller's planning policy for a SKU it can see, at one of its locations or all of them."""
+    access.require_write()
+    for name in ("lead_time_days", "review_days", "target_days_of_supply", "max_days_of_supply"):
+        value = getattr(data, name)
+        if value is not None and not (0 <= value <= 3650):
+            raise BadInput(f"{name} must be between 0 and 3650 days", field=name)
+    sku = await resolve_sku(access, data.sku)
+    location = None
+    if data.location_id is not None:
+        location = await access.get(Location, data.location_id, access.locations("write"), "location")
+    fields = {"lead_time_days": data.lead_time_days, "review_days": data.review_days,
+              "target_days_of_supply": data.target_days_of_supply, "max_days_of_supply": data.max_days_of_supply,
+              "discontinued": data.discontinued, "updated_at": utcnow()}
+    raw = await PlanningPolicy.get_pymongo_collection().find_one_and_update(
+        {"tenant_id": access.tenant_id, "sku_id": sku.id, "location_id": location.id if location else None},
+        {"$set": fields}, upsert=True, return_document=ReturnDocument.AFTER,
+    )
+    return PlanningPolicy.model_validate(raw)
+
+
+@dataclass
+class DemandAnswer:
+    sku: Sku
+    location: str
+    holder: str
+    answer: model.Demand
+
+
+async def demand_of(access: Access, sku_ref: str, location_id: str, today: date, horizon: int) -> DemandAnswer:
+    """The demand of a SKU at a location the caller holds, or (VMI) a partner's location holding the caller's SKU."""
+    if not 1 <= horizon <= 366:
+        raise BadInput("days must be 1-366", field="days")
+    sku = await resolve_sku(access, sku_ref)
+    location = object_id(location_id, "location")
+    raw = await DemandSeries.get_pymongo_collection().find_one(
+        {"$and": [access.stock("read"), {"location_id": location, "sku_id": sku.id}]})
+    if raw is None:
+        own = await Location.find_one({"_id": location, **access.locations("read")})
+        if own is None:
+            raise NotFound("location not found")
+        raw = {"tenant_id": access.tenant_id, "location_id": location, "sku_id": sku.id, "on_hand": 0, "days": {}}
+    view = demand.view(raw, today)
+    return DemandAnswer(sku, str(location), raw["tenant_id"], model.demand(view.days, today, horizon))
+
+
+@dataclass
+class Suggestion:
+    sku: Sku | None
+    location_id: str
+    location_code: str
+    replenishment: plan.Replenishment
+    transfers: list[TransferRecommendation]
+
+    @property
+    def transfer_units(self) -> int:
+        return min(sum(t.quantity for t in self.transfers), self.replenishment.quantity)
+
+    @property
+    def purchase_units(self) -> int:
+        return self.replenishment.quantity - self.transfer_units
+
+
+async def replenishment_suggestions(access: Access, today: date, rules: SignalRules, sku_id: str | None = None,
+                                    location_id: str | None = None) -> list[Suggestion]:
+    """Forecast-driven order quantities for the caller's positions with a lead time set; as transfers first where
+    an open recommendation brings stock from a surplus, the rest as a purchase."""
+    query: dict[str, Any] = {"tenant_id": access.tenant_id, "lead_time_days": {"$ne": None}}
+    if sku_id:
+        query["sku_id"] = object_id(sku_id, "sku")
+    networks = {p.sku_id async for p in PlanningPolicy.find(query)}
+    suggestions: list[Suggestion] = []
+    wanted_location = object_id(location_id, "location") if location_id else None
+    for sku in [s async for s in Sku.find({"_id": {"$in": sorted(networks)}})]:
+        sites, policies = await _sites(access.tenant_id, sku.id, today, rules)
+        for site in sites:
+            if not policies[site.location_id].lead_time_set:
+                continue
+            if wanted_location is not None and site.location_id != str(wanted_location):
+                continue
+            suggestion = plan.replenishment(site, rules.planning)
+            if suggestion is None:
+                continue
+            incoming = await TransferRecommendation.find({
+                "tenant_id": access.tenant_id, "sku_id": sku.id, "to_location_id": ObjectId(site.location_id),
+                "status": RecommendationStatus.open.value}).to_list()
+            suggestions.append(Suggestion(sku, site.location_id, site.location_code, suggestion, incoming))
+    return suggestions

@@ -1,0 +1,1 @@
+"""Planning over GraphQL: demand, transfer recommendations, replenishment suggestions, planning policies."""
