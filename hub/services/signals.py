@@ -30,7 +30,7 @@ from hub.detect import obsolescence, velocity
 from hub.detect.fefo import FefoRules
 from hub.detect.transfers import PlanningRules
 from hub.detect.velocity import CauseFacts, VelocityRules
-from hub.events import emit
+from hub.events.log import emit
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from hub.models.dispatch import OPEN_STATUSES, Dispatch
 from hub.models.excursion import Excursion
