@@ -1,4 +1,4 @@
-"""MongoDB client, beanie initialisation, transactions and the embedded SecantusDB server.
+"""MongoDB client, beanie initialisation, the transaction runner and the embedded SecantusDB server.
 
 The embedded server runs as a separate process (keeps its GPL-2.0 code out of ours; ``--sync-on-commit`` makes
 acknowledged writes survive a kill -9). Production points ``LOTPULSE_MONGODB_URI`` at a MongoDB replica set.
@@ -6,6 +6,7 @@ acknowledged writes survive a kill -9). Production points ``LOTPULSE_MONGODB_URI
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import signal
@@ -13,9 +14,9 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
@@ -27,6 +28,44 @@ from pymongo.write_concern import WriteConcern
 log = logging.getLogger("lotpulse.db")
 PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
+TRANSACTION_ATTEMPTS = 8
+FIRST_BACKOFF_SECONDS = 0.005
+
+
+class StaleRead(Exception):
+    """Raised by transaction work whose reads a concurrent writer changed first: the runner starts it over."""
+
+
+def _stale(exc: Exception) -> bool:
+    return isinstance(exc, StaleRead)
+
+
+async def run_transaction(
+    client: AsyncMongoClient[Any],
+    work: Callable[[AsyncClientSession], Awaitable[T]],
+    *,
+    retry_if: Callable[[Exception], bool] = _stale,
+    attempts: int = TRANSACTION_ATTEMPTS,
+    queue: asyncio.Lock | None = None,
+) -> T:
+    """The hub's one way to run ``work(session)`` in a transaction (majority write concern), retried as one policy.
+
+    - The driver's ``with_transaction`` runs ``work`` again on a transient transaction error (a write conflict with
+      another transaction) and commits again on an unknown commit result, so ``work`` must be safe to re-run.
+    - An error ``retry_if`` accepts (by default ``StaleRead``; callers add e.g. a creation race on a unique key)
+      starts ``work`` over in a new transaction after an exponential backoff from 5 ms, at most ``attempts`` times
+      in all; the last one propagates.
+    - With ``queue``, this process's transactions that share the lock run one at a time (not during the backoff).
+    """
+    for attempt in range(attempts):
+        try:
+            async with queue if queue is not None else nullcontext(), client.start_session() as session:
+                return await session.with_transaction(work, write_concern=WriteConcern("majority"))
+        except Exception as exc:
+            if attempt == attempts - 1 or not retry_if(exc):
+                raise
+        await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2**attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _die_with_parent() -> None:
@@ -118,6 +157,8 @@ class Database:
     def __init__(self, client: AsyncMongoClient, name: str) -> None:
         self.client = client
         self.db: AsyncDatabase = client[name]
+        # Writers that all update one hot document (the event counter) queue here rather than conflict and back off.
+        self.write_queue = asyncio.Lock()
 
     @classmethod
     async def connect(cls, uri: str, name: str) -> Database:
@@ -141,11 +182,14 @@ class Database:
         async with self.client.start_session() as session:
             yield session
 
-    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction with majority write concern.
-
-        pymongo's ``with_transaction`` retries the whole callback on transient conflicts (two writers on one
-        document) and retries an unknown commit result, so ``work`` must be safe to run again from the start.
-        """
-        async with self.client.start_session() as session:
-            return await session.with_transaction(work, write_concern=WriteConcern("majority"))
+    async def in_transaction(
+        self,
+        work: Callable[[AsyncClientSession], Awaitable[T]],
+        *,
+        retry_if: Callable[[Exception], bool] = _stale,
+        attempts: int = TRANSACTION_ATTEMPTS,
+        queued: bool = False,
+    ) -> T:
+        """``run_transaction`` on this database's client; ``queued`` joins this process's write queue."""
+        queue = self.write_queue if queued else None
+        return await run_transaction(self.client, work, retry_if=retry_if, attempts=attempts, queue=queue)

@@ -21,6 +21,7 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
+from hub.db import run_transaction
 from webhooks import delivery, guard, retry
 from webhooks.clock import Clock, SystemClock
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -258,8 +259,7 @@ class Worker:
             for query, change in updates:
                 await collection.update_many(query, change, session=session)
 
-        async with collection.database.client.start_session() as session:
-            await session.with_transaction(record)
+        await run_transaction(collection.database.client, record)
         await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]

@@ -17,8 +17,8 @@ from typing import Any, Iterable
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.write_concern import WriteConcern
 
+from hub.db import run_transaction
 from hub.models.event import EVENT_TYPES, Event
 from hub.dates import utcnow
 
@@ -74,8 +74,7 @@ async def _in_own_transaction(events: list[Event]) -> None:
     async def work(session: AsyncClientSession) -> None:
         await _write(session, events)
 
-    async with client.start_session() as session:
-        await session.with_transaction(work, write_concern=WriteConcern("majority"))
+    await run_transaction(client, work)
 
 
 async def emit(

@@ -10,10 +10,8 @@ and then finds the keys recorded).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -24,7 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub.dates import to_bson
-from hub.db import Database
+from hub.db import Database, StaleRead
 from hub.errors import BadInput, Conflict, NotFound
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
@@ -89,10 +87,6 @@ class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     positions: list[dict[str, Any]] = field(default_factory=list)  # changed positions as stored
-
-
-class StaleRead(Exception):
-    """A position changed between our read and our write: run the transaction again."""
 
 
 def fingerprint(item: MovementInput) -> str:
@@ -297,31 +291,18 @@ async def _load_positions(session: AsyncClientSession, positions: Any, tenant_id
     return found
 
 
-# Every batch emits events, and the event log's sequence counter admits one emitting transaction at a time
-# (hub/events/log.py). Batches of one process queue here, in arrival order, instead of conflicting on the counter and
-# backing off exponentially (which starves one client while another streams); other processes still conflict
-# and retry as usual.
-_queues: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
+async def run_batch(database: Database, work: Any) -> Any:
+    """Run ``work(session)`` in a transaction, starting over when a concurrent writer got there first.
 
-
-def _queue(database: Database) -> asyncio.Lock:
-    lock = _queues.get(database)
-    if lock is None:
-        lock = _queues[database] = asyncio.Lock()
-    return lock
-
-
-async def run_batch(database: Database, work: Any, attempts: int = 8) -> Any:
-    """Run ``work(session)`` in a transaction, starting over when a concurrent writer got there first."""
-    for attempt in range(attempts):
-        try:
-            async with _queue(database):
-                return await database.in_transaction(work)
-        except StaleRead:
-            if attempt == attempts - 1:
-                raise Conflict("too much concurrent activity on these positions, try again") from None
-            await asyncio.sleep(0.005 * (2**attempt))
-    raise RuntimeError("unreachable")
+    Every batch emits events, and the event log's sequence counter admits one emitting transaction at a time
+    (hub/events/log.py). Batches of one process queue (``queued``), in arrival order, instead of conflicting on the
+    counter and backing off exponentially (which starves one client while another streams); other processes still
+    conflict and retry as usual.
+    """
+    try:
+        return await database.in_transaction(work, queued=True)
+    except StaleRead:
+        raise Conflict("too much concurrent activity on these positions, try again") from None
 
 
 async def record_movements(access: Access, database: Database, items: list[MovementInput],

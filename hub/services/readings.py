@@ -18,7 +18,7 @@ from typing import Any
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
@@ -145,9 +145,11 @@ async def _resolve(access: Access, batches: list[SensorReadingsIn]) -> dict[str,
 CREATE_RACE_RETRIES = 3
 
 
-def _duplicate_key(exc: PyMongoError) -> bool:
+def _duplicate_key(exc: Exception) -> bool:
     if isinstance(exc, DuplicateKeyError):
         return True
+    if not isinstance(exc, BulkWriteError):
+        return False
     errors = getattr(exc, "details", {}).get("writeErrors", [])
     return bool(errors) and all(error.get("code") == 11000 for error in errors)
 
@@ -267,14 +269,8 @@ async def ingest(
         if owner_writes:
             await Sensor.get_pymongo_collection().bulk_write(owner_writes, ordered=False, session=session)
 
-    for attempt in range(CREATE_RACE_RETRIES):
-        try:
-            await database.in_transaction(work)
-            break
-        except (DuplicateKeyError, BulkWriteError) as exc:
-            # Another call created the same bucket or sensor state first: run again, now updating what it created.
-            if attempt == CREATE_RACE_RETRIES - 1 or not _duplicate_key(exc):
-                raise
+    # Another call may create the same bucket or sensor state first: run again, now updating what it created.
+    await database.in_transaction(work, retry_if=_duplicate_key, attempts=CREATE_RACE_RETRIES)
     report.accepted = sum(len(r) for r in incoming.values()) - (report.duplicates - duplicates_before)
     return report
 

@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
-from hub.db import Database
+from hub.db import Database, StaleRead
 from hub.detect.mismatch import ExpectedLine, Mismatch, MismatchKind, ScannedLine, reconcile, recommendation
 from hub.errors import BadInput, Conflict, Forbidden, NotFound
 from hub.models.alert import AlertKind, Severity, SubjectRef
@@ -196,7 +196,7 @@ async def _book(
     try:
         await transition(session, dispatch, status, access.tenant_id, f"receipt {receipt_id}", changes)
     except Conflict as exc:
-        raise movements.StaleRead(str(exc)) from exc
+        raise StaleRead(str(exc)) from exc
     return receipt
 
 

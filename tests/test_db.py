@@ -1,0 +1,82 @@
+"""The one transaction runner: stale work starts over in a new transaction, other errors and the last try propagate."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, AsyncIterator
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from hub.db import StaleRead, run_transaction
+
+
+@pytest.fixture
+async def client(mongo_uri: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_stale_work_runs_again_and_only_the_last_run_commits(client: AsyncMongoClient[Any]) -> None:
+    collection = client[f"db_{uuid.uuid4().hex[:12]}"]["things"]
+    await collection.insert_one({"_id": "seed"})  # collections cannot be created inside a transaction
+    runs = 0
+
+    async def work(session: Any) -> int:
+        nonlocal runs
+        runs += 1
+        await collection.insert_one({"run": runs}, session=session)
+        if runs < 3:
+            raise StaleRead("a concurrent writer got there first")
+        return runs
+
+    assert await run_transaction(client, work) == 3
+    assert [doc["run"] async for doc in collection.find({"run": {"$exists": True}})] == [3]
+
+
+async def test_retries_stop_after_the_attempts_and_other_errors_are_not_retried(client: AsyncMongoClient[Any]) -> None:
+    runs = 0
+
+    async def stale(session: Any) -> None:
+        nonlocal runs
+        runs += 1
+        raise StaleRead("always stale")
+
+    with pytest.raises(StaleRead):
+        await run_transaction(client, stale, attempts=3)
+    assert runs == 3
+
+    runs = 0
+
+    async def broken(session: Any) -> None:
+        nonlocal runs
+        runs += 1
+        raise DuplicateKeyError("E11000")
+
+    with pytest.raises(DuplicateKeyError):
+        await run_transaction(client, broken)
+    assert runs == 1
+    runs = 0
+    with pytest.raises(DuplicateKeyError):
+        await run_transaction(client, broken, retry_if=lambda exc: isinstance(exc, DuplicateKeyError), attempts=2)
+    assert runs == 2
+
+
+async def test_queued_transactions_of_one_process_run_one_at_a_time(client: AsyncMongoClient[Any]) -> None:
+    queue = asyncio.Lock()
+    inside = peak = 0
+
+    async def work(session: Any) -> None:
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        await asyncio.sleep(0.01)
+        inside -= 1
+
+    await asyncio.gather(*(run_transaction(client, work, queue=queue) for _ in range(4)))
+    assert peak == 1
