@@ -2,7 +2,8 @@
 
 HubErrors keep their message and code; request-level errors (parse, validation, variable coercion) are the
 caller's to fix, so they are BAD_USER_INPUT unless they carry a code already (the parser's own size limits are
-QUERY_TOO_COMPLEX); anything else is logged with its traceback and answered as INTERNAL_SERVER_ERROR.
+QUERY_TOO_COMPLEX); anything else is answered as INTERNAL_SERVER_ERROR. ``log_errors`` (the schema's error hook) logs
+faults with their traceback and client mistakes quietly.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ INTERNAL = "INTERNAL_SERVER_ERROR"
 
 
 def _internal(error: GraphQLError) -> GraphQLError:
-    log.error("unexpected error at %s", error.path or "request", exc_info=error.original_error)
     return GraphQLError("Internal server error", nodes=error.nodes, path=error.path, extensions={"code": INTERNAL})
 
 
@@ -37,13 +37,30 @@ def _escaped_before_execution(error: GraphQLError) -> bool:
     )
 
 
+def is_fault(error: GraphQLError) -> bool:
+    """The hub's own fault (a bug, an outage), as opposed to a mistake of the client's."""
+    if isinstance(error.original_error, HubError) or (error.extensions and "code" in error.extensions):
+        return False
+    return error.path is not None or _escaped_before_execution(error)
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    """Faults at ERROR with their traceback; client mistakes (bad queries, variables, ids, hostile input) at DEBUG
+    in one line, so a client cannot flood the log."""
+    for error in errors:
+        if is_fault(error):
+            log.error("unexpected error at %s", error.path or "request", exc_info=error.original_error)
+        else:
+            log.debug("client error at %s: %.200s", error.path or "request", error.message)
+
+
 def shape_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, HubError):
         return GraphQLError(original.message, nodes=error.nodes, path=error.path, extensions=original.extensions)
     if error.extensions and "code" in error.extensions:
         return error
-    if error.path is not None or _escaped_before_execution(error):
+    if is_fault(error):
         return _internal(error)
     # The parser's own limits (token count, nesting) end with this phrase.
     too_big = isinstance(error, GraphQLSyntaxError) and error.message.endswith("Parsing aborted.")

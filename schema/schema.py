@@ -7,11 +7,13 @@ from collections import OrderedDict
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.tools import merge_types
 
 from hub.config import Settings
-from schema.errors import ErrorShaper
+from schema.errors import ErrorShaper, log_errors
 from schema.limits import BoundedParserCache, Limits, QueryGuard
 from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
@@ -33,6 +35,13 @@ def _roots(kind: str, attr: str) -> tuple[type, ...]:
     return tuple(roots)
 
 
+class HubSchema(strawberry.Schema):
+    """strawberry's schema, logging errors by whose fault they are (strawberry logs every one with a traceback)."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        log_errors(errors)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     limits = Limits(
         max_depth=settings.max_depth,
@@ -44,7 +53,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     parse_cache = BoundedParserCache.cache()
     queries = (*_roots("queries", "Query"), CursorQuery)  # eventCursor: where every live stream starts
     mutations, subscriptions = _roots("mutations", "Mutation"), _roots("subscriptions", "Subscription")
-    return strawberry.Schema(
+    return HubSchema(
         query=merge_types("Query", queries),
         mutation=merge_types("Mutation", mutations) if mutations else None,
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from hub.errors import BadInput
 from hub.models.sku import Storage
 from hub.services import locations as location_service
 from hub.services import lots as lot_service
@@ -48,7 +49,10 @@ class Mutation:
         return UpsertSkuPayload(sku=SkuType.from_model(sku, access.tenant_id), created=created)
 
     @strawberry.mutation(permission_classes=WRITE, description="Set (or clear, with null) your own code for a SKU")
-    async def set_sku_alias(self, info: Info, sku_id: strawberry.ID, code: str | None) -> SkuType:
+    async def set_sku_alias(self, info: Info, sku_id: strawberry.ID, code: str | None = strawberry.UNSET) -> SkuType:
+        # GraphQL cannot require a nullable argument; null removes the alias, leaving it out is a mistake.
+        if code is strawberry.UNSET:
+            raise BadInput("say the alias 'code', or null to remove yours", field="code")
         access = await info.context.access()
         sku = await sku_service.set_alias(access, str(sku_id), code)
         return SkuType.from_model(sku, access.tenant_id)

@@ -9,6 +9,7 @@ from tests.catalog.conftest import (
     CREATE_LOCATION,
     LOCATIONS,
     REGISTER_LOT,
+    SKU,
     SKUS,
     UPSERT_SKU,
     codes,
@@ -183,3 +184,13 @@ async def test_one_gtin_cannot_name_two_skus_of_the_same_owner(hub, tenants):
     body = await hub.gql(UPSERT_SKU, {"input": {**APPLE, "code": "APL-2", "gtin": gtin}}, tenant=acme)
     assert codes(body) == ["CONFLICT"]
     assert await sku_codes(hub, acme) == ["APL-1"]
+
+
+async def test_set_sku_alias_without_code_is_bad_input_and_changes_nothing(hub, tenants):
+    acme, _ = tenants
+    sku = await upsert_sku(hub, acme)
+    body = await hub.gql("mutation ($id: ID!) { setSkuAlias(skuId: $id) { id myAlias } }", {"id": sku["id"]},
+                         tenant=acme)
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert "code" in body["errors"][0]["message"]
+    assert (await hub.ok(SKU, {"id": sku["id"]}, tenant=acme))["sku"]["aliases"] == []
