@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 STATIC = Path(__file__).parent / "static"
 POLICY = "; ".join(
@@ -40,7 +40,7 @@ class PortalFiles(StaticFiles):
     """Scripts and styles with the page's headers; revalidated so an upgraded hub serves matching files."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_headers(message: dict) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = [(k.lower().encode(), v.encode()) for k, v in {**HEADERS, "Cache-Control": "no-cache"}.items()]
                 message["headers"] = [*message.get("headers", []), *extra]

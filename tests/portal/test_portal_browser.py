@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
-
 import pytest
 
 from tests.portal.conftest import (
@@ -23,6 +21,7 @@ from tests.portal.conftest import (
 )
 
 PHONE = {"width": 390, "height": 844}
+MARKUP = '<img src=x onerror="window.injected=1">Relabelled'  # a partner's note is text, never markup
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ async def test_live_mismatch_appears_without_reload_and_other_tenants_never_do(h
     tab = await open_tab()
     await sign_in(tab, hub, oidc_provider, chain.clients[chain.shopco], "alice")
     page = tab.page
-    assert await page.locator("#who").inner_text() == f"alice · Shopco"
+    assert await page.locator("#who").inner_text() == "alice · Shopco"
     assert "eyJ" not in await stored_values(tab) and "lprt_" not in await stored_values(tab)  # no token stored
     await page.evaluate("() => { window.notReloaded = true; }")
     # when Rival's partner records another mismatch, then a mismatched receipt of Shopco's is recorded via the API
@@ -93,10 +92,15 @@ async def test_acknowledging_on_the_page_changes_the_alert_for_the_partner_too(h
     alert = (await hub.ok(ALERT, {"id": receipt["alertId"]}, tenant=chain.acme))["alert"]
     assert alert == {"id": receipt["alertId"], "status": "acknowledged", "acknowledgedBy": f"{chain.shopco}:alice",
                      "note": "Checking the labels on the pallet", "resolvedBy": None}
-    # and resolving from the partner's page closes it for Shopco
+    # and resolving from the partner's page closes it for Shopco; a note with markup shows as the text it is
+    await partner.page.locator(selector).get_by_label("Note").fill(MARKUP)
     await partner.page.locator(selector).get_by_role("button", name="Resolve").click()
     await shop.page.locator(f"{selector}[data-status=resolved]").wait_for()
-    assert (await hub.ok(ALERT, {"id": receipt["alertId"]}, tenant=chain.shopco))["alert"]["resolvedBy"] == f"{chain.acme}:bob"
+    assert MARKUP in await shop.page.locator(f"{selector} .lifecycle").inner_text()
+    assert await shop.page.evaluate("() => window.injected === undefined")
+    assert await shop.page.locator(f"{selector} .lifecycle img").count() == 0
+    resolved = (await hub.ok(ALERT, {"id": receipt["alertId"]}, tenant=chain.shopco))["alert"]
+    assert resolved["resolvedBy"] == f"{chain.acme}:bob" and resolved["note"] == MARKUP
     # the filters narrow the list to what is asked for
     await shop.page.get_by_label("Status").select_option("resolved")
     assert await shop.page.locator("article.alert:visible").count() == 1

@@ -14,11 +14,15 @@ from tests.portal.conftest import WAIT_MS, Chain, build_chain, sign_in, stored_v
 
 TOKEN_TTL = 6  # seconds: the page renews at half of it
 REVOKED = '{ auditLog(filter: {action: "token.revoked"}) { edges { node { action clientId } } } }'
+ADD_MEMBER = "mutation($input: AddMemberInput!) { addMember(input: $input) { id } }"
+REMOVE_MEMBER = "mutation($id: ID!) { removeMember(id: $id) }"
 
 
 @pytest.fixture(scope="module")
 async def hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Hub]:
-    settings = hub_settings(key_file, mongo_uri, oauth_access_token_ttl_seconds=TOKEN_TTL)
+    settings = hub_settings(
+        key_file, mongo_uri, oauth_access_token_ttl_seconds=TOKEN_TTL, oauth_revocation_cache_seconds=1
+    )
     async for running in start_hub(settings):
         yield running
 
@@ -76,6 +80,21 @@ async def test_someone_who_is_not_a_member_is_turned_away(hub, chain, oidc_provi
     assert await tab.page.locator("#nav").is_hidden()
     assert "code=" not in tab.page.url  # the answer never stays in the address bar
     await tab.shot("sign-in")
+
+
+async def test_a_removed_member_is_signed_out_of_the_open_page(hub, chain, oidc_provider, open_tab):
+    # given dora, a member of Shopco, on the portal
+    issuer = oidc_provider.issuer
+    member = await hub.ok(ADD_MEMBER, {"input": {"issuer": issuer, "subject": "dora", "roles": ["planner"]}},
+                          tenant=chain.shopco)
+    tab = await open_tab()
+    tab.expected.append("status of 400")  # the refused renewal: the browser logs the token endpoint's answer
+    await sign_in(tab, hub, oidc_provider, chain.clients[chain.shopco], "dora")
+    # when Shopco's admin removes her
+    await hub.ok(REMOVE_MEMBER, {"id": member["addMember"]["id"]}, tenant=chain.shopco)
+    # then the page's next renewal (or its live feed, closed by the hub) is refused, and she is signed out
+    await tab.page.get_by_text("Your session has ended. Sign in again.").wait_for()
+    assert await tab.page.locator("#nav").is_hidden() and await tab.page.locator("#view").inner_text() == ""
 
 
 async def test_the_page_is_served_with_a_strict_content_security_policy(hub):

@@ -2,7 +2,7 @@
 // graphql-ws client). The feed resumes from the last cursor it saw whenever it reconnects, so a reconnect (after a
 // network drop or a token renewal) neither loses nor repeats an event.
 
-import { accessToken } from "./auth.js";
+import { accessToken, refresh } from "./auth.js";
 
 export class ApiError extends Error {
   constructor(message, code) {
@@ -22,11 +22,15 @@ export async function gql(query, variables = {}) {
   const body = await response.json().catch(() => null);
   if (body?.errors?.length) {
     const error = body.errors[0];
+    // Revoked or expired early: renewing either brings a working token or ends the session.
+    if (error.extensions?.code === "UNAUTHENTICATED") refresh();
     throw new ApiError(error.message, error.extensions?.code);
   }
   if (!response.ok || !body) throw new ApiError(`the hub answered ${response.status}`, "INTERNAL_SERVER_ERROR");
   return body.data;
 }
+
+const TOKEN_REFUSED = 4403;
 
 // One socket carrying several subscriptions; each handler gets every event once, in order.
 export class LiveFeed {
@@ -90,17 +94,24 @@ export class LiveFeed {
             sub.cursor = event.cursor;
             sub.handle(event);
           },
-          error: () => this.lost(client),
+          error: (reason) => this.lost(client, reason),
           complete: () => this.lost(client),
         },
       );
     }
   }
 
-  lost(client) {
+  lost(client, reason) {
     if (client !== this.client || this.stopped) return;
     this.client = null;
     client.dispose();
+    if (reason?.code === TOKEN_REFUSED) {
+      // The hub closed the socket on our token (expired or revoked): renew it; the renewal reconnects us,
+      // a refused renewal ends the session.
+      this.onState("reconnecting");
+      refresh();
+      return;
+    }
     this.onState("reconnecting");
     clearTimeout(this.retry);
     this.retry = setTimeout(() => this.connect(), this.delay);

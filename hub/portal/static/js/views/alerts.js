@@ -34,6 +34,7 @@ export function subscriptions(cursor) {
 
 function upsert(alert, live) {
   alerts.set(alert.id, alert);
+  if (live) window.dispatchEvent(new CustomEvent("lotpulse:alert", { detail: alert }));
   if (!view) return;
   const card = renderCard(alert, live);
   const old = view.cards.get(alert.id);
@@ -132,7 +133,7 @@ function renderCard(alert, fresh) {
     h("span", { class: `badge sev sev-${alert.severity}` }, alert.severity),
     h("span", { class: "badge" }, label(alert.kind)),
     h("span", { class: `badge status status-${alert.status}` }, alert.status)),
-  h("h2", { id: titleId }, alert.title),
+  h("h2", { id: titleId, tabindex: "-1" }, alert.title),
   h("p", { class: "meta" },
     `Raised ${when(alert.createdAt)}`,
     alert.ownerId !== ctx.me.tenant.id ? ` · shared by ${alert.ownerId}` : "",
@@ -166,16 +167,19 @@ function decide(alert) {
   const noteId = `note-${alert.id}`;
   const message = h("p", { class: "message", role: "alert" });
   const run = async (mutation, done) => {
-    const note = card.querySelector("textarea").value.trim() || null;
+    const note = form.querySelector("textarea").value.trim() || null;
     try {
       const data = await gql(mutation, { id: alert.id, note });
       upsert(Object.values(data)[0], false);
+      // The pressed button is gone with the old card: keep the keyboard user on this alert.
+      const card = view?.cards.get(alert.id);
+      (card?.querySelector("button") || card?.querySelector("h2"))?.focus();
       ctx.notify(`${done}: ${alert.title}`);
     } catch (error) {
       replace(message, error.message);
     }
   };
-  const card = h("form", { class: "decide", onsubmit: (e) => e.preventDefault() },
+  const form = h("form", { class: "decide", onsubmit: (e) => e.preventDefault() },
     h("label", { for: noteId }, "Note"),
     h("textarea", { id: noteId, rows: "2", maxlength: "2000" }),
     h("div", { class: "actions" },
@@ -184,7 +188,7 @@ function decide(alert) {
         : null,
       h("button", { type: "button", class: "resolve", onclick: () => run(RESOLVE, "Resolved") }, "Resolve")),
     message);
-  return card;
+  return form;
 }
 
 // Evidence is JSON whose shape depends on the alert kind: lists of records become tables, readings a table of

@@ -30,9 +30,12 @@ export function subscriptions() {
   return [];
 }
 
+const HEARTBEAT_MS = 60_000;
+
 export function mount(container, context) {
   ctx = context;
-  view = { charts: [], observer: new ResizeObserver(resize) };
+  view = { charts: [], observer: new ResizeObserver(resize), timer: setInterval(beat, HEARTBEAT_MS) };
+  window.addEventListener("lotpulse:alert", onAlert);
   replace(container, h("h1", { tabindex: "-1" }, TITLE),
     sensors.length ? sensors.map(card) : h("p", {}, "No sensors registered."));
 }
@@ -40,8 +43,33 @@ export function mount(container, context) {
 export function unmount() {
   if (!view) return;
   view.observer.disconnect();
+  clearInterval(view.timer);
+  window.removeEventListener("lotpulse:alert", onAlert);
   for (const chart of view.charts) chart.plot?.destroy();
   view = null;
+}
+
+// Readings arrive without an event of their own: the heartbeat lines are read again every minute.
+async function beat() {
+  await load(ctx);
+  for (const chart of view?.charts || []) {
+    const fresh = sensors.find((s) => s.id === chart.sensor.id);
+    if (fresh) {
+      chart.sensor = fresh;
+      replace(chart.meta, ...metaLine(fresh));
+    }
+  }
+}
+
+// A spike alert about a sensor on screen: its chart and exposed lots are drawn again.
+function onAlert(event) {
+  const chart = view?.charts.find((c) => c.sensor.id === event.detail.evidence?.sensorId);
+  if (chart) draw(chart, chart.range);
+}
+
+function metaLine(sensor) {
+  return [heartbeat(sensor), ` · ${ctx.locationName(sensor.locationId)} · device ${sensor.deviceId}`,
+    sensor.limitC !== null ? ` · limit ${sensor.limitC} °C` : " · no storage limit for the goods here"];
 }
 
 function resize(entries) {
@@ -69,7 +97,8 @@ function card(sensor) {
   const holder = h("div", { class: "chart", role: "img", "aria-label": `Temperature chart of ${title}` });
   const caption = h("figcaption", {});
   const exposed = h("div", { class: "exposed" });
-  const chart = { sensor, holder, caption, exposed, plot: null };
+  const meta = h("p", { class: "meta" }, ...metaLine(sensor));
+  const chart = { sensor, holder, caption, exposed, meta, plot: null, range: "24h" };
   view.charts.push(chart);
   view.observer.observe(holder);
   const range = h("fieldset", { class: "range" }, h("legend", {}, "Period"),
@@ -81,8 +110,7 @@ function card(sensor) {
     }));
   const article = h("article", { class: "sensor", "aria-labelledby": headingId, dataset: { sensorId: sensor.id } },
     h("h2", { id: headingId }, title),
-    h("p", { class: "meta" }, heartbeat(sensor), ` · ${ctx.locationName(sensor.locationId)} · device ${sensor.deviceId}`,
-      sensor.limitC !== null ? ` · limit ${sensor.limitC} °C` : " · no storage limit for the goods here"),
+    meta,
     range,
     h("figure", {}, holder, caption),
     exposed);
@@ -91,10 +119,11 @@ function card(sensor) {
 }
 
 async function draw(chart, key) {
+  chart.range = key;
   const range = RANGES[key];
   const from = new Date(Date.now() - range.hours * 3600 * 1000);
   const data = await gql(SERIES, { id: chart.sensor.id, from: from.toISOString(), interval: range.interval });
-  if (!view || !view.charts.includes(chart)) return;
+  if (!view || !view.charts.includes(chart) || chart.range !== key) return; // gone, or another period chosen since
   const points = data.sensorReadings.aggregates;
   const excursions = data.excursions.nodes;
   const limit = chart.sensor.limitC ?? excursions.find((e) => e.limitC !== null)?.limitC ?? null;
