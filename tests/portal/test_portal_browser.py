@@ -101,7 +101,8 @@ async def test_acknowledging_on_the_page_changes_the_alert_for_the_partner_too(h
     assert await shop.page.locator(f"{selector} .lifecycle img").count() == 0
     resolved = (await hub.ok(ALERT, {"id": receipt["alertId"]}, tenant=chain.shopco))["alert"]
     assert resolved["resolvedBy"] == f"{chain.acme}:bob" and resolved["note"] == MARKUP
-    # the filters narrow the list to what is asked for
+    # the filters narrow the list to what is asked for, and offer every kind the hub knows
+    assert "velocity drop" in await shop.page.get_by_label("Kind").inner_text()
     await shop.page.get_by_label("Status").select_option("resolved")
     assert await shop.page.locator("article.alert:visible").count() == 1
     await shop.page.get_by_label("Status").select_option("")

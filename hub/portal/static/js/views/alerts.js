@@ -8,12 +8,13 @@ export const TITLE = "Alerts";
 
 const FIELDS = `id kind severity status ownerId title evidence recommendation occurrences createdAt updatedAt
   acknowledgedAt acknowledgedBy resolvedAt resolvedBy note escalatedAt subjects { kind id label }`;
-const LIST = `{ alerts(first: 200) { nodes { ${FIELDS} } } }`;
+// The kinds come from the schema itself: new detectors show up in the filter without a change here.
+const LIST = `{ alerts(first: 200) { nodes { ${FIELDS} } } kinds: __type(name: "AlertKind") { enumValues { name } } }`;
 const LIVE = `subscription($after: ID) { alerts(after: $after) { cursor type occurredAt alert { ${FIELDS} } } }`;
 const ACKNOWLEDGE = `mutation($id: ID!, $note: String) { acknowledgeAlert(id: $id, note: $note) { ${FIELDS} } }`;
 const RESOLVE = `mutation($id: ID!, $note: String) { resolveAlert(id: $id, note: $note) { ${FIELDS} } }`;
 
-const KINDS = ["mismatch", "expiry_risk", "sensor_spike"];
+let kinds = [];
 const SEVERITIES = ["critical", "warning", "info"];
 const STATUSES = ["open", "acknowledged", "resolved"];
 
@@ -25,7 +26,9 @@ let ctx = null;
 export async function load(context) {
   ctx = context;
   alerts.clear();
-  for (const alert of (await gql(LIST)).alerts.nodes) alerts.set(alert.id, alert);
+  const data = await gql(LIST);
+  kinds = data.kinds.enumValues.map((value) => value.name);
+  for (const alert of data.alerts.nodes) alerts.set(alert.id, alert);
 }
 
 export function subscriptions(cursor) {
@@ -103,7 +106,7 @@ export function mount(container, context) {
   replace(container,
     h("h1", { tabindex: "-1" }, TITLE),
     h("form", { class: "filters", "aria-label": "Filter alerts", onsubmit: (e) => e.preventDefault() },
-      select("kind", "Kind", KINDS),
+      select("kind", "Kind", kinds),
       select("severity", "Severity", SEVERITIES),
       select("status", "Status", STATUSES),
       select("location", "Location", [...ctx.locations.keys()], (id) => ctx.locationName(id))),
