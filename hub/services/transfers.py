@@ -33,12 +33,19 @@ from hub.services import demand
 from hub.services import movements as movement_service
 from hub.services.planning_audience import partner_audience
 from hub.services.signals import Policy, SignalRules, inbound_units, policies_for
-from hub.services.skus import resolve_sku
+from hub.services.skus import resolve_skus
 from tenants.access import Access, object_id
 from tenants.models import Scope
 
 DISMISS_QUIET_DAYS = 7
 REASON_LIMIT = 2000
+
+
+async def _sku(access: Access, ref: str) -> Sku:
+    found = (await resolve_skus(access, [ref])).get(ref.strip())
+    if found is None:
+        raise NotFound("sku not found", field="sku")
+    return found
 
 
 def recommendation_filter(access: Access) -> dict[str, Any]:
@@ -269,7 +276,7 @@ async def set_policy(access: Access, data: PolicyInput) -> PlanningPolicy:
         value = getattr(data, name)
         if value is not None and not (0 <= value <= 3650):
             raise BadInput(f"{name} must be between 0 and 3650 days", field=name)
-    sku = await resolve_sku(access, data.sku)
+    sku = await _sku(access, data.sku)
     location = None
     if data.location_id is not None:
         location = await access.get(Location, data.location_id, access.locations("write"), "location")
@@ -295,7 +302,7 @@ async def demand_of(access: Access, sku_ref: str, location_id: str, today: date,
     """The demand of a SKU at a location the caller holds, or (VMI) a partner's location holding the caller's SKU."""
     if not 1 <= horizon <= 366:
         raise BadInput("days must be 1-366", field="days")
-    sku = await resolve_sku(access, sku_ref)
+    sku = await _sku(access, sku_ref)
     location = object_id(location_id, "location")
     raw = await DemandSeries.get_pymongo_collection().find_one(
         {"$and": [access.stock("read"), {"location_id": location, "sku_id": sku.id}]})

@@ -1,7 +1,7 @@
 """A small retail network: Brand owns the SKUs; Shopco sells them from a central warehouse and two stores.
 
-Shopco shares ``stock`` and ``alerts`` with Brand (vendor-managed inventory); Brand shares its SKU master and
-dispatches with Shopco. Rival is a retailer with no partnership: it must never see any of it.
+Shopco shares ``stock``, ``alerts`` and ``dispatches`` with Brand (vendor-managed inventory; Brand may ship to it);
+Brand shares its SKU master and dispatches with Shopco. Rival is a retailer with no partnership: it must never see any of it.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ query($filter: TransferRecommendationFilter) {
 STOCK = """
 query($filter: StockFilter) { stockPositions(filter: $filter, first: 500) { nodes { locationId lotCode onHand } } }
 """
+CREATE_DISPATCH = "mutation($input: CreateDispatchInput!) { createDispatch(input: $input) { id } }"
+CANCEL_DISPATCH = "mutation($id: ID!) { cancelDispatch(id: $id) { status } }"
 SET_POLICY = """
 mutation($input: PlanningPolicyInput!) {
   setPlanningPolicy(input: $input) { skuId locationId leadTimeDays discontinued maxDaysOfSupply }
@@ -73,6 +75,7 @@ class Network:
     locations: dict[str, str] = field(default_factory=dict)
     skus: dict[str, str] = field(default_factory=dict)
     counter: int = 0
+    announced: set[str] = field(default_factory=set)
 
     async def sku(self, code: str, **extra: Any) -> str:
         data = await self.hub.ok(UPSERT_SKU, {"input": {"code": code, "name": code, **extra}}, tenant="brand")
@@ -88,9 +91,21 @@ class Network:
         self.counter += 1
         return f"m-{self.counter}"
 
+    async def announce(self, sku: str, lot: str, expires_on: str | None) -> None:
+        """Lots reach Shopco the way they do in life, named on a Brand dispatch notice (only a SKU's owner creates
+        its lots). The notice is cancelled: the history's own backdated receipt movement books the stock."""
+        line = {"sku": sku, "lotCode": lot, "quantity": 1, **({"expiresOn": expires_on} if expires_on else {})}
+        data = await self.hub.ok(CREATE_DISPATCH, {"input": {"ref": f"NOTICE-{lot}-{self.key()}",
+                                                             "consigneeId": "shopco", "lines": [line]}},
+                                 tenant="brand")
+        await self.hub.ok(CANCEL_DISPATCH, {"id": data["createDispatch"]["id"]}, tenant="brand")
+        self.announced.add(lot)
+
     async def move(self, location: str, items: list[dict[str, Any]], tenant: str = "shopco") -> dict[str, Any]:
         for item in items:
             item.setdefault("idempotencyKey", self.key())
+            if tenant == "shopco" and item.get("lotCode") and item["lotCode"] not in self.announced:
+                await self.announce(item["sku"], item["lotCode"], item.get("expiresOn"))
         data = await self.hub.ok(RECORD_MOVEMENTS, {"movements": items, "locationId": self.locations[location]},
                                  tenant=tenant)
         return data["recordMovements"]
@@ -148,7 +163,7 @@ async def partner(hub: Any, sharer: str, other: str, scopes: list[str], they_sha
 async def net(hub) -> Network:
     for tenant, kind in (("brand", "supplier"), ("shopco", "retailer"), ("rival", "retailer")):
         await hub.tenant(tenant, kind)
-    await partner(hub, "shopco", "brand", ["stock", "alerts"], ["sku_master", "dispatches"])
+    await partner(hub, "shopco", "brand", ["stock", "alerts", "dispatches"], ["sku_master", "dispatches"])
     network = Network(hub)
     for code, kind in (("ST-1", "store"), ("ST-2", "store"), ("WH-1", "warehouse")):
         await network.location(code, kind)

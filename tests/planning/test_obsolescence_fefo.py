@@ -137,7 +137,7 @@ async def test_dispatching_a_newer_lot_than_the_shipper_keeps_alerts_the_shipper
     # given: Brand's warehouse holds an older and a newer lot; Mart receives Brand's alerts, Shopco does not
     await net.sku("SUN-50", shelfLifeDays=730)
     await hub.tenant("mart", "retailer")
-    await partner(hub, "brand", "mart", ["alerts", "sku_master", "dispatches"], [])
+    await partner(hub, "brand", "mart", ["alerts", "sku_master", "dispatches"], ["dispatches"])
     await net.location("BW-1", "warehouse", tenant="brand")
     await net.move("BW-1", [lot_receipt("B-OLD", 20, 500), lot_receipt("B-NEW", 90, 500)], tenant="brand")
 
