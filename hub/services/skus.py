@@ -178,3 +178,11 @@ async def resolve_skus(access: Access, refs: Iterable[str], context: Iterable[Ob
             resolved[ref] = match
     return resolved
 
+
+
+async def resolve_sku(access: Access, ref: str) -> Sku:
+    """One SKU reference, with the precedence of ``resolve_skus``; NOT_FOUND when it names no single usable SKU."""
+    match = (await resolve_skus(access, [ref])).get(ref.strip())
+    if match is None:
+        raise NotFound(f"sku {ref.strip()[:40]!r} not found (or ambiguous: use its id, GTIN or your alias)")
+    return match
