@@ -4,13 +4,22 @@ again, sign-out revokes the sign-in at the hub, a non-member is turned away; the
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
 
 from tests.conftest import Hub, hub_settings, start_hub
-from tests.portal.conftest import WAIT_MS, Chain, build_chain, sign_in, stored_values
+from tests.portal.conftest import (
+    CREATE_DISPATCH,
+    RECORD_MOVEMENTS,
+    WAIT_MS,
+    Chain,
+    build_chain,
+    sign_in,
+    stored_values,
+)
 
 TOKEN_TTL = 6  # seconds: the page renews at half of it
 REVOKED = '{ auditLog(filter: {action: "token.revoked"}) { edges { node { action clientId } } } }'
@@ -80,6 +89,32 @@ async def test_someone_who_is_not_a_member_is_turned_away(hub, chain, oidc_provi
     assert await tab.page.locator("#nav").is_hidden()
     assert "code=" not in tab.page.url  # the answer never stays in the address bar
     await tab.shot("sign-in")
+
+
+async def test_older_alerts_load_page_by_page(hub, chain, oidc_provider, open_tab):
+    # given more alerts than the page reads at first: 60 expired lots, one expiry alert each
+    lots = [f"X-{i:03d}" for i in range(60)]
+    expired = str(date.today() - timedelta(days=1))
+    lines = [{"sku": "YOG-1", "lotCode": lot, "quantity": 1, "expiresOn": expired} for lot in lots]
+    await hub.ok(CREATE_DISPATCH, {"input": {"ref": f"OLD-{chain.suffix}", "consigneeId": chain.shopco,
+                                             "lines": lines}}, tenant=chain.acme)
+    movements = [{"sku": "YOG-1", "kind": "receipt", "quantity": 1, "idempotencyKey": f"old-{lot}", "lotCode": lot,
+                  "expiresOn": expired} for lot in lots]
+    await hub.ok(RECORD_MOVEMENTS, {"movements": movements, "locationId": chain.dc}, tenant=chain.shopco,
+                 roles=("operator",))
+    tab = await open_tab()
+    await sign_in(tab, hub, oidc_provider, chain.clients[chain.shopco], "alice")
+    cards = tab.page.locator("article.alert[data-kind=expiry_risk]")
+    await cards.first.wait_for()
+    first_page = await cards.count()
+    assert first_page < len(lots)
+    # when the user asks for older ones
+    await tab.page.get_by_role("button", name="Load older alerts").click()
+    # then every one is there, newest first, and the button is gone
+    await tab.page.get_by_role("button", name="Load older alerts").wait_for(state="hidden")
+    assert await cards.count() >= len(lots)
+    created = await tab.page.locator("article.alert").evaluate_all("els => els.map(el => el.dataset.alertId)")
+    assert len(created) == len(set(created))
 
 
 async def test_a_removed_member_is_signed_out_of_the_open_page(hub, chain, oidc_provider, open_tab):

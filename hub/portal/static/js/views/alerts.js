@@ -9,12 +9,17 @@ export const TITLE = "Alerts";
 const FIELDS = `id kind severity status ownerId title evidence recommendation occurrences createdAt updatedAt
   acknowledgedAt acknowledgedBy resolvedAt resolvedBy note escalatedAt subjects { kind id label }`;
 // The kinds come from the schema itself: new detectors show up in the filter without a change here.
-const LIST = `{ alerts(first: 200) { nodes { ${FIELDS} } } kinds: __type(name: "AlertKind") { enumValues { name } } }`;
+const PAGE = 50;
+const LIST = `{ alerts(first: ${PAGE}) { nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } }
+  kinds: __type(name: "AlertKind") { enumValues { name } } }`;
+const OLDER = `query($after: String) { alerts(first: ${PAGE}, after: $after) {
+  nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } } }`;
 const LIVE = `subscription($after: ID) { alerts(after: $after) { cursor type occurredAt alert { ${FIELDS} } } }`;
 const ACKNOWLEDGE = `mutation($id: ID!, $note: String) { acknowledgeAlert(id: $id, note: $note) { ${FIELDS} } }`;
 const RESOLVE = `mutation($id: ID!, $note: String) { resolveAlert(id: $id, note: $note) { ${FIELDS} } }`;
 
 let kinds = [];
+let older = null; // the cursor of the next page of older alerts, while there is one
 const SEVERITIES = ["critical", "warning", "info"];
 const STATUSES = ["open", "acknowledged", "resolved"];
 
@@ -29,6 +34,7 @@ export async function load(context) {
   const data = await gql(LIST);
   kinds = data.kinds.enumValues.map((value) => value.name);
   for (const alert of data.alerts.nodes) alerts.set(alert.id, alert);
+  older = data.alerts.pageInfo.hasNextPage ? data.alerts.pageInfo.endCursor : null;
 }
 
 export function subscriptions(cursor) {
@@ -111,7 +117,8 @@ export function mount(container, context) {
       select("status", "Status", STATUSES),
       select("location", "Location", [...ctx.locations.keys()], (id) => ctx.locationName(id))),
     count,
-    list);
+    list,
+    h("button", { type: "button", id: "older-alerts", hidden: !older, onclick: loadOlder }, "Load older alerts"));
   const sorted = [...alerts.values()].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
   for (const alert of sorted) {
     const card = renderCard(alert, false);
@@ -123,6 +130,16 @@ export function mount(container, context) {
 
 export function unmount() {
   view = null;
+}
+
+async function loadOlder() {
+  const data = await gql(OLDER, { after: older });
+  older = data.alerts.pageInfo.hasNextPage ? data.alerts.pageInfo.endCursor : null;
+  for (const alert of data.alerts.nodes) if (!alerts.has(alert.id)) upsert(alert, false);
+  if (view) {
+    applyFilter();
+    document.getElementById("older-alerts").hidden = !older;
+  }
 }
 
 function renderCard(alert, fresh) {
