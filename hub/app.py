@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from hub import logs, metrics
 from hub.events import log as event_log
 from hub.audit import OriginMiddleware
 from hub.auth import TokenValidator
@@ -42,6 +43,7 @@ STARTUP_HOOKS.append(start_oauth)
 STARTUP_HOOKS.append(start_event_bus)
 STARTUP_HOOKS.append(start_escalation)
 STARTUP_HOOKS.append(start_webhooks)
+STARTUP_HOOKS.append(metrics.start_metrics_port)
 
 
 def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
@@ -80,7 +82,10 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
 
     schema = build_schema(settings)
     graphql = HubGraphQL(schema, settings)
-    middleware = [Middleware(OriginMiddleware)]  # who is calling from where, for the audit log
+    middleware = [
+        Middleware(logs.RequestContext),  # request id in and out, one access line per request
+        Middleware(OriginMiddleware),  # who is calling from where, for the audit log
+    ]
     if settings.allowed_origins:
         middleware.append(
             Middleware(
@@ -97,6 +102,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics.endpoint(holder, settings)),
             Route("/.well-known/jwks.json", jwks),
             Mount("/graphiql", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
             *oauth_routes(settings, keyring),

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterator
 
+from hub import logs
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, EmbeddedServer
@@ -145,8 +146,6 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace, Settings], int
 
 @command("serve")
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from hub.app import create_app
 
     host, port = args.host or settings.host, args.port or settings.port
@@ -170,15 +169,22 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if settings.mongodb_uri:
             app = create_app(settings)
-            uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
+            _run(app, settings)
             return 0
         with embedded_database(settings) as uri:
             log.info("embedded database (SecantusDB) at %s, data in %s", uri, settings.data_dir.resolve())
             app = create_app(settings, mongodb_uri=uri)
-            uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), ws="auto")
+            _run(app, settings)
         return 0
     finally:
         record.unlink(missing_ok=True)
+
+
+def _run(app: object, settings: Settings) -> None:
+    # Our logging setup (hub/logs.py) formats uvicorn's lines too; the access line comes from logs.RequestContext.
+    import uvicorn
+
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, ws="auto")  # type: ignore[arg-type]
 
 
 def _parse_ttl(text: str) -> int:
@@ -399,7 +405,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args, settings)

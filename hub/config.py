@@ -112,6 +112,12 @@ class Settings:
     # Signs the short-lived sign-in cookie; derived from the hub's signing key when unset.
     session_secret: str | None = None
     log_level: str = "INFO"
+    log_format: str = "auto"  # json | plain | auto (plain in a terminal, JSON lines otherwise)
+    # /metrics: a bearer token on the API port, or a port of its own (no token); with neither it answers 403.
+    metrics_token: str | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_refresh_seconds: float = 15.0  # how often database-held figures (alerts, webhook backlog) are re-read
     # Where `lotpulse serve` records itself so the CLI finds it from any folder ($XDG_RUNTIME_DIR/lotpulse or
     # <temp dir>/lotpulse-<uid> when unset).
     runtime_dir: Path | None = None

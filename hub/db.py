@@ -25,6 +25,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
+from hub.metrics import CommandTimer
+
 log = logging.getLogger("lotpulse.db")
 PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
@@ -162,7 +164,9 @@ class Database:
 
     @classmethod
     async def connect(cls, uri: str, name: str) -> Database:
-        client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+        client: AsyncMongoClient = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=10_000, event_listeners=[CommandTimer()]
+        )
         database = cls(client, name)
         await init_beanie(database=database.db, document_models=document_models())
         return database

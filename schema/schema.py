@@ -15,6 +15,7 @@ from strawberry.tools import merge_types
 from hub.config import Settings
 from schema.errors import ErrorShaper, log_errors
 from schema.limits import BoundedParserCache, Limits, QueryGuard
+from schema.observe import Observe
 from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
 
@@ -58,6 +59,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=merge_types("Mutation", mutations) if mutations else None,
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
         extensions=[
+            Observe,
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: BoundedParserCache(parse_cache),
             lambda: QueryGuard(limits, validation_cache),

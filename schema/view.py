@@ -26,6 +26,7 @@ from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from hub import logs, metrics
 from hub.errors import HubError
 from hub.config import Settings
 from hub.state import hub_of
@@ -116,6 +117,7 @@ class HubGraphQL(GraphQL):
             raise ConnectionRejectionError({"message": "missing authorization"})
         try:
             context.principal = await context.hub.validator.authenticate(authorization)
+            logs.tenant.set(context.principal.tenant_id)
         except HubError as exc:
             raise ConnectionRejectionError({"message": exc.message}) from None
         except PyMongoError:
@@ -199,6 +201,8 @@ class HubGraphQL(GraphQL):
         Under the legacy ``application/json`` media type such answers are 200 (clients read ``errors``); under
         ``application/graphql-response+json`` an answer without ``data`` keeps its 4xx/5xx status.
         """
+        for error in payload.get("errors", ()):
+            metrics.GRAPHQL_ERRORS.labels(metrics.error_code(error)).inc()
         media = GRAPHQL_RESPONSE if self._wants_graphql_response(request) else "application/json"
         if media == "application/json" and graphql_result and status < 500:
             status = 200
@@ -229,6 +233,8 @@ class HubGraphQL(GraphQL):
             # pyjwt) is still just an invalid token, never a 500.
             log.warning("token rejected by an unexpected error", exc_info=True)
             return self._unauthenticated(request, "invalid token")
+        logs.tenant.set(context.principal.tenant_id)
+        logs.operation.set(operation_name)
         allowed = {OperationType.QUERY} if request.method == "GET" else {
             OperationType.QUERY,
             OperationType.MUTATION,

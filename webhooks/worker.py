@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub import metrics
 from hub.config import Settings
 from hub.db import run_transaction
 from webhooks import delivery, guard, retry
@@ -260,6 +261,10 @@ class Worker:
                 await collection.update_many(query, change, session=session)
 
         await run_transaction(collection.database.client, record)
+        for (succeeded, next_at, tries, _), ids in same.items():
+            metrics.WEBHOOK_ATTEMPTS.labels("success" if succeeded else "failure").inc(len(ids))
+            if not succeeded and next_at is None:
+                metrics.WEBHOOK_FAILURES.inc(len(ids))
         await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
+from hub import metrics
 from hub.errors import BadInput, RateLimited
 from hub.events.ledger import Ledger
 from hub.events.log import COUNTERS, EVENTS_COUNTER
@@ -147,9 +148,12 @@ class EventBus:
         subscription = Subscription(tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size)
         # Registered before the replay query: whatever commits from now on is queued, and the seq check dedupes.
         self.by_tenant.setdefault(tenant_id, set()).add(subscription)
+        live = metrics.LIVE_SUBSCRIPTIONS.labels(tenant_id)
+        live.inc()
         try:
             yield self._stream(subscription, after_seq)
         finally:
+            live.dec()
             subscribers = self.by_tenant.get(tenant_id)
             if subscribers is not None:
                 subscribers.discard(subscription)
@@ -205,6 +209,7 @@ class EventBus:
         if event.seq <= self.last_seq:
             return  # seen before a resume or during a catch-up
         self.last_seq = event.seq
+        metrics.BUS_LAG.observe(max(0.0, (utcnow() - event.occurred_at).total_seconds()))
         for listener in self.listeners:
             listener()
         for tenant in event.audience:

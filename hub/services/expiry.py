@@ -22,6 +22,7 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub import metrics
 from hub.dates import from_bson, to_bson
 from hub.db import Database
 from hub.detect.expiry import SEVERITY_ORDER, VELOCITY_DAYS, LotStock, arrival_shortfall, assess
@@ -119,7 +120,8 @@ async def evaluate_positions(
             held_days=held,
             min_remaining_days=sku.min_remaining_shelf_life_days if sku and ships_on else None,
         )
-        risk = assess(stock, today)
+        with metrics.DETECTOR_DURATION.labels("expiry").time():
+            risk = assess(stock, today)
         if risk is None:
             cleared.append(key)
             continue
@@ -329,7 +331,8 @@ async def start_sweeper(hub: Any) -> None:
         while True:
             await pause(minutes * 60)
             try:
-                report = await sweep(hub.database)
+                with metrics.SWEEP_DURATION.time():
+                    report = await sweep(hub.database)
                 log.info("expiry sweep: %d positions, %d alerts raised", report.positions, report.alerts)
             except Exception:
                 log.exception("expiry sweep failed; retrying next interval")

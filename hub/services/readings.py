@@ -21,6 +21,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub import metrics
 from hub.config import Settings
 from hub.db import Database
 from hub.detect.spikes import Reading, SpikeState, detect
@@ -247,11 +248,12 @@ async def ingest(
             if not new:
                 continue  # a replayed batch: nothing to judge or write
             state = current.get(sensor_id, SensorState())
-            result = detect(
-                SpikeState.from_doc(state.detector),
-                [Reading(r["t"], r["c"]) for r in new],
-                goods[sensor_id].spike_config(settings),
-            )
+            with metrics.DETECTOR_DURATION.labels("spikes").time():
+                result = detect(
+                    SpikeState.from_doc(state.detector),
+                    [Reading(r["t"], r["c"]) for r in new],
+                    goods[sensor_id].spike_config(settings),
+                )
             report.late += result.late
             fields: dict[str, Any] = {"detector": result.state.to_doc(), "updated_at": now}
             newest = max(new, key=lambda r: r["t"])

@@ -15,6 +15,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub import metrics
 from hub.config import Settings
 from hub.db import Database, StaleRead
 from hub.detect.mismatch import ExpectedLine, Mismatch, MismatchKind, ScannedLine, reconcile, recommendation
@@ -129,9 +130,10 @@ async def _book(
         sku = skus[l.sku.strip()]
         scanned.append(ScannedLine(l.sku.strip(), str(sku.id) if sku else None, l.lot_code.strip(), l.quantity,
                                    l.expires_on))
-    outcome = reconcile(expected, earlier, scanned, final=data.final,
-                        quantity_tolerance_pct=settings.receipt_quantity_tolerance_pct,
-                        shelf_life_tolerance_days=settings.expiry_tolerance_days)
+    with metrics.DETECTOR_DURATION.labels("mismatch").time():
+        outcome = reconcile(expected, earlier, scanned, final=data.final,
+                            quantity_tolerance_pct=settings.receipt_quantity_tolerance_pct,
+                            shelf_life_tolerance_days=settings.expiry_tolerance_days)
     receipt_id = ObjectId()
     lots = {lot.id: lot for lot in await Lot.find({"_id": {"$in": [l.lot_id for l in dispatch.lines]}},
                                                   session=session).to_list()}

@@ -1,0 +1,34 @@
+"""Per-operation observability: the operation's name in every log line, and its latency by name and type."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from hub import logs, metrics
+
+
+class Observe(SchemaExtension):
+    def on_parse(self) -> Iterator[None]:
+        yield
+        # Known once the document is parsed (the client's operationName, else the operation's own name).
+        logs.operation.set(self.execution_context.operation_name)
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        context = self.execution_context
+        if context.graphql_document is None:
+            return  # refused before parsing finished: counted by its error code only
+        try:
+            kind = context.operation_type
+        except RuntimeError:
+            return  # no such operation in the document
+        if kind is OperationType.SUBSCRIPTION:
+            return  # a subscription's "latency" is its lifetime
+        metrics.GRAPHQL_DURATION.labels(metrics.operation_label(context.operation_name), kind.value).observe(
+            time.perf_counter() - started
+        )
