@@ -102,7 +102,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/metrics", metrics.endpoint(holder, settings)),
+            Route("/metrics", metrics.endpoint(settings)),
             Route("/.well-known/jwks.json", jwks),
             Mount("/graphiql", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
             *oauth_routes(settings, keyring),

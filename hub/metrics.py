@@ -120,9 +120,7 @@ def _authorized(request: Request, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def endpoint(
-    holder: dict[str, HubState], settings: Settings
-) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     """The ``/metrics`` route of the API port: bearer ``metrics_token`` required."""
     refresh = Refresher(settings.metrics_refresh_seconds)
     token = settings.metrics_token
@@ -136,7 +134,7 @@ def endpoint(
             )
         if not _authorized(request, token):
             return JSONResponse({"error": "bearer token required"}, 401, {"WWW-Authenticate": 'Bearer realm="metrics"'})
-        hub = holder.get("hub")
+        hub: HubState | None = getattr(request.app.state, "hub", None)
         if hub is not None:
             await refresh(hub)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -71,7 +71,7 @@ async def test_named_series_are_exposed_and_move_with_traffic(ops_hub, suffix):
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     listener = Listener(ops_hub.ws_url, ops_hub.token(tenant, "viewer"), ALERTS_SUBSCRIPTION).start()
     try:
-        bus = ops_hub.state.services["bus"]
+        bus = ops_hub.state.bus
         for _ in range(500):
             if bus.count(tenant):
                 break
