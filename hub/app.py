@@ -21,6 +21,7 @@ from hub.auth import TokenValidator
 from hub.events.bus import start_event_bus
 from hub.config import Settings
 from hub.db import Database
+from hub.ratelimit import start_rate_limits
 from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
@@ -44,6 +45,7 @@ STARTUP_HOOKS.append(start_event_bus)
 STARTUP_HOOKS.append(start_escalation)
 STARTUP_HOOKS.append(start_webhooks)
 STARTUP_HOOKS.append(metrics.start_metrics_port)
+STARTUP_HOOKS.append(start_rate_limits)
 
 
 def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:

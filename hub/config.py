@@ -33,6 +33,18 @@ class TrustedIssuer:
 
 
 @dataclass(frozen=True)
+class RateLimitOverride:
+    """Limits for one tenant or one OAuth client instead of the defaults (unset numbers keep the default)."""
+
+    tenant: str | None = None
+    client_id: str | None = None
+    requests_per_second: float | None = None
+    requests_burst: float | None = None
+    cost_per_second: float | None = None
+    cost_burst: float | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     mongodb_uri: str | None = None
     database: str = "lotpulse"
@@ -118,6 +130,14 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_refresh_seconds: float = 15.0  # how often database-held figures (alerts, webhook backlog) are re-read
+    # Token buckets per tenant and per OAuth client, shared by all hub processes (hub/ratelimit.py). Query cost
+    # counts each selected field once, times the `first`/`last` of every list around it.
+    rate_limits: bool = True
+    rate_limit_requests_per_second: float = 100.0
+    rate_limit_requests_burst: float = 500.0
+    rate_limit_cost_per_second: float = 20_000.0
+    rate_limit_cost_burst: float = 100_000.0
+    rate_limit_overrides: tuple[RateLimitOverride, ...] = ()  # JSON list of {"tenant" or "client_id", numbers}
     # Where `lotpulse serve` records itself so the CLI finds it from any folder ($XDG_RUNTIME_DIR/lotpulse or
     # <temp dir>/lotpulse-<uid> when unset).
     runtime_dir: Path | None = None

@@ -18,6 +18,7 @@ from hub.keys import KeyRing
 if TYPE_CHECKING:
     from hub.events.bus import EventBus
     from hub.oauth.http import OAuthService
+    from hub.ratelimit import RateLimiter
     from webhooks.dispatcher import Dispatcher
     from webhooks.worker import Worker
 
@@ -40,6 +41,7 @@ class HubState:
     # Only when this process runs the webhook dispatcher and worker (LOTPULSE_WEBHOOK_WORKER).
     webhook_dispatcher: Dispatcher | None = field(default=None, repr=False)
     webhook_worker: Worker | None = field(default=None, repr=False)
+    rate_limiter: RateLimiter | None = field(default=None, repr=False)  # None: LOTPULSE_RATE_LIMITS is off
     tasks: list[asyncio.Task[Any]] = field(default_factory=list, repr=False)
 
     def spawn(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:

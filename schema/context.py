@@ -13,6 +13,7 @@ from hub.errors import Unauthenticated
 from tenants.access import Access
 
 if TYPE_CHECKING:
+    from hub.ratelimit import Decision
     from hub.state import HubState
 
 
@@ -23,6 +24,7 @@ class Context:
     response: Any = None
     principal: Principal | None = None
     connection_params: dict[str, Any] = field(default_factory=dict)
+    rate_limit: Decision | None = None  # the tightest rate-limit decision so far, reported in the response headers
     _access: Access | None = None
 
     def require_principal(self) -> Principal:

@@ -15,6 +15,7 @@ from strawberry.tools import merge_types
 from hub.config import Settings
 from schema.errors import ErrorShaper, log_errors
 from schema.limits import BoundedParserCache, Limits, QueryGuard
+from schema.cost import CostLimit
 from schema.observe import Observe
 from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
@@ -64,6 +65,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: BoundedParserCache(parse_cache),
             lambda: QueryGuard(limits, validation_cache),
             ErrorShaper,
+            lambda: CostLimit(settings.max_page_size),
         ],
         execution_context_class=SharedEventExecutor,  # one execution per live event and document, not per subscriber
     )

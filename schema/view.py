@@ -235,6 +235,15 @@ class HubGraphQL(GraphQL):
             return self._unauthenticated(request, "invalid token")
         logs.tenant.set(context.principal.tenant_id)
         logs.operation.set(operation_name)
+        limiter = context.hub.rate_limiter
+        if limiter is not None:
+            decision = await limiter.take("requests", context.principal, 1)
+            context.rate_limit = decision
+            if not decision.allowed:
+                retry = decision.headers()["Retry-After"]
+                body = {"errors": [{"message": f"too many requests; retry after {retry} s",
+                                    "extensions": {"code": "RATE_LIMITED", "retryAfter": int(retry)}}]}
+                return self._respond(request, body, 429, decision.headers())
         allowed = {OperationType.QUERY} if request.method == "GET" else {
             OperationType.QUERY,
             OperationType.MUTATION,
@@ -268,6 +277,12 @@ class HubGraphQL(GraphQL):
         if ran:
             payload["data"] = result.data
         status = 200 if ran else 400
-        if not ran and any(e.get("extensions", {}).get("code") == "INTERNAL_SERVER_ERROR" for e in errors):
+        codes = {e.get("extensions", {}).get("code") for e in errors}
+        if not ran and "INTERNAL_SERVER_ERROR" in codes:
             status = 500
-        return self._respond(request, payload, status, graphql_result=True)
+        headers = context.rate_limit.headers() if context.rate_limit is not None else None
+        if not ran and "RATE_LIMITED" in codes and headers:  # the operation's cost is over the limit: never run
+            for error in errors:
+                error["extensions"]["retryAfter"] = int(headers["Retry-After"])
+            return self._respond(request, payload, 429, headers)
+        return self._respond(request, payload, status, headers, graphql_result=True)

@@ -1,0 +1,179 @@
+"""Rate limits per tenant and per OAuth client: token buckets for requests and for query cost, shared by every hub
+process through MongoDB.
+
+Why not the ``limits`` library: its asyncio MongoDB storage is built on motor (deprecated, and rejected by beanie 2,
+see the README), it offers fixed and moving windows rather than token buckets, and it asks the database on every
+hit, which would double the cost of a trivial query on the embedded database. Here each bucket is one document
+(``rate_buckets``) refilled and drawn by one atomic update pipeline, and a process *leases* tokens from it in chunks
+(a twentieth of the burst) that it spends locally for at most ``LEASE_SECONDS``. So the database is asked about once
+per chunk, the limit holds across processes, and a process can over-spend by at most one unspent chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+
+from hub import metrics
+from hub.config import Settings
+
+if TYPE_CHECKING:
+    from hub.auth import Principal
+    from hub.state import HubState
+
+LEASE_SECONDS = 1.0  # unspent leased tokens are dropped after this, so a lease cannot outlive a refill by much
+CHUNK_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_second: float
+    burst: float
+
+    @property
+    def chunk(self) -> float:
+        return max(1.0, math.floor(self.burst * CHUNK_FRACTION))
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: Limit
+    remaining: float  # what this process knows is left (its lease plus the bucket at its last read)
+    retry_after: float  # seconds until the refused amount is available again (0 when allowed)
+
+    def tighter(self, other: Decision | None) -> Decision:
+        """Of two decisions for one request, the one to report: a refusal, else the one with less left."""
+        if other is None or not self.allowed:
+            return self
+        if not other.allowed:
+            return other
+        return self if self.remaining / self.limit.burst <= other.remaining / other.limit.burst else other
+
+    def headers(self) -> dict[str, str]:
+        """IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), plus Retry-After when refused."""
+        reset = 0.0 if self.limit.per_second <= 0 else (self.limit.burst - self.remaining) / self.limit.per_second
+        headers = {
+            "RateLimit-Limit": str(int(self.limit.burst)),
+            "RateLimit-Remaining": str(max(0, int(self.remaining))),
+            "RateLimit-Reset": str(max(0, math.ceil(reset))),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
+
+
+@dataclass
+class _Lease:
+    tokens: float = 0.0
+    taken_at: float = 0.0
+    bucket_left: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SharedBuckets:
+    """Token buckets in one MongoDB collection, drawn through per-process leases."""
+
+    def __init__(self, collection: AsyncCollection[Any]) -> None:
+        self.collection = collection
+        self.leases: dict[str, _Lease] = {}
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index("expire_at", expireAfterSeconds=0)
+
+    async def take(self, key: str, amount: float, limit: Limit) -> Decision:
+        lease = self.leases.setdefault(key, _Lease())
+        now = time.monotonic()
+        if now - lease.taken_at > LEASE_SECONDS:
+            lease.tokens = 0.0
+        if lease.tokens >= amount:
+            lease.tokens -= amount
+            return Decision(True, limit, lease.tokens + lease.bucket_left, 0.0)
+        async with lease.lock:
+            if lease.tokens < amount:  # another request of this process may have refilled meanwhile
+                want = max(amount - lease.tokens, limit.chunk)
+                granted, lease.bucket_left = await self._draw(key, want, limit)
+                lease.tokens += granted
+                lease.taken_at = time.monotonic()
+            if lease.tokens >= amount:
+                lease.tokens -= amount
+                return Decision(True, limit, lease.tokens + lease.bucket_left, 0.0)
+            # More than the whole bucket never fits: the wait reported is then that of a full bucket.
+            missing = min(amount, limit.burst) - lease.tokens - lease.bucket_left
+            wait = max(0.0, missing) / max(limit.per_second, 1e-9)
+            return Decision(False, limit, lease.tokens + lease.bucket_left, wait)
+
+    async def _draw(self, key: str, want: float, limit: Limit) -> tuple[float, float]:
+        """Refill the shared bucket for the time elapsed and take up to ``want`` whole tokens from it, atomically."""
+        now = time.time()
+        full_in = limit.burst / max(limit.per_second, 1e-9)
+        expire_at = datetime.now(timezone.utc) + timedelta(seconds=min(full_in, 86400) + 60)
+        elapsed = {"$max": [0, {"$subtract": [now, {"$ifNull": ["$at", now]}]}]}
+        doc = await self.collection.find_one_and_update(
+            {"_id": key},
+            [
+                {"$set": {"level": {"$min": [limit.burst, {"$add": [{"$ifNull": ["$tokens", limit.burst]},
+                                                                    {"$multiply": [elapsed, limit.per_second]}]}]}}},
+                {"$set": {"granted": {"$max": [0, {"$min": [want, {"$floor": "$level"}]}]}}},
+                {"$set": {"tokens": {"$subtract": ["$level", "$granted"]}, "at": now,
+                          "expire_at": {"$literal": expire_at}}},
+                {"$unset": "level"},
+            ],
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        return float(doc["granted"]), float(doc["tokens"])
+
+
+
+class RateLimiter:
+    """The hub's limits: per tenant and per OAuth client, for requests and for query cost (settings, with overrides
+    per tenant or client)."""
+
+    def __init__(self, settings: Settings, buckets: SharedBuckets) -> None:
+        self.settings = settings
+        self.buckets = buckets
+        self.overrides = {
+            ("t", o.tenant) if o.tenant else ("c", o.client_id): o for o in settings.rate_limit_overrides
+        }
+
+    def _limit(self, kind: str, who: tuple[str, str | None]) -> Limit:
+        s, override = self.settings, self.overrides.get(who)
+        per_second = getattr(override, f"{kind}_per_second", None)
+        burst = getattr(override, f"{kind}_burst", None)
+        return Limit(
+            per_second if per_second is not None else getattr(s, f"rate_limit_{kind}_per_second"),
+            burst if burst is not None else getattr(s, f"rate_limit_{kind}_burst"),
+        )
+
+    async def take(self, kind: str, principal: Principal, amount: float) -> Decision:
+        """Draw ``amount`` from the caller's tenant bucket and, for OAuth clients, its client bucket (``kind`` is
+        ``requests`` or ``cost``); answers the refusal, else the tighter of the two."""
+        callers: list[tuple[str, str | None]] = [("t", principal.tenant_id)]
+        if principal.client_id:
+            callers.append(("c", principal.client_id))
+        decisions = []
+        for who in callers:
+            decision = await self.buckets.take(f"{kind}:{who[0]}:{who[1]}", amount, self._limit(kind, who))
+            if not decision.allowed:
+                metrics.RATE_LIMITED.labels(kind).inc()
+                return decision
+            decisions.append(decision)
+        return min(decisions, key=lambda d: d.remaining)
+
+
+async def start_rate_limits(hub: HubState) -> None:
+    """Startup hook: the limiter on the hub's database (off with ``LOTPULSE_RATE_LIMITS=false``)."""
+    if not hub.settings.rate_limits:
+        return
+    buckets = SharedBuckets(hub.database.db["rate_buckets"])
+    await buckets.ensure_indexes()
+    hub.rate_limiter = RateLimiter(hub.settings, buckets)

@@ -1,0 +1,123 @@
+"""Query cost for rate limiting: each selected field costs 1, times the page size of every list around it.
+
+A page size is the field's ``first`` or ``last`` (literal, variable or the schema's default), capped at the
+largest page; fields without one count once. Runs after validation, so fragments are known to be acyclic and the
+expanded document is bounded by the query limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNamedType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+)
+from graphql.language import OperationType as AstOperationType
+from strawberry.extensions import SchemaExtension
+from starlette.requests import Request
+
+PAGE_ARGUMENTS = ("first", "last")
+
+
+def query_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+               variables: dict[str, Any] | None, max_page: int) -> int:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    operation = next((o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)),
+                     None)
+    if operation is None:
+        return 1
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    root = {
+        AstOperationType.QUERY: schema.query_type,
+        AstOperationType.MUTATION: schema.mutation_type,
+        AstOperationType.SUBSCRIPTION: schema.subscription_type,
+    }[operation.operation]
+    variables = variables or {}
+
+    def page(field: FieldNode, definition: Any) -> int:
+        for argument in field.arguments or ():
+            if argument.name.value in PAGE_ARGUMENTS:
+                value = argument.value
+                if isinstance(value, IntValueNode):
+                    return min(max(int(value.value), 1), max_page)
+                if isinstance(value, VariableNode) and isinstance(variables.get(value.name.value), int):
+                    return min(max(variables[value.name.value], 1), max_page)
+        for name in PAGE_ARGUMENTS:
+            default = definition.args.get(name).default_value if definition and name in definition.args else None
+            if isinstance(default, int):
+                return min(max(default, 1), max_page)
+        return 1
+
+    def selections(node: SelectionSetNode, parent: GraphQLNamedType | None) -> Iterator[tuple[FieldNode, Any]]:
+        for selection in node.selections:
+            if isinstance(selection, FieldNode):
+                fields = getattr(parent, "fields", {})
+                yield selection, fields.get(selection.name.value)
+            else:
+                if isinstance(selection, FragmentSpreadNode):
+                    fragment = fragments.get(selection.name.value)
+                    if fragment is None:
+                        continue
+                    condition, inner = fragment.type_condition, fragment.selection_set
+                else:
+                    assert isinstance(selection, InlineFragmentNode)
+                    condition, inner = selection.type_condition, selection.selection_set
+                narrowed = schema.get_type(condition.name.value) if condition else parent
+                yield from selections(inner, narrowed)  # type: ignore[arg-type]
+
+    def cost(node: SelectionSetNode, parent: GraphQLNamedType | None, multiplier: int) -> int:
+        total = 0
+        for field, definition in selections(node, parent):
+            if field.name.value.startswith("__"):
+                continue
+            total += multiplier
+            if field.selection_set is not None:
+                inner = get_named_type(definition.type) if definition is not None else None
+                total += cost(field.selection_set, inner, multiplier * page(field, definition))
+        return total
+
+    return max(1, cost(operation.selection_set, root, 1))
+
+
+class CostLimit(SchemaExtension):
+    """Draws an HTTP operation's cost from the caller's cost buckets before it runs; over the limit, the operation
+    is answered with RATE_LIMITED and never executed. The view sends the RateLimit headers it leaves in the context."""
+
+    def __init__(self, max_page: int) -> None:
+        self.max_page = max_page
+
+    async def on_execute(self) -> Any:
+        context = self.execution_context
+        request_context = context.context
+        hub = getattr(request_context, "hub", None)
+        limiter = getattr(hub, "rate_limiter", None)
+        if limiter is not None and isinstance(request_context.request, Request) and context.graphql_document:
+            amount = query_cost(context.schema._schema, context.graphql_document, context.operation_name,
+                                context.variables, self.max_page)
+            decision = await limiter.take("cost", request_context.require_principal(), amount)
+            request_context.rate_limit = decision.tighter(request_context.rate_limit)
+            if not decision.allowed:
+                message = (
+                    f"query cost {amount} exceeds the most one request may cost ({int(decision.limit.burst)}): "
+                    "ask for smaller pages"
+                    if amount > decision.limit.burst
+                    else f"query cost {amount} exceeds what is left of the rate limit; retry later"
+                )
+                context.result = ExecutionResult(data=None, errors=[GraphQLError(
+                    message,
+                    extensions={"code": "RATE_LIMITED", "cost": amount},
+                )])
+        yield

@@ -1,0 +1,85 @@
+"""Rate limits: token buckets per tenant and per OAuth client, for requests and query cost, shared across processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from hub.auth import Principal
+from hub.config import RateLimitOverride
+from hub.ratelimit import Limit, RateLimiter, SharedBuckets
+from tests.conftest import Hub, hub_settings, start_hub
+
+PAGE = "query Page($n: Int!) { skus(first: $n) { edges { node { id code } } } }"
+SLOW = 0.001  # tokens per second: nothing refills during a test
+
+
+@pytest.fixture(scope="module")
+async def limited_hub(key_file: Path, mongo_uri: str) -> AsyncIterator[Hub]:
+    overrides = (
+        RateLimitOverride(tenant="chatty", requests_per_second=SLOW, requests_burst=3),
+        RateLimitOverride(tenant="costly", cost_per_second=SLOW, cost_burst=100),
+    )
+    async for running in start_hub(hub_settings(key_file, mongo_uri, rate_limit_overrides=overrides)):
+        for tenant in ("chatty", "costly", "calm"):
+            await running.tenant(tenant)
+        yield running
+
+
+async def test_a_tenant_over_its_request_limit_is_refused_while_another_is_not(limited_hub):
+    token = limited_hub.token("chatty", "viewer")
+    answers = [await limited_hub.post("{ me { subject } }", token=token) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].headers["RateLimit-Limit"] == "3"
+    assert [a.headers["RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
+    refused = answers[3]
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert int(refused.headers["Retry-After"]) >= 1 and "RateLimit-Reset" in refused.headers
+    assert "data" not in refused.json()
+    # the other tenant, on the same hub, is unaffected
+    calm = [await limited_hub.post("{ me { subject } }", token=limited_hub.token("calm", "viewer")) for _ in range(5)]
+    assert [a.status_code for a in calm] == [200] * 5
+
+
+async def test_query_cost_weighs_lists_by_first(limited_hub):
+    token = limited_hub.token("costly", "viewer")
+    # 1 (skus) + 5 x (edges, node, id, code) = 21 points: runs
+    small = await limited_hub.post(PAGE, {"n": 5}, token=token)
+    assert small.status_code == 200 and "errors" not in small.json(), small.json()
+    # 1 + 50 x 4 = 201 points: more than the whole bucket (100), refused before it runs
+    big = await limited_hub.post(PAGE, {"n": 50}, token=token)
+    assert big.status_code == 429
+    error = big.json()["errors"][0]
+    assert error["extensions"]["code"] == "RATE_LIMITED" and error["extensions"]["cost"] == 201
+    assert "Retry-After" in big.headers
+    # the same page is cheap for a tenant with the default limits
+    other = await limited_hub.post(PAGE, {"n": 50}, token=limited_hub.token("calm", "viewer"))
+    assert other.status_code == 200 and "errors" not in other.json()
+
+
+def principal(tenant: str, client: str | None) -> Principal:
+    return Principal(tenant_id=tenant, subject=client or "user", issuer="test", roles=frozenset({"integration"}),
+                     client_id=client)
+
+
+async def test_each_oauth_client_has_its_own_bucket_within_its_tenants(limited_hub):
+    settings = limited_hub.settings.with_(
+        rate_limit_overrides=(RateLimitOverride(client_id="lpc_loop", requests_per_second=SLOW, requests_burst=2),)
+    )
+    limiter = RateLimiter(settings, SharedBuckets(limited_hub.state.database.db["rate_buckets"]))
+    looping, other = principal("calm", "lpc_loop"), principal("calm", "lpc_other")
+    assert [(await limiter.take("requests", looping, 1)).allowed for _ in range(3)] == [True, True, False]
+    assert (await limiter.take("requests", other, 1)).allowed  # the tenant's other client is unaffected
+
+
+async def test_buckets_are_shared_across_processes(limited_hub):
+    collection = limited_hub.state.database.db["rate_buckets"]
+    one, two = SharedBuckets(collection), SharedBuckets(collection)  # as two hub processes hold them
+    limit = Limit(per_second=SLOW, burst=20)  # chunk of 1: each process leases a token at a time
+    allowed = 0
+    for _ in range(20):
+        for process in (one, two):
+            allowed += (await process.take("requests:t:shared-test", 1, limit)).allowed
+    assert allowed == 20  # together they spent the one bucket, not one each
