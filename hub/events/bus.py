@@ -31,6 +31,7 @@ from bson.errors import InvalidId
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from hub import metrics
+from hub.dates import utcnow
 from hub.errors import BadInput, RateLimited
 from hub.events.ledger import Ledger
 from hub.events.log import COUNTERS, EVENTS_COUNTER
