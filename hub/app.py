@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from hub import logs, metrics
+from hub import logs, metrics, tracing
 from hub.events import log as event_log
 from hub.audit import OriginMiddleware
 from hub.auth import TokenValidator
@@ -22,6 +22,7 @@ from hub.events.bus import start_event_bus
 from hub.config import Settings
 from hub.db import Database
 from hub.ratelimit import start_rate_limits
+from hub.services.persisted import start_persisted_queries
 from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
@@ -46,10 +47,12 @@ STARTUP_HOOKS.append(start_escalation)
 STARTUP_HOOKS.append(start_webhooks)
 STARTUP_HOOKS.append(metrics.start_metrics_port)
 STARTUP_HOOKS.append(start_rate_limits)
+STARTUP_HOOKS.append(start_persisted_queries)
 
 
-def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
-    """The hub as an ASGI app. ``mongodb_uri`` overrides the settings (the CLI passes the embedded server's)."""
+def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provider: Any = None) -> Starlette:
+    """The hub as an ASGI app. ``mongodb_uri`` overrides the settings (the CLI passes the embedded server's);
+    ``tracer_provider`` replaces the OTLP exporter when tracing is on (tests keep spans in memory)."""
     uri = mongodb_uri or settings.mongodb_uri
     if uri is None:
         raise ValueError("no MongoDB URI: set LOTPULSE_MONGODB_URI or run `lotpulse serve` for the embedded one")
@@ -82,9 +85,14 @@ def create_app(settings: Settings, mongodb_uri: str | None = None) -> Starlette:
     async def jwks(request: Request) -> JSONResponse:
         return JSONResponse(keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
-    schema = build_schema(settings)
+    if settings.tracing:
+        tracer_provider = tracer_provider or tracing.provider_for(settings)
+    else:
+        tracer_provider = None
+    schema = build_schema(settings, tracer_provider)
     graphql = HubGraphQL(schema, settings)
     middleware = [
+        *([Middleware(tracing.instrument, provider=tracer_provider)] if tracer_provider else []),
         Middleware(logs.RequestContext),  # request id in and out, one access line per request
         Middleware(OriginMiddleware),  # who is calling from where, for the audit log
     ]

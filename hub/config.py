@@ -138,6 +138,12 @@ class Settings:
     rate_limit_cost_per_second: float = 20_000.0
     rate_limit_cost_burst: float = 100_000.0
     rate_limit_overrides: tuple[RateLimitOverride, ...] = ()  # JSON list of {"tenant" or "client_id", numbers}
+    # OpenTelemetry traces over OTLP/HTTP (hub/tracing.py); the endpoint defaults to OTEL_EXPORTER_OTLP_* variables.
+    tracing: bool = False
+    tracing_endpoint: str | None = None
+    tracing_sample_ratio: float = 1.0
+    tracing_service_name: str = "lotpulse"
+    safelist_cache_seconds: float = 30.0  # a changed client safelist applies on other hub processes within this
     # Where `lotpulse serve` records itself so the CLI finds it from any folder ($XDG_RUNTIME_DIR/lotpulse or
     # <temp dir>/lotpulse-<uid> when unset).
     runtime_dir: Path | None = None

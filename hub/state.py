@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hub.events.bus import EventBus
     from hub.oauth.http import OAuthService
     from hub.ratelimit import RateLimiter
+    from hub.services.persisted import PersistedQueries, Safelists
     from webhooks.dispatcher import Dispatcher
     from webhooks.worker import Worker
 
@@ -42,6 +43,8 @@ class HubState:
     webhook_dispatcher: Dispatcher | None = field(default=None, repr=False)
     webhook_worker: Worker | None = field(default=None, repr=False)
     rate_limiter: RateLimiter | None = field(default=None, repr=False)  # None: LOTPULSE_RATE_LIMITS is off
+    persisted_queries: PersistedQueries = field(init=False, repr=False)
+    safelists: Safelists = field(init=False, repr=False)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list, repr=False)
 
     def spawn(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:

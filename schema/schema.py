@@ -13,6 +13,7 @@ from strawberry.extensions import MaxTokensLimiter
 from strawberry.tools import merge_types
 
 from hub.config import Settings
+from hub.tracing import GraphQLTracing
 from schema.errors import ErrorShaper, log_errors
 from schema.limits import BoundedParserCache, Limits, QueryGuard
 from schema.cost import CostLimit
@@ -21,7 +22,7 @@ from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
-DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning")
+DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning", "persisted")
 
 
 def _roots(kind: str, attr: str) -> tuple[type, ...]:
@@ -44,7 +45,8 @@ class HubSchema(strawberry.Schema):
         log_errors(errors)
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.Schema:
+    """The schema; with a ``tracer_provider`` (tracing on) every operation, phase and resolver is a span."""
     limits = Limits(
         max_depth=settings.max_depth,
         max_aliases=settings.max_aliases,
@@ -66,6 +68,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryGuard(limits, validation_cache),
             ErrorShaper,
             lambda: CostLimit(settings.max_page_size),
+            *([lambda: GraphQLTracing(tracer_provider=tracer_provider)] if tracer_provider else []),
         ],
         execution_context_class=SharedEventExecutor,  # one execution per live event and document, not per subscriber
     )

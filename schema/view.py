@@ -26,9 +26,10 @@ from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from hub import logs, metrics
+from hub import logs, metrics, tracing
 from hub.errors import HubError
 from hub.config import Settings
+from hub.services.persisted import HASH, sha256_hex
 from hub.state import hub_of
 from schema.context import Context
 from schema.ws import HubTransportWSHandler
@@ -39,6 +40,10 @@ log = logging.getLogger("lotpulse.http")
 GRAPHIQL_DIR = Path(__file__).resolve().parent.parent / "hub" / "static" / "graphiql"
 GRAPHIQL_PAGE = GRAPHIQL_DIR / "index.html"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+class PersistedQueryNotFound(Exception):
+    """Only a hash was sent and no query is stored under it: the client sends the query with the hash next."""
 
 
 class RequestError(Exception):
@@ -167,6 +172,27 @@ class HubGraphQL(GraphQL):
             raise RequestError(400, "request body must be a JSON object")
         return params
 
+    async def _resolve_persisted(self, request: Request, params: dict[str, Any]) -> str | None:
+        """Apollo's automatic persisted queries: the hash of ``extensions.persistedQuery``, with ``params["query"]``
+        filled in from the store when only the hash was sent. Raises PersistedQueryNotFound for an unknown hash."""
+        extensions = params.get("extensions")
+        if not isinstance(extensions, dict) or "persistedQuery" not in extensions:
+            return None
+        persisted = extensions["persistedQuery"]
+        digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        if not isinstance(persisted, dict) or persisted.get("version") != 1 or not isinstance(digest, str) \
+                or not HASH.fullmatch(digest):
+            raise RequestError(400, "extensions.persistedQuery needs version 1 and a sha256Hash (64 lowercase hex)")
+        query = params.get("query")
+        if query is None or query == "":
+            stored = await hub_of(request).persisted_queries.lookup(digest)
+            if stored is None:
+                raise PersistedQueryNotFound
+            params["query"] = stored
+        elif isinstance(query, str) and sha256_hex(query) != digest:
+            raise RequestError(400, "provided sha256Hash does not match the query")
+        return digest
+
     def _validate_params(self, params: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
         settings = self.settings
         query, variables, operation_name = params.get("query"), params.get("variables"), params.get("operationName")
@@ -218,9 +244,14 @@ class HubGraphQL(GraphQL):
             return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
         try:
             params = await self._params(request)
+            sent_query = isinstance(params.get("query"), str) and bool(params["query"])
+            digest = await self._resolve_persisted(request, params)
             query, variables, operation_name = self._validate_params(params)
         except RequestError as exc:
             return self._respond(request, error_body(exc.message, exc.code), exc.status, exc.headers)
+        except PersistedQueryNotFound:
+            # Apollo's clients look for this message and code (with HTTP 200), then retry with the query text.
+            return self._respond(request, error_body("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"), 200)
         context = await self.get_context(request)
         try:
             context.principal = await context.hub.validator.authenticate(request.headers.get("authorization"))
@@ -235,6 +266,7 @@ class HubGraphQL(GraphQL):
             return self._unauthenticated(request, "invalid token")
         logs.tenant.set(context.principal.tenant_id)
         logs.operation.set(operation_name)
+        tracing.tag(tenant=context.principal.tenant_id, request_id=logs.request_id.get() or "")
         limiter = context.hub.rate_limiter
         if limiter is not None:
             decision = await limiter.take("requests", context.principal, 1)
@@ -244,6 +276,13 @@ class HubGraphQL(GraphQL):
                 body = {"errors": [{"message": f"too many requests; retry after {retry} s",
                                     "extensions": {"code": "RATE_LIMITED", "retryAfter": int(retry)}}]}
                 return self._respond(request, body, 429, decision.headers())
+        if digest is not None and sent_query:
+            await context.hub.persisted_queries.register(digest, query)  # only for authenticated callers
+        if context.principal.client_id:
+            safelisted = await context.hub.safelists.allowed(context.principal.client_id)
+            if safelisted is not None and (digest or sha256_hex(query)) not in safelisted:
+                message = "this OAuth client may run only its safelisted queries"
+                return self._respond(request, error_body(message, "FORBIDDEN"), 403)
         allowed = {OperationType.QUERY} if request.method == "GET" else {
             OperationType.QUERY,
             OperationType.MUTATION,

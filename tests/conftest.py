@@ -127,8 +127,8 @@ class Hub:
         return tenant_id
 
 
-async def start_hub(settings: Settings) -> AsyncIterator[Hub]:
-    app = create_app(settings)
+async def start_hub(settings: Settings, **app_options: Any) -> AsyncIterator[Hub]:
+    app = create_app(settings, **app_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

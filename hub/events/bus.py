@@ -30,7 +30,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from hub import metrics
+from hub import metrics, tracing
 from hub.dates import utcnow
 from hub.errors import BadInput, RateLimited
 from hub.events.ledger import Ledger
@@ -194,7 +194,8 @@ class EventBus:
             subscription.last_seq = after_seq
             async for event in self._replay(subscription, after_seq):
                 subscription.last_seq = event.seq
-                yield event
+                with tracing.delivering(event.id, event.type, subscription.tenant_id):
+                    yield event
         while True:
             event = await subscription.queue.get()
             if event is None:
@@ -202,7 +203,8 @@ class EventBus:
             if event.seq <= subscription.last_seq:
                 continue  # already replayed
             subscription.last_seq = event.seq
-            yield event
+            with tracing.delivering(event.id, event.type, subscription.tenant_id):
+                yield event
 
     # -- the feed --------------------------------------------------------------------------------------------------
 

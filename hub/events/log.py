@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub import tracing
 from hub.db import run_transaction
 from hub.models.event import EVENT_TYPES, Event
 from hub.dates import utcnow
@@ -65,6 +66,7 @@ async def _write(session: AsyncClientSession, events: list[Event]) -> None:
     result = await Event.insert_many(events, session=session)
     for event, inserted_id in zip(events, result.inserted_ids):
         event.id = inserted_id  # callers (webhooks, tests) use the id as the cursor
+    tracing.events_written(events)
 
 
 async def _in_own_transaction(events: list[Event]) -> None:

@@ -13,6 +13,7 @@ from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.oauth import MODELS as OAUTH_MODELS
 from hub.models.planning import MODELS as PLANNING_MODELS
+from hub.models.persisted import MODELS as PERSISTED_MODELS
 from hub.models.movement import Movement
 from hub.models.reading import ReadingBucket
 from hub.models.sensor import Sensor
@@ -25,3 +26,4 @@ MODELS += [AuditEntry, *OAUTH_MODELS]
 MODELS += [Movement, StockPosition, Dispatch, Receipt]
 MODELS += [Sensor, ReadingBucket, Excursion]
 MODELS += PLANNING_MODELS
+MODELS += PERSISTED_MODELS

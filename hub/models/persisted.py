@@ -1,0 +1,52 @@
+"""Persisted queries: the automatic (APQ) cache of query texts by hash, and each OAuth client's safelist."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pymongo
+from beanie import Document
+from pydantic import Field
+
+from hub.dates import utcnow
+
+
+class PersistedQuery(Document):
+    """A query text under its SHA-256 (hex): knowing the hash means knowing the text, so the cache is shared."""
+
+    id: str  # type: ignore[assignment]  # the hash
+    query: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "persisted_queries"
+
+
+class SafelistedQuery(Document):
+    """A query an OAuth client may run while its safelist is enforced."""
+
+    tenant_id: str
+    client_id: str
+    hash: str
+    name: str | None = None
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "safelisted_queries"
+        indexes = [pymongo.IndexModel([("client_id", 1), ("hash", 1)], unique=True)]
+
+
+class ClientSafelist(Document):
+    """Whether a client runs only its safelisted queries (no document: it may run any query)."""
+
+    id: str  # type: ignore[assignment]  # the client id
+    tenant_id: str
+    enforced: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "client_safelists"
+
+
+MODELS: list[type[Document]] = [PersistedQuery, SafelistedQuery, ClientSafelist]

@@ -1,0 +1,1 @@
+"""Persisted queries: each OAuth client's safelist, managed by tenant admins."""
