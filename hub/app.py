@@ -61,7 +61,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         event_log.set_retention(settings.event_retention_days)
-        database = await Database.connect(uri, settings.database)
+        database = await Database.connect(uri, settings.database, timed=settings.metrics)
         hub = HubState(settings, database, keyring, TokenValidator(settings, keyring))
         app.state.hub = hub
         for hook in STARTUP_HOOKS:

@@ -126,6 +126,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "auto"  # json | plain | auto (plain in a terminal, JSON lines otherwise)
     # /metrics: a bearer token on the API port, or a port of its own (no token); with neither it answers 403.
+    metrics: bool = True  # off: no per-operation and per-command timing (what bench/graphql.py compares against)
     metrics_token: str | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"

@@ -163,9 +163,10 @@ class Database:
         self.write_queue = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, uri: str, name: str) -> Database:
+    async def connect(cls, uri: str, name: str, timed: bool = True) -> Database:
+        """``timed``: every command's latency goes to the metrics (hub/metrics.py)."""
         client: AsyncMongoClient = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=10_000, event_listeners=[CommandTimer()]
+            uri, tz_aware=True, serverSelectionTimeoutMS=10_000, event_listeners=[CommandTimer()] if timed else []
         )
         database = cls(client, name)
         await init_beanie(database=database.db, document_models=document_models())

@@ -12,6 +12,9 @@ from hub import logs, metrics
 
 
 class Observe(SchemaExtension):
+    def __init__(self, timed: bool = True) -> None:
+        self.timed = timed  # LOTPULSE_METRICS
+
     def on_parse(self) -> Iterator[None]:
         yield
         # Known once the document is parsed (the client's operationName, else the operation's own name).
@@ -21,7 +24,7 @@ class Observe(SchemaExtension):
         started = time.perf_counter()
         yield
         context = self.execution_context
-        if context.graphql_document is None:
+        if not self.timed or context.graphql_document is None:
             return  # refused before parsing finished: counted by its error code only
         try:
             kind = context.operation_type

@@ -62,7 +62,7 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
         mutation=merge_types("Mutation", mutations) if mutations else None,
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
         extensions=[
-            Observe,
+            lambda: Observe(timed=settings.metrics),
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: BoundedParserCache(parse_cache),
             lambda: QueryGuard(limits, validation_cache),
