@@ -191,6 +191,18 @@ async def sensor_with_excursion(chain: Chain) -> str:
     return sensor["id"]
 
 
+async def silent_sensor(chain: Chain) -> str:
+    """A second sensor on the DC whose last reading is three hours old: past the offline threshold."""
+    data = await chain.hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "dc-probe-2", "name": "DC dock",
+                                                          "locationId": chain.dc}}, tenant=chain.shopco)
+    sensor = data["registerSensor"]["sensor"]
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=4)
+    readings = [{"at": (start + timedelta(minutes=i)).isoformat(), "temperatureC": 5.0} for i in range(60)]
+    await chain.hub.ok(INGEST, {"input": [{"sensorId": sensor["id"], "readings": readings}]},
+                       tenant=chain.shopco, roles=("integration",))
+    return sensor["id"]
+
+
 @pytest.fixture(scope="module")
 async def oidc_provider() -> AsyncIterator[OidcProvider]:
     provider = OidcProvider(port=free_port())

@@ -14,6 +14,7 @@ from tests.portal.conftest import (
     build_chain,
     screenshot_dir,
     sensor_with_excursion,
+    silent_sensor,
     serious_violations,
     sign_in,
     stock_lots,
@@ -29,6 +30,7 @@ async def chain(hub, oidc_provider) -> Chain:
     chain = await build_chain(hub, oidc_provider)
     await stock_lots(chain)
     chain.sensor = await sensor_with_excursion(chain)  # type: ignore[attr-defined]
+    chain.silent = await silent_sensor(chain)  # type: ignore[attr-defined]
     # Rival's own mismatch, raised before anyone signs in: Shopco's page must never show it.
     rival_dispatch = await chain.dispatch(shipper=chain.t("rival"), consignee=chain.t("rivalshop"))
     await chain.mismatched_receipt(rival_dispatch, tenant=chain.t("rivalshop"))
@@ -118,6 +120,8 @@ async def test_sensor_chart_draws_its_limit_line_and_shaded_excursion(hub, chain
     sensor = tab.page.locator(f"article.sensor[data-sensor-id='{chain.sensor}']")
     await sensor.locator(".chart[data-drawn='24h'] canvas").wait_for()
     assert "Online" in await sensor.locator(".beat").inner_text()
+    silent = tab.page.locator(f"article.sensor[data-sensor-id='{chain.silent}']")
+    assert (await silent.locator(".beat").inner_text()).startswith("○ Silent since")
     pixels = await count_pixels(tab, chain.sensor)
     assert pixels["limit"] > 200, pixels  # a dashed red line across the plot
     assert pixels["limitRows"] <= 6, pixels  # ... horizontal: on a handful of rows only
