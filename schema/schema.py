@@ -18,11 +18,12 @@ from schema.errors import ErrorShaper, log_errors
 from schema.limits import BoundedParserCache, Limits, QueryGuard
 from schema.cost import CostLimit
 from schema.observe import Observe
+from schema.pagination import BackwardPaging, is_connection
 from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
-DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning", "persisted")
+DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning", "persisted", "relay")
 
 
 def _roots(kind: str, attr: str) -> tuple[type, ...]:
@@ -56,9 +57,14 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
     validation_cache: OrderedDict[Any, Any] = OrderedDict()
     parse_cache = BoundedParserCache.cache()
     queries = (*_roots("queries", "Query"), CursorQuery)  # eventCursor: where every live stream starts
+    query = merge_types("Query", queries)
+    for field in query.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        # Fields are shared by every schema built in this process: extend each once.
+        if is_connection(field) and not any(isinstance(e, BackwardPaging) for e in field.extensions):
+            field.extensions.append(BackwardPaging())
     mutations, subscriptions = _roots("mutations", "Mutation"), _roots("subscriptions", "Subscription")
     return HubSchema(
-        query=merge_types("Query", queries),
+        query=query,
         mutation=merge_types("Mutation", mutations) if mutations else None,
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
         extensions=[

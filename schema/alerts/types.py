@@ -17,6 +17,7 @@ from hub.errors import BadInput
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity
 from hub.services.alerts import ALERT_EVENT_TYPES, alert_payload
 from schema.scalars import AlertKindEnum, AlertStatusEnum, SeverityEnum  # noqa: F401 - registers the enums
+from schema.node import Node
 
 
 def _when(value: str | None) -> datetime | None:
@@ -31,7 +32,7 @@ class AlertSubjectType:
 
 
 @strawberry.type(name="Alert")
-class AlertType:
+class AlertType(Node):
     id: strawberry.ID
     kind: AlertKind
     severity: Severity

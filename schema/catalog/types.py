@@ -10,6 +10,7 @@ import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
 from hub.models.location import Location, LocationKind
 from hub.models.lot import Lot, LotStatus
 from hub.models.sku import Sku
+from schema.node import Node
 
 
 @strawberry.type(name="Storage")
@@ -20,7 +21,7 @@ class StorageType:
 
 
 @strawberry.type(name="Sku")
-class SkuType:
+class SkuType(Node):
     id: strawberry.ID
     owner_id: strawberry.ID
     code: str
@@ -103,7 +104,7 @@ class SkuFilter:
 
 
 @strawberry.type(name="Location")
-class LocationType:
+class LocationType(Node):
     id: strawberry.ID
     code: str
     name: str
@@ -139,7 +140,7 @@ class LocationFilter:
 
 
 @strawberry.type(name="Lot")
-class LotType:
+class LotType(Node):
     id: strawberry.ID
     owner_id: strawberry.ID
     sku: SkuType | None

@@ -15,6 +15,7 @@ from hub.models.movement import MovementKind
 from hub.models.receipt import Receipt, ReceiptOutcome
 from hub.models.stock import StockPosition
 from schema.catalog.types import SkuType
+from schema.node import Node
 
 # Spelled out (not bound to the model enum) so the GraphQL value is ``return``, not Python's ``return_``.
 MovementKindEnum = strawberry.enum(
@@ -48,7 +49,7 @@ class StatusChangeType:
 
 
 @strawberry.type(name="Dispatch")
-class DispatchType:
+class DispatchType(Node):
     id: strawberry.ID
     ref: str
     shipper_id: strawberry.ID
@@ -122,7 +123,7 @@ class ReceiptLineType:
 
 
 @strawberry.type(name="Receipt")
-class ReceiptType:
+class ReceiptType(Node):
     id: strawberry.ID
     dispatch_id: strawberry.ID
     receiver_id: strawberry.ID
