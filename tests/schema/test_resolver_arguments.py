@@ -7,7 +7,10 @@ import inspect
 from strawberry.types.base import StrawberryOptional
 
 from hub.config import Settings
+from schema.pagination import BackwardPaging
 from schema.schema import build_schema
+
+PAGING_ARGUMENTS = ("last", "before")
 
 
 def test_optional_arguments_have_defaults_in_their_resolvers():
@@ -20,6 +23,10 @@ def test_optional_arguments_have_defaults_in_their_resolvers():
                 continue
             parameters = inspect.signature(resolver.wrapped_func).parameters
             for argument in field.arguments:
+                if argument.python_name in PAGING_ARGUMENTS and any(
+                    isinstance(extension, BackwardPaging) for extension in field.extensions
+                ):
+                    continue  # consumed by the extension before the resolver runs (it defaults them to None)
                 if isinstance(argument.type, StrawberryOptional):
                     checked += 1
                     if parameters[argument.python_name].default is inspect.Parameter.empty:
