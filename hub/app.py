@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from hub import logs, metrics, tracing
 from hub.events import log as event_log
-from hub.audit import OriginMiddleware
+from hub.audit import OriginMiddleware, proxy_networks
 from hub.auth import TokenValidator
 from hub.events.bus import start_event_bus
 from hub.config import Settings
@@ -48,6 +48,14 @@ STARTUP_HOOKS.append(start_webhooks)
 STARTUP_HOOKS.append(metrics.start_metrics_port)
 STARTUP_HOOKS.append(start_rate_limits)
 STARTUP_HOOKS.append(start_persisted_queries)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``lotpulse serve`` (and the tests) run uvicorn. Its proxy-header handling is off: by default it believes
+    X-Forwarded-For from loopback, which would let a client behind a local proxy pick its own address.
+    ``OriginMiddleware`` honours the header from ``LOTPULSE_TRUSTED_PROXIES`` only."""
+    return {"host": settings.host, "port": settings.port, "ws": "auto", "proxy_headers": False,
+            "forwarded_allow_ips": ""}
 
 
 def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provider: Any = None) -> Starlette:
@@ -94,7 +102,8 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
     middleware = [
         *([Middleware(tracing.instrument, provider=tracer_provider)] if tracer_provider else []),
         Middleware(logs.RequestContext),  # request id in and out, one access line per request
-        Middleware(OriginMiddleware),  # who is calling from where, for the audit log
+        # Who is calling from where, for the audit log and the failed-authentication limits.
+        Middleware(OriginMiddleware, trusted_proxies=proxy_networks(settings.trusted_proxies)),
     ]
     if settings.allowed_origins:
         middleware.append(

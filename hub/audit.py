@@ -8,6 +8,7 @@ hold secrets or tokens: callers pass identifiers only, and ``details`` is scrubb
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,17 +43,59 @@ def bind(principal: Principal) -> None:
     _acting.set(principal)
 
 
-class OriginMiddleware:
-    """Remembers the caller's address and user agent for the audit log (plain ASGI: works for HTTP and WS)."""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def proxy_networks(proxies: tuple[str, ...]) -> tuple[Network, ...]:
+    """Parse the trusted proxy setting (addresses or CIDR networks); a typo stops the hub at start, not later."""
+    try:
+        return tuple(ipaddress.ip_network(proxy.strip(), strict=False) for proxy in proxies)
+    except ValueError as exc:
+        raise ValueError(f"LOTPULSE_TRUSTED_PROXIES: {exc}") from None
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_ip(peer: str | None, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str | None:
+    """The caller's address: the TCP peer, unless that is a trusted proxy; then the right-most X-Forwarded-For hop
+    that is not a trusted proxy (earlier hops are whatever the client chose to send)."""
+    if peer is None or not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a proxy that forwards garbage: judge the proxy itself
+    return hops[0] if hops else peer
+
+
+class OriginMiddleware:
+    """Remembers the caller's address and user agent for the audit log and rate limits (plain ASGI: HTTP and WS).
+
+    X-Forwarded-For counts only when the peer is one of ``trusted_proxies``; uvicorn's own proxy handling is off
+    (``hub.app.uvicorn_options``), so this is the one place that decides.
+    """
+
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             client = scope.get("client")
-            agent = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"user-agent"), None)
-            token = _origin.set(Origin(ip=client[0] if client else None, user_agent=(agent or "")[:200] or None))
+            headers = scope.get("headers", [])
+            agent = next((v.decode("latin-1") for k, v in headers if k == b"user-agent"), None)
+            forwarded = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
+            ip = client_ip(client[0] if client else None, forwarded, self.trusted_proxies)
+            token = _origin.set(Origin(ip=ip, user_agent=(agent or "")[:200] or None))
             try:
                 await self.app(scope, receive, send)
             finally:

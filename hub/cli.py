@@ -184,7 +184,9 @@ def _run(app: object, settings: Settings) -> None:
     # Our logging setup (hub/logs.py) formats uvicorn's lines too; the access line comes from logs.RequestContext.
     import uvicorn
 
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, ws="auto")  # type: ignore[arg-type]
+    from hub.app import uvicorn_options
+
+    uvicorn.run(app, **uvicorn_options(settings), log_config=None, access_log=False)  # type: ignore[arg-type]
 
 
 def _parse_ttl(text: str) -> int:

@@ -121,6 +121,9 @@ class Settings:
     oauth_failed_auth_window_seconds: int = 300
     oauth_failed_auth_per_client: int = 10
     oauth_failed_auth_per_ip: int = 50
+    # Addresses or networks of reverse proxies whose X-Forwarded-For is believed (default: none, the TCP peer is the
+    # client). The client is the right-most address in the header that is not itself a trusted proxy.
+    trusted_proxies: tuple[str, ...] = ()
     # Signs the short-lived sign-in cookie; derived from the hub's signing key when unset.
     session_secret: str | None = None
     log_level: str = "INFO"

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from hub.app import create_app
+from hub.app import create_app, uvicorn_options
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import EmbeddedServer, free_port
@@ -129,7 +129,9 @@ class Hub:
 
 async def start_hub(settings: Settings, **app_options: Any) -> AsyncIterator[Hub]:
     app = create_app(settings, **app_options)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
+    # The options of `lotpulse serve` (no proxy headers believed), on loopback and quieter.
+    options = {**uvicorn_options(settings), "host": "127.0.0.1", "log_level": "warning"}
+    config = uvicorn.Config(app, **options, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

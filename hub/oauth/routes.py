@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from hub import audit
 from hub.config import Settings
 from hub.keys import KeyRing
+from hub.oauth.clients import find_client
 from hub.oauth.http import FormError, oauth_error, read_request, service_of, tenant_of, to_response
 from hub.oauth.scopes import SCOPES
 from hub.oauth.server import HubRequest
@@ -66,7 +67,11 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
         hub_request = await read_request(request, settings, with_form=True)
     except FormError as exc:
         return oauth_error(400, "invalid_request", str(exc))
-    client_id, ip = _claimed_client_id(hub_request), hub_request.origin.ip
+    client_id = _claimed_client_id(hub_request)
+    # Limits are keyed on the client id first: a registered client is judged by its own failures only, so clients
+    # sharing an address (a NAT, a load balancer) are not locked out by a guesser there; unknown ids by address.
+    known = client_id is not None and await find_client(client_id) is not None
+    ip = None if known else hub_request.origin.ip
     grant_type = (hub_request.form.get("grant_type") or [None])[0]
     if (wait := await service.limiter.retry_after(client_id, ip)) is not None:
         # Not audited one by one (a flood of 429s would flood the log); reaching the limit was.
