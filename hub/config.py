@@ -79,6 +79,9 @@ class Settings:
     event_bus_mode: str = "auto"  # auto | change_stream | polling
     event_poll_interval_ms: int = 200
     subscriber_queue_size: int = 1000
+    # Work shared by hub processes (numbering the event log, webhook dispatch, sweep and escalation partitions) is
+    # held by renewable leases: a process that dies has its share taken over after this long.
+    work_lease_seconds: float = 10.0
     # Webhooks.
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = 15.0

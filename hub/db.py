@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
@@ -48,7 +48,6 @@ async def run_transaction(
     *,
     retry_if: Callable[[Exception], bool] = _stale,
     attempts: int = TRANSACTION_ATTEMPTS,
-    queue: asyncio.Lock | None = None,
 ) -> T:
     """The hub's one way to run ``work(session)`` in a transaction (majority write concern), retried as one policy.
 
@@ -57,11 +56,10 @@ async def run_transaction(
     - An error ``retry_if`` accepts (by default ``StaleRead``; callers add e.g. a creation race on a unique key)
       starts ``work`` over in a new transaction after an exponential backoff from 5 ms, at most ``attempts`` times
       in all; the last one propagates.
-    - With ``queue``, this process's transactions that share the lock run one at a time (not during the backoff).
     """
     for attempt in range(attempts):
         try:
-            async with queue if queue is not None else nullcontext(), client.start_session() as session:
+            async with client.start_session() as session:
                 return await session.with_transaction(work, write_concern=WriteConcern("majority"))
         except Exception as exc:
             if attempt == attempts - 1 or not retry_if(exc):
@@ -160,7 +158,6 @@ class Database:
         self.client = client
         self.db: AsyncDatabase = client[name]
         # Writers that all update one hot document (the event counter) queue here rather than conflict and back off.
-        self.write_queue = asyncio.Lock()
 
     @classmethod
     async def connect(cls, uri: str, name: str, timed: bool = True) -> Database:
@@ -193,8 +190,6 @@ class Database:
         *,
         retry_if: Callable[[Exception], bool] = _stale,
         attempts: int = TRANSACTION_ATTEMPTS,
-        queued: bool = False,
     ) -> T:
-        """``run_transaction`` on this database's client; ``queued`` joins this process's write queue."""
-        queue = self.write_queue if queued else None
-        return await run_transaction(self.client, work, retry_if=retry_if, attempts=attempts, queue=queue)
+        """``run_transaction`` on this database's client."""
+        return await run_transaction(self.client, work, retry_if=retry_if, attempts=attempts)

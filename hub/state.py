@@ -17,6 +17,7 @@ from hub.keys import KeyRing
 
 if TYPE_CHECKING:
     from hub.events.bus import EventBus
+    from hub.events.sequencer import Sequencer
     from hub.oauth.http import OAuthService
     from hub.ratelimit import RateLimiter
     from hub.services.persisted import PersistedQueries, Safelists
@@ -39,6 +40,7 @@ class HubState:
     # Set by the startup hooks before the hub takes requests (hub/app.py runs them in order).
     oauth: OAuthService = field(init=False, repr=False)
     bus: EventBus = field(init=False, repr=False)
+    sequencer: Sequencer = field(init=False, repr=False)
     # Only when this process runs the webhook dispatcher and worker (LOTPULSE_WEBHOOK_WORKER).
     webhook_dispatcher: Dispatcher | None = field(default=None, repr=False)
     webhook_worker: Worker | None = field(default=None, repr=False)

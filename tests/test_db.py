@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any, AsyncIterator
 
@@ -65,18 +64,3 @@ async def test_retries_stop_after_the_attempts_and_other_errors_are_not_retried(
     with pytest.raises(DuplicateKeyError):
         await run_transaction(client, broken, retry_if=lambda exc: isinstance(exc, DuplicateKeyError), attempts=2)
     assert runs == 2
-
-
-async def test_queued_transactions_of_one_process_run_one_at_a_time(client: AsyncMongoClient[Any]) -> None:
-    queue = asyncio.Lock()
-    inside = peak = 0
-
-    async def work(session: Any) -> None:
-        nonlocal inside, peak
-        inside += 1
-        peak = max(peak, inside)
-        await asyncio.sleep(0.01)
-        inside -= 1
-
-    await asyncio.gather(*(run_transaction(client, work, queue=queue) for _ in range(4)))
-    assert peak == 1

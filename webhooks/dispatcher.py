@@ -1,9 +1,10 @@
 """The dispatcher: reads the event log and creates one delivery per (event, endpoint) that may receive it.
 
-Correct from the durable log alone. The cursor is the event's ``seq``, which hub/events/log.py assigns in commit order
-(ObjectIds are not: they are made before their transaction commits), so once the dispatcher has read ``seq`` n no
-event below n can still appear. The cursor is saved every few seconds; re-reading after a restart is harmless, since
-the unique index on (event_id, endpoint_id) keeps a delivery from being created twice.
+Correct from the durable log alone. The cursor is the event's ``seq``, which the sequencer stamps after commit
+(hub/events/sequencer.py; ObjectIds are no order: they are made before their transaction commits), so once the
+dispatcher has read ``seq`` n no event below n can still appear. The cursor is saved every few seconds; re-reading
+after a restart is harmless, since the unique index on (event_id, endpoint_id) keeps a delivery from being created
+twice.
 
 One dispatcher at a time holds a lease on the cursor; any hub process takes over when the lease lapses.
 """
@@ -184,10 +185,11 @@ class Dispatcher:
         events = Event.get_pymongo_collection()
         oldest = await WebhookEndpoint.get_pymongo_collection().find_one({}, sort=[("_id", 1)], projection={"_id": 1})
         if oldest is None:
-            last = await events.find_one({}, sort=[("seq", -1)], projection={"seq": 1})
+            last = await events.find_one({"seq": {"$gt": 0}}, sort=[("seq", -1)], projection={"seq": 1})
             return int(last["seq"]) if last else 0
         since = ObjectId.from_datetime(oldest["_id"].generation_time - timedelta(minutes=1))
-        first = await events.find_one({"_id": {"$gte": since}}, sort=[("seq", 1)], projection={"seq": 1})
+        first = await events.find_one({"_id": {"$gte": since}, "seq": {"$gt": 0}}, sort=[("seq", 1)],
+                                      projection={"seq": 1})
         return int(first["seq"]) - 1 if first else 0
 
     async def release(self) -> None:

@@ -8,8 +8,12 @@ its last token after a hiccup; if the token is gone, the bus catches up from the
 A database without change streams (a standalone mongod) gets the fallback: the bus polls the log by ``seq``, which
 still reaches every process, only later and without cached entitlements. It says so in the log.
 
-Subscribers with a cursor replay from the log first, then switch to live; both halves are ordered by ``seq`` (commit
-order, see hub/events/log.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
+Events reach the stream twice: inserted (``pending``, kept here briefly) and stamped with their ``seq`` by the
+sequencer (hub/events/sequencer.py), which is when they are delivered, in ``seq`` order. A stamp whose insert this process
+did not see, or that skips a number, sends the bus to the log for what it missed.
+
+Subscribers with a cursor replay from the log first, then switch to live; both halves are ordered by ``seq`` (see
+hub/events/sequencer.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
 and no duplicate.
 
 ``max_subscriptions_per_tenant`` holds across processes: every live subscription has an entry in the lease ledger
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +40,7 @@ from hub import metrics, tracing
 from hub.dates import utcnow
 from hub.errors import BadInput, RateLimited
 from hub.events.ledger import Ledger
-from hub.events.log import COUNTERS, EVENTS_COUNTER
+from hub.events.sequencer import Sequencer
 from tenants import access
 
 if TYPE_CHECKING:
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lotpulse.bus")
 REPLAY_PAGE = 200
+UNSTAMPED_KEPT = 20_000  # inserts awaiting their stamp; older ones are read from the log when stamped
+CURSOR_STAMP_WAIT = 5.0  # a cursor of an event not numbered yet waits this long for its number
 
 
 @dataclass(frozen=True)
@@ -55,17 +63,19 @@ class LiveEvent:
     audience: tuple[str, ...]
     payload: dict[str, Any]
     occurred_at: datetime
+    arrival: int = 0  # when this process saw the insert (0: read from the log)
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> LiveEvent:
+    def from_doc(cls, doc: dict[str, Any], seq: int | None = None, arrival: int = 0) -> LiveEvent:
         return cls(
             id=str(doc["_id"]),
-            seq=int(doc.get("seq", 0)),
+            seq=int(seq if seq is not None else doc.get("seq") or 0),
             type=doc["type"],
             tenant_id=doc["tenant_id"],
             audience=tuple(doc.get("audience", ())),
             payload=doc.get("payload") or {},
             occurred_at=doc["occurred_at"],
+            arrival=arrival,
         )
 
 
@@ -81,6 +91,9 @@ class Subscription:
         self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(queue_size)
         self.overflowed = False
         self.last_seq = 0
+        # Without a cursor a subscriber hears what commits after it joined: inserts this process had already seen
+        # (arrival <= joined_at) are skipped when they are numbered. None: a cursor decides instead.
+        self.joined_at: int | None = None
 
     def wants(self, event: LiveEvent) -> bool:
         return event.type in self.types and (self.predicate is None or self.predicate(event))
@@ -88,6 +101,8 @@ class Subscription:
     def offer(self, event: LiveEvent) -> bool:
         """Queue ``event`` if wanted; answers whether it was."""
         if self.overflowed or not self.wants(event):
+            return False
+        if self.joined_at is not None and 0 < event.arrival <= self.joined_at:
             return False
         try:
             self.queue.put_nowait(event)
@@ -111,9 +126,13 @@ class EventBus:
         self.mode = "starting"
         self.ready = asyncio.Event()
         self.delivered = 0
-        # Called once per new event (no arguments): other consumers of the log, such as the webhook dispatcher,
-        # wake on it instead of waiting for their next poll.
+        # Called once per new numbered event (no arguments): other consumers of the log, such as the webhook
+        # dispatcher, wake on it instead of waiting for their next poll.
         self.listeners: list[Callable[[], None]] = []
+        # Called once per inserted (not yet numbered) event: the sequencer wakes on it.
+        self.insert_listeners: list[Callable[[], None]] = []
+        self.unstamped: OrderedDict[Any, tuple[int, dict[str, Any]]] = OrderedDict()
+        self.arrivals = 0  # inserts seen
 
     # -- subscribers -----------------------------------------------------------------------------------------------
 
@@ -126,11 +145,18 @@ class EventBus:
             oid = ObjectId(cursor)
         except (InvalidId, TypeError):
             raise BadInput("invalid cursor", field="after") from None
-        doc = await self.database.db["events"].find_one({"_id": oid, "audience": tenant_id}, {"seq": 1})
-        if doc is None:
-            raise BadInput("unknown or expired cursor: query the current state and subscribe without 'after'",
-                           field="after")
-        return int(doc.get("seq", 0))
+        deadline = time.monotonic() + CURSOR_STAMP_WAIT
+        while True:
+            doc = await self.database.db["events"].find_one({"_id": oid, "audience": tenant_id}, {"seq": 1})
+            if doc is None:
+                raise BadInput("unknown or expired cursor: query the current state and subscribe without 'after'",
+                               field="after")
+            if doc.get("seq") or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)  # committed, not numbered yet: the sequencer is a moment behind
+        if not doc.get("seq"):
+            raise BadInput("this event is not in the log's order yet; try again in a moment", field="after")
+        return int(doc["seq"])
 
     @asynccontextmanager
     async def subscribe(
@@ -147,6 +173,8 @@ class EventBus:
             raise RateLimited(f"tenant already has {limit} live subscriptions")
         entry = await self.ledger.admit(tenant_id, limit) if self.ledger is not None else None
         subscription = Subscription(tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size)
+        if after_seq is None:
+            subscription.joined_at = self.arrivals
         # Registered before the replay query: whatever commits from now on is queued, and the seq check dedupes.
         self.by_tenant.setdefault(tenant_id, set()).add(subscription)
         live = metrics.LIVE_SUBSCRIPTIONS.labels(tenant_id)
@@ -222,6 +250,25 @@ class EventBus:
             for subscription in tuple(subscribers):
                 self.delivered += subscription.offer(event)
 
+    async def _stamped(self, event_id: Any, seq: int) -> None:
+        """The sequencer numbered an event: deliver it from the insert kept, or read what was missed from the log."""
+        kept = self.unstamped.pop(event_id, None)
+        if seq <= self.last_seq:
+            return
+        if kept is None or seq != self.last_seq + 1:
+            await self._catch_up()
+            return
+        arrival, doc = kept
+        await self._dispatch(LiveEvent.from_doc(doc, seq=seq, arrival=arrival))
+
+    def _inserted(self, doc: dict[str, Any]) -> None:
+        self.arrivals += 1
+        self.unstamped[doc["_id"]] = (self.arrivals, doc)
+        while len(self.unstamped) > UNSTAMPED_KEPT:
+            self.unstamped.popitem(last=False)
+        for listener in self.insert_listeners:
+            listener()
+
     async def _catch_up(self) -> None:
         """Everything committed after ``last_seq`` that the stream will not (or may not) deliver."""
         while True:
@@ -238,7 +285,7 @@ class EventBus:
                 return
 
     async def _current_seq(self) -> int:
-        doc = await self.database.db[COUNTERS].find_one({"_id": EVENTS_COUNTER})
+        doc = await self.database.db["events"].find_one({"seq": {"$gt": 0}}, {"seq": 1}, sort=[("seq", -1)])
         return int(doc["seq"]) if doc else 0
 
     async def run(self) -> None:
@@ -273,6 +320,7 @@ class EventBus:
                 "$match": {
                     "$or": [
                         {"ns.coll": "events", "operationType": "insert"},
+                        {"ns.coll": "events", "updateDescription.updatedFields.seq": {"$exists": True}},
                         {"ns.coll": access.PARTNERSHIPS},
                     ]
                 }
@@ -299,7 +347,10 @@ class EventBus:
                         if change["ns"]["coll"] == access.PARTNERSHIPS:
                             access.invalidate()
                         elif change.get("operationType") == "insert":
-                            await self._dispatch(LiveEvent.from_doc(change["fullDocument"]))
+                            self._inserted(change["fullDocument"])
+                        else:
+                            seq = change["updateDescription"]["updatedFields"]["seq"]
+                            await self._stamped(change["documentKey"]["_id"], int(seq))
             except OperationFailure as exc:
                 if not opened_once:
                     raise
@@ -332,15 +383,19 @@ class EventBus:
 
 async def start_event_bus(hub: HubState) -> None:
     """Startup hook: one bus per process, live before the hub takes requests."""
-    # Create the sequence counter outside any transaction: two first-ever emitters upserting it inside theirs
-    # would collide on its _id, and a duplicate key is not a retryable transaction error.
-    await hub.database.db[COUNTERS].update_one(
-        {"_id": EVENTS_COUNTER}, {"$setOnInsert": {"seq": 0}}, upsert=True
-    )
     ledger = Ledger(hub.database)
     await ledger.ensure_indexes()
     bus = EventBus(hub.database, hub.settings, ledger)
+    # Every process runs a sequencer; one at a time holds the lease and numbers the log.
+    sequencer = Sequencer(
+        hub.database,
+        lease_seconds=hub.settings.work_lease_seconds,
+        poll_seconds=hub.settings.event_poll_interval_ms / 1000,
+    )
+    bus.insert_listeners.append(sequencer.wake)
     hub.bus = bus
+    hub.sequencer = sequencer
+    hub.spawn("event-sequencer", sequencer.run)
     hub.spawn("event-bus", bus.run)
     hub.spawn("live-subscription-leases", ledger.renew_forever)
     try:

@@ -4,10 +4,9 @@
 and the state commit together or not at all, so subscriptions and webhooks (both readers of this log) never see a
 change that was rolled back nor miss one that was kept.
 
-Each event takes the next ``seq`` from the ``counters`` document inside that same transaction. A concurrent
-transaction that also emits conflicts on the counter and is retried after the first commits, so ``seq`` order is
-commit order: a reader that has seen ``seq`` n has seen every event with a smaller ``seq`` that will ever exist. That
-is what makes an event a correct resume cursor with many hub processes writing.
+Events are written ``pending``, without a sequence number: an event-writing transaction touches only its own
+documents, so writers on different data never contend and a crashed writer holds nothing anyone else needs. The
+sequencer (hub/events/sequencer.py) numbers committed events afterwards; readers only see numbered ones.
 """
 
 from __future__ import annotations
@@ -15,17 +14,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Iterable
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub import tracing
-from hub.db import run_transaction
 from hub.models.event import EVENT_TYPES, Event
 from hub.dates import utcnow
 
 RETENTION = timedelta(days=30)
-COUNTERS = "counters"
-EVENTS_COUNTER = "events"
 
 
 def set_retention(days: int) -> None:
@@ -43,40 +38,15 @@ def build_event(type: str, tenant_id: str, audience: Iterable[str], payload: dic
         payload=payload,
         occurred_at=now,
         expires_at=now + RETENTION,
+        pending=True,
     )
 
 
-async def _reserve(session: AsyncClientSession, count: int) -> int:
-    """Reserve ``count`` sequence numbers in the caller's transaction; answers the first."""
-    counters = Event.get_pymongo_collection().database[COUNTERS]
-    doc = await counters.find_one_and_update(
-        {"_id": EVENTS_COUNTER},
-        {"$inc": {"seq": count}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
-    return int(doc["seq"]) - count + 1
-
-
-async def _write(session: AsyncClientSession, events: list[Event]) -> None:
-    first = await _reserve(session, len(events))
-    for offset, event in enumerate(events):
-        event.seq = first + offset
+async def _write(session: AsyncClientSession | None, events: list[Event]) -> None:
     result = await Event.insert_many(events, session=session)
     for event, inserted_id in zip(events, result.inserted_ids):
         event.id = inserted_id  # callers (webhooks, tests) use the id as the cursor
     tracing.events_written(events)
-
-
-async def _in_own_transaction(events: list[Event]) -> None:
-    """Outside a caller's transaction the counter and the insert still have to commit together."""
-    client = Event.get_pymongo_collection().database.client
-
-    async def work(session: AsyncClientSession) -> None:
-        await _write(session, events)
-
-    await run_transaction(client, work)
 
 
 async def emit(
@@ -94,7 +64,5 @@ async def emit(
 async def emit_many(session: AsyncClientSession | None, events: list[Event]) -> None:
     if not events:
         return
-    if session is not None and session.in_transaction:
-        await _write(session, events)
-    else:
-        await _in_own_transaction(events)
+    # Outside a transaction there is no state to commit with: each event stands alone.
+    await _write(session if session is not None and session.in_transaction else None, events)

@@ -1,8 +1,8 @@
 """The event log: every accepted change, written in the same transaction as the state it describes.
 
-``seq`` is the log's order. It comes from one counter incremented inside the writing transaction, so two
-transactions that both emit serialise on it and ``seq`` order is commit order, across every hub process. ObjectIds are
-not: they are minted before commit, by many processes, so an older id can commit after a newer one has been seen.
+``seq`` is the log's order. Events are written ``pending`` and numbered after commit by the one leased sequencer
+(hub/events/sequencer.py), so a reader that has seen ``seq`` n never meets a new event below n. ObjectIds are no order:
+they are minted before commit, by many processes, so an older id can commit after a newer one has been seen.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class Event(Document):
     tenant_id: str  # owner
     audience: list[str]  # tenant ids entitled to hear it (always includes the owner)
     payload: dict[str, Any]
-    seq: int = 0  # assigned by hub/events/log.py when written; commit order
+    seq: int | None = None  # stamped after commit by the sequencer; readers see numbered events only
+    pending: bool | None = None  # True until numbered (written so by hub.events; the sequencer removes it)
     occurred_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime  # TTL: retention of the log
 
@@ -65,7 +66,11 @@ class Event(Document):
         name = "events"
         indexes = [
             pymongo.IndexModel([("audience", 1), ("_id", 1)]),
-            pymongo.IndexModel([("seq", 1)]),
+            # Numbers are unique (the sequencer's fence) and only numbered events are in the index.
+            pymongo.IndexModel([("seq", 1)], name="seq_unique", unique=True,
+                               partialFilterExpression={"seq": {"$gt": 0}}),
+            pymongo.IndexModel([("pending", 1), ("_id", 1)], name="pending_id",
+                               partialFilterExpression={"pending": True}),
             pymongo.IndexModel([("audience", 1), ("seq", 1)]),
             pymongo.IndexModel([("expires_at", 1)], expireAfterSeconds=0),
         ]

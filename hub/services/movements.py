@@ -250,10 +250,7 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             "delta": on_hand[key] - (current[key]["on_hand"] if key in current else 0),
             "expires_on": item.lot.expires_on if item.lot else None,
         })
-    # Write order matters for throughput, not for atomicity: the event log's sequence counter is the one document
-    # every emitting transaction updates, so it goes first (a concurrent batch conflicts there, before it has
-    # written anything, and retries cheaply), then positions (a concurrent writer on one of them conflicts next),
-    # then the bulk of the ledger.
+    # Positions first: a concurrent writer on one of them conflicts before this batch has written much.
     await stock_events(session, tenant_id, stored)
     try:
         outcome = await positions.bulk_write(writes, ordered=True, session=session)
@@ -292,15 +289,9 @@ async def _load_positions(session: AsyncClientSession, positions: Any, tenant_id
 
 
 async def run_batch(database: Database, work: Any) -> Any:
-    """Run ``work(session)`` in a transaction, starting over when a concurrent writer got there first.
-
-    Every batch emits events, and the event log's sequence counter admits one emitting transaction at a time
-    (hub/events/log.py). Batches of one process queue (``queued``), in arrival order, instead of conflicting on the
-    counter and backing off exponentially (which starves one client while another streams); other processes still
-    conflict and retry as usual.
-    """
+    """Run ``work(session)`` in a transaction, starting over when a concurrent writer got there first."""
     try:
-        return await database.in_transaction(work, queued=True)
+        return await database.in_transaction(work)
     except StaleRead:
         raise Conflict("too much concurrent activity on these positions, try again") from None
 

@@ -16,6 +16,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
 from hub.models.alert import AlertKind, Severity, SubjectRef
+from hub.models.event import Event
 from hub.services.alerts import raise_alert
 
 ALERTS_SUBSCRIPTION = """
@@ -36,6 +37,18 @@ mutation($id: ID!, $note: String) {
 """
 RESOLVE = "mutation($id: ID!, $note: String) { resolveAlert(id: $id, note: $note) { id status resolvedBy note } }"
 DONE = object()
+
+
+async def numbered(query: dict[str, Any], count: int, within: float = 20.0) -> list[Event]:
+    """The ``count`` events matching ``query`` once the sequencer has numbered them all, in ``seq`` order."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        events = await Event.find({**query, "seq": {"$gt": 0}}).sort("seq").to_list()
+        if len(events) >= count:
+            assert len(events) == count, events
+            return events
+        assert asyncio.get_running_loop().time() < deadline, f"{len(events)} of {count} events numbered"
+        await asyncio.sleep(0.02)
 
 
 @dataclass
