@@ -17,7 +17,29 @@ from starlette.routing import Route
 
 from hub.config import Settings
 from hub.db import free_port
+from hub.models.event import Event
 from tests.conftest import Hub, start_hub
+from webhooks.dispatcher import Dispatcher
+
+
+async def all_numbered(within: float = 20.0) -> None:
+    """Wait until the hub's sequencer has numbered every event written so far (the dispatcher reads only those)."""
+    deadline = time.monotonic() + within
+    while await Event.find({"pending": True}).count():
+        assert time.monotonic() < deadline, "events were left unnumbered"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def dispatch_what_was_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests drive the dispatcher right after writing events: each pass first lets the sequencer catch up."""
+    run_once = Dispatcher.run_once
+
+    async def numbered_then_run_once(self: Dispatcher) -> int:
+        await all_numbered()
+        return await run_once(self)
+
+    monkeypatch.setattr(Dispatcher, "run_once", numbered_then_run_once)
 
 
 @dataclass
