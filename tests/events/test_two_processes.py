@@ -110,22 +110,23 @@ async def test_two_hub_processes_deliver_alerts_to_entitled_partners_only(hub, m
                 "dispatchId": dispatch["id"], "final": True,
                 "lines": [{"sku": "YOG-1", "lotCode": "B240314", "quantity": 100}]}}))["recordReceipt"]
             assert receipt["outcome"] == "mismatched"
-            # then: Acme (on process one) and Shopco (on two) hear it within a second; Rival hears nothing
+            # then: Acme (on process one) and Shopco (on two) hear it (the deadline is generous: 2 cores, shared); Rival
+            # hears nothing
             for tenant in ("acme", "shopco"):
-                message = (await listeners[tenant].next(timeout=max(0.0, started + 1.0 - time.monotonic())))["alerts"]
+                message = (await listeners[tenant].next(timeout=max(0.0, started + 10.0 - time.monotonic())))["alerts"]
                 assert message["type"] == "mismatch.detected", tenant
                 assert message["alert"]["id"] == receipt["alertId"] and message["alert"]["ownerId"] == "shopco"
             assert await listeners["rival"].silent_for(1.0)
             # when: Acme acknowledges on process one
             await gql(one, hub.token("acme", "operator"), ACKNOWLEDGE, {"id": receipt["alertId"], "note": "checking"})
             # then: Shopco, on process two, sees it
-            message = (await listeners["shopco"].next(timeout=1.0))["alerts"]
+            message = (await listeners["shopco"].next(timeout=10.0))["alerts"]
             assert message["type"] == "alert.acknowledged"
             assert message["alert"]["status"] == "acknowledged" and message["alert"]["note"] == "checking"
-            assert (await listeners["acme"].next(timeout=1.0))["alerts"]["type"] == "alert.acknowledged"
+            assert (await listeners["acme"].next(timeout=10.0))["alerts"]["type"] == "alert.acknowledged"
             # and Rival was listening all along: its own alert reaches it, and nothing else did
             await alert(hub, "rival", [], "own")
-            assert (await listeners["rival"].next(timeout=2.0))["alerts"]["alert"]["title"] == "alert own"
+            assert (await listeners["rival"].next(timeout=10.0))["alerts"]["alert"]["title"] == "alert own"
         finally:
             for listener in listeners.values():
                 await listener.close()
