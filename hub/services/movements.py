@@ -251,13 +251,13 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             "expires_on": item.lot.expires_on if item.lot else None,
         })
     # Positions first: a concurrent writer on one of them conflicts before this batch has written much.
-    await stock_events(session, tenant_id, stored)
     try:
         outcome = await positions.bulk_write(writes, ordered=True, session=session)
     except (BulkWriteError, DuplicateKeyError) as exc:
         raise StaleRead("a position was created concurrently") from exc
     if outcome.matched_count != expected_matches:
         raise StaleRead("a position changed concurrently")
+    await stock_events(session, tenant_id, stored)
     try:
         await movements.insert_many(docs, ordered=True, session=session)
     except (BulkWriteError, DuplicateKeyError) as exc:
