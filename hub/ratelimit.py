@@ -97,11 +97,15 @@ class SharedBuckets:
             lease.tokens -= amount
             return Decision(True, limit, lease.tokens + lease.bucket_left, 0.0)
         async with lease.lock:
-            if lease.tokens < amount:  # another request of this process may have refilled meanwhile
+            # Another request of this process may have refilled meanwhile; and requests served from the lease
+            # without the lock may spend it while a draw is awaited, so draw until enough or the bucket is dry.
+            while lease.tokens < amount:
                 want = max(amount - lease.tokens, limit.chunk)
                 granted, lease.bucket_left = await self._draw(key, want, limit)
                 lease.tokens += granted
                 lease.taken_at = time.monotonic()
+                if granted < want:
+                    break
             if lease.tokens >= amount:
                 lease.tokens -= amount
                 return Decision(True, limit, lease.tokens + lease.bucket_left, 0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -83,3 +84,18 @@ async def test_buckets_are_shared_across_processes(limited_hub):
         for process in (one, two):
             allowed += (await process.take("requests:t:shared-test", 1, limit)).allowed
     assert allowed == 20  # together they spent the one bucket, not one each
+
+
+async def test_a_large_query_is_not_refused_while_small_ones_spend_the_lease_it_is_refilling(limited_hub):
+    # given one process's lease of a roomy bucket, warmed by a first request
+    buckets = SharedBuckets(limited_hub.state.database.db["rate_buckets"])
+    limit = Limit(per_second=SLOW, burst=100_000)
+    assert (await buckets.take("cost:t:concurrent", 10, limit)).allowed
+    # when a query larger than the lease waits for a draw while small ones are served from the lease meanwhile
+    # (as a page sends its first queries at once)
+    key = "cost:t:concurrent"
+    large, *small = await asyncio.gather(
+        buckets.take(key, 6001, limit), *(buckets.take(key, 500, limit) for _ in range(9))
+    )
+    # then all are allowed: the bucket holds far more than they take
+    assert large.allowed and all(decision.allowed for decision in small)
