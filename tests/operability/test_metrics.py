@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -115,3 +117,19 @@ async def test_operation_names_from_clients_cannot_explode_the_label_set(ops_hub
     assert operation_label(None) == "anonymous"
     assert operation_label("x" * 65) == "other"
     assert operation_label("bad-name") == "other"
+
+
+def test_the_operations_guide_describes_every_series():
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    for name in SERIES:
+        assert f"`{name}`" in guide, f"describe {name} in docs/operations.md"
+
+
+def test_the_readme_links_only_inside_the_repository():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)]+)\)", readme)
+    assert targets, "the README links to its docs"
+    for target in targets:
+        assert not target.startswith(("http:", "https:", "/", "..")), target
+        assert (Path(__file__).resolve().parents[2] / target.split("#")[0]).exists(), target
+    assert "../" not in readme and "shared/" not in readme
