@@ -11,7 +11,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function gql(query, variables = {}) {
+export async function gql(query, variables = {}, retried = false) {
   const token = accessToken();
   if (!token) throw new ApiError("signed out", "UNAUTHENTICATED");
   const response = await fetch("/graphql", {
@@ -19,6 +19,12 @@ export async function gql(query, variables = {}) {
     headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${token}` },
     body: JSON.stringify({ query, variables }),
   });
+  if (response.status === 429 && !retried) {
+    // Over the tenant's rate limit: wait as long as the hub asks (within reason), then try once more.
+    const wait = Math.min(Number(response.headers.get("retry-after")) || 1, 10);
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return gql(query, variables, true);
+  }
   const body = await response.json().catch(() => null);
   if (body?.errors?.length) {
     const error = body.errors[0];
