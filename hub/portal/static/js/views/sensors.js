@@ -9,7 +9,7 @@ export const TITLE = "Sensors";
 const LIST = `{ sensors(first: 100) { nodes {
   id deviceId name locationId online lastReadingAt lastTemperatureC inExcursion limitC } } }`;
 const SERIES = `query($id: ID!, $from: DateTime!, $interval: Int!) {
-  sensorReadings(sensorId: $id, from: $from, intervalMinutes: $interval, first: 1000) {
+  sensorReadings(sensorId: $id, from: $from, intervalMinutes: $interval, first: 200) {
     aggregates { start avgC maxC } truncated }
   excursions(filter: {sensorId: $id, startedAfter: $from}, first: 50) { nodes {
     id status cause startedAt endedAt limitC peakC degreeMinutes durationMinutes
@@ -34,7 +34,13 @@ const HEARTBEAT_MS = 60_000;
 
 export function mount(container, context) {
   ctx = context;
-  view = { charts: [], observer: new ResizeObserver(resize), timer: setInterval(beat, HEARTBEAT_MS) };
+  view = {
+    charts: [],
+    observer: new ResizeObserver(resize),
+    // Charts are read and drawn as they come into view: a site with a hundred sensors costs what is on screen.
+    visibility: new IntersectionObserver(appear, { rootMargin: "200px" }),
+    timer: setInterval(beat, HEARTBEAT_MS),
+  };
   window.addEventListener("lotpulse:alert", onAlert);
   replace(container, h("h1", { tabindex: "-1" }, TITLE),
     sensors.length ? sensors.map(card) : h("p", {}, "No sensors registered."));
@@ -43,6 +49,7 @@ export function mount(container, context) {
 export function unmount() {
   if (!view) return;
   view.observer.disconnect();
+  view.visibility.disconnect();
   clearInterval(view.timer);
   window.removeEventListener("lotpulse:alert", onAlert);
   for (const chart of view.charts) chart.plot?.destroy();
@@ -64,12 +71,22 @@ async function beat() {
 // A spike alert about a sensor on screen: its chart and exposed lots are drawn again.
 function onAlert(event) {
   const chart = view?.charts.find((c) => c.sensor.id === event.detail.evidence?.sensorId);
-  if (chart) draw(chart, chart.range);
+  if (chart && chart.holder.dataset.drawn !== undefined) draw(chart, chart.range); // charts not yet seen wait
 }
 
 function metaLine(sensor) {
   return [heartbeat(sensor), ` · ${ctx.locationName(sensor.locationId)} · device ${sensor.deviceId}`,
     sensor.limitC !== null ? ` · limit ${sensor.limitC} °C` : " · no storage limit for the goods here"];
+}
+
+function appear(entries) {
+  for (const entry of entries) {
+    const chart = entry.isIntersecting && view?.charts.find((c) => c.holder === entry.target);
+    if (chart) {
+      view.visibility.unobserve(chart.holder);
+      draw(chart, chart.range);
+    }
+  }
 }
 
 function resize(entries) {
@@ -114,7 +131,7 @@ function card(sensor) {
     range,
     h("figure", {}, holder, caption),
     exposed);
-  draw(chart, "24h");
+  view.visibility.observe(holder);
   return article;
 }
 
