@@ -17,6 +17,7 @@ from tests.portal.conftest import (
     WAIT_MS,
     Chain,
     build_chain,
+    serious_violations,
     sign_in,
     stored_values,
 )
@@ -88,6 +89,7 @@ async def test_someone_who_is_not_a_member_is_turned_away(hub, chain, oidc_provi
     await tab.page.get_by_text("Sign-in failed: you are not a member of this organisation").wait_for()
     assert await tab.page.locator("#nav").is_hidden()
     assert "code=" not in tab.page.url  # the answer never stays in the address bar
+    assert await serious_violations(tab) == []
     await tab.shot("sign-in")
 
 
