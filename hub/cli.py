@@ -283,7 +283,8 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
     JWKS (and verifiable) until every token it signed has expired."""
     import time
 
-    settings = locate(settings)
+    if "LOTPULSE_SIGNING_KEY_FILE" not in os.environ:  # an explicit key file needs no hub to be found
+        settings = locate(settings)
     ring = keyring_for(settings)
     if args.keys_command == "rotate":
         longest = max(settings.oauth_access_token_ttl_seconds, settings.token_default_ttl_seconds)
