@@ -54,19 +54,25 @@ export class LiveFeed {
     this.connect();
   }
 
+  // The current client is forgotten before it is disposed, so its closing sinks are ignored by lost().
+  drop() {
+    const client = this.client;
+    this.client = null;
+    client?.dispose();
+  }
+
   stop() {
     this.stopped = true;
     clearTimeout(this.retry);
-    this.client?.dispose();
-    this.client = null;
+    this.drop();
     this.onState("off");
   }
 
   // A renewed token: reconnect with it at once, resuming each subscription from its cursor.
   restart() {
     if (this.stopped) return;
-    this.client?.dispose();
-    this.client = null;
+    clearTimeout(this.retry);
+    this.drop();
     this.connect();
   }
 
@@ -109,8 +115,7 @@ export class LiveFeed {
 
   lost(client, reason) {
     if (client !== this.client || this.stopped) return;
-    this.client = null;
-    client.dispose();
+    this.drop();
     if (reason?.code === TOKEN_REFUSED) {
       // The hub closed the socket on our token (expired or revoked): renew it; the renewal reconnects us,
       // a refused renewal ends the session.
