@@ -16,7 +16,6 @@ from hub.errors import BadInput, Conflict, Forbidden, NotFound
 from hub.events.log import emit
 from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchStatus, StatusChange
 from hub.models.location import Location
-from hub.models.sku import Sku
 from hub.services import fefo
 from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot

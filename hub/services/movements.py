@@ -137,8 +137,8 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     wanted = {(skus[i.sku.strip()].id, i.lot_code.strip()) for i in items if i.lot_code and i.sku.strip() in skus}
     if wanted:
         query = {"$or": [{"sku_id": sku_id, "lot_code": code} for sku_id, code in wanted], **access.lots("use")}
-        for lot in await Lot.find(query, session=session).to_list():
-            lot_refs[(lot.sku_id, lot.lot_code)] = lot
+        for found in await Lot.find(query, session=session).to_list():
+            lot_refs[(found.sku_id, found.lot_code)] = found
     now = utcnow()
     prepared: list[Prepared] = []
     for n, item in enumerate(items):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hub.models.dispatch import Dispatch
 from hub.models.lot import Lot
-from tests.supply.conftest import CREATE_DISPATCH, RECORD_MOVEMENTS, yogurt_line
+from tests.supply.conftest import CREATE_DISPATCH, yogurt_line
 
 REGISTER_LOT = "mutation($input: RegisterLotInput!) { registerLot(input: $input) { id lotCode } }"
 LOTS = "query($code: String!) { lots(filter: {lotCode: $code}) { nodes { id lotCode effectiveExpiresOn } } }"
