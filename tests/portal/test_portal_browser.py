@@ -108,6 +108,10 @@ async def test_acknowledging_on_the_page_changes_the_alert_for_the_partner_too(h
     await shop.page.get_by_label("Status").select_option("resolved")
     assert await shop.page.locator("article.alert:visible").count() == 1
     await shop.page.get_by_label("Status").select_option("")
+    await shop.page.get_by_label("Location").select_option(chain.dc)  # the DC: its spike and its expired lot
+    kinds = await shop.page.locator("article.alert:visible").evaluate_all("els => els.map(el => el.dataset.kind)")
+    assert sorted(set(kinds)) == ["expiry_risk", "sensor_spike"]
+    await shop.page.get_by_label("Location").select_option("")
     await partner.shot("alerts-partner")
 
 
