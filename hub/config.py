@@ -87,7 +87,8 @@ class Settings:
     webhook_timeout_seconds: float = 15.0
     webhook_secret_overlap_hours: int = 24
     webhook_worker: bool = True
-    webhook_lease_seconds: float = 120.0  # a claimed delivery returns to the pool if unfinished after this
+    # A claimed delivery returns to the pool when its worker stops renewing the claim (every third of this).
+    webhook_lease_seconds: float = 15.0
     webhook_endpoint_concurrency: int = 8  # requests in flight per endpoint per worker
     webhook_poll_seconds: float = 0.5
     webhook_disable_after_days: float = 5.0

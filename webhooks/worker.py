@@ -19,6 +19,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import PyMongoError
 
 from hub import metrics
 from hub.config import Settings
@@ -78,9 +79,9 @@ class Worker:
         self.name = f"worker-{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
         self.concurrency = max(1, settings.webhook_endpoint_concurrency)
-        # A batch must finish within its lease even if every request times out.
-        rounds = max(1, math.floor(settings.webhook_lease_seconds * 0.8 / settings.webhook_timeout_seconds))
-        self.batch = min(MAX_BATCH, self.concurrency * rounds)
+        # Leases are renewed while a batch is in flight (``_heartbeat``), so a batch may outlast one lease; a short
+        # lease is what lets another worker take a dead worker's claims over quickly.
+        self.batch = MAX_BATCH
         self.disable_after = timedelta(days=settings.webhook_disable_after_days)
         self.http = delivery.client(settings.webhook_timeout_seconds)
         self.busy: set[ObjectId] = set()
@@ -207,7 +208,11 @@ class Worker:
                     signed_at=datetime.now(timezone.utc),
                 )
 
-        outcomes = await asyncio.gather(*(one(doc) for doc in group.deliveries))
+        heartbeat = asyncio.create_task(self._heartbeat(group.token))
+        try:
+            outcomes = await asyncio.gather(*(one(doc) for doc in group.deliveries))
+        finally:
+            heartbeat.cancel()
         now = self.clock.now()
         any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in outcomes)
         failing_since = None if any_success else (endpoint.failing_since or now)
@@ -268,6 +273,18 @@ class Worker:
         await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
+
+    async def _heartbeat(self, token: str) -> None:
+        """Keep this batch's claims while it is sent: renewed every third of a lease, they lapse soon after a crash."""
+        collection = WebhookDelivery.get_pymongo_collection()
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await collection.update_many(
+                    {"lease_token": token}, {"$set": {"lease_until": self.clock.now() + self.lease}}
+                )
+            except PyMongoError as exc:
+                log.warning("could not renew webhook claims (%s); they may be taken over", exc)
 
     @staticmethod
     def _attempt(
