@@ -57,6 +57,7 @@ class Baseline:
     observed_days: int = 0  # in-stock days it was fitted on
     censored_days: int = 0  # stockout days left out
     fitted_until: date | None = None
+    residual_sd: float | None = None  # spread of daily errors over the level's days (the safety stock's sigma)
 
     def rate(self, day: date) -> float:
         """Expected units on ``day``."""
@@ -90,32 +91,48 @@ def _trimmed_mean(values: Sequence[float], trim: float = TRIM) -> float:
 
 
 def fit(history: Sequence[Day], until: date | None = None) -> Baseline | None:
-    """Fit on the days before ``until`` (all of ``history`` when None); None without enough in-stock days."""
-    days = [d for d in history if until is None or d.day < until]
-    days = days[-FIT_DAYS:]
+    """Fit on the days before ``until`` (all of ``history`` when None); None without enough in-stock days.
+
+    ``history`` is in day order (oldest first), as the demand series are read.
+    """
+    end_index = len(history)
+    if until is not None:
+        while end_index and history[end_index - 1].day >= until:
+            end_index -= 1
+    days = history[max(0, end_index - FIT_DAYS):end_index]
     observed = [d for d in days if not d.stockout]
     censored = len(days) - len(observed)
     if len(observed) < MIN_DAYS:
         return None
     end = until or (days[-1].day + timedelta(days=1))
-    selling = sum(1 for d in observed if d.units > 0)
+    selling = 0
+    totals = [0.0] * 7
+    counts = [0] * 7
+    weekdays = [d.day.weekday() for d in observed]
+    for d, weekday in zip(observed, weekdays):
+        totals[weekday] += d.units
+        counts[weekday] += 1
+        selling += d.units > 0
     if selling / len(observed) < INTERMITTENT_SHARE:
         return _croston_sba(observed, censored, end)
-    overall = sum(d.units for d in observed) / len(observed)
+    overall = sum(totals) / len(observed)
     if overall <= 0:
         return Baseline("weekday_seasonal", 0.0, observed_days=len(observed), censored_days=censored,
                         fitted_until=end)
     factors = []
     for weekday in range(7):
-        same = [d.units for d in observed if d.day.weekday() == weekday]
-        raw = (sum(same) / len(same)) / overall if same else 1.0
-        prior = FACTOR_PRIOR_WEEKS if len(same) < FACTOR_MIN_WEEKS else 0.0
-        factors.append((len(same) * raw + prior) / (len(same) + prior))
+        n = counts[weekday]
+        raw = (totals[weekday] / n) / overall if n else 1.0
+        prior = FACTOR_PRIOR_WEEKS if n < FACTOR_MIN_WEEKS else 0.0
+        factors.append((n * raw + prior) / (n + prior))
     norm = sum(factors) / 7
     factors = [f / norm for f in factors]
-    recent = observed[-LEVEL_DAYS:]
-    level = _trimmed_mean([d.units / factors[d.day.weekday()] for d in recent])
-    return Baseline("weekday_seasonal", level, tuple(factors), len(observed), censored, end)
+    recent = list(zip(observed[-LEVEL_DAYS:], weekdays[-LEVEL_DAYS:]))
+    level = _trimmed_mean([d.units / factors[weekday] for d, weekday in recent])
+    errors = [d.units - level * factors[weekday] for d, weekday in recent]
+    mean_error = sum(errors) / len(errors)
+    spread = math.sqrt(sum((e - mean_error) ** 2 for e in errors) / max(len(errors) - 1, 1))
+    return Baseline("weekday_seasonal", level, tuple(factors), len(observed), censored, end, spread)
 
 
 def _croston_sba(observed: list[Day], censored: int, end: date) -> Baseline:

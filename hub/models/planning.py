@@ -41,6 +41,7 @@ class DemandSeries(Document):
         indexes = [
             pymongo.IndexModel([("tenant_id", 1), ("location_id", 1), ("sku_id", 1)], unique=True),
             pymongo.IndexModel([("updated_at", 1)]),
+            pymongo.IndexModel([("tenant_id", 1), ("sku_id", 1)]),  # a holder's network of one SKU (transfers)
             pymongo.IndexModel([("sku_owner_id", 1), ("tenant_id", 1)]),
         ]
 

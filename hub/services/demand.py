@@ -83,30 +83,43 @@ class SeriesView:
         return (self.raw["tenant_id"], self.raw["location_id"], self.raw["sku_id"])
 
 
-def view(raw: dict[str, Any], until: date, span: int = HISTORY_DAYS) -> SeriesView:
-    entries = raw.get("days") or {}
-    parsed = sorted((date.fromisoformat(k), v) for k, v in entries.items())
-    total = sum(v.get("n", 0) for _, v in parsed)
-    offset = raw.get("on_hand", 0) - total  # non-zero only for a series rebuilt over part of the ledger
-    start = max(parsed[0][0] if parsed else until, until - timedelta(days=span))
-    running = offset
+def calendar(until: date, span: int = HISTORY_DAYS) -> list[tuple[date, str]]:
+    """The days of a view, oldest first, with their keys: built once per sweep, shared by every series."""
+    start = until - timedelta(days=span)
+    return [(start + timedelta(days=n), (start + timedelta(days=n)).isoformat()) for n in range(span)]
+
+
+def view(raw: dict[str, Any], until: date, span: int = HISTORY_DAYS,
+         days_of: list[tuple[date, str]] | None = None) -> SeriesView:
+    """The series as days before ``until`` (at most ``span``, from its first day on), with closing on-hand."""
+    entries: dict[str, dict[str, float]] = raw.get("days") or {}
+    grid = days_of if days_of is not None else calendar(until, span)
+    first = raw.get("first_day") or (min(entries) if entries else None)
+    start_key = grid[0][1] if grid else until.isoformat()
+    total = 0.0
+    before = 0.0
+    for key, value in entries.items():
+        n = value.get("n", 0)
+        total += n
+        if key < start_key:
+            before += n
+    running = raw.get("on_hand", 0) - total + before  # the offset is non-zero only for a partly rebuilt series
     closing: dict[date, int] = {}
-    by_day = dict(parsed)
-    for day, value in parsed:
-        if day >= start:
-            break
-        running += value.get("n", 0)
     days: list[Day] = []
     prices: dict[date, tuple[float, float, float]] = {}
-    current = start
-    while current < until:
-        value = by_day.get(current, {})
+    for day, key in grid:
+        if first is None or key < first:
+            continue
+        value = entries.get(key)
+        if value is None:
+            closing[day] = int(running)
+            days.append(Day(day, 0, stockout=running <= 0))
+            continue
         running += value.get("n", 0)
-        closing[current] = int(running)
-        days.append(Day(current, int(value.get("s", 0)), stockout=running <= 0))
+        closing[day] = int(running)
+        days.append(Day(day, int(value.get("s", 0)), stockout=running <= 0))
         if value.get("pu") or value.get("pr"):
-            prices[current] = (float(value.get("pv", 0)), float(value.get("pu", 0)), float(value.get("pr", 0)))
-        current += timedelta(days=1)
+            prices[day] = (float(value.get("pv", 0)), float(value.get("pu", 0)), float(value.get("pr", 0)))
     return SeriesView(raw, days, closing, prices)
 
 

@@ -119,6 +119,17 @@ async def policies_for(keys: list[tuple[str, Any, Any]], rules: SignalRules,
     return answer
 
 
+@dataclass(frozen=True)
+class SiteFacts:
+    """What transfer planning needs of one judged series."""
+
+    location_id: Any
+    rate: float  # forecast units per day
+    sigma: float | None  # daily spread of the baseline's errors
+    on_hand: int
+    inbound: int
+
+
 @dataclass
 class Judged:
     """What the sweep concluded for one series."""
@@ -130,7 +141,9 @@ class Judged:
     window_start: date | None = None
     obsolescence: obsolescence.ObsolescenceFinding | None = None
     rate_now: float = 0.0
+    current: model.Baseline | None = None
     idle_days: int | None = None
+    inbound: int = 0
 
 
 def judge(view: demand.SeriesView, policy: Policy, today: date, rules: SignalRules, inbound: int = 0) -> Judged:
@@ -138,13 +151,14 @@ def judge(view: demand.SeriesView, policy: Policy, today: date, rules: SignalRul
     window = rules.velocity.window_days
     start = today - timedelta(days=window)
     baseline = model.fit(view.days, until=start)
-    judged = Judged(view, policy, baseline, window_start=start)
+    judged = Judged(view, policy, baseline, window_start=start, inbound=inbound)
     if baseline is not None:
         expected = baseline.expected(start, window)
         actual = sum(d.units for d in view.days if d.day >= start)
         stock = max(int(view.raw.get("on_hand", 0)), 0) + inbound
         judged.velocity = velocity.assess(expected, actual, rules.velocity, stock, policy.lead_time_days)
     current = model.fit(view.days, until=today)
+    judged.current = current
     judged.rate_now = current.daily_mean if current is not None else 0.0
     last_sale = view.raw.get("last_sale_day")
     first = view.raw.get("first_day")
@@ -208,7 +222,8 @@ async def sweep(database: Database, today: date | None = None, rules: SignalRule
     query: dict[str, Any] = {}
     if report.incremental:
         query["updated_at"] = {"$gte": since}
-    networks: set[tuple[str, Any]] = set()
+    known: dict[tuple[str, Any], dict[Any, SiteFacts]] = {}
+    grid = demand.calendar(today)
     last: Any = None
     while True:
         paged = dict(query, **({"_id": {"$gt": last}} if last is not None else {}))
@@ -220,10 +235,13 @@ async def sweep(database: Database, today: date | None = None, rules: SignalRule
         keys = [(r["tenant_id"], r["location_id"], r["sku_id"]) for r in batch]
         policies = await policies_for(keys, rules)
         inbound = await inbound_units(keys)
-        judged = [judge(demand.view(raw, today), policies[k], today, rules, inbound.get(k, 0))
+        judged = [judge(demand.view(raw, today, days_of=grid), policies[k], today, rules, inbound.get(k, 0))
                   for raw, k in zip(batch, keys)]
         report.judged += len(judged)
-        networks.update((k[0], k[2]) for k in keys)
+        for j, (tenant, location, sku) in zip(judged, keys):
+            known.setdefault((tenant, sku), {})[location] = SiteFacts(
+                location, j.rate_now, j.current.residual_sd if j.current else None,
+                int(j.series.raw.get("on_hand", 0)), j.inbound)
 
         async def work(session: AsyncClientSession, judged: list[Judged] = judged) -> tuple[int, int]:
             return await _apply(session, judged, today, rules, report)
@@ -231,7 +249,7 @@ async def sweep(database: Database, today: date | None = None, rules: SignalRule
         raised, resolved = await database.in_transaction(work)
         report.raised += raised
         report.resolved += resolved
-    report.recommendations = await transfers.refresh(database, sorted(networks, key=str), today, rules)
+    report.recommendations = await transfers.refresh(database, known, today, rules, complete=not report.incremental)
     await _save_state(today, started)
     report.seconds = time.perf_counter() - clock
     return report
@@ -269,14 +287,15 @@ async def _apply(session: AsyncClientSession, judged: list[Judged], today: date,
     open_keys = set(current)
     raised = 0
     names = await _names(session, [j for j, _ in wanted.values()])
+    found = await gather(session, list({id(j): j for j, _ in wanted.values()}.values()), today, rules)
     for key, (j, kind) in wanted.items():
         report.findings[kind.value] = report.findings.get(kind.value, 0) + 1
         existing = current.get(key)
         signature = (existing or {}).get("evidence", {}).get("signature")
         if kind == AlertKind.obsolescence_risk:
-            alert = await _raise_obsolescence(session, j, today, rules, key, names, signature)
+            alert = await _raise_obsolescence(session, j, today, rules, key, names, signature, found)
         else:
-            alert = await _raise_velocity(session, j, today, rules, key, names, signature)
+            alert = await _raise_velocity(session, j, today, rules, key, names, signature, found)
         raised += alert is not None
     cleared = sorted(open_keys - set(wanted))
     resolved = await _resolve(session, cleared)
@@ -303,17 +322,6 @@ def _subjects(raw: dict[str, Any], names: dict[Any, Any]) -> tuple[list[SubjectR
              SubjectRef(kind="location", id=str(raw["location_id"]), label=where)], sku_code, where)
 
 
-async def _positions(session: AsyncClientSession | None, raw: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p async for p in StockPosition.get_pymongo_collection().find(
-        {"tenant_id": raw["tenant_id"], "location_id": raw["location_id"], "sku_id": raw["sku_id"],
-         "on_hand": {"$gt": 0}}, session=session)]
-
-
-async def _lots_of(session: AsyncClientSession | None, positions: list[dict[str, Any]]) -> dict[Any, Lot]:
-    ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
-    return {lot.id: lot async for lot in Lot.find({"_id": {"$in": ids}}, session=session)} if ids else {}
-
-
 def _price_facts(view: demand.SeriesView, start: date, window: int) -> dict[str, float | None]:
     def share(days: list[date]) -> tuple[float | None, float]:
         pv = sum(view.prices[d][0] for d in days if d in view.prices)
@@ -330,18 +338,71 @@ def _price_facts(view: demand.SeriesView, start: date, window: int) -> dict[str,
             "promo_share_recent": promo_recent}
 
 
-async def cause_facts(session: AsyncClientSession | None, j: Judged, today: date, rules: SignalRules) -> CauseFacts:
+Place = tuple[str, Any]  # (holder, location)
+
+
+@dataclass
+class Evidence:
+    """What the hub's other records say about the flagged positions of one sweep page (a few queries for all)."""
+
+    positions: dict[tuple[str, Any, Any], list[dict[str, Any]]] = field(default_factory=dict)
+    lots: dict[Any, Lot] = field(default_factory=dict)
+    excursions: dict[Place, list[Excursion]] = field(default_factory=dict)
+    late: dict[Place, list[Dispatch]] = field(default_factory=dict)
+    received: dict[Place, list[Dispatch]] = field(default_factory=dict)
+    mismatched: dict[Place, list[Receipt]] = field(default_factory=dict)
+
+
+async def gather(session: AsyncClientSession | None, flagged: list[Judged], today: date,
+                 rules: SignalRules) -> Evidence:
+    found = Evidence()
+    if not flagged:
+        return found
+    window = rules.velocity.window_days
+    since = _midnight(today - timedelta(days=2 * window))
+    places: dict[str, set[Any]] = {}
+    for j in flagged:
+        places.setdefault(j.series.raw["tenant_id"], set()).add(j.series.raw["location_id"])
+    tenants = sorted(places)
+    wanted = {j.series.key for j in flagged}
+    for tenant, locations in places.items():
+        async for p in StockPosition.get_pymongo_collection().find(
+                {"tenant_id": tenant, "location_id": {"$in": sorted(locations)}, "on_hand": {"$gt": 0}},
+                session=session):
+            key = (p["tenant_id"], p["location_id"], p["sku_id"])
+            if key in wanted:
+                found.positions.setdefault(key, []).append(p)
+    lot_ids = sorted({p["lot_id"] for ps in found.positions.values() for p in ps if p.get("lot_id")})
+    if lot_ids:
+        found.lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)}
+    async for e in Excursion.find({"tenant_id": {"$in": tenants}, "started_at": {"$gte": since}}, session=session):
+        found.excursions.setdefault((e.tenant_id, e.location_id), []).append(e)
+    async for d in Dispatch.find({"consignee_id": {"$in": tenants}, "$or": [
+            {"status": {"$in": [s.value for s in OPEN_STATUSES]}, "expected_on": {"$lt": _midnight(today)}},
+            {"receipt_count": {"$gt": 0}, "updated_at": {"$gte": since}}]}, session=session):
+        place = (d.consignee_id, d.to_location_id)
+        if d.status in OPEN_STATUSES:
+            found.late.setdefault(place, []).append(d)
+        else:
+            found.received.setdefault(place, []).append(d)
+    async for r in Receipt.find({"tenant_id": {"$in": tenants}, "outcome": ReceiptOutcome.mismatched.value,
+                                 "received_at": {"$gte": since}}, session=session):
+        found.mismatched.setdefault((r.tenant_id, r.location_id), []).append(r)
+    return found
+
+
+def cause_facts(found: Evidence, j: Judged, today: date, rules: SignalRules) -> CauseFacts:
     """Everything the hub knows about one position over the window that could explain a change in sales."""
     raw = j.series.raw
+    place = (raw["tenant_id"], raw["location_id"])
+    sku = raw["sku_id"]
     start = j.window_start or today
     window = rules.velocity.window_days
     recent = [d for d in j.series.days if d.day >= start]
     closing = [j.series.closing[d.day] for d in recent if d.day in j.series.closing]
-    positions = await _positions(session, raw)
-    lots = await _lots_of(session, positions)
     held, near = [], []
-    for p in positions:
-        lot = lots.get(p.get("lot_id"))
+    for p in found.positions.get(j.series.key, []):
+        lot = found.lots.get(p.get("lot_id"))
         if lot is None:
             continue
         if lot.status.value in HELD:
@@ -350,36 +411,28 @@ async def cause_facts(session: AsyncClientSession | None, j: Judged, today: date
         expires = min((d for d in (lot.expires_on, lot.effective_expires_on) if d is not None), default=None)
         if expires is not None and (expires - today).days <= max(NEAR_EXPIRY_DAYS, window):
             near.append({"lotCode": lot.lot_code, "daysLeft": (expires - today).days, "onHand": p["on_hand"]})
-    since = _midnight(start - timedelta(days=window))
     excursions = [
         {"id": str(e.id), "deviceId": e.device_id, "peakC": e.peak_c, "startedAt": e.started_at.isoformat(),
          "degreeMinutes": round(e.degree_minutes, 1)}
-        async for e in Excursion.find({"tenant_id": raw["tenant_id"], "location_id": raw["location_id"],
-                                       "started_at": {"$gte": since}}, session=session)
+        for e in found.excursions.get(place, [])
     ]
     late = [
         {"ref": d.ref, "dispatchId": str(d.id), "shipper": d.tenant_id,
          "expectedOn": d.expected_on.isoformat() if d.expected_on else None,
          "daysLate": (today - d.expected_on).days if d.expected_on else None}
-        async for d in Dispatch.find({"consignee_id": raw["tenant_id"], "to_location_id": raw["location_id"],
-                                      "lines.sku_id": raw["sku_id"], "status": {"$in": [s.value for s in OPEN_STATUSES]},
-                                      "expected_on": {"$lt": _midnight(today)}}, session=session)
+        for d in found.late.get(place, []) if any(line.sku_id == sku for line in d.lines)
     ]
     short = []
-    async for d in Dispatch.find({"consignee_id": raw["tenant_id"], "to_location_id": raw["location_id"],
-                                  "lines.sku_id": raw["sku_id"], "receipt_count": {"$gt": 0},
-                                  "updated_at": {"$gte": since}}, session=session):
-        ordered = sum(l.quantity for l in d.lines if l.sku_id == raw["sku_id"])
-        received = sum(l.received for l in d.lines if l.sku_id == raw["sku_id"])
-        if d.status not in OPEN_STATUSES and received < ordered:
+    for d in found.received.get(place, []):
+        ordered = sum(l.quantity for l in d.lines if l.sku_id == sku)
+        received = sum(l.received for l in d.lines if l.sku_id == sku)
+        if received < ordered:
             short.append({"ref": d.ref, "dispatchId": str(d.id), "shipper": d.tenant_id, "ordered": ordered,
                           "received": received})
     mismatches = [
         {"receiptId": str(r.id), "dispatchId": str(r.dispatch_id), "kinds": sorted({m.kind for m in r.mismatches}),
          "resolved": r.resolved_at is not None}
-        async for r in Receipt.find({"tenant_id": raw["tenant_id"], "location_id": raw["location_id"],
-                                     "outcome": ReceiptOutcome.mismatched.value, "lines.sku_id": raw["sku_id"],
-                                     "received_at": {"$gte": since}}, session=session)
+        for r in found.mismatched.get(place, []) if any(line.sku_id == sku for line in r.lines)
     ]
     prices = _price_facts(j.series, start, window)
     return CauseFacts(
@@ -401,11 +454,11 @@ def _midnight(day: date) -> datetime:
 
 
 async def _raise_velocity(session: AsyncClientSession, j: Judged, today: date, rules: SignalRules, key: str,
-                          names: dict[Any, Any], signature: str | None) -> Alert | None:
+                          names: dict[Any, Any], signature: str | None, found: Evidence) -> Alert | None:
     """Raise (or leave alone, when the open alert already says the same: severity and causes) a velocity alert."""
     assert j.velocity is not None and j.baseline is not None
     raw = j.series.raw
-    facts = await cause_facts(session, j, today, rules)
+    facts = cause_facts(found, j, today, rules)
     drop = j.velocity.kind == "velocity_drop"
     causes = velocity.drop_causes(facts) if drop else velocity.spike_causes(facts)
     same = "|".join([j.velocity.severity, *(c.code for c in causes)])
@@ -486,7 +539,7 @@ async def receipt_facts(session: AsyncClientSession | None, j: Judged) -> list[o
 
 
 async def _raise_obsolescence(session: AsyncClientSession, j: Judged, today: date, rules: SignalRules, key: str,
-                              names: dict[Any, Any], signature: str | None) -> Alert | None:
+                              names: dict[Any, Any], signature: str | None, found: Evidence) -> Alert | None:
     """Raise (or leave alone, when the open alert already names the same reason, severity and root causes)."""
     assert j.obsolescence is not None
     raw = j.series.raw
@@ -497,8 +550,8 @@ async def _raise_obsolescence(session: AsyncClientSession, j: Judged, today: dat
     before = model.fit(j.series.days, until=first) if first else None
     after = [d for d in j.series.days if first is not None and d.day >= first and not d.stockout]
     rate_since = sum(d.units for d in after) / len(after) if after else None
-    positions = await _positions(session, raw)
-    lots = await _lots_of(session, positions)
+    positions = found.positions.get(j.series.key, [])
+    lots = {p["lot_id"]: found.lots[p["lot_id"]] for p in positions if p.get("lot_id") in found.lots}
     lot_ids = list(lots)
     quality = {
         "held_lots": [{"lotCode": l.lot_code, "status": l.status.value, "reason": l.hold_reason}

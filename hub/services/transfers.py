@@ -32,7 +32,7 @@ from hub.models.stock import StockPosition
 from hub.services import demand
 from hub.services import movements as movement_service
 from hub.services.planning_audience import partner_audience
-from hub.services.signals import Policy, SignalRules, inbound_units, policies_for
+from hub.services.signals import Policy, SignalRules, SiteFacts, inbound_units, policies_for
 from hub.services.skus import resolve_skus
 from tenants.access import Access, object_id
 from tenants.models import Scope
@@ -53,63 +53,121 @@ def recommendation_filter(access: Access) -> dict[str, Any]:
     return access.stock("read") | {"audience": access.tenant_id}
 
 
-async def _sites(tenant: str, sku_id: Any, today: date, rules: SignalRules,
-                 session: AsyncClientSession | None = None) -> tuple[list[plan.Site], dict[Any, Policy]]:
-    series = [s async for s in DemandSeries.get_pymongo_collection().find(
-        {"tenant_id": tenant, "sku_id": sku_id}, session=session)]
-    keys = [(tenant, s["location_id"], sku_id) for s in series]
-    policies = await policies_for(keys, rules, session)
+Network = tuple[str, Any]  # (holder, SKU id)
+CHUNK = 1000
+
+
+async def site_facts(docs: list[dict[str, Any]], today: date) -> dict[Network, dict[Any, SiteFacts]]:
+    """Rate, spread and on-hand of each series (what the sweep already knows of the series it judged)."""
+    keys = [(d["tenant_id"], d["location_id"], d["sku_id"]) for d in docs]
     inbound = await inbound_units(keys)
-    positions = [p async for p in StockPosition.get_pymongo_collection().find(
-        {"tenant_id": tenant, "sku_id": sku_id, "on_hand": {"$gt": 0}}, session=session)]
+    grid = demand.calendar(today)
+    found: dict[Network, dict[Any, SiteFacts]] = {}
+    for doc, key in zip(docs, keys):
+        fitted = model.fit(demand.view(doc, today, days_of=grid).days, until=today)
+        found.setdefault((key[0], key[2]), {})[key[1]] = SiteFacts(
+            key[1], fitted.daily_mean if fitted else 0.0, fitted.residual_sd if fitted else None,
+            int(doc.get("on_hand", 0)), inbound.get(key, 0))
+    return found
+
+
+async def complete_networks(known: dict[Network, dict[Any, SiteFacts]], today: date) -> None:
+    """Add the sites of these networks that the caller did not judge (an incremental sweep judged only some)."""
+    by_tenant: dict[str, list[Any]] = {}
+    for tenant, sku in known:
+        by_tenant.setdefault(tenant, []).append(sku)
+    for tenant, skus in by_tenant.items():
+        for start in range(0, len(skus), CHUNK):
+            docs = [d async for d in DemandSeries.get_pymongo_collection().find(
+                {"tenant_id": tenant, "sku_id": {"$in": skus[start:start + CHUNK]}})]
+            missing = [d for d in docs if d["location_id"] not in known.get((tenant, d["sku_id"]), {})]
+            for network, sites in (await site_facts(missing, today)).items():
+                known.setdefault(network, {}).update(sites)
+
+
+async def build_sites(known: dict[Network, dict[Any, SiteFacts]], rules: SignalRules
+                      ) -> dict[Network, tuple[list[plan.Site], dict[str, Policy]]]:
+    """Each network's sites with their sellable lots, names and policies: a handful of queries for all of them."""
+    keys = [(t, loc, sku) for (t, sku), sites in known.items() for loc in sites]
+    policies = await policies_for(keys, rules)
+    positions: list[dict[str, Any]] = []
+    by_tenant: dict[str, tuple[set[Any], set[Any]]] = {}
+    for t, loc, sku in keys:
+        locs, skus = by_tenant.setdefault(t, (set(), set()))
+        locs.add(loc)
+        skus.add(sku)
+    for t, (locs, skus) in by_tenant.items():
+        ordered = sorted(locs)
+        for start in range(0, len(ordered), CHUNK):
+            positions += [p async for p in StockPosition.get_pymongo_collection().find(
+                {"tenant_id": t, "location_id": {"$in": ordered[start:start + CHUNK]}, "on_hand": {"$gt": 0}},
+                {"location_id": 1, "sku_id": 1, "lot_id": 1, "lot_code": 1, "on_hand": 1, "expires_on": 1,
+                 "effective_expires_on": 1})
+                if p["sku_id"] in skus]
     lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
-    lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)} if lot_ids else {}
-    locations = {loc.id: loc async for loc in Location.find(
-        {"_id": {"$in": sorted({s["location_id"] for s in series})}}, session=session)} if series else {}
-    sites = []
-    for raw in series:
-        view = demand.view(raw, today)
-        fitted = model.fit(view.days, until=today)
-        error = model.holdout_error(view.days)
-        policy = policies[(tenant, raw["location_id"], sku_id)]
-        here = []
-        for p in positions:
-            if p["location_id"] != raw["location_id"]:
-                continue
-            lot = lots.get(p.get("lot_id"))
-            if lot is not None and lot.status != LotStatus.released:
-                continue  # held stock cannot move to a shelf
-            expires = min((d for d in (from_bson(p.get("effective_expires_on")), from_bson(p.get("expires_on")))
-                           if d is not None), default=None)
-            here.append(plan.LotAtSite(str(p["lot_id"]) if p.get("lot_id") else None, p.get("lot_code"), expires,
-                                       p["on_hand"]))
-        location = locations.get(raw["location_id"])
-        sites.append(plan.Site(
-            holder=tenant, location_id=str(raw["location_id"]),
-            location_code=location.code if location else str(raw["location_id"]),
-            rate=fitted.daily_mean if fitted else 0.0, on_hand=sum(l.on_hand for l in here),
-            inbound=inbound.get((tenant, raw["location_id"], sku_id), 0),
-            lead_time_days=policy.lead_time_days, review_days=policy.review_days, target_days=policy.target_days,
-            sigma=error.residual_sd if error else None, lots=tuple(here),
-        ))
-    return sites, {str(k[1]): v for k, v in policies.items()}
+    lots: dict[Any, Lot] = {}
+    for start in range(0, len(lot_ids), CHUNK):
+        lots.update({lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids[start:start + CHUNK]}})})
+    location_ids = sorted({loc for _, loc, _ in keys})
+    names: dict[Any, str] = {}
+    for start in range(0, len(location_ids), CHUNK):
+        names.update({loc["_id"]: loc["code"] async for loc in Location.get_pymongo_collection().find(
+            {"_id": {"$in": location_ids[start:start + CHUNK]}}, {"code": 1})})
+    at_site: dict[tuple[str, Any, Any], list[plan.LotAtSite]] = {}
+    holders = {t for t, _, _ in keys}
+    for p in positions:
+        lot = lots.get(p.get("lot_id"))
+        if lot is not None and lot.status != LotStatus.released:
+            continue  # held stock cannot move to a shelf
+        expires = min((d for d in (from_bson(p.get("effective_expires_on")), from_bson(p.get("expires_on")))
+                       if d is not None), default=None)
+        for t in holders:
+            if (t, p["location_id"], p["sku_id"]) in policies:
+                at_site.setdefault((t, p["location_id"], p["sku_id"]), []).append(plan.LotAtSite(
+                    str(p["lot_id"]) if p.get("lot_id") else None, p.get("lot_code"), expires, p["on_hand"]))
+    built: dict[Network, tuple[list[plan.Site], dict[str, Policy]]] = {}
+    for (tenant, sku), sites in known.items():
+        out = []
+        for location, facts in sites.items():
+            policy = policies[(tenant, location, sku)]
+            here = at_site.get((tenant, location, sku), [])
+            out.append(plan.Site(
+                holder=tenant, location_id=str(location), location_code=names.get(location, str(location)),
+                rate=facts.rate, on_hand=sum(l.on_hand for l in here), inbound=facts.inbound,
+                lead_time_days=policy.lead_time_days, review_days=policy.review_days, target_days=policy.target_days,
+                sigma=facts.sigma, lots=tuple(here),
+            ))
+        built[(tenant, sku)] = (out, {str(loc): policies[(tenant, loc, sku)] for loc in sites})
+    return built
 
 
 def _dedupe(tenant: str, sku_id: Any, source: str, destination: str) -> str:
     return f"transfer:{tenant}:{sku_id}:{source}:{destination}"
 
 
-async def refresh(database: Database, networks: list[tuple[str, Any]], today: date, rules: SignalRules) -> int:
-    """Re-plan each (holder, SKU) network; answers how many recommendations are open for them afterwards."""
+async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]], today: date, rules: SignalRules,
+                  complete: bool = True) -> int:
+    """Re-plan the (holder, SKU) networks whose series were judged; answers how many recommendations are open for
+    them afterwards. ``complete``: ``known`` holds every site of those networks (a full sweep)."""
+    if not complete:
+        await complete_networks(known, today)
+    tenants = sorted({t for t, _ in known})
+    still_open: set[Network] = set()
+    if tenants:
+        async for doc in TransferRecommendation.get_pymongo_collection().find(
+                {"status": RecommendationStatus.open.value, "tenant_id": {"$in": tenants}}, {"tenant_id": 1, "sku_id": 1}):
+            if (doc["tenant_id"], doc["sku_id"]) in known:
+                still_open.add((doc["tenant_id"], doc["sku_id"]))
+    candidates = {n: sites for n, sites in known.items() if len(sites) > 1 or n in still_open}
+    built = await build_sites(candidates, rules)
+    plans = {n: plan.plan_transfers(sites, today, rules.planning) for n, (sites, _) in built.items()}
+    touched = [n for n in plans if plans[n] or n in still_open]
+    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted({sku for _, sku in touched})}})} if touched else {}
     open_count = 0
-    for tenant, sku_id in networks:
-        sites, _ = await _sites(tenant, sku_id, today, rules)
-        plans = plan.plan_transfers(sites, today, rules.planning)
-        sku = await Sku.find_one({"_id": sku_id})
+    for tenant, sku_id in touched:
 
-        async def work(session: AsyncClientSession, tenant: str = tenant, sku_id: Any = sku_id,
-                       plans: list[plan.TransferPlan] = plans, sku: Sku | None = sku) -> int:
-            return await _store(session, tenant, sku_id, sku, plans, today)
+        async def work(session: AsyncClientSession, tenant: str = tenant, sku_id: Any = sku_id) -> int:
+            return await _store(session, tenant, sku_id, skus.get(sku_id), plans[(tenant, sku_id)], today)
 
         open_count += await database.in_transaction(work)
     return open_count
@@ -342,8 +400,12 @@ async def replenishment_suggestions(access: Access, today: date, rules: SignalRu
     networks = {p.sku_id async for p in PlanningPolicy.find(query)}
     suggestions: list[Suggestion] = []
     wanted_location = object_id(location_id, "location") if location_id else None
-    for sku in [s async for s in Sku.find({"_id": {"$in": sorted(networks)}})]:
-        sites, policies = await _sites(access.tenant_id, sku.id, today, rules)
+    docs = [d async for d in DemandSeries.get_pymongo_collection().find(
+        {"tenant_id": access.tenant_id, "sku_id": {"$in": sorted(networks)}})] if networks else []
+    built = await build_sites(await site_facts(docs, today), rules)
+    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted(networks)}})} if networks else {}
+    for (_, network_sku), (sites, policies) in built.items():
+        sku = skus.get(network_sku)
         for site in sites:
             if not policies[site.location_id].lead_time_set:
                 continue
@@ -353,7 +415,7 @@ async def replenishment_suggestions(access: Access, today: date, rules: SignalRu
             if suggestion is None:
                 continue
             incoming = await TransferRecommendation.find({
-                "tenant_id": access.tenant_id, "sku_id": sku.id, "to_location_id": ObjectId(site.location_id),
+                "tenant_id": access.tenant_id, "sku_id": network_sku, "to_location_id": ObjectId(site.location_id),
                 "status": RecommendationStatus.open.value}).to_list()
             suggestions.append(Suggestion(sku, site.location_id, site.location_code, suggestion, incoming))
     return suggestions
