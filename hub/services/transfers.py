@@ -32,7 +32,7 @@ from hub.models.stock import StockPosition
 from hub.services import demand
 from hub.services import movements as movement_service
 from hub.services.planning_audience import partner_audience
-from hub.services.signals import Policy, SignalRules, SiteFacts, inbound_units, policies_for
+from hub.services.signals import Policy, SignalRules, SiteFacts, chunks, inbound_units, policies_for, positions_of
 from hub.services.skus import resolve_skus
 from tenants.access import Access, object_id
 from tenants.models import Scope
@@ -54,7 +54,6 @@ def recommendation_filter(access: Access) -> dict[str, Any]:
 
 
 Network = tuple[str, Any]  # (holder, SKU id)
-CHUNK = 1000
 
 
 async def site_facts(docs: list[dict[str, Any]], today: date) -> dict[Network, dict[Any, SiteFacts]]:
@@ -77,9 +76,9 @@ async def complete_networks(known: dict[Network, dict[Any, SiteFacts]], today: d
     for tenant, sku in known:
         by_tenant.setdefault(tenant, []).append(sku)
     for tenant, skus in by_tenant.items():
-        for start in range(0, len(skus), CHUNK):
+        for part in chunks(skus):
             docs = [d async for d in DemandSeries.get_pymongo_collection().find(
-                {"tenant_id": tenant, "sku_id": {"$in": skus[start:start + CHUNK]}})]
+                {"tenant_id": tenant, "sku_id": {"$in": part}})]
             missing = [d for d in docs if d["location_id"] not in known.get((tenant, d["sku_id"]), {})]
             for network, sites in (await site_facts(missing, today)).items():
                 known.setdefault(network, {}).update(sites)
@@ -90,29 +89,16 @@ async def build_sites(known: dict[Network, dict[Any, SiteFacts]], rules: SignalR
     """Each network's sites with their sellable lots, names and policies: a handful of queries for all of them."""
     keys = [(t, loc, sku) for (t, sku), sites in known.items() for loc in sites]
     policies = await policies_for(keys, rules)
-    positions: list[dict[str, Any]] = []
-    by_tenant: dict[str, tuple[set[Any], set[Any]]] = {}
-    for t, loc, sku in keys:
-        locs, skus = by_tenant.setdefault(t, (set(), set()))
-        locs.add(loc)
-        skus.add(sku)
-    for t, (locs, skus) in by_tenant.items():
-        ordered = sorted(locs)
-        for start in range(0, len(ordered), CHUNK):
-            positions += [p async for p in StockPosition.get_pymongo_collection().find(
-                {"tenant_id": t, "location_id": {"$in": ordered[start:start + CHUNK]}, "on_hand": {"$gt": 0}},
-                {"location_id": 1, "sku_id": 1, "lot_id": 1, "lot_code": 1, "on_hand": 1, "expires_on": 1,
-                 "effective_expires_on": 1})
-                if p["sku_id"] in skus]
+    positions = [p for docs in (await positions_of(keys)).values() for p in docs]
     lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
     lots: dict[Any, Lot] = {}
-    for start in range(0, len(lot_ids), CHUNK):
-        lots.update({lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids[start:start + CHUNK]}})})
+    for part in chunks(lot_ids):
+        lots.update({lot.id: lot async for lot in Lot.find({"_id": {"$in": part}})})
     location_ids = sorted({loc for _, loc, _ in keys})
     names: dict[Any, str] = {}
-    for start in range(0, len(location_ids), CHUNK):
+    for part in chunks(location_ids):
         names.update({loc["_id"]: loc["code"] async for loc in Location.get_pymongo_collection().find(
-            {"_id": {"$in": location_ids[start:start + CHUNK]}}, {"code": 1})})
+            {"_id": {"$in": part}}, {"code": 1})})
     at_site: dict[tuple[str, Any, Any], list[plan.LotAtSite]] = {}
     holders = {t for t, _, _ in keys}
     for p in positions:
@@ -158,9 +144,16 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
                 {"status": RecommendationStatus.open.value, "tenant_id": {"$in": tenants}}, {"tenant_id": 1, "sku_id": 1}):
             if (doc["tenant_id"], doc["sku_id"]) in known:
                 still_open.add((doc["tenant_id"], doc["sku_id"]))
-    candidates = {n: sites for n, sites in known.items() if len(sites) > 1 or n in still_open}
-    built = await build_sites(candidates, rules)
+    # Lots are read only where a transfer is possible: a network with a site that will run out and another site.
+    multi = {n: sites for n, sites in known.items() if len(sites) > 1}
+    policies = await policies_for([(t, loc, sku) for (t, sku), sites in multi.items() for loc in sites], rules)
+    needy = {
+        (t, sku): sites for (t, sku), sites in multi.items()
+        if any(plan.need(_bare(t, facts, policies[(t, loc, sku)]), rules.planning) > 0 for loc, facts in sites.items())
+    }
+    built = await build_sites(needy, rules)
     plans = {n: plan.plan_transfers(sites, today, rules.planning) for n, (sites, _) in built.items()}
+    plans.update({n: [] for n in still_open if n not in plans})
     touched = [n for n in plans if plans[n] or n in still_open]
     skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted({sku for _, sku in touched})}})} if touched else {}
     open_count = 0
@@ -171,6 +164,13 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
 
         open_count += await database.in_transaction(work)
     return open_count
+
+
+def _bare(tenant: str, facts: SiteFacts, policy: Policy) -> plan.Site:
+    """A site without its lots: enough to tell whether it needs stock."""
+    return plan.Site(holder=tenant, location_id=str(facts.location_id), location_code="", rate=facts.rate,
+                     on_hand=facts.on_hand, inbound=facts.inbound, lead_time_days=policy.lead_time_days,
+                     review_days=policy.review_days, target_days=policy.target_days, sigma=facts.sigma)
 
 
 async def _store(session: AsyncClientSession, tenant: str, sku_id: Any, sku: Sku | None,
