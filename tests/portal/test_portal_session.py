@@ -22,7 +22,7 @@ from tests.portal.conftest import (
     stored_values,
 )
 
-TOKEN_TTL = 6  # seconds: the page renews at half of it
+TOKEN_TTL = 8  # seconds: the page renews at half of it
 REVOKED = '{ auditLog(filter: {action: "token.revoked"}) { edges { node { action clientId } } } }'
 ADD_MEMBER = "mutation($input: AddMemberInput!) { addMember(input: $input) { id } }"
 REMOVE_MEMBER = "mutation($id: ID!) { removeMember(id: $id) }"
