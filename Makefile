@@ -22,7 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-BENCHMARKS := graphql movements ingest fanout webhooks oauth_tokens portal
+BENCHMARKS := graphql movements ingest fanout webhooks oauth_tokens portal signals
 
 bench: $(STAMP)
 	for name in $(BENCHMARKS); do $(BIN)/python -m bench.$$name || exit 1; done

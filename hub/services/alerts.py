@@ -11,11 +11,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
+from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.errors import BadInput, Conflict
-from hub.events.log import emit
+from hub.events.log import build_event, emit, emit_many
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from tenants.access import Access
 from hub.dates import utcnow
@@ -279,3 +280,29 @@ async def start_escalation(hub: HubState) -> None:
             await asyncio.sleep(interval)
 
     hub.spawn("alert-escalation", loop)
+
+
+async def open_alerts(session: AsyncClientSession, found: list[dict[str, Any]]) -> list[Alert]:
+    """Open many new alerts at once (a sweep's first findings): one insert and one event write for all of them.
+
+    Each item holds ``raise_alert``'s keyword arguments; the caller knows no alert has their keys (in this
+    transaction a concurrent writer of the same key makes the insert fail and the transaction start over).
+    """
+    if not found:
+        return []
+    now = utcnow()
+    alerts = [
+        Alert(
+            id=PydanticObjectId(), kind=item["kind"], severity=item["severity"], tenant_id=item["owner"],
+            audience=sorted({item["owner"], *item.get("audience", [])}), title=item["title"],
+            subjects=item.get("subjects") or [], evidence=item.get("evidence") or {},
+            recommendation=item.get("recommendation"), dedupe_key=item["dedupe_key"],
+            created_at=now, updated_at=now, opened_at=now,
+        )
+        for item in found
+    ]
+    await Alert.insert_many(alerts, session=session)
+    await emit_many(session, [
+        build_event(DETECTED_EVENT[a.kind], a.tenant_id, a.audience, alert_payload(a)) for a in alerts
+    ])
+    return alerts

@@ -42,7 +42,7 @@ from hub.models.receipt import Receipt, ReceiptOutcome
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.services import demand, fefo
-from hub.services.alerts import alert_payload, raise_alert
+from hub.services.alerts import alert_payload, open_alerts, raise_alert
 from hub.services.planning_audience import partner_audience
 
 log = logging.getLogger("lotpulse.planning")
@@ -311,21 +311,29 @@ async def _apply(session: AsyncClientSession, judged: list[Judged], today: date,
         if j.obsolescence is not None:
             wanted[_key("obsolescence_risk", j.series.raw)] = (j, AlertKind.obsolescence_risk)
     every_key = [_key(kind.value, j.series.raw) for j in judged for kind in kinds]
-    current = {a["dedupe_key"]: a async for a in Alert.get_pymongo_collection().find(
-        {"dedupe_key": {"$in": every_key}, "status": {"$ne": AlertStatus.resolved.value}},
-        {"dedupe_key": 1, "severity": 1, "evidence.signature": 1}, session=session)}
-    open_keys = set(current)
-    raised = 0
+    known_alerts = {a["dedupe_key"]: a async for a in Alert.get_pymongo_collection().find(
+        {"dedupe_key": {"$in": every_key}}, {"dedupe_key": 1, "status": 1, "evidence.signature": 1},
+        session=session)}
+    open_keys = {k for k, a in known_alerts.items() if a["status"] != AlertStatus.resolved.value}
     names = await _names(session, [j for j, _ in wanted.values()])
+    fresh: list[dict[str, Any]] = []
+    raised = 0
     for key, (j, kind) in wanted.items():
         report.findings[kind.value] = report.findings.get(kind.value, 0) + 1
-        existing = current.get(key)
-        signature = (existing or {}).get("evidence", {}).get("signature")
+        existing = known_alerts.get(key)
+        signature = (existing or {}).get("evidence", {}).get("signature") if key in open_keys else None
         if kind == AlertKind.obsolescence_risk:
-            alert = await _raise_obsolescence(session, j, today, rules, key, names, signature, found)
+            spec = await _obsolescence_alert(session, j, today, rules, key, names, signature, found)
         else:
-            alert = await _raise_velocity(session, j, today, rules, key, names, signature, found)
-        raised += alert is not None
+            spec = await _velocity_alert(j, today, rules, key, names, signature, found)
+        if spec is None:
+            continue
+        raised += 1
+        if existing is None:
+            fresh.append(spec)  # never raised before: opened together below
+        else:
+            await raise_alert(session, **spec)
+    await open_alerts(session, fresh)
     cleared = sorted(open_keys - set(wanted))
     resolved = await _resolve(session, cleared)
     return raised, resolved
@@ -473,9 +481,9 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
 
 
-async def _raise_velocity(session: AsyncClientSession, j: Judged, today: date, rules: SignalRules, key: str,
-                          names: dict[Any, Any], signature: str | None, found: Evidence) -> Alert | None:
-    """Raise (or leave alone, when the open alert already says the same: severity and causes) a velocity alert."""
+async def _velocity_alert(j: Judged, today: date, rules: SignalRules, key: str, names: dict[Any, Any],
+                          signature: str | None, found: Evidence) -> dict[str, Any] | None:
+    """A velocity alert to raise, or None when the open alert already says the same (severity and causes)."""
     assert j.velocity is not None and j.baseline is not None
     raw = j.series.raw
     facts = cause_facts(found, j, today, rules)
@@ -518,8 +526,8 @@ async def _raise_velocity(session: AsyncClientSession, j: Judged, today: date, r
         "evaluatedOn": today.isoformat(),
         "signature": same,
     }
-    return await raise_alert(
-        session, kind=AlertKind(j.velocity.kind), severity=Severity(j.velocity.severity), owner=raw["tenant_id"],
+    return dict(
+        kind=AlertKind(j.velocity.kind), severity=Severity(j.velocity.severity), owner=raw["tenant_id"],
         audience=await partner_audience(raw["tenant_id"], raw["sku_owner_id"]), title=title, dedupe_key=key,
         subjects=subjects, evidence=evidence, recommendation=f"Most likely: {causes[0].summary}. {advice}",
     )
@@ -558,9 +566,10 @@ async def receipt_facts(session: AsyncClientSession | None, j: Judged) -> list[o
     return facts
 
 
-async def _raise_obsolescence(session: AsyncClientSession, j: Judged, today: date, rules: SignalRules, key: str,
-                              names: dict[Any, Any], signature: str | None, found: Evidence) -> Alert | None:
-    """Raise (or leave alone, when the open alert already names the same reason, severity and root causes)."""
+async def _obsolescence_alert(session: AsyncClientSession, j: Judged, today: date, rules: SignalRules, key: str,
+                              names: dict[Any, Any], signature: str | None, found: Evidence) -> dict[str, Any] | None:
+    """An obsolescence alert to raise, or None when the open alert already names the same reason, severity and
+    root causes."""
     assert j.obsolescence is not None
     raw = j.series.raw
     on_hand = int(raw.get("on_hand", 0))
@@ -616,8 +625,8 @@ async def _raise_obsolescence(session: AsyncClientSession, j: Judged, today: dat
         f"{root.summary}. " if root else "No root cause in the ledger. "
     ) + "Stop or cut orders, transfer to a location that sells it (see transferRecommendations), return to the " \
         "supplier, mark down or liquidate."
-    return await raise_alert(
-        session, kind=AlertKind.obsolescence_risk, severity=Severity(finding.severity), owner=raw["tenant_id"],
+    return dict(
+        kind=AlertKind.obsolescence_risk, severity=Severity(finding.severity), owner=raw["tenant_id"],
         audience=await partner_audience(raw["tenant_id"], raw["sku_owner_id"]), title=title, dedupe_key=key,
         subjects=subjects, evidence=evidence, recommendation=recommendation,
     )
