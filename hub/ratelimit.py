@@ -5,7 +5,7 @@ Why not the ``limits`` library: its asyncio MongoDB storage is built on motor (d
 see the README), it offers fixed and moving windows rather than token buckets, and it asks the database on every
 hit, which would double the cost of a trivial query on the embedded database. Here each bucket is one document
 (``rate_buckets``) refilled and drawn by one atomic update pipeline, and a process *leases* tokens from it in chunks
-(a twentieth of the burst) that it spends locally for at most ``LEASE_SECONDS``. So the database is asked about once
+(a tenth of the burst) that it spends locally for at most ``LEASE_SECONDS``. So the database is asked about once
 per chunk, the limit holds across processes, and a process can over-spend by at most one unspent chunk.
 """
 
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from hub.auth import Principal
     from hub.state import HubState
 
-LEASE_SECONDS = 1.0  # unspent leased tokens are dropped after this, so a lease cannot outlive a refill by much
-CHUNK_FRACTION = 0.05
+# Unspent leased tokens are dropped after this. A process never holds more than about one chunk, so the cluster
+# over-admits by at most a chunk per process whatever a lease's age; a short life only costs database round trips.
+LEASE_SECONDS = 10.0
+CHUNK_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,13 @@ class RateLimiter:
         self.overrides = {
             ("t", o.tenant) if o.tenant else ("c", o.client_id): o for o in settings.rate_limit_overrides
         }
+        self._limits: dict[tuple[str, str, str | None], tuple[str, Limit]] = {}  # per bucket: its key and limit
+
+    def _bucket(self, kind: str, who: tuple[str, str | None]) -> tuple[str, Limit]:
+        found = self._limits.get((kind, *who))
+        if found is None:
+            found = self._limits[(kind, *who)] = (f"{kind}:{who[0]}:{who[1]}", self._limit(kind, who))
+        return found
 
     def _limit(self, kind: str, who: tuple[str, str | None]) -> Limit:
         s, override = self.settings, self.overrides.get(who)
@@ -161,12 +170,17 @@ class RateLimiter:
     async def take(self, kind: str, principal: Principal, amount: float) -> Decision:
         """Draw ``amount`` from the caller's tenant bucket and, for OAuth clients, its client bucket (``kind`` is
         ``requests`` or ``cost``); answers the refusal, else the tighter of the two."""
-        callers: list[tuple[str, str | None]] = [("t", principal.tenant_id)]
-        if principal.client_id:
-            callers.append(("c", principal.client_id))
+        if not principal.client_id:
+            key, limit = self._bucket(kind, ("t", principal.tenant_id))
+            decision = await self.buckets.take(key, amount, limit)
+            if not decision.allowed:
+                metrics.RATE_LIMITED.labels(kind).inc()
+            return decision
+        callers: list[tuple[str, str | None]] = [("t", principal.tenant_id), ("c", principal.client_id)]
         decisions = []
         for who in callers:
-            decision = await self.buckets.take(f"{kind}:{who[0]}:{who[1]}", amount, self._limit(kind, who))
+            key, limit = self._bucket(kind, who)
+            decision = await self.buckets.take(key, amount, limit)
             if not decision.allowed:
                 metrics.RATE_LIMITED.labels(kind).inc()
                 return decision

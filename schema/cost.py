@@ -7,6 +7,8 @@ expanded document is bounded by the query limits.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from typing import Any, Iterator
 
 from graphql import (
@@ -29,7 +31,10 @@ from graphql.language import OperationType as AstOperationType
 from strawberry.extensions import SchemaExtension
 from starlette.requests import Request
 
+from schema.limits import CACHEABLE_QUERY_CHARS
+
 PAGE_ARGUMENTS = ("first", "last")
+COST_CACHE_SIZE = 1000
 
 
 def query_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
@@ -96,8 +101,23 @@ class CostLimit(SchemaExtension):
     """Draws an HTTP operation's cost from the caller's cost buckets before it runs; over the limit, the operation
     is answered with RATE_LIMITED and never executed. The view sends the RateLimit headers it leaves in the context."""
 
-    def __init__(self, max_page: int) -> None:
+    def __init__(self, max_page: int, cache: OrderedDict[tuple[Any, ...], int]) -> None:
         self.max_page = max_page
+        self._cache = cache  # shared by every operation (extensions are built per operation)
+
+    def cost(self, context: Any) -> int:
+        """The operation's cost, remembered per query text, operation and variables (most clients repeat them)."""
+        variables = context.variables
+        key = (context.query, context.operation_name, json.dumps(variables, sort_keys=True) if variables else None)
+        cost = self._cache.get(key)
+        if cost is None:
+            cost = query_cost(context.schema._schema, context.graphql_document, context.operation_name, variables,
+                              self.max_page)
+            if len(key[0] or "") <= CACHEABLE_QUERY_CHARS:
+                self._cache[key] = cost
+                if len(self._cache) > COST_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return cost
 
     async def on_execute(self) -> Any:
         context = self.execution_context
@@ -105,8 +125,7 @@ class CostLimit(SchemaExtension):
         hub = getattr(request_context, "hub", None)
         limiter = getattr(hub, "rate_limiter", None)
         if limiter is not None and isinstance(request_context.request, Request) and context.graphql_document:
-            amount = query_cost(context.schema._schema, context.graphql_document, context.operation_name,
-                                context.variables, self.max_page)
+            amount = self.cost(context)
             decision = await limiter.take("cost", request_context.require_principal(), amount)
             request_context.rate_limit = decision.tighter(request_context.rate_limit)
             if not decision.allowed:

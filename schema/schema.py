@@ -56,6 +56,7 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
     )
     validation_cache: OrderedDict[Any, Any] = OrderedDict()
     parse_cache = BoundedParserCache.cache()
+    cost_cache: OrderedDict[Any, int] = OrderedDict()
     queries = (*_roots("queries", "Query"), CursorQuery)  # eventCursor: where every live stream starts
     query = merge_types("Query", queries)
     for field in query.__strawberry_definition__.fields:  # type: ignore[attr-defined]
@@ -73,7 +74,7 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
             lambda: BoundedParserCache(parse_cache),
             lambda: QueryGuard(limits, validation_cache),
             ErrorShaper,
-            lambda: CostLimit(settings.max_page_size),
+            lambda: CostLimit(settings.max_page_size, cost_cache),
             *([lambda: GraphQLTracing(tracer_provider=tracer_provider)] if tracer_provider else []),
         ],
         execution_context_class=SharedEventExecutor,  # one execution per live event and document, not per subscriber
