@@ -26,6 +26,7 @@ from hub.services.persisted import start_persisted_queries
 from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
+from hub.leases import start_partitions
 from hub.services.expiry import start_sweeper
 from hub.services.signals import start_planning
 from hub.services.alerts import start_escalation
@@ -39,6 +40,7 @@ log = logging.getLogger("lotpulse")
 # Startup hooks other packages register (event bus, webhook worker, sweeps); each may spawn background tasks.
 StartupHook = Callable[[HubState], Awaitable[None]]
 STARTUP_HOOKS: list[StartupHook] = []
+STARTUP_HOOKS.append(start_partitions)  # first: the periodic jobs below do the work of the tenants leased here
 STARTUP_HOOKS.append(start_sweeper)
 STARTUP_HOOKS.append(start_planning)
 STARTUP_HOOKS.append(start_oauth)

@@ -18,6 +18,7 @@ from hub.keys import KeyRing
 if TYPE_CHECKING:
     from hub.events.bus import EventBus
     from hub.events.sequencer import Sequencer
+    from hub.leases import Partitions
     from hub.oauth.http import OAuthService
     from hub.ratelimit import RateLimiter
     from hub.services.persisted import PersistedQueries, Safelists
@@ -41,6 +42,8 @@ class HubState:
     oauth: OAuthService = field(init=False, repr=False)
     bus: EventBus = field(init=False, repr=False)
     sequencer: Sequencer = field(init=False, repr=False)
+    # Which tenants' periodic work (sweep, escalation) this process does; None until leased (hub/leases.py).
+    partitions: Partitions | None = field(default=None, repr=False)
     # Only when this process runs the webhook dispatcher and worker (LOTPULSE_WEBHOOK_WORKER).
     webhook_dispatcher: Dispatcher | None = field(default=None, repr=False)
     webhook_worker: Worker | None = field(default=None, repr=False)

@@ -17,6 +17,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.errors import BadInput, Conflict
 from hub.events.log import build_event, emit, emit_many
+from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from tenants.access import Access
 from hub.dates import utcnow
@@ -226,17 +227,20 @@ async def resolve_alert(database: Database, access: Access, alert_id: str, note:
     )
 
 
-async def escalate_overdue(database: Database, deadline: timedelta, now: datetime | None = None) -> int:
+async def escalate_overdue(database: Database, deadline: timedelta, now: datetime | None = None,
+                           tenants: list[str] | None = None) -> int:
     """Raise every alert left open (unacknowledged) past ``deadline`` one severity level, once; answers how many.
 
-    Safe with many hub processes: each alert is claimed by a compare-and-set on ``escalated_at``.
+    With many hub processes each looks at the owners whose partitions it leases (``tenants``, hub/leases.py); a
+    compare-and-set on ``escalated_at`` keeps an alert single even when two briefly overlap.
     """
     now = now or utcnow()
     collection = Alert.get_pymongo_collection()
-    due = await collection.find(
-        {"status": AlertStatus.open.value, "escalated_at": None, "opened_at": {"$lte": now - deadline}},
-        {"_id": 1},
-    ).to_list(500)
+    query: dict[str, Any] = {"status": AlertStatus.open.value, "escalated_at": None,
+                             "opened_at": {"$lte": now - deadline}}
+    if tenants is not None:
+        query["tenant_id"] = {"$in": tenants}
+    due = await collection.find(query, {"_id": 1}).to_list(500)
     escalated = 0
     for doc in due:
 
@@ -265,14 +269,15 @@ async def escalate_overdue(database: Database, deadline: timedelta, now: datetim
 
 
 async def start_escalation(hub: HubState) -> None:
-    """Startup hook: every process sweeps for overdue alerts; the compare-and-set keeps escalation single."""
+    """Startup hook: every process escalates the overdue alerts of the tenants whose partitions it leases."""
     deadline = timedelta(minutes=hub.settings.alert_escalation_minutes)
     interval = hub.settings.alert_escalation_interval_seconds
 
     async def loop() -> None:
         while True:
             try:
-                count = await escalate_overdue(hub.database, deadline)
+                count = await escalate_overdue(hub.database, deadline,
+                                               tenants=await tenant_ids(hub.database, hub.partitions))
                 if count:
                     log.info("escalated %d unacknowledged alerts", count)
             except Exception:

@@ -1,0 +1,227 @@
+"""16 concurrent writers, batches of 10 movements: one hub, two hubs on one database, and the raw pymongo floor.
+
+    python bench/writers.py [--writers 16] [--batch 10] [--seconds 20]
+
+Starts one SecantusDB process (or uses LOTPULSE_MONGODB_URI) and, per phase, fresh hub processes
+(``python -m hub.cli serve``) on one database. Each writer is one client with its own store, posting
+``recordMovements`` batches back to back for ``--seconds``. The floor is the same writers doing by hand, with
+pymongo, what a batch has to store at the least: one transaction per batch that inserts the 10 movement documents
+(with the movements collection's unique idempotency index) and upserts their 10 stock positions. Printed: movements/s,
+batch p50/p99, errors by code, and the ratios to the floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import AsyncIterator
+
+import httpx
+from bson import ObjectId
+from pymongo import AsyncMongoClient, IndexModel, UpdateOne
+from pymongo.write_concern import WriteConcern
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import percentile, wait_ready  # noqa: E402
+from hub.auth import mint_local_token  # noqa: E402
+from hub.config import Settings  # noqa: E402
+from hub.db import Database, EmbeddedServer, free_port  # noqa: E402
+from hub.keys import KeyRing  # noqa: E402
+from tenants import service as tenant_service  # noqa: E402
+
+RECORD = "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }"
+SKUS = 10
+
+
+class Result:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.latencies: list[float] = []
+        self.errors: Counter[str] = Counter()
+        self.movements = 0
+        self.elapsed = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.movements / self.elapsed if self.elapsed else 0.0
+
+    def line(self, floor: Result | None) -> str:
+        p50 = percentile(self.latencies, 0.5) * 1000 if self.latencies else float("nan")
+        p99 = percentile(self.latencies, 0.99) * 1000 if self.latencies else float("nan")
+        text = f"{self.name:<28} {self.rate:8,.0f} movements/s   batch p50 {p50:6,.0f} ms  p99 {p99:6,.0f} ms"
+        if floor is not None:
+            floor_p99 = percentile(floor.latencies, 0.99) * 1000
+            text += f"   {self.rate / floor.rate:5.2f}x floor rate, p99 {p99 / floor_p99:4.2f}x floor p99"
+        errors = ", ".join(f"{code}: {n}" for code, n in self.errors.most_common()) or "none"
+        return f"{text}\n{'':<28} errors: {errors}"
+
+
+async def raw_floor(uri: str, name: str, args: argparse.Namespace) -> Result:
+    client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True)
+    db = client[name]
+    await db.floor_movements.create_indexes([IndexModel([("tenant_id", 1), ("idempotency_key", 1)], unique=True)])
+    await db.floor_positions.create_indexes(
+        [IndexModel([("tenant_id", 1), ("location_id", 1), ("sku_id", 1), ("lot_id", 1)], unique=True)])
+    result = Result("raw pymongo floor")
+    skus = [ObjectId() for _ in range(SKUS)]
+    deadline = time.perf_counter() + args.seconds
+
+    async def writer(w: int) -> None:
+        store = ObjectId()
+        n = 0
+        while time.perf_counter() < deadline:
+            batch = [{"tenant_id": "bench", "location_id": store, "sku_id": skus[i % SKUS], "kind": "receipt",
+                      "quantity": 1, "idempotency_key": f"floor-{w}-{n}-{i}"} for i in range(args.batch)]
+            n += 1
+
+            async def work(session, batch=batch) -> None:  # type: ignore[no-untyped-def]
+                await db.floor_movements.insert_many(batch, session=session)
+                await db.floor_positions.bulk_write([
+                    UpdateOne({"tenant_id": "bench", "location_id": store, "sku_id": m["sku_id"], "lot_id": None},
+                              {"$inc": {"on_hand": 1}}, upsert=True) for m in batch], session=session)
+
+            started = time.perf_counter()
+            async with client.start_session() as session:
+                await session.with_transaction(work, write_concern=WriteConcern("majority"))
+            result.latencies.append(time.perf_counter() - started)
+            result.movements += args.batch
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(w) for w in range(args.writers)))
+    result.elapsed = time.perf_counter() - started
+    await client.close()
+    return result
+
+
+@asynccontextmanager
+async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tuple[list[int], Settings, KeyRing]]:
+    """``count`` hub processes on one database, sharing keys and issuer."""
+    ports = [free_port() for _ in range(count)]
+    public = f"http://127.0.0.1:{ports[0]}"
+    processes = []
+    for n, port in enumerate(ports):
+        env = {**os.environ, "LOTPULSE_MONGODB_URI": uri, "LOTPULSE_DATABASE": name, "LOTPULSE_PORT": str(port),
+               "LOTPULSE_PUBLIC_URL": public, "LOTPULSE_SIGNING_KEY_FILE": str(tmp / "keys.json"),
+               "LOTPULSE_DATA_DIR": str(tmp), "LOTPULSE_LOG_LEVEL": "WARNING", "LOTPULSE_WEBHOOK_WORKER": "false",
+               "LOTPULSE_SWEEP_INTERVAL_MINUTES": "0"}
+        processes.append(subprocess.Popen([sys.executable, "-m", "hub.cli", "serve"], env=env,
+                                          stdout=open(tmp / f"hub{n}.log", "ab"), stderr=subprocess.STDOUT))
+    settings = Settings(public_url=public, signing_key_file=tmp / "keys.json")
+    try:
+        for port, process in zip(ports, processes):
+            await wait_ready(port, process)
+        yield ports, settings, KeyRing(tmp / "keys.json")
+    finally:
+        for process in processes:
+            process.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+
+
+async def through_hubs(uri: str, args: argparse.Namespace, count: int) -> Result:
+    name = f"bench_writers_{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp(prefix="lotpulse-writers-"))
+    database = await Database.connect(uri, name)
+    await tenant_service.create_tenant("bench", "Bench", "retailer")
+    result = Result(f"{count} hub process{'es' if count > 1 else ''}")
+    try:
+        async with hubs(count, uri, name, tmp) as (ports, settings, keyring):
+            token = mint_local_token(settings, keyring, "bench", ["integration"], 3600)
+            headers = {"authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as http:
+                async def gql(port: int, query: str, variables: dict | None = None) -> dict:
+                    response = await http.post(f"http://127.0.0.1:{port}/graphql", headers=headers,
+                                               json={"query": query, "variables": variables or {}})
+                    body = response.json()
+                    if "errors" in body:
+                        raise SystemExit(body["errors"])
+                    return body["data"]
+
+                for s in range(SKUS):
+                    await gql(ports[0], f'mutation {{ upsertSku(input: {{code: "W-{s}", name: "W {s}"}}) '
+                                        '{ sku { id } } }')
+                stores = [(await gql(ports[0], f'mutation {{ createLocation(input: {{code: "S{w}", name: "S{w}", '
+                                               'kind: store}) { id } }'))["createLocation"]["id"]
+                          for w in range(args.writers)]
+                deadline = time.perf_counter() + args.seconds
+
+                async def writer(w: int) -> None:
+                    port = ports[w % count]
+                    n = 0
+                    while time.perf_counter() < deadline:
+                        batch = [{"sku": f"W-{i % SKUS}", "kind": "receipt", "quantity": 1,
+                                  "idempotencyKey": f"w{w}-{n}-{i}"} for i in range(args.batch)]
+                        n += 1
+                        started = time.perf_counter()
+                        response = await http.post(f"http://127.0.0.1:{port}/graphql", headers=headers,
+                                                   json={"query": RECORD, "variables": {"m": batch, "l": stores[w]}})
+                        elapsed = time.perf_counter() - started
+                        try:
+                            body = response.json()
+                        except ValueError:
+                            result.errors[f"HTTP {response.status_code}"] += 1
+                            continue
+                        if "errors" in body:
+                            code = body["errors"][0].get("extensions", {}).get("code", "?")
+                            result.errors[code] += 1
+                            continue
+                        result.latencies.append(elapsed)
+                        result.movements += args.batch
+
+                started = time.perf_counter()
+                await asyncio.gather(*(writer(w) for w in range(args.writers)))
+                result.elapsed = time.perf_counter() - started
+    finally:
+        # SecantusDB has been seen to hang dropping a database right after its clients went away: bounded wait.
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(database.client.drop_database(name), 10)
+        await database.close()
+    print(result.line(None), flush=True)
+    return result
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = None
+    uri = os.environ.get("LOTPULSE_MONGODB_URI")
+    if not uri:
+        tmp = Path(tempfile.mkdtemp(prefix="lotpulse-writers-db-"))
+        server = EmbeddedServer(tmp / "db", log_path=tmp / "secantusd.log")
+        server.start()
+        uri = server.uri
+    try:
+        floor_name = f"bench_floor_{uuid.uuid4().hex[:8]}"
+        floor = await raw_floor(uri, floor_name, args)
+        print(floor.line(None), flush=True)
+        one = await through_hubs(uri, args, 1)
+        two = await through_hubs(uri, args, 2)
+        client: AsyncMongoClient = AsyncMongoClient(uri)
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(client.drop_database(floor_name), 10)
+        await client.close()
+    finally:
+        if server is not None:
+            server.stop()
+    print()
+    print(f"{args.writers} writers, batches of {args.batch} movements, {args.seconds:.0f} s per phase, one machine")
+    print(floor.line(None))
+    print(one.line(floor))
+    print(two.line(floor))
+    print(f"2 hubs / 1 hub: {two.rate / one.rate:.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    asyncio.run(main(parser.parse_args()))
