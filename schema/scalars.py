@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from hub.models.alert import AlertKind, AlertStatus, Severity
+from hub.models.alert import AlertKind, AlertStatus, Decision, Severity
 from hub.models.location import LocationKind
 from hub.models.lot import LotStatus
 from tenants.models import PartnershipStatus, Role, Scope, TenantKind
@@ -18,6 +18,7 @@ LotStatusEnum = strawberry.enum(LotStatus, name="LotStatus")
 AlertKindEnum = strawberry.enum(AlertKind, name="AlertKind")
 SeverityEnum = strawberry.enum(Severity, name="Severity")
 AlertStatusEnum = strawberry.enum(AlertStatus, name="AlertStatus")
+DecisionEnum = strawberry.enum(Decision, name="AlertDecision")
 
 from hub.detect.mismatch import MismatchKind  # noqa: E402 - supply flow enums
 from hub.models.dispatch import DispatchStatus  # noqa: E402

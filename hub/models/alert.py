@@ -39,6 +39,18 @@ class AlertStatus(str, Enum):
     resolved = "resolved"
 
 
+class Decision(str, Enum):
+    """What a person decided when resolving an alert: the fixed vocabulary the health figures count by."""
+
+    markdown = "markdown"
+    transfer = "transfer"
+    return_to_supplier = "return_to_supplier"
+    destroy = "destroy"
+    accept_risk = "accept_risk"
+    false_alarm = "false_alarm"
+    other = "other"  # needs a note saying what
+
+
 class SubjectRef(BaseModel):
     """What an alert is about: a dispatch, a lot, a sensor, a location..."""
 
@@ -67,6 +79,7 @@ class Alert(Document):
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     note: str | None = None
+    decision: Decision | None = None  # set by a person resolving it; None when the hub saw the finding go away
     escalated_at: datetime | None = None
 
     class Settings:

@@ -18,7 +18,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from hub.errors import BadInput, Conflict
 from hub.events.log import build_event, emit, emit_many
 from hub.leases import tenant_ids
-from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
+from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity, SubjectRef
 from tenants.access import Access
 from hub.dates import utcnow
 
@@ -66,6 +66,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "resolvedAt": _iso(alert.resolved_at),
             "resolvedBy": alert.resolved_by,
             "note": alert.note,
+            "decision": alert.decision.value if alert.decision is not None else None,
             "escalatedAt": _iso(alert.escalated_at),
         }
     }
@@ -134,6 +135,7 @@ async def raise_alert(
                 resolved_at=None,
                 resolved_by=None,
                 note=None,
+                decision=None,
                 escalated_at=None,
                 severity=severity.value,
             )
@@ -215,14 +217,30 @@ async def acknowledge_alert(database: Database, access: Access, alert_id: str, n
     )
 
 
-async def resolve_alert(database: Database, access: Access, alert_id: str, note: str | None = None) -> Alert:
+async def resolve_alert(
+    database: Database, access: Access, alert_id: str, decision: Decision | None, note: str | None = None
+) -> Alert:
+    """Close the alert with the decision taken on it; the decision is what the health figures count."""
+    if decision is None:
+        raise BadInput(
+            f"resolving an alert needs a decision: one of {', '.join(d.value for d in Decision)}", field="decision"
+        )
+    note = _note(note)
+    if decision is Decision.other and note is None:
+        raise BadInput("the decision 'other' needs a note saying what was decided", field="note")
     now = utcnow()
     return await _transition(
         database,
         access,
         alert_id,
         (AlertStatus.open, AlertStatus.acknowledged),
-        {"status": AlertStatus.resolved.value, "resolved_at": now, "resolved_by": _actor(access), "note": _note(note)},
+        {
+            "status": AlertStatus.resolved.value,
+            "resolved_at": now,
+            "resolved_by": _actor(access),
+            "note": note,
+            "decision": decision.value,
+        },
         "alert.resolved",
     )
 

@@ -20,7 +20,7 @@ from hub.config import Settings
 from hub.db import Database, StaleRead
 from hub.detect.mismatch import ExpectedLine, Mismatch, MismatchKind, ScannedLine, reconcile, recommendation
 from hub.errors import BadInput, Conflict, Forbidden, NotFound
-from hub.models.alert import AlertKind, Severity, SubjectRef
+from hub.models.alert import AlertKind, Decision, Severity, SubjectRef
 from hub.models.dispatch import OPEN_STATUSES, Dispatch, DispatchStatus
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
@@ -245,12 +245,21 @@ async def _raise(session: AsyncClientSession, dispatch: Dispatch, receipt: Recei
     )
 
 
-async def resolve_receipt(access: Access, database: Database, receipt_id: str, note: str | None = None) -> Receipt:
+async def resolve_receipt(
+    access: Access,
+    database: Database,
+    receipt_id: str,
+    note: str | None = None,
+    decision: Decision = Decision.accept_risk,
+) -> Receipt:
     """The receiver settles a mismatched receipt: its held lots go back to ``released`` and its alert is resolved.
 
-    A lot stays on hold while another unresolved receipt still holds it.
+    The alert records ``decision``: releasing the held stock accepts it as received unless the receiver says
+    otherwise (e.g. ``return_to_supplier``). A lot stays on hold while another unresolved receipt still holds it.
     """
     access.require_write()
+    if decision is Decision.other and not (note or "").strip():
+        raise BadInput("the decision 'other' needs a note saying what was decided", field="note")
     receipt = await access.get(Receipt, receipt_id, access.receipts("read"), "receipt")
     if receipt.tenant_id != access.tenant_id:
         raise Forbidden("only the receiver resolves its receipt")
@@ -286,7 +295,7 @@ async def resolve_receipt(access: Access, database: Database, receipt_id: str, n
     resolved = await database.in_transaction(work)
     if receipt.alert_id is not None:
         try:
-            await resolve_alert(database, access, str(receipt.alert_id), note)
+            await resolve_alert(database, access, str(receipt.alert_id), decision, note)
         except (Conflict, NotFound):
             pass  # somebody resolved the alert already (or it is not the caller's to see): the holds are what count
     return resolved

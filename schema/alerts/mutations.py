@@ -5,9 +5,11 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from hub.models.alert import Decision
 from hub.services import alerts as alert_service
 from schema.alerts.types import AlertType
 from schema.permissions import WRITE
+from schema.scalars import DecisionEnum  # noqa: F401 - registers the enum
 
 
 @strawberry.type
@@ -18,8 +20,13 @@ class Mutation:
         alert = await alert_service.acknowledge_alert(info.context.hub.database, access, id, note)
         return AlertType.from_model(alert)
 
-    @strawberry.mutation(permission_classes=WRITE)
-    async def resolve_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertType:
+    @strawberry.mutation(
+        permission_classes=WRITE,
+        description="Close the alert with the decision taken on it (required; 'other' needs a note)",
+    )
+    async def resolve_alert(
+        self, info: Info, id: strawberry.ID, decision: Decision | None = None, note: str | None = None
+    ) -> AlertType:
         access = await info.context.access()
-        alert = await alert_service.resolve_alert(info.context.hub.database, access, id, note)
+        alert = await alert_service.resolve_alert(info.context.hub.database, access, id, decision, note)
         return AlertType.from_model(alert)

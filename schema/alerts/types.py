@@ -14,9 +14,9 @@ from strawberry.scalars import JSON
 
 from hub.events.bus import LiveEvent
 from hub.errors import BadInput
-from hub.models.alert import Alert, AlertKind, AlertStatus, Severity
+from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity
 from hub.services.alerts import ALERT_EVENT_TYPES, alert_payload
-from schema.scalars import AlertKindEnum, AlertStatusEnum, SeverityEnum  # noqa: F401 - registers the enums
+from schema.scalars import AlertKindEnum, AlertStatusEnum, DecisionEnum, SeverityEnum  # noqa: F401 - registers the enums
 from schema.node import Node
 
 
@@ -50,6 +50,9 @@ class AlertType(Node):
     resolved_at: datetime | None
     resolved_by: str | None
     note: str | None
+    decision: Decision | None = strawberry.field(
+        description="What the resolver decided; null while unresolved or when the hub saw the finding go away"
+    )
     escalated_at: datetime | None
 
     @classmethod
@@ -75,6 +78,7 @@ class AlertType(Node):
             resolved_at=_when(data.get("resolvedAt")),
             resolved_by=data.get("resolvedBy"),
             note=data.get("note"),
+            decision=Decision(data["decision"]) if data.get("decision") else None,
             escalated_at=_when(data.get("escalatedAt")),
         )
 

@@ -6,12 +6,14 @@ import strawberry
 from strawberry.types import Info
 
 from hub.errors import BadInput
+from hub.models.alert import Decision
 from hub.models.dispatch import DispatchStatus
 from hub.models.movement import MovementKind
 from hub.services import dispatches as dispatch_service
 from hub.services import movements as movement_service
 from hub.services import receipts as receipt_service
 from schema.permissions import WRITE
+from schema.scalars import DecisionEnum  # noqa: F401 - registers the enum
 from schema.supply.queries import dispatch_nodes
 from schema.supply.types import (
     CreateDispatchInput,
@@ -73,10 +75,19 @@ class Mutation:
         receipt = await receipt_service.record_receipt(access, hub.database, hub.settings, data)
         return ReceiptType.from_model(receipt, access.tenant_id)
 
-    @strawberry.mutation(permission_classes=WRITE, description="Settle a mismatched receipt: release its held lots")
-    async def resolve_receipt(self, info: Info, id: strawberry.ID, note: str | None = None) -> ReceiptType:
+    @strawberry.mutation(
+        permission_classes=WRITE,
+        description="Settle a mismatched receipt: release its held lots; its alert records the decision",
+    )
+    async def resolve_receipt(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        note: str | None = None,
+        decision: Decision = Decision.accept_risk,
+    ) -> ReceiptType:
         access = await info.context.access()
-        receipt = await receipt_service.resolve_receipt(access, info.context.hub.database, str(id), note)
+        receipt = await receipt_service.resolve_receipt(access, info.context.hub.database, str(id), note, decision)
         return ReceiptType.from_model(receipt, access.tenant_id)
 
     @strawberry.mutation(permission_classes=WRITE, description="Apply a batch of movements exactly once per key")

@@ -35,7 +35,11 @@ mutation($id: ID!, $note: String) {
   acknowledgeAlert(id: $id, note: $note) { id status acknowledgedBy acknowledgedAt note severity }
 }
 """
-RESOLVE = "mutation($id: ID!, $note: String) { resolveAlert(id: $id, note: $note) { id status resolvedBy note } }"
+RESOLVE = """
+mutation($id: ID!, $decision: AlertDecision, $note: String) {
+  resolveAlert(id: $id, decision: $decision, note: $note) { id status resolvedBy note decision }
+}
+"""
 DONE = object()
 
 

@@ -64,14 +64,37 @@ async def test_an_acknowledged_alert_raised_again_keeps_its_status_but_takes_the
 
 async def test_a_resolved_alert_reopens_when_the_finding_comes_back(hub, trio):
     raised = await alert(hub, "shopco", ["acme"], "k1")
-    resolved = (await hub.ok(RESOLVE, {"id": str(raised.id), "note": "re-counted"}, tenant="shopco"))["resolveAlert"]
+    variables = {"id": str(raised.id), "decision": "false_alarm", "note": "re-counted"}
+    resolved = (await hub.ok(RESOLVE, variables, tenant="shopco"))["resolveAlert"]
     assert resolved == {"id": str(raised.id), "status": "resolved", "resolvedBy": "shopco:local:shopco",
-                        "note": "re-counted"}
-    assert len(await events_of("alert.resolved")) == 1
+                        "note": "re-counted", "decision": "false_alarm"}
+    [event] = await events_of("alert.resolved")
+    assert event.payload["alert"]["decision"] == "false_alarm"
     reopened = await alert(hub, "shopco", ["acme"], "k1")
     assert reopened.id == raised.id and reopened.status.value == "open"
-    assert reopened.resolved_at is None and reopened.note is None
+    assert reopened.resolved_at is None and reopened.note is None and reopened.decision is None
     assert len(await events_of("mismatch.detected")) == 2
+
+
+async def test_resolving_needs_a_decision_from_the_vocabulary_and_changes_nothing_without_one(hub, trio):
+    raised = await alert(hub, "shopco", ["acme"], "k1")
+    before = (await Alert.get(raised.id)).model_dump()
+    for variables, field in (
+        ({}, "decision"),
+        ({"note": "sold it off"}, "decision"),
+        ({"decision": "other"}, "note"),  # 'other' says what only with a note
+        ({"decision": "other", "note": "   "}, "note"),
+    ):
+        body = await hub.gql(RESOLVE, {"id": str(raised.id), **variables}, tenant="shopco")
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", variables
+        assert body["errors"][0]["extensions"]["field"] == field, variables
+    unknown = await hub.gql(RESOLVE, {"id": str(raised.id), "decision": "shrug"}, tenant="shopco")
+    assert unknown["errors"] and unknown.get("data") is None  # not in the vocabulary: refused by the schema
+    assert (await Alert.get(raised.id)).model_dump() == before
+    assert await events_of("alert.resolved") == []
+    variables = {"id": str(raised.id), "decision": "other", "note": "donated to the food bank"}
+    done = (await hub.ok(RESOLVE, variables, tenant="shopco"))["resolveAlert"]
+    assert done["decision"] == "other" and done["note"] == "donated to the food bank"
 
 
 async def test_lifecycle_transitions_that_make_no_sense_conflict(hub, trio):
@@ -79,8 +102,8 @@ async def test_lifecycle_transitions_that_make_no_sense_conflict(hub, trio):
     await hub.ok(ACKNOWLEDGE, {"id": str(raised.id)}, tenant="shopco")
     again = await hub.gql(ACKNOWLEDGE, {"id": str(raised.id)}, tenant="acme")
     assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
-    await hub.ok(RESOLVE, {"id": str(raised.id)}, tenant="acme")
-    twice = await hub.gql(RESOLVE, {"id": str(raised.id)}, tenant="shopco")
+    await hub.ok(RESOLVE, {"id": str(raised.id), "decision": "transfer"}, tenant="acme")
+    twice = await hub.gql(RESOLVE, {"id": str(raised.id), "decision": "transfer"}, tenant="shopco")
     assert twice["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert len(await events_of("alert.resolved")) == 1
 
@@ -89,7 +112,7 @@ async def test_a_stranger_can_neither_see_nor_change_an_alert(hub, trio):
     raised = await alert(hub, "shopco", ["acme"], "k1")
     assert (await hub.ok(ALERTS, tenant="rival"))["alerts"]["edges"] == []
     for document in (ALERT, ACKNOWLEDGE, RESOLVE):
-        body = await hub.gql(document, {"id": str(raised.id)}, tenant="rival")
+        body = await hub.gql(document, {"id": str(raised.id), "decision": "destroy"}, tenant="rival")
         assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", document
     assert (await Alert.get(raised.id)).status.value == "open"
 
@@ -116,7 +139,7 @@ async def test_alerts_are_listed_newest_first_with_filters_and_pages(hub, trio):
     for n in range(5):
         await alert(hub, "shopco", ["acme"], f"k{n}", severity=Severity.critical if n % 2 else Severity.info)
     resolved = await alert(hub, "acme", [], "mine")
-    await hub.ok(RESOLVE, {"id": str(resolved.id)}, tenant="acme")
+    await hub.ok(RESOLVE, {"id": str(resolved.id), "decision": "accept_risk"}, tenant="acme")
     page = (await hub.ok(ALERTS, {"first": 2}, tenant="acme"))["alerts"]
     assert [e["node"]["title"] for e in page["edges"]] == ["alert mine", "alert k4"]
     rest = (await hub.ok(ALERTS, {"first": 10, "after": page["pageInfo"]["endCursor"]}, tenant="acme"))["alerts"]

@@ -95,14 +95,24 @@ async def test_acknowledging_on_the_page_changes_the_alert_for_the_partner_too(h
     assert alert == {"id": receipt["alertId"], "status": "acknowledged", "acknowledgedBy": f"{chain.shopco}:alice",
                      "note": "Checking the labels on the pallet", "resolvedBy": None}
     # and resolving from the partner's page closes it for Shopco; a note with markup shows as the text it is
+    # resolving needs a decision: without one the hub refuses and the card says why
     await partner.page.locator(selector).get_by_label("Note").fill(MARKUP)
+    await partner.page.locator(selector).get_by_role("button", name="Resolve").click()
+    refusal = partner.page.locator(f"{selector} .message")
+    await refusal.filter(has_text="needs a decision").wait_for()
+    assert await partner.page.locator(f"{selector}[data-status=acknowledged]").count() == 1
+    await partner.page.locator(selector).get_by_label("Decision").select_option("return_to_supplier")
     await partner.page.locator(selector).get_by_role("button", name="Resolve").click()
     await shop.page.locator(f"{selector}[data-status=resolved]").wait_for()
     assert MARKUP in await shop.page.locator(f"{selector} .lifecycle").inner_text()
+    assert "(return to supplier)" in await shop.page.locator(f"{selector} .lifecycle").inner_text()
     assert await shop.page.evaluate("() => window.injected === undefined")
     assert await shop.page.locator(f"{selector} .lifecycle img").count() == 0
     resolved = (await hub.ok(ALERT, {"id": receipt["alertId"]}, tenant=chain.shopco))["alert"]
     assert resolved["resolvedBy"] == f"{chain.acme}:bob" and resolved["note"] == MARKUP
+    decided = await hub.ok("query($id: ID!) { alert(id: $id) { decision } }", {"id": receipt["alertId"]},
+                           tenant=chain.shopco)
+    assert decided["alert"]["decision"] == "return_to_supplier"
     # the filters narrow the list to what is asked for, and offer every kind the hub knows
     assert "velocity drop" in await shop.page.get_by_label("Kind").inner_text()
     await shop.page.get_by_label("Status").select_option("resolved")

@@ -170,7 +170,9 @@ async def test_concurrent_partial_receipts_are_judged_on_each_others_totals(supp
 
 
 RESOLVE = """
-mutation($id: ID!, $note: String) { resolveReceipt(id: $id, note: $note) { id resolvedAt resolutionNote heldLotIds } }
+mutation($id: ID!, $note: String, $decision: AlertDecision) {
+  resolveReceipt(id: $id, note: $note, decision: $decision) { id resolvedAt resolutionNote heldLotIds }
+}
 """
 
 
@@ -191,9 +193,13 @@ async def test_resolving_a_mismatched_receipt_releases_its_lots_and_resolves_its
     assert len(resolved["resolveReceipt"]["heldLotIds"]) == 1
     held = await supply.hub.ok(LOT_STATUS, {"code": "B240315"}, tenant="shopco")
     assert held["lots"]["nodes"][0]["status"] == "on_hold"
-    assert (await Alert.get(one["alertId"])).status.value == "resolved"
-    # and is released when the last one is resolved; resolving twice is a conflict
-    await supply.hub.ok(RESOLVE, {"id": two["id"]}, tenant="shopco")
+    first_alert = await Alert.get(one["alertId"])
+    assert first_alert.status.value == "resolved" and first_alert.decision.value == "accept_risk"  # the default
+    # and is released when the last one is resolved; 'other' needs a note; resolving twice is a conflict
+    vague = await supply.hub.gql(RESOLVE, {"id": two["id"], "decision": "other"}, tenant="shopco")
+    assert vague["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    await supply.hub.ok(RESOLVE, {"id": two["id"], "decision": "return_to_supplier"}, tenant="shopco")
+    assert (await Alert.get(two["alertId"])).decision.value == "return_to_supplier"
     released = await supply.hub.ok(LOT_STATUS, {"code": "B240315"}, tenant="acme")
     assert released["lots"]["nodes"][0] == {"lotCode": "B240315", "status": "released", "holdReason": None}
     again = await supply.hub.gql(RESOLVE, {"id": two["id"]}, tenant="shopco")

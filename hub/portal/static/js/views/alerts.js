@@ -1,5 +1,5 @@
 // Alerts of the tenant (its own and those shared with it), newest first, arriving live; filters, readable evidence,
-// acknowledge / resolve with a note.
+// acknowledge with a note, resolve with a decision (and a note).
 
 import { gql } from "../api.js";
 import { ago, h, label, replace, when } from "../dom.js";
@@ -7,18 +7,21 @@ import { ago, h, label, replace, when } from "../dom.js";
 export const TITLE = "Alerts";
 
 const FIELDS = `id kind severity status ownerId title evidence recommendation occurrences createdAt updatedAt
-  acknowledgedAt acknowledgedBy resolvedAt resolvedBy note escalatedAt subjects { kind id label }`;
-// The kinds come from the schema itself: new detectors show up in the filter without a change here.
+  acknowledgedAt acknowledgedBy resolvedAt resolvedBy note decision escalatedAt subjects { kind id label }`;
+// The kinds and decisions come from the schema itself: new ones show up here without a change.
 const PAGE = 50;
 const LIST = `{ alerts(first: ${PAGE}) { nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } }
-  kinds: __type(name: "AlertKind") { enumValues { name } } }`;
+  kinds: __type(name: "AlertKind") { enumValues { name } }
+  decisions: __type(name: "AlertDecision") { enumValues { name } } }`;
 const OLDER = `query($after: String) { alerts(first: ${PAGE}, after: $after) {
   nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } } }`;
 const LIVE = `subscription($after: ID) { alerts(after: $after) { cursor type occurredAt alert { ${FIELDS} } } }`;
 const ACKNOWLEDGE = `mutation($id: ID!, $note: String) { acknowledgeAlert(id: $id, note: $note) { ${FIELDS} } }`;
-const RESOLVE = `mutation($id: ID!, $note: String) { resolveAlert(id: $id, note: $note) { ${FIELDS} } }`;
+const RESOLVE = `mutation($id: ID!, $decision: AlertDecision, $note: String) {
+  resolveAlert(id: $id, decision: $decision, note: $note) { ${FIELDS} } }`;
 
 let kinds = [];
+let decisions = [];
 let older = null; // the cursor of the next page of older alerts, while there is one
 const SEVERITIES = ["critical", "warning", "info"];
 const STATUSES = ["open", "acknowledged", "resolved"];
@@ -33,6 +36,7 @@ export async function load(context) {
   alerts.clear();
   const data = await gql(LIST);
   kinds = data.kinds.enumValues.map((value) => value.name);
+  decisions = data.decisions.enumValues.map((value) => value.name);
   for (const alert of data.alerts.nodes) alerts.set(alert.id, alert);
   older = data.alerts.pageInfo.hasNextPage ? data.alerts.pageInfo.endCursor : null;
 }
@@ -63,6 +67,7 @@ function keepNote(old, card) {
   const after = card.querySelector("textarea");
   if (!before || !after) return;
   after.value = before.value;
+  card.querySelector("select").value = old.querySelector("select").value;
   if (document.activeElement === before) after.focus();
 }
 
@@ -177,7 +182,10 @@ function person(who) {
 function lifecycle(alert) {
   const steps = [];
   if (alert.acknowledgedAt) steps.push(`Acknowledged by ${person(alert.acknowledgedBy)} ${when(alert.acknowledgedAt)}`);
-  if (alert.resolvedAt) steps.push(`Resolved by ${person(alert.resolvedBy)} ${when(alert.resolvedAt)}`);
+  if (alert.resolvedAt) {
+    const decided = alert.decision ? ` (${label(alert.decision)})` : "";
+    steps.push(`Resolved by ${person(alert.resolvedBy)} ${when(alert.resolvedAt)}${decided}`);
+  }
   if (!steps.length && !alert.note) return null;
   return h("p", { class: "lifecycle" }, steps.join(" · "), alert.note ? h("q", {}, alert.note) : null);
 }
@@ -185,11 +193,15 @@ function lifecycle(alert) {
 function decide(alert) {
   if (!ctx.canWrite || alert.status === "resolved") return null;
   const noteId = `note-${alert.id}`;
+  const decisionId = `decision-${alert.id}`;
   const message = h("p", { class: "message", role: "alert" });
   const run = async (mutation, done) => {
     const note = form.querySelector("textarea").value.trim() || null;
+    const variables = { id: alert.id, note };
+    // The hub refuses a resolution without a decision and says why; the message shows it.
+    if (mutation === RESOLVE) variables.decision = form.querySelector("select").value || null;
     try {
-      const data = await gql(mutation, { id: alert.id, note });
+      const data = await gql(mutation, variables);
       upsert(Object.values(data)[0], false);
       // The pressed button is gone with the old card: keep the keyboard user on this alert.
       const card = view?.cards.get(alert.id);
@@ -202,6 +214,10 @@ function decide(alert) {
   const form = h("form", { class: "decide", onsubmit: (e) => e.preventDefault() },
     h("label", { for: noteId }, "Note"),
     h("textarea", { id: noteId, rows: "2", maxlength: "2000" }),
+    h("label", { for: decisionId }, "Decision"),
+    h("select", { id: decisionId },
+      h("option", { value: "" }, "Choose when resolving"),
+      decisions.map((value) => h("option", { value }, label(value)))),
     h("div", { class: "actions" },
       alert.status === "open"
         ? h("button", { type: "button", class: "acknowledge", onclick: () => run(ACKNOWLEDGE, "Acknowledged") }, "Acknowledge")
