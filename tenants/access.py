@@ -1,4 +1,4 @@
-"""Who may see and use what: the one sharing rule of the hub (see "Sharing" in README.md).
+"""Who may see and use what: the one sharing rule of the hub (README: "The sharing rule").
 
 Two halves live here and nowhere else:
 

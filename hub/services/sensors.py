@@ -106,7 +106,7 @@ async def register_sensor(
     location = await access.get(Location, location_id, access.locations("write"), "location")
     lots = []
     for lot_id in dict.fromkeys(lot_ids or []):
-        lots.append(await access.get(Lot, lot_id, access.lots("read"), "lot"))
+        lots.append(await access.get(Lot, lot_id, access.lots("use"), "lot"))
     dispatch = None
     if dispatch_id is not None:
         dispatch = await access.get(Dispatch, dispatch_id, access.dispatches("read"), "dispatch")
