@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.11 and make):
 #   make run    creates .venv on first use, installs, and starts the hub on 127.0.0.1:8000
-#   make test   creates .venv on first use, installs with the test extra, and runs the suite
+#   make test   creates .venv on first use, installs with the test extra, lints (make lint), and runs the suite
 # Both install the `embedded` extra (SecantusDB, GPL-2.0, a separate process): never part of a plain install.
 PYTHON ?= python3
 VENV := .venv
@@ -13,13 +13,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[embedded,test]"
 	touch $(STAMP)
 
-.PHONY: install run test bench
+.PHONY: install run lint test bench
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/lotpulse serve
 
-test: $(STAMP)
+# ruff (style, imports, likely bugs) and mypy (types), both configured in pyproject.toml; must stay clean.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 BENCHMARKS := graphql movements ingest fanout webhooks oauth_tokens portal signals

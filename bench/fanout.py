@@ -9,7 +9,8 @@ Two phases: paced (one alert every --pace-ms, so latency is measured without que
 the writers go, so deliveries per second is the hub's fan-out capacity and latency includes queueing).
 It runs K = 100 and then the K asked for (default 2,000 over 50 tenants), each on a fresh hub, so the growth shows.
 
-    python -m bench.fanout [--subscriptions 2000] [--tenants 50] [--rounds 4] [--per-connection 10] [--writers 1] [--pace-ms 250]
+    python -m bench.fanout [--subscriptions 2000] [--tenants 50] [--rounds 4] [--per-connection 10] [--writers 1] \
+        [--pace-ms 250]
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ async def setup_tenants(database: Database, tenants: list[str]) -> None:
     pairs = [
         Partnership(pair_key=pair_key(a, b), inviter_id=a, invitee_id=b, status=PartnershipStatus.active,
                     shares={a: ["alerts"], b: ["alerts"]})
-        for a, b in zip(tenants[0::2], tenants[1::2])
+        for a, b in zip(tenants[0::2], tenants[1::2], strict=False)  # an odd one out has no partner
     ]
     if pairs:
         await Partnership.insert_many(pairs)
@@ -169,7 +170,7 @@ async def measure(args: argparse.Namespace, mongo_uri: str, workdir: Path, subsc
     settings = Settings(mongodb_uri=mongo_uri, database=name, port=port, public_url=f"http://127.0.0.1:{port}",
                         signing_key_file=workdir / "keys.json")
     keyring = KeyRing(settings.signing_key_file)  # type: ignore[arg-type]
-    keyring.current
+    _ = keyring.current  # generate the key before timing anything
     database = await Database.connect(mongo_uri, name)
     tenants = [f"t{n:03d}" for n in range(args.tenants)]
     await setup_tenants(database, tenants)
@@ -189,10 +190,12 @@ async def measure(args: argparse.Namespace, mongo_uri: str, workdir: Path, subsc
                     pass
                 await asyncio.sleep(0.1)
         idle_rss = rss_mib(hub.pid)
-        per_tenant = {t: subscriptions // len(tenants) + (i < subscriptions % len(tenants)) for i, t in enumerate(tenants)}
+        per_tenant = {
+            t: subscriptions // len(tenants) + (i < subscriptions % len(tenants)) for i, t in enumerate(tenants)
+        }
         tokens = [mint_local_token(settings, keyring, t, ["viewer"], 3600) for t in tenants]
         started = time.perf_counter()
-        for tenant, token in zip(tenants, tokens):
+        for tenant, token in zip(tenants, tokens, strict=True):
             await clients.open(settings.issuer.replace("http", "ws") + "/graphql", [token] * per_tenant[tenant],
                                args.per_connection)
         connect_seconds = time.perf_counter() - started

@@ -37,13 +37,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import percentile, running_hub, wait_ready  # noqa: E402
-from hub.auth import mint_local_token  # noqa: E402
-from hub.config import Settings  # noqa: E402
-from hub.db import EmbeddedServer  # noqa: E402
-from hub.state import keyring_for  # noqa: E402
-from hub.models.sku import Sku  # noqa: E402
-from tenants import service as tenant_service  # noqa: E402
+from bench.harness import percentile, running_hub, wait_ready
+from hub.auth import mint_local_token
+from hub.config import Settings
+from hub.db import EmbeddedServer
+from hub.models.sku import Sku
+from hub.state import keyring_for
+from tenants import service as tenant_service
 
 QUERIES = {
     "trivial query ({ __typename })": "{ __typename }",
@@ -98,8 +98,11 @@ async def main(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             await collection.find({"tenant_id": {"$in": ["bench"]}}).sort("_id", 1).limit(51).to_list()
             reads.append(time.perf_counter() - started)
-        print(f"{'database alone: the 51-SKU find':32} {'':8}               p50 {statistics.median(reads) * 1000:6.1f} ms   "
-              f"p99 {percentile(reads, 0.99) * 1000:6.1f} ms   (sequential)")
+        print(
+            f"{'database alone: the 51-SKU find':32} {'':8}               "
+            f"p50 {statistics.median(reads) * 1000:6.1f} ms   "
+            f"p99 {percentile(reads, 0.99) * 1000:6.1f} ms   (sequential)"
+        )
 
 
 def process_cpu(pid: int) -> float:
@@ -111,7 +114,7 @@ def process_cpu(pid: int) -> float:
 class Sink(BaseHTTPRequestHandler):
     """An OTLP/HTTP collector that accepts and drops spans."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
@@ -191,8 +194,11 @@ async def cpu_overhead(args: argparse.Namespace, sink_port: int) -> None:
     # The hubs' own background loops (change streams, polls) land in whichever round they fall: the fastest round of
     # each is its cost with the least of that noise, the median shows how much noise there was.
     best, middle = ({name: pick(v) for name, v in per_request.items()} for pick in (min, statistics.median))
-    print(f"\nCPU per {{ __typename }} request inside the hub (ASGI app called directly, {args.rounds} alternating rounds "
-          f"of {args.cpu_requests} requests; other processes' load does not count)")
+    print(
+        f"\nCPU per {{ __typename }} request inside the hub (ASGI app called directly, {args.rounds} alternating "
+        f"rounds "
+        f"of {args.cpu_requests} requests; other processes' load does not count)"
+    )
     for name in per_request:
         print(f"  {name:9} best {best[name] * 1e6:6.0f} µs  overhead {(best[name] / best['bare'] - 1) * 100:+5.1f} %   "
               f"median {middle[name] * 1e6:6.0f} µs  overhead {(middle[name] / middle['bare'] - 1) * 100:+5.1f} %")
@@ -225,8 +231,11 @@ async def overhead(args: argparse.Namespace, sink: ThreadingHTTPServer) -> None:
     print(f"\nhub process CPU per {{ __typename }} request over HTTP (uvicorn included; other processes' load does "
           f"not count), all {args.rounds} rounds together")
     for name in hubs:
-        print(f"  {name:9} {per_request[name] * 1e6:6.0f} µs   overhead {(per_request[name] / per_request['bare'] - 1) * 100:+5.1f} %"
-              f"   ({len(latencies[name]):,} requests)")
+        print(
+            f"  {name:9} {per_request[name] * 1e6:6.0f} µs   "
+            f"overhead {(per_request[name] / per_request['bare'] - 1) * 100:+5.1f} %"
+            f"   ({len(latencies[name]):,} requests)"
+        )
     base = statistics.median(rates["bare"])
     print(f"\noperability overhead on {{ __typename }}: median of {args.rounds} alternating rounds of "
           f"{args.seconds:g} s each")

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # Run as a script, Python puts bench/ first on sys.path, where sibling benchmarks would shadow the hub's packages.
@@ -96,7 +96,7 @@ async def run(args: argparse.Namespace) -> None:
             sku = {"code": "MILK", "name": "Milk", "storage": {"tempMaxC": 8.0}, "excursionSensitivity": 0.5}
             await gql(http, token, UPSERT_SKU, {"i": sku})
             stock = {"sku": "MILK", "kind": "receipt", "quantity": 1000, "idempotencyKey": "r1", "lotCode": "M1",
-                     "expiresOn": (datetime.now(timezone.utc).date() + timedelta(days=12)).isoformat()}
+                     "expiresOn": (datetime.now(UTC).date() + timedelta(days=12)).isoformat()}
             await gql(http, token, RECORD, {"m": [stock], "l": location_id})
             sensor_ids = []
             for n in range(args.sensors):
@@ -107,7 +107,7 @@ async def run(args: argparse.Namespace) -> None:
             per_sensor = args.batch_size // args.sensors
             size = per_sensor * args.sensors
             # Two runs over fresh minutes each (typed, then compact), readings one a minute per sensor.
-            start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(
+            start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(
                 minutes=2 * per_sensor * args.batches + 5
             )
             runs = {}

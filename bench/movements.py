@@ -27,9 +27,9 @@ from pymongo import IndexModel, InsertOne
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import percentile, running_hub, wait_ready  # noqa: E402
-from hub.db import Database  # noqa: E402
-from tenants import service as tenant_service  # noqa: E402
+from bench.harness import percentile, running_hub, wait_ready
+from hub.db import Database
+from tenants import service as tenant_service
 
 LOT: dict[str, str] = {}  # with --lots: every movement names a lot with an expiry date
 RECORD = """
@@ -118,8 +118,11 @@ async def main(args: argparse.Namespace) -> None:
         raw_indexed_mps = await raw_rate(database, args, ObjectId(locations[0]), indexed=True)
         print(f"batch size {args.batch_size}, {args.batches} batches, {args.clients} clients, {args.skus} SKUs"
               + (", dated lots (expiry risk re-assessed per batch)" if args.lots else ", no lots"))
-        print(f"recordMovements over HTTP : {http_mps:10,.0f} movements/s  "
-              f"(batch p50 {statistics.median(latencies) * 1000:,.0f} ms, p99 {percentile(latencies, 0.99) * 1000:,.0f} ms)")
+        print(
+            f"recordMovements over HTTP : {http_mps:10,.0f} movements/s  "
+            f"(batch p50 {statistics.median(latencies) * 1000:,.0f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:,.0f} ms)"
+        )
         print(f"raw bulk_write (InsertOne): {raw_mps:10,.0f} documents/s  (bare collection)")
         print(f"raw bulk_write, indexed   : {raw_indexed_mps:10,.0f} documents/s  (the movements collection's indexes)")
         print(f"ratio HTTP / raw          : {http_mps / raw_mps:10.2f}   (HTTP / raw indexed: "

@@ -16,15 +16,15 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import percentile, running_hub, wait_ready  # noqa: E402
-from tenants import service as tenant_service  # noqa: E402
+from bench.harness import percentile, running_hub, wait_ready
+from tenants import service as tenant_service
 
 CREATE_CLIENT = """
 mutation { createOAuthClient(input: {name: "bench", scopes: ["read", "write"], roles: [integration]}) {

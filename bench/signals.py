@@ -28,7 +28,8 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,13 @@ from bson import ObjectId
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.config import Settings  # noqa: E402
-from hub.db import Database, EmbeddedServer  # noqa: E402
-from hub.detect import demand as model  # noqa: E402
-from hub.models.alert import Alert  # noqa: E402
-from hub.models.planning import DemandSeries, TransferRecommendation  # noqa: E402
-from hub.models.stock import StockPosition  # noqa: E402
-from hub.services import signals  # noqa: E402
+from hub.config import Settings
+from hub.db import Database, EmbeddedServer
+from hub.detect import demand as model
+from hub.models.alert import Alert
+from hub.models.planning import DemandSeries, TransferRecommendation
+from hub.models.stock import StockPosition
+from hub.services import signals
 
 DAYS = 98
 RHYTHM = (0.8, 0.87, 0.93, 1.0, 1.13, 1.33, 0.94)  # Monday..Sunday around a mean of 1
@@ -65,7 +66,7 @@ def poisson(rng: random.Random, mean: float) -> int:
 
 
 def noon(day: date) -> str:
-    return datetime.combine(day, dtime(12), tzinfo=timezone.utc).isoformat()
+    return datetime.combine(day, dtime(12), tzinfo=UTC).isoformat()
 
 
 @dataclass
@@ -104,7 +105,9 @@ def generate(series: int, seed: int) -> tuple[list[dict[str, Any]], list[Case]]:
             sku = f"SKU-{n:04d}"
             mean = rng.uniform(12, 45)
             store = f"S-{n:04d}"
-            actions.append({"action": "sku", "tenant": "shop", "code": sku, "shelf_life_days": 400})  # own label: it creates its lots
+            actions.append(
+                {"action": "sku", "tenant": "shop", "code": sku, "shelf_life_days": 400}
+            )  # own label: it creates its lots
             actions.append({"action": "location", "tenant": "shop", "code": store, "kind": "store"})
             case = Case(kind, sku, [store])
             daily = [poisson(rng, mean * RHYTHM[day_of(d).weekday()]) for d in range(DAYS)]
@@ -160,8 +163,17 @@ def _story(rng: random.Random, case: Case, daily: list[int], lots: list[tuple[st
     first = day_of(0) - timedelta(days=1)
     out: list[dict[str, Any]] = []
     for code, expires, units in lots:
-        out.append({"location": store, "sku": case.sku, "kind": "receipt", "quantity": units, "lot": f"{case.sku}-{code}",
-                    "expires_on": (TODAY + timedelta(days=expires)).isoformat(), "occurred_at": noon(first)})
+        out.append(
+            {
+                "location": store,
+                "sku": case.sku,
+                "kind": "receipt",
+                "quantity": units,
+                "lot": f"{case.sku}-{code}",
+                "expires_on": (TODAY + timedelta(days=expires)).isoformat(),
+                "occurred_at": noon(first),
+            }
+        )
     left = {f"{case.sku}-{code}": units for code, _, units in lots}
     order = list(left)
     slip_from = DAYS - rng.randint(2, 5) if case.kind == "fefo" else DAYS
@@ -180,9 +192,17 @@ def _story(rng: random.Random, case: Case, daily: list[int], lots: list[tuple[st
     if case.kind == "fefo":
         case.expects, case.cause = {"fefo_violation"}, None
     if case.kind == "surplus":
-        out.append({"location": store, "sku": case.sku, "kind": "receipt", "quantity": round(mean * rng.uniform(250, 400)),
-                    "lot": f"{case.sku}-C", "expires_on": (TODAY + timedelta(days=700)).isoformat(),
-                    "occurred_at": noon(TODAY - timedelta(days=10))})
+        out.append(
+            {
+                "location": store,
+                "sku": case.sku,
+                "kind": "receipt",
+                "quantity": round(mean * rng.uniform(250, 400)),
+                "lot": f"{case.sku}-C",
+                "expires_on": (TODAY + timedelta(days=700)).isoformat(),
+                "occurred_at": noon(TODAY - timedelta(days=10)),
+            }
+        )
     if case.kind == "transfer":
         warehouse = case.locations[1]
         rate = mean / 2
@@ -310,7 +330,7 @@ async def seed_positions(count: int, seed: int) -> list[Any]:
     rng = random.Random(seed)
     tenant_ids = [f"shop-{n}" for n in range(max(1, count // 2000))]
     series_docs, positions = [], []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     locations_per_sku = 10
     for n in range(count):
         tenant = tenant_ids[n % len(tenant_ids)]
@@ -352,7 +372,7 @@ async def timing(database: Database, settings: Settings, count: int, seed: int) 
     full = await signals.sweep(database, TODAY, rules)
     touched = ids[:: 100]
     await DemandSeries.get_pymongo_collection().update_many(
-        {"_id": {"$in": touched}}, {"$set": {"updated_at": datetime.now(timezone.utc)}})
+        {"_id": {"$in": touched}}, {"$set": {"updated_at": datetime.now(UTC)}})
     again = await signals.sweep(database, TODAY, rules)
     return {"series": read, "floor": floor, "full": full.seconds, "full_found": sum(full.findings.values()),
             "full_recommendations": full.recommendations, "incremental": again.seconds,
@@ -374,8 +394,11 @@ async def run(args: argparse.Namespace) -> None:
         spent = await play_through_services(database, settings, actions)
         played = time.perf_counter() - started
         raised, causes = await outcome(cases)
-        print(f"back-test: {len(cases)} series ({', '.join(f'{k} {sum(1 for c in cases if c.kind == k)}' for k in dict.fromkeys(c.kind for c in cases))}), "
-              f"{moves} movements played through the services in {played:.0f} s ({spent:.0f} s recording movements)")
+        kinds = ", ".join(f"{k} {sum(1 for c in cases if c.kind == k)}" for k in dict.fromkeys(c.kind for c in cases))
+        print(
+            f"back-test: {len(cases)} series ({kinds}), "
+            f"{moves} movements played through the services in {played:.0f} s ({spent:.0f} s recording movements)"
+        )
         print(f"{'signal':<18} {'recall':>7} {'precision':>9}   tp  fp  fn   (targets ≥ 0.95 and ≥ 0.95)")
         for name, (recall, precision, tp, fp, fn) in scores(cases, raised).items():
             print(f"{name:<18} {recall:7.3f} {precision:9.3f}  {tp:3d} {fp:3d} {fn:3d}")

@@ -21,22 +21,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from hub.auth import Principal  # noqa: E402
-from hub.config import Settings  # noqa: E402
-from hub.db import Database, EmbeddedServer, free_port  # noqa: E402
-from hub.events.log import build_event, emit_many  # noqa: E402
-from tenants import service as tenants  # noqa: E402
-from tenants.access import Access  # noqa: E402
-from webhooks import service  # noqa: E402
-from webhooks.models import DeliveryState, WebhookDelivery  # noqa: E402
-from webhooks.runtime import build  # noqa: E402
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import Database, EmbeddedServer, free_port
+from hub.events.log import build_event, emit_many
+from tenants import service as tenants
+from tenants.access import Access
+from webhooks import service
+from webhooks.models import DeliveryState, WebhookDelivery
+from webhooks.runtime import build
 
 
 class Receiver:

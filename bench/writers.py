@@ -21,9 +21,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 from bson import ObjectId
@@ -32,12 +32,12 @@ from pymongo.write_concern import WriteConcern
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import percentile, wait_ready  # noqa: E402
-from hub.auth import mint_local_token  # noqa: E402
-from hub.config import Settings  # noqa: E402
-from hub.db import Database, EmbeddedServer, free_port  # noqa: E402
-from hub.keys import KeyRing  # noqa: E402
-from tenants import service as tenant_service  # noqa: E402
+from bench.harness import percentile, wait_ready
+from hub.auth import mint_local_token
+from hub.config import Settings
+from hub.db import Database, EmbeddedServer, free_port
+from hub.keys import KeyRing
+from tenants import service as tenant_service
 
 RECORD = "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }"
 SKUS = 10

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,21 +16,21 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from hub import logs, metrics, tracing
-from hub.events import log as event_log
 from hub.audit import OriginMiddleware, proxy_networks
 from hub.auth import TokenValidator
-from hub.events.bus import start_event_bus
 from hub.config import Settings
 from hub.db import Database
-from hub.ratelimit import start_rate_limits
-from hub.services.persisted import start_persisted_queries
+from hub.events import log as event_log
+from hub.events.bus import start_event_bus
+from hub.leases import start_partitions
 from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
-from hub.leases import start_partitions
-from hub.services.expiry import start_sweeper
-from hub.services.signals import start_planning
+from hub.ratelimit import start_rate_limits
 from hub.services.alerts import start_escalation
+from hub.services.expiry import start_sweeper
+from hub.services.persisted import start_persisted_queries
+from hub.services.signals import start_planning
 from hub.state import HubState, keyring_for
 from schema.schema import build_schema
 from schema.view import GRAPHIQL_DIR, HubGraphQL

@@ -30,12 +30,13 @@ class Origin:
     user_agent: str | None = None
 
 
-_origin: contextvars.ContextVar[Origin] = contextvars.ContextVar("lotpulse_origin", default=Origin())
+NO_ORIGIN = Origin()
+_origin: contextvars.ContextVar[Origin | None] = contextvars.ContextVar("lotpulse_origin", default=None)
 _acting: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("lotpulse_acting", default=None)
 
 
 def current_origin() -> Origin:
-    return _origin.get()
+    return _origin.get() or NO_ORIGIN
 
 
 def bind(principal: Principal) -> None:

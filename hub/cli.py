@@ -17,9 +17,9 @@ import os
 import re
 import socket
 import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import AsyncIterator, Callable, Iterator
 
 from hub import logs
 from hub.auth import mint_local_token
@@ -216,7 +216,6 @@ def token(args: argparse.Namespace, settings: Settings) -> int:
 @command("tenant")
 def tenant(args: argparse.Namespace, settings: Settings) -> int:
     from tenants import service
-
     from tenants.models import Tenant
 
     settings = locate(settings)
@@ -252,10 +251,11 @@ def sweep(args: argparse.Namespace, settings: Settings) -> int:
         fefo.configure(FefoRules(settings.fefo_tolerance_days, settings.fefo_tolerance_units))
         planning = await signals.sweep(db, today, signals.rules_from(settings), full=args.full)
         found = ", ".join(f"{count} {kind}" for kind, count in sorted(planning.findings.items())) or "nothing"
+        incremental = " (changed since the last sweep today)" if planning.incremental else ""
         return (
-            f"expiry sweep: {report.positions} stock positions assessed, {report.alerts} alerts raised or raised again; "
-            f"{report.sensors_refreshed} sensors re-derived the brands they watch\n"
-            f"planning sweep: {planning.judged} demand series judged{' (changed since the last sweep today)' if planning.incremental else ''}"
+            f"expiry sweep: {report.positions} stock positions assessed, {report.alerts} alerts raised or raised "
+            f"again; {report.sensors_refreshed} sensors re-derived the brands they watch\n"
+            f"planning sweep: {planning.judged} demand series judged{incremental}"
             f" in {planning.seconds:.1f} s, found {found}; {planning.raised} alerts raised or updated, "
             f"{planning.resolved} resolved; {planning.recommendations} transfer recommendations open"
         )
@@ -293,7 +293,10 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
         print(f"new signing key {new.kid}; previous keys stay verifiable for {keep} s")
         return 0
     for key in ring.keys():
-        state = "signing" if key.kid == ring.current.kid else f"retires in {int(key.retire_after - time.time())} s"
+        if key.kid == ring.current.kid:
+            state = "signing"
+        else:
+            state = "kept" if key.retire_after is None else f"retires in {int(key.retire_after - time.time())} s"
         print(f"{key.kid}  created {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(key.created_at))}  {state}")
     return 0
 

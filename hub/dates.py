@@ -3,16 +3,16 @@ does)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 
 def utcnow() -> datetime:
     """Now, timezone-aware: every stored and compared time in the hub is UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def to_bson(value: date | None) -> datetime | None:
-    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc) if value else None
+    return datetime(value.year, value.month, value.day, tzinfo=UTC) if value else None
 
 
 def from_bson(value: datetime | date | None) -> date | None:

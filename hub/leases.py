@@ -18,9 +18,10 @@ import logging
 import math
 import uuid
 import zlib
+from collections.abc import Iterable
 from contextlib import suppress
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError

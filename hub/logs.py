@@ -43,11 +43,10 @@ class ContextFilter(logging.Filter):
     """Adds the request context to every record, and masks secrets in its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
-        record.tenant = tenant.get()
-        record.operation = operation.get()
-        parts = [f"{name}={value}" for name, value in (("request", record.request_id), ("tenant", record.tenant),
-                                                       ("op", record.operation)) if value]
+        record.request_id = request = request_id.get()
+        record.tenant = caller = tenant.get()
+        record.operation = op = operation.get()
+        parts = [f"{name}={value}" for name, value in (("request", request), ("tenant", caller), ("op", op)) if value]
         record.context = f" [{' '.join(parts)}]" if parts else ""
         message = record.getMessage()
         clean = redact(message)
@@ -126,5 +125,5 @@ class RequestContext:
                     "%s %s %s", scope["method"], scope["path"], status,
                     extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
                 )
-            for var, token in zip((request_id, tenant, operation), tokens):
+            for var, token in zip((request_id, tenant, operation), tokens, strict=True):
                 var.reset(token)

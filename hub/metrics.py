@@ -10,11 +10,12 @@ refuses (403).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 import time
-import asyncio
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest, start_http_server
 from pymongo import monitoring

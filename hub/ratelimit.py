@@ -15,7 +15,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
@@ -120,7 +120,7 @@ class SharedBuckets:
         """Refill the shared bucket for the time elapsed and take up to ``want`` whole tokens from it, atomically."""
         now = time.time()
         full_in = limit.burst / max(limit.per_second, 1e-9)
-        expire_at = datetime.now(timezone.utc) + timedelta(seconds=min(full_in, 86400) + 60)
+        expire_at = datetime.now(UTC) + timedelta(seconds=min(full_in, 86400) + 60)
         elapsed = {"$max": [0, {"$subtract": [now, {"$ifNull": ["$at", now]}]}]}
         doc = await self.collection.find_one_and_update(
             {"_id": key},

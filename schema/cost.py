@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -22,14 +23,15 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
     get_named_type,
 )
 from graphql.language import OperationType as AstOperationType
-from strawberry.extensions import SchemaExtension
 from starlette.requests import Request
+from strawberry.extensions import SchemaExtension
 
 from schema.limits import CACHEABLE_QUERY_CHARS
 
@@ -72,6 +74,7 @@ def query_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: st
                 fields = getattr(parent, "fields", {})
                 yield selection, fields.get(selection.name.value)
             else:
+                condition: NamedTypeNode | None
                 if isinstance(selection, FragmentSpreadNode):
                     fragment = fragments.get(selection.name.value)
                     if fragment is None:
@@ -81,7 +84,7 @@ def query_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: st
                     assert isinstance(selection, InlineFragmentNode)
                     condition, inner = selection.type_condition, selection.selection_set
                 narrowed = schema.get_type(condition.name.value) if condition else parent
-                yield from selections(inner, narrowed)  # type: ignore[arg-type]
+                yield from selections(inner, narrowed)
 
     def cost(node: SelectionSetNode, parent: GraphQLNamedType | None, multiplier: int) -> int:
         total = 0

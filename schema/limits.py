@@ -13,12 +13,10 @@ comparisons (about two seconds of one CPU here); a tenth of that is far more tha
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterator
 
-from graphql.validation.rules import overlapping_fields_can_be_merged
-from graphql.validation.validate import ValidationAbortedError
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -35,6 +33,8 @@ from graphql import (
     parse,
     visit,
 )
+from graphql.validation.rules import overlapping_fields_can_be_merged
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -83,7 +83,7 @@ def _spreads(selection_set: SelectionSetNode | None) -> Iterator[str]:
         for selection in current.selections:
             if isinstance(selection, FragmentSpreadNode):
                 yield selection.name.value
-            elif selection.selection_set is not None:
+            elif isinstance(selection, (FieldNode, InlineFragmentNode)) and selection.selection_set is not None:
                 stack.append(selection.selection_set)
 
 

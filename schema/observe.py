@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType

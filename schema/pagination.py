@@ -8,12 +8,13 @@ asked for).
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
-from beanie import Document
+from beanie import Document, SortDirection
 from bson import ObjectId
 from bson.errors import InvalidId
 from strawberry.annotation import StrawberryAnnotation
@@ -145,7 +146,7 @@ async def paginate(
         bounds.append({"_id": {"$gt" if descending else "$lt": decode_cursor(backward.before, "before")}})
     query = {"$and": [filter, *bounds]} if bounds else dict(filter)
     reverse = backward is not None  # read from the far end, then restore the connection's order
-    order = -1 if descending != reverse else 1
+    order = SortDirection.DESCENDING if descending != reverse else SortDirection.ASCENDING
     docs = await model.find(query).sort(("_id", order)).limit(size + 1).to_list()
     page = docs[:size][::-1] if reverse else docs[:size]
     nodes = await to_node(page) if batch else [to_node(doc) for doc in page]  # type: ignore[arg-type,misc]

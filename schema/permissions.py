@@ -7,6 +7,8 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
+Permissions = list[type[BasePermission]]
+
 
 class IsAuthenticated(BasePermission):
     message = "authentication required"
@@ -55,9 +57,9 @@ def RequireScope(*scopes: str) -> type[BasePermission]:
     )
 
 
-READ = [IsAuthenticated, RequireScope("read")]
-WRITE = [IsAuthenticated, CanWrite, RequireScope("write")]
-ADMIN = [IsAuthenticated, IsAdmin, RequireScope("admin")]
+READ: Permissions = [IsAuthenticated, RequireScope("read")]
+WRITE: Permissions = [IsAuthenticated, CanWrite, RequireScope("write")]
+ADMIN: Permissions = [IsAuthenticated, IsAdmin, RequireScope("admin")]
 # Webhook administration and sensor ingestion have their own scopes, so an ERP can hold just that one right.
-WEBHOOK_ADMIN = [IsAuthenticated, IsAdmin, RequireScope("webhooks:manage")]
-SENSOR_INGEST = [IsAuthenticated, CanWrite, RequireScope("sensors:ingest")]
+WEBHOOK_ADMIN: Permissions = [IsAuthenticated, IsAdmin, RequireScope("webhooks:manage")]
+SENSOR_INGEST: Permissions = [IsAuthenticated, CanWrite, RequireScope("sensors:ingest")]

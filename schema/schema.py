@@ -8,15 +8,15 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types import ExecutionContext
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from hub.config import Settings
 from hub.tracing import GraphQLTracing
+from schema.cost import CostLimit
 from schema.errors import ErrorShaper, log_errors
 from schema.limits import BoundedParserCache, Limits, QueryGuard
-from schema.cost import CostLimit
 from schema.observe import Observe
 from schema.pagination import BackwardPaging, is_connection
 from schema.subscriptions import Query as CursorQuery

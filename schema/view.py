@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from pymongo.errors import PyMongoError
-from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -25,15 +24,16 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.graphql import OperationType
 
 from hub import logs, metrics, tracing
-from hub.errors import HubError
 from hub.config import Settings
+from hub.errors import HubError
 from hub.services.persisted import HASH, sha256_hex
 from hub.state import hub_of
 from schema.context import Context
-from schema.ws import HubTransportWSHandler
 from schema.errors import error_body, shape_error
+from schema.ws import HubTransportWSHandler
 
 log = logging.getLogger("lotpulse.http")
 # GraphiQL and its assets ship with the hub (hub/static/graphiql), so the IDE works without internet access.
@@ -90,7 +90,7 @@ def _loads(text: str, what: str) -> Any:
         raise RequestError(400, f"{what} is not valid JSON") from None
 
 
-class HubGraphQL(GraphQL):
+class HubGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = HubTransportWSHandler  # closes bad frames with 4400, expired tokens with 4403
 
     def __init__(self, schema: Any, settings: Settings) -> None:
@@ -113,7 +113,7 @@ class HubGraphQL(GraphQL):
 
     # -- WebSocket -------------------------------------------------------------------------------------------------
 
-    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None = None) -> Context:
         return Context(hub=hub_of(request), request=request, response=response)
 
     async def on_ws_connect(self, context: Context) -> Any:

@@ -12,12 +12,17 @@ import asyncio
 import logging
 import time
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError, parse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from hub.auth import Principal
+from schema.context import Context
+
+if TYPE_CHECKING:
+    from hub.config import Settings
+    from schema.view import HubGraphQL
 
 log = logging.getLogger("lotpulse.ws")
 TOKEN_EXPIRED = 4403
@@ -54,7 +59,7 @@ def _syntax_error(query: str, max_tokens: int) -> str | None:
     return None
 
 
-class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
+class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     expiry_task: asyncio.Task[None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -68,12 +73,16 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
 
         self.websocket.close = capped  # type: ignore[method-assign]
 
+    @property
+    def settings(self) -> Settings:
+        return cast("HubGraphQL", self.view).settings
+
     async def handle_message(self, message: Any) -> None:
         reason = _malformed(message)
         if reason is None and message["type"] == "subscribe" and self.connection_acknowledged:
             # With the hub's extensions a syntax error escapes strawberry's stream as an exception (logged, and the
             # client left waiting); the protocol answers it by closing with 4400, as strawberry means to.
-            reason = _syntax_error(message["payload"]["query"], self.view.settings.max_tokens)
+            reason = _syntax_error(message["payload"]["query"], self.settings.max_tokens)
         if reason is not None:
             await self.handle_invalid_message(reason)
             return
@@ -88,7 +97,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler):
     async def _watch_token(self, principal: Principal) -> None:
         """Close the socket when its token expires, or once it is found revoked (polled: revocation is not pushed)."""
         validator = self.context.hub.validator
-        poll = max(0.5, min(REVOCATION_POLL_SECONDS, self.view.settings.oauth_revocation_cache_seconds))
+        poll = max(0.5, min(REVOCATION_POLL_SECONDS, self.settings.oauth_revocation_cache_seconds))
         while True:
             remaining = principal.expires_at - time.time() if principal.expires_at is not None else poll
             if remaining <= 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from pymongo.errors import DuplicateKeyError
 
@@ -43,7 +44,9 @@ async def create_tenant(tenant_id: str, name: str, kind: TenantKind | str, gln: 
     return tenant
 
 
-async def add_member(tenant_id: str, issuer: str, subject: str, roles: list[Role | str], email: str | None = None) -> Member:
+async def add_member(
+    tenant_id: str, issuer: str, subject: str, roles: Sequence[Role | str], email: str | None = None
+) -> Member:
     if await Tenant.find_one({"_id": tenant_id}) is None:
         raise NotFound("tenant not found")
     if not roles:
@@ -56,7 +59,12 @@ async def add_member(tenant_id: str, issuer: str, subject: str, roles: list[Role
         await member.insert()
     except DuplicateKeyError:
         raise Conflict("this identity is already a member of a tenant") from None
-    await audit.record("member.added", tenant_id=tenant_id, target=str(member.id), details={"issuer": issuer, "subject": subject, "roles": [Role(r).value for r in roles]})
+    await audit.record(
+        "member.added",
+        tenant_id=tenant_id,
+        target=str(member.id),
+        details={"issuer": issuer, "subject": subject, "roles": [Role(r).value for r in roles]},
+    )
     return member
 
 
@@ -64,7 +72,13 @@ async def remove_member(access: Access, member_id: str) -> None:
     access.require_admin()
     member = await access.get(Member, member_id, access.owned(), "member")
     await member.delete()
-    await audit.record("member.removed", tenant_id=access.tenant_id, principal=access.principal, target=member_id, details={"issuer": member.issuer, "subject": member.subject})
+    await audit.record(
+        "member.removed",
+        tenant_id=access.tenant_id,
+        principal=access.principal,
+        target=member_id,
+        details={"issuer": member.issuer, "subject": member.subject},
+    )
 
 
 async def invite_partner(
@@ -99,16 +113,28 @@ async def invite_partner(
         )
         if result.modified_count != 1:
             raise Conflict(f"a partnership with {partner_id!r} was just re-opened")
-        existing = await Partnership.get(existing.id)  # type: ignore[assignment]
+        existing = await Partnership.get(existing.id)
         assert existing is not None
-        await audit.record("partnership.invited", tenant_id=me, principal=access.principal, target=str(existing.id), details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}})
+        await audit.record(
+            "partnership.invited",
+            tenant_id=me,
+            principal=access.principal,
+            target=str(existing.id),
+            details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}},
+        )
         return existing
     partnership = Partnership(pair_key=key, inviter_id=me, invitee_id=partner_id, shares=shares)
     try:
         await partnership.insert()
     except DuplicateKeyError:
         raise Conflict(f"a partnership with {partner_id!r} already exists") from None
-    await audit.record("partnership.invited", tenant_id=me, principal=access.principal, target=str(partnership.id), details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}})
+    await audit.record(
+        "partnership.invited",
+        tenant_id=me,
+        principal=access.principal,
+        target=str(partnership.id),
+        details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}},
+    )
     return partnership
 
 
@@ -134,7 +160,13 @@ async def accept_partnership(access: Access, partnership_id: str) -> Partnership
     if result.modified_count != 1:
         raise Conflict(f"partnership is {partnership.status.value}, not invited")
     invalidate()  # this process shares differently from now on; other processes hear it from their event bus
-    await audit.record("partnership.accepted", tenant_id=access.tenant_id, principal=access.principal, target=str(partnership.id), details={"partner": partnership.inviter_id})
+    await audit.record(
+        "partnership.accepted",
+        tenant_id=access.tenant_id,
+        principal=access.principal,
+        target=str(partnership.id),
+        details={"partner": partnership.inviter_id},
+    )
     return await Partnership.get(partnership.id)  # type: ignore[return-value]
 
 
@@ -148,5 +180,11 @@ async def revoke_partnership(access: Access, partnership_id: str) -> Partnership
     if result.modified_count != 1:
         raise Conflict("partnership is already revoked")
     invalidate()
-    await audit.record("partnership.revoked", tenant_id=access.tenant_id, principal=access.principal, target=str(partnership.id), details={"partner": partnership.other(access.tenant_id)})
+    await audit.record(
+        "partnership.revoked",
+        tenant_id=access.tenant_id,
+        principal=access.principal,
+        target=str(partnership.id),
+        details={"partner": partnership.other(access.tenant_id)},
+    )
     return await Partnership.get(partnership.id)  # type: ignore[return-value]

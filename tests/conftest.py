@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -50,7 +51,7 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "signing-keys.json"
-    KeyRing(path).current  # generate once: RSA key generation is slow
+    _ = KeyRing(path).current  # generate once: RSA key generation is slow
     return path
 
 
@@ -104,9 +105,13 @@ class Hub:
             self.tokens[key] = minted
         return self.tokens[key]
 
-    async def post(self, query: str, variables: dict | None = None, token: str | None = None, **kw: Any) -> httpx.Response:
+    async def post(
+        self, query: str, variables: dict | None = None, token: str | None = None, **kw: Any
+    ) -> httpx.Response:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers, **kw)
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers, **kw
+        )
 
     async def gql(self, query: str, variables: dict | None = None, *, tenant: str | None = None,
                   roles: tuple[str, ...] = ("admin",), token: str | None = None) -> dict:

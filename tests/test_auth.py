@@ -14,9 +14,10 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import jwt
 import pytest
@@ -42,7 +43,9 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def forge(header: dict[str, Any], claims: dict[str, Any], signature: bytes | None = None, hmac_key: bytes | None = None) -> str:
+def forge(
+    header: dict[str, Any], claims: dict[str, Any], signature: bytes | None = None, hmac_key: bytes | None = None
+) -> str:
     """A JWS assembled by hand, for algorithms and keys that pyjwt rightly refuses to sign with."""
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
     if hmac_key is not None:
@@ -173,14 +176,18 @@ async def test_hs256_signed_with_the_public_key_pem_is_unauthenticated(hub, acme
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     for secret in (pem, pem.strip()):
-        await assert_unauthenticated(hub, forge({"alg": "HS256", "typ": "JWT", "kid": key.kid}, claims_for(hub), hmac_key=secret))
+        await assert_unauthenticated(
+            hub, forge({"alg": "HS256", "typ": "JWT", "kid": key.kid}, claims_for(hub), hmac_key=secret)
+        )
 
 
 async def test_hs256_signed_with_the_public_jwk_is_unauthenticated(hub, acme):
     key = hub.keyring.current
     served = (await hub.http.get("/.well-known/jwks.json")).json()["keys"][0]
     for secret in (json.dumps(served).encode(), RSAAlgorithm.to_jwk(key.private_key.public_key()).encode()):
-        await assert_unauthenticated(hub, forge({"alg": "HS256", "typ": "JWT", "kid": key.kid}, claims_for(hub), hmac_key=secret))
+        await assert_unauthenticated(
+            hub, forge({"alg": "HS256", "typ": "JWT", "kid": key.kid}, claims_for(hub), hmac_key=secret)
+        )
 
 
 async def test_token_for_an_unknown_tenant_is_unauthenticated(hub, acme):
@@ -263,9 +270,15 @@ async def federation(key_file: Path, mongo_uri: str) -> AsyncIterator[Federation
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     members_idp = IdentityProvider(
-        f"{base}/corp", "lotpulse-api", rsa.generate_private_key(public_exponent=65537, key_size=2048), "corp-1", "RS256"
+        f"{base}/corp",
+        "lotpulse-api",
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "corp-1",
+        "RS256",
     )
-    claims_idp = IdentityProvider(f"{base}/partner", "lotpulse", ec.generate_private_key(ec.SECP256R1()), "p-1", "ES256")
+    claims_idp = IdentityProvider(
+        f"{base}/partner", "lotpulse", ec.generate_private_key(ec.SECP256R1()), "p-1", "ES256"
+    )
     trusted = (
         TrustedIssuer(members_idp.issuer, f"{base}/corp/jwks.json", members_idp.audience),
         TrustedIssuer(claims_idp.issuer, f"{base}/partner/jwks.json", claims_idp.audience, trusted_claims=True),
@@ -284,7 +297,12 @@ async def test_member_of_an_external_issuer_gets_the_tenant_and_roles_recorded_f
     await tenant_service.add_member("acme", idp.issuer, "alice", ["planner"])
     status, body = await me_with(hub, idp.token("alice"))
     assert status == 200, body
-    assert body["data"]["me"] == {"tenant": {"id": "acme"}, "subject": "alice", "issuer": idp.issuer, "roles": ["planner"]}
+    assert body["data"]["me"] == {
+        "tenant": {"id": "acme"},
+        "subject": "alice",
+        "issuer": idp.issuer,
+        "roles": ["planner"],
+    }
 
 
 async def test_untrusted_claims_from_a_members_issuer_are_ignored(federation):
@@ -303,7 +321,9 @@ async def test_unknown_subject_of_a_members_issuer_is_unauthenticated(federation
 
 async def test_trusted_issuer_may_assert_tenant_and_roles(federation):
     hub, idp = federation.hub, federation.claims_idp
-    token = idp.token("svc-42", **{hub.settings.claim_namespace: {"tenant": "globex", "roles": ["integration", "bogus"]}})
+    token = idp.token(
+        "svc-42", **{hub.settings.claim_namespace: {"tenant": "globex", "roles": ["integration", "bogus"]}}
+    )
     status, body = await me_with(hub, token)
     assert status == 200, body
     assert body["data"]["me"]["tenant"] == {"id": "globex"}
@@ -312,7 +332,9 @@ async def test_trusted_issuer_may_assert_tenant_and_roles(federation):
 
 async def test_trusted_issuer_asserting_an_unknown_tenant_is_unauthenticated(federation):
     hub, idp = federation.hub, federation.claims_idp
-    await assert_unauthenticated(hub, idp.token("svc", **{hub.settings.claim_namespace: {"tenant": "nope", "roles": []}}))
+    await assert_unauthenticated(
+        hub, idp.token("svc", **{hub.settings.claim_namespace: {"tenant": "nope", "roles": []}})
+    )
 
 
 async def test_external_token_with_the_wrong_audience_is_unauthenticated(federation):
@@ -320,7 +342,10 @@ async def test_external_token_with_the_wrong_audience_is_unauthenticated(federat
     await tenant_service.add_member("acme", idp.issuer, "carol", ["admin"])
     now = int(time.time())
     token = jwt.encode(
-        {"iss": idp.issuer, "aud": "lotpulse", "sub": "carol", "exp": now + 600}, idp.key, "RS256", headers={"kid": idp.kid}
+        {"iss": idp.issuer, "aud": "lotpulse", "sub": "carol", "exp": now + 600},
+        idp.key,
+        "RS256",
+        headers={"kid": idp.kid},
     )
     await assert_unauthenticated(hub, token)
 
@@ -358,5 +383,7 @@ async def test_token_signed_with_a_key_missing_from_the_issuers_jwks_is_unauthen
 async def test_issuer_whose_jwks_is_unreachable_is_unauthenticated_not_an_error(federation):
     hub, partner = federation.hub, federation.claims_idp
     down = IdentityProvider(partner.issuer.replace("/partner", "/down"), "lotpulse", partner.key, "p-1", "ES256")
-    await assert_unauthenticated(hub, down.token("svc", **{hub.settings.claim_namespace: {"tenant": "acme", "roles": ["admin"]}}))
+    await assert_unauthenticated(
+        hub, down.token("svc", **{hub.settings.claim_namespace: {"tenant": "acme", "roles": ["admin"]}})
+    )
     assert (await hub.http.get("/healthz")).status_code == 200

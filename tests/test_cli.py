@@ -18,7 +18,9 @@ import pytest
 from hub.db import free_port
 
 ME = "{ me { tenant { id name kind } subject roles } }"
-UPSERT_SKU = 'mutation { upsertSku(input: {code: "APL-1", name: "Apple", gtin: "4006381333931"}) { created sku { id } } }'
+UPSERT_SKU = (
+    'mutation { upsertSku(input: {code: "APL-1", name: "Apple", gtin: "4006381333931"}) { created sku { id } } }'
+)
 SKU = "query ($id: ID!) { sku(id: $id) { code name gtin } }"
 
 

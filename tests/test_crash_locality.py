@@ -18,9 +18,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -138,8 +139,12 @@ class Writer:
                 n += 1
                 try:
                     response = await client.post(
-                        "/graphql", headers={"authorization": f"Bearer {self.token}"},
-                        json={"query": RECORD_MOVEMENTS, "variables": {"movements": batch, "locationId": self.location}},
+                        "/graphql",
+                        headers={"authorization": f"Bearer {self.token}"},
+                        json={
+                            "query": RECORD_MOVEMENTS,
+                            "variables": {"movements": batch, "locationId": self.location},
+                        },
                     )
                     body = response.json()
                 except (httpx.TransportError, ValueError) as exc:

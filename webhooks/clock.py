@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -12,14 +12,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock:
     """A clock that moves only when told to."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        now = start or datetime.now(timezone.utc)
+        now = start or datetime.now(UTC)
         # BSON keeps milliseconds: start on one so times read back compare equal.
         self._now = now.replace(microsecond=now.microsecond // 1000 * 1000)
 

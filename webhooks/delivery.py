@@ -71,7 +71,7 @@ async def send(
             await response.aclose()
     except httpx.TimeoutException:
         return Outcome(at, None, elapsed(), error="timed out")
-    except Exception as exc:  # noqa: BLE001 - any failure of one attempt is recorded, never propagated
+    except Exception as exc:
         return Outcome(at, None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:300])
     return Outcome(
         at,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -37,7 +37,7 @@ SAVE_EVERY = timedelta(seconds=2)
 
 
 def _wall() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _before(event_id: ObjectId, endpoint: WebhookEndpoint) -> bool:

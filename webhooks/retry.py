@@ -6,7 +6,7 @@ Pure functions of the attempt's outcome, so the schedule is tested without a net
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 # Waits after the 1st, 2nd, ... failed attempt (Standard Webhooks / DESIGN.md §7); after the last one: failed.
@@ -48,7 +48,7 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         wait = when - now
     return min(max(wait, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
 

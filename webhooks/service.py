@@ -6,16 +6,16 @@ it is made; afterwards it only signs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
 from hub import audit
 from hub.config import Settings
+from hub.dates import utcnow
 from hub.errors import BadInput, Conflict, Forbidden
 from hub.models.event import EVENT_TYPES, Event
 from tenants.access import Access
-from hub.dates import utcnow
 from webhooks import guard
 from webhooks.dispatcher import insert_new, plan
 from webhooks.models import DeliveryState, EndpointSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -152,7 +152,7 @@ async def replay(access: Access, endpoint_id: str, since: datetime, only_failed:
     """
     endpoint = await get_endpoint(access, endpoint_id)
     if since.tzinfo is None:
-        since = since.replace(tzinfo=timezone.utc)
+        since = since.replace(tzinfo=UTC)
     now = utcnow()
     query: dict[str, object] = {"audience": endpoint.tenant_id, "_id": {"$gte": ObjectId.from_datetime(since)}}
     if endpoint.event_types:

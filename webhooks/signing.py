@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import secrets as random
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from standardwebhooks import Webhook
 
@@ -22,10 +23,10 @@ def body_for(event: Mapping[str, Any]) -> str:
     """``{"type", "timestamp", "data"}`` from a raw event document, compact: what is signed is what is sent."""
     occurred: datetime = event["occurred_at"]
     if occurred.tzinfo is None:
-        occurred = occurred.replace(tzinfo=timezone.utc)
+        occurred = occurred.replace(tzinfo=UTC)
     document: dict[str, Any] = {
         "type": event["type"],
-        "timestamp": occurred.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "timestamp": occurred.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "data": {"eventId": str(event["_id"]), "ownerId": event["tenant_id"], **event["payload"]},
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)

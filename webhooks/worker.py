@@ -14,7 +14,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -134,7 +134,7 @@ class Worker:
                 for endpoint in need
             )
         )
-        for endpoint, docs in zip(need, found):
+        for endpoint, docs in zip(need, found, strict=True):
             self.backlog[endpoint] = [doc["_id"] for doc in docs]
         self.discovered_at = time.monotonic()
         self.stale = False
@@ -168,12 +168,12 @@ class Worker:
                 "$push": {"claims": now},
             },
         )
-        by_endpoint: dict[ObjectId, list[dict[str, Any]]] = {}
+        by_endpoint: dict[ObjectId | None, list[dict[str, Any]]] = {}
         async for doc in collection.find({"lease_token": token}):
             by_endpoint.setdefault(doc["endpoint_id"], []).append(doc)
         groups = []
         for endpoint in endpoints:
-            docs = by_endpoint.get(endpoint.id, [])  # type: ignore[call-overload]
+            docs = by_endpoint.get(endpoint.id, [])
             if docs:
                 # Every claim ends in one logged attempt; claims beyond the log (but this one) were interrupted.
                 interrupted = {doc["_id"]: doc["claims"][doc["attempt_count"] : -1] for doc in docs}
@@ -205,7 +205,7 @@ class Worker:
                     doc["body"],
                     endpoint.signing_secrets(now),
                     at=now,
-                    signed_at=datetime.now(timezone.utc),
+                    signed_at=datetime.now(UTC),
                 )
 
         heartbeat = asyncio.create_task(self._heartbeat(group.token))
@@ -220,7 +220,7 @@ class Worker:
         # Deliveries whose outcome writes the same fields share one update_many (one round trip, not one per row).
         same: dict[tuple[Any, ...], list[ObjectId]] = {}
         disable_reason: str | None = None
-        for doc, outcome in zip(group.deliveries, outcomes):
+        for doc, outcome in zip(group.deliveries, outcomes, strict=True):
             decision = retry.decide(
                 status_code=outcome.status_code,
                 failures_before=doc.get("failures", 0),
@@ -266,7 +266,7 @@ class Worker:
                 await collection.update_many(query, change, session=session)
 
         await run_transaction(collection.database.client, record)
-        for (succeeded, next_at, tries, _), ids in same.items():
+        for (succeeded, next_at, _tries, _), ids in same.items():
             metrics.WEBHOOK_ATTEMPTS.labels("success" if succeeded else "failure").inc(len(ids))
             if not succeeded and next_at is None:
                 metrics.WEBHOOK_FAILURES.inc(len(ids))
@@ -361,7 +361,7 @@ class Worker:
                 if not groups:
                     try:
                         await asyncio.wait_for(self.wakeup.wait(), self.settings.webhook_poll_seconds)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
         finally:
             await self.close(drain_seconds=min(DRAIN_SECONDS, self.settings.webhook_timeout_seconds))

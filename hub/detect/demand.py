@@ -27,9 +27,9 @@ MAPE over in-stock days with sales, and MASE scaled by the in-sample error of th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Sequence
 
 INTERMITTENT_SHARE = 0.5
 FACTOR_PRIOR_WEEKS = 2.0

@@ -53,7 +53,9 @@ class FefoViolation:
         }
 
 
-def check(taken: LotAtHand, quantity: int, others: list[LotAtHand], today: date, rules: FefoRules) -> FefoViolation | None:
+def check(
+    taken: LotAtHand, quantity: int, others: list[LotAtHand], today: date, rules: FefoRules
+) -> FefoViolation | None:
     """Judge taking ``quantity`` of ``taken`` while ``others`` (the same SKU at the same place) sit there."""
     if taken.expires_on is None or quantity <= 0:
         return None

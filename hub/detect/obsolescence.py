@@ -80,7 +80,9 @@ class ObsolescenceFinding:
         }
 
 
-def assess(on_hand: int, rate_per_day: float, idle_days: int | None, rules: ObsolescenceRules) -> ObsolescenceFinding | None:
+def assess(
+    on_hand: int, rate_per_day: float, idle_days: int | None, rules: ObsolescenceRules
+) -> ObsolescenceFinding | None:
     """``idle_days``: days since the last sale or issue here (None when there never was one in the history)."""
     if on_hand <= 0:
         return None

@@ -18,9 +18,10 @@ counts only its part above), kept for every limit in ``thresholds`` so each SKU 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 RISE_WINDOW = timedelta(minutes=10)
 # A sensor silent for longer than this is not assumed to have stayed on its last trend (area is capped per gap).

@@ -185,7 +185,9 @@ class Replenishment:
         return max(self.quantity - self.transfer_units, 0)
 
 
-def replenishment(site: Site, rules: PlanningRules, transfers: list[TransferPlan] | None = None) -> Replenishment | None:
+def replenishment(
+    site: Site, rules: PlanningRules, transfers: list[TransferPlan] | None = None
+) -> Replenishment | None:
     """What to order for ``site`` (forecast over lead time + review + safety, less on-hand and inbound)."""
     if site.rate <= 0:
         return None

@@ -9,8 +9,8 @@ A database without change streams (a standalone mongod) gets the fallback: the b
 still reaches every process, only later and without cached entitlements. It says so in the log.
 
 Events reach the stream twice: inserted (``pending``, kept here briefly) and stamped with their ``seq`` by the
-sequencer (hub/events/sequencer.py), which is when they are delivered, in ``seq`` order. A stamp whose insert this process
-did not see, or that skips a number, sends the bus to the log for what it missed.
+sequencer (hub/events/sequencer.py), which is when they are delivered, in ``seq`` order. A stamp whose insert this
+process did not see, or that skips a number, sends the bus to the log for what it missed.
 
 Subscribers with a cursor replay from the log first, then switch to live; both halves are ordered by ``seq`` (see
 hub/events/sequencer.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
@@ -27,10 +27,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -225,9 +226,10 @@ class EventBus:
                 with tracing.delivering(event.id, event.type, subscription.tenant_id):
                     yield event
         while True:
-            event = await subscription.queue.get()
-            if event is None:
+            queued = await subscription.queue.get()
+            if queued is None:
                 raise RateLimited("subscriber fell behind the live stream; resubscribe with 'after' = last cursor")
+            event = queued
             if event.seq <= subscription.last_seq:
                 continue  # already replayed
             subscription.last_seq = event.seq
@@ -400,5 +402,5 @@ async def start_event_bus(hub: HubState) -> None:
     hub.spawn("live-subscription-leases", ledger.renew_forever)
     try:
         await asyncio.wait_for(bus.ready.wait(), timeout=10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.error("event bus not ready after 10 s; live subscriptions will lag until it is")

@@ -11,14 +11,15 @@ sequencer (hub/events/sequencer.py) numbers committed events afterwards; readers
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub import tracing
-from hub.models.event import EVENT_TYPES, Event
 from hub.dates import utcnow
+from hub.models.event import EVENT_TYPES, Event
 
 RETENTION = timedelta(days=30)
 

@@ -11,13 +11,13 @@ from hub.models.event import Event
 from hub.models.excursion import Excursion
 from hub.models.location import Location
 from hub.models.lot import Lot
-from hub.models.oauth import MODELS as OAUTH_MODELS
-from hub.models.planning import MODELS as PLANNING_MODELS
-from hub.models.persisted import MODELS as PERSISTED_MODELS
 from hub.models.movement import Movement
+from hub.models.oauth import MODELS as OAUTH_MODELS
+from hub.models.persisted import MODELS as PERSISTED_MODELS
+from hub.models.planning import MODELS as PLANNING_MODELS
 from hub.models.reading import ReadingBucket
-from hub.models.sensor import Sensor
 from hub.models.receipt import Receipt
+from hub.models.sensor import Sensor
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 

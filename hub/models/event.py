@@ -14,8 +14,8 @@ import pymongo
 from beanie import Document
 from pydantic import Field
 
-from tenants.models import Scope
 from hub.dates import utcnow
+from tenants.models import Scope
 
 EVENT_TYPES = (
     "mismatch.detected",

@@ -15,8 +15,8 @@ import pymongo
 from beanie import Document
 from pydantic import Field
 
-from tenants.models import Role
 from hub.dates import utcnow
+from tenants.models import Role
 
 
 class ClientKind(str, Enum):

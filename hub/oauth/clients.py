@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
@@ -158,9 +158,11 @@ async def rotate_secret(access: Access, client_id: str) -> tuple[OAuthClient, st
         raise BadInput("a public client has no secret")
     secret = new_secret("lpcs_")
     client.secret_hash = digest(secret)
-    client.secret_rotated_at = datetime.now(timezone.utc)
+    client.secret_rotated_at = datetime.now(UTC)
     await client.save()
-    await audit.record("client.secret_rotated", tenant_id=access.tenant_id, principal=access.principal, target=client_id)
+    await audit.record(
+        "client.secret_rotated", tenant_id=access.tenant_id, principal=access.principal, target=client_id
+    )
     return client, secret
 
 

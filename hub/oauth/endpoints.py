@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from anyio import from_thread
@@ -97,10 +97,12 @@ class RevocationEndpoint(_RevocationEndpoint):
     async def _revoke(self, token: TokenRecord, request: Any) -> None:
         revocations = self.server.revocations
         if token.kind == "refresh_token" and token.family_id:
-            await revocations.revoke_family(token.family_id, token.tenant_id, "revoked by client", self.server.access_ttl)
+            await revocations.revoke_family(
+                token.family_id, token.tenant_id, "revoked by client", self.server.access_ttl
+            )
             target = f"family:{token.family_id}"
         else:
-            expires = datetime.fromtimestamp(token.expires_at + 60, timezone.utc)
+            expires = datetime.fromtimestamp(token.expires_at + 60, UTC)
             await revocations.revoke(token_key(str(token.jti)), token.tenant_id, "revoked by client", expires)
             target = f"jti:{token.jti}"
         await audit.record(

@@ -10,7 +10,7 @@ whole family (RFC 9700 §2.1.1, §4.14).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from anyio import from_thread
@@ -36,7 +36,7 @@ SECRET_OR_PUBLIC = ["client_secret_basic", "client_secret_post", "none"]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ScopeRules:
@@ -160,7 +160,9 @@ class AuthorizationCodeGrant(ScopeRules, grants.AuthorizationCodeGrant):
         )
         if doc is not None:
             return CodeRecord(AuthorizationCode.model_validate(doc))
-        replayed = await collection.find_one({"code_hash": code_hash, "client_id": client.get_client_id(), "used": True})
+        replayed = await collection.find_one(
+            {"code_hash": code_hash, "client_id": client.get_client_id(), "used": True}
+        )
         if replayed is not None:
             await _end_sign_in(self.server, self.request, client, replayed, "authorization code replayed")
         return None

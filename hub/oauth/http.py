@@ -53,7 +53,9 @@ def service_of(request: Request) -> OAuthService:
 
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status, headers={**NO_STORE, **(headers or {})})
+    return JSONResponse(
+        {"error": error, "error_description": description}, status, headers={**NO_STORE, **(headers or {})}
+    )
 
 
 def to_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:

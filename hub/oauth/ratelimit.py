@@ -8,7 +8,7 @@ for a write.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -25,7 +25,7 @@ class FailedAuthLimiter:
     def _window(self) -> tuple[datetime, int]:
         now = time.time()
         start = now - now % self.window
-        return datetime.fromtimestamp(start, timezone.utc), int(start + self.window - now) + 1
+        return datetime.fromtimestamp(start, UTC), int(start + self.window - now) + 1
 
     def _keys(self, client_id: str | None, ip: str | None) -> dict[str, int]:
         keys: dict[str, int] = {}
@@ -50,7 +50,7 @@ class FailedAuthLimiter:
     async def failed(self, client_id: str | None, ip: str | None) -> list[str]:
         """Count one failure; answers the keys (``client:…``, ``ip:…``) this failure brought to their limit."""
         start, _ = self._window()
-        expires = datetime.fromtimestamp(start.timestamp() + 2 * self.window, timezone.utc)
+        expires = datetime.fromtimestamp(start.timestamp() + 2 * self.window, UTC)
         collection = FailedAuth.get_pymongo_collection()
         reached = []
         for key, limit in self._keys(client_id, ip).items():

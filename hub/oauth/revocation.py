@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pymongo.errors import DuplicateKeyError
 
@@ -42,7 +42,7 @@ class RevocationList:
         async with self._lock:
             if time.monotonic() - self._loaded_at < self.cache_seconds:
                 return
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             cursor = Revocation.get_pymongo_collection().find({"expires_at": {"$gt": now}}, {"key": 1, "_id": 0})
             self._keys = {doc["key"] async for doc in cursor}
             self._loaded_at = time.monotonic()
@@ -60,7 +60,7 @@ class RevocationList:
                 {"key": key},
                 {
                     "$max": {"expires_at": expires_at},
-                    "$setOnInsert": {"tenant_id": tenant_id, "reason": reason, "created_at": datetime.now(timezone.utc)},
+                    "$setOnInsert": {"tenant_id": tenant_id, "reason": reason, "created_at": datetime.now(UTC)},
                 },
                 upsert=True,
             )
@@ -72,5 +72,5 @@ class RevocationList:
         await RefreshToken.get_pymongo_collection().update_many(
             {"family_id": family_id}, {"$set": {"revoked": True}}
         )
-        expires = datetime.fromtimestamp(time.time() + access_ttl + 60, timezone.utc)
+        expires = datetime.fromtimestamp(time.time() + access_ttl + 60, UTC)
         await self.revoke(family_key(family_id), tenant_id, reason, expires)

@@ -72,7 +72,7 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
     # sharing an address (a NAT, a load balancer) are not locked out by a guesser there; unknown ids by address.
     known = client_id is not None and await find_client(client_id) is not None
     ip = None if known else hub_request.origin.ip
-    grant_type = (hub_request.form.get("grant_type") or [None])[0]
+    grant_type = next(iter(hub_request.form.get("grant_type") or []), None)
     if (wait := await service.limiter.retry_after(client_id, ip)) is not None:
         # Not audited one by one (a flood of 429s would flood the log); reaching the limit was.
         return oauth_error(429, "rate_limited", "too many failed client authentications", {"Retry-After": str(wait)})

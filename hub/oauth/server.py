@@ -9,10 +9,11 @@ back as ``(status, body, headers)`` and the route turns them into Starlette resp
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from functools import partial
+from typing import Any
 from urllib.parse import urlencode
 
 from anyio import from_thread
@@ -132,7 +133,9 @@ class HubAuthorizationServer(AuthorizationServer):
             "scope": " ".join(scopes),
         }
         if include_refresh_token and user is not None and client.check_grant_type("refresh_token"):
-            token["refresh_token"] = from_thread.run(store_refresh_token, self.settings, client.doc, user, token["scope"])
+            token["refresh_token"] = from_thread.run(
+                store_refresh_token, self.settings, client.doc, user, token["scope"]
+            )
         return token
 
     def save_token(self, token: dict[str, Any], request: HubOAuth2Request) -> None:

@@ -38,7 +38,9 @@ async def _consent_grant(server: HubAuthorizationServer, oauth_request: HubOAuth
     return await run_in_threadpool(server.get_consent_grant, oauth_request)
 
 
-async def _refuse_signin(tenant_id: str | None, client_id: str | None, reason: str, details: dict | None = None) -> None:
+async def _refuse_signin(
+    tenant_id: str | None, client_id: str | None, reason: str, details: dict | None = None
+) -> None:
     if tenant_id is None:
         # Anyone can send a browser here with any client id: refusals that concern no tenant are not stored (no
         # one could read them, and a flood of them would only fill the collection).
@@ -67,7 +69,9 @@ async def authorize(request: Request) -> Response:
     if upstream is None:
         await _refuse_signin(client.tenant_id, client_id, "no identity provider configured")
         return RedirectResponse(
-            error_redirect(grant.redirect_uri, "access_denied", "sign-in is not configured", state, server.settings.issuer),
+            error_redirect(
+                grant.redirect_uri, "access_denied", "sign-in is not configured", state, server.settings.issuer
+            ),
             302,
         )
     _, app = upstream

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 with warnings.catch_warnings():
@@ -34,7 +34,7 @@ class StateCache:
     """authlib's async cache interface over the ``oauth_signin_state`` collection."""
 
     async def get(self, key: str) -> str | None:
-        doc = await SignInState.find_one({"key": key, "expires_at": {"$gt": datetime.now(timezone.utc)}})
+        doc = await SignInState.find_one({"key": key, "expires_at": {"$gt": datetime.now(UTC)}})
         return doc.value if doc else None
 
     async def set(self, key: str, value: str, expires_in: int | None = None) -> None:
@@ -50,7 +50,7 @@ class StateCache:
     async def pop_json(self, key: str) -> Any:
         """Read and delete in one step: a pending sign-in completes at most once."""
         doc = await SignInState.get_pymongo_collection().find_one_and_delete(
-            {"key": key, "expires_at": {"$gt": datetime.now(timezone.utc)}}
+            {"key": key, "expires_at": {"$gt": datetime.now(UTC)}}
         )
         return json.loads(doc["value"]) if doc else None
 
@@ -110,7 +110,7 @@ async def configure_provider(
         "client_id": client_id,
         "client_secret": client_secret,
         "scope": scope,
-        "updated_at": datetime.now(timezone.utc),
+        "updated_at": datetime.now(UTC),
     }
     await IdentityProvider.get_pymongo_collection().update_one(
         {"tenant_id": access.tenant_id}, {"$set": fields}, upsert=True
@@ -119,7 +119,7 @@ async def configure_provider(
         "identity_provider.configured",
         tenant_id=access.tenant_id,
         principal=access.principal,
-        target=fields["issuer"],
+        target=str(fields["issuer"]),
         details={"client_id": client_id, "scope": scope},
     )
     provider = await IdentityProvider.find_one({"tenant_id": access.tenant_id})

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub.dates import utcnow
 from hub.errors import BadInput, Conflict
 from hub.events.log import build_event, emit, emit_many
 from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity, SubjectRef
 from tenants.access import Access
-from hub.dates import utcnow
 
 if TYPE_CHECKING:
     from hub.db import Database

@@ -6,9 +6,10 @@ closing on-hand, and with it the stockout days the baseline leaves out, comes fr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -110,16 +111,16 @@ def view(raw: dict[str, Any], until: date, span: int = HISTORY_DAYS,
     for day, key in grid:
         if first is None or key < first:
             continue
-        value = entries.get(key)
-        if value is None:
+        entry = entries.get(key)
+        if entry is None:
             closing[day] = int(running)
             days.append(Day(day, 0, stockout=running <= 0))
             continue
-        running += value.get("n", 0)
+        running += entry.get("n", 0)
         closing[day] = int(running)
-        days.append(Day(day, int(value.get("s", 0)), stockout=running <= 0))
-        if value.get("pu") or value.get("pr"):
-            prices[day] = (float(value.get("pv", 0)), float(value.get("pu", 0)), float(value.get("pr", 0)))
+        days.append(Day(day, int(entry.get("s", 0)), stockout=running <= 0))
+        if entry.get("pu") or entry.get("pr"):
+            prices[day] = (float(entry.get("pv", 0)), float(entry.get("pu", 0)), float(entry.get("pr", 0)))
     return SeriesView(raw, days, closing, prices)
 
 

@@ -11,6 +11,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
+from hub.dates import utcnow
 from hub.db import Database
 from hub.errors import BadInput, Conflict, Forbidden, NotFound
 from hub.events.log import emit
@@ -21,7 +22,6 @@ from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
 from tenants.access import Access
-from hub.dates import utcnow
 
 MAX_LINES = 1000
 
@@ -123,7 +123,7 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
             except NotFound as exc:
                 raise NotFound(f"line {n}: {exc.message}", field="lines", index=n) from None
             lines.append(DispatchLine(
-                sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,  # type: ignore[arg-type]
+                sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,
                 produced_on=line.produced_on or lot.produced_on, expires_on=line.expires_on or lot.expires_on,
             ))
         now = utcnow()

@@ -58,9 +58,9 @@ def _exposures(update: EpisodeUpdate, goods: Goods, previous: list[ExposedLot], 
         earlier = before.get(lot.id)  # type: ignore[arg-type]
         start_expiry = earlier.expires_before if earlier else lot.effective_expires_on
         exposed[lot.id] = ExposedLot(  # type: ignore[index]
-            lot_id=lot.id,  # type: ignore[arg-type]
+            lot_id=lot.id,
             lot_code=lot.lot_code,
-            sku_id=sku.id,  # type: ignore[arg-type]
+            sku_id=sku.id,
             sku_code=sku.code,
             owner_id=sku.tenant_id,
             limit_c=limit,
@@ -183,7 +183,7 @@ async def record(
             await collection.update_one({"_id": excursion.id}, {"$set": {"alert_id": alert.id}}, session=session)
         if exposed:
             await expiry.evaluate_lots(session, sensor.tenant_id, sensor.location_id, [i.lot_id for i in exposed])
-        outcomes.append(Outcome(excursion.id, update.opened, update.closed))  # type: ignore[arg-type]
+        outcomes.append(Outcome(excursion.id, update.opened, update.closed))
     return outcomes
 
 

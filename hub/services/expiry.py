@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub import metrics
-from hub.dates import from_bson, to_bson
+from hub.dates import from_bson, to_bson, utcnow
 from hub.db import Database
 from hub.detect.expiry import SEVERITY_ORDER, VELOCITY_DAYS, LotStock, arrival_shortfall, assess
+from hub.events.log import emit
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from hub.models.dispatch import Dispatch
 from hub.models.location import Location
@@ -33,12 +35,10 @@ from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.events.log import emit
 from hub.services.alerts import alert_payload, raise_alert
 from hub.services.sensors import refresh_goods_owners
 from tenants.access import grantees
 from tenants.models import Scope, Tenant, TenantKind
-from hub.dates import utcnow
 
 log = logging.getLogger("lotpulse.expiry")
 SELLING_KINDS = ("sale", "issue")
@@ -58,7 +58,7 @@ async def _history(
         return {}
     since = to_bson(today - timedelta(days=VELOCITY_DAYS))
     selling = {"$in": ["$kind", list(SELLING_KINDS)]}
-    pipeline = [
+    pipeline: list[dict[str, Any]] = [
         {"$match": {
             "$or": [{"tenant_id": t, "location_id": loc, "sku_id": sku} for t, loc, sku in keys],
             "occurred_at": {"$gte": since},
@@ -268,7 +268,7 @@ async def check_dispatch_shelf_life(
     lot_ids = sorted({line.lot_id for line in dispatch.lines})
     skus = {sku.id: sku async for sku in Sku.find({"_id": {"$in": sku_ids}}, session=session)}
     lots = {lot.id: lot async for lot in Lot.find({"_id": {"$in": lot_ids}}, session=session)}
-    short = []
+    short: list[dict[str, Any]] = []
     for index, line in enumerate(dispatch.lines):
         sku = skus.get(line.sku_id)
         lot = lots.get(line.lot_id)

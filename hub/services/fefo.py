@@ -88,10 +88,12 @@ async def on_movements(session: AsyncClientSession | None, tenant_id: str, docs:
             violation = check(_lot_at_hand(lot, None, 0), quantity, others, when[(location_id, sku_id)], RULES)
             if violation is None or lot is None:
                 continue
-            key = f"fefo_violation:{location_id}:{lot_id}"
-            if await _quietly_repeated(session, key, quantity):
+            dedupe_key = f"fefo_violation:{location_id}:{lot_id}"
+            if await _quietly_repeated(session, dedupe_key, quantity):
                 continue
-            raised.append(await _raise_at_location(session, tenant_id, location_id, sku_id, lot, violation, key))
+            raised.append(
+                await _raise_at_location(session, tenant_id, location_id, sku_id, lot, violation, dedupe_key)
+            )
     return raised
 
 
@@ -144,9 +146,12 @@ async def on_dispatch(session: AsyncClientSession | None, dispatch: Dispatch) ->
     if not slips:
         return []
     skus = {s.id: s async for s in Sku.find({"_id": {"$in": sku_ids}}, session=session)}
+    def older(v: FefoViolation) -> str:
+        return ", ".join(f"{o.lot_code} (expires {o.expires_on}, {o.on_hand} units)" for o in v.older)
+
     text = "; ".join(
         f"{skus[line.sku_id].code if line.sku_id in skus else line.sku_id} lot {v.taken.lot_code} "
-        f"(expires {v.taken.expires_on}) while {', '.join(f'{o.lot_code} (expires {o.expires_on}, {o.on_hand} units)' for o in v.older)} stay"
+        f"(expires {v.taken.expires_on}) while {older(v)} stay"
         for line, v in slips
     )
     alert = await raise_alert(

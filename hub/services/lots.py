@@ -9,13 +9,12 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from hub.dates import to_bson
+from hub.dates import to_bson, utcnow
 from hub.errors import BadInput, NotFound
 from hub.models.lot import Lot
 from hub.models.sku import Sku
 from hub.services.text import CODE_MAX, clean_text
 from tenants.access import Access
-from hub.dates import utcnow
 
 
 def check_dates(produced_on: date | None, expires_on: date | None) -> None:

@@ -21,7 +21,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from hub.dates import to_bson
+from hub.dates import to_bson, utcnow
 from hub.db import Database, StaleRead
 from hub.errors import BadInput, Conflict, NotFound
 from hub.models.location import Location
@@ -35,7 +35,6 @@ from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
 from hub.services.stock import stock_events
 from tenants.access import Access, object_id
-from hub.dates import utcnow
 
 MAX_KEY_LENGTH = 200
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
@@ -90,7 +89,7 @@ class BatchResult:
 
 
 def fingerprint(item: MovementInput) -> str:
-    body = [str(item.location_id), item.sku, item.kind.value, item.quantity, item.lot_code,
+    body: list[Any] = [str(item.location_id), item.sku, item.kind.value, item.quantity, item.lot_code,
             item.occurred_at.isoformat() if item.occurred_at else None]
     if item.unit_price is not None or item.promotion is not None:  # keeps fingerprints of older clients stable
         body += [item.unit_price, item.promotion]

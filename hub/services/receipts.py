@@ -17,8 +17,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub import metrics
 from hub.config import Settings
+from hub.dates import utcnow
 from hub.db import Database, StaleRead
-from hub.detect.mismatch import ExpectedLine, Mismatch, MismatchKind, ScannedLine, reconcile, recommendation
+from hub.detect.mismatch import ExpectedLine, Mismatch, MismatchKind, ScannedLine, recommendation, reconcile
 from hub.errors import BadInput, Conflict, Forbidden, NotFound
 from hub.models.alert import AlertKind, Decision, Severity, SubjectRef
 from hub.models.dispatch import OPEN_STATUSES, Dispatch, DispatchStatus
@@ -33,7 +34,6 @@ from hub.services.dispatches import transition
 from hub.services.lots import ensure_lot, use_lot
 from hub.services.skus import resolve_skus
 from tenants.access import Access
-from hub.dates import utcnow
 
 MAX_LINES = 1000
 SEVERE = {MismatchKind.unexpected_sku, MismatchKind.shelf_life, MismatchKind.expiry}
@@ -111,9 +111,9 @@ async def _book(
     skus: dict[str, Sku | None], data: ReceiptInput, ref: str | None,
 ) -> Receipt:
     sku_by_id = {s.id: s for s in skus.values() if s is not None}
-    for sku in await Sku.find({"_id": {"$in": [l.sku_id for l in dispatch.lines if l.sku_id not in sku_by_id]}},
-                              session=session).to_list():
-        sku_by_id[sku.id] = sku
+    for known in await Sku.find({"_id": {"$in": [l.sku_id for l in dispatch.lines if l.sku_id not in sku_by_id]}},
+                                session=session).to_list():
+        sku_by_id[known.id] = known
     expected = [
         ExpectedLine(str(l.sku_id), l.lot_code, l.quantity, l.produced_on, l.expires_on,
                      sku_by_id[l.sku_id].shelf_life_days if l.sku_id in sku_by_id else None)
@@ -140,7 +140,7 @@ async def _book(
     lines: list[ReceiptLine] = []
     batch: list[movements.Prepared] = []
     now = utcnow()
-    for n, (line, index) in enumerate(zip(scanned, outcome.pairing)):
+    for n, (line, index) in enumerate(zip(scanned, outcome.pairing, strict=True)):
         sku = skus[line.sku_ref]
         lot: Lot | None = None
         if index is not None:
@@ -157,7 +157,7 @@ async def _book(
                 except NotFound:
                     lot = None
             if lot is not None:
-                lots[lot.id] = lot  # type: ignore[index]
+                lots[lot.id] = lot
         lines.append(ReceiptLine(sku_ref=line.sku_ref, sku_id=sku.id if sku else None, lot_code=line.lot_code,
                                  lot_id=lot.id if lot else None, quantity=line.quantity,
                                  expires_on=line.expires_on, dispatch_line=index))
@@ -170,9 +170,9 @@ async def _book(
             ))
     held = _held_lots(outcome.mismatches, dispatch, lines)
     receipt = Receipt(
-        id=receipt_id, tenant_id=access.tenant_id, dispatch_id=dispatch.id,  # type: ignore[arg-type]
+        id=receipt_id, tenant_id=access.tenant_id, dispatch_id=dispatch.id,
         parties=dispatch.parties,
-        location_id=location.id, ref=ref, lines=lines, final=data.final,  # type: ignore[arg-type]
+        location_id=location.id, ref=ref, lines=lines, final=data.final,
         outcome=ReceiptOutcome.matched if outcome.matched else ReceiptOutcome.mismatched,
         mismatches=[_record(m) for m in outcome.mismatches], held_lot_ids=sorted(held), received_at=now,
     )

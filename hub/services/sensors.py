@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
+from hub.dates import utcnow
 from hub.detect.spikes import SpikeConfig
 from hub.errors import BadInput
 from hub.models.dispatch import Dispatch
@@ -18,7 +20,6 @@ from hub.models.sensor import Sensor
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from tenants.access import Access, object_id
-from hub.dates import utcnow
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Goods:
             limit_c=self.limit_c,
             min_minutes=min((sku.excursion_min_minutes for sku in limited), default=15),
             rise_c=settings.spike_rise_c_per_10min,
-            thresholds=tuple(sorted({sku.storage.temp_max_c for sku in limited})),  # type: ignore[type-var]
+            thresholds=tuple(sorted({limit for sku in limited if (limit := sku.storage.temp_max_c) is not None})),
         )
 
 
@@ -60,7 +61,7 @@ async def goods_for(
     dispatch_lots: dict[PydanticObjectId, list[PydanticObjectId]] = {}
     if dispatch_ids:
         async for dispatch in Dispatch.find({"_id": {"$in": sorted(dispatch_ids)}}, session=session):
-            dispatch_lots[dispatch.id] = [line.lot_id for line in dispatch.lines]  # type: ignore[index]
+            dispatch_lots[dispatch.id] = [line.lot_id for line in dispatch.lines]
     positions: dict[tuple[str, PydanticObjectId], list[StockPosition]] = {}
     query = {
         "$or": [
@@ -130,7 +131,7 @@ async def register_sensor(
         upsert=True,
     )
     sensor = Sensor.model_validate(await collection.find_one(key))
-    goods = (await goods_for([sensor]))[sensor.id]  # type: ignore[index]
+    goods = (await goods_for([sensor]))[sensor.id]
     owners = [owner for owner in goods.owners if owner != sensor.tenant_id]
     await Sensor.get_pymongo_collection().update_one({"_id": sensor.id}, {"$set": {"goods_owners": owners}})
     sensor.goods_owners = owners
@@ -159,7 +160,7 @@ async def refresh_goods_owners(page: int = 500) -> int:
     changed = 0
     last = None
     while True:
-        query = {"_id": {"$gt": last}} if last is not None else {}
+        query: dict[str, Any] = {"_id": {"$gt": last}} if last is not None else {}
         sensors = await Sensor.find(query).sort("_id").limit(page).to_list()
         if not sensors:
             return changed

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -100,7 +100,7 @@ async def policies_for(keys: list[tuple[str, Any, Any]], rules: SignalRules,
         chosen = found.get((tenant, location, sku)) or found.get((tenant, None, sku))
         general = found.get((tenant, None, sku))
 
-        def pick(name: str, default: float) -> float:
+        def pick(name: str, default: float, chosen: Any = chosen, general: Any = general) -> float:
             for p in (chosen, general):
                 value = getattr(p, name) if p is not None else None
                 if value is not None:
@@ -198,7 +198,7 @@ async def _state(today: date) -> tuple[datetime | None, datetime]:
     previous = await state.find_one({"_id": STATE_ID})
     if previous is None or previous.get("day") != today.isoformat():
         return None, started
-    return previous["started_at"].replace(tzinfo=timezone.utc), started
+    return previous["started_at"].replace(tzinfo=UTC), started
 
 
 async def _save_state(today: date, started: datetime) -> None:
@@ -470,15 +470,15 @@ def cause_facts(found: Evidence, j: Judged, today: date, rules: SignalRules) -> 
         min_on_hand=min(closing) if closing else None,
         on_hand=int(raw.get("on_hand", 0)),
         held_lots=held, excursions=excursions, near_expiry=near, late_inbound=late, short_inbound=short,
-        receipt_mismatches=mismatches, price_before=prices["price_before"],  # type: ignore[arg-type]
-        price_recent=prices["price_recent"],  # type: ignore[arg-type]
-        promo_share_before=prices["promo_share_before"] or 0.0,  # type: ignore[arg-type]
-        promo_share_recent=prices["promo_share_recent"] or 0.0,  # type: ignore[arg-type]
+        receipt_mismatches=mismatches, price_before=prices["price_before"],
+        price_recent=prices["price_recent"],
+        promo_share_before=prices["promo_share_before"] or 0.0,
+        promo_share_recent=prices["promo_share_recent"] or 0.0,
     )
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
 async def _velocity_alert(j: Judged, today: date, rules: SignalRules, key: str, names: dict[Any, Any],

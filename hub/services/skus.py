@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from hub.dates import utcnow
 from hub.errors import BadInput, Conflict, NotFound
 from hub.gs1 import normalise_gtin
 from hub.models.sku import Alias, Sku, Storage
 from hub.services.text import CODE_MAX, NAME_MAX, UNIT_MAX, clean_text
 from tenants.access import Access
-from hub.dates import utcnow
 
 
 @dataclass
@@ -94,7 +94,7 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
         except DuplicateKeyError:
             raise Conflict("this GTIN already names another SKU", field="gtin") from None
         if retried.matched_count == 0:
-            raise Conflict("this GTIN already names another SKU", field="gtin")
+            raise Conflict("this GTIN already names another SKU", field="gtin") from None
         created = False
     sku = await Sku.find_one(key)
     if sku is None:

@@ -10,11 +10,11 @@ from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError
 
+from hub.dates import utcnow
 from hub.events.log import build_event, emit_many
 from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
-from hub.dates import utcnow
 from tenants.access import grantees
 from tenants.models import Scope
 

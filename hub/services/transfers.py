@@ -28,7 +28,6 @@ from hub.models.lot import Lot, LotStatus
 from hub.models.movement import MovementKind
 from hub.models.planning import DemandSeries, PlanningPolicy, RecommendationStatus, TransferLot, TransferRecommendation
 from hub.models.sku import Sku
-from hub.models.stock import StockPosition
 from hub.services import demand
 from hub.services import movements as movement_service
 from hub.services.planning_audience import partner_audience
@@ -141,7 +140,8 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
     still_open: set[Network] = set()
     if tenants:
         async for doc in TransferRecommendation.get_pymongo_collection().find(
-                {"status": RecommendationStatus.open.value, "tenant_id": {"$in": tenants}}, {"tenant_id": 1, "sku_id": 1}):
+            {"status": RecommendationStatus.open.value, "tenant_id": {"$in": tenants}}, {"tenant_id": 1, "sku_id": 1}
+        ):
             if (doc["tenant_id"], doc["sku_id"]) in known:
                 still_open.add((doc["tenant_id"], doc["sku_id"]))
     # Lots are read only where a transfer is possible: a network with a site that will run out and another site.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, AsyncGenerator
+from collections.abc import AsyncGenerator
+from functools import partial
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -23,7 +25,9 @@ class Subscription:
         filter: AlertEventFilter | None = None,
         after: Annotated[
             strawberry.ID | None,
-            strawberry.argument(description="A cursor from an earlier AlertEvent: replay what came after it, then live"),
+            strawberry.argument(
+                description="A cursor from an earlier AlertEvent: replay what came after it, then live"
+            ),
         ] = None,
     ) -> AsyncGenerator[AlertEventType, None]:
         principal = info.context.require_principal()
@@ -33,4 +37,4 @@ class Subscription:
             principal.tenant_id, wanted.event_types(), wanted.matches, str(after) if after else None
         ) as events:
             async for event in events:
-                yield SHARED.get(event.id, lambda: AlertEventType.from_event(event))
+                yield SHARED.get(event.id, partial(AlertEventType.from_event, event))

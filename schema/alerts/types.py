@@ -12,12 +12,12 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.events.bus import LiveEvent
 from hub.errors import BadInput
+from hub.events.bus import LiveEvent
 from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity
 from hub.services.alerts import ALERT_EVENT_TYPES, alert_payload
-from schema.scalars import AlertKindEnum, AlertStatusEnum, DecisionEnum, SeverityEnum  # noqa: F401 - registers the enums
 from schema.node import Node
+from schema.scalars import AlertKindEnum, AlertStatusEnum, DecisionEnum, SeverityEnum  # noqa: F401 - registers the enums
 
 
 def _when(value: str | None) -> datetime | None:
@@ -68,7 +68,7 @@ class AlertType(Node):
                 AlertSubjectType(kind=s["kind"], id=strawberry.ID(s["id"]), label=s.get("label"))
                 for s in data.get("subjects", [])
             ],
-            evidence=data.get("evidence") or {},
+            evidence=JSON(data.get("evidence") or {}),
             recommendation=data.get("recommendation"),
             occurrences=data.get("occurrences", 1),
             created_at=datetime.fromisoformat(data["createdAt"]),

@@ -17,7 +17,9 @@ from schema.permissions import ADMIN
 @strawberry.type
 class Query:
     @strawberry.field(name="oauthClients", permission_classes=ADMIN)
-    async def oauth_clients(self, info: Info, first: int = 100, after: str | None = None) -> Connection[OAuthClientType]:
+    async def oauth_clients(
+        self, info: Info, first: int = 100, after: str | None = None
+    ) -> Connection[OAuthClientType]:
         access = await info.context.access()
         return await paginate(
             OAuthClient, access.oauth_clients(), first, after, info.context.hub.settings.max_page_size,

@@ -9,7 +9,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
-
 from hub.models.audit import AuditEntry
 from hub.models.oauth import ClientKind, IdentityProvider, OAuthClient
 from tenants.models import Role
@@ -123,5 +122,5 @@ class AuditEntryType:
             reason=entry.reason,
             ip=entry.ip,
             user_agent=entry.user_agent,
-            details=entry.details,
+            details=JSON(entry.details),
         )

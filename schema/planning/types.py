@@ -110,7 +110,7 @@ class TransferRecommendationType:
             quantity=r.quantity,
             lots=[TransferLotType(lot_code=l.lot_code, quantity=l.quantity, expires_on=l.expires_on) for l in r.lots],
             units_saved_from_expiry=r.units_saved_from_expiry, stockout_days_avoided=r.stockout_days_avoided,
-            evidence=r.evidence, created_at=r.created_at, updated_at=r.updated_at, decided_at=r.decided_at,
+            evidence=JSON(r.evidence), created_at=r.created_at, updated_at=r.updated_at, decided_at=r.decided_at,
             decided_by=r.decided_by, reason=r.reason,
         )
 

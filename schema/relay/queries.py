@@ -7,8 +7,9 @@ object (or an unknown id) answers null, as the Relay convention has it, never re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import strawberry
 from beanie import Document

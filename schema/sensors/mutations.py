@@ -9,7 +9,7 @@ from hub.errors import BadInput
 from hub.models.sensor import states_of
 from hub.services import readings as reading_service
 from hub.services import sensors as sensor_service
-from schema.permissions import WRITE, CanWrite, IsAuthenticated, RequireScope
+from schema.permissions import WRITE, CanWrite, IsAuthenticated, Permissions, RequireScope
 from schema.sensors.types import (
     IngestReadingsPayload,
     RegisterSensorInput,
@@ -19,7 +19,7 @@ from schema.sensors.types import (
 )
 
 # A device or gateway token may hold just ``sensors:ingest``; a general ``write`` token may ingest too.
-INGEST = [IsAuthenticated, CanWrite, RequireScope("write", "sensors:ingest")]
+INGEST: Permissions = [IsAuthenticated, CanWrite, RequireScope("write", "sensors:ingest")]
 
 
 @strawberry.type
@@ -60,7 +60,7 @@ class Mutation:
                 readings=[
                     reading_service.ReadingIn(r.at, r.temperature_c, r.humidity_pct) for r in item.readings or []
                 ],
-                samples=list(item.samples or []),
+                samples=list(item.samples) if isinstance(item.samples, list) else [],
             )
             for item in input
         ]

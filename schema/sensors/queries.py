@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -70,7 +71,7 @@ class Query:
         check_first(first, MAX_POINTS)
         access = await info.context.access()
         sensor = await sensor_service.visible_sensor(access, str(sensor_id))
-        end = to or datetime.now(timezone.utc)
+        end = to or datetime.now(UTC)
         series = await reading_service.series(sensor, from_, end, interval_minutes, first)
         return ReadingSeries(
             sensor_id=strawberry.ID(str(sensor.id)),

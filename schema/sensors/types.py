@@ -8,10 +8,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
+from hub.dates import utcnow
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
 from hub.models.sensor import Sensor, SensorState
 from hub.services import readings as reading_service
-from hub.dates import utcnow
 
 ExcursionStatusEnum = strawberry.enum(ExcursionStatus, name="ExcursionStatus")
 

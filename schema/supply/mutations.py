@@ -104,7 +104,8 @@ class Mutation:
             if location is None:
                 raise BadInput(f"movement {n}: no location (set it on the movement or the batch)", index=n)
             items.append(movement_service.MovementInput(
-                location_id=str(location), sku=m.sku, kind=MovementKind(m.kind.value), quantity=m.quantity,
+                location_id=str(location), sku=m.sku, kind=MovementKind(m.kind.value),  # type: ignore[attr-defined]  # see MovementKindEnum
+                quantity=m.quantity,
                 idempotency_key=m.idempotency_key, lot_code=m.lot_code, expires_on=m.expires_on,
                 occurred_at=m.occurred_at, reference=m.reference, unit_price=m.unit_price, promotion=m.promotion,
             ))

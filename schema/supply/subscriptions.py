@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, AsyncGenerator
+from collections.abc import AsyncGenerator
+from functools import partial
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from hub.errors import BadInput
+from schema.permissions import READ
+from schema.subscriptions import PerEventCache
 from schema.supply.events import (
     DISPATCH_EVENT_TYPES,
     DispatchUpdatedFilter,
@@ -16,8 +20,6 @@ from schema.supply.events import (
     StockChangeType,
     StockPositionChangeType,
 )
-from schema.permissions import READ
-from schema.subscriptions import PerEventCache
 
 ROLES = ("shipper", "consignee", "carrier")
 SHARED = PerEventCache()
@@ -60,4 +62,4 @@ class Subscription:
             viewer, DISPATCH_EVENT_TYPES, lambda event: wanted.matches(event, viewer), str(after) if after else None
         ) as events:
             async for event in events:
-                yield SHARED.get(event.id, lambda: DispatchUpdateType.from_event(event))
+                yield SHARED.get(event.id, partial(DispatchUpdateType.from_event, event))

@@ -18,8 +18,8 @@ from schema.catalog.types import SkuType
 from schema.node import Node
 
 # Spelled out (not bound to the model enum) so the GraphQL value is ``return``, not Python's ``return_``.
-MovementKindEnum = strawberry.enum(
-    Enum("MovementKindValue", {kind.value: kind.value for kind in MovementKind}),  # type: ignore[misc]
+MovementKindEnum = strawberry.enum(  # type: ignore[call-overload]  # mypy reads no members into a functional Enum
+    Enum("MovementKindValue", {kind.value: kind.value for kind in MovementKind}),
     name="MovementKind",
 )
 

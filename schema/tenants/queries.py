@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import strawberry
 from strawberry.types import Info
@@ -10,7 +10,7 @@ from strawberry.types import Info
 from hub.errors import NotFound
 from schema.pagination import Connection, paginate
 from schema.permissions import ADMIN, READ
-from schema.tenants.types import MeType, MemberType, PartnerFilter, PartnershipType, TenantType
+from schema.tenants.types import MemberType, MeType, PartnerFilter, PartnershipType, TenantType
 from tenants.access import partnerships_of
 from tenants.models import Member, Partnership, Tenant
 

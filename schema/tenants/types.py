@@ -7,7 +7,6 @@ from datetime import datetime
 import strawberry
 
 import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
-
 from tenants.models import Member, Partnership, PartnershipStatus, Role, Scope, Tenant, TenantKind
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import strawberry
+from beanie import SortDirection
 from strawberry.types import Info
 
 from schema.pagination import Connection, paginate
@@ -49,7 +51,7 @@ class Query:
 
         async def nodes(page: Sequence[WebhookDelivery]) -> list[WebhookDeliveryType]:
             attempts: dict[Any, list[WebhookAttempt]] = {doc.id: [] for doc in page}
-            found = WebhookAttempt.find({"delivery_id": {"$in": list(attempts)}}).sort(("at", 1))
+            found = WebhookAttempt.find({"delivery_id": {"$in": list(attempts)}}).sort(("at", SortDirection.ASCENDING))
             async for attempt in found:
                 attempts[attempt.delivery_id].append(attempt)
             return [WebhookDeliveryType.from_model(doc, attempts[doc.id]) for doc in page]

@@ -65,9 +65,13 @@ async def sku_codes(hub: Any, tenant: str, filter: dict | None = None) -> list[s
     return [edge["node"]["code"] for edge in data["skus"]["edges"]]
 
 
-async def partner(hub: Any, inviter: str, invitee: str, inviter_shares: list[str], invitee_shares: list[str] = ()) -> str:
+async def partner(
+    hub: Any, inviter: str, invitee: str, inviter_shares: list[str], invitee_shares: list[str] = ()
+) -> str:
     """An active partnership; answers its id."""
-    invited = await hub.ok(INVITE, {"partner": invitee, "we": inviter_shares, "they": list(invitee_shares)}, tenant=inviter)
+    invited = await hub.ok(
+        INVITE, {"partner": invitee, "we": inviter_shares, "they": list(invitee_shares)}, tenant=inviter
+    )
     partnership_id = invited["invitePartner"]["id"]
     await hub.ok(ACCEPT, {"id": partnership_id}, tenant=invitee)
     return partnership_id

@@ -106,7 +106,9 @@ async def test_sku_master_partner_reads_but_cannot_change_the_owners_skus(hub, t
     lot = {"skuId": sku["id"], "lotCode": "L1"}
     assert codes(await hub.gql(REGISTER_LOT, {"input": lot}, tenant=globex)) == ["NOT_FOUND"]
     # but it may record its own item code for it, which only it and the owner see
-    assert (await hub.ok(SET_ALIAS, {"id": sku["id"], "code": "G-778"}, tenant=globex))["setSkuAlias"]["myAlias"] == "G-778"
+    assert (await hub.ok(SET_ALIAS, {"id": sku["id"], "code": "G-778"}, tenant=globex))["setSkuAlias"][
+        "myAlias"
+    ] == "G-778"
     assert (await hub.ok(SKU, {"id": sku["id"]}, tenant=acme))["sku"]["aliases"] == [f"{globex}:G-778"]
 
 

@@ -101,7 +101,9 @@ async def test_unknown_enum_value_is_refused(hub, tenants):
     acme, globex = tenants
     body = await hub.gql(CREATE_LOCATION, {"input": {"code": "G1", "name": "Garage", "kind": "garage"}}, tenant=acme)
     assert codes(body) == ["BAD_USER_INPUT"]
-    literal = await hub.gql('mutation { createLocation(input: {code: "G1", name: "G", kind: garage}) { id } }', tenant=acme)
+    literal = await hub.gql(
+        'mutation { createLocation(input: {code: "G1", name: "G", kind: garage}) { id } }', tenant=acme
+    )
     assert codes(literal) == ["BAD_USER_INPUT"]
     assert (await hub.ok(LOCATIONS, tenant=acme))["locations"]["edges"] == []
 

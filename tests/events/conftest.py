@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from gql import Client, GraphQLRequest
@@ -80,7 +81,7 @@ class Listener:
                     await self.received.put(result)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - kept for the test to assert on
+        except BaseException as exc:
             self.error = exc
         await self.received.put(DONE)
 
@@ -100,7 +101,7 @@ class Listener:
         """True when nothing arrives for ``seconds``."""
         try:
             item = await asyncio.wait_for(self.received.get(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         await self.received.put(item)
         return False

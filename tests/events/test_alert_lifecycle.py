@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hub.dates import utcnow
 from hub.models.alert import Alert, Severity
 from hub.models.event import Event
 from hub.services.alerts import escalate_overdue
-from hub.dates import utcnow
 from tests.events.conftest import ACKNOWLEDGE, RESOLVE, REVOKE, alert
 
 ALERTS = """

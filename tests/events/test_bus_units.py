@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from hub.events.bus import EventBus, LiveEvent, Subscription
 from hub.config import Settings
 from hub.errors import RateLimited
+from hub.events.bus import EventBus, LiveEvent, Subscription
 
 
 def event(seq: int, type: str = "dispatch.created", owner: str = "acme", audience: tuple[str, ...] = ("acme",)):
     return LiveEvent(id=f"{seq:024x}", seq=seq, type=type, tenant_id=owner, audience=audience,
-                     payload={"n": seq}, occurred_at=datetime.now(timezone.utc))
+                     payload={"n": seq}, occurred_at=datetime.now(UTC))
 
 
 def bus(**settings) -> EventBus:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from hub.events.log import build_event, emit_many
-from hub.models.event import Event
 from hub.events.sequencer import STATE, STATE_ID, Sequencer
+from hub.models.event import Event
 from tests.events.conftest import alert, numbered
 
 

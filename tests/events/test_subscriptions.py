@@ -7,10 +7,9 @@ import asyncio
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
+from hub.errors import RateLimited
 from hub.events.bus import EventBus
 from hub.events.ledger import LEDGER, Ledger
-from hub.errors import RateLimited
-
 from hub.models.alert import AlertKind, Severity
 from tests.events.conftest import ACKNOWLEDGE, REVOKE, alert
 

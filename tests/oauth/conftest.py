@@ -13,9 +13,10 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -56,7 +57,9 @@ class OidcProvider:
     client_secret: str = field(default_factory=lambda: "idp-secret-" + secrets.token_urlsafe(16))
     signed_in: str | None = "alice"
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
     nonce_override: str | None = None  # answer with a wrong nonce (an injected ID token)
 
     @property
@@ -99,7 +102,9 @@ class OidcProvider:
             form = await request.form()
             basic = request.headers.get("authorization", "")
             client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":") if basic else ("", "", "")
-            if (client_id or form.get("client_id")) != self.client_id or (secret or form.get("client_secret")) != self.client_secret:
+            if (client_id or form.get("client_id")) != self.client_id or (
+                secret or form.get("client_secret")
+            ) != self.client_secret:
                 return JSONResponse({"error": "invalid_client"}, 401)
             grant = self.codes.pop(str(form.get("code")), None)
             verifier = str(form.get("code_verifier", ""))
@@ -121,7 +126,9 @@ class OidcProvider:
                 headers={"kid": "idp-1"},
             )
             access_token = "idp-at-" + secrets.token_urlsafe(16)
-            return JSONResponse({"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token})
+            return JSONResponse(
+                {"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": id_token}
+            )
 
         return Starlette(
             routes=[
@@ -224,7 +231,9 @@ class Portal:
             response = await self.browser.get(location)
         raise AssertionError("too many redirects")
 
-    async def sign_in(self, scope: str = "read write", **overrides: str) -> tuple[dict[str, str], str, AsyncOAuth2Client]:
+    async def sign_in(
+        self, scope: str = "read write", **overrides: str
+    ) -> tuple[dict[str, str], str, AsyncOAuth2Client]:
         """Run the browser part of the flow; answers (the portal's callback query, the PKCE verifier, the client)."""
         client = self.oauth(scope)
         verifier = secrets.token_urlsafe(48)
@@ -238,7 +247,10 @@ class Portal:
 
     async def token(self, callback: dict[str, str], verifier: str, client: AsyncOAuth2Client) -> dict[str, Any]:
         return await client.fetch_token(
-            f"{self.hub.url}/oauth/token", code=callback["code"], code_verifier=verifier, grant_type="authorization_code"
+            f"{self.hub.url}/oauth/token",
+            code=callback["code"],
+            code_verifier=verifier,
+            grant_type="authorization_code",
         )
 
 

@@ -65,7 +65,9 @@ async def test_audit_log_shows_issuance_refusal_revocation_and_admin_changes(hub
     assert by_action["token.issued"]["details"]["grant_type"] == "client_credentials"
     refusals = [entry["reason"] for entry in entries if entry["action"] == "token.refused"]
     assert refusals == ["invalid_client", "revoked token presented"]
-    assert by_action["client.created"]["actor"] == f"local:{acme}" and by_action["client.created"]["actorKind"] == "member"
+    assert (
+        by_action["client.created"]["actor"] == f"local:{acme}" and by_action["client.created"]["actorKind"] == "member"
+    )
     assert all(entry["ip"] == "127.0.0.1" and entry["at"] for entry in entries)
     assert by_action["token.issued"]["userAgent"].startswith("python-httpx")
     assert [e["action"] for e in await _actions(hub, beta)] == []  # acme's log is acme's alone
@@ -129,12 +131,16 @@ async def test_failed_client_authentications_are_rate_limited_per_client(setting
             )
             assert response.status_code == 401 and response.json()["error"] == "invalid_client"
         # even the right secret waits now
-        response = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        response = await hub.http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
         assert response.status_code == 429 and response.json()["error"] == "rate_limited"
         assert int(response.headers["retry-after"]) > 0
         limited = [e for e in await _actions(hub, "acme") if e["action"] == "client_auth.rate_limited"]
         assert len(limited) == 1 and limited[0]["details"]["limited"] == [f"client:{client_id}"]
-        assert len([e for e in await _actions(hub, "acme") if e["action"] == "token.refused"]) == 3  # 429s are not logged
+        assert (
+            len([e for e in await _actions(hub, "acme") if e["action"] == "token.refused"]) == 3
+        )  # 429s are not logged
 
 
 async def test_failed_client_authentications_are_rate_limited_per_ip(settings):
@@ -149,5 +155,7 @@ async def test_failed_client_authentications_are_rate_limited_per_ip(settings):
             "/oauth/token", data={"grant_type": "client_credentials"}, auth=("lpc_guess-next", "x"))
         assert response.status_code == 429
         # a registered client is judged by its own failures: a guesser at its address does not lock it out
-        response = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        response = await hub.http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
         assert response.status_code == 200

@@ -50,7 +50,7 @@ class Context:
 
 def allowed(roles: set[str], scopes: set[str] | None) -> set[str]:
     principal = Principal("acme", "s", "i", frozenset(roles), frozenset(scopes) if scopes is not None else None)
-    result = SCHEMA.execute_sync("{ %s }" % " ".join(FIELDS), context_value=Context(principal))
+    result = SCHEMA.execute_sync(f"{{ {' '.join(FIELDS)} }}", context_value=Context(principal))
     refused = {error.path[0] for error in result.errors or []}
     assert all(error.extensions["code"] == "FORBIDDEN" for error in result.errors or [])
     return set(FIELDS) - refused
@@ -67,7 +67,11 @@ def allowed(roles: set[str], scopes: set[str] | None) -> set[str]:
         ({"integration"}, {"read", "sensors:ingest"}, {"read", "ingest", "either"}),
         ({"admin"}, {"read", "admin"}, {"read", "admin"}),  # webhook admin needs its own scope
         ({"admin"}, {"webhooks:manage"}, {"webhooks"}),
-        ({"viewer"}, {"read", "write", "admin", "webhooks:manage", "sensors:ingest"}, {"read", "either"}),  # never widen
+        (
+            {"viewer"},
+            {"read", "write", "admin", "webhooks:manage", "sensors:ingest"},
+            {"read", "either"},
+        ),  # never widen
     ],
 )
 def test_scopes_narrow_what_roles_allow(roles, scopes, expected):

@@ -193,7 +193,9 @@ async def test_sign_in_state_is_bound_to_the_browser(hub, oidc):
 
 async def test_member_roles_come_from_the_member_not_the_client(hub, oidc):
     portal = await portal_for(hub, oidc)
-    await hub.ok(ADD_MEMBER, {"input": {"issuer": oidc.issuer, "subject": "bob", "roles": ["viewer"]}}, tenant=portal.tenant)
+    await hub.ok(
+        ADD_MEMBER, {"input": {"issuer": oidc.issuer, "subject": "bob", "roles": ["viewer"]}}, tenant=portal.tenant
+    )
     oidc.signed_in = "bob"
     callback, verifier, client = await portal.sign_in()
     token = await portal.token(callback, verifier, client)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from authlib.integrations.base_client import OAuthError
@@ -21,7 +21,7 @@ async def test_a_revocation_on_another_process_is_honoured_within_the_cache_wind
     key = token_key(uuid.uuid4().hex)
     assert not await elsewhere.contains_any([key])
     # when the first revokes
-    await here.revoke(key, "acme", "test", datetime.now(timezone.utc) + timedelta(minutes=15))
+    await here.revoke(key, "acme", "test", datetime.now(UTC) + timedelta(minutes=15))
     # then it answers at once, the other after its cache window
     assert await here.contains_any([key])
     await asyncio.sleep(0.35)
@@ -30,7 +30,7 @@ async def test_a_revocation_on_another_process_is_honoured_within_the_cache_wind
 
 async def test_expired_revocations_are_not_loaded(hub):
     key = token_key(uuid.uuid4().hex)
-    await RevocationList(cache_seconds=0).revoke(key, "acme", "test", datetime.now(timezone.utc) - timedelta(seconds=1))
+    await RevocationList(cache_seconds=0).revoke(key, "acme", "test", datetime.now(UTC) - timedelta(seconds=1))
     assert not await RevocationList(cache_seconds=0).contains_any([key])
 
 

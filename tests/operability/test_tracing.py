@@ -4,8 +4,8 @@ tenant and the event id as attributes; a live subscription gets a span per event
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from opentelemetry import trace

@@ -1,13 +1,14 @@
 """A small retail network: Brand owns the SKUs; Shopco sells them from a central warehouse and two stores.
 
 Shopco shares ``stock``, ``alerts`` and ``dispatches`` with Brand (vendor-managed inventory; Brand may ship to it);
-Brand shares its SKU master and dispatches with Shopco. Rival is a retailer with no partnership: it must never see any of it.
+Brand shares its SKU master and dispatches with Shopco. Rival is a retailer with no partnership: it must never see
+any of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -58,11 +59,11 @@ RHYTHM = (24, 26, 28, 30, 34, 40, 28)  # Monday..Sunday: 30 a day on average, bu
 
 
 def today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def noon(days_ago: int) -> str:
-    return datetime.combine(today() - timedelta(days=days_ago), time(12), tzinfo=timezone.utc).isoformat()
+    return datetime.combine(today() - timedelta(days=days_ago), time(12), tzinfo=UTC).isoformat()
 
 
 def rhythm(days_ago: int, scale: float = 1.0) -> int:

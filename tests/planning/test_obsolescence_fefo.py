@@ -133,7 +133,9 @@ async def test_a_sale_within_the_tolerance_or_of_the_oldest_lot_raises_nothing(n
     assert await net.alerts("shopco", "fefo_violation") == []
 
 
-async def test_dispatching_a_newer_lot_than_the_shipper_keeps_alerts_the_shipper_and_a_consignee_sharing_alerts(net, hub):
+async def test_dispatching_a_newer_lot_than_the_shipper_keeps_alerts_the_shipper_and_a_consignee_sharing_alerts(
+    net, hub
+):
     # given: Brand's warehouse holds an older and a newer lot; Mart receives Brand's alerts, Shopco does not
     await net.sku("SUN-50", shelfLifeDays=730)
     await hub.tenant("mart", "retailer")

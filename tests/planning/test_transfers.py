@@ -11,7 +11,9 @@ mutation($id: ID!) {
   acceptTransferRecommendation(id: $id) { id status quantity decidedBy lots { lotCode quantity } }
 }
 """
-DISMISS = "mutation($id: ID!, $reason: String!) { dismissTransferRecommendation(id: $id, reason: $reason) { status reason } }"
+DISMISS = (
+    "mutation($id: ID!, $reason: String!) { dismissTransferRecommendation(id: $id, reason: $reason) { status reason } }"
+)
 REPLENISH = """
 query($filter: ReplenishmentFilter) {
   replenishmentSuggestions(filter: $filter) {
@@ -119,7 +121,9 @@ async def test_replenishment_is_suggested_as_a_transfer_where_surplus_exists_els
 
     assert set(found) == {"ST-2", "ST-1"}  # WH-1 has no lead time set and stock to spare
     store = found["ST-2"]
-    assert store["source"] in ("transfer", "transfer_and_purchase") and store["transfers"][0]["fromLocationCode"] == "WH-1"
+    assert (
+        store["source"] in ("transfer", "transfer_and_purchase") and store["transfers"][0]["fromLocationCode"] == "WH-1"
+    )
     assert store["quantity"] == store["transferUnits"] + store["purchaseUnits"]
     other = found["ST-1"]
     assert other["source"] == "purchase" and other["forecastPerDay"] == 8

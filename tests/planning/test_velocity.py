@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hub.models.alert import Alert
 from tests.planning.conftest import INGEST, REGISTER_SENSOR, rhythm, today
@@ -118,7 +118,7 @@ async def test_held_lots_receipt_mismatch_late_inbound_near_expiry_and_an_excurs
     # ... and the store's fridge ran warm for twenty minutes
     sensor = (await hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "fridge-1", "locationId": net.locations["ST-1"]}},
                            tenant="shopco"))["registerSensor"]["sensor"]["id"]
-    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=2)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
     temps = [22.0] * 5 + [30.0] * 20 + [22.0] * 5
     readings = [{"at": (start + timedelta(minutes=i)).isoformat(), "temperatureC": c} for i, c in enumerate(temps)]
     report = (await hub.ok(INGEST, {"input": [{"sensorId": sensor, "readings": readings}]}, tenant="shopco",
@@ -131,7 +131,9 @@ async def test_held_lots_receipt_mismatch_late_inbound_near_expiry_and_an_excurs
     # then: each is named with its evidence
     [alert] = await net.alerts("shopco", "velocity_drop")
     found = causes(alert)
-    assert {"lots_held", "receipt_mismatch", "inbound_late_or_short", "near_expiry", "sensor_excursion"} <= set(found), found
+    assert {"lots_held", "receipt_mismatch", "inbound_late_or_short", "near_expiry", "sensor_excursion"} <= set(
+        found
+    ), found
     assert found["lots_held"]["evidence"]["lots"][0]["lotCode"] == "NEW-1"
     assert found["receipt_mismatch"]["evidence"]["receipts"][0]["kinds"] == ["expiry", "quantity_short"]
     assert [d["ref"] for d in found["inbound_late_or_short"]["evidence"]["late"]] == ["ASN-2"]

@@ -12,10 +12,11 @@ import asyncio
 import os
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -179,7 +180,7 @@ async def sensor_with_excursion(chain: Chain) -> str:
                                                           "locationId": chain.dc}}, tenant=chain.shopco)
     sensor = data["registerSensor"]["sensor"]
     assert sensor["limitC"] == 8.0
-    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=6)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=6)
     temps = [4.0 + (i % 5) * 0.3 for i in range(360)]
     for i in range(200, 240):
         temps[i] = 13.0
@@ -196,7 +197,7 @@ async def silent_sensor(chain: Chain) -> str:
     data = await chain.hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "dc-probe-2", "name": "DC dock",
                                                           "locationId": chain.dc}}, tenant=chain.shopco)
     sensor = data["registerSensor"]["sensor"]
-    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=4)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=4)
     readings = [{"at": (start + timedelta(minutes=i)).isoformat(), "temperatureC": 5.0} for i in range(60)]
     await chain.hub.ok(INGEST, {"input": [{"sensorId": sensor["id"], "readings": readings}]},
                        tenant=chain.shopco, roles=("integration",))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+
 import pytest
 
 from tests.portal.conftest import (
@@ -14,9 +15,9 @@ from tests.portal.conftest import (
     build_chain,
     screenshot_dir,
     sensor_with_excursion,
-    silent_sensor,
     serious_violations,
     sign_in,
+    silent_sensor,
     stock_lots,
     stored_values,
 )

@@ -4,9 +4,9 @@ again, sign-out revokes the sign-in at the hub, a non-member is turned away; the
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 

@@ -6,7 +6,7 @@ Shopmart shares ``sensors`` and ``alerts`` with FreshCo; Rival is a retailer wit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -40,7 +40,7 @@ SALAD_SHELF_LIFE = 10
 
 
 def minutes_ago(minutes: float) -> datetime:
-    return datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=minutes)
+    return datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes)
 
 
 def readings(temps: list[float], start: datetime, every_minutes: float = 1.0) -> list[dict[str, Any]]:
@@ -91,7 +91,9 @@ async def build_cold_chain(hub: Any) -> ColdChain:
     chain = ColdChain(hub)
     for tenant, kind in (("freshco", "supplier"), ("shopmart", "retailer"), ("rival", "retailer")):
         await hub.tenant(tenant, kind)
-    await chain.partner("freshco", "shopmart", ["sku_master", "dispatches"], ["sensors", "alerts", "stock", "dispatches"])
+    await chain.partner(
+        "freshco", "shopmart", ["sku_master", "dispatches"], ["sensors", "alerts", "stock", "dispatches"]
+    )
     sku = {
         "code": "SALAD-1", "name": "Mixed salad 200 g", "shelfLifeDays": SALAD_SHELF_LIFE,
         "storage": {"tempMaxC": 20.0}, "excursionSensitivity": 1.0, "excursionMinMinutes": 15,
@@ -99,7 +101,7 @@ async def build_cold_chain(hub: Any) -> ColdChain:
     chain.salad = (await hub.ok(UPSERT_SKU, {"input": sku}, tenant="freshco"))["upsertSku"]["sku"]["id"]
     shelf = {"code": "C-3", "name": "Shelf C-3", "kind": "zone"}
     chain.shelf = (await hub.ok(CREATE_LOCATION, {"input": shelf}, tenant="shopmart"))["createLocation"]["id"]
-    chain.lot_expires = datetime.now(timezone.utc).date() + timedelta(days=SALAD_SHELF_LIFE)
+    chain.lot_expires = datetime.now(UTC).date() + timedelta(days=SALAD_SHELF_LIFE)
     await chain.ship("freshco", "SALAD-1", "L-C3", chain.lot_expires)
     receipt = {
         "sku": "SALAD-1", "kind": "receipt", "quantity": 3, "idempotencyKey": "rcv-1",

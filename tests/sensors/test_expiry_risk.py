@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hub.dates import to_bson
 from hub.models.alert import Alert
@@ -29,7 +29,7 @@ UPSERT_SKU = "mutation($input: SkuInput!) { upsertSku(input: $input) { sku { id 
 
 
 def today():
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 async def expiry_alerts(hub, tenant: str) -> list[dict]:
@@ -44,10 +44,10 @@ async def stock_a_slow_lot(hub, cold) -> str:
     movements = [{
         "sku": "SALAD-1", "kind": "receipt", "quantity": 356, "idempotencyKey": "in-1", "lotCode": "SLOW-1",
         "expiresOn": (today() + timedelta(days=90)).isoformat(),
-        "occurredAt": (datetime.now(timezone.utc) - timedelta(days=20)).isoformat(),
+        "occurredAt": (datetime.now(UTC) - timedelta(days=20)).isoformat(),
     }] + [{
         "sku": "SALAD-1", "kind": "sale", "quantity": -4, "idempotencyKey": f"sale-{day}", "lotCode": "SLOW-1",
-        "occurredAt": (datetime.now(timezone.utc) - timedelta(days=day)).isoformat(),
+        "occurredAt": (datetime.now(UTC) - timedelta(days=day)).isoformat(),
     } for day in range(1, 15)]
     await hub.ok(RECORD_MOVEMENTS, {"movements": movements, "locationId": dc_id}, tenant="freshco")
     return dc_id

@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -70,7 +70,7 @@ async def test_readings_out_of_order_are_stored_in_time_order_across_hour_bucket
 
 
 async def test_impossible_readings_are_rejected_one_by_one_while_the_rest_are_kept(cold, hub):
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     good = {"at": (now - timedelta(minutes=3)).isoformat(), "temperatureC": 4.0, "humidityPct": 80.0}
     batch = {"sensorId": cold.sensor, "readings": [
         good,

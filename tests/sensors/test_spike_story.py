@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from hub.models.event import Event
 from hub.models.reading import ReadingBucket
@@ -151,6 +151,6 @@ async def test_a_spike_that_spoils_a_lot_flags_it_expired_at_once(cold, hub):
 
     # then: the lot is past its effective expiry, and the expiry-risk alert says so without waiting for a sweep
     lot = await cold.lot_expiry()
-    assert lot["effectiveExpiresOn"] < datetime.now(timezone.utc).date().isoformat()
+    assert lot["effectiveExpiresOn"] < datetime.now(UTC).date().isoformat()
     risks = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"] if a["kind"] == "expiry_risk"]
     assert [(a["severity"], {"kind": "lot", "label": "L-C3"} in a["subjects"]) for a in risks] == [("critical", True)]

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def hub(module_hub: Any) -> Any:
     return module_hub

@@ -15,9 +15,10 @@ import json
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -127,15 +128,22 @@ async def build_world(hub: Hub) -> World:
     receipt = (await ok(owner, "mutation($i: RecordReceiptInput!) { recordReceipt(input: $i) { id alertId } }",
                         i={"dispatchId": inbound["createDispatch"]["id"], "ref": f"RCV-{sfx}", "final": True,
                            "lines": [{"sku": f"SUPSKU-{sfx}", "lotCode": "S2", "quantity": 5}]}))["recordReceipt"]
-    moves = [{"sku": f"SKU-{sfx}", "lotCode": f"LOT-{sfx}", "kind": "receipt", "quantity": 100,
-              "idempotencyKey": f"k1-{sfx}"},
-             {"sku": f"SKU-{sfx}", "lotCode": f"LOT-{sfx}", "kind": "sale", "quantity": -1, "idempotencyKey": f"k2-{sfx}"}]
+    moves = [
+        {
+            "sku": f"SKU-{sfx}",
+            "lotCode": f"LOT-{sfx}",
+            "kind": "receipt",
+            "quantity": 100,
+            "idempotencyKey": f"k1-{sfx}",
+        },
+        {"sku": f"SKU-{sfx}", "lotCode": f"LOT-{sfx}", "kind": "sale", "quantity": -1, "idempotencyKey": f"k2-{sfx}"},
+    ]
     await ok(owner, "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) "
                     "{ accepted } }", m=moves, l=wh_id)
     sensor = (await ok(owner, "mutation($i: RegisterSensorInput!) { registerSensor(input: $i) { sensor { id } } }",
                        i={"deviceId": f"DEV-{sfx}", "locationId": wh_id, "name": f"{MARKER} probe"}))
     sensor_id = sensor["registerSensor"]["sensor"]["id"]
-    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=45)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=45)
     temps = [4.0] * 10 + [14.0] * 20 + [4.0] * 10
     readings = [{"at": (start + timedelta(minutes=i)).isoformat(), "temperatureC": t} for i, t in enumerate(temps)]
     await hub.ok("mutation($i: [SensorReadingsInput!]!) { ingestReadings(input: $i) { accepted } }",
@@ -158,12 +166,22 @@ async def build_world(hub: Hub) -> World:
     excursions = [str(e["_id"]) async for e in db["excursions"].find({"tenant_id": owner})]
     event = await db["events"].find_one({"tenant_id": owner}, sort=[("seq", -1)])
     world.values = {
-        "sku": [sku, f"SKU-{sfx}", gtin], "gtin": [gtin], "location": [wh_id, f"WH-{sfx}", zone], "lot": [lot, f"LOT-{sfx}"],
-        "dispatch": [shipped["createDispatch"]["id"], f"ASN-{sfx}"], "receipt": [receipt["id"], f"RCV-{sfx}"],
-        "alert": alerts[:2], "sensor": [sensor_id, f"DEV-{sfx}"], "excursion": excursions[:1],
-        "endpoint": [endpoint["createWebhookEndpoint"]["endpoint"]["id"]], "client": [client_id],
-        "member": [member["addMember"]["id"]], "partnership": [oc, os_], "tenant": [owner],
-        "cursor": [str(event["_id"])] if event else [], "safelist": [safelisted["registerSafelistedQuery"]["hash"]],
+        "sku": [sku, f"SKU-{sfx}", gtin],
+        "gtin": [gtin],
+        "location": [wh_id, f"WH-{sfx}", zone],
+        "lot": [lot, f"LOT-{sfx}"],
+        "dispatch": [shipped["createDispatch"]["id"], f"ASN-{sfx}"],
+        "receipt": [receipt["id"], f"RCV-{sfx}"],
+        "alert": alerts[:2],
+        "sensor": [sensor_id, f"DEV-{sfx}"],
+        "excursion": excursions[:1],
+        "endpoint": [endpoint["createWebhookEndpoint"]["endpoint"]["id"]],
+        "client": [client_id],
+        "member": [member["addMember"]["id"]],
+        "partnership": [oc, os_],
+        "tenant": [owner],
+        "cursor": [str(event["_id"])] if event else [],
+        "safelist": [safelisted["registerSafelistedQuery"]["hash"]],
     }
     assert all(world.values[kind] for kind in ("alert", "excursion", "cursor")), world.values
     world.private = {MARKER, *(v for values in world.values.values() for v in values), "0" + gtin}
@@ -404,10 +422,13 @@ async def test_no_operation_leaks_or_changes_the_owners_data_to_a_stranger_or_an
         before = after
         checking += time.monotonic() - mark
     elapsed = time.monotonic() - started
-    print(f"\ncross-tenant property: {covered} of {all_operations} operations take an id or code and were covered, "
-          f"{calls} calls as a stranger and as an unentitled partner, outcomes {outcomes}, "
-          f"{len(leaks)} leaks, {len(changes)} changes; {elapsed:.1f} s in all, {built - started:.1f} s building the world, "
-          f"{checking:.1f} s comparing the owner's state")
+    print(
+        f"\ncross-tenant property: {covered} of {all_operations} operations take an id or code and were covered, "
+        f"{calls} calls as a stranger and as an unentitled partner, outcomes {outcomes}, "
+        f"{len(leaks)} leaks, {len(changes)} changes; {elapsed:.1f} s in all, "
+        f"{built - started:.1f} s building the world, "
+        f"{checking:.1f} s comparing the owner's state"
+    )
     assert covered >= 40 and calls > covered * 2
     assert leaks == []
     assert changes == []

@@ -108,16 +108,21 @@ async def test_inviting_yourself_or_a_stranger_that_does_not_exist_is_refused(hu
 
 
 async def test_admins_manage_their_own_members_only(hub, acme, globex):
-    member = {"issuer": "https://idp.example", "subject": f"alice@{acme}", "roles": ["planner"], "email": "alice@acme.example"}
+    member = {
+        "issuer": "https://idp.example",
+        "subject": f"alice@{acme}",
+        "roles": ["planner"],
+        "email": "alice@acme.example",
+    }
     added = (await hub.ok(ADD_MEMBER, {"input": member}, tenant=acme))["addMember"]
     assert added["roles"] == ["planner"]
     assert [m["node"]["subject"] for m in (await hub.ok(MEMBERS, tenant=acme))["members"]["edges"]] == [f"alice@{acme}"]
     assert (await hub.ok(MEMBERS, tenant=globex))["members"]["edges"] == []
     assert codes(await hub.gql(REMOVE_MEMBER, {"id": added["id"]}, tenant=globex)) == ["NOT_FOUND"]
     assert codes(await hub.gql(ADD_MEMBER, {"input": member}, tenant=globex)) == ["CONFLICT"]
-    assert codes(await hub.gql(ADD_MEMBER, {"input": {**member, "subject": f"bob@{acme}"}}, tenant=acme, roles=("planner",))) == [
-        "FORBIDDEN"
-    ]
+    assert codes(
+        await hub.gql(ADD_MEMBER, {"input": {**member, "subject": f"bob@{acme}"}}, tenant=acme, roles=("planner",))
+    ) == ["FORBIDDEN"]
     assert codes(await hub.gql(MEMBERS, tenant=acme, roles=("viewer",))) == ["FORBIDDEN"]
     await hub.ok(REMOVE_MEMBER, {"id": added["id"]}, tenant=acme)
     assert (await hub.ok(MEMBERS, tenant=acme))["members"]["edges"] == []
@@ -126,5 +131,7 @@ async def test_admins_manage_their_own_members_only(hub, acme, globex):
 async def test_bad_member_input_is_refused(hub, acme):
     base = {"issuer": "https://idp.example", "subject": "alice", "roles": ["planner"]}
     for change in ({"subject": ""}, {"subject": "s" * 600}, {"roles": []}, {"roles": ["root"]}, {"email": "e" * 300}):
-        assert codes(await hub.gql(ADD_MEMBER, {"input": {**base, **change}}, tenant=acme)) == ["BAD_USER_INPUT"], change
+        assert codes(await hub.gql(ADD_MEMBER, {"input": {**base, **change}}, tenant=acme)) == ["BAD_USER_INPUT"], (
+            change
+        )
     assert (await hub.ok(MEMBERS, tenant=acme))["members"]["edges"] == []

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
 from hub.events.log import build_event, emit_many
 from hub.models.event import Event
+from tests.webhooks.helpers import REPLAY, ROTATE_SECRET, create_endpoint, deliveries, raise_mismatch
 from webhooks.clock import ManualClock
 from webhooks.dispatcher import Dispatcher
 from webhooks.models import DispatcherCursor, WebhookDelivery
 from webhooks.runtime import build
 from webhooks.worker import INTERRUPTED, Worker
-from tests.webhooks.helpers import REPLAY, ROTATE_SECRET, create_endpoint, deliveries, raise_mismatch
 
 
 def stock_event(tenant: str, n: int, id: ObjectId | None = None) -> Event:
@@ -156,8 +156,8 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(quiet_hub, re
 async def test_replay_sends_again_with_the_same_webhook_id(quiet_hub, receiver):
     await quiet_hub.tenant("acme", "retailer")
     endpoint_id, secret = await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
-    since = datetime.now(timezone.utc) - timedelta(minutes=1)
-    dispatcher, worker = build(quiet_hub.settings, ManualClock(datetime.now(timezone.utc) + timedelta(seconds=1)))
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    dispatcher, worker = build(quiet_hub.settings, ManualClock(datetime.now(UTC) + timedelta(seconds=1)))
     await raise_mismatch(quiet_hub, "acme", [])
     await dispatcher.run_once()
     await worker.run_once()

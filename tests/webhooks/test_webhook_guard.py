@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from hub.config import Settings
+from tests.conftest import Hub, start_hub
+from tests.webhooks.helpers import create_endpoint, deliveries, raise_mismatch
 from webhooks import guard
 from webhooks.clock import ManualClock
 from webhooks.runtime import build
 from webhooks.worker import Worker
-from tests.conftest import Hub, start_hub
-from tests.webhooks.helpers import create_endpoint, deliveries, raise_mismatch
 
 REFUSED = [
     "http://127.0.0.1/hook",

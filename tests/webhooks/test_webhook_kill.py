@@ -21,10 +21,10 @@ from hub.events.log import build_event, emit_many
 from hub.events.sequencer import Sequencer
 from tenants import service as tenant_service
 from tenants.access import Access
+from tests.webhooks.conftest import Receiver
 from webhooks import service
 from webhooks.dispatcher import Dispatcher
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
-from tests.webhooks.conftest import Receiver
 
 COUNT = 1000
 pytestmark = pytest.mark.slow

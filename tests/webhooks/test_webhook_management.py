@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hub.events.log import build_event, emit_many
-from webhooks.clock import ManualClock
-from webhooks.retry import SCHEDULE
-from webhooks.runtime import build
 from tests.webhooks.helpers import (
     CREATE_ENDPOINT,
     DELETE_ENDPOINT,
@@ -18,6 +15,9 @@ from tests.webhooks.helpers import (
     create_endpoint,
     deliveries,
 )
+from webhooks.clock import ManualClock
+from webhooks.retry import SCHEDULE
+from webhooks.runtime import build
 
 
 def stock_changed(tenant: str, n: int):  # type: ignore[no-untyped-def]
@@ -82,7 +82,7 @@ async def test_replay_of_failures_only_leaves_succeeded_deliveries_alone(quiet_h
     # given: one delivery succeeded, one failed for good
     await quiet_hub.tenant("acme", "retailer")
     endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
-    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    since = datetime.now(UTC) - timedelta(minutes=1)
     clock = ManualClock()
     dispatcher, worker = build(quiet_hub.settings, clock)
     await emit_many(None, [stock_changed("acme", 1), stock_changed("acme", 2)])
@@ -118,7 +118,7 @@ async def test_oversized_or_malformed_input_is_refused(quiet_hub, receiver):
     for payload in bad:
         body = await quiet_hub.gql(CREATE_ENDPOINT, {"input": payload}, tenant="acme")
         assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"], payload
-    future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/x"))
     replay = await quiet_hub.ok(REPLAY, {"id": endpoint_id, "since": future}, tenant="acme")
     assert replay["replayWebhookDeliveries"]["queued"] == 0

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.webhooks.helpers import ENDPOINTS, create_endpoint, deliveries, raise_mismatch
 from webhooks.clock import ManualClock
 from webhooks.retry import SCHEDULE
 from webhooks.runtime import build
-from tests.webhooks.helpers import ENDPOINTS, create_endpoint, deliveries, raise_mismatch
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import sys
 from collections import Counter
 
 from hub.events.log import build_event, emit_many
+from tests.webhooks.helpers import create_endpoint, deliveries
 from webhooks.clock import ManualClock
 from webhooks.dispatcher import Dispatcher
 from webhooks.runtime import build
 from webhooks.worker import Worker
-from tests.webhooks.helpers import create_endpoint, deliveries
 
 
 async def test_workers_racing_for_the_same_backlog_send_each_delivery_once(quiet_hub, receiver):

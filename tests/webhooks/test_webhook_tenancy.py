@@ -6,13 +6,11 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hub.events.log import build_event, emit_many
-from webhooks.clock import ManualClock
-from webhooks.runtime import build
 from tests.webhooks.helpers import (
     CREATE_ENDPOINT,
     DELETE_ENDPOINT,
@@ -27,6 +25,8 @@ from tests.webhooks.helpers import (
     partners,
     raise_mismatch,
 )
+from webhooks.clock import ManualClock
+from webhooks.runtime import build
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ async def test_another_tenant_cannot_see_change_rotate_replay_or_delete_an_endpo
     await quiet_hub.tenant("acme", "retailer")
     await quiet_hub.tenant("rival", "retailer")
     endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/acme"))
-    since = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     # when / then
     listed = await quiet_hub.ok(ENDPOINTS, tenant="rival")
     assert listed["webhookEndpoints"]["edges"] == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from webhooks import retry, signing
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_success_is_any_2xx():
@@ -57,7 +57,7 @@ def test_signatures_verify_with_the_official_library_for_every_active_secret():
     event = {"_id": ObjectId(), "type": "stock.changed", "tenant_id": "acme", "occurred_at": NOW,
              "payload": {"stockChanged": {"onHand": 12, "note": "crème"}}}
     body = signing.body_for(event)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     headers = signing.headers(str(event["_id"]), now, body, [new, old])
     assert headers["webhook-id"] == str(event["_id"])
     assert headers["webhook-timestamp"] == str(int(now.timestamp()))
