@@ -1,6 +1,6 @@
 """Back-testing the planning signals on generated histories, their forecast error, and the sweep's time.
 
-    python -m bench.signals [--series 120] [--positions 10000] [--seed 1]
+    python -m bench.signals [--series 100] [--positions 10000] [--seed 1]
 
 1. **Back-test**: generates a retail network with at least ``--series`` (holder, location, SKU) series over 98 days:
    clean ones (weekly rhythm with Poisson noise, two lots sold first-expired-first-out), and ones with injected
@@ -148,12 +148,12 @@ def generate(series: int, seed: int) -> tuple[list[dict[str, Any]], list[Case]]:
             cases.append(case)
             moves += _story(rng, case, daily, lots, mean)
     moves.sort(key=lambda m: m["occurred_at"])
-    by_week: dict[int, list[dict[str, Any]]] = {}  # a store system uploading its week in one batch
+    by_day: dict[str, list[dict[str, Any]]] = {}  # the store system uploads each day's movements
     for move in moves:
-        by_week.setdefault((date.fromisoformat(move["occurred_at"][:10]) - day_of(0)).days // 7, []).append(move)
-    for week in sorted(by_week):
-        actions.append({"action": "movements", "tenant": "shop", "at": by_week[week][-1]["occurred_at"],
-                        "movements": by_week[week]})
+        by_day.setdefault(move["occurred_at"][:10], []).append(move)
+    for day in sorted(by_day):
+        actions.append({"action": "movements", "tenant": "shop", "at": by_day[day][-1]["occurred_at"],
+                        "movements": by_day[day]})
     actions.append({"action": "planning_sweep", "at": noon(TODAY)})
     return actions, cases
 
@@ -443,7 +443,7 @@ async def backtest(uri: str, settings: Settings, args: argparse.Namespace) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=120)
+    parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--positions", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     asyncio.run(run(parser.parse_args()))
