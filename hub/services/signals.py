@@ -31,6 +31,7 @@ from hub.detect.fefo import FefoRules
 from hub.detect.transfers import PlanningRules
 from hub.detect.velocity import CauseFacts, VelocityRules
 from hub.events.log import emit
+from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from hub.models.dispatch import OPEN_STATUSES, Dispatch
 from hub.models.excursion import Excursion
@@ -191,35 +192,39 @@ def _key(kind: str, raw: dict[str, Any]) -> str:
     return f"{kind}:{raw['tenant_id']}:{raw['location_id']}:{raw['sku_id']}"
 
 
-async def _state(today: date) -> tuple[datetime | None, datetime]:
+async def _state(today: date, key: str) -> tuple[datetime | None, datetime]:
     """When the previous sweep of ``today`` started (None: none yet today), and this sweep's start."""
     started = utcnow()
     state = DemandSeries.get_pymongo_collection().database["planning_state"]
-    previous = await state.find_one({"_id": STATE_ID})
+    previous = await state.find_one({"_id": key})
     if previous is None or previous.get("day") != today.isoformat():
         return None, started
     return previous["started_at"].replace(tzinfo=UTC), started
 
 
-async def _save_state(today: date, started: datetime) -> None:
+async def _save_state(today: date, started: datetime, key: str) -> None:
     state = DemandSeries.get_pymongo_collection().database["planning_state"]
-    await state.update_one({"_id": STATE_ID}, {"$set": {"day": today.isoformat(), "started_at": started}},
-                           upsert=True)
+    await state.update_one({"_id": key}, {"$set": {"day": today.isoformat(), "started_at": started}}, upsert=True)
 
 
 async def sweep(database: Database, today: date | None = None, rules: SignalRules | None = None,
-                full: bool = False, page: int = 1000) -> SignalReport:
+                full: bool = False, page: int = 1000, tenants: list[str] | None = None,
+                state_key: str = STATE_ID) -> SignalReport:
     """Judge the demand series (all of them, or those changed since the last sweep today) and raise, update or
-    resolve their alerts; then refresh the transfer recommendations of the networks that changed."""
+    resolve their alerts; then refresh the transfer recommendations of the networks that changed.
+
+    ``tenants``: only these holders' series (a hub process sweeps the tenants whose partitions it leases, with its
+    own ``state_key``, so another process's sweep never hides a change from it).
+    """
     from hub.services import transfers  # the recommendations use this module's policies and judgement
 
     clock = time.perf_counter()
     today = today or utcnow().date()
     rules = rules or SignalRules()
-    since, started = await _state(today)
+    since, started = await _state(today, state_key)
     report = SignalReport(incremental=since is not None and not full)
     collection = DemandSeries.get_pymongo_collection()
-    query: dict[str, Any] = {}
+    query: dict[str, Any] = {} if tenants is None else {"tenant_id": {"$in": tenants}}
     if report.incremental:
         query["updated_at"] = {"$gte": since}
     known: dict[tuple[str, Any], dict[Any, SiteFacts]] = {}
@@ -234,7 +239,7 @@ async def sweep(database: Database, today: date | None = None, rules: SignalRule
     if batch:
         await _judge_page(database, batch, today, rules, grid, known, report)
     report.recommendations = await transfers.refresh(database, known, today, rules, complete=not report.incremental)
-    await _save_state(today, started)
+    await _save_state(today, started, state_key)
     report.seconds = time.perf_counter() - clock
     return report
 
@@ -668,7 +673,9 @@ async def start_planning(hub: Any) -> None:
         while True:
             await asyncio.sleep(minutes * 60)
             try:
-                report = await sweep(hub.database, rules=rules)
+                partitions = hub.partitions
+                report = await sweep(hub.database, rules=rules, tenants=await tenant_ids(hub.database, partitions),
+                                     state_key=f"{STATE_ID}:{partitions.name}" if partitions else STATE_ID)
                 log.info("planning sweep: %d series judged, %d alerts raised, %d resolved, %d recommendations",
                          report.judged, report.raised, report.resolved, report.recommendations)
             except Exception:

@@ -59,6 +59,8 @@ async def test_a_clean_history_raises_nothing(net):
     report = await net.sweep()
 
     assert report.judged == 3 and report.findings == {} and report.recommendations == 0
+    # a hub process sweeps only the tenants whose partitions it leases
+    assert (await net.sweep(tenants=["rival"], state_key="planning-sweep:other")).judged == 0
     assert await net.alerts("shopco") == []
     assert await net.recommendations() == []
 
