@@ -165,6 +165,7 @@ async def build_world(hub: Hub) -> World:
     alerts = [str(a["_id"]) async for a in db["alerts"].find({"tenant_id": owner})]
     excursions = [str(e["_id"]) async for e in db["excursions"].find({"tenant_id": owner})]
     event = await db["events"].find_one({"tenant_id": owner}, sort=[("seq", -1)])
+    page = (await ok(owner, "{ skus(first: 1) { edges { cursor } } }"))["skus"]["edges"][0]["cursor"]
     world.values = {
         "sku": [sku, f"SKU-{sfx}", gtin],
         "gtin": [gtin],
@@ -180,7 +181,7 @@ async def build_world(hub: Hub) -> World:
         "member": [member["addMember"]["id"]],
         "partnership": [oc, os_],
         "tenant": [owner],
-        "cursor": [str(event["_id"])] if event else [],
+        "cursor": [page, *([str(event["_id"])] if event else [])],  # a page cursor, a live-stream cursor
         "safelist": [safelisted["registerSafelistedQuery"]["hash"]],
     }
     assert all(world.values[kind] for kind in ("alert", "excursion", "cursor")), world.values
