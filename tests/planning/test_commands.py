@@ -18,13 +18,17 @@ def command(hub, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+def series(docs: list[DemandSeries]) -> dict[tuple[str, str], tuple[object, ...]]:
+    return {(d.location_id, d.sku_id): (d.on_hand, d.days, d.last_sale_day) for d in docs}
+
+
 async def test_the_series_rebuilt_from_the_ledger_equal_those_written_with_the_movements(net, hub, tmp_path):
     # given: a history at two stores, then the series are lost
     await net.sku("SUN-50", shelfLifeDays=730)
     daily = [rhythm(91 - i, 0.6 if i >= 84 else 1.0) for i in range(91)]
     await net.history("ST-1", "SUN-50", daily, stock=5000)
     await net.history("ST-2", "SUN-50", [5] * 30, stock=400, lot=None)
-    written = {(d.location_id, d.sku_id): (d.on_hand, d.days, d.last_sale_day) for d in await DemandSeries.find().to_list()}
+    written = series(await DemandSeries.find().to_list())
     await DemandSeries.get_pymongo_collection().delete_many({})
 
     # when
@@ -33,7 +37,7 @@ async def test_the_series_rebuilt_from_the_ledger_equal_those_written_with_the_m
     # then: the same series, and the sweep finds the drop again from them
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "2 demand series rebuilt" in rebuilt.stdout
-    again = {(d.location_id, d.sku_id): (d.on_hand, d.days, d.last_sale_day) for d in await DemandSeries.find().to_list()}
+    again = series(await DemandSeries.find().to_list())
     assert again == written
     swept = command(hub, tmp_path, "sweep", "--full")
     assert swept.returncode == 0, swept.stderr
