@@ -8,7 +8,7 @@ Add a query to ``HOT`` when a new hot path appears.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -18,7 +18,7 @@ from hub.services.alerts import OVERDUE_INDEX
 from hub.services.movements import POSITION_INDEX
 from webhooks.worker import DUE_INDEX
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 OID = ObjectId()
 
 Hint = list[tuple[str, int]] | None
@@ -28,7 +28,8 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None, Hint]] = {
     "sequencer: highest number": ("events", {"seq": {"$gt": 0}}, {"seq": -1}, None),
     "bus and dispatcher: events after a number": ("events", {"seq": {"$gt": 5}}, {"seq": 1}, None),
     "replay: a tenant's events after a cursor": (
-        "events", {"audience": "acme", "type": {"$in": ["stock.changed"]}, "seq": {"$gt": 5}}, {"seq": 1}, REPLAY_INDEX),
+        "events", {"audience": "acme", "type": {"$in": ["stock.changed"]}, "seq": {"$gt": 5}}, {"seq": 1},
+        REPLAY_INDEX),
     "cursor lookup": ("events", {"_id": OID, "audience": "acme"}, None, None),
     "eventCursor: a tenant's newest event": ("events", {"audience": "acme"}, {"seq": -1}, None),
     "movements: idempotency keys of a batch": (

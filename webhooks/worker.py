@@ -29,7 +29,8 @@ from webhooks.clock import Clock, SystemClock
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("lotpulse.webhooks.worker")
-# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index (tests/test_indexes.py).
+# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
+# (tests/test_indexes.py).
 DUE_INDEX = [("endpoint_id", 1), ("state", 1), ("next_attempt_at", 1)]
 MAX_BATCH = 100
 BACKLOG = 1000  # due deliveries read per endpoint per scan

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lotpulse.bus")
 REPLAY_PAGE = 200
-# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index (tests/test_indexes.py).
+# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
+# (tests/test_indexes.py).
 REPLAY_INDEX = [("audience", 1), ("seq", 1)]
 UNSTAMPED_KEPT = 20_000  # inserts awaiting their stamp; older ones are read from the log when stamped
 CURSOR_STAMP_WAIT = 5.0  # a cursor of an event not numbered yet waits this long for its number

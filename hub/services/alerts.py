@@ -38,7 +38,8 @@ DETECTED_EVENT = {
     AlertKind.obsolescence_risk: "obsolescence_risk.detected",
     AlertKind.fefo_violation: "fefo_violation.detected",
 }
-# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index (tests/test_indexes.py).
+# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
+# (tests/test_indexes.py).
 OVERDUE_INDEX = [("status", 1), ("escalated_at", 1), ("opened_at", 1)]
 ALERT_EVENT_TYPES = (*DETECTED_EVENT.values(), "alert.acknowledged", "alert.resolved", "alert.escalated")
 SEVERITY_ORDER = list(Severity)

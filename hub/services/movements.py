@@ -40,7 +40,8 @@ MAX_KEY_LENGTH = 200
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
 NEGATIVE = {MovementKind.issue, MovementKind.sale, MovementKind.transfer_out}
 PositionKey = tuple[ObjectId, ObjectId, ObjectId | None]  # (location, sku, lot)
-# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index (tests/test_indexes.py).
+# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
+# (tests/test_indexes.py).
 POSITION_INDEX = [("tenant_id", 1), ("location_id", 1), ("sku_id", 1), ("lot_id", 1)]
 CONSUMING = frozenset({MovementKind.sale, MovementKind.issue})
 HELD = frozenset({LotStatus.on_hold, LotStatus.quarantined, LotStatus.recalled})
