@@ -121,6 +121,14 @@ def actor_of(principal: Principal | None) -> tuple[str | None, str, str | None]:
     return principal.subject, "member", principal.client_id
 
 
+def acting() -> tuple[str, str, str | None]:
+    """(actor, actor kind, client id) of whoever acts in this request; the hub itself outside one."""
+    principal = _acting.get()
+    if principal is None:
+        return "system", "system", None
+    return actor_of(principal)  # type: ignore[return-value]
+
+
 async def record(
     action: str,
     *,

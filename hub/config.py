@@ -94,6 +94,8 @@ class Settings:
     webhook_disable_after_days: float = 5.0
     # Detection.
     receipt_quantity_tolerance_pct: float = 0.0
+    # A count that changes on-hand by more than this many units is written to the audit log (0: every change).
+    audit_count_threshold: int = 0
     expiry_tolerance_days: int = 1
     sweep_interval_minutes: int = 15
     # Planning signals (velocity, obsolescence, FEFO, transfers, replenishment); README "Planning signals".

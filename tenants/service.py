@@ -120,7 +120,12 @@ async def invite_partner(
             tenant_id=me,
             principal=access.principal,
             target=str(existing.id),
-            details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}},
+            details={
+                "partner": partner_id,
+                "shares": {k: [s.value for s in v] for k, v in shares.items()},
+                "before": {"status": PartnershipStatus.revoked.value},
+                "after": {"status": PartnershipStatus.invited.value},
+            },
         )
         return existing
     partnership = Partnership(pair_key=key, inviter_id=me, invitee_id=partner_id, shares=shares)
@@ -133,7 +138,12 @@ async def invite_partner(
         tenant_id=me,
         principal=access.principal,
         target=str(partnership.id),
-        details={"partner": partner_id, "shares": {k: [s.value for s in v] for k, v in shares.items()}},
+        details={
+            "partner": partner_id,
+            "shares": {k: [s.value for s in v] for k, v in shares.items()},
+            "before": None,
+            "after": {"status": PartnershipStatus.invited.value},
+        },
     )
     return partnership
 
@@ -165,7 +175,11 @@ async def accept_partnership(access: Access, partnership_id: str) -> Partnership
         tenant_id=access.tenant_id,
         principal=access.principal,
         target=str(partnership.id),
-        details={"partner": partnership.inviter_id},
+        details={
+            "partner": partnership.inviter_id,
+            "before": {"status": PartnershipStatus.invited.value},
+            "after": {"status": PartnershipStatus.active.value},
+        },
     )
     return await Partnership.get(partnership.id)  # type: ignore[return-value]
 
@@ -185,6 +199,10 @@ async def revoke_partnership(access: Access, partnership_id: str) -> Partnership
         tenant_id=access.tenant_id,
         principal=access.principal,
         target=str(partnership.id),
-        details={"partner": partnership.other(access.tenant_id)},
+        details={
+            "partner": partnership.other(access.tenant_id),
+            "before": {"status": partnership.status.value},
+            "after": {"status": PartnershipStatus.revoked.value},
+        },
     )
     return await Partnership.get(partnership.id)  # type: ignore[return-value]

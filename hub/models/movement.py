@@ -47,6 +47,11 @@ class Movement(Document):
     unit_price: float | None = None  # optional, sent by partners that have it: explains drops by price changes
     promotion: bool | None = None
     recorded_at: datetime = Field(default_factory=utcnow)
+    # Who booked it (member subject or OAuth client id; "system" for the hub's own bookings) and why, if said.
+    actor: str | None = None
+    actor_kind: str | None = None  # member | client | system
+    client_id: str | None = None
+    reason: str | None = None
 
     class Settings:
         name = "movements"
@@ -54,4 +59,5 @@ class Movement(Document):
             pymongo.IndexModel([("tenant_id", 1), ("idempotency_key", 1)], unique=True),
             # velocity (trailing sales per location and SKU) and rebuild scans
             pymongo.IndexModel([("tenant_id", 1), ("location_id", 1), ("sku_id", 1), ("kind", 1), ("occurred_at", 1)]),
+            pymongo.IndexModel([("tenant_id", 1), ("_id", -1)]),  # the movements query, newest first
         ]

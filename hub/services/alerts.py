@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub import audit
 from hub.dates import utcnow
 from hub.errors import BadInput, Conflict
 from hub.events.log import build_event, emit, emit_many
@@ -167,6 +168,7 @@ async def _transition(
     allowed_from: tuple[AlertStatus, ...],
     changes: dict[str, Any],
     event_type: str,
+    seen: Callable[[Alert], None] | None = None,
 ) -> Alert:
     access.require_write()
     visible = access.alerts()
@@ -175,6 +177,8 @@ async def _transition(
         alert = await access.get(Alert, alert_id, visible, "alert")
         if alert.status not in allowed_from:
             raise Conflict(f"alert is {alert.status.value}")
+        if seen is not None:
+            seen(alert)
         raw = await Alert.get_pymongo_collection().find_one_and_update(
             {"_id": alert.id, "status": alert.status.value},  # compare-and-set: two parties racing, one wins
             {"$set": {**changes, "updated_at": utcnow()}},
@@ -233,7 +237,12 @@ async def resolve_alert(
     if decision is Decision.other and note is None:
         raise BadInput("the decision 'other' needs a note saying what was decided", field="note")
     now = utcnow()
-    return await _transition(
+    before: dict[str, Any] = {}
+
+    def remember(alert: Alert) -> None:
+        before.update(status=alert.status.value, severity=alert.severity.value)
+
+    resolved = await _transition(
         database,
         access,
         alert_id,
@@ -246,7 +255,17 @@ async def resolve_alert(
             "decision": decision.value,
         },
         "alert.resolved",
+        remember,
     )
+    # The owner and the deciding tenant (a partner in the audience) both keep the record.
+    for tenant in sorted({resolved.tenant_id, access.tenant_id}):
+        await audit.record(
+            "alert.decided", tenant_id=tenant, principal=access.principal, target=str(resolved.id),
+            details={"kind": resolved.kind.value, "owner": resolved.tenant_id, "decidedBy": access.tenant_id,
+                     "before": before, "after": {"status": resolved.status.value, "decision": decision.value},
+                     "note": note},
+        )
+    return resolved
 
 
 async def escalate_overdue(database: Database, deadline: timedelta, now: datetime | None = None,

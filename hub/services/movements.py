@@ -21,6 +21,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from hub import audit
 from hub.dates import to_bson, utcnow
 from hub.db import Database, StaleRead
 from hub.errors import BadInput, Conflict, NotFound
@@ -37,6 +38,7 @@ from hub.services.stock import stock_events
 from tenants.access import Access, object_id
 
 MAX_KEY_LENGTH = 200
+MAX_REASON_LENGTH = 500
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
 NEGATIVE = {MovementKind.issue, MovementKind.sale, MovementKind.transfer_out}
 PositionKey = tuple[ObjectId, ObjectId, ObjectId | None]  # (location, sku, lot)
@@ -60,6 +62,7 @@ class MovementInput:
     reference: str | None = None
     unit_price: float | None = None  # optional: what the unit sold for (planning explains drops by price changes)
     promotion: bool | None = None  # optional: sold on promotion
+    reason: str | None = None  # optional: why (an override, a count correction); kept on the ledger
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Prepared:
     reference: str | None = None
     unit_price: float | None = None
     promotion: bool | None = None
+    reason: str | None = None
 
     @property
     def position_key(self) -> PositionKey:
@@ -89,6 +93,7 @@ class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     positions: list[dict[str, Any]] = field(default_factory=list)  # changed positions as stored
+    corrections: list[dict[str, Any]] = field(default_factory=list)  # counts that changed on-hand, as booked
 
 
 def fingerprint(item: MovementInput) -> str:
@@ -125,6 +130,8 @@ def validate(items: list[MovementInput], max_batch: int) -> None:
             raise BadInput(f"movement {n}: quantity out of range", index=n)
         if item.unit_price is not None and not (0 <= item.unit_price < 10**9):  # NaN fails both comparisons
             raise BadInput(f"movement {n}: unit price must be a non-negative number", index=n)
+        if item.reason is not None and len(item.reason) > MAX_REASON_LENGTH:
+            raise BadInput(f"movement {n}: reason must be at most {MAX_REASON_LENGTH} characters", index=n)
 
 
 async def prepare(access: Access, items: list[MovementInput], session: AsyncClientSession | None = None,
@@ -164,7 +171,7 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
             index=n, location_id=location, sku=sku, lot=lot, kind=item.kind, quantity=item.quantity,
             idempotency_key=item.idempotency_key.strip(), fingerprint=fingerprint(item),
             occurred_at=item.occurred_at or now, reference=item.reference,
-            unit_price=item.unit_price, promotion=item.promotion,
+            unit_price=item.unit_price, promotion=item.promotion, reason=(item.reason or "").strip() or None,
         ))
     return prepared
 
@@ -196,6 +203,7 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     current = await _load_positions(session, positions, tenant_id, fresh)
     on_hand = {key: doc["on_hand"] for key, doc in current.items()}
     now = utcnow()
+    actor, actor_kind, client_id = audit.acting()
     docs: list[dict[str, Any]] = []
     for item in fresh:
         if item.kind in CONSUMING and item.lot is not None and item.lot.status in HELD:
@@ -224,7 +232,10 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             "occurred_at": item.occurred_at, "recorded_at": now,
             **({"unit_price": item.unit_price} if item.unit_price is not None else {}),
             **({"promotion": item.promotion} if item.promotion is not None else {}),
+            "actor": actor, "actor_kind": actor_kind, "client_id": client_id, "reason": item.reason,
         })
+        if item.kind == MovementKind.count and after != before:
+            result.corrections.append({"doc": docs[-1], "before": before, "after": after, "sku": item.sku.code})
     last = {}
     for item, doc in zip(fresh, docs):
         last[item.position_key] = (item, doc)
@@ -299,11 +310,22 @@ async def run_batch(database: Database, work: Any) -> Any:
 
 
 async def record_movements(access: Access, database: Database, items: list[MovementInput],
-                           max_batch: int = 10_000) -> BatchResult:
+                           max_batch: int = 10_000, count_audit_threshold: int = 0) -> BatchResult:
+    """Book a batch; counts that changed on-hand by more than ``count_audit_threshold`` units go to the audit log."""
     access.require_write()
 
     async def work(session: AsyncClientSession) -> BatchResult:
         batch = await prepare(access, items, session=session, max_batch=max_batch)
         return await apply(session, access.tenant_id, batch)
 
-    return await run_batch(database, work)
+    result = await run_batch(database, work)
+    for correction in result.corrections:  # after the commit: only what was booked is audited
+        if abs(correction["after"] - correction["before"]) > count_audit_threshold:
+            doc = correction["doc"]
+            await audit.record(
+                "stock.count_corrected", tenant_id=access.tenant_id, principal=access.principal,
+                target=str(doc["_id"]), reason=doc["reason"],
+                details={"location": str(doc["location_id"]), "sku": correction["sku"], "lot": doc["lot_code"],
+                         "before": {"onHand": correction["before"]}, "after": {"onHand": correction["after"]}},
+            )
+    return result

@@ -15,7 +15,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from hub import metrics
+from hub import audit, metrics
 from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database, StaleRead
@@ -281,6 +281,10 @@ async def resolve_receipt(
             session=session,
         )
         release = sorted(set(receipt.held_lot_ids) - set(still_held))
+        released[:] = (await Lot.get_pymongo_collection().find(
+            {"_id": {"$in": release}, "status": LotStatus.on_hold.value}, {"lot_code": 1, "hold_reason": 1},
+            session=session,
+        ).to_list(None))  # what a retried transaction finds, not what an aborted try did
         if release:
             await Lot.get_pymongo_collection().update_many(
                 {"_id": {"$in": release}, "status": LotStatus.on_hold.value},
@@ -292,7 +296,20 @@ async def resolve_receipt(
             raise NotFound("receipt not found")
         return resolved
 
+    released: list[dict[str, Any]] = []
     resolved = await database.in_transaction(work)
+    await audit.record(
+        "receipt.resolved", tenant_id=access.tenant_id, principal=access.principal, target=str(receipt.id),
+        reason=note, details={"before": {"resolved": False, "heldLots": len(receipt.held_lot_ids)},
+                              "after": {"resolved": True, "releasedLots": len(released)}, "decision": decision.value},
+    )
+    for lot in released:
+        await audit.record(
+            "lot.released", tenant_id=access.tenant_id, principal=access.principal, target=str(lot["_id"]),
+            reason=note, details={"lot": lot["lot_code"], "receipt": str(receipt.id),
+                                  "before": {"status": LotStatus.on_hold.value, "holdReason": lot.get("hold_reason")},
+                                  "after": {"status": LotStatus.released.value}},
+        )
     if receipt.alert_id is not None:
         try:
             await resolve_alert(database, access, str(receipt.alert_id), decision, note)

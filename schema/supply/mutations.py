@@ -108,8 +108,11 @@ class Mutation:
                 quantity=m.quantity,
                 idempotency_key=m.idempotency_key, lot_code=m.lot_code, expires_on=m.expires_on,
                 occurred_at=m.occurred_at, reference=m.reference, unit_price=m.unit_price, promotion=m.promotion,
+                reason=m.reason,
             ))
-        result = await movement_service.record_movements(access, hub.database, items, hub.settings.max_batch)
+        result = await movement_service.record_movements(
+            access, hub.database, items, hub.settings.max_batch, hub.settings.audit_count_threshold
+        )
         return RecordMovementsPayload(
             accepted=result.accepted,
             duplicates=result.duplicates,

@@ -10,12 +10,21 @@ from strawberry.types import Info
 from hub.dates import to_bson
 from hub.models.dispatch import Dispatch
 from hub.models.lot import Lot
+from hub.models.movement import Movement
 from hub.models.receipt import Receipt
 from hub.models.stock import StockPosition
 from schema.catalog.queries import sku_nodes
 from schema.pagination import Connection, paginate
 from schema.permissions import READ
-from schema.supply.types import DispatchFilter, DispatchType, ReceiptType, StockFilter, StockPositionType
+from schema.supply.types import (
+    DispatchFilter,
+    DispatchType,
+    MovementFilter,
+    MovementType,
+    ReceiptType,
+    StockFilter,
+    StockPositionType,
+)
 from tenants.access import object_id
 
 ROLE_FIELD = {"shipper": "tenant_id", "consignee": "consignee_id", "carrier": "carrier_id"}
@@ -113,3 +122,32 @@ class Query:
 
         return await paginate(StockPosition, {"$and": clauses}, first, after,
                               info.context.hub.settings.max_page_size, nodes, batch=True)
+
+    @strawberry.field(permission_classes=READ, description="The movement ledger, newest first (who, what, why)")
+    async def movements(
+        self, info: Info, filter: MovementFilter | None = None, first: int = 50, after: str | None = None
+    ) -> Connection[MovementType]:
+        access = await info.context.access()
+        clauses: list[dict] = [access.stock("read")]  # the rule of the positions the ledger adds up to
+        if filter:
+            if filter.location_id is not None:
+                clauses.append({"location_id": object_id(str(filter.location_id), "location")})
+            if filter.sku_id is not None:
+                clauses.append({"sku_id": object_id(str(filter.sku_id), "sku")})
+            if filter.lot_id is not None:
+                clauses.append({"lot_id": object_id(str(filter.lot_id), "lot")})
+            if filter.kinds is not None:
+                clauses.append({"kind": {"$in": [kind.value for kind in filter.kinds]}})
+            if filter.since is not None:
+                clauses.append({"occurred_at": {"$gte": filter.since}})
+            if filter.until is not None:
+                clauses.append({"occurred_at": {"$lt": filter.until}})
+            if filter.reference is not None:
+                clauses.append({"reference": filter.reference})
+            if filter.holder_id is not None:
+                clauses.append({"tenant_id": str(filter.holder_id)})
+        viewer = access.tenant_id
+        return await paginate(
+            Movement, {"$and": clauses}, first, after, info.context.hub.settings.max_page_size,
+            lambda movement: MovementType.from_model(movement, viewer), descending=True,
+        )

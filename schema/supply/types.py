@@ -11,7 +11,7 @@ import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
 from hub.detect.mismatch import MismatchKind
 from hub.models.dispatch import Dispatch, DispatchStatus
 from hub.models.lot import LotStatus
-from hub.models.movement import MovementKind
+from hub.models.movement import Movement, MovementKind
 from hub.models.receipt import Receipt, ReceiptOutcome
 from hub.models.stock import StockPosition
 from schema.catalog.types import SkuType
@@ -257,6 +257,7 @@ class MovementInput:
     unit_price: float | None = strawberry.field(default=None, description="Optional: the unit's selling price "
                                                 "(planning names price changes as causes of sales drops)")
     promotion: bool | None = strawberry.field(default=None, description="Optional: sold on promotion")
+    reason: str | None = strawberry.field(default=None, description="Optional: why (kept on the ledger)")
 
 
 @strawberry.type
@@ -300,3 +301,59 @@ class StockFilter:
     holder_id: strawberry.ID | None = None
     expiring_before: date | None = strawberry.field(default=None, description="Effective expiry before this date")
     include_empty: bool = False
+
+
+@strawberry.type(name="Movement")
+class MovementType:
+    """One booked change of on-hand, as the ledger holds it (never updated)."""
+
+    id: strawberry.ID
+    holder_id: strawberry.ID
+    location_id: strawberry.ID
+    sku_id: strawberry.ID
+    lot_id: strawberry.ID | None
+    lot_code: str | None
+    kind: MovementKindEnum  # type: ignore[valid-type]
+    quantity: int = strawberry.field(description="The change applied (for a count: counted minus on-hand before)")
+    counted: int | None
+    reference: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str | None = strawberry.field(description="Member subject, OAuth client id or 'system'; holder only")
+    actor_kind: str | None = strawberry.field(description="member, client or system; holder only")
+    client_id: str | None = strawberry.field(description="The OAuth client it came through; holder only")
+    reason: str | None = strawberry.field(description="Why, when the booker said; holder only")
+
+    @classmethod
+    def from_model(cls, movement: Movement, viewer: str) -> MovementType:
+        mine = movement.tenant_id == viewer  # a VMI partner sees the change, not who made it inside the holder
+        return cls(
+            id=strawberry.ID(str(movement.id)),
+            holder_id=strawberry.ID(movement.tenant_id),
+            location_id=strawberry.ID(str(movement.location_id)),
+            sku_id=strawberry.ID(str(movement.sku_id)),
+            lot_id=strawberry.ID(str(movement.lot_id)) if movement.lot_id else None,
+            lot_code=movement.lot_code,
+            kind=movement.kind,
+            quantity=movement.quantity,
+            counted=movement.counted,
+            reference=movement.reference,
+            occurred_at=movement.occurred_at,
+            recorded_at=movement.recorded_at,
+            actor=movement.actor if mine else None,
+            actor_kind=movement.actor_kind if mine else None,
+            client_id=movement.client_id if mine else None,
+            reason=movement.reason if mine else None,
+        )
+
+
+@strawberry.input
+class MovementFilter:
+    location_id: strawberry.ID | None = None
+    sku_id: strawberry.ID | None = None
+    lot_id: strawberry.ID | None = None
+    kinds: list[MovementKindEnum] | None = None  # type: ignore[valid-type]
+    since: datetime | None = strawberry.field(default=None, description="occurredAt at or after")
+    until: datetime | None = strawberry.field(default=None, description="occurredAt before")
+    reference: str | None = None
+    holder_id: strawberry.ID | None = None
