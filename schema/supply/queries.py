@@ -137,7 +137,8 @@ class Query:
             if filter.lot_id is not None:
                 clauses.append({"lot_id": object_id(str(filter.lot_id), "lot")})
             if filter.kinds is not None:
-                clauses.append({"kind": {"$in": [kind.value for kind in filter.kinds]}})
+                kinds = [kind.value for kind in filter.kinds]  # type: ignore[attr-defined]  # see MovementKindEnum
+                clauses.append({"kind": {"$in": kinds}})
             if filter.since is not None:
                 clauses.append({"occurred_at": {"$gte": filter.since}})
             if filter.until is not None:

@@ -334,7 +334,7 @@ class MovementType:
             sku_id=strawberry.ID(str(movement.sku_id)),
             lot_id=strawberry.ID(str(movement.lot_id)) if movement.lot_id else None,
             lot_code=movement.lot_code,
-            kind=movement.kind,
+            kind=MovementKindEnum(movement.kind.value),
             quantity=movement.quantity,
             counted=movement.counted,
             reference=movement.reference,
