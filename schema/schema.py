@@ -23,7 +23,9 @@ from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
-DOMAINS = ("tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning", "persisted", "relay")
+DOMAINS = (
+    "tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning", "persisted", "relay", "health",
+)
 
 
 def _roots(kind: str, attr: str) -> tuple[type, ...]:

@@ -37,6 +37,9 @@ class Sku(Document):
     # Scales the shelf life an excursion destroys: loss = sensitivity x degree-minutes x k (hub/detect/shelf_life.py).
     excursion_sensitivity: float = 0.0
     excursion_min_minutes: int = 15
+    # Standard cost of one unit, what inventory health values stock at (hub/services/health.py).
+    unit_cost: float | None = None
+    currency: str | None = None  # ISO 4217, with unit_cost
     aliases: list[Alias] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

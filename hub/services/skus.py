@@ -28,6 +28,8 @@ class SkuInput:
     min_remaining_shelf_life_days: int | None = None
     excursion_sensitivity: float = 0.0
     excursion_min_minutes: int = 15
+    unit_cost: float | None = None
+    currency: str | None = None
 
 
 def validate(data: SkuInput) -> SkuInput:
@@ -47,6 +49,14 @@ def validate(data: SkuInput) -> SkuInput:
         raise BadInput("excursion sensitivity must be between 0 and 1", field="excursionSensitivity")
     if not 1 <= data.excursion_min_minutes <= 1440:
         raise BadInput("excursion minimum duration must be 1-1440 minutes", field="excursionMinMinutes")
+    if data.unit_cost is not None and not 0.0 <= data.unit_cost < 1e9:  # also false for NaN
+        raise BadInput("unit cost must be a non-negative number", field="unitCost")
+    if data.currency is not None:
+        data.currency = data.currency.strip().upper()
+        if len(data.currency) != 3 or not data.currency.isalpha():
+            raise BadInput("currency must be an ISO 4217 code such as EUR", field="currency")
+    if (data.unit_cost is None) != (data.currency is None):
+        raise BadInput("unit cost and currency go together", field="currency")
     storage = data.storage
     for value, name in ((storage.temp_min_c, "tempMinC"), (storage.temp_max_c, "tempMaxC")):
         if value is not None and not -90.0 <= value <= 90.0:  # also false for NaN
@@ -75,6 +85,8 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
         "min_remaining_shelf_life_days": data.min_remaining_shelf_life_days,
         "excursion_sensitivity": data.excursion_sensitivity,
         "excursion_min_minutes": data.excursion_min_minutes,
+        "unit_cost": data.unit_cost,
+        "currency": data.currency,
         "updated_at": now,
     }
     if data.gtin and await Sku.find_one({"gtin": data.gtin, "tenant_id": {"$ne": access.tenant_id}}):

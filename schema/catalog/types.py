@@ -34,6 +34,8 @@ class SkuType(Node):
     min_remaining_shelf_life_days: int | None
     excursion_sensitivity: float
     excursion_min_minutes: int
+    unit_cost: float | None = strawberry.field(description="Standard cost of one unit, part of the shared master")
+    currency: str | None
     editable: bool = strawberry.field(description="True when the caller owns this SKU")
     my_alias: str | None = strawberry.field(description="The caller's own item code for this SKU")
     aliases: list[str] = strawberry.field(description="Partner aliases as tenant:code (owner only)")
@@ -59,6 +61,8 @@ class SkuType(Node):
             min_remaining_shelf_life_days=sku.min_remaining_shelf_life_days,
             excursion_sensitivity=sku.excursion_sensitivity,
             excursion_min_minutes=sku.excursion_min_minutes,
+            unit_cost=sku.unit_cost,
+            currency=sku.currency,
             editable=owner,
             my_alias=next((a.code for a in sku.aliases if a.tenant_id == viewer), None),
             # A retailer's item codes are its own business: other partners never see them.
@@ -86,6 +90,8 @@ class SkuInput:
     min_remaining_shelf_life_days: int | None = None
     excursion_sensitivity: float = 0.0
     excursion_min_minutes: int = 15
+    unit_cost: float | None = strawberry.field(default=None, description="Standard cost of one unit (with currency)")
+    currency: str | None = strawberry.field(default=None, description="ISO 4217 code of the unit cost")
 
 
 @strawberry.type

@@ -1,0 +1,89 @@
+"""inventoryHealth on a small ledger whose figures are worked out by hand in the comments."""
+
+from __future__ import annotations
+
+from hub.models.lot import Lot
+from tests.supply.conftest import UPSERT_SKU
+
+HEALTH = """
+query($filter: HealthFilter) {
+  inventoryHealth(filter: $filter) {
+    asOf onHandUnits unvaluedUnits consumedUnits daysOfSupply
+    value { currency amount } valueAtRisk { currency amount } heldValue { currency amount }
+    expiryRiskValue { currency amount } obsolescenceRiskValue { currency amount }
+    aging { fromDays toDays units value { currency amount } }
+  }
+}
+"""
+AS_OF = "2030-06-30"
+
+
+def eur(amount: float) -> list[dict]:
+    return [{"currency": "EUR", "amount": amount}]
+
+
+async def health(supply, tenant: str = "shopco", **filter) -> dict:
+    body = await supply.hub.ok(HEALTH, {"filter": {"asOf": AS_OF, **filter}}, tenant=tenant)
+    return body["inventoryHealth"]
+
+
+async def test_value_aging_risk_and_days_of_supply_on_a_known_ledger(supply):
+    # Acme's yogurt costs 2.50 EUR a unit; its milk has no cost
+    await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
+                                               "unitCost": 2.5, "currency": "eur"}}, tenant="acme")
+    await supply.ship_lots(("YOG-1", "L1", "2030-12-31"), ("YOG-1", "L2", "2030-06-15"),
+                           ("YOG-1", "L3", "2030-05-01"), ("MLK-1", "M1", "2030-12-31"))
+    booked = await supply.movements([
+        {"sku": "YOG-1", "lotCode": "L1", "kind": "receipt", "quantity": 100, "idempotencyKey": "h1",
+         "occurredAt": "2030-06-20T09:00:00Z"},  # 10 days old on 30 June
+        {"sku": "YOG-1", "lotCode": "L1", "kind": "sale", "quantity": -30, "idempotencyKey": "h2",
+         "occurredAt": "2030-06-25T09:00:00Z"},  # inside the 30-day supply window
+        {"sku": "YOG-1", "lotCode": "L2", "kind": "receipt", "quantity": 20, "idempotencyKey": "h3",
+         "occurredAt": "2030-04-01T09:00:00Z"},  # 90 days old, expired on 15 June
+        {"sku": "YOG-1", "lotCode": "L3", "kind": "receipt", "quantity": 10, "idempotencyKey": "h4",
+         "occurredAt": "2029-12-01T09:00:00Z"},  # 211 days old, expired, and (below) on hold
+        {"sku": "MLK-1", "lotCode": "M1", "kind": "receipt", "quantity": 7, "idempotencyKey": "h5",
+         "occurredAt": "2030-06-29T09:00:00Z"},  # no cost: counted, not valued
+    ])
+    assert "errors" not in booked, booked["errors"]
+    assert booked["data"]["recordMovements"]["accepted"] == 5
+    await Lot.get_pymongo_collection().update_one({"lot_code": "L3"}, {"$set": {"status": "on_hold"}})
+    figures = await health(supply)
+    # units 70 + 20 + 10 + 7 = 107; value (70 + 20 + 10) x 2.50 = 250
+    assert figures["onHandUnits"] == 107 and figures["unvaluedUnits"] == 7
+    assert figures["value"] == eur(250.0)
+    # L3 is held and expired: counted once, as held (25); L2 expired (50); nothing double counted
+    assert figures["heldValue"] == eur(25.0) and figures["expiryRiskValue"] == eur(50.0)
+    assert figures["obsolescenceRiskValue"] == [] and figures["valueAtRisk"] == eur(75.0)
+    assert figures["aging"] == [
+        {"fromDays": 0, "toDays": 30, "units": 77, "value": eur(175.0)},
+        {"fromDays": 31, "toDays": 60, "units": 0, "value": []},
+        {"fromDays": 61, "toDays": 90, "units": 20, "value": eur(50.0)},
+        {"fromDays": 91, "toDays": 180, "units": 0, "value": []},
+        {"fromDays": 181, "toDays": None, "units": 10, "value": eur(25.0)},
+    ]
+    # 30 sold in 30 days is 1 a day: 107 units last 107 days
+    assert figures["consumedUnits"] == 30 and figures["daysOfSupply"] == 107.0
+    # bands of the caller's choosing; filters narrow the figures
+    custom = await health(supply, bands=[60])
+    assert [(b["fromDays"], b["toDays"], b["units"]) for b in custom["aging"]] == [(0, 60, 77), (61, None, 30)]
+    milk = await health(supply, skuId=supply.milk)
+    assert milk["onHandUnits"] == 7 and milk["value"] == [] and milk["daysOfSupply"] is None
+    for bad in ([], [60, 30], [0, 30]):
+        body = await supply.hub.gql(HEALTH, {"filter": {"bands": bad}}, tenant="shopco")
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+    # a stranger sees none of it; the brand sees its SKUs at Shopco only once Shopco shares stock with it
+    assert (await health(supply, tenant="rival"))["onHandUnits"] == 0
+    assert (await health(supply, tenant="rival", locationId=supply.shop_dc))["onHandUnits"] == 0
+    assert (await health(supply, tenant="acme", holderId="shopco"))["onHandUnits"] == 0
+    await supply.partner("shopco", "acme", ["stock"])
+    brand = await health(supply, tenant="acme", holderId="shopco")
+    assert brand["onHandUnits"] == 107 and brand["value"] == eur(250.0)
+
+
+async def test_a_unit_cost_needs_its_currency(supply):
+    for extra in ({"unitCost": 2.5}, {"currency": "EUR"}, {"unitCost": -1, "currency": "EUR"},
+                  {"unitCost": 1, "currency": "EURO"}):
+        body = await supply.hub.gql(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt", **extra}},
+                                    tenant="acme")
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", extra
