@@ -158,7 +158,6 @@ class Database:
     def __init__(self, client: AsyncMongoClient, name: str) -> None:
         self.client = client
         self.db: AsyncDatabase = client[name]
-        # Writers that all update one hot document (the event counter) queue here rather than conflict and back off.
 
     @classmethod
     async def connect(cls, uri: str, name: str, timed: bool = True) -> Database:
