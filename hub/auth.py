@@ -7,6 +7,7 @@ directly; other issuers' keys come from their JWKS through ``PyJWKClient`` (sync
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -26,6 +27,7 @@ from hub.oauth.revocation import RevocationList, client_key, family_key, token_k
 from tenants.models import Member, Role, Tenant
 
 log = logging.getLogger("lotpulse.auth")
+VERIFIED_KEPT = 10_000  # validated tokens remembered (by hash) until they expire
 MEMBER_CACHE_SECONDS = 30.0  # deleted members are refused within this window
 # The hub's own tokens: RFC 9068 access tokens from the OAuth server, and plain JWTs minted by `lotpulse token`.
 HUB_TOKEN_TYPES = ("at+jwt", "JWT")
@@ -92,6 +94,9 @@ class TokenValidator:
         self._public_keys: dict[str, Any] = {}
         self._revoked_seen: set[str] = set()
         self.revocations = RevocationList(settings.oauth_revocation_cache_seconds)
+        # A client sends the same token on every request: its signature and claims were checked once and do not
+        # change, so they are kept (by the token's hash) until it expires. Revocation is still checked per request.
+        self._verified: dict[bytes, tuple[float, dict[str, Any]]] = {}
 
     def _issuer_key(self, token: str, issuer: str) -> tuple[Any, list[str], str]:
         """Key, allowed algorithms and audience for one issuer (blocking: JWKS may be fetched)."""
@@ -116,6 +121,19 @@ class TokenValidator:
         return client.get_signing_key_from_jwt(token).key, list(trusted.algorithms), trusted.audience
 
     async def decode(self, token: str) -> dict[str, Any]:
+        digest = hashlib.sha256(token.encode()).digest()
+        kept = self._verified.get(digest)
+        if kept is not None:
+            if kept[0] > time.time():
+                return kept[1]
+            del self._verified[digest]
+        claims = await self._decode(token)
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.pop(next(iter(self._verified)))  # the oldest
+        self._verified[digest] = (float(claims["exp"]), claims)
+        return claims
+
+    async def _decode(self, token: str) -> dict[str, Any]:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
             issuer = unverified.get("iss")

@@ -387,3 +387,34 @@ async def test_issuer_whose_jwks_is_unreachable_is_unauthenticated_not_an_error(
         hub, down.token("svc", **{hub.settings.claim_namespace: {"tenant": "acme", "roles": ["admin"]}})
     )
     assert (await hub.http.get("/healthz")).status_code == 200
+
+
+async def test_a_validated_token_is_checked_once_then_kept_until_it_expires(hub, acme, monkeypatch):
+    validator = hub.state.validator
+    token = hub.token(acme, "viewer", ttl=600)
+    lookups = []
+    find_key = validator._issuer_key
+
+    def counting(token: str, issuer: str) -> Any:
+        lookups.append(issuer)
+        return find_key(token, issuer)
+
+    monkeypatch.setattr(validator, "_issuer_key", counting)
+    first = await validator.authenticate(f"Bearer {token}")
+    second = await validator.authenticate(f"Bearer {token}")
+    assert first == second and len(lookups) == 1
+    # once the kept result's expiry has passed, it is dropped and the token is checked again
+    digest = hashlib.sha256(token.encode()).digest()
+    expires, claims = validator._verified[digest]
+    assert expires == claims["exp"]
+    validator._verified[digest] = (time.time() - 1, claims)
+    assert await validator.authenticate(f"Bearer {token}") == first
+    assert len(lookups) == 2
+
+
+async def test_a_token_changed_by_one_character_is_not_taken_for_a_kept_one(hub, acme):
+    token = hub.token(acme, "viewer")
+    assert (await hub.gql("{ me { subject } }", token=token)).get("data")
+    forged = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    body = await hub.gql("{ me { subject } }", token=forged)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
