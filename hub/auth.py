@@ -96,7 +96,7 @@ class TokenValidator:
         self.revocations = RevocationList(settings.oauth_revocation_cache_seconds)
         # A client sends the same token on every request: its signature and claims were checked once and do not
         # change, so they are kept (by the token's hash) until it expires. Revocation is still checked per request.
-        self._verified: dict[bytes, tuple[float, dict[str, Any]]] = {}
+        self._verified: dict[bytes, tuple[float, str | None, dict[str, Any]]] = {}
 
     def _issuer_key(self, token: str, issuer: str) -> tuple[Any, list[str], str]:
         """Key, allowed algorithms and audience for one issuer (blocking: JWKS may be fetched)."""
@@ -124,13 +124,19 @@ class TokenValidator:
         digest = hashlib.sha256(token.encode()).digest()
         kept = self._verified.get(digest)
         if kept is not None:
-            if kept[0] > time.time():
-                return kept[1]
+            until, kid, claims = kept
+            # The hub's own key may be retired early (``lotpulse keys rotate --keep``): its tokens stop at once.
+            if until > time.time() and (kid is None or self.keyring.find(kid) is not None):
+                return claims
             del self._verified[digest]
         claims = await self._decode(token)
+        own = claims["iss"] == self.settings.issuer
+        kid = jwt.get_unverified_header(token).get("kid") if own else None
+        # Another issuer's key can leave its JWKS: kept no longer than its JWKS is (300 s).
+        until = float(claims["exp"]) if own else min(float(claims["exp"]), time.time() + 300)
         if len(self._verified) >= VERIFIED_KEPT:
             self._verified.pop(next(iter(self._verified)))  # the oldest
-        self._verified[digest] = (float(claims["exp"]), claims)
+        self._verified[digest] = (until, kid if isinstance(kid, str) else None, claims)
         return claims
 
     async def _decode(self, token: str) -> dict[str, Any]:

@@ -405,9 +405,9 @@ async def test_a_validated_token_is_checked_once_then_kept_until_it_expires(hub,
     assert first == second and len(lookups) == 1
     # once the kept result's expiry has passed, it is dropped and the token is checked again
     digest = hashlib.sha256(token.encode()).digest()
-    expires, claims = validator._verified[digest]
+    expires, kid, claims = validator._verified[digest]
     assert expires == claims["exp"]
-    validator._verified[digest] = (time.time() - 1, claims)
+    validator._verified[digest] = (time.time() - 1, kid, claims)
     assert await validator.authenticate(f"Bearer {token}") == first
     assert len(lookups) == 2
 
