@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import strawberry
 from strawberry.types import Info
 
 from hub.dates import utcnow
+from hub.models.alert import AlertKind, Decision, Severity
+from hub.services import alert_performance as performance_service
 from hub.services import health as health_service
 from schema.permissions import READ
+from schema.scalars import AlertKindEnum, DecisionEnum, SeverityEnum  # noqa: F401 - registers the enums
 from tenants.access import object_id
 
 
@@ -53,6 +56,63 @@ class HealthFilter:
     )
 
 
+@strawberry.type
+class DurationFigures:
+    """Minutes from the alert opening to one lifecycle step."""
+
+    count: int
+    median_minutes: float | None
+    p90_minutes: float | None = strawberry.field(description="Nearest-rank 90th percentile")
+
+    @classmethod
+    def of(cls, durations: performance_service.Durations) -> DurationFigures:
+        return cls(count=len(durations.values), median_minutes=durations.median, p90_minutes=durations.p90)
+
+
+@strawberry.type
+class DecisionCount:
+    decision: Decision
+    alerts: int
+
+
+@strawberry.type
+class AlertPerformanceGroup:
+    kind: AlertKind
+    severity: Severity
+    alerts: int
+    resolved: int
+    resolved_before_escalation_share: float | None = strawberry.field(
+        description="Of the resolved alerts, the share resolved without being escalated"
+    )
+    to_acknowledge: DurationFigures
+    to_decision: DurationFigures = strawberry.field(description="Resolutions by a person, with a decision")
+    to_resolution: DurationFigures = strawberry.field(description="Every resolution, the hub's own included")
+    decisions: list[DecisionCount]
+
+
+@strawberry.type
+class BacklogBand:
+    from_hours: int
+    to_hours: int | None
+    alerts: int = strawberry.field(description="Open or acknowledged alerts that have waited this long")
+
+
+@strawberry.type
+class AlertPerformance:
+    as_of: datetime
+    groups: list[AlertPerformanceGroup]
+    backlog: list[BacklogBand]
+
+
+@strawberry.input
+class AlertPerformanceFilter:
+    kinds: list[AlertKind] | None = None
+    severities: list[Severity] | None = None
+    owner_id: strawberry.ID | None = None
+    since: datetime | None = strawberry.field(default=None, description="Alerts opened at or after")
+    until: datetime | None = strawberry.field(default=None, description="Alerts opened before")
+
+
 def _money(amounts: dict[str, float]) -> list[Money]:
     return [Money(currency=c, amount=round(a, 2)) for c, a in sorted(amounts.items()) if a]
 
@@ -90,4 +150,44 @@ class Query:
                    for b in h.bands],
             consumed_units=h.consumed_units,
             days_of_supply=h.days_of_supply,
+        )
+
+    @strawberry.field(permission_classes=READ, description="Signal to action: time to acknowledge, decide, resolve")
+    async def alert_performance(self, info: Info, filter: AlertPerformanceFilter | None = None) -> AlertPerformance:
+        access = await info.context.access()
+        f = filter or AlertPerformanceFilter()
+        clauses: list[dict] = []
+        if f.kinds is not None:
+            clauses.append({"kind": {"$in": [kind.value for kind in f.kinds]}})
+        if f.severities is not None:
+            clauses.append({"severity": {"$in": [severity.value for severity in f.severities]}})
+        if f.owner_id is not None:
+            clauses.append({"tenant_id": str(f.owner_id)})
+        if f.since is not None:
+            clauses.append({"opened_at": {"$gte": f.since}})
+        if f.until is not None:
+            clauses.append({"opened_at": {"$lt": f.until}})
+        now = utcnow()
+        figures = await performance_service.alert_performance(access, clauses, now)
+        return AlertPerformance(
+            as_of=now,
+            groups=[
+                AlertPerformanceGroup(
+                    kind=AlertKind(g.kind),
+                    severity=Severity(g.severity),
+                    alerts=g.alerts,
+                    resolved=g.resolved,
+                    resolved_before_escalation_share=round(g.resolved_before_escalation / g.resolved, 3)
+                    if g.resolved
+                    else None,
+                    to_acknowledge=DurationFigures.of(g.to_acknowledge),
+                    to_decision=DurationFigures.of(g.to_decision),
+                    to_resolution=DurationFigures.of(g.to_resolution),
+                    decisions=[DecisionCount(decision=Decision(d), alerts=n) for d, n in sorted(g.decisions.items())],
+                )
+                for g in figures.groups
+            ],
+            backlog=[
+                BacklogBand(from_hours=b.from_hours, to_hours=b.to_hours, alerts=b.alerts) for b in figures.backlog
+            ],
         )

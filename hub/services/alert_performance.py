@@ -1,0 +1,96 @@
+"""Signal to action: how long alerts wait for an acknowledgement, a decision and a resolution, and what waits now.
+
+Every duration counts from ``opened_at`` (raised, or reopened when the finding came back). A decision is a person's
+resolution (``decision`` set); a resolution also counts the hub closing an alert whose finding went away. The p90 is
+the nearest-rank percentile: the smallest duration at least 90 % of the alerts were at or under.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hub.models.alert import Alert, AlertStatus
+from tenants.access import Access
+
+BACKLOG_BANDS = ((0, 1), (1, 24), (24, 168), (168, None))  # hours: < 1 h, 1-24 h, 1-7 days, > 7 days
+
+
+@dataclass
+class Durations:
+    """Minutes to one lifecycle step."""
+
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float | None:
+        return round(statistics.median(self.values), 2) if self.values else None
+
+    @property
+    def p90(self) -> float | None:
+        if not self.values:
+            return None
+        ordered = sorted(self.values)
+        return round(ordered[math.ceil(0.9 * len(ordered)) - 1], 2)
+
+
+@dataclass
+class Group:
+    kind: str
+    severity: str
+    alerts: int = 0
+    resolved: int = 0
+    resolved_before_escalation: int = 0
+    to_acknowledge: Durations = field(default_factory=Durations)
+    to_decision: Durations = field(default_factory=Durations)
+    to_resolution: Durations = field(default_factory=Durations)
+    decisions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class Backlog:
+    from_hours: int
+    to_hours: int | None
+    alerts: int = 0
+
+
+@dataclass
+class Performance:
+    groups: list[Group]
+    backlog: list[Backlog]
+
+
+def _minutes(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds() / 60)
+
+
+async def alert_performance(access: Access, clauses: list[dict[str, Any]], now: datetime) -> Performance:
+    """Figures per (kind, severity) over the alerts the caller sees that match ``clauses``; backlog as of ``now``."""
+    query = {"$and": [access.alerts(), *clauses]}
+    groups: dict[tuple[str, str], Group] = {}
+    backlog = [Backlog(lo, hi) for lo, hi in BACKLOG_BANDS]
+    fields = {"kind": 1, "severity": 1, "status": 1, "opened_at": 1, "acknowledged_at": 1, "resolved_at": 1,
+              "decision": 1, "escalated_at": 1}
+    async for raw in Alert.get_pymongo_collection().find(query, fields):
+        group = groups.setdefault((raw["kind"], raw["severity"]), Group(raw["kind"], raw["severity"]))
+        group.alerts += 1
+        opened = raw["opened_at"]
+        if raw.get("acknowledged_at"):
+            group.to_acknowledge.values.append(_minutes(opened, raw["acknowledged_at"]))
+        if raw["status"] == AlertStatus.resolved.value and raw.get("resolved_at"):
+            group.resolved += 1
+            group.to_resolution.values.append(_minutes(opened, raw["resolved_at"]))
+            if raw.get("decision"):
+                group.to_decision.values.append(_minutes(opened, raw["resolved_at"]))
+                group.decisions[raw["decision"]] += 1
+            if not raw.get("escalated_at"):
+                group.resolved_before_escalation += 1
+        else:
+            hours = _minutes(opened, now.replace(tzinfo=None) if opened.tzinfo is None else now) / 60
+            band = next(b for b in backlog if b.to_hours is None or hours < b.to_hours)
+            band.alerts += 1
+    return Performance(groups=[groups[key] for key in sorted(groups)], backlog=backlog)
