@@ -16,8 +16,11 @@ from typing import Any
 
 from bson import ObjectId
 
+from hub import audit
+from hub.dates import utcnow
 from hub.errors import BadInput
 from hub.models.alert import Alert, AlertStatus
+from hub.models.health import HealthSettings
 from hub.models.lot import Lot, LotStatus
 from hub.models.movement import Movement, MovementKind
 from hub.models.sku import Sku
@@ -57,6 +60,29 @@ def check_bands(bands: list[int]) -> tuple[int, ...]:
     if not bands or len(bands) > 12 or any(b <= 0 for b in bands) or sorted(set(bands)) != list(bands):
         raise BadInput("aging bands are 1-12 increasing positive day counts, e.g. [30, 60, 90, 180]", field="bands")
     return tuple(bands)
+
+
+async def tenant_bands(tenant_id: str) -> tuple[int, ...]:
+    """The tenant's aging bands, or the default ones."""
+    found = await HealthSettings.get_pymongo_collection().find_one({"tenant_id": tenant_id}, {"aging_bands": 1})
+    return tuple(found["aging_bands"]) if found else DEFAULT_BANDS
+
+
+async def set_tenant_bands(access: Access, bands: list[int] | None) -> tuple[int, ...]:
+    """Admins choose the tenant's aging bands (None: back to the default); audited with before and after."""
+    access.require_admin()
+    chosen = check_bands(bands) if bands is not None else DEFAULT_BANDS
+    before = await tenant_bands(access.tenant_id)
+    await HealthSettings.get_pymongo_collection().update_one(
+        {"tenant_id": access.tenant_id},
+        {"$set": {"aging_bands": list(chosen), "updated_at": utcnow()}},
+        upsert=True,
+    )
+    await audit.record(
+        "health.aging_bands_set", tenant_id=access.tenant_id, principal=access.principal,
+        details={"before": {"agingBands": list(before)}, "after": {"agingBands": list(chosen)}},
+    )
+    return chosen
 
 
 def _start(day: date) -> datetime:

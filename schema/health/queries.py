@@ -52,7 +52,7 @@ class HealthFilter:
     holder_id: strawberry.ID | None = strawberry.field(default=None, description="A partner holding your SKUs")
     as_of: date | None = strawberry.field(default=None, description="Default: today (UTC)")
     bands: list[int] | None = strawberry.field(
-        default=None, description="Aging band upper bounds in days; default [30, 60, 90, 180]"
+        default=None, description="Aging band upper bounds in days; default: the tenant's (setAgingBands)"
     )
 
 
@@ -124,7 +124,10 @@ class Query:
         access = await info.context.access()
         f = filter or HealthFilter()
         today = f.as_of or utcnow().date()
-        bands = health_service.check_bands(f.bands) if f.bands is not None else health_service.DEFAULT_BANDS
+        if f.bands is not None:
+            bands = health_service.check_bands(f.bands)
+        else:
+            bands = await health_service.tenant_bands(access.tenant_id)
         h = await health_service.inventory_health(
             access,
             today,

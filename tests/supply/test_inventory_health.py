@@ -87,3 +87,30 @@ async def test_a_unit_cost_needs_its_currency(supply):
         body = await supply.hub.gql(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt", **extra}},
                                     tenant="acme")
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", extra
+
+
+SET_BANDS = "mutation($bands: [Int!]) { setAgingBands(bands: $bands) }"
+
+
+async def test_each_tenant_sets_its_own_aging_bands_and_the_change_is_audited(supply):
+    def bounds(figures: dict) -> list:
+        return [(b["fromDays"], b["toDays"]) for b in figures["aging"]]
+
+    assert bounds(await health(supply)) == [(0, 30), (31, 60), (61, 90), (91, 180), (181, None)]
+    refused = await supply.hub.gql(SET_BANDS, {"bands": [60]}, tenant="shopco", roles=("operator",))
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    for bad in ([], [90, 30], [-5]):
+        body = await supply.hub.gql(SET_BANDS, {"bands": bad}, tenant="shopco")
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+    missing = await supply.hub.gql("mutation { setAgingBands }", tenant="shopco")
+    assert missing["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert (await supply.hub.ok(SET_BANDS, {"bands": [7, 60]}, tenant="shopco"))["setAgingBands"] == [7, 60]
+    assert bounds(await health(supply)) == [(0, 7), (8, 60), (61, None)]
+    # another tenant keeps the default
+    assert len((await health(supply, tenant="rival"))["aging"]) == 5
+    [entry] = (await supply.hub.ok("{ auditLog(filter: {action: \"health.aging_bands_set\"}) { nodes { details } } }",
+                                   tenant="shopco"))["auditLog"]["nodes"]
+    assert entry["details"] == {"before": {"agingBands": [30, 60, 90, 180]}, "after": {"agingBands": [7, 60]}}
+    # null restores the default
+    assert (await supply.hub.ok(SET_BANDS, {"bands": None}, tenant="shopco"))["setAgingBands"] == [30, 60, 90, 180]
+    assert len((await health(supply))["aging"]) == 5
