@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from hub import logs, metrics, tracing
+from hub import clock, logs, metrics, tracing
 from hub.audit import OriginMiddleware, proxy_networks
 from hub.auth import TokenValidator
 from hub.config import Settings
@@ -27,6 +27,8 @@ from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
 from hub.ratelimit import start_rate_limits
+from hub.services import expiry
+from hub.services.heartbeat import start_heartbeat
 from hub.services.alerts import start_escalation
 from hub.services.expiry import start_sweeper
 from hub.services.persisted import start_persisted_queries
@@ -44,6 +46,7 @@ STARTUP_HOOKS: list[StartupHook] = []
 STARTUP_HOOKS.append(start_partitions)  # first: the periodic jobs below do the work of the tenants leased here
 STARTUP_HOOKS.append(start_sweeper)
 STARTUP_HOOKS.append(start_planning)
+STARTUP_HOOKS.append(start_heartbeat)
 STARTUP_HOOKS.append(start_oauth)
 STARTUP_HOOKS.append(start_event_bus)
 STARTUP_HOOKS.append(start_escalation)
@@ -72,6 +75,8 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         event_log.set_retention(settings.event_retention_days)
+        expiry.set_velocity_window(settings.expiry_velocity_days)
+        previous_clock = clock.use(clock.from_setting(settings.clock)) if settings.clock != "wall" else None
         database = await Database.connect(uri, settings.database, timed=settings.metrics)
         hub = HubState(settings, database, keyring, TokenValidator(settings, keyring))
         app.state.hub = hub
@@ -83,6 +88,8 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
         finally:
             await hub.stop_tasks()
             await database.close()
+            if previous_clock is not None:
+                clock.use(previous_clock)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

@@ -341,6 +341,67 @@ def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("replay")
+def replay_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Play histories (JSON Lines of actions) through the real services on scratch databases with a virtual clock;
+    print every alert raised. Each file gets its own database, dropped afterwards."""
+    import tempfile
+    import uuid
+    from datetime import datetime, timezone
+
+    from hub import replay
+
+    histories = []
+    for path in args.files:
+        try:
+            histories.append((path, Path(path).read_text().splitlines()))
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+    def first_instant(lines: list[str]) -> datetime:
+        for text in lines:
+            try:
+                at = json.loads(text).get("at") if text.strip() else None
+            except (ValueError, AttributeError):
+                at = None
+            if at:
+                return replay.clock.VirtualClock(datetime.fromisoformat(at)).now()
+        return datetime.now(timezone.utc)
+
+    async def play_all(uri: str) -> dict[str, object]:
+        reports: dict[str, object] = {}
+        for path, lines in histories:
+            db = await Database.connect(uri, f"replay_{uuid.uuid4().hex[:12]}")
+            try:
+                start = datetime.fromisoformat(args.start) if args.start else first_instant(lines)
+                reports[path] = await replay.play(db, settings, lines, start)
+            finally:
+                await db.client.drop_database(db.db.name)
+                await db.close()
+        return reports
+
+    if settings.mongodb_uri:
+        reports = asyncio.run(play_all(settings.mongodb_uri))
+    else:
+        require_embedded()
+        with tempfile.TemporaryDirectory(prefix="lotpulse-replay-") as scratch:
+            server = EmbeddedServer(Path(scratch) / "db", log_path=Path(scratch) / "secantusd.log",
+                                    sync_on_commit=False)
+            server.start()
+            try:
+                reports = asyncio.run(play_all(server.uri))
+            finally:
+                server.stop()
+    for path, report in reports.items():
+        if len(reports) > 1:
+            print(f"== {path}")
+        print(replay.summary(report) or "no alerts")  # type: ignore[arg-type]
+    if args.report:
+        content = next(iter(reports.values())) if len(reports) == 1 else reports
+        Path(args.report).write_text(json.dumps(content, indent=1, default=str))
+    return 0
+
+
 @command("schema")
 def schema_command(args: argparse.Namespace, settings: Settings) -> int:
     """Print the GraphQL schema (SDL); the committed schema.graphql is this output."""
@@ -403,6 +464,10 @@ def parser() -> argparse.ArgumentParser:
     webhooks_sub = webhooks_p.add_subparsers(dest="webhooks_command", required=True)
     worker_p = webhooks_sub.add_parser("worker", help="dispatch events and deliver webhooks until stopped")
     worker_p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    replay_p = sub.add_parser("replay", help="play histories of actions on a scratch database and print the alerts")
+    replay_p.add_argument("files", nargs="+", help="JSON Lines histories (see README: Replaying a history)")
+    replay_p.add_argument("--report", help="write the alerts with audiences, evidence and events as JSON here")
+    replay_p.add_argument("--start", help="start the virtual clock here (default: the first action's `at`, or now)")
     schema_p = sub.add_parser("schema", help="the GraphQL schema")
     schema_sub = schema_p.add_subparsers(dest="schema_command", required=True)
     schema_sub.add_parser("print", help="print the schema in GraphQL SDL (e.g. > schema.graphql)")

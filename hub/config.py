@@ -118,7 +118,11 @@ class Settings:
     reading_max_future_seconds: int = 300
     reading_max_age_days: int = 90
     shelf_life_loss_per_degree_minute: float = 0.0013
-    sensor_offline_minutes: int = 30
+    sensor_offline_minutes: int = 30  # a sensor silent this long shows offline and raises sensor_offline
+    spike_hysteresis_minutes: float = 15.0  # hot readings and rise triggers this close together are one episode
+    spike_rejudge_hours: float = 24.0  # late readings older than this (before now) are stored but not judged
+    expiry_velocity_days: int = 28  # trailing window of sales/issues behind expiry-risk velocity verdicts
+    clock: str = "wall"  # "wall", or an ISO instant where a virtual clock starts (tests, replays)
     # OAuth authorization server (hub/oauth): explicit lifetimes, failed-authentication limits.
     oauth_access_token_ttl_seconds: int = 900
     oauth_refresh_token_ttl_seconds: int = 30 * 86400

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from hub import clock
+
 
 def utcnow() -> datetime:
-    """Now, timezone-aware: every stored and compared time in the hub is UTC."""
-    return datetime.now(UTC)
+    """Now, timezone-aware: every stored and compared time in the hub is UTC (from ``hub.clock``: settable)."""
+    return clock.now()
 
 
 def to_bson(value: date | None) -> datetime | None:

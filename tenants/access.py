@@ -43,6 +43,7 @@ D = TypeVar("D", bound=Document)
 Shares = Mapping[str, frozenset[Scope]]  # partner -> scopes the owner shares with it
 PARTNERSHIPS = Partnership.Settings.name  # the collection whose changes invalidate the cache
 CACHE_TTL_SECONDS = 60.0  # a safety net only: partnership changes invalidate the cache as they commit
+DISPATCH_PARTIES = "dispatch"  # Alert.audience_rule of alerts heard by being a party of a dispatch
 
 
 def object_id(value: str | ObjectId, what: str = "object") -> PydanticObjectId:
@@ -142,15 +143,24 @@ async def may_reach(owner: str, tenant: str, scope: Scope | None, *, fresh: bool
     return reaches(await shares_of(owner, fresh=fresh), owner, tenant, scope)
 
 
-def event_scope(event_type: str) -> Scope | None:
-    """The scope a partner in an event's audience needs to hear it (``None``: the audience is authoritative)."""
+def event_scope(event_type: str, payload: Mapping[str, Any] | None = None) -> Scope | None:
+    """The scope a partner in an event's audience needs to hear it (``None``: the audience is authoritative).
+
+    Alerts addressed to a dispatch's parties (``audienceRule: dispatch``: mismatches, dispatch-level expiry risk, a
+    logger travelling with the dispatch) are heard by being a party, like the dispatch's own events.
+    """
+    alert = (payload or {}).get("alert")
+    if isinstance(alert, Mapping) and alert.get("audienceRule") == DISPATCH_PARTIES:
+        return None
     return EVENT_SCOPE.get(event_type)
 
 
-async def may_hear(tenant: str, owner: str, event_type: str, *, fresh: bool = False) -> bool:
+async def may_hear(
+    tenant: str, owner: str, event_type: str, payload: Mapping[str, Any] | None = None, *, fresh: bool = False
+) -> bool:
     """May ``tenant`` (named in the audience of an event of ``owner``) still hear it? The audience was fixed when the
     event was written; this re-checks it against the partnership now, so a revocation stops delivery at once."""
-    return await may_reach(owner, tenant, event_scope(event_type), fresh=fresh)
+    return await may_reach(owner, tenant, event_scope(event_type, payload), fresh=fresh)
 
 
 async def shared_with(tenant: str) -> dict[Scope, frozenset[str]]:
@@ -305,7 +315,10 @@ class Access:
         loses the list, the live stream and the webhooks at the same moment.
         """
         owners = [self.tenant_id, *sorted(self.sharing(Scope.alerts))]
-        return {"audience": self.tenant_id, "tenant_id": {"$in": owners}}
+        return {
+            "audience": self.tenant_id,
+            "$or": [{"tenant_id": {"$in": owners}}, {"audience_rule": DISPATCH_PARTIES}],
+        }
 
     # -- lookups ---------------------------------------------------------------------------------------------------
 

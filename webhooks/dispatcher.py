@@ -67,7 +67,8 @@ async def plan(
         owner, event_type = event["tenant_id"], event["type"]
         body: str | None = None
         for tenant in set(event.get("audience", [])):
-            if not access.reaches(shares.get(owner, {}), owner, tenant, access.event_scope(event_type)):
+            scope = access.event_scope(event_type, event.get("payload"))
+            if not access.reaches(shares.get(owner, {}), owner, tenant, scope):
                 continue  # the partnership was revoked, or never shared this scope
             for endpoint in by_tenant.get(tenant, []):
                 if not endpoint.enabled or not endpoint.wants(event_type):

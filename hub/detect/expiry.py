@@ -3,11 +3,13 @@
 Three findings, the worst wins:
 
 - **expired**: the effective expiry (after excursions) has passed and stock remains → critical, take it off sale.
-- **slow**: at the trailing 28-day sales/issue velocity of that SKU at that location, the stock needs more days to
-  sell than it has left. Severity by margin: critical when it expires within ``CRITICAL_DAYS``, warning when at least
-  ``WARNING_UNSOLD`` of it would still be on hand at expiry, info below that. With no sales or issues in 28 days the
-  velocity is unknown rather than zero (new stock has no history): flagged only as dead stock, held at least
-  ``DEAD_STOCK_DAYS`` without a sale and expiring within the window.
+- **slow**: at the trailing sales/issue velocity of that SKU at that location (units sold or issued over the window,
+  default 28 days, ÷ the window; transfers, counts, adjustments and returns are not sales), the stock needs more
+  days to sell than it has left. Severity by margin: critical when it expires within ``CRITICAL_DAYS``, warning when
+  at least ``WARNING_UNSOLD`` of it would still be on hand at expiry, info below that. No evidence, no verdict: with
+  no sales or issues in the window the velocity is unknown rather than zero (a fresh receipt is not a slow mover);
+  it is flagged only as dead stock when the position has been observed for at least the whole window and the stock
+  expires within it.
 - **short_shelf_life**: fewer days left than the consignee's minimum remaining shelf life: it can no longer be
   shipped to them (warning).
 
@@ -23,7 +25,6 @@ from datetime import date
 VELOCITY_DAYS = 28
 CRITICAL_DAYS = 7
 WARNING_UNSOLD = 0.2
-DEAD_STOCK_DAYS = 7
 SEVERITY_ORDER = ("info", "warning", "critical")
 
 
@@ -34,7 +35,8 @@ class LotStock:
     recorded_expires_on: date | None = None
     sold_in_window: int = 0  # units sold or issued at this location over the last VELOCITY_DAYS, all lots
     min_remaining_days: int | None = None  # consignee's acceptance threshold
-    held_days: int = VELOCITY_DAYS  # days since the first movement of this SKU here in the window
+    held_days: int = 0  # days since the first movement of this SKU at this position (its observed history)
+    window_days: int = VELOCITY_DAYS  # the trailing window ``sold_in_window`` covers
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def assess(stock: LotStock, today: date) -> ExpiryRisk | None:
     if stock.on_hand <= 0 or stock.expires_on is None:
         return None
     days_left = (stock.expires_on - today).days
-    velocity = max(stock.sold_in_window, 0) / VELOCITY_DAYS
+    velocity = max(stock.sold_in_window, 0) / stock.window_days
     days_to_sell = stock.on_hand / velocity if velocity > 0 else None
 
     def risk(reason: str, severity: str, unsold: int, recommendation: str) -> ExpiryRisk:
@@ -84,7 +86,7 @@ def assess(stock: LotStock, today: date) -> ExpiryRisk | None:
             f"At {velocity:.1f} units/day it needs {days_to_sell:.0f} days to sell but has {days_left} left: "
             f"mark down, or transfer ~{unsold} units to a faster-selling location, or dispatch with priority.",
         ))
-    elif days_to_sell is None and days_left <= VELOCITY_DAYS and stock.held_days >= DEAD_STOCK_DAYS:
+    elif days_to_sell is None and days_left <= stock.window_days and stock.held_days >= stock.window_days:
         findings.append(risk(
             "slow", "critical" if days_left <= CRITICAL_DAYS else "warning", stock.on_hand,
             f"No sales or issues here in {stock.held_days} days and {days_left} day(s) left: "

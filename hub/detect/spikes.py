@@ -1,32 +1,36 @@
-"""Temperature spikes: turning a sensor's readings into excursion episodes (DESIGN.md §5, ``sensor_spike``).
+"""Temperature spikes: judging a sensor's series into excursion episodes (``sensor_spike``).
 
-An *episode* starts at the first reading that is elevated: above the storage limit of the goods exposed (the
-strictest ``temp_max_c`` among them), or more than ``rise_c`` above the lowest reading of the preceding 10 minutes.
-It becomes an *excursion* (is "opened") once it has lasted: readings above the limit spanning at least
-``min_minutes``, or two readings confirming the fast rise. It closes at the first reading back in range, which is also
-where an episode that never opened is forgotten: one wild reading (noise) never alerts. "In range" means at or below
-the limit and, for the first 10 minutes, no more than ``rise_c`` above the baseline; after that a rise that stays
-under the limit is the new normal, not an excursion.
+The rules (stated for users in the README's detection section):
 
-The detector is incremental: ``detect`` takes the state left by the previous batch and answers the new state, which
-the caller persists per sensor, so episodes continue across batches, hour buckets and restarts. Readings at or before
-the state's watermark (``last_at``) arrive too late to be judged in order; they are counted, never re-judged.
+1. Samples stand for their interval. A run of consecutive readings above the limit lasts ``last - first + interval``
+   (the sensor's registered interval, else the median spacing of the readings judged, else 5 minutes).
+2. Noise never alerts. The rules run on a robust series, the running median of 3 in time order, so one outlier (up
+   or down) is neither an excursion, nor a rise's baseline, nor the end of an episode. Raw readings stay the evidence.
+3. Episodes have hysteresis. Hot readings and rise triggers at most ``hysteresis_minutes`` apart form one episode;
+   marks further apart split it only if a reading in range came between them (a gap in the data is no evidence
+   that the episode ended).
+   It is an excursion when its hot runs add up to ``min_minutes``, or when two readings confirm a rise of more than
+   ``rise_c`` over the lowest reading of the preceding 10 minutes. It starts at its first hot reading or at the
+   start of its rising window (the baseline reading), whichever is earlier, and ends at the first reading back in
+   range after its last mark (a later mark within the hysteresis extends it again).
+4. The judgement is a pure function of the series, so late and out-of-order readings are judged by judging the
+   affected window again (``hub.services.readings`` chooses and bounds the window).
 
-Degree-minutes are the area between the temperature curve and a limit (linear between readings, so a crossing
-counts only its part above), kept for every limit in ``thresholds`` so each SKU is judged against its own.
+Degree-minutes are the area between the robust curve and a limit (linear between readings, a gap counting for at
+most ``MAX_GAP_MINUTES``), kept for every limit in ``thresholds`` so each SKU is judged against its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+import statistics
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 RISE_WINDOW = timedelta(minutes=10)
-# A sensor silent for longer than this is not assumed to have stayed on its last trend (area is capped per gap).
-MAX_GAP_MINUTES = 60.0
-MAX_SAMPLES = 240  # readings kept as evidence per episode
+MAX_GAP_MINUTES = 60.0  # a silent sensor is not assumed to have stayed on its last trend for longer
+MAX_SAMPLES = 240  # raw readings kept as evidence per episode
+DEFAULT_INTERVAL_MINUTES = 5.0
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,14 @@ class Reading:
 class SpikeConfig:
     limit_c: float | None  # strictest storage limit of the goods exposed; None: judge fast rises only
     min_minutes: float = 15.0  # strictest excursion_min_minutes of those goods
-    rise_c: float = 5.0  # a rise of more than this within RISE_WINDOW is a spike on its own
+    rise_c: float = 5.0  # a rise of more than this within RISE_WINDOW, confirmed twice, is a spike on its own
     thresholds: tuple[float, ...] = ()  # every SKU limit present, each gets its own degree-minutes
+    interval_minutes: float | None = None  # the sensor's registered reporting interval
+    hysteresis_minutes: float = 15.0  # marks this close together are one episode
+
+    def all_thresholds(self) -> tuple[float, ...]:
+        limits = {*self.thresholds, *([self.limit_c] if self.limit_c is not None else [])}
+        return tuple(sorted(limits))
 
 
 def threshold_key(limit: float) -> str:
@@ -59,21 +69,47 @@ def area_above(c0: float, c1: float, minutes: float, limit: float) -> float:
     return minutes * high * high / (2 * (high - low))
 
 
+def robust(readings: Sequence[Reading]) -> list[Reading]:
+    """The running median of 3 in time order (the last reading takes the median of the last three).
+
+    With fewer than three readings nothing can tell an outlier from a trend, so each takes the lower value.
+    """
+    n = len(readings)
+    if n < 3:
+        low = min((r.c for r in readings), default=0.0)
+        return [Reading(r.at, low) for r in readings]
+    out = []
+    for i, reading in enumerate(readings):
+        lo = min(max(i - 1, 0), n - 3)
+        out.append(Reading(reading.at, statistics.median(r.c for r in readings[lo : lo + 3])))
+    return out
+
+
+def infer_interval(readings: Sequence[Reading], default: float = DEFAULT_INTERVAL_MINUTES) -> float:
+    """The median spacing of the readings, in minutes (the default with fewer than three)."""
+    if len(readings) < 3:
+        return default
+    gaps = [(b.at - a.at).total_seconds() / 60 for a, b in zip(readings, readings[1:])]
+    return max(statistics.median(gaps), 1 / 60)
+
+
 @dataclass
 class Episode:
+    """One excursion (or a candidate that has not qualified yet) as the series shows it."""
+
     started_at: datetime
-    baseline_c: float | None  # lowest reading of the 10 minutes before the start (rise reference)
-    last_at: datetime
+    last_mark_at: datetime  # last hot reading or rise trigger
     peak_c: float
     peak_at: datetime
-    first_above_at: datetime | None = None
-    last_above_at: datetime | None = None
+    first_hot_at: datetime | None = None
+    hot_minutes: float = 0.0
     rise_hits: int = 0
+    cause: str | None = None  # None while a candidate; "duration" or "rise" once an excursion
+    opened_at: datetime | None = None  # the reading that made it an excursion
+    ended_at: datetime | None = None  # first reading back in range after the last mark; None: ongoing
+    interval_minutes: float = DEFAULT_INTERVAL_MINUTES
     degree_minutes: dict[str, float] = field(default_factory=dict)
-    cause: str | None = None  # None while a candidate; "duration" or "rise" once it is an excursion
-    opened_at: datetime | None = None
-    ended_at: datetime | None = None
-    samples: list[Reading] = field(default_factory=list)
+    samples: list[Reading] = field(default_factory=list)  # raw readings (evidence)
 
     @property
     def opened(self) -> bool:
@@ -81,151 +117,117 @@ class Episode:
 
     @property
     def duration_minutes(self) -> float:
-        return ((self.ended_at or self.last_at) - self.started_at).total_seconds() / 60
+        """From the start to the end of the last mark's interval (samples stand for their interval)."""
+        end = self.ended_at if self.ended_at is not None else self.last_mark_at
+        span = (min(end, self.last_mark_at + timedelta(minutes=self.interval_minutes)) - self.started_at)
+        return max(span.total_seconds() / 60, self.hot_minutes)
 
     def degree_minutes_above(self, limit: float | None) -> float:
         return 0.0 if limit is None else self.degree_minutes.get(threshold_key(limit), 0.0)
 
-    def to_doc(self) -> dict[str, Any]:
-        doc = {k: v for k, v in self.__dict__.items() if k != "samples"}
-        doc["samples"] = [[s.at, s.c] for s in self.samples]
-        return doc
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> Episode:
-        data = dict(doc)
-        data["samples"] = [Reading(at, c) for at, c in data.get("samples", [])]
-        data["degree_minutes"] = dict(data.get("degree_minutes", {}))
-        return cls(**data)
-
-    def copy(self) -> Episode:
-        return replace(self, degree_minutes=dict(self.degree_minutes), samples=list(self.samples))
-
-
-@dataclass
-class SpikeState:
-    """What the detector remembers about one sensor between batches."""
-
-    last_at: datetime | None = None
-    last_c: float | None = None
-    window: list[Reading] = field(default_factory=list)  # candidates for the minimum of the last RISE_WINDOW
-    episode: Episode | None = None
-
-    def to_doc(self) -> dict[str, Any]:
-        return {
-            "last_at": self.last_at,
-            "last_c": self.last_c,
-            "window": [[r.at, r.c] for r in self.window],
-            "episode": self.episode.to_doc() if self.episode else None,
-        }
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any] | None) -> SpikeState:
-        if not doc:
-            return cls()
-        return cls(
-            last_at=doc.get("last_at"),
-            last_c=doc.get("last_c"),
-            window=[Reading(at, c) for at, c in doc.get("window", [])],
-            episode=Episode.from_doc(doc["episode"]) if doc.get("episode") else None,
-        )
-
 
 @dataclass(frozen=True)
-class EpisodeUpdate:
-    """An excursion this batch opened, extended or closed (a snapshot at the end of the batch)."""
-
-    episode: Episode
-    opened: bool  # it became an excursion during this batch
-    closed: bool
+class Judgement:
+    episodes: list[Episode]  # excursions, in time order
+    pending_since: datetime | None  # start of a trailing episode (excursion or candidate) that may still grow
+    interval_minutes: float
 
 
-@dataclass
-class DetectResult:
-    state: SpikeState
-    updates: list[EpisodeUpdate]
-    late: int  # readings at or before the watermark: stored, but not judged
+def _thin(samples: list[Reading]) -> list[Reading]:
+    """Evidence of the whole episode in bounded space: halve the resolution until it fits, keeping both ends."""
+    while len(samples) > MAX_SAMPLES:
+        samples = samples[:-1:2] + samples[-1:]
+    return samples
 
 
-def _add_segment(episode: Episode, prev: Reading | None, cur: Reading, config: SpikeConfig) -> None:
-    if prev is None:
-        return
-    minutes = min((cur.at - prev.at).total_seconds() / 60, MAX_GAP_MINUTES)
-    for limit in config.thresholds:
-        key = threshold_key(limit)
-        episode.degree_minutes[key] = episode.degree_minutes.get(key, 0.0) + area_above(prev.c, cur.c, minutes, limit)
+def judge(readings: Iterable[Reading], config: SpikeConfig) -> Judgement:
+    """Every excursion in ``readings`` (any order; one reading per instant)."""
+    raw = sorted({r.at: r for r in readings}.values(), key=lambda r: r.at)
+    interval = config.interval_minutes or infer_interval(raw)
+    series = robust(raw)
+    if not series:
+        return Judgement([], None, interval)
+    limit = config.limit_c
+    hysteresis = timedelta(minutes=config.hysteresis_minutes)
+    run_break = timedelta(minutes=2 * interval)  # a longer silence between hot readings starts a new run
+    found: list[tuple[Episode, int, int]] = []  # episode, index of its first reading, index of its last mark
+    current: tuple[Episode, int, int] | None = None
+    previous_hot: Reading | None = None
+    window: list[int] = []  # the last RISE_WINDOW as a monotonic queue: its front is the lowest reading
 
-
-def _sample(episode: Episode, reading: Reading) -> None:
-    """Keep evidence of the whole episode in bounded space: when full, halve the resolution."""
-    if len(episode.samples) >= MAX_SAMPLES:
-        episode.samples = episode.samples[::2]
-    episode.samples.append(reading)
-
-
-def detect(state: SpikeState, readings: Iterable[Reading], config: SpikeConfig) -> DetectResult:
-    """Feed ``readings`` (any order) after ``state``; answers the new state and the excursions touched."""
-    state = SpikeState(state.last_at, state.last_c, list(state.window), state.episode.copy() if state.episode else None)
-    touched: dict[datetime, EpisodeUpdate] = {}
-    late = 0
-    thresholds = tuple(sorted({*config.thresholds, *([config.limit_c] if config.limit_c is not None else [])}))
-    config = replace(config, thresholds=thresholds)
-    for reading in sorted(readings, key=lambda r: r.at):
-        if state.last_at is not None and reading.at <= state.last_at:
-            late += 1
-            continue
-        prev = Reading(state.last_at, state.last_c) if state.last_at is not None and state.last_c is not None else None
-        window = [r for r in state.window if reading.at - r.at <= RISE_WINDOW]
-        above = config.limit_c is not None and reading.c > config.limit_c
-        episode = state.episode
-        if episode is None:
-            baseline = min((r.c for r in window), default=None)
-            if above or (baseline is not None and reading.c - baseline > config.rise_c):
-                episode = Episode(
-                    started_at=reading.at, baseline_c=baseline, last_at=reading.at, peak_c=reading.c, peak_at=reading.at
-                )
-                if prev is not None:
-                    _sample(episode, prev)
-                state.episode = episode
-        if episode is not None:
-            _add_segment(episode, prev, reading, config)
-            _sample(episode, reading)
-            episode.last_at = reading.at
-            rising = (
-                episode.baseline_c is not None
-                and reading.c - episode.baseline_c > config.rise_c
-                and reading.at - episode.started_at <= RISE_WINDOW
-            )
-            if above or rising:
-                if reading.c > episode.peak_c:
-                    episode.peak_c, episode.peak_at = reading.c, reading.at
-                if above:
-                    episode.first_above_at = episode.first_above_at or reading.at
-                    episode.last_above_at = reading.at
-                episode.rise_hits += int(rising)
-                if not episode.opened:
-                    lasted = episode.first_above_at is not None and (
-                        (episode.last_above_at - episode.first_above_at).total_seconds() / 60  # type: ignore[operator]
-                        >= config.min_minutes
-                    )
-                    if lasted or episode.rise_hits >= 2:
-                        episode.cause = "duration" if lasted else "rise"
-                        episode.opened_at = reading.at
-                        touched[episode.started_at] = EpisodeUpdate(episode, opened=True, closed=False)
-                elif episode.started_at not in touched:
-                    touched[episode.started_at] = EpisodeUpdate(episode, opened=False, closed=False)
+    for i, reading in enumerate(series):
+        while window and reading.at - series[window[0]].at > RISE_WINDOW:
+            window.pop(0)
+        base = window[0] if window else None
+        hot = limit is not None and reading.c > limit
+        rising = base is not None and reading.c - series[base].c > config.rise_c
+        if not (hot or rising):
+            previous_hot = None
+            if current is not None and current[0].ended_at is None:
+                current[0].ended_at = reading.at
+        else:
+            if current is not None and current[0].ended_at is not None and (
+                reading.at - current[0].last_mark_at > hysteresis
+            ):
+                found.append(current)
+                current = None
+            first = base if rising and base is not None else i
+            if current is None:
+                current = (Episode(series[first].at, reading.at, reading.c, reading.at, interval_minutes=interval),
+                           first, i)
+            episode, start, _ = current
+            if first < start:  # the rising window reaches back before the episode's first mark
+                episode.started_at, start = series[first].at, first
+            current = (episode, start, i)
+            episode.last_mark_at, episode.ended_at = reading.at, None
+            if reading.c > episode.peak_c:
+                episode.peak_c, episode.peak_at = reading.c, reading.at
+            if hot:
+                episode.first_hot_at = episode.first_hot_at or reading.at
+                joined = previous_hot is not None and reading.at - previous_hot.at <= run_break
+                episode.hot_minutes += (reading.at - previous_hot.at).total_seconds() / 60 if joined else interval
+                previous_hot = reading
             else:
-                episode.ended_at = reading.at
-                if episode.opened:
-                    update = touched.get(episode.started_at)
-                    opened = bool(update and update.opened)
-                    touched[episode.started_at] = EpisodeUpdate(episode, opened=opened, closed=True)
-                state.episode = None
-        state.last_at, state.last_c = reading.at, reading.c
-        # Only the window's minimum matters: drop readings a newer, colder one outlives (a monotonic queue), so a
-        # sensor reporting every second persists a handful of points, not 600.
-        while window and window[-1].c >= reading.c:
+                previous_hot = None
+            episode.rise_hits += int(rising)
+            if not episode.opened:
+                if episode.hot_minutes >= config.min_minutes - 1e-9:
+                    episode.cause, episode.opened_at = "duration", reading.at
+                elif episode.rise_hits >= 2:
+                    episode.cause, episode.opened_at = "rise", reading.at
+        while window and series[window[-1]].c >= reading.c:
             window.pop()
-        state.window = [*window, reading]
-    updates = [replace(u, episode=u.episode.copy()) for u in touched.values()]
-    return DetectResult(state=state, updates=updates, late=late)
+        window.append(i)
+
+    last = series[-1]
+    pending_since: datetime | None = None
+    if current is not None:
+        found.append(current)
+        if last.at - current[0].last_mark_at <= hysteresis:
+            pending_since = current[0].started_at
+    excursions = []
+    for episode, first, last_mark in found:
+        if not episode.opened:
+            continue
+        until = episode.ended_at or last.at
+        end = next(j for j in range(last_mark, len(series)) if series[j].at >= until)
+        lo = max(first - 1, 0)
+        for a, b in zip(series[lo:end], series[lo + 1 : end + 1]):
+            minutes = min((b.at - a.at).total_seconds() / 60, MAX_GAP_MINUTES)
+            for threshold in config.all_thresholds():
+                key = threshold_key(threshold)
+                episode.degree_minutes[key] = episode.degree_minutes.get(key, 0.0) + area_above(
+                    a.c, b.c, minutes, threshold
+                )
+        episode.samples = _thin(list(raw[lo : end + 1]))
+        excursions.append(episode)
+    return Judgement(excursions, pending_since, interval)
+
+
+def state_doc(judgement: Judgement, last_at: datetime | None) -> dict[str, Any]:
+    """What ingestion remembers per sensor between calls: where the next judgement has to start from."""
+    return {
+        "last_at": last_at,
+        "pending_since": judgement.pending_since,
+        "interval_minutes": judgement.interval_minutes,
+    }

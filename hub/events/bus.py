@@ -213,7 +213,7 @@ class EventBus:
                 last = event.seq
                 if not subscription.wants(event):
                     continue
-                owner, scope = event.tenant_id, access.event_scope(event.type)
+                owner, scope = event.tenant_id, access.event_scope(event.type, event.payload)
                 if owner != subscription.tenant_id and scope is not None and owner not in checked:
                     checked[owner] = await access.shares_of(owner, fresh=True)
                 if access.reaches(checked.get(owner, {}), owner, subscription.tenant_id, scope):
@@ -250,7 +250,7 @@ class EventBus:
             listener()
         for tenant in event.audience:
             subscribers = self.by_tenant.get(tenant)
-            if not subscribers or not await access.may_hear(tenant, event.tenant_id, event.type):
+            if not subscribers or not await access.may_hear(tenant, event.tenant_id, event.type, event.payload):
                 continue
             for subscription in tuple(subscribers):
                 self.delivered += subscription.offer(event)

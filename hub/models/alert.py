@@ -21,6 +21,7 @@ class AlertKind(str, Enum):
     velocity_spike = "velocity_spike"
     obsolescence_risk = "obsolescence_risk"
     fefo_violation = "fefo_violation"
+    sensor_offline = "sensor_offline"
 
 
 class Severity(str, Enum):
@@ -64,6 +65,9 @@ class Alert(Document):
     severity: Severity
     tenant_id: str  # owner
     audience: list[str]
+    # "sharing": partners in the audience hear it while the owner shares ``alerts`` with them; "dispatch": the
+    # audience are a dispatch's parties, who hear it by being parties (like the dispatch's own events).
+    audience_rule: str = "sharing"
     title: str
     subjects: list[SubjectRef] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ from hub.dates import utcnow
 class ExcursionStatus(str, Enum):
     open = "open"
     closed = "closed"
+    merged = "merged"  # late readings joined it to an earlier excursion (``merged_into``)
 
 
 class ExposedLot(BaseModel):
@@ -31,6 +32,12 @@ class ExposedLot(BaseModel):
     loss_fraction: float
     expires_before: date | None  # effective expiry when the excursion began
     expires_after: date | None
+    units: int = 0  # on hand at the location (or on the dispatch the sensor travels with) when last judged
+    pack_size: int = 1
+
+    @property
+    def cases(self) -> int:
+        return self.units // max(self.pack_size, 1)
 
 
 class Excursion(Document):
@@ -43,6 +50,8 @@ class Excursion(Document):
     started_at: datetime
     opened_at: datetime
     ended_at: datetime | None = None
+    last_mark_at: datetime | None = None  # last reading above the limit or confirming the rise
+    merged_into: PydanticObjectId | None = None
     limit_c: float | None
     peak_c: float
     peak_at: datetime

@@ -23,6 +23,8 @@ class Sensor(Document):
     # Brands whose goods the sensor watches (refreshed on every ingest): partners granted ``sensors`` by the owner
     # see it only while this names them.
     goods_owners: list[str] = Field(default_factory=list)
+    interval_minutes: float | None = None  # registered reporting interval; else inferred from its readings
+    max_silence_minutes: float | None = None  # allowed silence before sensor_offline; else the global setting
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -45,11 +47,12 @@ class SensorState(BaseModel):
     last_reading_at: datetime | None = None
     last_temperature_c: float | None = None
     readings_count: int = 0
-    detector: dict[str, Any] = Field(default_factory=dict)  # hub.detect.spikes.SpikeState, persisted
+    detector: dict[str, Any] = Field(default_factory=dict)  # where the next judgement starts (spikes.state_doc)
+    offline_alert: bool = False  # a sensor_offline alert is open for it (resolved when readings resume)
 
     @property
     def in_excursion(self) -> bool:
-        return bool(self.detector.get("episode"))
+        return self.detector.get("pending_since") is not None
 
 
 def states() -> AsyncCollection:

@@ -38,11 +38,15 @@ DETECTED_EVENT = {
     AlertKind.velocity_spike: "velocity_spike.detected",
     AlertKind.obsolescence_risk: "obsolescence_risk.detected",
     AlertKind.fefo_violation: "fefo_violation.detected",
+    AlertKind.sensor_offline: "sensor_offline.detected",
 }
 # Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
 # (tests/test_indexes.py).
 OVERDUE_INDEX = [("status", 1), ("escalated_at", 1), ("opened_at", 1)]
-ALERT_EVENT_TYPES = (*DETECTED_EVENT.values(), "alert.acknowledged", "alert.resolved", "alert.escalated")
+UPDATED_EVENT = "alert.updated"
+ALERT_EVENT_TYPES = (
+    *DETECTED_EVENT.values(), UPDATED_EVENT, "alert.acknowledged", "alert.resolved", "alert.escalated"
+)
 SEVERITY_ORDER = list(Severity)
 
 
@@ -59,6 +63,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "severity": alert.severity.value,
             "status": alert.status.value,
             "ownerId": alert.tenant_id,
+            "audienceRule": alert.audience_rule,
             "title": alert.title,
             "subjects": [subject.model_dump() for subject in alert.subjects],
             "evidence": alert.evidence,
@@ -89,11 +94,13 @@ async def raise_alert(
     subjects: list[SubjectRef] | None = None,
     evidence: dict[str, Any] | None = None,
     recommendation: str | None = None,
+    audience_rule: str = "sharing",
 ) -> Alert:
-    """Open the alert, or update the one with the same key (never a duplicate); emits ``<kind>.detected``.
+    """Open the alert, or update the one with the same key in place (never a duplicate; its id is stable).
 
-    An open or acknowledged alert keeps its status (an acknowledgement is not silently undone) and gets the new
-    evidence; an escalated severity is never lowered. A resolved alert reopens: the finding came back. Raising the
+    A new alert emits ``<kind>.detected``. An open or acknowledged alert keeps its status (an acknowledgement is not
+    silently undone) and gets the new evidence, emitting ``alert.updated`` when anything changed; an escalated
+    severity is never lowered. A resolved alert reopens (``<kind>.detected``): the finding came back. Raising the
     very same finding again changes nothing and emits nothing, so periodic sweeps do not spam partners.
     """
     collection = Alert.get_pymongo_collection()
@@ -105,6 +112,7 @@ async def raise_alert(
         "subjects": [subject.model_dump() for subject in subjects or []],
         "evidence": evidence or {},
         "recommendation": recommendation,
+        "audience_rule": audience_rule,
     }
     existing = await collection.find_one({"dedupe_key": dedupe_key}, session=session)
     if existing is None:
@@ -125,7 +133,7 @@ async def raise_alert(
             return_document=ReturnDocument.AFTER,
             session=session,
         )
-        changed = True
+        changed, event_type = True, DETECTED_EVENT[kind]
     else:
         current = Severity(existing["severity"])
         kept = max(current, severity, key=SEVERITY_ORDER.index) if existing.get("escalated_at") else severity
@@ -145,6 +153,7 @@ async def raise_alert(
                 severity=severity.value,
             )
         changed = reopen or any(existing.get(key) != value for key, value in {**fields, "severity": kept.value}.items())
+        event_type = DETECTED_EVENT[kind] if reopen else UPDATED_EVENT
         raw = await collection.find_one_and_update(
             {"_id": existing["_id"]},
             {"$set": update, "$inc": {"occurrences": 1}},
@@ -153,8 +162,25 @@ async def raise_alert(
         )
     alert = Alert.model_validate(raw)
     if changed:
-        await emit(session, DETECTED_EVENT[kind], alert.tenant_id, alert.audience, alert_payload(alert))
+        await emit(session, event_type, alert.tenant_id, alert.audience, alert_payload(alert))
     return alert
+
+
+async def resolve_by_system(session: AsyncClientSession | None, alert_id: Any, resolver: str, note: str) -> bool:
+    """The hub itself saw the finding go away (readings resumed, excursions merged): resolve it, emit the event."""
+    now = utcnow()
+    raw = await Alert.get_pymongo_collection().find_one_and_update(
+        {"_id": alert_id, "status": {"$ne": AlertStatus.resolved.value}},
+        {"$set": {"status": AlertStatus.resolved.value, "resolved_at": now, "resolved_by": resolver, "note": note,
+                  "updated_at": now}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if raw is None:
+        return False
+    alert = Alert.model_validate(raw)
+    await emit(session, "alert.resolved", alert.tenant_id, alert.audience, alert_payload(alert))
+    return True
 
 
 def _actor(access: Access) -> str:

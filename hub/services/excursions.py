@@ -1,16 +1,19 @@
 """Recording excursions: the episode, what it cost each exposed lot, the ``sensor_spike`` alert, and re-dating.
 
-Called by ingestion inside its transaction for every excursion the detector opened, extended or closed. The loss of
-shelf life is recomputed from the excursion's whole dose each time (never added twice) against the effective expiry
-the lot had when the excursion began, and lots only ever move earlier (``$min``), so repeated or concurrent updates
-converge. The alert is raised once when the excursion opens and updated (same dedupe key) when it closes; while it
-merely continues nobody is paged again.
+Called by ingestion inside its transaction with the excursions the judgement of a sensor's window found. Each is
+reconciled with the stored excursions it overlaps (within the hysteresis): none, and it is new; one, and that one is
+updated in place (same id, same alert); several (a late batch joined them), and the earliest absorbs the others,
+which are marked ``merged`` and their alerts resolved. The loss of shelf life is recomputed from the excursion's whole
+dose each time (never added twice) against the effective expiry the lot had when the excursion began, and lots only
+ever move earlier (``$min``), so repeated or concurrent updates converge. The alert is raised when the excursion is
+found and updated in place (``alert.updated``) when its figures change (start, end, peak, cause, exposure, severity);
+while it merely continues nobody is told again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -20,18 +23,17 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from hub.config import Settings
 from hub.dates import to_bson
 from hub.detect.shelf_life import loss_fraction, shortened_expiry
-from hub.detect.spikes import EpisodeUpdate
-from hub.models.alert import AlertKind, Severity, SubjectRef
+from hub.detect.spikes import Episode, threshold_key
+from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
+from hub.models.dispatch import Dispatch
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.sensor import Sensor
 from hub.models.stock import StockPosition
-from hub.services import expiry
-from hub.services.alerts import raise_alert
+from hub.services import audiences, expiry
+from hub.services.alerts import raise_alert, resolve_by_system
 from hub.services.sensors import Goods
-from tenants.access import grantees
-from tenants.models import Scope
 
 SERIOUS_LOSS = 0.10  # an exposed lot losing this much of its remaining shelf life makes the alert critical
 
@@ -39,12 +41,13 @@ SERIOUS_LOSS = 0.10  # an exposed lot losing this much of its remaining shelf li
 @dataclass(frozen=True)
 class Outcome:
     excursion_id: PydanticObjectId
-    opened: bool
-    closed: bool
+    opened: bool  # found for the first time by this call
+    closed: bool  # back in range as of this call
 
 
-def _exposures(update: EpisodeUpdate, goods: Goods, previous: list[ExposedLot], settings: Settings) -> list[ExposedLot]:
-    episode = update.episode
+def _exposures(
+    episode: Episode, goods: Goods, units: dict[PydanticObjectId, int], previous: list[ExposedLot], settings: Settings
+) -> list[ExposedLot]:
     before = {item.lot_id: item for item in previous}
     exposed: dict[PydanticObjectId, ExposedLot] = dict(before)
     day = episode.started_at.date()
@@ -58,9 +61,9 @@ def _exposures(update: EpisodeUpdate, goods: Goods, previous: list[ExposedLot], 
         earlier = before.get(lot.id)  # type: ignore[arg-type]
         start_expiry = earlier.expires_before if earlier else lot.effective_expires_on
         exposed[lot.id] = ExposedLot(  # type: ignore[index]
-            lot_id=lot.id,
+            lot_id=lot.id,  # type: ignore[arg-type]
             lot_code=lot.lot_code,
-            sku_id=sku.id,
+            sku_id=sku.id,  # type: ignore[arg-type]
             sku_code=sku.code,
             owner_id=sku.tenant_id,
             limit_c=limit,
@@ -68,8 +71,29 @@ def _exposures(update: EpisodeUpdate, goods: Goods, previous: list[ExposedLot], 
             loss_fraction=round(loss, 4),
             expires_before=start_expiry,
             expires_after=shortened_expiry(start_expiry, day, loss) if start_expiry else None,
+            units=units.get(lot.id, earlier.units if earlier else 0),  # type: ignore[arg-type]
+            pack_size=sku.pack_size,
         )
     return sorted(exposed.values(), key=lambda item: item.lot_code)
+
+
+async def exposed_units(
+    session: AsyncClientSession, sensor: Sensor, lot_ids: list[Any]
+) -> dict[PydanticObjectId, int]:
+    """Units of each exposed lot: on the dispatch the sensor travels with, plus on hand at its location."""
+    units: dict[PydanticObjectId, int] = {}
+    if sensor.dispatch_id is not None:
+        dispatch = await Dispatch.find_one({"_id": sensor.dispatch_id}, session=session)
+        for line in dispatch.lines if dispatch else []:
+            units[line.lot_id] = units.get(line.lot_id, 0) + line.quantity
+    cursor = StockPosition.get_pymongo_collection().find(
+        {"tenant_id": sensor.tenant_id, "location_id": sensor.location_id, "lot_id": {"$in": lot_ids}},
+        {"lot_id": 1, "on_hand": 1},
+        session=session,
+    )
+    async for position in cursor:
+        units[position["lot_id"]] = units.get(position["lot_id"], 0) + max(position.get("on_hand", 0), 0)
+    return units
 
 
 async def _redate(session: AsyncClientSession, exposed: list[ExposedLot]) -> None:
@@ -84,6 +108,13 @@ async def _redate(session: AsyncClientSession, exposed: list[ExposedLot]) -> Non
         await StockPosition.get_pymongo_collection().update_many(
             {"lot_id": item.lot_id}, {"$min": {"effective_expires_on": when}}, session=session
         )
+
+
+def _quantity(item: ExposedLot) -> str:
+    if item.pack_size > 1 and item.cases:
+        loose = item.units - item.cases * item.pack_size
+        return f"{item.cases} cases ({item.units} units{f', {loose} loose' if loose else ''})"
+    return f"{item.units} units"
 
 
 def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]:
@@ -102,11 +133,15 @@ def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]
         "durationMinutes": round(excursion.duration_minutes, 1),
         "degreeMinutes": round(excursion.degree_minutes, 1),
         "readings": [[at.isoformat(), c] for at, c in excursion.samples],
+        "exposedUnits": sum(item.units for item in excursion.exposed_lots),
         "lots": [
             {
                 "lotId": str(item.lot_id),
                 "lotCode": item.lot_code,
                 "skuCode": item.sku_code,
+                "units": item.units,
+                "cases": item.cases,
+                "packSize": item.pack_size,
                 "degreeMinutes": item.degree_minutes,
                 "shelfLifeLossPct": round(item.loss_fraction * 100, 1),
                 "expiresBefore": item.expires_before.isoformat() if item.expires_before else None,
@@ -118,49 +153,93 @@ def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]
 
 
 def _recommendation(excursion: Excursion, where: str) -> str:
+    if not excursion.exposed_lots:
+        return f"Check the cooling at {where}; no tracked goods were exposed."
+    exposed = "; ".join(f"{_quantity(i)} of lot {i.lot_code} exposed at {where}" for i in excursion.exposed_lots)
     redated = [item for item in excursion.exposed_lots if item.expires_after != item.expires_before]
     if redated:
-        lots = ", ".join(f"{i.lot_code} (expires {i.expires_after}, was {i.expires_before})" for i in redated)
-        return f"Dispatch with priority or inspect the exposed lots at {where}: {lots}. Check the cooling at {where}."
-    if excursion.exposed_lots:
-        lots = ", ".join(item.lot_code for item in excursion.exposed_lots)
-        return f"Inspect the goods at {where} ({lots}) and check the cooling; no shelf life lost so far."
-    return f"Check the cooling at {where}; no tracked goods were exposed."
+        dates = ", ".join(f"{i.lot_code} now expires {i.expires_after} (was {i.expires_before})" for i in redated)
+        return f"{exposed}: dispatch with priority or inspect ({dates}). Check the cooling at {where}."
+    return f"{exposed}: inspect the goods and check the cooling; no shelf life lost so far."
 
 
-async def record(
+def _overlaps(doc: dict[str, Any], episode: Episode, hysteresis: timedelta) -> bool:
+    end = doc.get("ended_at") or doc.get("last_mark_at") or doc["started_at"]
+    episode_end = episode.ended_at or episode.last_mark_at
+    return doc["started_at"] <= episode_end + hysteresis and end + hysteresis >= episode.started_at
+
+
+def _alert_view(doc: dict[str, Any] | None) -> tuple[Any, ...]:
+    """The figures whose change updates the alert: an excursion that merely continues does not, one that a late
+    batch extends after it ended (a later last mark) does."""
+    if doc is None:
+        return ()
+    lots = tuple((str(i["lot_id"]), i.get("units"), i.get("expires_after")) for i in doc.get("exposed_lots", []))
+    ended = doc.get("ended_at")
+    return (doc.get("status"), doc.get("started_at"), ended, ended and doc.get("last_mark_at"), doc.get("cause"),
+            doc.get("peak_c"), lots)
+
+
+async def reconcile(
     session: AsyncClientSession,
     sensor: Sensor,
     goods: Goods,
-    updates: list[EpisodeUpdate],
+    episodes: list[Episode],
+    window_start: datetime,
     settings: Settings,
     now: datetime,
 ) -> list[Outcome]:
-    outcomes = []
+    """Store what the judgement of ``sensor``'s window from ``window_start`` found (see the module's docstring)."""
     collection = Excursion.get_pymongo_collection()
+    hysteresis = timedelta(minutes=settings.spike_hysteresis_minutes)
+    first, last = episodes[0], episodes[-1]
+    stored = await collection.find(
+        {
+            "sensor_id": sensor.id,
+            "status": {"$ne": ExcursionStatus.merged.value},
+            "started_at": {"$lte": (last.ended_at or last.last_mark_at) + hysteresis},
+            "$or": [{"ended_at": None}, {"ended_at": {"$gte": first.started_at - hysteresis}}],
+        },
+        session=session,
+    ).sort("started_at", 1).to_list(None)
     location = await Location.find_one({"_id": sensor.location_id}, session=session)
     where = location.code if location else sensor.device_id
     limit = goods.spike_config(settings).limit_c
-    for update in updates:
-        episode = update.episode
-        key = {"sensor_id": sensor.id, "started_at": episode.started_at}
-        previous = await collection.find_one(key, session=session)
-        old = [ExposedLot.model_validate(item) for item in (previous or {}).get("exposed_lots", [])]
-        exposed = _exposures(update, goods, old, settings)
+    units = await exposed_units(session, sensor, [lot.id for lot in goods.lots])
+    outcomes = []
+    claimed: set[Any] = set()
+    for episode in episodes:
+        matches = [doc for doc in stored if doc["_id"] not in claimed and _overlaps(doc, episode, hysteresis)]
+        claimed.update(doc["_id"] for doc in matches)
+        keep = matches[0] if matches else None
+        if keep is not None and episode.started_at <= window_start:
+            # The window cut the episode: what came before it is known only from the stored excursion.
+            episode.started_at = min(episode.started_at, keep["started_at"])
+            if keep["peak_c"] > episode.peak_c:
+                episode.peak_c, episode.peak_at = keep["peak_c"], keep["peak_at"]
+            stored_dose = keep.get("degree_minutes", 0.0)
+            if limit is not None and stored_dose > episode.degree_minutes_above(limit):
+                episode.degree_minutes[threshold_key(limit)] = stored_dose
+        old = [ExposedLot.model_validate(item) for doc in matches for item in doc.get("exposed_lots", [])]
+        exposed = _exposures(episode, goods, units, old, settings)
+        closed = episode.ended_at is not None
         fields = {
             "tenant_id": sensor.tenant_id,
+            "sensor_id": sensor.id,
             "device_id": sensor.device_id,
             "location_id": sensor.location_id,
-            "status": (ExcursionStatus.closed if update.closed else ExcursionStatus.open).value,
+            "status": (ExcursionStatus.closed if closed else ExcursionStatus.open).value,
             "cause": episode.cause,
-            "opened_at": episode.opened_at,
+            "started_at": episode.started_at,
+            "opened_at": min([episode.opened_at, *[d["opened_at"] for d in matches]]),  # type: ignore[type-var]
             "ended_at": episode.ended_at,
-            "limit_c": limit if limit is not None else (previous or {}).get("limit_c"),
+            "last_mark_at": episode.last_mark_at,
+            "limit_c": limit if limit is not None else (keep or {}).get("limit_c"),
             "peak_c": episode.peak_c,
             "peak_at": episode.peak_at,
             "degree_minutes": round(episode.degree_minutes_above(limit), 2),
             "duration_minutes": round(episode.duration_minutes, 2),
-            "samples": [[s.at, s.c] for s in episode.samples],
+            "samples": [[r.at, r.c] for r in episode.samples],
             "exposed_lots": [item.model_dump() for item in exposed],
             "goods_owners": sorted({item.owner_id for item in exposed} - {sensor.tenant_id}),
             "updated_at": now,
@@ -168,28 +247,44 @@ async def record(
         for item in fields["exposed_lots"]:
             item["expires_before"] = to_bson(item["expires_before"])
             item["expires_after"] = to_bson(item["expires_after"])
-        raw = await collection.find_one_and_update(
-            key,
-            {"$set": fields, "$setOnInsert": {**key, "created_at": now}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
+        if keep is None:
+            result = await collection.insert_one({**fields, "created_at": now, "alert_id": None}, session=session)
+            raw = {**fields, "_id": result.inserted_id, "created_at": now, "alert_id": None}
+        else:
+            raw = await collection.find_one_and_update(
+                {"_id": keep["_id"]}, {"$set": fields}, return_document=ReturnDocument.AFTER, session=session
+            )
         excursion = Excursion.model_validate(raw)
+        for other in matches[1:]:
+            await _absorb(session, other, excursion, now)
         await _redate(session, exposed)
-        new_lots = {item.lot_id for item in exposed} - {item.lot_id for item in old}
-        if update.opened or update.closed or new_lots or excursion.alert_id is None:
-            alert = await _alert(session, excursion, location, where)
+        if keep is None or len(matches) > 1 or keep.get("alert_id") is None or _alert_view(keep) != _alert_view(raw):
+            alert = await _alert(session, sensor, excursion, location, where)
             await collection.update_one({"_id": excursion.id}, {"$set": {"alert_id": alert.id}}, session=session)
         if exposed:
             await expiry.evaluate_lots(session, sensor.tenant_id, sensor.location_id, [i.lot_id for i in exposed])
-        outcomes.append(Outcome(excursion.id, update.opened, update.closed))
+        was_closed = keep is not None and keep.get("ended_at") is not None
+        outcomes.append(Outcome(excursion.id, keep is None, closed and not was_closed))  # type: ignore[arg-type]
     return outcomes
 
 
-async def _alert(session: AsyncClientSession, excursion: Excursion, location: Location | None, where: str):
-    entitled = await grantees(excursion.tenant_id, Scope.sensors)
-    audience = [owner for owner in excursion.goods_owners if owner in entitled]
+async def _absorb(session: AsyncClientSession, other: dict[str, Any], into: Excursion, now: datetime) -> None:
+    """A late batch joined ``other`` to ``into``: one episode, one alert (``other``'s is resolved, pointing there)."""
+    await Excursion.get_pymongo_collection().update_one(
+        {"_id": other["_id"]},
+        {"$set": {"status": ExcursionStatus.merged.value, "merged_into": into.id, "updated_at": now}},
+        session=session,
+    )
+    if other.get("alert_id") is not None:
+        await resolve_by_system(
+            session, other["alert_id"], "system:detection", f"merged into the alert of excursion {into.id}"
+        )
+
+
+async def _alert(
+    session: AsyncClientSession, sensor: Sensor, excursion: Excursion, location: Location | None, where: str
+) -> Alert:
+    audience = await audiences.for_sensor(sensor, excursion.goods_owners, session)
     worst = max((item.loss_fraction for item in excursion.exposed_lots), default=0.0)
     spoiled = any(
         item.expires_after and item.expires_after < excursion.started_at.date() for item in excursion.exposed_lots
@@ -215,4 +310,5 @@ async def _alert(session: AsyncClientSession, excursion: Excursion, location: Lo
         ],
         evidence=_evidence(excursion, location),
         recommendation=_recommendation(excursion, where),
+        audience_rule=audiences.sensor_rule(sensor),
     )

@@ -37,8 +37,8 @@ from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.services.alerts import alert_payload, raise_alert
 from hub.services.sensors import refresh_goods_owners
-from tenants.access import grantees
-from tenants.models import Scope, Tenant, TenantKind
+from hub.services import audiences
+from tenants.models import Tenant, TenantKind
 
 log = logging.getLogger("lotpulse.expiry")
 SELLING_KINDS = ("sale", "issue")
@@ -49,20 +49,26 @@ def today_utc() -> date:
     return utcnow().date()
 
 
+WINDOW_DAYS = VELOCITY_DAYS  # settings.expiry_velocity_days, set at startup (``set_velocity_window``)
+
+
+def set_velocity_window(days: int) -> None:
+    global WINDOW_DAYS
+    WINDOW_DAYS = days
+
+
 async def _history(
     session: AsyncClientSession | None, positions: list[dict[str, Any]], today: date
 ) -> dict[tuple[str, Any, Any], tuple[int, int]]:
-    """Per (holder, location, SKU) over the trailing window: units sold or issued, and days held (one aggregation)."""
+    """Per (holder, location, SKU): units sold or issued over the trailing window, and days since its first movement
+    there (how long the position has been observed), in one aggregation."""
     keys = {(p["tenant_id"], p["location_id"], p["sku_id"]) for p in positions}
     if not keys:
         return {}
-    since = to_bson(today - timedelta(days=VELOCITY_DAYS))
-    selling = {"$in": ["$kind", list(SELLING_KINDS)]}
+    since = to_bson(today - timedelta(days=WINDOW_DAYS))
+    selling = {"$and": [{"$in": ["$kind", list(SELLING_KINDS)]}, {"$gte": ["$occurred_at", since]}]}
     pipeline: list[dict[str, Any]] = [
-        {"$match": {
-            "$or": [{"tenant_id": t, "location_id": loc, "sku_id": sku} for t, loc, sku in keys],
-            "occurred_at": {"$gte": since},
-        }},
+        {"$match": {"$or": [{"tenant_id": t, "location_id": loc, "sku_id": sku} for t, loc, sku in keys]}},
         {"$group": {
             "_id": {"t": "$tenant_id", "l": "$location_id", "s": "$sku_id"},
             "q": {"$sum": {"$cond": [selling, "$quantity", 0]}},
@@ -100,7 +106,6 @@ async def evaluate_positions(
         a["dedupe_key"]: a
         async for a in Alert.get_pymongo_collection().find({"dedupe_key": {"$in": sorted(keys)}}, session=session)
     }
-    shares: dict[str, frozenset[str]] = {}
     raised = []
     for key, position in keys.items():
         sku = skus.get(position["sku_id"])
@@ -111,13 +116,14 @@ async def evaluate_positions(
         # The minimum remaining shelf life is what the holder's consignees accept: it binds stock that ships on.
         ships_on = holder is None or holder.kind != TenantKind.retailer
         key3 = (position["tenant_id"], position["location_id"], position["sku_id"])
-        sold, held = history.get(key3, (0, VELOCITY_DAYS))
+        sold, held = history.get(key3, (0, 0))
         stock = LotStock(
             on_hand=position["on_hand"],
             expires_on=effective or recorded,
             recorded_expires_on=recorded,
             sold_in_window=sold,
             held_days=held,
+            window_days=WINDOW_DAYS,
             min_remaining_days=sku.min_remaining_shelf_life_days if sku and ships_on else None,
         )
         with metrics.DETECTOR_DURATION.labels("expiry").time():
@@ -125,18 +131,18 @@ async def evaluate_positions(
         if risk is None:
             cleared.append(key)
             continue
+        severity = Severity(risk.severity)
         previous = existing.get(key)
         if previous is not None and previous["status"] != AlertStatus.resolved.value:
             same = previous.get("evidence", {}).get("reason") == risk.reason
             if same and SEVERITY_ORDER.index(previous["severity"]) >= SEVERITY_ORDER.index(risk.severity):
-                continue
+                # Not worse: nobody is paged again, but an alert whose figures moved (an excursion re-dated the lot,
+                # stock moved) is updated in place, keeping its severity.
+                if _figures(previous.get("evidence", {})) == _figures(_position_figures(position, lot, recorded)):
+                    continue
+                severity = Severity(previous["severity"])
         owner = position["tenant_id"]
-        audience: list[str] = []
-        if sku is not None and sku.tenant_id != owner:
-            if owner not in shares:
-                shares[owner] = await grantees(owner, Scope.stock) | await grantees(owner, Scope.alerts)
-            if sku.tenant_id in shares[owner]:
-                audience.append(sku.tenant_id)
+        audience = await audiences.for_stock(owner, sku.tenant_id if sku else None)
         location = locations.get(position["location_id"])
         where = location.code if location else str(position["location_id"])
         lot_code = lot.lot_code if lot else position.get("lot_code") or "untracked"
@@ -149,7 +155,7 @@ async def evaluate_positions(
         raised.append(await raise_alert(
             session,
             kind=AlertKind.expiry_risk,
-            severity=Severity(risk.severity),
+            severity=severity,
             owner=owner,
             audience=audience,
             title=title,
@@ -161,10 +167,10 @@ async def evaluate_positions(
             ],
             evidence={
                 **risk.figures(),
-                "onHand": position["on_hand"],
-                "effectiveExpiresOn": stock.expires_on.isoformat() if stock.expires_on else None,
-                "recordedExpiresOn": recorded.isoformat() if recorded else None,
-                "soldLast28Days": stock.sold_in_window,
+                **_position_figures(position, lot, recorded),
+                "soldInWindow": stock.sold_in_window,
+                "windowDays": stock.window_days,
+                "observedDays": stock.held_days,
                 "minRemainingShelfLifeDays": stock.min_remaining_days,
                 "evaluatedOn": today.isoformat(),
             },
@@ -172,6 +178,21 @@ async def evaluate_positions(
         ))
     await _resolve_cleared(session, cleared)
     return raised
+
+
+def _position_figures(position: dict[str, Any], lot: Lot | None, recorded: date | None) -> dict[str, Any]:
+    effective = (lot.effective_expires_on if lot else None) or from_bson(position.get("effective_expires_on"))
+    effective = effective or recorded
+    return {
+        "onHand": position["on_hand"],
+        "effectiveExpiresOn": effective.isoformat() if effective else None,
+        "recordedExpiresOn": recorded.isoformat() if recorded else None,
+    }
+
+
+def _figures(evidence: dict[str, Any]) -> tuple[Any, ...]:
+    """What an expiry alert stands on (not the day it was evaluated, which moves every day by itself)."""
+    return tuple(evidence.get(k) for k in ("onHand", "effectiveExpiresOn", "recordedExpiresOn"))
 
 
 async def _resolve_cleared(session: AsyncClientSession | None, keys: list[str]) -> None:
@@ -259,8 +280,8 @@ async def check_dispatch_shelf_life(
 ) -> list[Alert]:
     """Flag a dispatch whose lines arrive with less than the consignee's minimum remaining shelf life.
 
-    One ``expiry_risk`` alert for each party, shipper and consignee, each owning its own: both hear of it whatever
-    else they share with each other.
+    One ``expiry_risk`` alert for each party (shipper, consignee, carrier if any), each owning its own: every party
+    hears of it whatever else they share with each other, and nobody else does.
     """
     today = today or today_utc()
     arrives = dispatch.expected_on or dispatch.shipped_on or today
@@ -296,6 +317,9 @@ async def check_dispatch_shelf_life(
         dispatch.consignee_id: f"Expect short-dated goods from {dispatch.tenant_id}; accept, refuse or sell first: "
         f"{lots_text}.",
     }
+    if dispatch.carrier_id:
+        advice[dispatch.carrier_id] = f"Short-dated goods on board for {dispatch.consignee_id}: deliver first; {lots_text}."
+
     alerts = []
     for party, recommendation in advice.items():
         alerts.append(await raise_alert(
@@ -312,6 +336,7 @@ async def check_dispatch_shelf_life(
             ],
             evidence={"reason": "short_on_arrival", "arrivesOn": arrives.isoformat(), "lines": short},
             recommendation=recommendation,
+            audience_rule=audiences.DISPATCH,
         ))
     return alerts
 

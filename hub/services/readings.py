@@ -2,37 +2,37 @@
 
 One call may carry up to ``settings.max_batch`` readings for many sensors. Impossible readings are rejected one by
 one with a reason while the rest are kept. The buckets a call touches are read once and written back with one
-bulk write inside a transaction that also advances each sensor's spike detector and records the excursions it
-finds, so readings, detector state, excursions, re-dated lots and alerts commit together or not at all (a concurrent
-call on the same sensor conflicts and is retried from the start).
+bulk write inside a transaction that also judges each sensor's affected window again (``rejudge_window``: late and
+out-of-order readings are judged like timely ones) and reconciles the excursions it finds with the stored ones, so
+readings, detector state, excursions, re-dated lots and alerts commit together or not at all (a concurrent call on
+the same sensor conflicts and is retried from the start).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub import metrics
 from hub.config import Settings
-from hub.dates import utcnow
 from hub.db import Database
-from hub.detect.spikes import Reading, SpikeState, detect
+from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
 from hub.models.reading import ReadingBucket, bucket_hour, bucket_id
 from hub.models.sensor import Sensor, SensorState, states, states_of
-from hub.services import excursions
+from hub.services import excursions, heartbeat
 from hub.services.sensors import goods_for
 from tenants.access import Access
+from hub.dates import utcnow
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,14 @@ class IngestReport:
     received: int = 0
     accepted: int = 0  # newly stored
     duplicates: int = 0  # already stored (or repeated in the call): stored once
-    late: int = 0  # stored, but older than what the spike detector had already judged
+    late: int = 0  # stored, but older than the re-judged window (settings.spike_rejudge_hours): not judged
     rejected: list[Rejection] = field(default_factory=list)
     excursions: list[excursions.Outcome] = field(default_factory=list)
 
 
 def _utc_ms(at: datetime) -> datetime:
     """UTC with millisecond precision, as BSON stores it (so re-sent readings compare equal)."""
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
@@ -105,7 +105,7 @@ def parse_sample(sample: Any) -> ReadingIn | str:
             return "time is not a valid ISO 8601 instant"
     elif isinstance(raw_at, (int, float)) and not isinstance(raw_at, bool):
         try:
-            at = datetime.fromtimestamp(raw_at, UTC)
+            at = datetime.fromtimestamp(raw_at, timezone.utc)
         except (ValueError, OverflowError, OSError):
             return "time is not a valid epoch instant"
     else:
@@ -156,6 +156,32 @@ def _duplicate_key(exc: Exception) -> bool:
     return bool(errors) and all(error.get("code") == 11000 for error in errors)
 
 
+def _hours(start: datetime, end: datetime) -> list[datetime]:
+    hour, hours = bucket_hour(start), []
+    while hour <= end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
+def rejudge_window(
+    earliest: datetime, newest: datetime, detector: dict[str, Any], bound: datetime, settings: Settings
+) -> tuple[datetime, datetime]:
+    """The span of a sensor's series to judge again for new readings from ``earliest`` to ``newest``.
+
+    It reaches back from the earliest new reading (or the start of an episode still in progress, if earlier) by the
+    context the rules look at (hysteresis, rise window, a few samples), never before ``bound`` minus that context,
+    and forward to the newest reading ever judged, so a late batch can extend or merge the episodes after it.
+    """
+    interval = detector.get("interval_minutes") or DEFAULT_INTERVAL_MINUTES
+    context = timedelta(minutes=settings.spike_hysteresis_minutes + 3 * interval) + RISE_WINDOW
+    pending = detector.get("pending_since")
+    start = min(earliest, pending) if pending is not None else earliest
+    start = max(start - context, bound - context)
+    last = detector.get("last_at")
+    return start, max(newest, last) if last is not None else newest
+
+
 def _merge(bucket: dict[str, Any] | None, new: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The bucket's fields after adding ``new`` readings, and the readings that were not already there."""
     readings = {r["t"]: r for r in (bucket or {}).get("readings", [])}
@@ -186,7 +212,7 @@ async def ingest(
         if batch.readings and batch.samples:
             raise BadInput("send a sensor's readings either as readings or as samples, not both", field="samples")
         sensor = sensors.get(batch.sensor_id or f"device:{batch.device_id}")
-        items: Sequence[ReadingIn | str] = batch.readings or [parse_sample(sample) for sample in batch.samples]
+        items = batch.readings or [parse_sample(sample) for sample in batch.samples]
         for index, reading in enumerate(items):
             if isinstance(reading, str):
                 report.rejected.append(Rejection(batch.ref, index, None, reading))
@@ -207,28 +233,42 @@ async def ingest(
     goods = await goods_for(touched.values())
     by_bucket: dict[str, tuple[PydanticObjectId, datetime, list[dict[str, Any]]]] = {}
     for sensor_id, readings in incoming.items():
-        for at, stored_reading in readings.items():
+        for at, reading in readings.items():
             key = bucket_id(sensor_id, bucket_hour(at))
-            by_bucket.setdefault(key, (sensor_id, bucket_hour(at), []))[2].append(stored_reading)
+            by_bucket.setdefault(key, (sensor_id, bucket_hour(at), []))[2].append(reading)
     duplicates_before = report.duplicates
+
+    bound = now - timedelta(hours=settings.spike_rejudge_hours)
 
     async def work(session: AsyncClientSession) -> None:
         report.duplicates, report.late, report.excursions = duplicates_before, 0, []
+        current = await states_of(sorted(incoming), session)
+        windows: dict[PydanticObjectId, tuple[datetime, datetime]] = {}
+        for sensor_id, readings in incoming.items():
+            judged = [at for at in readings if at >= bound]
+            if judged:
+                state = current.get(sensor_id, SensorState())
+                windows[sensor_id] = rejudge_window(min(judged), max(readings), state.detector, bound, settings)
+        wanted = set(by_bucket) | {
+            bucket_id(sensor_id, hour) for sensor_id, (start, end) in windows.items() for hour in _hours(start, end)
+        }
         stored = {
             doc["_id"]: doc
             async for doc in ReadingBucket.get_pymongo_collection().find(
-                {"_id": {"$in": sorted(by_bucket)}}, session=session
+                {"_id": {"$in": sorted(wanted)}}, session=session
             )
         }
         added: dict[PydanticObjectId, list[dict[str, Any]]] = defaultdict(list)
         inserts: list[dict[str, Any]] = []
         updates: list[UpdateOne] = []
+        contents = {key: doc.get("readings", []) for key, doc in stored.items()}
         for key, (sensor_id, hour, readings) in by_bucket.items():
             fields, new = _merge(stored.get(key), readings)
             report.duplicates += len(readings) - len(new)
             if not new:
                 continue
             added[sensor_id].extend(new)
+            contents[key] = fields["readings"]
             if key in stored:
                 updates.append(UpdateOne({"_id": key}, {"$set": fields}))
             else:  # measured on SecantusDB: inserting a bucket costs a fifth of upserting it
@@ -239,34 +279,47 @@ async def ingest(
             await buckets.insert_many(inserts, ordered=False, session=session)
         if updates:
             await buckets.bulk_write(updates, ordered=False, session=session)
-        current = await states_of(sorted(added), session)
         state_writes, owner_writes = [], []
         for sensor_id, sensor in touched.items():
             owners = [o for o in goods[sensor_id].owners if o != sensor.tenant_id]
             if owners != sensor.goods_owners:  # rare: goods arrived or left
                 owner_writes.append(UpdateOne({"_id": sensor_id}, {"$set": {"goods_owners": owners}}))
-            judged = added.get(sensor_id)
-            if not judged:
+            new = added.get(sensor_id)
+            if not new:
                 continue  # a replayed batch: nothing to judge or write
             state = current.get(sensor_id, SensorState())
-            with metrics.DETECTOR_DURATION.labels("spikes").time():
-                result = detect(
-                    SpikeState.from_doc(state.detector),
-                    [Reading(r["t"], r["c"]) for r in judged],
-                    goods[sensor_id].spike_config(settings),
-                )
-            report.late += result.late
-            fields = {"detector": result.state.to_doc(), "updated_at": now}
-            newest = max(judged, key=lambda r: r["t"])
+            fields: dict[str, Any] = {"updated_at": now}
+            newest = max(new, key=lambda r: r["t"])
             if state.last_reading_at is None or newest["t"] > state.last_reading_at:
                 fields.update(last_reading_at=newest["t"], last_temperature_c=newest["c"])
+            fresh = [r for r in new if r["t"] >= bound]
+            report.late += len(new) - len(fresh)
+            if fresh and sensor_id in windows:
+                start, end = windows[sensor_id]
+                series = [
+                    Reading(r["t"], r["c"])
+                    for hour in _hours(start, end)
+                    for r in contents.get(bucket_id(sensor_id, hour), [])
+                    if start <= r["t"] <= end
+                ]
+                config = replace(goods[sensor_id].spike_config(settings), interval_minutes=sensor.interval_minutes)
+                with metrics.DETECTOR_DURATION.labels("spikes").time():
+                    judgement = judge(series, config)
+                last_at = max(filter(None, (state.detector.get("last_at"), newest["t"])))
+                fields["detector"] = state_doc(judgement, last_at)
+                earliest = min(r["t"] for r in fresh)
+                margin = timedelta(minutes=config.hysteresis_minutes + 2 * judgement.interval_minutes)
+                affected = [e for e in judgement.episodes if e.ended_at is None or e.ended_at >= earliest - margin]
+                if affected:
+                    report.excursions.extend(await excursions.reconcile(
+                        session, sensor, goods[sensor_id], affected, series[0].at, settings, now
+                    ))
+            if state.offline_alert:
+                await heartbeat.resume(session, sensor, now)
+                fields["offline_alert"] = False
             state_writes.append(UpdateOne(
-                {"_id": sensor_id}, {"$set": fields, "$inc": {"readings_count": len(judged)}}, upsert=True
+                {"_id": sensor_id}, {"$set": fields, "$inc": {"readings_count": len(new)}}, upsert=True
             ))
-            if result.updates:
-                report.excursions.extend(
-                    await excursions.record(session, sensor, goods[sensor_id], result.updates, settings, now)
-                )
         if state_writes:
             await states().bulk_write(state_writes, ordered=False, session=session)
         if owner_writes:
@@ -321,7 +374,7 @@ async def series(
     whole_hours = interval_minutes is not None and interval_minutes % 60 == 0 and start == bucket_hour(start)
     projection = {"readings": 0} if whole_hours else None
     groups: dict[datetime, list[float]] = {}
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     async for bucket in collection.find(query, projection).sort("hour", 1):
         if whole_hours:  # coarse series straight from the buckets' summaries, never unpacking readings
             assert interval_minutes is not None

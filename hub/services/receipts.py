@@ -28,7 +28,7 @@ from hub.models.lot import Lot, LotStatus
 from hub.models.movement import MovementKind
 from hub.models.receipt import MismatchRecord, Receipt, ReceiptLine, ReceiptOutcome
 from hub.models.sku import Sku
-from hub.services import movements
+from hub.services import audiences, movements
 from hub.services.alerts import raise_alert, resolve_alert
 from hub.services.dispatches import transition
 from hub.services.lots import ensure_lot, use_lot
@@ -238,7 +238,8 @@ async def _raise(session: AsyncClientSession, dispatch: Dispatch, receipt: Recei
         "heldLots": [str(lot_id) for lot_id in sorted(held)],
     }
     return await raise_alert(
-        session, kind=AlertKind.mismatch, severity=severity, owner=dispatch.consignee_id, audience=dispatch.parties,
+        session, kind=AlertKind.mismatch, severity=severity, owner=dispatch.consignee_id,
+        audience=audiences.dispatch_parties(dispatch), audience_rule=audiences.DISPATCH,
         title=f"Receipt of dispatch {dispatch.ref} does not match its notice ({', '.join(kinds)})",
         dedupe_key=f"mismatch:receipt:{receipt.id}", subjects=subjects, evidence=evidence,
         recommendation=recommendation(found),

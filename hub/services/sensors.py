@@ -47,6 +47,7 @@ class Goods:
             min_minutes=min((sku.excursion_min_minutes for sku in limited), default=15),
             rise_c=settings.spike_rise_c_per_10min,
             thresholds=tuple(sorted({limit for sku in limited if (limit := sku.storage.temp_max_c) is not None})),
+            hysteresis_minutes=settings.spike_hysteresis_minutes,
         )
 
 
@@ -98,9 +99,14 @@ async def register_sensor(
     name: str | None = None,
     lot_ids: list[str] | None = None,
     dispatch_id: str | None = None,
+    interval_minutes: float | None = None,
+    max_silence_minutes: float | None = None,
 ) -> tuple[Sensor, bool]:
     """Register the device, or move/re-attach it (same device id): answers (sensor, created)."""
     access.require_write()
+    for value, name in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
+        if value is not None and not (0 < value <= 7 * 1440):
+            raise BadInput("must be more than 0 and at most 7 days in minutes", field=name)
     device_id = device_id.strip()
     if not device_id or len(device_id) > 200:
         raise BadInput("device id must be 1-200 characters", field="deviceId")
@@ -122,6 +128,8 @@ async def register_sensor(
                 "location_id": location.id,
                 "lot_ids": [lot.id for lot in lots],
                 "dispatch_id": dispatch.id if dispatch else None,
+                "interval_minutes": interval_minutes,
+                "max_silence_minutes": max_silence_minutes,
                 "updated_at": now,
             },
             "$setOnInsert": {

@@ -36,6 +36,8 @@ class Mutation:
             input.name,
             [str(i) for i in input.lot_ids or []],
             str(input.dispatch_id) if input.dispatch_id else None,
+            interval_minutes=input.interval_minutes,
+            max_silence_minutes=input.max_silence_minutes,
         )
         offline = info.context.hub.settings.sensor_offline_minutes
         state = (await states_of([sensor.id])).get(sensor.id)

@@ -28,6 +28,8 @@ class SensorType:
     last_reading_at: datetime | None
     last_temperature_c: float | None
     readings_count: int
+    interval_minutes: float | None = strawberry.field(description="registered reporting interval, if any")
+    max_silence_minutes: float | None = strawberry.field(description="allowed silence, if set for this sensor")
     online: bool = strawberry.field(description="A reading arrived within the offline threshold (heartbeat)")
     in_excursion: bool = strawberry.field(description="An excursion (or a candidate) is in progress")
     limit_c: float | None = strawberry.field(
@@ -51,7 +53,10 @@ class SensorType:
             last_reading_at=last,
             last_temperature_c=state.last_temperature_c,
             readings_count=state.readings_count,
-            online=last is not None and utcnow() - last <= timedelta(minutes=offline_minutes),
+            interval_minutes=sensor.interval_minutes,
+            max_silence_minutes=sensor.max_silence_minutes,
+            online=last is not None
+            and utcnow() - last <= timedelta(minutes=sensor.max_silence_minutes or offline_minutes),
             in_excursion=state.in_excursion,
             limit_c=limit_c,
         )
@@ -64,6 +69,12 @@ class RegisterSensorInput:
     name: str | None = None
     lot_ids: list[strawberry.ID] | None = None
     dispatch_id: strawberry.ID | None = None
+    interval_minutes: float | None = strawberry.field(
+        default=None, description="reporting interval; inferred from the readings when not given"
+    )
+    max_silence_minutes: float | None = strawberry.field(
+        default=None, description="silence allowed before a sensor_offline alert (default: the hub's setting)"
+    )
 
 
 @strawberry.type
@@ -125,7 +136,9 @@ class IngestReadingsPayload:
     received: int
     accepted: int = strawberry.field(description="Newly stored")
     duplicates: int = strawberry.field(description="Already stored: kept once")
-    late: int = strawberry.field(description="Stored, but older than readings already judged for spikes")
+    late: int = strawberry.field(
+        description="Stored, but older than the re-judged window (LOTPULSE_SPIKE_REJUDGE_HOURS): not judged for spikes"
+    )
     rejected: list[RejectedReading]
     excursions: list[ExcursionChange]
 

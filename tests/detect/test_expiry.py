@@ -52,11 +52,33 @@ def test_slow_stock_expiring_within_a_week_is_critical():
 
 
 def test_stock_without_sales_is_flagged_only_as_dead_stock_expiring_within_the_window():
-    assert assess(LotStock(on_hand=10, expires_on=TODAY + timedelta(days=200)), TODAY) is None
-    just_received = LotStock(on_hand=10, expires_on=TODAY + timedelta(days=10), held_days=1)
-    assert assess(just_received, TODAY) is None
-    risk = assess(LotStock(on_hand=10, expires_on=TODAY + timedelta(days=20), held_days=12), TODAY)
+    assert assess(LotStock(on_hand=10, expires_on=TODAY + timedelta(days=200), held_days=60), TODAY) is None
+    risk = assess(LotStock(on_hand=10, expires_on=TODAY + timedelta(days=20), held_days=28), TODAY)
     assert risk is not None and risk.reason == "slow" and risk.days_to_sell is None
+
+
+def test_a_fresh_receipt_with_no_sales_gets_no_velocity_verdict():
+    just_received = LotStock(on_hand=10, expires_on=TODAY + timedelta(days=10), held_days=1)
+    observed_for_less_than_the_window = LotStock(on_hand=10, expires_on=TODAY + timedelta(days=10), held_days=27)
+
+    assert assess(just_received, TODAY) is None
+    assert assess(observed_for_less_than_the_window, TODAY) is None
+
+
+def test_velocity_is_sales_over_the_window_setting():
+    stock = LotStock(on_hand=100, expires_on=TODAY + timedelta(days=30), sold_in_window=70, window_days=14)
+
+    risk = assess(stock, TODAY)  # 5 a day: 20 days to sell, 30 left
+
+    assert risk is None
+    slow = assess(LotStock(on_hand=100, expires_on=TODAY + timedelta(days=30), sold_in_window=70), TODAY)
+    assert slow is not None and slow.velocity_per_day == 2.5  # the same sales over the default 28 days
+
+
+def test_expired_stock_on_hand_is_at_risk_even_without_any_history():
+    risk = assess(LotStock(on_hand=1, expires_on=TODAY - timedelta(days=1)), TODAY)
+
+    assert risk is not None and risk.reason == "expired" and risk.severity == "critical"
 
 
 def test_stock_below_the_consignees_minimum_remaining_shelf_life_is_flagged():

@@ -32,7 +32,10 @@ async def test_raising_the_same_finding_twice_updates_one_alert(hub, trio):
     assert await Alert.find({}).count() == 1
     nodes = [e["node"] for e in (await hub.ok(ALERTS, tenant="shopco"))["alerts"]["edges"]]
     assert [(n["occurrences"], n["evidence"]) for n in nodes] == [(2, {"short": 7})]
-    assert len(await events_of("mismatch.detected")) == 2
+    # found once, then updated in place with the same id
+    assert len(await events_of("mismatch.detected")) == 1
+    [updated] = await events_of("alert.updated")
+    assert updated.payload["alert"]["id"] == str(first.id) and updated.payload["alert"]["evidence"] == {"short": 7}
 
 
 async def test_raising_an_identical_finding_again_emits_nothing(hub, trio):

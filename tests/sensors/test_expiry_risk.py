@@ -62,7 +62,7 @@ async def test_a_lot_three_months_from_expiry_that_needs_five_months_to_sell_is_
     assert alert["severity"] == "warning"
     assert alert["evidence"]["reason"] == "slow"
     assert alert["evidence"]["daysLeft"] == 90 and alert["evidence"]["daysToSell"] == 150
-    assert alert["evidence"]["onHand"] == 300 and alert["evidence"]["soldLast28Days"] == 56
+    assert alert["evidence"]["onHand"] == 300 and alert["evidence"]["soldInWindow"] == 56
     assert "mark down" in alert["recommendation"]
     assert await expiry_alerts(hub, "rival") == []
     # and the periodic sweep finds nothing new to say
