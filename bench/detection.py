@@ -32,14 +32,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import percentile  # noqa: E402
-from hub.db import EmbeddedServer  # noqa: E402
+from bench.harness import percentile
+from hub.db import EmbeddedServer
 
 MIN_MINUTES = 15
 RISE_C = 5.0
@@ -81,7 +81,7 @@ class Chain:
 
     def __init__(self, rng: random.Random, n: int, kind: str) -> None:
         self.rng = rng
-        self.t0 = datetime(2026, 10, 1, 6, 0, tzinfo=timezone.utc) + timedelta(days=rng.randint(0, 30))
+        self.t0 = datetime(2026, 10, 1, 6, 0, tzinfo=UTC) + timedelta(days=rng.randint(0, 30))
         self.sup, self.ret, self.tpl, self.out, self.cus = (f"{p}{n}" for p in ("sup", "ret", "tpl", "out", "cus"))
         self.carrier = rng.random() < 0.7
         self.share = rng.choice(["both", "both", "sensors", "alerts", "none"])  # retailer -> supplier

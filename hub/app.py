@@ -28,9 +28,9 @@ from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
 from hub.ratelimit import start_rate_limits
 from hub.services import expiry
-from hub.services.heartbeat import start_heartbeat
 from hub.services.alerts import start_escalation
 from hub.services.expiry import start_sweeper
+from hub.services.heartbeat import start_heartbeat
 from hub.services.persisted import start_persisted_queries
 from hub.services.signals import start_planning
 from hub.state import HubState, keyring_for

@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC
 from pathlib import Path
 
 from hub import logs
@@ -347,7 +348,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     print every alert raised. Each file gets its own database, dropped afterwards."""
     import tempfile
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from hub import replay
 
@@ -366,7 +367,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
                 at = None
             if at:
                 return replay.clock.VirtualClock(datetime.fromisoformat(at)).now()
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def play_all(uri: str) -> dict[str, object]:
         reports: dict[str, object] = {}

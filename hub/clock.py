@@ -6,7 +6,7 @@ records they write all agree on "now" when a replay drives time forward.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -16,20 +16,20 @@ class Clock(Protocol):
 
 class WallClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class VirtualClock:
     """A clock that only moves when told to (never backwards)."""
 
     def __init__(self, start: datetime) -> None:
-        self._now = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+        self._now = start if start.tzinfo else start.replace(tzinfo=UTC)
 
     def now(self) -> datetime:
         return self._now
 
     def set(self, at: datetime) -> None:
-        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
         self._now = max(self._now, at)
 
     def advance(self, delta: timedelta) -> None:

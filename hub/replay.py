@@ -3,7 +3,8 @@
 A history is JSON Lines, one action per line: ``{"action": NAME, ...}``. Each name has one handler in ``ACTIONS``
 (add one with ``@action("name")``; other modules, e.g. planning back-tests, register theirs the same way). Every
 action may carry ``"at"`` (ISO 8601): the virtual clock moves there first (never backwards), the action runs, and
-then the heartbeat looks for sensors silent at the new time. The formats are documented in the README ("Replaying a history").
+then the heartbeat looks for sensors silent at the new time. The formats are documented in the README
+("Replaying a history").
 
 What comes out is every alert the history raised, with the line and virtual time it was first raised, its audience
 and evidence, and every event written about it (type, audience, line, time): what a partner back-testing its
@@ -13,9 +14,10 @@ thresholds compares with what it knows happened.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 from hub import clock
 from hub.auth import Principal
@@ -26,9 +28,9 @@ from hub.models.alert import Alert
 from hub.models.dispatch import Dispatch
 from hub.models.event import Event
 from hub.models.location import Location, LocationKind
+from hub.models.sku import Storage
 from hub.services import dispatches, expiry, heartbeat, movements, readings, receipts, sensors, skus
 from hub.services.locations import create_location
-from hub.models.sku import Storage
 from tenants import service as tenant_service
 from tenants.access import Access
 from tenants.models import Scope
@@ -85,7 +87,10 @@ class Replay:
                 continue
             entry = self.seen.setdefault(alert["id"], {"line": self.line, "at": doc["occurred_at"], "events": []})
             entry["events"].append({
-                "type": doc["type"], "audience": doc["audience"], "line": self.line, "at": doc["occurred_at"].isoformat()
+                "type": doc["type"],
+                "audience": doc["audience"],
+                "line": self.line,
+                "at": doc["occurred_at"].isoformat(),
             })
 
 
@@ -307,7 +312,8 @@ def summary(report: dict[str, Any]) -> str:
         subject = next((f"{s['kind']} {s.get('label') or s['id']}" for s in alert["subjects"]), "-")
         gist = {k: v for k, v in alert["evidence"].items() if not isinstance(v, (list, dict))}
         out.append(
-            f"{alert['raisedAt']} line {alert['raisedAtLine']}: {alert['kind']} ({alert['severity']}, {alert['status']})"
+            f"{alert['raisedAt']} line {alert['raisedAtLine']}: {alert['kind']}"
+            f" ({alert['severity']}, {alert['status']})"
             f" on {subject} for {', '.join(alert['audience'])}: {alert['title']} {json.dumps(gist, default=str)}"
         )
     for error in report["errors"]:

@@ -23,9 +23,10 @@ most ``MAX_GAP_MINUTES``), kept for every limit in ``thresholds`` so each SKU is
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 RISE_WINDOW = timedelta(minutes=10)
 MAX_GAP_MINUTES = 60.0  # a silent sensor is not assumed to have stayed on its last trend for longer
@@ -184,8 +185,10 @@ def judge(readings: Iterable[Reading], config: SpikeConfig) -> Judgement:
                 episode.peak_c, episode.peak_at = reading.c, reading.at
             if hot:
                 episode.first_hot_at = episode.first_hot_at or reading.at
-                joined = previous_hot is not None and reading.at - previous_hot.at <= run_break
-                episode.hot_minutes += (reading.at - previous_hot.at).total_seconds() / 60 if joined else interval
+                if previous_hot is not None and reading.at - previous_hot.at <= run_break:
+                    episode.hot_minutes += (reading.at - previous_hot.at).total_seconds() / 60
+                else:
+                    episode.hot_minutes += interval
                 previous_hot = reading
             else:
                 previous_hot = None

@@ -13,7 +13,7 @@ a dispatch's parties carry ``audience_rule = "dispatch"``: the parties hear them
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 

@@ -61,9 +61,9 @@ def _exposures(
         earlier = before.get(lot.id)  # type: ignore[arg-type]
         start_expiry = earlier.expires_before if earlier else lot.effective_expires_on
         exposed[lot.id] = ExposedLot(  # type: ignore[index]
-            lot_id=lot.id,  # type: ignore[arg-type]
+            lot_id=lot.id,
             lot_code=lot.lot_code,
-            sku_id=sku.id,  # type: ignore[arg-type]
+            sku_id=sku.id,
             sku_code=sku.code,
             owner_id=sku.tenant_id,
             limit_c=limit,
@@ -231,7 +231,7 @@ async def reconcile(
             "status": (ExcursionStatus.closed if closed else ExcursionStatus.open).value,
             "cause": episode.cause,
             "started_at": episode.started_at,
-            "opened_at": min([episode.opened_at, *[d["opened_at"] for d in matches]]),  # type: ignore[type-var]
+            "opened_at": min([episode.opened_at or episode.last_mark_at, *[d["opened_at"] for d in matches]]),
             "ended_at": episode.ended_at,
             "last_mark_at": episode.last_mark_at,
             "limit_c": limit if limit is not None else (keep or {}).get("limit_c"),
@@ -247,6 +247,7 @@ async def reconcile(
         for item in fields["exposed_lots"]:
             item["expires_before"] = to_bson(item["expires_before"])
             item["expires_after"] = to_bson(item["expires_after"])
+        raw: dict[str, Any] | None
         if keep is None:
             result = await collection.insert_one({**fields, "created_at": now, "alert_id": None}, session=session)
             raw = {**fields, "_id": result.inserted_id, "created_at": now, "alert_id": None}
@@ -264,7 +265,7 @@ async def reconcile(
         if exposed:
             await expiry.evaluate_lots(session, sensor.tenant_id, sensor.location_id, [i.lot_id for i in exposed])
         was_closed = keep is not None and keep.get("ended_at") is not None
-        outcomes.append(Outcome(excursion.id, keep is None, closed and not was_closed))  # type: ignore[arg-type]
+        outcomes.append(Outcome(excursion.id, keep is None, closed and not was_closed))
     return outcomes
 
 

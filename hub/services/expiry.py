@@ -35,9 +35,9 @@ from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
+from hub.services import audiences
 from hub.services.alerts import alert_payload, raise_alert
 from hub.services.sensors import refresh_goods_owners
-from hub.services import audiences
 from tenants.models import Tenant, TenantKind
 
 log = logging.getLogger("lotpulse.expiry")
@@ -318,7 +318,9 @@ async def check_dispatch_shelf_life(
         f"{lots_text}.",
     }
     if dispatch.carrier_id:
-        advice[dispatch.carrier_id] = f"Short-dated goods on board for {dispatch.consignee_id}: deliver first; {lots_text}."
+        advice[dispatch.carrier_id] = (
+            f"Short-dated goods on board for {dispatch.consignee_id}: deliver first; {lots_text}."
+        )
 
     alerts = []
     for party, recommendation in advice.items():

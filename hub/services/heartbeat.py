@@ -18,6 +18,7 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
+from hub.dates import utcnow
 from hub.db import Database
 from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
 from hub.models.location import Location
@@ -26,7 +27,6 @@ from hub.services import audiences
 from hub.services.alerts import raise_alert, resolve_by_system
 from hub.services.excursions import exposed_units
 from hub.services.sensors import goods_for
-from hub.dates import utcnow
 
 log = logging.getLogger("lotpulse.heartbeat")
 RESOLVER = "system:heartbeat"
@@ -42,12 +42,14 @@ class HeartbeatReport:
     raised: int = 0  # of which an alert was raised now (the others already had one, or watch no goods)
 
 
-async def check(database: Database, settings: Settings, now: datetime | None = None, page: int = 500) -> HeartbeatReport:
+async def check(
+    database: Database, settings: Settings, now: datetime | None = None, page: int = 500
+) -> HeartbeatReport:
     now = now or utcnow()
     report = HeartbeatReport()
     last = None
     while True:
-        query = {"_id": {"$gt": last}} if last is not None else {}
+        query: dict[str, Any] = {"_id": {"$gt": last}} if last is not None else {}
         sensors = await Sensor.find(query).sort("_id").limit(page).to_list()
         if not sensors:
             return report
@@ -135,7 +137,7 @@ async def start_heartbeat(hub: Any) -> None:
             try:
                 report = await check(hub.database, hub.settings)
                 if report.raised:
-                    log.info("heartbeat: %d silent sensors, %d sensor_offline alerts raised", report.silent, report.raised)
+                    log.info("heartbeat: %d silent sensors, %d sensor_offline alerts", report.silent, report.raised)
             except Exception:
                 log.exception("heartbeat check failed; retrying next interval")
 

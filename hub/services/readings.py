@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub import metrics
 from hub.config import Settings
+from hub.dates import utcnow
 from hub.db import Database
 from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
@@ -32,7 +34,6 @@ from hub.models.sensor import Sensor, SensorState, states, states_of
 from hub.services import excursions, heartbeat
 from hub.services.sensors import goods_for
 from tenants.access import Access
-from hub.dates import utcnow
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class IngestReport:
 
 def _utc_ms(at: datetime) -> datetime:
     """UTC with millisecond precision, as BSON stores it (so re-sent readings compare equal)."""
-    at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
@@ -105,7 +106,7 @@ def parse_sample(sample: Any) -> ReadingIn | str:
             return "time is not a valid ISO 8601 instant"
     elif isinstance(raw_at, (int, float)) and not isinstance(raw_at, bool):
         try:
-            at = datetime.fromtimestamp(raw_at, timezone.utc)
+            at = datetime.fromtimestamp(raw_at, UTC)
         except (ValueError, OverflowError, OSError):
             return "time is not a valid epoch instant"
     else:
@@ -212,7 +213,7 @@ async def ingest(
         if batch.readings and batch.samples:
             raise BadInput("send a sensor's readings either as readings or as samples, not both", field="samples")
         sensor = sensors.get(batch.sensor_id or f"device:{batch.device_id}")
-        items = batch.readings or [parse_sample(sample) for sample in batch.samples]
+        items: Sequence[ReadingIn | str] = batch.readings or [parse_sample(sample) for sample in batch.samples]
         for index, reading in enumerate(items):
             if isinstance(reading, str):
                 report.rejected.append(Rejection(batch.ref, index, None, reading))
@@ -233,9 +234,9 @@ async def ingest(
     goods = await goods_for(touched.values())
     by_bucket: dict[str, tuple[PydanticObjectId, datetime, list[dict[str, Any]]]] = {}
     for sensor_id, readings in incoming.items():
-        for at, reading in readings.items():
+        for at, stored_reading in readings.items():
             key = bucket_id(sensor_id, bucket_hour(at))
-            by_bucket.setdefault(key, (sensor_id, bucket_hour(at), []))[2].append(reading)
+            by_bucket.setdefault(key, (sensor_id, bucket_hour(at), []))[2].append(stored_reading)
     duplicates_before = report.duplicates
 
     bound = now - timedelta(hours=settings.spike_rejudge_hours)
@@ -244,11 +245,11 @@ async def ingest(
         report.duplicates, report.late, report.excursions = duplicates_before, 0, []
         current = await states_of(sorted(incoming), session)
         windows: dict[PydanticObjectId, tuple[datetime, datetime]] = {}
-        for sensor_id, readings in incoming.items():
-            judged = [at for at in readings if at >= bound]
+        for sensor_id, arrived in incoming.items():
+            judged = [at for at in arrived if at >= bound]
             if judged:
                 state = current.get(sensor_id, SensorState())
-                windows[sensor_id] = rejudge_window(min(judged), max(readings), state.detector, bound, settings)
+                windows[sensor_id] = rejudge_window(min(judged), max(arrived), state.detector, bound, settings)
         wanted = set(by_bucket) | {
             bucket_id(sensor_id, hour) for sensor_id, (start, end) in windows.items() for hour in _hours(start, end)
         }
@@ -284,11 +285,11 @@ async def ingest(
             owners = [o for o in goods[sensor_id].owners if o != sensor.tenant_id]
             if owners != sensor.goods_owners:  # rare: goods arrived or left
                 owner_writes.append(UpdateOne({"_id": sensor_id}, {"$set": {"goods_owners": owners}}))
-            new = added.get(sensor_id)
+            new = added.get(sensor_id, [])
             if not new:
                 continue  # a replayed batch: nothing to judge or write
             state = current.get(sensor_id, SensorState())
-            fields: dict[str, Any] = {"updated_at": now}
+            fields = {"updated_at": now}
             newest = max(new, key=lambda r: r["t"])
             if state.last_reading_at is None or newest["t"] > state.last_reading_at:
                 fields.update(last_reading_at=newest["t"], last_temperature_c=newest["c"])
@@ -374,7 +375,7 @@ async def series(
     whole_hours = interval_minutes is not None and interval_minutes % 60 == 0 and start == bucket_hour(start)
     projection = {"readings": 0} if whole_hours else None
     groups: dict[datetime, list[float]] = {}
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     async for bucket in collection.find(query, projection).sort("hour", 1):
         if whole_hours:  # coarse series straight from the buckets' summaries, never unpacking readings
             assert interval_minutes is not None

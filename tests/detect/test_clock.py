@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hub import clock
 from hub.dates import utcnow
 from tests.conftest import hub_settings, start_hub
 
-START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_a_virtual_clock_moves_only_forward_and_only_when_told():
@@ -31,7 +31,7 @@ def test_every_stamp_of_the_hub_reads_the_current_clock():
         assert utcnow() == START
     finally:
         clock.use(previous)
-    assert abs(utcnow() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(utcnow() - datetime.now(UTC)) < timedelta(seconds=5)
 
 
 async def test_a_hub_started_with_lotpulse_clock_runs_on_it_and_gives_the_wall_clock_back(key_file, mongo_uri):
@@ -42,4 +42,4 @@ async def test_a_hub_started_with_lotpulse_clock_runs_on_it_and_gives_the_wall_c
         from tenants.models import Tenant
 
         assert (await Tenant.get("acme")).created_at == START
-    assert abs(utcnow() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(utcnow() - datetime.now(UTC)) < timedelta(seconds=5)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hub.detect.shelf_life import loss_fraction, shortened_expiry
 from hub.detect.spikes import MAX_SAMPLES, Reading, SpikeConfig, area_above, infer_interval, judge, robust
 
-T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SHELF = SpikeConfig(limit_c=20.0, min_minutes=15, rise_c=5.0)
 CHILLER = SpikeConfig(limit_c=8.0, min_minutes=15, rise_c=50.0)  # fast rises out of the way: duration only
 

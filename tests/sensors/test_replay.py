@@ -7,20 +7,20 @@ import json
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database
-from hub.auth import Principal
 from hub.models.alert import Alert
 from hub.replay import play
 from tenants.access import Access, may_hear
 
-T0 = datetime(2026, 10, 5, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
 
 
 def at(minutes: float = 0, days: float = 0) -> str:
