@@ -52,6 +52,8 @@ class Movement(Document):
     actor_kind: str | None = None  # member | client | system
     client_id: str | None = None
     reason: str | None = None
+    unit_cost: float | None = None  # what a received unit cost (from a receipt line), with its currency
+    currency: str | None = None
 
     class Settings:
         name = "movements"

@@ -1,10 +1,11 @@
 """Inventory health: what the stock a caller may see is worth, how old it is, how much of it is at risk.
 
-Valuation is standard cost: each unit at its SKU's ``unit_cost`` (in the SKU's currency); units of SKUs without a
-cost are counted but not valued. Age is days since the position's first stock-adding movement (for a lot: since it
-arrived at that location). Value at risk counts each position once, in the first of held (lot on hold, quarantined or
-recalled), expiry (lot expired or an open ``expiry_risk`` alert on it) and obsolescence (an open
-``obsolescence_risk`` alert on its SKU at that location), so the total is never more than the stock's value.
+Valuation is by lot where the holder's receipt lines gave the lot a cost (the units-weighted cost of those lines),
+else standard cost: the SKU's ``unit_cost`` in its currency. Units with neither are counted but not valued. Age is
+days since the position's first stock-adding movement (for a lot: since it arrived at that location). Value at risk
+counts each position once, in the first of held (lot on hold, quarantined or recalled), expiry (lot expired or an
+open ``expiry_risk`` alert on it) and obsolescence (an open ``obsolescence_risk`` alert on its SKU at that
+location), so the total is never more than the stock's value.
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ async def inventory_health(
                         "first": {"$min": "$occurred_at"}}},
         ])
     }
+    # Lot costs: what the holder paid for the lot on its receipt lines (weighted by units received).
+    lot_costs = {
+        (d["_id"]["t"], d["_id"]["s"], d["_id"]["lot"]): (d["cost"] / d["units"], d["_id"]["c"])
+        async for d in await Movement.get_pymongo_collection().aggregate([
+            {"$match": {"tenant_id": {"$in": holders}, "sku_id": {"$in": sku_ids}, "lot_id": {"$in": lot_ids},
+                        "kind": MovementKind.receipt.value, "unit_cost": {"$ne": None}}},
+            {"$group": {"_id": {"t": "$tenant_id", "s": "$sku_id", "lot": "$lot_id", "c": "$currency"},
+                        "cost": {"$sum": {"$multiply": ["$quantity", "$unit_cost"]}}, "units": {"$sum": "$quantity"}}},
+        ])
+        if d["units"] > 0
+    }
     since = _start(today - timedelta(days=SUPPLY_WINDOW_DAYS))
     async for d in await Movement.get_pymongo_collection().aggregate([
         {"$match": {**scope, "kind": {"$in": CONSUMING}, "occurred_at": {"$gte": since}}},
@@ -139,7 +151,9 @@ async def inventory_health(
         units = int(p["on_hand"])
         health.on_hand_units += units
         sku = skus.get(p["sku_id"], {})
-        cost, currency = sku.get("unit_cost"), sku.get("currency")
+        cost, currency = lot_costs.get(
+            (p["tenant_id"], p["sku_id"], p.get("lot_id")), (sku.get("unit_cost"), sku.get("currency"))
+        )
         value = units * cost if cost is not None and currency else None
         if value is None:
             health.unvalued_units += units

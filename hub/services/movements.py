@@ -82,6 +82,8 @@ class Prepared:
     unit_price: float | None = None
     promotion: bool | None = None
     reason: str | None = None
+    unit_cost: float | None = None  # with currency: what a received unit cost (receipt lines), for valuation
+    currency: str | None = None
 
     @property
     def position_key(self) -> PositionKey:
@@ -233,6 +235,7 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             **({"unit_price": item.unit_price} if item.unit_price is not None else {}),
             **({"promotion": item.promotion} if item.promotion is not None else {}),
             "actor": actor, "actor_kind": actor_kind, "client_id": client_id, "reason": item.reason,
+            **({"unit_cost": item.unit_cost, "currency": item.currency} if item.unit_cost is not None else {}),
         })
         if item.kind == MovementKind.count and after != before:
             result.corrections.append({"doc": docs[-1], "before": before, "after": after, "sku": item.sku.code})

@@ -45,6 +45,8 @@ class ReceiptLineInput:
     lot_code: str
     quantity: int
     expires_on: date | None = None
+    unit_cost: float | None = None  # what the receiver paid a unit: values this lot in its inventory health
+    currency: str | None = None
 
 
 @dataclass
@@ -70,6 +72,14 @@ def validate(data: ReceiptInput) -> None:
             raise BadInput(f"line {n}: quantity must be positive", field="lines", index=n)
         if not line.lot_code.strip() or not line.sku.strip():
             raise BadInput(f"line {n}: SKU and lot code must not be empty", field="lines", index=n)
+        if line.unit_cost is not None and not 0.0 <= line.unit_cost < 1e9:  # also false for NaN
+            raise BadInput(f"line {n}: unit cost must be a non-negative number", field="lines", index=n)
+        if line.currency is not None:
+            line.currency = line.currency.strip().upper()
+            if len(line.currency) != 3 or not line.currency.isalpha():
+                raise BadInput(f"line {n}: currency must be an ISO 4217 code", field="lines", index=n)
+        if (line.unit_cost is None) != (line.currency is None):
+            raise BadInput(f"line {n}: unit cost and currency go together", field="lines", index=n)
     if data.ref is not None and not 0 < len(data.ref.strip()) <= 100:
         raise BadInput("receipt ref must be 1-100 characters", field="ref")
 
@@ -166,7 +176,7 @@ async def _book(
             batch.append(movements.Prepared(
                 index=n, location_id=location.id, sku=sku, lot=lot, kind=MovementKind.receipt,  # type: ignore[arg-type]
                 quantity=line.quantity, idempotency_key=key, fingerprint=key, occurred_at=now,
-                reference=f"receipt:{receipt_id}",
+                reference=f"receipt:{receipt_id}", unit_cost=data.lines[n].unit_cost, currency=data.lines[n].currency,
             ))
     held = _held_lots(outcome.mismatches, dispatch, lines)
     receipt = Receipt(

@@ -67,7 +67,10 @@ class Mutation:
         hub = info.context.hub
         data = receipt_service.ReceiptInput(
             dispatch_id=str(input.dispatch_id),
-            lines=[receipt_service.ReceiptLineInput(l.sku, l.lot_code, l.quantity, l.expires_on) for l in input.lines],
+            lines=[
+                receipt_service.ReceiptLineInput(l.sku, l.lot_code, l.quantity, l.expires_on, l.unit_cost, l.currency)
+                for l in input.lines
+            ],
             location_id=str(input.location_id) if input.location_id else None,
             final=input.final,
             ref=input.ref,

@@ -232,6 +232,8 @@ class ReceiptLineInput:
     lot_code: str
     quantity: int
     expires_on: date | None = None
+    unit_cost: float | None = strawberry.field(default=None, description="What a unit cost you (values the lot)")
+    currency: str | None = strawberry.field(default=None, description="ISO 4217 code, with unitCost")
 
 
 @strawberry.input

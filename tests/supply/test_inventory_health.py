@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.models.lot import Lot
-from tests.supply.conftest import UPSERT_SKU
+from tests.supply.conftest import RECORD_RECEIPT, UPSERT_SKU, yogurt_line
 
 HEALTH = """
 query($filter: HealthFilter) {
@@ -114,3 +114,23 @@ async def test_each_tenant_sets_its_own_aging_bands_and_the_change_is_audited(su
     # null restores the default
     assert (await supply.hub.ok(SET_BANDS, {"bands": None}, tenant="shopco"))["setAgingBands"] == [30, 60, 90, 180]
     assert len((await health(supply))["aging"]) == 5
+
+
+async def test_a_lot_is_valued_at_what_its_receipt_lines_cost_else_at_standard_cost(supply):
+    await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
+                                               "unitCost": 2.5, "currency": "EUR"}}, tenant="acme")
+    dispatch = await supply.dispatch([yogurt_line(10)])
+    bad = await supply.hub.gql(RECORD_RECEIPT, {"input": {"dispatchId": dispatch["id"], "lines": [
+        {"sku": "YOG-1", "lotCode": "B240315", "quantity": 10, "currency": "EUR"}]}}, tenant="shopco")
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    # received in two parts at 1.50 and 2.10: the lot's cost is (6 x 1.50 + 4 x 2.10) / 10 = 1.74
+    for quantity, cost in ((6, 1.5), (4, 2.1)):
+        receipt = await supply.receive(dispatch["id"], [{"sku": "YOG-1", "lotCode": "B240315", "quantity": quantity,
+                                                         "unitCost": cost, "currency": "EUR"}])
+        assert receipt["outcome"] == "matched"
+    # a lot with no cost on any receipt line is at standard cost: 4 x 2.50
+    await supply.ship_lots(("YOG-1", "L9", "2030-12-31"))
+    await supply.movements([{"sku": "YOG-1", "lotCode": "L9", "kind": "receipt", "quantity": 4,
+                             "idempotencyKey": "s1"}])
+    figures = (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"]
+    assert figures["onHandUnits"] == 14 and figures["value"] == eur(27.4)  # 17.40 + 10.00
