@@ -19,7 +19,7 @@ from hub import clock, logs, metrics, tracing
 from hub.audit import OriginMiddleware, proxy_networks
 from hub.auth import TokenValidator
 from hub.config import Settings
-from hub.db import Database
+from hub.db import Database, Deadlines
 from hub.events import log as event_log
 from hub.events.bus import start_event_bus
 from hub.leases import start_partitions
@@ -77,7 +77,12 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
         event_log.set_retention(settings.event_retention_days)
         expiry.set_velocity_window(settings.expiry_velocity_days)
         previous_clock = clock.use(clock.from_setting(settings.clock)) if settings.clock != "wall" else None
-        database = await Database.connect(uri, settings.database, timed=settings.metrics)
+        deadlines = Deadlines(
+            operation=settings.db_timeout_seconds,
+            server_selection=settings.db_server_selection_seconds,
+            transaction=settings.transaction_timeout_seconds,
+        )
+        database = await Database.connect(uri, settings.database, timed=settings.metrics, deadlines=deadlines)
         hub = HubState(settings, database, keyring, TokenValidator(settings, keyring))
         app.state.hub = hub
         for hook in STARTUP_HOOKS:

@@ -25,7 +25,7 @@ from pathlib import Path
 from hub import logs
 from hub.auth import mint_local_token
 from hub.config import Settings
-from hub.db import Database, EmbeddedServer
+from hub.db import Database, Deadlines, EmbeddedServer
 from hub.errors import HubError
 from hub.running import RunningHub, register, running_hubs, runtime_dir
 from hub.state import keyring_for
@@ -117,7 +117,9 @@ def embedded_database(settings: Settings) -> Iterator[str]:
 
 @asynccontextmanager
 async def database(settings: Settings, uri: str) -> AsyncIterator[Database]:
-    db = await Database.connect(uri, settings.database)
+    # A shell command may take its time over a large database; it still gives up on an unreachable one.
+    deadlines = Deadlines(operation=None, server_selection=10.0, transaction=None)
+    db = await Database.connect(uri, settings.database, deadlines=deadlines)
     try:
         yield db
     finally:
@@ -147,7 +149,10 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace, Settings], int
 
 @command("serve")
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; the embedded database (without LOTPULSE_MONGODB_URI) is supervised and stopped
+    after the hub (hub/embedded.py)."""
     from hub.app import create_app
+    from hub.embedded import serve_embedded, serve_hub
 
     host, port = args.host or settings.host, args.port or settings.port
     settings = settings.with_(host=host, port=port)
@@ -169,25 +174,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         if settings.mongodb_uri:
-            app = create_app(settings)
-            _run(app, settings)
-            return 0
-        with embedded_database(settings) as uri:
-            log.info("embedded database (SecantusDB) at %s, data in %s", uri, settings.data_dir.resolve())
-            app = create_app(settings, mongodb_uri=uri)
-            _run(app, settings)
+            asyncio.run(serve_hub(create_app(settings), settings))
+        else:
+            asyncio.run(serve_embedded(settings))
         return 0
     finally:
         record.unlink(missing_ok=True)
-
-
-def _run(app: object, settings: Settings) -> None:
-    # Our logging setup (hub/logs.py) formats uvicorn's lines too; the access line comes from logs.RequestContext.
-    import uvicorn
-
-    from hub.app import uvicorn_options
-
-    uvicorn.run(app, **uvicorn_options(settings), log_config=None, access_log=False)  # type: ignore[arg-type]
 
 
 def _parse_ttl(text: str) -> int:

@@ -48,6 +48,11 @@ class RateLimitOverride:
 class Settings:
     mongodb_uri: str | None = None
     database: str = "lotpulse"
+    # Deadlines on the database (hub/db.py Deadlines): past them a caller gets SERVICE_UNAVAILABLE, never a hang.
+    db_timeout_seconds: float = 10.0  # every database operation
+    db_server_selection_seconds: float = 1.0  # no reachable database server for this long: unavailable
+    transaction_timeout_seconds: float = 4.0  # one transaction, all its retries included (and commit retries)
+    request_timeout_seconds: float = 4.0  # all the database work of one GraphQL request over HTTP
     data_dir: Path = Path("lotpulse-data")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -88,6 +93,8 @@ class Settings:
     webhook_secret_overlap_hours: int = 24
     webhook_worker: bool = True
     # A claimed delivery returns to the pool when its worker stops renewing the claim (every third of this).
+    # Seconds to wait after the 1st, 2nd, ... failed delivery attempt; after the last: failed (webhooks/retry.py).
+    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     webhook_lease_seconds: float = 15.0
     webhook_endpoint_concurrency: int = 8  # requests in flight per endpoint per worker
     webhook_poll_seconds: float = 0.5

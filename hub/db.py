@@ -2,6 +2,9 @@
 
 The embedded server runs as a separate process (keeps its GPL-2.0 code out of ours; ``--sync-on-commit`` makes
 acknowledged writes survive a kill -9). Production points ``LOTPULSE_MONGODB_URI`` at a MongoDB replica set.
+
+Every operation has a deadline (pymongo's client-side operation timeout), and so has every transaction with all its
+retries: a database that is gone or hung costs a caller seconds and a typed ``SERVICE_UNAVAILABLE``, never a hang.
 """
 
 from __future__ import annotations
@@ -15,17 +18,20 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 from pymongo.write_concern import WriteConcern
 
+from hub.errors import ServiceUnavailable
 from hub.metrics import CommandTimer
 
 log = logging.getLogger("lotpulse.db")
@@ -43,12 +49,31 @@ def _stale(exc: Exception) -> bool:
     return isinstance(exc, StaleRead)
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """How long the hub waits on the database (seconds). ``operation`` None: no per-operation limit (shell tools)."""
+
+    operation: float | None = 10.0
+    server_selection: float = 1.0  # no reachable server for this long: unavailable (callers retry after Retry-After)
+    connect: float = 2.0  # a new connection's TCP connect and handshake: a server that accepts and never answers
+    transaction: float | None = 4.0  # one transaction, every retry of it and the backoff between them included
+    readiness: float = 0.5  # /readyz must turn red within a second of losing the database
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Did the database fail to answer (unreachable, deadline passed, connection lost), rather than refuse?"""
+    if isinstance(exc, ServiceUnavailable):
+        return True
+    return isinstance(exc, PyMongoError) and (isinstance(exc, ConnectionFailure) or exc.timeout)
+
+
 async def run_transaction(
     client: AsyncMongoClient[Any],
     work: Callable[[AsyncClientSession], Awaitable[T]],
     *,
     retry_if: Callable[[Exception], bool] = _stale,
     attempts: int = TRANSACTION_ATTEMPTS,
+    deadline: float | None = None,
 ) -> T:
     """The hub's one way to run ``work(session)`` in a transaction (majority write concern), retried as one policy.
 
@@ -57,20 +82,40 @@ async def run_transaction(
     - An error ``retry_if`` accepts (by default ``StaleRead``; callers add e.g. a creation race on a unique key)
       starts ``work`` over in a new transaction after an exponential backoff from 5 ms, at most ``attempts`` times
       in all; the last one propagates.
+    - ``deadline`` (seconds) bounds all of it, every attempt and backoff included (the driver's own limit is
+      120 s). A database that cannot be reached at all is not retried into the deadline, and a database that did not
+      answer in time is ``ServiceUnavailable``: the caller hears within seconds, with a typed, retryable error.
     """
-    for attempt in range(attempts):
+
+    async def attempt(session: AsyncClientSession) -> T:
         try:
-            async with client.start_session() as session:
-                return await session.with_transaction(work, write_concern=WriteConcern("majority"))
-        except Exception as exc:
-            if attempt == attempts - 1 or not retry_if(exc):
-                raise
-        await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2**attempt)
+            return await work(session)
+        except ServerSelectionTimeoutError as exc:
+            # Raised as is, the driver would label it transient and retry it until the deadline.
+            raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
+
+    try:
+        with pymongo.timeout(deadline) if deadline is not None else nullcontext():
+            for number in range(attempts):
+                try:
+                    async with client.start_session() as session:
+                        return await session.with_transaction(attempt, write_concern=WriteConcern("majority"))
+                except Exception as exc:
+                    if number == attempts - 1 or not retry_if(exc):
+                        raise
+                await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2**number)
+    except PyMongoError as exc:
+        if unavailable(exc):
+            raise ServiceUnavailable("the database did not complete the change in time; retry shortly") from exc
+        raise
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _die_with_parent() -> None:
-    """Linux: the database gets SIGTERM when the hub dies, even by kill -9, so it is never left orphaned."""
+    """Linux: the database gets SIGTERM when the hub dies, even by kill -9, so it is never left orphaned.
+
+    The kernel sends it when the *thread* that started the child ends, so start it from the main thread.
+    """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -83,7 +128,11 @@ def free_port() -> int:
 
 
 class EmbeddedServer:
-    """A SecantusDB child process listening on loopback."""
+    """A SecantusDB child process listening on loopback.
+
+    It runs in a session of its own, so a Ctrl-C in the terminal reaches the hub only: the hub decides when its
+    database stops (after the hub itself has stopped using it).
+    """
 
     def __init__(
         self,
@@ -103,10 +152,10 @@ class EmbeddedServer:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def spawn(self) -> None:
+        """Start the process (same port as before, so clients reconnect to it); see ``listening``."""
         if str(self.storage_path) != ":memory:":
             self.storage_path.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         cmd = [
             sys.executable,
             "-c",
@@ -117,18 +166,34 @@ class EmbeddedServer:
             "--log-level", "WARNING",
             *(["--sync-on-commit"] if self.sync_on_commit else []),
         ]
-        self.process = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
-        )
+        out = open(self.log_path, "ab") if self.log_path else None
+        try:
+            self.process = subprocess.Popen(
+                cmd, stdout=out or subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        finally:
+            if out is not None:
+                out.close()  # the child has its own descriptor
+
+    def listening(self) -> bool:
+        """Is the process accepting connections? Raises if it exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"embedded database exited with code {self.process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"embedded database exited with code {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if self.listening():
+                return
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError("embedded database did not start in time")
 
@@ -155,26 +220,51 @@ def document_models() -> list[type]:
 class Database:
     """The client and database one hub process uses."""
 
-    def __init__(self, client: AsyncMongoClient, name: str) -> None:
+    def __init__(self, client: AsyncMongoClient, name: str, deadlines: Deadlines | None = None) -> None:
         self.client = client
         self.db: AsyncDatabase = client[name]
+        self.deadlines = deadlines or Deadlines()
 
     @classmethod
-    async def connect(cls, uri: str, name: str, timed: bool = True) -> Database:
+    async def connect(cls, uri: str, name: str, timed: bool = True, deadlines: Deadlines | None = None) -> Database:
         """``timed``: every command's latency goes to the metrics (hub/metrics.py)."""
+        deadlines = deadlines or Deadlines()
+        options: dict[str, Any] = {
+            "serverSelectionTimeoutMS": int(deadlines.server_selection * 1000),
+            "connectTimeoutMS": int(deadlines.connect * 1000),
+        }
+        if deadlines.operation is not None:
+            options["timeoutMS"] = int(deadlines.operation * 1000)
         client: AsyncMongoClient = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=10_000, event_listeners=[CommandTimer()] if timed else []
+            uri, tz_aware=True, event_listeners=[CommandTimer()] if timed else [], **options
         )
-        database = cls(client, name)
+        database = cls(client, name, deadlines)
         await init_beanie(database=database.db, document_models=document_models())
         return database
 
     async def ping(self) -> bool:
+        if not self.client.topology_description.has_writable_server():
+            return False  # the driver's monitor lost the server: no need to wait for a ping to say so
         try:
-            await self.client.admin.command("ping")
+            with pymongo.timeout(self.deadlines.readiness):
+                await self.client.admin.command("ping")
             return True
         except PyMongoError:
             return False
+
+    async def reachable(self) -> bool:
+        """Is a writable server known, now or within the server-selection deadline? Sends nothing.
+
+        Under an operation deadline pymongo waits for a server as long as the deadline allows (not
+        serverSelectionTimeoutMS), so a request checks this first: with the database gone it is refused in about a
+        second instead of spending its whole deadline waiting.
+        """
+        deadline = time.monotonic() + self.deadlines.server_selection
+        while not self.client.topology_description.has_writable_server():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def close(self) -> None:
         await self.client.close()
@@ -191,5 +281,7 @@ class Database:
         retry_if: Callable[[Exception], bool] = _stale,
         attempts: int = TRANSACTION_ATTEMPTS,
     ) -> T:
-        """``run_transaction`` on this database's client."""
-        return await run_transaction(self.client, work, retry_if=retry_if, attempts=attempts)
+        """``run_transaction`` on this database's client, within its transaction deadline."""
+        return await run_transaction(
+            self.client, work, retry_if=retry_if, attempts=attempts, deadline=self.deadlines.transaction
+        )

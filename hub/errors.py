@@ -12,6 +12,7 @@ CODES = (
     "CONFLICT",
     "QUERY_TOO_COMPLEX",
     "RATE_LIMITED",
+    "SERVICE_UNAVAILABLE",
 )
 
 
@@ -59,3 +60,14 @@ class TooComplex(HubError):
 
 class RateLimited(HubError):
     code = "RATE_LIMITED"
+
+
+class ServiceUnavailable(HubError):
+    """The database did not answer in time; send the same request again shortly.
+
+    Usually nothing was changed; a commit whose answer was lost may have been applied, which is why the writes that
+    matter carry idempotency keys (movements, readings): a retry of them changes nothing twice.
+    """
+
+    code = "SERVICE_UNAVAILABLE"
+    retry_after_seconds = 2

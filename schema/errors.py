@@ -2,7 +2,8 @@
 
 HubErrors keep their message and code; request-level errors (parse, validation, variable coercion) are the
 caller's to fix, so they are BAD_USER_INPUT unless they carry a code already (the parser's own size limits are
-QUERY_TOO_COMPLEX); anything else is answered as INTERNAL_SERVER_ERROR. ``log_errors`` (the schema's error hook) logs
+QUERY_TOO_COMPLEX); a database that did not answer in time is SERVICE_UNAVAILABLE (retryable; logged as a warning,
+it is an outage rather than a bug); anything else is answered as INTERNAL_SERVER_ERROR. ``log_errors`` (the schema's error hook) logs
 faults with their traceback and client mistakes quietly.
 """
 
@@ -13,7 +14,8 @@ import logging
 from graphql.error import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
 
-from hub.errors import HubError
+from hub.db import unavailable
+from hub.errors import HubError, ServiceUnavailable
 
 log = logging.getLogger("lotpulse.graphql")
 INTERNAL = "INTERNAL_SERVER_ERROR"
@@ -48,7 +50,9 @@ def log_errors(errors: list[GraphQLError]) -> None:
     """Faults at ERROR with their traceback; client mistakes (bad queries, variables, ids, hostile input) at DEBUG
     in one line, so a client cannot flood the log."""
     for error in errors:
-        if is_fault(error):
+        if error.original_error is not None and unavailable(error.original_error):
+            log.warning("database unavailable at %s: %s", error.path or "request", error.original_error)
+        elif is_fault(error):
             log.error("unexpected error at %s", error.path or "request", exc_info=error.original_error)
         else:
             log.debug("client error at %s: %.200s", error.path or "request", error.message)
@@ -56,6 +60,8 @@ def log_errors(errors: list[GraphQLError]) -> None:
 
 def shape_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
+    if original is not None and not isinstance(original, HubError) and unavailable(original):
+        original = ServiceUnavailable("the database is unavailable; retry shortly")
     if isinstance(original, HubError):
         return GraphQLError(original.message, nodes=error.nodes, path=error.path, extensions=original.extensions)
     if error.extensions and "code" in error.extensions:

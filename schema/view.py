@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pymongo
 from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -28,7 +29,8 @@ from strawberry.types.graphql import OperationType
 
 from hub import logs, metrics, tracing
 from hub.config import Settings
-from hub.errors import HubError
+from hub.db import unavailable
+from hub.errors import HubError, ServiceUnavailable
 from hub.services.persisted import HASH, sha256_hex
 from hub.state import hub_of
 from schema.context import Context
@@ -239,7 +241,28 @@ class HubGraphQL(GraphQL[Context, None]):
             request, error_body(message, "UNAUTHENTICATED"), 401, {"WWW-Authenticate": 'Bearer realm="lotpulse"'}
         )
 
+    def _unavailable(self, request: Request, message: str) -> Response:
+        headers = {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
+        return self._respond(request, error_body(message, "SERVICE_UNAVAILABLE"), 503, headers)
+
     async def handle_http(self, request: Request) -> Response:
+        """Any step may need the database (tokens, rate limits, persisted queries, the operation): all of them
+        together get ``request_timeout_seconds`` of it, and a database that did not answer in time is a 503 with
+        Retry-After, never a hang or a 500."""
+        hub = hub_of(request)
+        if not await hub.database.reachable():
+            log.warning("database unreachable: answering 503")
+            return self._unavailable(request, "the database is unavailable; retry shortly")
+        try:
+            with pymongo.timeout(hub.settings.request_timeout_seconds):
+                return await self._handle_http(request)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            log.warning("database unavailable: %s", exc)
+            return self._unavailable(request, "the database is unavailable; retry shortly")
+
+    async def _handle_http(self, request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", "") and not request.query_params:
             return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
         try:
@@ -255,6 +278,8 @@ class HubGraphQL(GraphQL[Context, None]):
         context = await self.get_context(request)
         try:
             context.principal = await context.hub.validator.authenticate(request.headers.get("authorization"))
+        except ServiceUnavailable:
+            raise
         except HubError as exc:
             return self._unauthenticated(request, exc.message)
         except PyMongoError:
@@ -324,4 +349,8 @@ class HubGraphQL(GraphQL[Context, None]):
             for error in errors:
                 error["extensions"]["retryAfter"] = int(headers["Retry-After"])
             return self._respond(request, payload, 429, headers)
+        if "SERVICE_UNAVAILABLE" in codes:
+            # Retryable whatever else happened: HTTP clients and proxies know what a 503 with Retry-After means.
+            headers = {**(headers or {}), "Retry-After": str(ServiceUnavailable.retry_after_seconds)}
+            return self._respond(request, payload, 503, headers, graphql_result=True)
         return self._respond(request, payload, status, headers, graphql_result=True)

@@ -29,6 +29,24 @@ TOKEN_EXPIRED = 4403
 BAD_MESSAGE = 4400
 MAX_REASON_BYTES = 120
 REVOCATION_POLL_SECONDS = 10.0  # at most this long between revocation checks of an open socket
+RECANCEL_SECONDS = 0.2
+
+
+async def cancel_until_done(task: asyncio.Task[Any], attempts: int = 50) -> None:
+    """Cancel ``task`` again and again until it has ended.
+
+    One cancellation can be lost inside the database driver: seen with pymongo's operation deadlines on Python 3.11
+    (whose ``asyncio.wait_for`` can swallow a cancellation that arrives as the inner wait completes). A subscription
+    cancelled while it was being registered then went on to wait for events forever, holding its slot, and its
+    closing connection waited for it without end (a hub stop hung).
+    """
+    for _ in range(attempts):
+        if task.done():
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_SECONDS)
+    if not task.done():
+        log.warning("a subscription task ignored %d cancellations", attempts)
 
 
 def _malformed(message: Any) -> str | None:
@@ -64,6 +82,7 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.cancellations: set[asyncio.Task[None]] = set()
         close = self.websocket.close
 
         async def capped(code: int, reason: str) -> None:
@@ -111,9 +130,25 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         with suppress(Exception):  # the client may have gone already
             await self.websocket.close(code=TOKEN_EXPIRED, reason=reason)
 
+    async def cleanup_operation(self, operation_id: str) -> None:
+        operation = self.operations.get(operation_id)
+        await super().cleanup_operation(operation_id)
+        if operation is not None and operation.task is not None:
+            # Not awaited here, lest the socket's reader wait; tracked so that shutdown waits for it.
+            follow_up = asyncio.create_task(cancel_until_done(operation.task))
+            self.cancellations.add(follow_up)
+            follow_up.add_done_callback(self.cancellations.discard)
+
     async def shutdown(self) -> None:
         if self.expiry_task is not None:
             self.expiry_task.cancel()
             with suppress(asyncio.CancelledError):
                 await self.expiry_task
+        tasks = [operation.task for operation in self.operations.values() if operation.task is not None]
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        for task in tasks:
+            await cancel_until_done(task)
+        if self.cancellations:
+            await asyncio.gather(*self.cancellations, return_exceptions=True)
         await super().shutdown()

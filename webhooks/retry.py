@@ -5,11 +5,13 @@ Pure functions of the attempt's outcome, so the schedule is tested without a net
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-# Waits after the 1st, 2nd, ... failed attempt (Standard Webhooks / DESIGN.md §7); after the last one: failed.
+# Waits after the 1st, 2nd, ... failed attempt (Standard Webhooks); after the last one: failed. The default of
+# LOTPULSE_WEBHOOK_RETRY_SCHEDULE, which operators may change.
 SCHEDULE: tuple[timedelta, ...] = (
     timedelta(seconds=5),
     timedelta(minutes=5),
@@ -19,6 +21,15 @@ SCHEDULE: tuple[timedelta, ...] = (
     timedelta(hours=10),
     timedelta(hours=10),
 )
+
+
+def schedule_of(seconds: Sequence[float]) -> tuple[timedelta, ...]:
+    """The retry schedule from settings (seconds per wait); a negative wait is a configuration mistake."""
+    if any(wait < 0 for wait in seconds):
+        raise ValueError(f"webhook retry waits must not be negative: {list(seconds)}")
+    return tuple(timedelta(seconds=wait) for wait in seconds)
+
+
 # A Retry-After beyond this is treated as this, so one header cannot park a delivery for weeks.
 MAX_RETRY_AFTER = timedelta(hours=24)
 MIN_RETRY_AFTER = timedelta(seconds=1)
@@ -61,6 +72,7 @@ def decide(
     retry_after: str | None = None,
     failing_since: datetime | None = None,
     disable_after: timedelta = timedelta(days=5),
+    schedule: Sequence[timedelta] = SCHEDULE,
 ) -> Decision:
     """The outcome of one attempt. ``failures_before`` counts this delivery's earlier failed attempts."""
     if status_code is not None and 200 <= status_code < 300:
@@ -70,9 +82,9 @@ def decide(
     if failing_since is not None and now - failing_since >= disable_after:
         days = disable_after.total_seconds() / 86400
         return Decision(disable_reason=f"every delivery failed for {days:g} days")
-    if failures_before >= len(SCHEDULE):
+    if failures_before >= len(schedule):
         return Decision()
-    wait = SCHEDULE[failures_before]
+    wait = schedule[failures_before]
     if status_code in (429, 503):
         asked = parse_retry_after(retry_after, now)
         if asked is not None:

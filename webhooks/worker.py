@@ -86,6 +86,7 @@ class Worker:
         # lease is what lets another worker take a dead worker's claims over quickly.
         self.batch = MAX_BATCH
         self.disable_after = timedelta(days=settings.webhook_disable_after_days)
+        self.schedule = retry.schedule_of(settings.webhook_retry_schedule)
         self.http = delivery.client(settings.webhook_timeout_seconds)
         self.busy: set[ObjectId] = set()
         self.backlog: dict[ObjectId, list[ObjectId]] = {}  # endpoint -> due deliveries not yet tried to claim
@@ -231,6 +232,7 @@ class Worker:
                 retry_after=outcome.retry_after,
                 failing_since=failing_since,
                 disable_after=self.disable_after,
+                schedule=self.schedule,
             )
             disable_reason = disable_reason or decision.disable_reason
             interrupted = group.interrupted.get(doc["_id"], [])

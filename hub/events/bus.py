@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from hub import metrics, tracing
 from hub.dates import utcnow
@@ -347,8 +347,13 @@ class EventBus:
                     self.mode = "change_stream"
                     self.ready.set()
                     backoff = 0.1
-                    async for change in stream:
+                    while True:
+                        # One getMore per call, each within the client's operation deadline (an endless
+                        # ``async for`` would hold quiet time against one deadline); nothing new answers None.
+                        change = await stream.try_next()
                         token = stream.resume_token
+                        if change is None:
+                            continue
                         if change["ns"]["coll"] == access.PARTNERSHIPS:
                             access.invalidate()
                         elif change.get("operationType") == "insert":
@@ -356,14 +361,16 @@ class EventBus:
                         else:
                             seq = change["updateDescription"]["updatedFields"]["seq"]
                             await self._stamped(change["documentKey"]["_id"], int(seq))
-            except OperationFailure as exc:
-                if not opened_once:
-                    raise
-                # The resume point fell out of the oplog (or the stream was invalidated): catch up from the log.
-                log.warning("change stream lost its resume point (%s); catching up from the event log", exc)
-                token = None
-                access.invalidate()
-            except (ConnectionFailure, PyMongoError) as exc:
+            except PyMongoError as exc:
+                if isinstance(exc, OperationFailure) and not exc.timeout:
+                    if not opened_once:
+                        raise
+                    # The resume point fell out of the oplog (or the stream was invalidated): catch up from the log.
+                    log.warning("change stream lost its resume point (%s); catching up from the event log", exc)
+                    token = None
+                    access.invalidate()
+                    continue
+                # Unreachable, connection lost, or no answer within the deadline: resume where the stream was.
                 log.warning("change stream interrupted (%s); resuming in %.1fs", exc, backoff)
                 access.invalidate()
                 await asyncio.sleep(backoff)

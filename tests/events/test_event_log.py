@@ -115,14 +115,13 @@ class FlakyStream:
     def resume_token(self):
         return self.stream.resume_token
 
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
+    async def try_next(self):
         if self.survive == 0:
             raise AutoReconnect("connection reset (simulated)")
-        self.survive -= 1
-        return await self.stream.next()
+        change = await self.stream.try_next()
+        if change is not None:
+            self.survive -= 1
+        return change
 
 
 async def test_after_a_connection_drop_the_feed_resumes_from_its_token_without_gap_or_duplicate(hub, trio, listen):

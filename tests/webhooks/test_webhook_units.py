@@ -9,6 +9,7 @@ from bson import ObjectId
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from hub.config import Settings
 from webhooks import retry, signing
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -23,6 +24,18 @@ def test_failures_follow_the_schedule_then_give_up():
     assert waits == [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
                      timedelta(hours=5), timedelta(hours=10), timedelta(hours=10)]
     assert retry.decide(status_code=500, failures_before=7, now=NOW).failed
+
+
+def test_the_retry_schedule_is_a_setting_whose_default_is_the_documented_one():
+    assert retry.schedule_of(Settings().webhook_retry_schedule) == retry.SCHEDULE
+    settings = Settings.from_env({"LOTPULSE_WEBHOOK_RETRY_SCHEDULE": "1, 60,3600"})
+    schedule = retry.schedule_of(settings.webhook_retry_schedule)
+    waits = [retry.decide(status_code=500, failures_before=n, now=NOW, schedule=schedule).next_attempt_at - NOW
+             for n in range(3)]
+    assert waits == [timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1)]
+    assert retry.decide(status_code=500, failures_before=3, now=NOW, schedule=schedule).failed
+    with pytest.raises(ValueError):
+        retry.schedule_of((5, -1))
 
 
 def test_redirects_and_transport_errors_are_failures():
