@@ -83,15 +83,16 @@ async def run_transaction(
       starts ``work`` over in a new transaction after an exponential backoff from 5 ms, at most ``attempts`` times
       in all; the last one propagates.
     - ``deadline`` (seconds) bounds all of it, every attempt and backoff included (the driver's own limit is
-      120 s). A database that cannot be reached at all is not retried into the deadline, and a database that did not
-      answer in time is ``ServiceUnavailable``: the caller hears within seconds, with a typed, retryable error.
+      120 s); a database that did not answer in time is ``ServiceUnavailable``: the caller hears within seconds,
+      with a typed, retryable error. (Under a deadline the driver waits for a server as long as the deadline allows,
+      so callers that can, check ``Database.reachable`` first.)
     """
 
     async def attempt(session: AsyncClientSession) -> T:
         try:
             return await work(session)
         except ServerSelectionTimeoutError as exc:
-            # Raised as is, the driver would label it transient and retry it until the deadline.
+            # Raised as is, the driver would label it transient and retry it (in vain) until the deadline.
             raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
 
     try:
