@@ -23,13 +23,14 @@ from hub import clock
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database
+from hub.detect.fefo import FefoRules
 from hub.errors import HubError
 from hub.models.alert import Alert
 from hub.models.dispatch import Dispatch
 from hub.models.event import Event
 from hub.models.location import Location, LocationKind
 from hub.models.sku import Storage
-from hub.services import dispatches, expiry, heartbeat, movements, readings, receipts, sensors, skus
+from hub.services import dispatches, expiry, fefo, heartbeat, movements, readings, receipts, sensors, signals, skus
 from hub.services.locations import create_location
 from tenants import service as tenant_service
 from tenants.access import Access
@@ -223,6 +224,7 @@ async def _movements(replay: Replay, item: dict[str, Any]) -> None:
             quantity=move["quantity"], idempotency_key=move.get("key") or f"replay:{replay.line}:{n}",
             lot_code=move.get("lot"), expires_on=_date(move.get("expires_on")),
             occurred_at=_instant(move["occurred_at"]) if move.get("occurred_at") else None,
+            unit_price=move.get("unit_price"), promotion=move.get("promotion"),
         ))
     await movements.record_movements(await replay.access(tenant), replay.database, batch, replay.settings.max_batch)
 
@@ -252,6 +254,13 @@ async def _readings(replay: Replay, item: dict[str, Any]) -> None:
 async def _sweep(replay: Replay, item: dict[str, Any]) -> None:
     """The periodic expiry sweep, as of the virtual clock's day."""
     await expiry.sweep(replay.database)
+
+
+@action("planning_sweep")
+async def _planning_sweep(replay: Replay, item: dict[str, Any]) -> None:
+    """The planning sweep (velocity, obsolescence, transfer recommendations) as of the virtual clock's day."""
+    fefo.configure(FefoRules(replay.settings.fefo_tolerance_days, replay.settings.fefo_tolerance_units))
+    await signals.sweep(replay.database, rules=signals.rules_from(replay.settings), full=True)
 
 
 async def play(database: Database, settings: Settings, lines: Iterable[str], start: datetime) -> dict[str, Any]:
