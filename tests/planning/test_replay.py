@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.config import Settings
 from hub.db import Database
 from hub.replay import play
 
-T0 = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)  # a Monday
+T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)  # a Monday
 RHYTHM = (24, 26, 28, 30, 34, 40, 28)
 
 
