@@ -91,7 +91,9 @@ class SharedBuckets:
         await self.collection.create_index("expire_at", expireAfterSeconds=0)
 
     async def take(self, key: str, amount: float, limit: Limit) -> Decision:
-        lease = self.leases.setdefault(key, _Lease())
+        lease = self.leases.get(key)
+        if lease is None:  # not setdefault: that would build a lease and its lock on every request
+            lease = self.leases[key] = _Lease()
         now = time.monotonic()
         if now - lease.taken_at > LEASE_SECONDS:
             lease.tokens = 0.0
@@ -150,12 +152,20 @@ class RateLimiter:
         self.overrides = {
             ("t", o.tenant) if o.tenant else ("c", o.client_id): o for o in settings.rate_limit_overrides
         }
-        self._limits: dict[tuple[str, str, str | None], tuple[str, Limit]] = {}  # per bucket: its key and limit
+        # per kind, tenant and client: the key and limit of each bucket a request draws from
+        self._callers: dict[tuple[str, str, str | None], tuple[tuple[str, Limit], ...]] = {}
 
-    def _bucket(self, kind: str, who: tuple[str, str | None]) -> tuple[str, Limit]:
-        found = self._limits.get((kind, *who))
+    def _buckets_of(self, kind: str, principal: Principal) -> tuple[tuple[str, Limit], ...]:
+        """The caller's tenant bucket and, for OAuth clients, its client bucket (worked out once per caller)."""
+        whom = (kind, principal.tenant_id, principal.client_id)
+        found = self._callers.get(whom)
         if found is None:
-            found = self._limits[(kind, *who)] = (f"{kind}:{who[0]}:{who[1]}", self._limit(kind, who))
+            callers: list[tuple[str, str | None]] = [("t", principal.tenant_id)]
+            if principal.client_id:
+                callers.append(("c", principal.client_id))
+            found = self._callers[whom] = tuple(
+                (f"{kind}:{who[0]}:{who[1]}", self._limit(kind, who)) for who in callers
+            )
         return found
 
     def _limit(self, kind: str, who: tuple[str, str | None]) -> Limit:
@@ -170,22 +180,16 @@ class RateLimiter:
     async def take(self, kind: str, principal: Principal, amount: float) -> Decision:
         """Draw ``amount`` from the caller's tenant bucket and, for OAuth clients, its client bucket (``kind`` is
         ``requests`` or ``cost``); answers the refusal, else the tighter of the two."""
-        if not principal.client_id:
-            key, limit = self._bucket(kind, ("t", principal.tenant_id))
-            decision = await self.buckets.take(key, amount, limit)
-            if not decision.allowed:
-                metrics.RATE_LIMITED.labels(kind).inc()
-            return decision
-        callers: list[tuple[str, str | None]] = [("t", principal.tenant_id), ("c", principal.client_id)]
-        decisions = []
-        for who in callers:
-            key, limit = self._bucket(kind, who)
+        chosen: Decision | None = None
+        for key, limit in self._buckets_of(kind, principal):
             decision = await self.buckets.take(key, amount, limit)
             if not decision.allowed:
                 metrics.RATE_LIMITED.labels(kind).inc()
                 return decision
-            decisions.append(decision)
-        return min(decisions, key=lambda d: d.remaining)
+            if chosen is None or decision.remaining < chosen.remaining:
+                chosen = decision
+        assert chosen is not None  # every caller has a tenant bucket
+        return chosen
 
 
 async def start_rate_limits(hub: HubState) -> None:

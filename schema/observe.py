@@ -32,6 +32,4 @@ class Observe(SchemaExtension):
             return  # no such operation in the document
         if kind is OperationType.SUBSCRIPTION:
             return  # a subscription's "latency" is its lifetime
-        metrics.GRAPHQL_DURATION.labels(metrics.operation_label(context.operation_name), kind.value).observe(
-            time.perf_counter() - started
-        )
+        metrics.graphql_duration(context.operation_name, kind.value).observe(time.perf_counter() - started)
