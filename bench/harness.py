@@ -21,7 +21,7 @@ import httpx
 
 from hub.auth import mint_local_token
 from hub.config import Settings
-from hub.db import Database, EmbeddedServer, free_port
+from hub.db import Database, Deadlines, EmbeddedServer, free_port
 from hub.keys import KeyRing
 
 
@@ -82,7 +82,8 @@ async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
         "LOTPULSE_WEBHOOK_WORKER": "false",
         **env_overrides,
     }
-    database = await Database.connect(uri, name)
+    # The benchmark's own connection seeds and cleans up (dropping a large database takes its time): no deadline.
+    database = await Database.connect(uri, name, deadlines=Deadlines(operation=None, transaction=None))
     process = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve"], env=env, stdout=open(tmp / "hub.log", "ab"),
         stderr=subprocess.STDOUT,

@@ -221,7 +221,11 @@ async def run(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.5)
             for ws in sockets:
                 await ws.close()
+            return summary(args, stats, rss, received, receiver, events, batches)
 
+
+def summary(args: argparse.Namespace, stats: Stats, rss: dict[int, float], received: list[int], receiver: Receiver,
+            events: int, batches: int) -> int:
     minutes = sorted(stats.latencies)
     half = args.minutes // 2
     growth = rss[args.minutes - 1] / rss[max(0, half - 1)] - 1 if args.minutes >= 2 else 0.0
