@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # Run as a script, bench/ comes first on sys.path and bench/webhooks.py would shadow the webhooks package.
@@ -151,7 +151,8 @@ async def run(args: argparse.Namespace) -> int:
             location = (await call(http, seed, "mutation { createLocation(input: {code: \"DC\", name: \"DC\", "
                                                "kind: warehouse}) { id } }"))["createLocation"]["id"]
             for n in range(SKU_COUNT):
-                await call(http, seed, f'mutation {{ upsertSku(input: {{code: "S-{n}", name: "S{n}"}}) {{ sku {{ id }} }} }}')
+                await call(http, seed,
+                           f'mutation {{ upsertSku(input: {{code: "S-{n}", name: "S{n}"}}) {{ sku {{ id }} }} }}')
             sensors = []
             for n in range(10):
                 data = await call(http, seed, REGISTER, {"i": {"deviceId": f"probe-{n}", "locationId": location}})
@@ -185,7 +186,7 @@ async def run(args: argparse.Namespace) -> int:
                     await call(http, stats, SKUS)
 
             async def ingester() -> None:
-                at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)
+                at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
                 while time.monotonic() < deadline:
                     payload = [{"sensorId": s, "samples": [[(at + timedelta(seconds=10 * i)).isoformat(), 4.0, 80.0]
                                                            for i in range(20)]} for s in sensors]

@@ -103,7 +103,8 @@ class Supervisor:
                 log.warning("embedded database did not come back (%s); trying again", exc)
                 continue
             self.restarts += 1
-            log.warning("embedded database restarted (pid %d, port %d)", self.server.process.pid, self.server.port)
+            pid = self.server.process.pid if self.server.process else -1
+            log.warning("embedded database restarted (pid %d, port %d)", pid, self.server.port)
 
 
 def uvicorn_server(app: Any, settings: Settings) -> uvicorn.Server:
@@ -112,7 +113,8 @@ def uvicorn_server(app: Any, settings: Settings) -> uvicorn.Server:
     # Our logging setup (hub/logs.py) formats uvicorn's lines too; the access line comes from logs.RequestContext.
     config = uvicorn.Config(
         app, **uvicorn_options(settings), log_config=None, access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # typed int by uvicorn, but passed to asyncio.wait_for, which takes fractions of a second
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     return uvicorn.Server(config)
 

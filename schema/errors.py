@@ -3,8 +3,8 @@
 HubErrors keep their message and code; request-level errors (parse, validation, variable coercion) are the
 caller's to fix, so they are BAD_USER_INPUT unless they carry a code already (the parser's own size limits are
 QUERY_TOO_COMPLEX); a database that did not answer in time is SERVICE_UNAVAILABLE (retryable; logged as a warning,
-it is an outage rather than a bug); anything else is answered as INTERNAL_SERVER_ERROR. ``log_errors`` (the schema's error hook) logs
-faults with their traceback and client mistakes quietly.
+it is an outage rather than a bug); anything else is answered as INTERNAL_SERVER_ERROR. ``log_errors`` (the schema's
+error hook) logs faults with their traceback and client mistakes quietly.
 """
 
 from __future__ import annotations
