@@ -40,7 +40,7 @@ from pymongo.errors import BulkWriteError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hub.config import Settings
-from hub.db import Database, EmbeddedServer
+from hub.db import Database, Deadlines, EmbeddedServer
 from hub.detect import demand as model
 from hub.models.alert import Alert
 from hub.models.planning import DemandSeries, TransferRecommendation
@@ -51,6 +51,7 @@ DAYS = 98
 RHYTHM = (0.8, 0.87, 0.93, 1.0, 1.13, 1.33, 0.94)  # Monday..Sunday around a mean of 1
 SIGNALS = ("velocity_drop", "velocity_spike", "obsolescence_risk", "fefo_violation", "transfer")
 TODAY = date(2026, 9, 7)  # a Monday; the history ends the day before
+TOOL = Deadlines(operation=None, transaction=None)  # a shell tool, like `lotpulse sweep`: no request deadlines
 
 
 def poisson(rng: random.Random, mean: float) -> int:
@@ -400,7 +401,7 @@ async def run(args: argparse.Namespace) -> None:
         if args.series:
             await backtest(server.uri, settings, args)
         if args.positions:
-            database = await Database.connect(server.uri, f"signals_{uuid.uuid4().hex[:8]}")
+            database = await Database.connect(server.uri, f"signals_{uuid.uuid4().hex[:8]}", deadlines=TOOL)
             figures = await timing(database, settings, args.positions, args.seed)
             print(f"sweep of {figures['series']:.0f} positions: full {figures['full']:.1f} s "
                   f"({figures['full'] / figures['floor']:.1f}x the {figures['floor']:.2f} s floor of reading every "
@@ -416,7 +417,7 @@ async def run(args: argparse.Namespace) -> None:
 
 async def backtest(uri: str, settings: Settings, args: argparse.Namespace) -> None:
     actions, cases = generate(args.series, args.seed)
-    database = await Database.connect(uri, f"signals_{uuid.uuid4().hex[:8]}")
+    database = await Database.connect(uri, f"signals_{uuid.uuid4().hex[:8]}", deadlines=TOOL)
     try:
         moves = sum(len(a["movements"]) for a in actions if a["action"] == "movements")
         started = time.perf_counter()

@@ -674,8 +674,9 @@ async def start_planning(hub: Any) -> None:
             await asyncio.sleep(minutes * 60)
             try:
                 partitions = hub.partitions
+                # Pages of 250: each page's alerts commit in one transaction, within the hub's transaction deadline.
                 report = await sweep(hub.database, rules=rules, tenants=await tenant_ids(hub.database, partitions),
-                                     state_key=f"{STATE_ID}:{partitions.name}" if partitions else STATE_ID)
+                                     state_key=f"{STATE_ID}:{partitions.name}" if partitions else STATE_ID, page=250)
                 log.info("planning sweep: %d series judged, %d alerts raised, %d resolved, %d recommendations",
                          report.judged, report.raised, report.resolved, report.recommendations)
             except Exception:
