@@ -32,33 +32,36 @@ async def test_alert_arrives_signed_and_verified_by_standard_webhooks(live_hub, 
     assert json.loads(logged["body"]) == body
 
 
-async def test_a_mismatched_receipt_reaches_the_receivers_erp_and_not_the_unentitled_shipper(live_hub, receiver):
-    # given: Acme ships yogurt to Shopco; both run ERPs; Shopco shares no alerts with Acme
+async def test_a_mismatched_receipt_reaches_both_parties_erps_and_no_one_else(live_hub, receiver):
+    # given: Acme ships yogurt to Shopco; both run ERPs, and so does Rival, a stranger to this dispatch
     hub = live_hub
     await hub.tenant("acme", "supplier")
     await hub.tenant("shopco", "retailer")
+    await hub.tenant("rival", "retailer")
     sku = {"code": "YOG-1", "name": "Yogurt 500 g", "gtin": YOGURT_GTIN, "shelfLifeDays": 30}
     await hub.ok(UPSERT_SKU, {"input": sku}, tenant="acme")
     for tenant, code, kind in (("acme", "WH-1", "warehouse"), ("shopco", "DC-1", "dc")):
         await hub.ok(CREATE_LOCATION, {"input": {"code": code, "name": code, "kind": kind}}, tenant=tenant)
     _, shopco_secret = await create_endpoint(hub, "shopco", receiver.at("/shopco"), ["mismatch.detected"])
-    await create_endpoint(hub, "acme", receiver.at("/acme"), ["mismatch.detected"])
+    _, acme_secret = await create_endpoint(hub, "acme", receiver.at("/acme"), ["mismatch.detected"])
+    await create_endpoint(hub, "rival", receiver.at("/rival"), ["mismatch.detected"])
     supply = Supply(hub)
-    await supply.partner("shopco", "acme", ["dispatches"])  # Shopco accepts Acme's dispatches
+    await supply.partner("shopco", "acme", ["dispatches"])  # Shopco accepts Acme's dispatches, shares no alerts
     dispatch = await supply.dispatch([yogurt_line(100, "B240315")])
     # when: Shopco scans the neighbouring lot
     receipt = await supply.receive(
         dispatch["id"], [{"sku": YOGURT_GTIN, "lotCode": "B240314", "quantity": 100}], final=True
     )
-    # then
+    # then: a mismatch is heard by the dispatch's parties by being parties (no alerts share needed), nobody else
     assert receipt["outcome"] == "mismatched"
-    [request] = await receiver.wait_for(1, "/shopco")
-    body = request.verify(shopco_secret)
-    assert body["type"] == "mismatch.detected"
-    assert body["data"]["alert"]["id"] == receipt["alertId"]
-    assert body["data"]["alert"]["kind"] == "mismatch"
-    assert receiver.on("/acme") == []
-    assert await deliveries(hub, "acme") == []
+    for path, secret in (("/shopco", shopco_secret), ("/acme", acme_secret)):
+        [request] = await receiver.wait_for(1, path)
+        body = request.verify(secret)
+        assert body["type"] == "mismatch.detected"
+        assert body["data"]["alert"]["id"] == receipt["alertId"]
+        assert body["data"]["alert"]["kind"] == "mismatch"
+    assert receiver.on("/rival") == []
+    assert await deliveries(hub, "rival") == []
 
 
 async def test_the_event_bus_wakes_the_dispatcher_without_waiting_for_its_poll(settings, receiver):

@@ -16,7 +16,7 @@ import pytest
 
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, free_port
+from hub.db import Database, Deadlines, free_port
 from hub.events.log import build_event, emit_many
 from hub.events.sequencer import Sequencer
 from tenants import service as tenant_service
@@ -61,7 +61,8 @@ async def until(condition, timeout: float, what: str, every: float = 0.05) -> No
 async def test_killed_hub_loses_no_delivery(mongo_uri: str, key_file: Path, tmp_path: Path, receiver: Receiver):
     # given: 1,000 deliveries pending in a fresh database
     name = f"t_kill_{uuid.uuid4().hex[:8]}"
-    database = await Database.connect(mongo_uri, name)
+    # the test's own set-up writes 1,000 deliveries at once: like a shell tool, it has no per-operation deadline
+    database = await Database.connect(mongo_uri, name, deadlines=Deadlines(operation=None, transaction=None))
     hub: subprocess.Popen | None = None
     try:
         await tenant_service.create_tenant("acme", "Acme", "retailer")
