@@ -18,8 +18,10 @@ The alert names the supplier of each receipt and the receipts themselves.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from hub.detect.velocity import Cause  # a root cause has the same shape as a candidate cause
 
 
 @dataclass(frozen=True)
@@ -52,17 +54,6 @@ class ReceiptFact:
             "dispatchRef": self.dispatch_ref,
             "supplier": self.supplier,
         }
-
-
-@dataclass(frozen=True)
-class RootCause:
-    code: str
-    score: float
-    summary: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def figures(self) -> dict[str, Any]:
-        return {"code": self.code, "score": round(self.score, 3), "summary": self.summary, "evidence": self.evidence}
 
 
 @dataclass(frozen=True)
@@ -118,12 +109,12 @@ def root_causes(
     rules: ObsolescenceRules,
     discontinued: bool = False,
     quality: dict[str, list[dict[str, Any]]] | None = None,
-) -> list[RootCause]:
+) -> list[Cause]:
     """Ranked root causes; empty when the ledger explains nothing (the alert then says so)."""
-    causes: list[RootCause] = []
+    causes: list[Cause] = []
     built = surplus_receipts(receipts, on_hand)
     if discontinued:
-        causes.append(RootCause("discontinued", 0.9, "The SKU is discontinued: remaining stock will not sell "
+        causes.append(Cause("discontinued", 0.9, "The SKU is discontinued: remaining stock will not sell "
                                 "through normal demand", {}))
     def rate_then(r: ReceiptFact) -> float | None:
         return r.rate_at_receipt if r.rate_at_receipt else rate_before
@@ -132,7 +123,7 @@ def root_causes(
     if over:
         excess = sum(r.quantity - math.floor((rate_then(r) or 0.0) * rules.cover_days) for r in over)
         suppliers = sorted({r.supplier or "not recorded" for r in over})
-        causes.append(RootCause(
+        causes.append(Cause(
             "over_receipt", 0.5 + 0.4 * min(excess / max(on_hand, 1), 1.0),
             f"Over-receipt: {len(over)} receipt(s) brought more than {rules.cover_days:.0f} days of the demand at "
             f"the time ({excess} units beyond it); supplier {', '.join(suppliers)}",
@@ -140,14 +131,14 @@ def root_causes(
         ))
     if rate_before and rate_since is not None and rate_since < rate_before * (1 - rules.drop_pct / 100):
         drop = (1 - rate_since / rate_before) * 100
-        causes.append(RootCause(
+        causes.append(Cause(
             "forecast_miss", 0.45 + 0.3 * min(drop / 100, 1.0),
             f"Forecast miss: demand fell {drop:.0f} % after the stock was received",
             {"ratePerDayBefore": round(rate_before, 3), "ratePerDaySince": round(rate_since, 3)},
         ))
     quality = {k: v for k, v in (quality or {}).items() if v}
     if quality:
-        causes.append(RootCause("quality", 0.4 + 0.1 * len(quality), "Quality: " + ", ".join(
+        causes.append(Cause("quality", 0.4 + 0.1 * len(quality), "Quality: " + ", ".join(
             f"{len(v)} {k.replace('_', ' ')}" for k, v in sorted(quality.items())), quality))
     causes.sort(key=lambda c: c.score, reverse=True)
     return causes
