@@ -167,9 +167,8 @@ def idp_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture
-async def oidc(idp_key: rsa.RSAPrivateKey) -> AsyncIterator[OidcProvider]:
-    provider = OidcProvider(port=free_port(), key=idp_key)
+async def serve_oidc(provider: OidcProvider) -> AsyncIterator[OidcProvider]:
+    """Serve a provider on loopback for as long as the caller iterates (shared by the OAuth and portal tests)."""
     server = uvicorn.Server(uvicorn.Config(provider.app(), host="127.0.0.1", port=provider.port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -179,6 +178,13 @@ async def oidc(idp_key: rsa.RSAPrivateKey) -> AsyncIterator[OidcProvider]:
     yield provider
     server.should_exit = True
     await task
+
+
+@pytest.fixture
+async def oidc(idp_key: rsa.RSAPrivateKey) -> AsyncIterator[OidcProvider]:
+    provider = OidcProvider(port=free_port(), key=idp_key)
+    async for running in serve_oidc(provider):
+        yield running
 
 
 async def create_client(hub: Any, tenant: str, **input: Any) -> tuple[str, str | None]:

@@ -8,7 +8,6 @@ only, so none of their alerts may ever reach Shopco's page. Screenshots go to ``
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -19,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from hub.db import free_port
 from tests.conftest import Hub, hub_settings, start_hub
-from tests.oauth.conftest import ADD_MEMBER, CONFIGURE_PROVIDER, OidcProvider, create_client
+from tests.oauth.conftest import ADD_MEMBER, CONFIGURE_PROVIDER, OidcProvider, create_client, serve_oidc
 
 CHROMIUM = os.environ.get("LOTPULSE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -207,15 +205,8 @@ async def silent_sensor(chain: Chain) -> str:
 @pytest.fixture(scope="module")
 async def oidc_provider() -> AsyncIterator[OidcProvider]:
     provider = OidcProvider(port=free_port())
-    server = uvicorn.Server(uvicorn.Config(provider.app(), host="127.0.0.1", port=provider.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield provider
-    server.should_exit = True
-    await task
+    async for running in serve_oidc(provider):
+        yield running
 
 
 @pytest.fixture(scope="module")
