@@ -4,7 +4,7 @@ HubErrors keep their message and code; request-level errors (parse, validation, 
 caller's to fix, so they are BAD_USER_INPUT unless they carry a code already (the parser's own size limits are
 QUERY_TOO_COMPLEX); a database that did not answer in time is SERVICE_UNAVAILABLE (retryable; logged as a warning,
 it is an outage rather than a bug); anything else is answered as INTERNAL_SERVER_ERROR. ``log_errors`` (the schema's
-error hook) logs faults with their traceback and client mistakes quietly.
+error hook) logs faults with their traceback and client mistakes in one INFO line each.
 """
 
 from __future__ import annotations
@@ -46,16 +46,24 @@ def is_fault(error: GraphQLError) -> bool:
     return error.path is not None or _escaped_before_execution(error)
 
 
+def log_client_error(code: str, where: object, message: str) -> None:
+    """One INFO line per client mistake, without a traceback: an operator sees what a partner got wrong (the line
+    also carries the request id, tenant and operation name), and a client cannot fill the log with stack traces.
+    The message is cut short; tokens and secrets in it are masked like in every line."""
+    log.info("client error %s at %s: %.200s", code, where or "request", message, extra={"code": code})
+
+
 def log_errors(errors: list[GraphQLError]) -> None:
-    """Faults at ERROR with their traceback; client mistakes (bad queries, variables, ids, hostile input) at DEBUG
-    in one line, so a client cannot flood the log."""
+    """Faults at ERROR with their traceback; client mistakes (bad queries, variables, ids, hostile input) at INFO
+    in one line each, with the code the client is answered."""
     for error in errors:
         if error.original_error is not None and unavailable(error.original_error):
             log.warning("database unavailable at %s: %s", error.path or "request", error.original_error)
         elif is_fault(error):
             log.error("unexpected error at %s", error.path or "request", exc_info=error.original_error)
         else:
-            log.debug("client error at %s: %.200s", error.path or "request", error.message)
+            code = (shape_error(error).extensions or {}).get("code", "BAD_USER_INPUT")
+            log_client_error(str(code), error.path, error.message)
 
 
 def shape_error(error: GraphQLError) -> GraphQLError:

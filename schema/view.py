@@ -34,7 +34,7 @@ from hub.errors import HubError, ServiceUnavailable
 from hub.services.persisted import HASH, sha256_hex
 from hub.state import hub_of
 from schema.context import Context
-from schema.errors import error_body, shape_error
+from schema.errors import error_body, log_client_error, shape_error
 from schema.ws import HubTransportWSHandler
 
 log = logging.getLogger("lotpulse.http")
@@ -236,10 +236,16 @@ class HubGraphQL(GraphQL[Context, None]):
             status = 200
         return JSONResponse(payload, status_code=status, media_type=media, headers=headers)
 
+    def _refuse(
+        self, request: Request, message: str, code: str, status: int, headers: dict | None = None,
+        graphql_result: bool = False,
+    ) -> Response:
+        """A request refused before or instead of execution: the client's mistake, logged in one INFO line."""
+        log_client_error(code, None, message)
+        return self._respond(request, error_body(message, code), status, headers, graphql_result)
+
     def _unauthenticated(self, request: Request, message: str) -> Response:
-        return self._respond(
-            request, error_body(message, "UNAUTHENTICATED"), 401, {"WWW-Authenticate": 'Bearer realm="lotpulse"'}
-        )
+        return self._refuse(request, message, "UNAUTHENTICATED", 401, {"WWW-Authenticate": 'Bearer realm="lotpulse"'})
 
     def _unavailable(self, request: Request, message: str) -> Response:
         headers = {"Retry-After": str(ServiceUnavailable.retry_after_seconds)}
@@ -271,7 +277,7 @@ class HubGraphQL(GraphQL[Context, None]):
             digest = await self._resolve_persisted(request, params)
             query, variables, operation_name = self._validate_params(params)
         except RequestError as exc:
-            return self._respond(request, error_body(exc.message, exc.code), exc.status, exc.headers)
+            return self._refuse(request, exc.message, exc.code, exc.status, exc.headers)
         except PersistedQueryNotFound:
             # Apollo's clients look for this message and code (with HTTP 200), then retry with the query text.
             return self._respond(request, error_body("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"), 200)
@@ -300,6 +306,7 @@ class HubGraphQL(GraphQL[Context, None]):
                 retry = decision.headers()["Retry-After"]
                 body = {"errors": [{"message": f"too many requests; retry after {retry} s",
                                     "extensions": {"code": "RATE_LIMITED", "retryAfter": int(retry)}}]}
+                log_client_error("RATE_LIMITED", None, body["errors"][0]["message"])
                 return self._respond(request, body, 429, decision.headers())
         if digest is not None and sent_query:
             await context.hub.persisted_queries.register(digest, query)  # only for authenticated callers
@@ -307,7 +314,7 @@ class HubGraphQL(GraphQL[Context, None]):
             safelisted = await context.hub.safelists.allowed(context.principal.client_id)
             if safelisted is not None and (digest or sha256_hex(query)) not in safelisted:
                 message = "this OAuth client may run only its safelisted queries"
-                return self._respond(request, error_body(message, "FORBIDDEN"), 403)
+                return self._refuse(request, message, "FORBIDDEN", 403)
         allowed = {OperationType.QUERY} if request.method == "GET" else {
             OperationType.QUERY,
             OperationType.MUTATION,
@@ -325,12 +332,12 @@ class HubGraphQL(GraphQL[Context, None]):
             message = "mutations need POST" if request.method == "GET" else "subscriptions need a WebSocket"
             if exc.operation_type == OperationType.SUBSCRIPTION:
                 message = "subscriptions need a WebSocket"
-            return self._respond(request, error_body(message, "BAD_USER_INPUT"), status, {"Allow": "POST"})
+            return self._refuse(request, message, "BAD_USER_INPUT", status, {"Allow": "POST"})
         except CannotGetOperationTypeError:
             message = "unknown operationName" if operation_name else "operationName is required for several operations"
-            return self._respond(request, error_body(message, "BAD_USER_INPUT"), 400, graphql_result=True)
+            return self._refuse(request, message, "BAD_USER_INPUT", 400, graphql_result=True)
         except MissingQueryError:
-            return self._respond(request, error_body("'query' is required", "BAD_USER_INPUT"), 400)
+            return self._refuse(request, "'query' is required", "BAD_USER_INPUT", 400)
         payload: dict[str, Any] = {}
         # Errors raised while parsing (e.g. by the parser cache) never reach the ErrorShaper extension.
         errors = [shape_error(error).formatted for error in result.errors or []]

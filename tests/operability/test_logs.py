@@ -90,3 +90,18 @@ def test_plain_text_in_a_terminal_json_otherwise():
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+async def test_a_client_error_is_one_info_line_with_request_id_tenant_operation_and_code(ops_hub, suffix, captured):
+    tenant = await ops_hub.tenant(f"mistaken-{suffix}")
+    token = ops_hub.token(tenant)
+    response = await ops_hub.http.post(
+        "/graphql", json={"query": 'query Lookup { sku(id: "not-an-id") { id } }'},
+        headers={"authorization": f"Bearer {token}", "x-request-id": f"oops-{suffix}"},
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    (line,) = [line for line in lines(captured)
+               if line.get("request_id") == f"oops-{suffix}" and line["logger"] == "lotpulse.graphql"]
+    assert line["level"] == "INFO" and line["code"] == "NOT_FOUND" and "exc_info" not in line
+    assert line["tenant"] == tenant and line["operation"] == "Lookup"
+    assert token not in captured.getvalue()

@@ -1,4 +1,4 @@
-"""Expected client errors are logged quietly (no traceback, below WARNING); the hub's own faults at ERROR, with one.
+"""Expected client errors are logged at INFO in one line (no traceback); the hub's own faults at ERROR, with one.
 
 A client that sends bad queries, bad variables, hostile input or other tenants' ids must not be able to flood the
 log with tracebacks; a bug in the hub must still be loud.
@@ -30,13 +30,34 @@ def loud(records: list[logging.LogRecord]) -> list[str]:
     return [f"{r.name}: {r.getMessage()[:80]}" for r in records if r.levelno >= logging.WARNING or r.exc_info]
 
 
-async def test_client_mistakes_are_logged_without_tracebacks_below_warning(wire, caplog: pytest.LogCaptureFixture):
+def client_errors(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [r for r in records if r.getMessage().startswith("client error ")]
+
+
+async def test_client_mistakes_are_logged_at_info_in_one_line_without_traceback(wire, caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG)
     for query, variables, code in CLIENT_MISTAKES:
+        caplog.clear()
         response = await wire.query(query, variables)
         assert codes(response) == [code], (query, response.text)
-    assert loud(caplog.records) == []
+        (line,) = client_errors(caplog.records)
+        assert line.levelno == logging.INFO and line.code == code and not line.exc_info, (query, line.getMessage())
+        assert loud(caplog.records) == []
     await wire.still_responsive()
+
+
+async def test_requests_refused_before_execution_are_logged_at_info_too(wire, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    bad_token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl"
+    refused = await wire.hub.http.post("/graphql", json={"query": "{ __typename }"},
+                                       headers={"authorization": f"Bearer {bad_token}"})
+    assert refused.status_code == 401
+    malformed = await wire.raw(b"[1, 2]")
+    assert malformed.status_code == 400
+    lines = client_errors(caplog.records)
+    assert [line.code for line in lines] == ["UNAUTHENTICATED", "BAD_USER_INPUT"]
+    assert all(line.levelno == logging.INFO and not line.exc_info for line in lines)
+    assert loud(caplog.records) == []
 
 
 async def test_a_fault_of_the_hub_is_logged_at_error_with_its_traceback(wire, caplog, monkeypatch):
