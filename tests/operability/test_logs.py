@@ -105,3 +105,44 @@ async def test_a_client_error_is_one_info_line_with_request_id_tenant_operation_
     assert line["level"] == "INFO" and line["code"] == "NOT_FOUND" and "exc_info" not in line
     assert line["tenant"] == tenant and line["operation"] == "Lookup"
     assert token not in captured.getvalue()
+
+
+async def test_the_direct_access_line_is_the_one_logging_would_write():
+    """With the JSON handler alone, the access line skips the LogRecord; it must be the same line, secrets masked."""
+
+    async def app(scope, receive, send):
+        logs.tenant.set("acme")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def call(path: str) -> None:
+        scope = {"type": "http", "method": "GET", "path": path, "headers": [(b"x-request-id", b"rid-1")]}
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            pass
+
+        await logs.RequestContext(app)(scope, receive, send)
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    direct, through_logging = io.StringIO(), io.StringIO()
+    path = "/x/Bearer abc.def"
+    try:
+        logs.configure(Settings(log_format="json", log_level="INFO"), direct)
+        await call(path)
+        handler = logs.configure(Settings(log_format="json", log_level="INFO"), through_logging)
+        handler.addFilter(lambda record: True)  # anything extra on the way: logging writes the line
+        logging.getLogger("lotpulse").addFilter(lambda record: True)
+        await call(path)
+    finally:
+        logging.getLogger("lotpulse").filters.clear()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    (fast,), (slow,) = lines(direct), lines(through_logging)
+    for line in (fast, slow):
+        assert line.pop("time") and line.pop("duration_ms") >= 0
+    assert fast == slow
+    assert fast["message"] == "GET /x/[redacted] 204" and fast["request_id"] == "rid-1" and fast["tenant"] == "acme"
