@@ -304,9 +304,9 @@ class HubGraphQL(GraphQL[Context, None]):
             context.rate_limit = decision
             if not decision.allowed:
                 retry = decision.headers()["Retry-After"]
-                body = {"errors": [{"message": f"too many requests; retry after {retry} s",
-                                    "extensions": {"code": "RATE_LIMITED", "retryAfter": int(retry)}}]}
-                log_client_error("RATE_LIMITED", None, body["errors"][0]["message"])
+                message = f"too many requests; retry after {retry} s"
+                body = {"errors": [{"message": message, "extensions": {"code": "RATE_LIMITED", "retryAfter": int(retry)}}]}
+                log_client_error("RATE_LIMITED", None, message)
                 return self._respond(request, body, 429, decision.headers())
         if digest is not None and sent_query:
             await context.hub.persisted_queries.register(digest, query)  # only for authenticated callers
