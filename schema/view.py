@@ -305,7 +305,8 @@ class HubGraphQL(GraphQL[Context, None]):
             if not decision.allowed:
                 retry = decision.headers()["Retry-After"]
                 message = f"too many requests; retry after {retry} s"
-                body = {"errors": [{"message": message, "extensions": {"code": "RATE_LIMITED", "retryAfter": int(retry)}}]}
+                extensions = {"code": "RATE_LIMITED", "retryAfter": int(retry)}
+                body = {"errors": [{"message": message, "extensions": extensions}]}
                 log_client_error("RATE_LIMITED", None, message)
                 return self._respond(request, body, 429, decision.headers())
         if digest is not None and sent_query:
