@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,7 +94,10 @@ async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
     finally:
         process.terminate()
         process.wait(10)
-        await database.client.drop_database(name)
+        if server is None:
+            await database.client.drop_database(name)
         await database.close()
         if server is not None:
+            # Our own server is thrown away whole: dropping a large database key by key takes SecantusDB minutes.
             server.stop()
+            shutil.rmtree(tmp / "db", ignore_errors=True)  # the logs stay for a look afterwards

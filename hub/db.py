@@ -10,6 +10,7 @@ retries: a database that is gone or hung costs a caller seconds and a typed ``SE
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import signal
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 8
 FIRST_BACKOFF_SECONDS = 0.005
+RELEASE_SECONDS = 2.0  # aborting a transaction a timed-out attempt left open
 
 
 class StaleRead(Exception):
@@ -98,18 +100,57 @@ async def run_transaction(
     try:
         with pymongo.timeout(deadline) if deadline is not None else nullcontext():
             for number in range(attempts):
+                session = client.start_session()
+                ended_here = True
                 try:
-                    async with client.start_session() as session:
-                        return await session.with_transaction(attempt, write_concern=WriteConcern("majority"))
-                except Exception as exc:
-                    if number == attempts - 1 or not retry_if(exc):
+                    return await session.with_transaction(attempt, write_concern=WriteConcern("majority"))
+                except BaseException as exc:
+                    if isinstance(exc, asyncio.CancelledError) or unavailable(exc):
+                        _release_later(session)  # ends the session once the server has let go of the transaction
+                        ended_here = False
+                    if not isinstance(exc, Exception) or number == attempts - 1 or not retry_if(exc):
                         raise
+                finally:
+                    if ended_here:
+                        await session.end_session()
                 await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2**number)
     except PyMongoError as exc:
         if unavailable(exc):
             raise ServiceUnavailable("the database did not complete the change in time; retry shortly") from exc
         raise
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def _release_later(session: AsyncClientSession) -> None:
+    """Abort, in the background, the transaction an attempt that ran out of time may have left open on the server.
+
+    When a statement outlives the deadline, the driver gives up on it (and on its connection) and cannot send
+    ``abortTransaction`` any more: the server keeps the transaction, and the documents it wrote stay locked until
+    its transaction lifetime (60 s by default) reaps it. Every other writer of those documents meanwhile conflicts,
+    times out in turn and leaves a transaction of its own behind: under load the write path stalls for minutes.
+    The abort runs outside the caller's deadline (a fresh context) and never delays the caller's answer.
+    """
+    task = asyncio.get_running_loop().create_task(_release(session), context=contextvars.Context())
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
+async def _release(session: AsyncClientSession) -> None:
+    try:
+        with pymongo.timeout(RELEASE_SECONDS):
+            # The session's last transaction number is the attempt's: abort exactly that one (the driver believes
+            # it aborted already and would refuse a second abort_transaction()).
+            await session.client.admin.command(
+                {"abortTransaction": 1, "txnNumber": session._transaction_id, "autocommit": False}, session=session
+            )
+    except PyMongoError:
+        pass  # already gone (aborted, reaped, or the database is down and holds nothing for anyone)
+    finally:
+        with suppress(PyMongoError):
+            await session.end_session()
 
 
 def _die_with_parent() -> None:
@@ -141,9 +182,11 @@ class EmbeddedServer:
         port: int | None = None,
         log_path: Path | None = None,
         sync_on_commit: bool = True,
+        test_commands: bool = False,
     ) -> None:
         # Tests turn syncing off: their data is thrown away, and killing a hub (not the database) loses nothing.
         self.sync_on_commit = sync_on_commit
+        self.test_commands = test_commands  # configureFailPoint: tests stall or fail chosen commands
         self.storage_path = Path(storage_path)
         self.port = port or free_port()
         self.log_path = log_path
@@ -166,6 +209,7 @@ class EmbeddedServer:
             "--storage-path", str(self.storage_path),
             "--log-level", "WARNING",
             *(["--sync-on-commit"] if self.sync_on_commit else []),
+            *(["--enable-test-commands"] if self.test_commands else []),
         ]
         out = open(self.log_path, "ab") if self.log_path else None
         try:

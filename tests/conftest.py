@@ -40,7 +40,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = tmp_path_factory.mktemp("secantus")
-    server = EmbeddedServer(path / "db", log_path=path / "secantusd.log", sync_on_commit=False)
+    server = EmbeddedServer(path / "db", log_path=path / "secantusd.log", sync_on_commit=False, test_commands=True)
     server.start()
     try:
         yield server.uri

@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from hub.db import StaleRead, run_transaction
+from hub.errors import ServiceUnavailable
 
 
 @pytest.fixture
@@ -65,3 +66,32 @@ async def test_retries_stop_after_the_attempts_and_other_errors_are_not_retried(
     with pytest.raises(DuplicateKeyError):
         await run_transaction(client, broken, retry_if=lambda exc: isinstance(exc, DuplicateKeyError), attempts=2)
     assert runs == 2
+
+
+async def test_a_transaction_that_ran_out_of_time_releases_what_it_wrote(mongo_uri: str) -> None:
+    """A statement still running at the deadline leaves its transaction open on the server; the runner aborts it,
+    so the documents it wrote do not stay locked for the server's transaction lifetime (60 s)."""
+    app = f"stall-{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri, tz_aware=True, appName=app)
+    try:
+        collection = client[f"db_{uuid.uuid4().hex[:12]}"]["positions"]
+        await collection.insert_one({"_id": "p", "on_hand": 0})
+        # This client's next find is held by the server for 3 s: it outlives the 0.5 s deadline below.
+        await client.admin.command("configureFailPoint", "failCommand", mode={"times": 1}, data={
+            "failCommands": ["find"], "appName": app, "blockConnection": True, "blockTimeMS": 3000})
+
+        async def stalled(session: Any) -> None:
+            await collection.update_one({"_id": "p"}, {"$inc": {"on_hand": 1}}, session=session)
+            await collection.find_one({"_id": "p"}, session=session)
+
+        with pytest.raises(ServiceUnavailable):
+            await run_transaction(client, stalled, deadline=0.5)
+
+        async def next_writer(session: Any) -> None:
+            await collection.update_one({"_id": "p"}, {"$inc": {"on_hand": 10}}, session=session)
+
+        # Without the release this conflicts with the abandoned transaction until the deadline passes.
+        await run_transaction(client, next_writer, deadline=20)
+        assert await collection.find_one({"_id": "p"}) == {"_id": "p", "on_hand": 10}
+    finally:
+        await client.close()
