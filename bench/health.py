@@ -4,9 +4,11 @@
 
 Seeds one tenant with ``--positions`` lot positions (SKUs with a standard cost, lots with expiry dates, a tenth of
 them on hold) and ``--movements`` receipts and sales spread over 400 days straight into the database, then times
-``inventoryHealth`` through a real hub process. The raw figure runs the same three reads with pymongo and no hub
-(positions, first arrival per position, 30-day consumption); the ratio raw / hub is what the hub adds (valuation,
-bands and risk in Python, GraphQL, HTTP). Prints medians of ``--runs`` runs.
+``inventoryHealth`` through a real hub process. The seed also writes what the hub keeps beside the ledger in the same
+transaction (the daily demand series, each position's arrival date). The raw figure computes the same inputs
+straight from the ledger with pymongo and no hub (positions, first arrival per position, 30-day consumption); the
+ratio raw / hub shows what keeping those figures with the ledger buys, net of valuation, bands, risk, trend, GraphQL
+and HTTP. Prints medians of ``--runs`` runs.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from pathlib import Path
 
 import httpx
 from bson import ObjectId
+from pymongo import UpdateOne
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import running_hub, wait_ready
+from hub.services import demand
 from tenants import service as tenant_service
 
-HEALTH = "{ inventoryHealth { onHandUnits value { currency amount } valueAtRisk { amount } daysOfSupply } }"
+HEALTH = ("{ inventoryHealth { onHandUnits value { currency amount } valueAtRisk { amount } daysOfSupply turnover "
+          "trend { onHandUnits daysOfSupply turnover } aging { units } } }")
 TENANT = "bench"
 
 
@@ -50,6 +55,7 @@ async def seed(database, positions: int, movements: int) -> None:
     await db.lots.insert_many(lots)
     await db.stock_positions.insert_many(rows)
     chunk: list[dict] = []
+    arrived: dict[ObjectId, datetime] = {}
     for m in range(movements):
         p = rows[m % positions]
         sale = m >= positions and m % 3 == 0
@@ -57,11 +63,16 @@ async def seed(database, positions: int, movements: int) -> None:
                       "sku_owner_id": TENANT, "lot_id": p["lot_id"], "kind": "sale" if sale else "receipt",
                       "quantity": -1 if sale else 1, "idempotency_key": f"k{m}", "fingerprint": "f",
                       "occurred_at": now - timedelta(days=(m * 7919) % 400)})
-        if len(chunk) == 10_000:
+        if not sale:
+            arrived[p["_id"]] = min(arrived.get(p["_id"], chunk[-1]["occurred_at"]), chunk[-1]["occurred_at"])
+        if len(chunk) == 10_000 or m == movements - 1:
+            # What the hub keeps beside the ledger in the same transaction: the daily demand series.
             await db.movements.insert_many(chunk)
+            await db.demand_series.bulk_write(demand.series_writes(chunk), ordered=False)
             chunk = []
-    if chunk:
-        await db.movements.insert_many(chunk)
+    # ... and each position's arrival date.
+    await db.stock_positions.bulk_write([UpdateOne({"_id": key}, {"$set": {"arrived_at": first}})
+                                         for key, first in arrived.items()], ordered=False)
 
 
 async def raw_reads(database) -> None:

@@ -27,7 +27,7 @@ from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
 from hub.ratelimit import start_rate_limits
-from hub.services import expiry
+from hub.services import expiry, health
 from hub.services.alerts import start_escalation
 from hub.services.expiry import start_sweeper
 from hub.services.heartbeat import start_heartbeat
@@ -46,6 +46,7 @@ STARTUP_HOOKS: list[StartupHook] = []
 STARTUP_HOOKS.append(start_partitions)  # first: the periodic jobs below do the work of the tenants leased here
 STARTUP_HOOKS.append(start_sweeper)
 STARTUP_HOOKS.append(start_planning)
+STARTUP_HOOKS.append(health.start_snapshots)
 STARTUP_HOOKS.append(start_heartbeat)
 STARTUP_HOOKS.append(start_oauth)
 STARTUP_HOOKS.append(start_event_bus)

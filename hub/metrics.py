@@ -57,6 +57,15 @@ DB_DURATION = Histogram(
 )
 ALERTS = Gauge("lotpulse_alerts", "Alerts by kind and state (whole cluster)", ["kind", "state"])
 RATE_LIMITED = Counter("lotpulse_rate_limited_total", "Requests refused by a rate limit, by bucket", ["bucket"])
+# Signal to action, as alertPerformance reports it: a histogram gives the median and p90 (histogram_quantile).
+SIGNAL_TO_ACTION = Histogram(
+    "lotpulse_alert_signal_to_action_seconds", "Seconds from an alert opening to a person acknowledging or deciding",
+    ["step", "kind", "severity"], buckets=(60, 300, 900, 1800, 3600, 14400, 43200, 86400, 259200, 604800),
+)
+DECISIONS = Counter("lotpulse_alert_decisions_total", "Alerts resolved with a decision, by decision and escalation",
+                    ["decision", "escalated"])
+DECISION_VALUE = Counter("lotpulse_alert_decision_value_total", "Value of the stock decided on, by decision",
+                         ["decision", "currency"])
 
 # Operation names come from clients: only well-formed ones become labels, and only so many distinct ones.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

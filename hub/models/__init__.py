@@ -9,7 +9,7 @@ from hub.models.audit import AuditEntry
 from hub.models.dispatch import Dispatch
 from hub.models.event import Event
 from hub.models.excursion import Excursion
-from hub.models.health import HealthSettings
+from hub.models.health import HealthSettings, HealthSnapshot, LotCost
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.movement import Movement
@@ -28,4 +28,4 @@ MODELS += [Movement, StockPosition, Dispatch, Receipt]
 MODELS += [Sensor, ReadingBucket, Excursion]
 MODELS += PLANNING_MODELS
 MODELS += PERSISTED_MODELS
-MODELS += [HealthSettings]
+MODELS += [HealthSettings, HealthSnapshot, LotCost]

@@ -84,6 +84,7 @@ class Alert(Document):
     resolved_by: str | None = None
     note: str | None = None
     decision: Decision | None = None  # set by a person resolving it; None when the hub saw the finding go away
+    decision_value: dict[str, float] | None = None  # the stock it was about, valued per currency when decided
     escalated_at: datetime | None = None
 
     class Settings:

@@ -23,6 +23,11 @@ class MovementKind(str, Enum):
     count = "count"  # type: ignore[assignment]  # a movement kind, shadowing str.count on purpose
 
 
+# Kinds that bring stock to a position: the first of them with a positive quantity is when the stock arrived.
+ADDING = frozenset({MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_, MovementKind.adjustment,
+                    MovementKind.count})
+
+
 class Movement(Document):
     """One signed change of on-hand, written once and never updated.
 

@@ -40,6 +40,7 @@ class Sku(Document):
     # Standard cost of one unit, what inventory health values stock at (hub/services/health.py).
     unit_cost: float | None = None
     currency: str | None = None  # ISO 4217, with unit_cost
+    category: str | None = None  # the owner's product group: a filter of inventory health
     aliases: list[Alias] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -53,4 +54,5 @@ class Sku(Document):
                 [("gtin", 1)], unique=True, partialFilterExpression={"gtin": {"$type": "string"}}
             ),
             pymongo.IndexModel([("aliases.tenant_id", 1), ("aliases.code", 1)]),
+            pymongo.IndexModel([("category", 1), ("tenant_id", 1)]),
         ]

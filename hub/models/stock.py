@@ -23,6 +23,7 @@ class StockPosition(Document):
     effective_expires_on: date | None = None  # after temperature excursions (copied from the lot)
     last_movement_id: PydanticObjectId | None = None
     last_movement_at: datetime | None = None
+    arrived_at: datetime | None = None  # the first stock-adding movement here: where inventory health ages from
     updated_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

@@ -42,6 +42,8 @@ class Durations:
 class Group:
     kind: str
     severity: str
+    by: str | None = None  # the location id or partner tenant of this group, when grouped by one
+    by_label: str | None = None
     alerts: int = 0
     resolved: int = 0
     resolved_before_escalation: int = 0
@@ -49,6 +51,9 @@ class Group:
     to_decision: Durations = field(default_factory=Durations)
     to_resolution: Durations = field(default_factory=Durations)
     decisions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    decision_values: dict[str, dict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
+    )
 
 
 @dataclass
@@ -68,29 +73,51 @@ def _minutes(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds() / 60)
 
 
-async def alert_performance(access: Access, clauses: list[dict[str, Any]], now: datetime) -> Performance:
-    """Figures per (kind, severity) over the alerts the caller sees that match ``clauses``; backlog as of ``now``."""
+def _dimension(raw: dict[str, Any], by: str | None, viewer: str) -> list[tuple[str | None, str | None]]:
+    """The (id, label) groups an alert falls in: its locations, or the partners it is shared with (one alert may
+    count in several); ``(None, None)`` when it names none."""
+    if by == "location":
+        places = [(s["id"], s.get("label")) for s in raw.get("subjects", []) if s.get("kind") == "location"]
+        return places or [(None, None)]
+    if by == "partner":
+        others = sorted({raw["tenant_id"], *raw.get("audience", [])} - {viewer})
+        return [(t, t) for t in others] or [(None, None)]
+    return [(None, None)]
+
+
+async def alert_performance(access: Access, clauses: list[dict[str, Any]], now: datetime,
+                            by: str | None = None) -> Performance:
+    """Figures per (kind, severity), and per location or partner when ``by`` says so, over the alerts the caller
+    sees that match ``clauses``; backlog as of ``now``."""
     query = {"$and": [access.alerts(), *clauses]}
-    groups: dict[tuple[str, str], Group] = {}
+    groups: dict[tuple[str, str, str], Group] = {}
     backlog = [Backlog(lo, hi) for lo, hi in BACKLOG_BANDS]
     fields = {"kind": 1, "severity": 1, "status": 1, "opened_at": 1, "acknowledged_at": 1, "resolved_at": 1,
-              "decision": 1, "escalated_at": 1}
+              "decision": 1, "escalated_at": 1, "decision_value": 1, "subjects": 1, "audience": 1, "tenant_id": 1}
     async for raw in Alert.get_pymongo_collection().find(query, fields):
-        group = groups.setdefault((raw["kind"], raw["severity"]), Group(raw["kind"], raw["severity"]))
-        group.alerts += 1
-        opened = raw["opened_at"]
-        if raw.get("acknowledged_at"):
-            group.to_acknowledge.values.append(_minutes(opened, raw["acknowledged_at"]))
-        if raw["status"] == AlertStatus.resolved.value and raw.get("resolved_at"):
-            group.resolved += 1
-            group.to_resolution.values.append(_minutes(opened, raw["resolved_at"]))
-            if raw.get("decision"):
-                group.to_decision.values.append(_minutes(opened, raw["resolved_at"]))
-                group.decisions[raw["decision"]] += 1
-            if not raw.get("escalated_at"):
-                group.resolved_before_escalation += 1
-        else:
+        for key, label in _dimension(raw, by, access.tenant_id):
+            _count(groups.setdefault((raw["kind"], raw["severity"], key or ""),
+                                     Group(raw["kind"], raw["severity"], key, label)), raw)
+        if raw["status"] != AlertStatus.resolved.value or not raw.get("resolved_at"):
+            opened = raw["opened_at"]
             hours = _minutes(opened, now.replace(tzinfo=None) if opened.tzinfo is None else now) / 60
             band = next(b for b in backlog if b.to_hours is None or hours < b.to_hours)
             band.alerts += 1
     return Performance(groups=[groups[key] for key in sorted(groups)], backlog=backlog)
+
+
+def _count(group: Group, raw: dict[str, Any]) -> None:
+    group.alerts += 1
+    opened = raw["opened_at"]
+    if raw.get("acknowledged_at"):
+        group.to_acknowledge.values.append(_minutes(opened, raw["acknowledged_at"]))
+    if raw["status"] == AlertStatus.resolved.value and raw.get("resolved_at"):
+        group.resolved += 1
+        group.to_resolution.values.append(_minutes(opened, raw["resolved_at"]))
+        if raw.get("decision"):
+            group.to_decision.values.append(_minutes(opened, raw["resolved_at"]))
+            group.decisions[raw["decision"]] += 1
+            for currency, amount in (raw.get("decision_value") or {}).items():
+                group.decision_values[raw["decision"]][currency] += amount
+        if not raw.get("escalated_at"):
+            group.resolved_before_escalation += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +16,13 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from hub import audit
+from hub import audit, metrics
 from hub.dates import utcnow
 from hub.errors import BadInput, Conflict
 from hub.events.log import build_event, emit, emit_many
 from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity, SubjectRef
+from hub.services import health
 from tenants.access import Access
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ async def _transition(
     allowed_from: tuple[AlertStatus, ...],
     changes: dict[str, Any],
     event_type: str,
-    seen: Callable[[Alert], None] | None = None,
+    seen: Callable[[Alert], Awaitable[None]] | None = None,
 ) -> Alert:
     access.require_write()
     visible = access.alerts()
@@ -204,7 +205,7 @@ async def _transition(
         if alert.status not in allowed_from:
             raise Conflict(f"alert is {alert.status.value}")
         if seen is not None:
-            seen(alert)
+            await seen(alert)
         raw = await Alert.get_pymongo_collection().find_one_and_update(
             {"_id": alert.id, "status": alert.status.value},  # compare-and-set: two parties racing, one wins
             {"$set": {**changes, "updated_at": utcnow()}},
@@ -236,7 +237,7 @@ def _note(note: str | None) -> str | None:
 async def acknowledge_alert(database: Database, access: Access, alert_id: str, note: str | None = None) -> Alert:
     """Someone in the audience has seen it and owns the follow-up; stops escalation."""
     now = utcnow()
-    return await _transition(
+    acknowledged = await _transition(
         database,
         access,
         alert_id,
@@ -249,6 +250,14 @@ async def acknowledge_alert(database: Database, access: Access, alert_id: str, n
         },
         "alert.acknowledged",
     )
+    _observe("acknowledge", acknowledged, now)
+    return acknowledged
+
+
+def _observe(step: str, alert: Alert, at: datetime) -> None:
+    opened = alert.opened_at if alert.opened_at.tzinfo else alert.opened_at.replace(tzinfo=at.tzinfo)
+    seconds = max(0.0, (at - opened).total_seconds())
+    metrics.SIGNAL_TO_ACTION.labels(step, alert.kind.value, alert.severity.value).observe(seconds)
 
 
 async def resolve_alert(
@@ -265,24 +274,32 @@ async def resolve_alert(
     now = utcnow()
     before: dict[str, Any] = {}
 
-    def remember(alert: Alert) -> None:
+    changes: dict[str, Any] = {
+        "status": AlertStatus.resolved.value,
+        "resolved_at": now,
+        "resolved_by": _actor(access),
+        "note": note,
+        "decision": decision.value,
+    }
+
+    async def remember(alert: Alert) -> None:
         before.update(status=alert.status.value, severity=alert.severity.value)
+        # What the decision was about, valued as it stood: health figures weigh transfers against write-offs.
+        changes["decision_value"] = await health.stake_of(alert)
 
     resolved = await _transition(
         database,
         access,
         alert_id,
         (AlertStatus.open, AlertStatus.acknowledged),
-        {
-            "status": AlertStatus.resolved.value,
-            "resolved_at": now,
-            "resolved_by": _actor(access),
-            "note": note,
-            "decision": decision.value,
-        },
+        changes,
         "alert.resolved",
         remember,
     )
+    _observe("decision", resolved, now)
+    metrics.DECISIONS.labels(decision.value, "yes" if resolved.escalated_at else "no").inc()
+    for currency, amount in (resolved.decision_value or {}).items():
+        metrics.DECISION_VALUE.labels(decision.value, currency).inc(amount)
     # The owner and the deciding tenant (a partner in the audience) both keep the record.
     for tenant in sorted({resolved.tenant_id, access.tenant_id}):
         await audit.record(

@@ -1,39 +1,55 @@
-"""Inventory health: what the stock a caller may see is worth, how old it is, how much of it is at risk.
+"""Inventory health: what the stock a caller may see is worth, how old it is, how much of it is at risk, how it moves.
 
-Valuation is by lot where the holder's receipt lines gave the lot a cost (the units-weighted cost of those lines),
-else standard cost: the SKU's ``unit_cost`` in its currency. Units with neither are counted but not valued. Age is
-days since the position's first stock-adding movement (for a lot: since it arrived at that location). Value at risk
-counts each position once, in the first of held (lot on hold, quarantined or recalled), expiry (lot expired or an
-open ``expiry_risk`` alert on it) and obsolescence (an open ``obsolescence_risk`` alert on its SKU at that
-location), so the total is never more than the stock's value.
+Valuation is by lot where the holder's receipt lines gave the lot a cost (the units-weighted cost of those lines,
+kept in ``lot_costs`` with the ledger), else standard cost: the SKU's ``unit_cost`` in its currency. Units with
+neither are counted but not valued. Age is days since the position's first stock-adding movement (``arrived_at``,
+kept on the position with the ledger). Value at risk counts each position once, in the first of held (lot on hold,
+quarantined or recalled), expiry (lot expired or an open ``expiry_risk`` alert on it) and obsolescence (an open
+``obsolescence_risk`` alert on its SKU at that location), so the total is never more than the stock's value.
+
+Consumption, turnover and the on-hand of earlier days come from the daily demand series (hub/services/demand.py),
+so no figure rescans the ledger. A trend compares with 30 days earlier: from that day's snapshot (taken daily by
+the hub) when every holder in scope has one, else rebuilt from the series, without value at risk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
+from pymongo import UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub import audit
 from hub.dates import utcnow
 from hub.errors import BadInput
+from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertStatus
-from hub.models.health import HealthSettings
+from hub.models.health import HealthSettings, HealthSnapshot, LotCost
 from hub.models.lot import Lot, LotStatus
-from hub.models.movement import Movement, MovementKind
+from hub.models.movement import ADDING, Movement
+from hub.models.planning import DemandSeries
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from tenants.access import Access
 
+if TYPE_CHECKING:
+    from hub.state import HubState
+
+log = logging.getLogger(__name__)
+
 DEFAULT_BANDS = (30, 60, 90, 180)  # upper bounds in days: 0-30, 31-60, 61-90, 91-180, >180
 HELD = {LotStatus.on_hold.value, LotStatus.quarantined.value, LotStatus.recalled.value}
-ADDING = [MovementKind.receipt.value, MovementKind.transfer_in.value, MovementKind.return_.value,
-          MovementKind.adjustment.value, MovementKind.count.value]
-CONSUMING = [MovementKind.sale.value, MovementKind.issue.value]
 SUPPLY_WINDOW_DAYS = 30
+TREND_DAYS = 30
+SNAPSHOT_DAYS_KEPT = 400
+SNAPSHOT_EVERY_SECONDS = 3600  # a missed day is taken within the hour once a hub is up
+Amounts = dict[str, float]
 
 
 @dataclass
@@ -41,20 +57,49 @@ class Band:
     from_days: int
     to_days: int | None  # None: open-ended
     units: int = 0
-    value: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    value: Amounts = field(default_factory=lambda: defaultdict(float))
+
+
+@dataclass
+class Trend:
+    """The figures of ``as_of`` (30 days before the asked day), for comparison."""
+
+    as_of: date
+    source: str  # "snapshot" or "series"
+    on_hand_units: int = 0
+    value: Amounts = field(default_factory=lambda: defaultdict(float))
+    value_at_risk: Amounts | None = None  # only a snapshot knows what was at risk then
+    consumed_units: int = 0
+    days_of_supply: float | None = None
+    turnover: float | None = None
 
 
 @dataclass
 class Health:
     on_hand_units: int = 0
     unvalued_units: int = 0  # units of SKUs without a cost
-    value: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    held: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    expiry_risk: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    obsolescence_risk: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    value: Amounts = field(default_factory=lambda: defaultdict(float))
+    held: Amounts = field(default_factory=lambda: defaultdict(float))
+    expiry_risk: Amounts = field(default_factory=lambda: defaultdict(float))
+    obsolescence_risk: Amounts = field(default_factory=lambda: defaultdict(float))
     bands: list[Band] = field(default_factory=list)
     consumed_units: int = 0  # sales and issues over the supply window
     days_of_supply: float | None = None  # on hand / average daily consumption; None without consumption
+    turnover: float | None = None  # annualised: consumption / average on-hand over the window x 365 / 30
+    trend: Trend | None = None
+    decisions: dict[str, tuple[int, Amounts]] = field(default_factory=dict)  # per decision: alerts and value
+
+
+@dataclass
+class Valued:
+    """One position, valued and judged."""
+
+    raw: dict[str, Any]
+    units: int
+    value: float | None
+    currency: str | None
+    age: int
+    risk: str | None  # "held", "expiry", "obsolescence" or None
 
 
 def check_bands(bands: list[int]) -> tuple[int, ...]:
@@ -66,7 +111,7 @@ def check_bands(bands: list[int]) -> tuple[int, ...]:
 async def tenant_bands(tenant_id: str) -> tuple[int, ...]:
     """The tenant's aging bands, or the default ones."""
     found = await HealthSettings.get_pymongo_collection().find_one({"tenant_id": tenant_id}, {"aging_bands": 1})
-    return tuple(found["aging_bands"]) if found else DEFAULT_BANDS
+    return tuple(found["aging_bands"]) if found and found.get("aging_bands") else DEFAULT_BANDS
 
 
 async def set_tenant_bands(access: Access, bands: list[int] | None) -> tuple[int, ...]:
@@ -86,8 +131,126 @@ async def set_tenant_bands(access: Access, bands: list[int] | None) -> tuple[int
     return chosen
 
 
-def _start(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
+async def record_lot_costs(session: AsyncClientSession | None, movements: list[dict[str, Any]]) -> None:
+    """Add costed receipt lines to their lot's cost (called in the ledger's transaction)."""
+    sums: dict[tuple[str, ObjectId, str], list[Any]] = {}
+    for m in movements:
+        if m.get("unit_cost") is None or m.get("lot_id") is None:
+            continue
+        entry = sums.setdefault((m["tenant_id"], m["lot_id"], m["currency"]), [m["sku_id"], 0.0, 0])
+        entry[1] += m["quantity"] * m["unit_cost"]
+        entry[2] += m["quantity"]
+    if sums:
+        await LotCost.get_pymongo_collection().bulk_write([
+            UpdateOne({"tenant_id": tenant, "lot_id": lot, "currency": currency},
+                      {"$inc": {"cost": cost, "units": units}, "$setOnInsert": {"sku_id": sku}}, upsert=True)
+            for (tenant, lot, currency), (sku, cost, units) in sorted(sums.items(), key=str)
+        ], ordered=False, session=session)
+
+
+async def scope_clauses(*, location_id: ObjectId | None = None, sku_id: ObjectId | None = None,
+                        holder_id: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
+    """Filter clauses shared by positions, demand series and snapshots (all keyed by holder, location and SKU)."""
+    clauses: list[dict[str, Any]] = []
+    if location_id is not None:
+        clauses.append({"location_id": location_id})
+    if sku_id is not None:
+        clauses.append({"sku_id": sku_id})
+    if holder_id is not None:
+        clauses.append({"tenant_id": holder_id})
+    if category is not None:
+        ids = [s["_id"] async for s in Sku.get_pymongo_collection().find({"category": category}, {"_id": 1})]
+        clauses.append({"sku_id": {"$in": ids}})
+    return clauses
+
+
+async def _arrivals(positions: list[dict[str, Any]]) -> None:
+    """Fill ``arrived_at`` on positions written before it was kept (from the ledger, once, then stored)."""
+    missing = [p for p in positions if p.get("arrived_at") is None]
+    if not missing:
+        return
+    for p in missing:
+        first = await Movement.get_pymongo_collection().find_one(
+            {"tenant_id": p["tenant_id"], "location_id": p["location_id"], "sku_id": p["sku_id"],
+             "lot_id": p.get("lot_id"), "kind": {"$in": [k.value for k in ADDING]}, "quantity": {"$gt": 0}},
+            {"occurred_at": 1}, sort=[("occurred_at", 1)],
+        )
+        if first is not None:
+            p["arrived_at"] = first["occurred_at"]
+    found = [UpdateOne({"_id": p["_id"]}, {"$min": {"arrived_at": p["arrived_at"]}})
+             for p in missing if p.get("arrived_at") is not None]
+    if found:
+        await StockPosition.get_pymongo_collection().bulk_write(found, ordered=False)
+
+
+async def value_positions(positions: list[dict[str, Any]], today: date) -> list[Valued]:
+    """Value, age and judge the risk of each position (each counted once, held before expiry before obsolescence)."""
+    if not positions:
+        return []
+    await _arrivals(positions)
+    sku_ids = sorted({p["sku_id"] for p in positions})
+    skus = {s["_id"]: s async for s in Sku.get_pymongo_collection().find(
+        {"_id": {"$in": sku_ids}}, {"unit_cost": 1, "currency": 1})}
+    lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
+    lots = {lot["_id"]: lot async for lot in Lot.get_pymongo_collection().find(
+        {"_id": {"$in": lot_ids}}, {"status": 1})}
+    holders = sorted({p["tenant_id"] for p in positions})
+    lot_costs = {
+        (c["tenant_id"], c["lot_id"]): (c["cost"] / c["units"], c["currency"])
+        async for c in LotCost.get_pymongo_collection().find({"tenant_id": {"$in": holders}})
+        if c["units"] > 0
+    }
+    open_risks = {a["dedupe_key"] async for a in Alert.get_pymongo_collection().find(
+        {"kind": {"$in": ["expiry_risk", "obsolescence_risk"]}, "tenant_id": {"$in": holders},
+         "status": {"$ne": AlertStatus.resolved.value}}, {"dedupe_key": 1})}
+    valued = []
+    for p in positions:
+        units = int(p["on_hand"])
+        sku = skus.get(p["sku_id"], {})
+        cost, currency = lot_costs.get((p["tenant_id"], p.get("lot_id")), (sku.get("unit_cost"), sku.get("currency")))
+        value = units * cost if cost is not None and currency else None
+        first = p.get("arrived_at")
+        age = max(0, (today - first.date()).days) if first is not None else 0
+        status = lots.get(p.get("lot_id"), {}).get("status")
+        expires = p.get("effective_expires_on") or p.get("expires_on")
+        expired = status == LotStatus.expired.value or (expires is not None and expires.date() < today)
+        risk = None
+        if status in HELD:
+            risk = "held"
+        elif expired or f"expiry_risk:{p.get('lot_id') or p['sku_id']}:{p['location_id']}" in open_risks:
+            risk = "expiry"
+        elif f"obsolescence_risk:{p['tenant_id']}:{p['location_id']}:{p['sku_id']}" in open_risks:
+            risk = "obsolescence"
+        valued.append(Valued(p, units, value, currency if value is not None else None, age, risk))
+    return valued
+
+
+def _series_figures(series: list[dict[str, Any]], end: date) -> tuple[int, int, int]:
+    """(on-hand at the end of ``end``, on-hand 30 days before, units consumed in the 30 days up to ``end``)."""
+    start = end - timedelta(days=SUPPLY_WINDOW_DAYS)
+    on_hand = before = consumed = 0
+    for s in series:
+        later = earlier = 0
+        for day, figures in s.get("days", {}).items():
+            on = date.fromisoformat(day)
+            if on > end:
+                later += figures.get("n", 0)
+            if on > start:
+                earlier += figures.get("n", 0)
+                if on <= end:
+                    consumed += figures.get("s", 0)
+        on_hand += int(s.get("on_hand", 0) - later)
+        before += int(s.get("on_hand", 0) - earlier)
+    return on_hand, before, int(consumed)
+
+
+def _turnover(consumed: int, on_hand: int, before: int) -> float | None:
+    average = (on_hand + before) / 2
+    return round(consumed / average * 365 / SUPPLY_WINDOW_DAYS, 2) if average > 0 else None
+
+
+def _days_of_supply(on_hand: int, consumed: int) -> float | None:
+    return round(on_hand / (consumed / SUPPLY_WINDOW_DAYS), 1) if consumed > 0 else None
 
 
 async def inventory_health(
@@ -97,84 +260,174 @@ async def inventory_health(
     location_id: ObjectId | None = None,
     sku_id: ObjectId | None = None,
     holder_id: str | None = None,
+    category: str | None = None,
     bands: tuple[int, ...] = DEFAULT_BANDS,
 ) -> Health:
-    clauses: list[dict[str, Any]] = [access.stock("read"), {"on_hand": {"$gt": 0}}]
-    if location_id is not None:
-        clauses.append({"location_id": location_id})
-    if sku_id is not None:
-        clauses.append({"sku_id": sku_id})
-    if holder_id is not None:
-        clauses.append({"tenant_id": holder_id})
-    positions = await StockPosition.get_pymongo_collection().find({"$and": clauses}).to_list(None)
+    clauses = await scope_clauses(location_id=location_id, sku_id=sku_id, holder_id=holder_id, category=category)
+    visible = {"$and": [access.stock("read"), *clauses]}
+    positions = await StockPosition.get_pymongo_collection().find(
+        {"$and": [visible, {"on_hand": {"$gt": 0}}]}).to_list(None)
     health = Health(bands=[Band(lo, hi) for lo, hi in zip((0, *(b + 1 for b in bands)), (*bands, None))])
-    if not positions:
-        return health
-    sku_ids = sorted({p["sku_id"] for p in positions})
-    skus = {s["_id"]: s async for s in Sku.get_pymongo_collection().find(
-        {"_id": {"$in": sku_ids}}, {"unit_cost": 1, "currency": 1})}
-    lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
-    lots = {lot["_id"]: lot async for lot in Lot.get_pymongo_collection().find(
-        {"_id": {"$in": lot_ids}}, {"status": 1})}
-    holders = sorted({p["tenant_id"] for p in positions})
-    locations = sorted({p["location_id"] for p in positions})
-    scope = {"tenant_id": {"$in": holders}, "location_id": {"$in": locations}, "sku_id": {"$in": sku_ids}}
-    arrived = {
-        (d["_id"]["t"], d["_id"]["l"], d["_id"]["s"], d["_id"]["lot"]): d["first"]
-        async for d in await Movement.get_pymongo_collection().aggregate([
-            {"$match": {**scope, "kind": {"$in": ADDING}, "quantity": {"$gt": 0}}},
-            {"$group": {"_id": {"t": "$tenant_id", "l": "$location_id", "s": "$sku_id", "lot": "$lot_id"},
-                        "first": {"$min": "$occurred_at"}}},
-        ])
-    }
-    # Lot costs: what the holder paid for the lot on its receipt lines (weighted by units received).
-    lot_costs = {
-        (d["_id"]["t"], d["_id"]["s"], d["_id"]["lot"]): (d["cost"] / d["units"], d["_id"]["c"])
-        async for d in await Movement.get_pymongo_collection().aggregate([
-            {"$match": {"tenant_id": {"$in": holders}, "sku_id": {"$in": sku_ids}, "lot_id": {"$in": lot_ids},
-                        "kind": MovementKind.receipt.value, "unit_cost": {"$ne": None}}},
-            {"$group": {"_id": {"t": "$tenant_id", "s": "$sku_id", "lot": "$lot_id", "c": "$currency"},
-                        "cost": {"$sum": {"$multiply": ["$quantity", "$unit_cost"]}}, "units": {"$sum": "$quantity"}}},
-        ])
-        if d["units"] > 0
-    }
-    since = _start(today - timedelta(days=SUPPLY_WINDOW_DAYS))
-    async for d in await Movement.get_pymongo_collection().aggregate([
-        {"$match": {**scope, "kind": {"$in": CONSUMING}, "occurred_at": {"$gte": since}}},
-        {"$group": {"_id": None, "units": {"$sum": "$quantity"}}},
-    ]):
-        health.consumed_units = -int(d["units"])
-    open_risks = {a["dedupe_key"] async for a in Alert.get_pymongo_collection().find(
-        {"kind": {"$in": ["expiry_risk", "obsolescence_risk"]}, "tenant_id": {"$in": holders},
-         "status": {"$ne": AlertStatus.resolved.value}}, {"dedupe_key": 1})}
-    for p in positions:
-        units = int(p["on_hand"])
-        health.on_hand_units += units
-        sku = skus.get(p["sku_id"], {})
-        cost, currency = lot_costs.get(
-            (p["tenant_id"], p["sku_id"], p.get("lot_id")), (sku.get("unit_cost"), sku.get("currency"))
-        )
-        value = units * cost if cost is not None and currency else None
-        if value is None:
-            health.unvalued_units += units
-        else:
-            health.value[currency] += value
-        first = arrived.get((p["tenant_id"], p["location_id"], p["sku_id"], p.get("lot_id")))
-        age = max(0, (today - first.date()).days) if first is not None else 0
-        band = next(b for b in health.bands if b.to_days is None or age <= b.to_days)
-        band.units += units
-        if value is not None:
-            band.value[currency] += value
-            status = lots.get(p.get("lot_id"), {}).get("status")
-            expiry_key = f"expiry_risk:{p.get('lot_id') or p['sku_id']}:{p['location_id']}"
-            expires = p.get("effective_expires_on") or p.get("expires_on")
-            expired = status == LotStatus.expired.value or (expires is not None and expires.date() < today)
-            if status in HELD:
-                health.held[currency] += value
-            elif expired or expiry_key in open_risks:
-                health.expiry_risk[currency] += value
-            elif f"obsolescence_risk:{p['tenant_id']}:{p['location_id']}:{p['sku_id']}" in open_risks:
-                health.obsolescence_risk[currency] += value
-    if health.consumed_units > 0:
-        health.days_of_supply = round(health.on_hand_units / (health.consumed_units / SUPPLY_WINDOW_DAYS), 1)
+    totals: dict[tuple[str, Any, Any], list[Any]] = {}
+    for v in await value_positions(positions, today):
+        health.on_hand_units += v.units
+        band = next(b for b in health.bands if b.to_days is None or v.age <= b.to_days)
+        band.units += v.units
+        if v.value is None or v.currency is None:
+            health.unvalued_units += v.units
+            continue
+        health.value[v.currency] += v.value
+        band.value[v.currency] += v.value
+        if v.risk == "held":
+            health.held[v.currency] += v.value
+        elif v.risk == "expiry":
+            health.expiry_risk[v.currency] += v.value
+        elif v.risk == "obsolescence":
+            health.obsolescence_risk[v.currency] += v.value
+        key = (v.raw["tenant_id"], v.raw["location_id"], v.raw["sku_id"])
+        entry = totals.setdefault(key, [0.0, 0, v.currency])
+        entry[0] += v.value
+        entry[1] += v.units
+    unit_values = {key: (value / units, currency) for key, (value, units, currency) in totals.items() if units}
+    series = await DemandSeries.get_pymongo_collection().find(
+        visible, {"tenant_id": 1, "location_id": 1, "sku_id": 1, "on_hand": 1, "days": 1}).to_list(None)
+    series_now, series_before, health.consumed_units = _series_figures(series, today)
+    health.days_of_supply = _days_of_supply(health.on_hand_units, health.consumed_units)
+    health.turnover = _turnover(health.consumed_units, series_now, series_before)
+    health.trend = await _trend(visible, series, today - timedelta(days=TREND_DAYS), unit_values)
+    health.decisions = await decided(access, today - timedelta(days=SUPPLY_WINDOW_DAYS - 1), today)
     return health
+
+
+async def _trend(visible: dict[str, Any], series: list[dict[str, Any]], then: date,
+                 unit_values: dict[tuple[str, Any, Any], tuple[float, str]]) -> Trend:
+    on_hand, before, consumed = _series_figures(series, then)
+    snapshots = await HealthSnapshot.get_pymongo_collection().find(
+        {"$and": [visible, {"day": then.isoformat()}]}).to_list(None)
+    holders = {s["tenant_id"] for s in series if _series_figures([s], then)[0]} | {s["tenant_id"] for s in snapshots}
+    taken = {d["tenant_id"] async for d in HealthSettings.get_pymongo_collection().find(
+        {"tenant_id": {"$in": sorted(holders)}, "snapshot_days": then.isoformat()}, {"tenant_id": 1})}
+    if holders <= taken:
+        trend = Trend(as_of=then, source="snapshot", value_at_risk=defaultdict(float))
+        for snap in snapshots:
+            trend.on_hand_units += snap["units"]
+            for currency, amount in snap["value"].items():
+                trend.value[currency] += amount
+            for currency, amount in snap["at_risk"].items():
+                trend.value_at_risk[currency] += amount  # type: ignore[index]
+    else:
+        trend = Trend(as_of=then, source="series", on_hand_units=on_hand)
+        standard = {s["_id"]: (s.get("unit_cost"), s.get("currency")) async for s in Sku.get_pymongo_collection().find(
+            {"_id": {"$in": sorted({s["sku_id"] for s in series})}}, {"unit_cost": 1, "currency": 1})}
+        for s in series:
+            units, _, _ = _series_figures([s], then)
+            key = (s["tenant_id"], s["location_id"], s["sku_id"])
+            cost, currency = unit_values.get(key) or standard.get(s["sku_id"], (None, None))
+            if units > 0 and cost is not None and currency:
+                trend.value[currency] += units * cost
+    trend.consumed_units = consumed
+    trend.days_of_supply = _days_of_supply(trend.on_hand_units, consumed)
+    trend.turnover = _turnover(consumed, on_hand, before)
+    return trend
+
+
+async def snapshot(tenant_id: str, day: date) -> int:
+    """Store the holder's stock per location and SKU as of ``day`` (re-running replaces it); answers documents."""
+    positions = await StockPosition.get_pymongo_collection().find(
+        {"tenant_id": tenant_id, "on_hand": {"$gt": 0}}).to_list(None)
+    grouped: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for v in await value_positions(positions, day):
+        p = v.raw
+        doc = grouped.setdefault((p["location_id"], p["sku_id"]), {
+            "tenant_id": tenant_id, "sku_owner_id": p["sku_owner_id"], "location_id": p["location_id"],
+            "sku_id": p["sku_id"], "day": day.isoformat(), "units": 0, "value": {}, "at_risk": {}})
+        doc["units"] += v.units
+        if v.value is not None and v.currency is not None:
+            doc["value"][v.currency] = doc["value"].get(v.currency, 0.0) + v.value
+            if v.risk is not None:
+                doc["at_risk"][v.currency] = doc["at_risk"].get(v.currency, 0.0) + v.value
+    snapshots = HealthSnapshot.get_pymongo_collection()
+    await snapshots.delete_many({"tenant_id": tenant_id, "day": day.isoformat()})
+    if grouped:
+        await snapshots.insert_many(list(grouped.values()), ordered=False)
+    oldest = (day - timedelta(days=SNAPSHOT_DAYS_KEPT)).isoformat()
+    await snapshots.delete_many({"tenant_id": tenant_id, "day": {"$lt": oldest}})
+    # The day is marked taken last: a snapshot cut short is simply taken again.
+    await HealthSettings.get_pymongo_collection().update_one(
+        {"tenant_id": tenant_id},
+        {"$push": {"snapshot_days": {"$each": [day.isoformat()], "$slice": -SNAPSHOT_DAYS_KEPT}},
+         "$set": {"updated_at": utcnow()}},
+        upsert=True,
+    )
+    return len(grouped)
+
+
+async def snapshot_due(tenants: list[str] | None, day: date) -> int:
+    """Take ``day``'s snapshot for each tenant (None: all) that has none yet; answers how many were taken."""
+    query: dict[str, Any] = {} if tenants is None else {"_id": {"$in": tenants}}
+    tenants_collection = HealthSettings.get_pymongo_collection().database["tenants"]
+    ids = [str(t["_id"]) async for t in tenants_collection.find(query, {"_id": 1})]
+    done = {d["tenant_id"] async for d in HealthSettings.get_pymongo_collection().find(
+        {"tenant_id": {"$in": ids}, "snapshot_days": day.isoformat()}, {"tenant_id": 1})}
+    taken = 0
+    for tenant in ids:
+        if tenant not in done:
+            await snapshot(tenant, day)
+            taken += 1
+    return taken
+
+
+async def stake_of(alert: Alert) -> dict[str, float]:
+    """The value of the stock an alert is about (its lots, else its SKUs), at its locations when it names any,
+    held by its owner or audience."""
+    def ids(kind: str) -> list[ObjectId]:
+        return [ObjectId(s.id) for s in alert.subjects if s.kind == kind and ObjectId.is_valid(s.id)]
+
+    lots, skus, locations = ids("lot"), ids("sku"), ids("location")
+    if not lots and not skus:
+        return {}
+    query: dict[str, Any] = {"tenant_id": {"$in": sorted({alert.tenant_id, *alert.audience})}, "on_hand": {"$gt": 0}}
+    query.update({"lot_id": {"$in": lots}} if lots else {"sku_id": {"$in": skus}})
+    if locations:
+        query["location_id"] = {"$in": locations}
+    positions = await StockPosition.get_pymongo_collection().find(query).to_list(1000)
+    stake: Amounts = defaultdict(float)
+    for v in await value_positions(positions, utcnow().date()):
+        if v.value is not None and v.currency is not None:
+            stake[v.currency] += round(v.value, 2)
+    return dict(stake)
+
+
+async def decided(access: Access, since: date, until: date) -> dict[str, tuple[int, Amounts]]:
+    """Alerts the caller sees that a person decided in [since, until]: per decision, how many and the value."""
+    figures: dict[str, tuple[int, Amounts]] = {}
+    async for raw in Alert.get_pymongo_collection().find(
+        {"$and": [access.alerts(), {"decision": {"$ne": None}},
+                  {"resolved_at": {"$gte": start_of(since), "$lt": start_of(until + timedelta(days=1))}}]},
+        {"decision": 1, "decision_value": 1},
+    ):
+        count, value = figures.setdefault(raw["decision"], (0, defaultdict(float)))
+        for currency, amount in (raw.get("decision_value") or {}).items():
+            value[currency] += amount
+        figures[raw["decision"]] = (count + 1, value)
+    return figures
+
+
+def start_of(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+async def start_snapshots(hub: HubState) -> None:
+    """Startup hook: every hour, take today's snapshot for the tenants whose periodic work this process leases."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_EVERY_SECONDS)
+            try:
+                taken = await snapshot_due(await tenant_ids(hub.database, hub.partitions), utcnow().date())
+                if taken:
+                    log.info("health snapshots: %d tenants", taken)
+            except Exception:
+                log.exception("health snapshots failed; retrying within the hour")
+
+    hub.spawn("health-snapshots", loop)

@@ -27,10 +27,10 @@ from hub.db import Database, StaleRead
 from hub.errors import BadInput, Conflict, NotFound
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
-from hub.models.movement import Movement, MovementKind
+from hub.models.movement import ADDING, Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.services import demand, fefo
+from hub.services import demand, fefo, health
 from hub.services.expiry import on_stock_changed
 from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
@@ -240,8 +240,12 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
         if item.kind == MovementKind.count and after != before:
             result.corrections.append({"doc": docs[-1], "before": before, "after": after, "sku": item.sku.code})
     last = {}
+    arrived: dict[PositionKey, datetime] = {}
     for item, doc in zip(fresh, docs):
         last[item.position_key] = (item, doc)
+        if item.kind in ADDING and doc["quantity"] > 0:
+            first = arrived.get(item.position_key)
+            arrived[item.position_key] = doc["occurred_at"] if first is None else min(first, doc["occurred_at"])
     writes: list[Any] = []
     expected_matches = 0
     for key, (item, doc) in last.items():
@@ -253,11 +257,16 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
         }
         if key in current:
             # Guarded on the value we read: a concurrent writer makes this match nothing and we start over.
-            writes.append(UpdateOne({"_id": current[key]["_id"], "on_hand": current[key]["on_hand"]}, {"$set": fields}))
+            update: dict[str, Any] = {"$set": fields}
+            if key in arrived:
+                update["$min"] = {"arrived_at": arrived[key]}
+            writes.append(UpdateOne({"_id": current[key]["_id"], "on_hand": current[key]["on_hand"]}, update))
             expected_matches += 1
         else:
+            # arrived_at is left out, not null, when nothing was added: $min would never replace a null
             writes.append(InsertOne({"_id": ObjectId(), "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
-                                     "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields}))
+                                     "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields,
+                                     **({"arrived_at": arrived[key]} if key in arrived else {})}))
     stored = []
     for key, (item, doc) in last.items():
         stored.append({
@@ -284,6 +293,7 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     await on_stock_changed(session, [p for p in stored if p["expires_on"] is not None])
     # Planning: the daily demand series and first-expired-first-out, also in the same transaction.
     await demand.record(session, docs)
+    await health.record_lot_costs(session, docs)
     await fefo.on_movements(session, tenant_id, docs)
     return result
 

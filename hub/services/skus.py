@@ -30,12 +30,15 @@ class SkuInput:
     excursion_min_minutes: int = 15
     unit_cost: float | None = None
     currency: str | None = None
+    category: str | None = None
 
 
 def validate(data: SkuInput) -> SkuInput:
     data.code = clean_text(data.code, "code", CODE_MAX, "SKU code")
     data.name = clean_text(data.name, "name", NAME_MAX, "SKU name")
     data.unit = clean_text(data.unit, "unit", UNIT_MAX, "unit")
+    if data.category is not None:
+        data.category = clean_text(data.category, "category", NAME_MAX, "category")
     if not 1 <= data.pack_size <= 1_000_000:
         raise BadInput("pack size must be between 1 and 1000000", field="packSize")
     if data.shelf_life_days is not None and not 0 < data.shelf_life_days <= 36500:
@@ -87,6 +90,7 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
         "excursion_min_minutes": data.excursion_min_minutes,
         "unit_cost": data.unit_cost,
         "currency": data.currency,
+        "category": data.category,
         "updated_at": now,
     }
     if data.gtin and await Sku.find_one({"gtin": data.gtin, "tenant_id": {"$ne": access.tenant_id}}):

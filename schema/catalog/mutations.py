@@ -45,7 +45,7 @@ class Mutation:
             excursion_sensitivity=input.excursion_sensitivity,
             excursion_min_minutes=input.excursion_min_minutes,
         )
-        data.unit_cost, data.currency = input.unit_cost, input.currency
+        data.unit_cost, data.currency, data.category = input.unit_cost, input.currency, input.category
         sku, created = await sku_service.upsert_sku(access, data)
         return UpsertSkuPayload(sku=SkuType.from_model(sku, access.tenant_id), created=created)
 

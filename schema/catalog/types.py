@@ -36,6 +36,7 @@ class SkuType(Node):
     excursion_min_minutes: int
     unit_cost: float | None = strawberry.field(description="Standard cost of one unit, part of the shared master")
     currency: str | None
+    category: str | None = strawberry.field(description="The owner's product group")
     editable: bool = strawberry.field(description="True when the caller owns this SKU")
     my_alias: str | None = strawberry.field(description="The caller's own item code for this SKU")
     aliases: list[str] = strawberry.field(description="Partner aliases as tenant:code (owner only)")
@@ -63,6 +64,7 @@ class SkuType(Node):
             excursion_min_minutes=sku.excursion_min_minutes,
             unit_cost=sku.unit_cost,
             currency=sku.currency,
+            category=sku.category,
             editable=owner,
             my_alias=next((a.code for a in sku.aliases if a.tenant_id == viewer), None),
             # A retailer's item codes are its own business: other partners never see them.
@@ -92,6 +94,7 @@ class SkuInput:
     excursion_min_minutes: int = 15
     unit_cost: float | None = strawberry.field(default=None, description="Standard cost of one unit (with currency)")
     currency: str | None = strawberry.field(default=None, description="ISO 4217 code of the unit cost")
+    category: str | None = strawberry.field(default=None, description="Product group, e.g. \"dairy\"")
 
 
 @strawberry.type

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 
 import strawberry
 from strawberry.types import Info
@@ -31,6 +32,28 @@ class AgingBand:
 
 
 @strawberry.type
+class HealthTrend:
+    as_of: date
+    source: str = strawberry.field(
+        description="snapshot: the hub's daily snapshot of that day; series: rebuilt from the demand series "
+        "(value at current unit values, value at risk unknown)"
+    )
+    on_hand_units: int
+    value: list[Money]
+    value_at_risk: list[Money] | None = strawberry.field(description="Null when no snapshot of that day exists")
+    consumed_units: int
+    days_of_supply: float | None
+    turnover: float | None
+
+
+@strawberry.type
+class DecisionValue:
+    decision: Decision
+    alerts: int
+    value: list[Money] = strawberry.field(description="The stock the alerts were about, valued when decided")
+
+
+@strawberry.type
 class InventoryHealth:
     as_of: date
     on_hand_units: int
@@ -43,6 +66,13 @@ class InventoryHealth:
     aging: list[AgingBand]
     consumed_units: int = strawberry.field(description="Sales and issues over the last 30 days")
     days_of_supply: float | None = strawberry.field(description="On hand / average daily consumption (30 days)")
+    turnover: float | None = strawberry.field(
+        description="Annualised: units consumed over 30 days / average on-hand over them x 365 / 30"
+    )
+    trend: HealthTrend | None = strawberry.field(description="The same figures 30 days earlier")
+    decisions: list[DecisionValue] = strawberry.field(
+        description="Alerts decided in the last 30 days, per decision, with the value of the stock they were about"
+    )
 
 
 @strawberry.input
@@ -50,6 +80,7 @@ class HealthFilter:
     location_id: strawberry.ID | None = None
     sku_id: strawberry.ID | None = None
     holder_id: strawberry.ID | None = strawberry.field(default=None, description="A partner holding your SKUs")
+    category: str | None = strawberry.field(default=None, description="SKUs of this category (the owner's)")
     as_of: date | None = strawberry.field(default=None, description="Default: today (UTC)")
     bands: list[int] | None = strawberry.field(
         default=None, description="Aging band upper bounds in days; default: the tenant's (setAgingBands)"
@@ -73,12 +104,24 @@ class DurationFigures:
 class DecisionCount:
     decision: Decision
     alerts: int
+    value: list[Money] = strawberry.field(description="The stock the alerts were about, valued when decided")
+
+
+@strawberry.enum
+class PerformanceDimension(Enum):
+    LOCATION = "location"
+    PARTNER = "partner"
 
 
 @strawberry.type
 class AlertPerformanceGroup:
     kind: AlertKind
     severity: Severity
+    location_id: strawberry.ID | None = strawberry.field(description="With by: LOCATION (null: alerts naming none)")
+    location_label: str | None
+    partner_id: strawberry.ID | None = strawberry.field(
+        description="With by: PARTNER, the other tenant the alert is shared with (null: yours alone)"
+    )
     alerts: int
     resolved: int
     resolved_before_escalation_share: float | None = strawberry.field(
@@ -111,10 +154,23 @@ class AlertPerformanceFilter:
     owner_id: strawberry.ID | None = None
     since: datetime | None = strawberry.field(default=None, description="Alerts opened at or after")
     until: datetime | None = strawberry.field(default=None, description="Alerts opened before")
+    by: PerformanceDimension | None = strawberry.field(
+        default=None, description="Also group by location or by partner (an alert may count in several groups)"
+    )
 
 
 def _money(amounts: dict[str, float]) -> list[Money]:
     return [Money(currency=c, amount=round(a, 2)) for c, a in sorted(amounts.items()) if a]
+
+
+def _trend(trend: health_service.Trend | None) -> HealthTrend | None:
+    if trend is None:
+        return None
+    return HealthTrend(
+        as_of=trend.as_of, source=trend.source, on_hand_units=trend.on_hand_units, value=_money(trend.value),
+        value_at_risk=_money(trend.value_at_risk) if trend.value_at_risk is not None else None,
+        consumed_units=trend.consumed_units, days_of_supply=trend.days_of_supply, turnover=trend.turnover,
+    )
 
 
 @strawberry.type
@@ -134,6 +190,7 @@ class Query:
             location_id=object_id(str(f.location_id), "location") if f.location_id else None,
             sku_id=object_id(str(f.sku_id), "sku") if f.sku_id else None,
             holder_id=str(f.holder_id) if f.holder_id else None,
+            category=f.category.strip() if f.category else None,
             bands=bands,
         )
         at_risk: dict[str, float] = {}
@@ -153,6 +210,10 @@ class Query:
                    for b in h.bands],
             consumed_units=h.consumed_units,
             days_of_supply=h.days_of_supply,
+            turnover=h.turnover,
+            trend=_trend(h.trend),
+            decisions=[DecisionValue(decision=Decision(d), alerts=n, value=_money(v))
+                       for d, (n, v) in sorted(h.decisions.items())],
         )
 
     @strawberry.field(permission_classes=READ, description="Signal to action: time to acknowledge, decide, resolve")
@@ -171,13 +232,17 @@ class Query:
         if f.until is not None:
             clauses.append({"opened_at": {"$lt": f.until}})
         now = utcnow()
-        figures = await performance_service.alert_performance(access, clauses, now)
+        by = f.by.value if f.by is not None else None
+        figures = await performance_service.alert_performance(access, clauses, now, by)
         return AlertPerformance(
             as_of=now,
             groups=[
                 AlertPerformanceGroup(
                     kind=AlertKind(g.kind),
                     severity=Severity(g.severity),
+                    location_id=strawberry.ID(g.by) if by == "location" and g.by else None,
+                    location_label=g.by_label if by == "location" else None,
+                    partner_id=strawberry.ID(g.by) if by == "partner" and g.by else None,
                     alerts=g.alerts,
                     resolved=g.resolved,
                     resolved_before_escalation_share=round(g.resolved_before_escalation / g.resolved, 3)
@@ -186,7 +251,8 @@ class Query:
                     to_acknowledge=DurationFigures.of(g.to_acknowledge),
                     to_decision=DurationFigures.of(g.to_decision),
                     to_resolution=DurationFigures.of(g.to_resolution),
-                    decisions=[DecisionCount(decision=Decision(d), alerts=n) for d, n in sorted(g.decisions.items())],
+                    decisions=[DecisionCount(decision=Decision(d), alerts=n, value=_money(g.decision_values.get(d, {})))
+                               for d, n in sorted(g.decisions.items())],
                 )
                 for g in figures.groups
             ],

@@ -30,6 +30,9 @@ SERIES = (
     "lotpulse_db_operation_duration_seconds",
     "lotpulse_alerts",
     "lotpulse_rate_limited_total",
+    "lotpulse_alert_signal_to_action_seconds",
+    "lotpulse_alert_decisions_total",
+    "lotpulse_alert_decision_value_total",
 )
 UPSERT = 'mutation AddSku { upsertSku(input: {code: "M-1", name: "Metered"}) { created } }'
 

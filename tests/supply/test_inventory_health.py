@@ -79,6 +79,12 @@ async def test_value_aging_risk_and_days_of_supply_on_a_known_ledger(supply):
     await supply.partner("shopco", "acme", ["stock"])
     brand = await health(supply, tenant="acme", holderId="shopco")
     assert brand["onHandUnits"] == 107 and brand["value"] == eur(250.0)
+    # positions recorded before arrival dates were kept get theirs from the ledger, once, and keep it
+    from hub.models.stock import StockPosition
+
+    await StockPosition.get_pymongo_collection().update_many({}, {"$unset": {"arrived_at": ""}})
+    assert (await health(supply))["aging"] == figures["aging"]
+    assert await StockPosition.get_pymongo_collection().count_documents({"arrived_at": None}) == 0
 
 
 async def test_a_unit_cost_needs_its_currency(supply):
@@ -134,3 +140,102 @@ async def test_a_lot_is_valued_at_what_its_receipt_lines_cost_else_at_standard_c
                              "idempotencyKey": "s1"}])
     figures = (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"]
     assert figures["onHandUnits"] == 14 and figures["value"] == eur(27.4)  # 17.40 + 10.00
+
+
+TREND = """
+query($filter: HealthFilter) {
+  inventoryHealth(filter: $filter) {
+    onHandUnits consumedUnits turnover
+    trend { asOf source onHandUnits value { currency amount } valueAtRisk { currency amount }
+            consumedUnits daysOfSupply turnover }
+  }
+}
+"""
+
+
+async def test_turnover_category_and_the_trend_from_the_series_then_from_a_snapshot(supply):
+    from datetime import date
+
+    from hub.services import health as health_service
+
+    await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
+                                               "unitCost": 2.5, "currency": "EUR", "category": "dairy"}},
+                        tenant="acme")
+    await supply.ship_lots(("YOG-1", "L1", "2030-12-31"), ("YOG-1", "L3", "2030-05-01"))
+    booked = await supply.movements([
+        {"sku": "YOG-1", "lotCode": "L3", "kind": "receipt", "quantity": 30, "idempotencyKey": "t1",
+         "occurredAt": "2030-04-01T09:00:00Z"},
+        {"sku": "YOG-1", "lotCode": "L1", "kind": "receipt", "quantity": 100, "idempotencyKey": "t2",
+         "occurredAt": "2030-06-20T09:00:00Z"},
+        {"sku": "YOG-1", "lotCode": "L1", "kind": "sale", "quantity": -30, "idempotencyKey": "t3",
+         "occurredAt": "2030-06-25T09:00:00Z"},
+    ])
+    assert "errors" not in booked, booked["errors"]
+    figures = (await supply.hub.ok(TREND, {"filter": {"asOf": AS_OF}}, tenant="shopco"))["inventoryHealth"]
+    # 100 on hand on 30 June, 30 on 31 May; 30 sold in between: 30 / ((100 + 30) / 2) x 365 / 30 = 5.62 a year
+    assert figures["onHandUnits"] == 100 and figures["consumedUnits"] == 30 and figures["turnover"] == 5.62
+    # 31 May rebuilt from the series: 30 units (valued at today's 2.50), nothing sold in May, risk unknown
+    assert figures["trend"] == {"asOf": "2030-05-31", "source": "series", "onHandUnits": 30, "value": eur(75.0),
+                                "valueAtRisk": None, "consumedUnits": 0, "daysOfSupply": None, "turnover": 0.0}
+    # the category narrows it; an unknown category holds nothing
+    dairy = (await supply.hub.ok(TREND, {"filter": {"asOf": AS_OF, "category": "dairy"}}, tenant="shopco"))
+    assert dairy["inventoryHealth"]["onHandUnits"] == 100
+    other = (await supply.hub.ok(TREND, {"filter": {"asOf": AS_OF, "category": "frozen"}}, tenant="shopco"))
+    assert other["inventoryHealth"]["onHandUnits"] == 0 and other["inventoryHealth"]["trend"]["onHandUnits"] == 0
+    # a snapshot of that day (taken here from today's stock) replaces the rebuild and knows what was at risk:
+    # L3 expired on 1 May, so its 30 units (75.00) were at risk on 31 May
+    assert await health_service.snapshot("shopco", date(2030, 5, 31)) == 1
+    trend = (await supply.hub.ok(TREND, {"filter": {"asOf": AS_OF}}, tenant="shopco"))["inventoryHealth"]["trend"]
+    assert trend["source"] == "snapshot" and trend["onHandUnits"] == 100
+    assert trend["value"] == eur(250.0) and trend["valueAtRisk"] == eur(75.0)
+    # taking it again replaces it; a stranger's trend holds none of it, the brand's only once Shopco shares stock
+    assert await health_service.snapshot("shopco", date(2030, 5, 31)) == 1
+    rival = (await supply.hub.ok(TREND, {"filter": {"asOf": AS_OF}}, tenant="rival"))["inventoryHealth"]
+    assert rival["trend"]["onHandUnits"] == 0 and rival["trend"]["value"] == [] and rival["turnover"] is None
+    brand = (await supply.hub.ok(TREND, {"filter": {"asOf": AS_OF, "holderId": "shopco"}}, tenant="acme"))
+    assert brand["inventoryHealth"]["trend"]["onHandUnits"] == 0
+    await supply.partner("shopco", "acme", ["stock"])
+    brand = (await supply.hub.ok(TREND, {"filter": {"asOf": AS_OF, "holderId": "shopco"}}, tenant="acme"))
+    assert brand["inventoryHealth"]["trend"]["valueAtRisk"] == eur(75.0)
+
+
+DECISIONS = """
+query($asOf: Date) {
+  inventoryHealth(filter: {asOf: $asOf}) { decisions { decision alerts value { currency amount } } }
+  alertPerformance(filter: {by: LOCATION}) {
+    groups { kind locationId locationLabel decisions { decision alerts value { currency amount } } }
+  }
+}
+"""
+
+
+async def test_a_decision_is_valued_at_the_stock_it_was_about(supply):
+    from hub.dates import utcnow
+    from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
+
+    await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
+                                               "unitCost": 2.5, "currency": "EUR"}}, tenant="acme")
+    await supply.ship_lots(("YOG-1", "L1", "2030-12-31"), ("YOG-1", "L2", "2030-12-31"))
+    await supply.movements([
+        {"sku": "YOG-1", "lotCode": lot, "kind": "receipt", "quantity": units, "idempotencyKey": f"d{lot}"}
+        for lot, units in (("L1", 40), ("L2", 60))])
+    lot = await Lot.find_one({"lot_code": "L1"})
+    assert lot is not None
+    alert = Alert(kind=AlertKind.expiry_risk, severity=Severity.warning, tenant_id="shopco", audience=["shopco"],
+                  title="L1 close to expiry", dedupe_key=f"expiry_risk:{lot.id}:{supply.shop_dc}",
+                  subjects=[SubjectRef(kind="lot", id=str(lot.id), label="L1"),
+                            SubjectRef(kind="location", id=supply.shop_dc, label="DC-1")])
+    await alert.insert()
+    resolve = "mutation($id: ID!, $d: AlertDecision) { resolveAlert(id: $id, decision: $d) { decision } }"
+    refused = await supply.hub.gql(resolve, {"id": str(alert.id), "d": "transfer"}, tenant="rival")
+    assert refused["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    decided = await supply.hub.ok(resolve, {"id": str(alert.id), "d": "transfer"}, tenant="shopco")
+    assert decided["resolveAlert"]["decision"] == "transfer"
+    # the alert named lot L1 at DC-1: 40 units x 2.50, not the 60 of L2
+    figures = await supply.hub.ok(DECISIONS, {"asOf": utcnow().date().isoformat()}, tenant="shopco")
+    assert figures["inventoryHealth"]["decisions"] == [{"decision": "transfer", "alerts": 1, "value": eur(100.0)}]
+    [group] = figures["alertPerformance"]["groups"]
+    assert group["locationId"] == supply.shop_dc and group["locationLabel"] == "DC-1"
+    assert group["decisions"] == [{"decision": "transfer", "alerts": 1, "value": eur(100.0)}]
+    stranger = await supply.hub.ok(DECISIONS, {"asOf": utcnow().date().isoformat()}, tenant="rival")
+    assert stranger["inventoryHealth"]["decisions"] == [] and stranger["alertPerformance"]["groups"] == []
