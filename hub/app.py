@@ -20,6 +20,7 @@ from hub.audit import OriginMiddleware, proxy_networks
 from hub.auth import TokenValidator
 from hub.config import Settings
 from hub.db import Database, Deadlines
+from hub.epcis.routes import epcis_routes
 from hub.events import log as event_log
 from hub.events.bus import start_event_bus
 from hub.leases import start_partitions
@@ -142,6 +143,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
             Mount("/graphiql", StaticFiles(directory=GRAPHIQL_DIR), name="graphiql"),
             *oauth_routes(settings, keyring),
             *portal_routes(),
+            *epcis_routes(),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -74,6 +74,10 @@ class Settings:
     max_batch: int = 10_000
     max_string_length: int = 10_000
     max_query_chars: int = 50_000  # lexing costs ~1 ms per kB of query text, cached or not
+    # EPCIS 2.0 interface (hub/epcis/).
+    epcis_capture_limit: int = 10_000  # events per capture request
+    epcis_max_document_bytes: int = 16 * 1024 * 1024
+    epcis_max_page_size: int = 1000  # events per page of GET /epcis/events
     # Events, alerts, subscriptions.
     event_retention_days: int = 30
     alert_escalation_minutes: int = 240

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from beanie import Document
 
+from hub.epcis.models import MODELS as EPCIS_MODELS
 from hub.models.alert import Alert
 from hub.models.audit import AuditEntry
 from hub.models.dispatch import Dispatch
@@ -14,6 +15,7 @@ from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.oauth import MODELS as OAUTH_MODELS
+from hub.models.pallet import Pallet
 from hub.models.persisted import MODELS as PERSISTED_MODELS
 from hub.models.planning import MODELS as PLANNING_MODELS
 from hub.models.reading import ReadingBucket
@@ -29,3 +31,5 @@ MODELS += [Sensor, ReadingBucket, Excursion]
 MODELS += PLANNING_MODELS
 MODELS += PERSISTED_MODELS
 MODELS += [HealthSettings, HealthSnapshot, LotCost]
+MODELS += EPCIS_MODELS
+MODELS += [Pallet]

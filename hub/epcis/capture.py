@@ -1,0 +1,217 @@
+"""``POST /epcis/capture``: validate a document (or one event), give every event its id, map it, store it.
+
+One capture is one job. Validation comes first and is all-or-nothing under the binding's default error behaviour
+``rollback`` (a refused document stores nothing and answers 400); with ``GS1-Capture-Error-Behaviour: proceed`` the
+valid events are captured and the invalid ones listed in the job. Events already stored for the tenant (same
+``eventID``, given or computed as the CBV event hash) are counted as duplicates and change nothing. Each new event is
+mapped into the domain (``mapping``) and then stored with what it became, so an event that maps to nothing is still
+kept and queryable.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+from hub import epc
+from hub.config import Settings
+from hub.dates import utcnow
+from hub.db import Database
+from hub.epcis import hashing, mapping
+from hub.epcis.models import CaptureJob, EpcisEvent
+from hub.epcis.validation import Problem, bare, cbv_errors, schema_errors
+from tenants.access import Access
+
+QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
+BEHAVIOURS = ("rollback", "proceed")
+
+
+class CaptureRefused(Exception):
+    """The request cannot be captured at all: answered as a problem (RFC 7807) with this status."""
+
+    def __init__(self, status: int, kind: str, title: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(title)
+        self.status, self.kind, self.title, self.problems = status, kind, title, problems or []
+
+
+@dataclass
+class Prepared:
+    events: list[dict[str, Any]] = field(default_factory=list)  # valid events, with @context and eventID
+    problems: list[Problem] = field(default_factory=list)  # per-event problems (schema, CBV, time)
+
+
+def _with_context(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return {"@context": context, **event} if context is not None and "@context" not in event else dict(event)
+
+
+def prepare(body: Any, max_events: int) -> Prepared:
+    """Shape and schema checks; a document-level problem raises ``CaptureRefused``."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("type"), str):
+        raise CaptureRefused(400, "ValidationException", "expected an EPCISDocument or one EPCIS event")
+    kind = body["type"]
+    if kind == "EPCISDocument":
+        event_list = (body.get("epcisBody") or {}).get("eventList") if isinstance(body.get("epcisBody"), Mapping) \
+            else None
+        if not isinstance(event_list, list):
+            raise CaptureRefused(400, "ValidationException", "an EPCISDocument needs epcisBody.eventList")
+        base = "/epcisBody/eventList/"
+        raw_events, context = event_list, body.get("@context")
+    elif kind in EVENT_TYPES:
+        base, raw_events, context = "", [body], None
+    else:
+        raise CaptureRefused(400, "ValidationException", f"cannot capture a {kind[:40]!r}: send an EPCISDocument or "
+                                                         f"one of {', '.join(EVENT_TYPES)}")
+    if len(raw_events) > max_events:
+        raise CaptureRefused(413, "CaptureLimitExceededException",
+                             f"{len(raw_events)} events in one capture; at most {max_events}")
+    document_problems = schema_errors(body)
+    at_event = {p.pointer.split("/")[3] for p in document_problems if p.pointer.startswith("/epcisBody/eventList/")
+                and p.pointer.count("/") >= 3}
+    if document_problems and not at_event and kind == "EPCISDocument":
+        raise CaptureRefused(400, "ValidationException", "the document does not follow the EPCIS 2.0 schema",
+                             document_problems)
+    prepared = Prepared(problems=list(document_problems))
+    namespaces = hashing.namespaces(context)
+    for n, raw in enumerate(raw_events):
+        pointer = f"{base}{n}" if base else ""
+        if str(n) in at_event or (not base and document_problems):
+            continue
+        event = _with_context(raw, context)
+        problems = cbv_errors(event, pointer)
+        if not problems and _event_time(event) is None:
+            problems = [Problem(pointer + "/eventTime", "eventTime needs a UTC offset")]
+        if problems:
+            prepared.problems.extend(problems)
+            continue
+        if not event.get("eventID"):
+            event["eventID"] = hashing.event_hash(event, namespaces)
+        prepared.events.append(event)
+    return prepared
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(str(event.get("eventTime")))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def _canonical(uri: Any) -> str | None:
+    if not isinstance(uri, str):
+        return None
+    return epc.canonical(uri) or uri
+
+
+def index_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The normal forms queries match on (see ``EpcisEvent``)."""
+    epcs = [_canonical(u) for u in [*(event.get("epcList") or []), *(event.get("childEPCs") or [])]]
+    others = [_canonical(u) for u in [event.get("parentID"), *(event.get("inputEPCList") or []),
+                                       *(event.get("outputEPCList") or [])]]
+    classes = [_canonical(q.get("epcClass")) for key in QUANTITY_LISTS for q in event.get(key) or []
+               if isinstance(q, Mapping)]
+    where = {f: (event.get(f) or {}).get("id") if isinstance(event.get(f), Mapping) else None
+             for f in ("readPoint", "bizLocation")}
+    step, disposition = event.get("bizStep"), event.get("disposition")
+    return {
+        "event_id": event["eventID"],
+        "event_type": event["type"],
+        "event_time": _event_time(event),
+        "action": event.get("action"),
+        "biz_step": (bare("bizStep", step) or step) if isinstance(step, str) else None,
+        "disposition": (bare("disposition", disposition) or disposition) if isinstance(disposition, str) else None,
+        "read_point": _canonical(where["readPoint"]),
+        "biz_location": _canonical(where["bizLocation"]),
+        "epcs": sorted({e for e in epcs if e}),
+        "any_epcs": sorted({e for e in [*epcs, *others] if e}),
+        "classes": sorted({c for c in classes if c}),
+    }
+
+
+async def capture(access: Access, database: Database, settings: Settings, raw: bytes, behaviour: str) -> CaptureJob:
+    """Capture a request body; answers the finished job (or raises ``CaptureRefused``)."""
+    access.require_write()
+    if behaviour not in BEHAVIOURS:
+        raise CaptureRefused(400, "ValidationException", "GS1-Capture-Error-Behaviour is rollback or proceed")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise CaptureRefused(400, "ValidationException", "the body is not JSON") from None
+    prepared = prepare(body, settings.epcis_capture_limit)
+    if prepared.problems and behaviour == "rollback":
+        raise CaptureRefused(400, "ValidationException", "events do not follow the EPCIS 2.0 schema or the CBV",
+                             prepared.problems)
+    job = CaptureJob(tenant_id=access.tenant_id, capture_id=uuid.uuid4().hex, error_behaviour=behaviour,
+                     errors=[problem("ValidationException", "invalid event", 400, p) for p in prepared.problems])
+    await job.insert()
+    unique: dict[str, dict[str, Any]] = {}
+    for event in prepared.events:
+        unique.setdefault(event["eventID"], event)
+    stored = await EpcisEvent.get_pymongo_collection().distinct(
+        "event_id", {"tenant_id": access.tenant_id, "event_id": {"$in": list(unique)}})
+    fresh = [event for event_id, event in unique.items() if event_id not in set(stored)]
+    pending: list[dict[str, Any]] = []
+    inserted = 0
+    for event in fresh:
+        if pending and mapping.has_mapping(event):
+            inserted += await _store(pending)  # a later event may build on these (instances they commissioned)
+            pending = []
+        mapped, audience, note = await mapping.map_event(access, database, settings, event, event["eventID"])
+        document = EpcisEvent(tenant_id=access.tenant_id, audience=audience, body=event, capture_id=job.capture_id,
+                              mapped=mapped, note=note, **index_fields(event))
+        pending.append(document.model_dump(by_alias=True, exclude={"id"}))
+        job.outcomes.append({"eventID": event["eventID"], "mapped": [m.model_dump() for m in mapped],
+                             **({"note": note} if note else {})})
+    inserted += await _store(pending)
+    job.captured = inserted
+    job.duplicates = len(prepared.events) - inserted
+    job.running, job.success, job.finished_at = False, not prepared.problems, utcnow()
+    await job.save()
+    return job
+
+
+async def _store(documents: list[dict[str, Any]]) -> int:
+    """Insert captured events; answers how many were new (a concurrent capture of the same events wins the race
+    for those, and they count as duplicates here)."""
+    if not documents:
+        return 0
+    try:
+        await EpcisEvent.get_pymongo_collection().insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != 11000 for error in errors):
+            raise
+        return len(documents) - len(errors)
+    return len(documents)
+
+
+def problem(kind: str, title: str, status: int, detail: Problem | None = None) -> dict[str, Any]:
+    """An RFC 7807 problem as the EPCIS binding names them (``epcisException:<Kind>``)."""
+    body: dict[str, Any] = {"type": f"epcisException:{kind}", "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail.message
+        body["instance"] = detail.pointer
+    return body
+
+
+def job_view(job: CaptureJob) -> dict[str, Any]:
+    """The job as ``GET /epcis/capture/{id}`` answers it: the binding's fields, then the hub's own."""
+    return {
+        "captureID": job.capture_id,
+        "createdAt": job.created_at.isoformat(),
+        **({"finishedAt": job.finished_at.isoformat()} if job.finished_at else {}),
+        "running": job.running,
+        "success": job.success,
+        "captureErrorBehaviour": job.error_behaviour,
+        "errors": job.errors,
+        "capturedEvents": job.captured,
+        "duplicateEvents": job.duplicates,
+        "outcomes": job.outcomes,
+    }
