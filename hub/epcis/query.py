@@ -204,9 +204,11 @@ async def _stored(access: Access, query: Query, after: ObjectId | None, limit: i
 
 async def _captured_ids(ids: list[ObjectId]) -> set[str]:
     """Domain records that captured events made: they are answered as those events, not exported again."""
-    found = await EpcisEvent.get_pymongo_collection().distinct("mapped.id", {"mapped.id": {"$in": [str(i) for i in
-                                                                                                   ids]}})
-    return {str(i) for i in found}
+    wanted = [str(i) for i in ids]
+    found: set[str] = set()
+    async for doc in EpcisEvent.get_pymongo_collection().find({"mapped.id": {"$in": wanted}}, {"mapped": 1}):
+        found.update(m["id"] for m in doc.get("mapped", []))
+    return found
 
 
 def _exporter(model: Any, rule: Callable[[Access], dict[str, Any]], build: Any, time_field: str) -> Fetch:

@@ -11,7 +11,6 @@ from hub.epcis.hashing import event_hash
 from hub.epcis.validation import schema
 from tests.epcis.conftest import CONTEXT, OFFICIAL, Chain, document, official
 
-
 FORMATS = jsonschema.FormatChecker()
 
 
@@ -141,8 +140,9 @@ async def test_invalid_documents_are_refused_as_problems_and_nothing_is_stored(c
 
 
 async def test_queries_page_with_next_page_tokens_and_refuse_unknown_parameters(chain: Chain) -> None:
-    events = [{"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "storing", "eventTime": f"2030-03-16T10:{n:02}:00Z",
-               "eventTimeZoneOffset": "+00:00", "epcList": [chain.sgtin(f"P{n}")]} for n in range(7)]
+    events = [{"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "storing",
+               "eventTime": f"2030-03-16T10:{n:02}:00Z", "eventTimeZoneOffset": "+00:00",
+               "epcList": [chain.sgtin(f"P{n}")]} for n in range(7)]
     await chain.captured(document(*events))
     seen: list[str] = []
     url: str | None = "/epcis/events?EQ_bizStep=storing&perPage=3"
