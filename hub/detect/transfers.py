@@ -6,9 +6,10 @@ level). A site has *surplus* above ``target_days`` of supply, or stock that will
 (units a first-expired-first-out sell-through would not reach in time); it always keeps its own order-up-to level.
 
 Surplus moves to need, largest need first, from the site with the most surplus, lots first-expired-first-out
-(skipping lots that would not survive ``transit_days``). Each recommendation states the units it saves from expiry
-(unsold-at-expiry across both sites before minus after) and the stockout days it avoids at the destination over
-its lead time + review period.
+(skipping lots that would not survive ``transit_days``). Across holders (vendor-managed inventory) the same
+matching runs on what each holder's own transfers leave, over the pairs the sharing rule allows. Each
+recommendation states the units it saves from expiry (unsold-at-expiry across both sites before minus after) and the
+stockout days it avoids at the destination over its lead time + review period.
 
 Replenishment is the order-up-to quantity minus on-hand and inbound; safety stock is ``z · σ · √(lead + review)``
 where σ is the daily spread of the baseline's holdout errors (Poisson √rate when no error could be measured).
@@ -17,6 +18,7 @@ where σ is the daily spread of the baseline's holdout errors (Poisson √rate w
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -133,8 +135,9 @@ def _without(lots: tuple[LotAtSite, ...], taken: list[LotAtSite]) -> list[LotAtS
     return [replace(l, on_hand=l.on_hand - moved.get((l.lot_id, l.lot_code), 0)) for l in lots]
 
 
-def plan_transfers(sites: list[Site], today: date, rules: PlanningRules) -> list[TransferPlan]:
-    """Match needs with surpluses of one SKU across ``sites``."""
+def plan_transfers(sites: list[Site], today: date, rules: PlanningRules,
+                   allowed: Callable[[Site, Site], bool] | None = None) -> list[TransferPlan]:
+    """Match needs with surpluses of one SKU across ``sites`` (only pairs ``allowed(source, destination)``)."""
     needs = {s.location_id: need(s, rules) for s in sites}
     spare = {s.location_id: surplus(s, today, rules) for s in sites}
     by_id = {s.location_id: s for s in sites}
@@ -149,6 +152,8 @@ def plan_transfers(sites: list[Site], today: date, rules: PlanningRules) -> list
             if source_id == dest.location_id or spare[source_id] <= 0 or needs[source_id] > 0:
                 continue
             source = by_id[source_id]
+            if allowed is not None and not allowed(source, dest):
+                continue
             lots = pick_lots(source, min(wanted, spare[source_id]), today, rules) if source.lots else []
             quantity = sum(l.on_hand for l in lots) if source.lots else min(wanted, spare[source_id])
             if quantity <= 0:

@@ -13,6 +13,7 @@ from hub.dates import utcnow
 
 
 class DispatchStatus(str, Enum):
+    draft = "draft"  # proposed for the shipper to confirm (a cross-partner transfer a VMI partner accepted)
     dispatched = "dispatched"
     in_transit = "in_transit"
     received = "received"
@@ -22,6 +23,7 @@ class DispatchStatus(str, Enum):
 
 # Receipts move a dispatch to the received states; people move it along the rest.
 TRANSITIONS: dict[DispatchStatus, frozenset[DispatchStatus]] = {
+    DispatchStatus.draft: frozenset({DispatchStatus.dispatched, DispatchStatus.cancelled}),
     DispatchStatus.dispatched: frozenset(
         {DispatchStatus.in_transit, DispatchStatus.received, DispatchStatus.received_with_mismatch,
          DispatchStatus.cancelled}
@@ -34,6 +36,7 @@ TRANSITIONS: dict[DispatchStatus, frozenset[DispatchStatus]] = {
     DispatchStatus.cancelled: frozenset(),
 }
 OPEN_STATUSES = (DispatchStatus.dispatched, DispatchStatus.in_transit)
+PLANNED_STATUSES = (DispatchStatus.draft, *OPEN_STATUSES)  # goods on their way or about to be: inbound for planning
 
 
 class DispatchLine(BaseModel):
@@ -60,7 +63,8 @@ class Dispatch(Document):
     consignee_id: str
     to_location_id: PydanticObjectId | None = None
     carrier_id: str | None = None
-    parties: list[str]  # shipper, consignee and carrier: who sees it
+    parties: list[str]  # shipper, consignee and carrier (and who requested a draft): who sees it
+    requested_by: str | None = None  # a draft's author when not the shipper (the VMI partner that accepted a transfer)
     shipped_on: date | None = None
     expected_on: date | None = None
     status: DispatchStatus = DispatchStatus.dispatched

@@ -71,6 +71,11 @@ class RecommendationStatus(str, Enum):
     expired = "expired"  # the situation changed: a later sweep no longer proposes it
 
 
+class TransferKind(str, Enum):
+    internal = "internal"  # between two locations of one holder: accepting books a transfer_out/transfer_in pair
+    partner = "partner"  # from one holder to another (VMI): accepting drafts a dispatch for the source to confirm
+
+
 class TransferLot(BaseModel):
     lot_id: PydanticObjectId | None = None
     lot_code: str | None = None
@@ -79,7 +84,15 @@ class TransferLot(BaseModel):
 
 
 class TransferRecommendation(Document):
-    tenant_id: str  # the holder of both locations (within one tenant's network)
+    """``internal``: ``tenant_id`` holds both locations. ``partner``: ``tenant_id`` is the SKU owner, the one tenant
+    that sees both holders' stock (each shares ``stock`` with it); the holders learn of it as a draft dispatch."""
+
+    tenant_id: str
+    kind: TransferKind = TransferKind.internal
+    from_holder_id: str | None = None  # partner: the shipper of the draft
+    to_holder_id: str | None = None  # partner: its consignee
+    dispatch_id: PydanticObjectId | None = None  # partner, once accepted: the draft dispatch
+    dispatch_ref: str | None = None
     audience: list[str]
     sku_id: PydanticObjectId
     sku_code: str

@@ -17,6 +17,7 @@ from hub.errors import BadInput, Conflict, Forbidden, NotFound
 from hub.events.log import emit
 from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchStatus, StatusChange
 from hub.models.location import Location
+from hub.models.sku import Sku
 from hub.services import fefo
 from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot
@@ -147,6 +148,41 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
         raise Conflict(f"dispatch {ref!r} already exists", field="ref") from None
 
 
+@dataclass
+class DraftLine:
+    lot_code: str
+    quantity: int
+
+
+async def draft_dispatch(session: AsyncClientSession, requester: Access, sku: Sku, ref: str, shipper: str,
+                         from_location_id: ObjectId, consignee: str, to_location_id: ObjectId,
+                         lines: list[DraftLine]) -> Dispatch:
+    """A dispatch the SKU's owner proposes between two partners that hold its goods (a transfer recommendation it
+    accepted): the shipper confirms it (``dispatched``) or cancels it. The caller checked the sharing rule; the
+    lots are the owner's, so every party comes to see them. Answers the existing draft for a ``ref`` already used."""
+    earlier = await Dispatch.find_one({"tenant_id": shipper, "ref": ref}, session=session)
+    if earlier is not None:
+        return earlier
+    parties = sorted({shipper, consignee, requester.tenant_id})
+    built = []
+    for line in lines:
+        lot = await use_lot(requester, sku, line.lot_code, share_with=parties, session=session)
+        built.append(DispatchLine(sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,
+                                  produced_on=lot.produced_on, expires_on=lot.expires_on))
+    now = utcnow()
+    dispatch = Dispatch(
+        tenant_id=shipper, ref=ref, from_location_id=from_location_id, consignee_id=consignee,
+        to_location_id=to_location_id, parties=parties, requested_by=requester.tenant_id,
+        status=DispatchStatus.draft, lines=built, created_at=now, updated_at=now,
+        history=[StatusChange(status=DispatchStatus.draft, at=now, by=requester.tenant_id,
+                              note="proposed by a transfer recommendation")],
+    )
+    await dispatch.insert(session=session)
+    await emit(session, "dispatch.created", shipper, dispatch.parties, dispatch_payload(dispatch))
+    await check_dispatch_shelf_life(session, dispatch)
+    return dispatch
+
+
 async def transition(
     session: AsyncClientSession, dispatch: Dispatch, to: DispatchStatus, by: str, note: str | None = None,
     changes: dict[str, Any] | None = None,
@@ -172,8 +208,10 @@ async def transition(
     return updated
 
 
-# Who may set which status by hand: the carrier reports transit, the shipper may also cancel.
-MANUAL = {DispatchStatus.in_transit: {"shipper", "carrier"}, DispatchStatus.cancelled: {"shipper"}}
+# Who may set which status by hand: the carrier reports transit, the shipper may also cancel; a draft is confirmed
+# (``dispatched``) by its shipper, and withdrawn (cancelled) by its shipper or by the partner that requested it.
+MANUAL = {DispatchStatus.in_transit: {"shipper", "carrier"}, DispatchStatus.cancelled: {"shipper"},
+          DispatchStatus.dispatched: {"shipper"}}
 
 
 async def update_status(access: Access, database: Database, dispatch_id: str, status: DispatchStatus,
@@ -181,10 +219,15 @@ async def update_status(access: Access, database: Database, dispatch_id: str, st
     access.require_write()
     dispatch = await access.get(Dispatch, dispatch_id, access.dispatches("read"), "dispatch")
     role = "shipper" if dispatch.tenant_id == access.tenant_id else (
-        "carrier" if dispatch.carrier_id == access.tenant_id else "consignee")
+        "carrier" if dispatch.carrier_id == access.tenant_id else
+        "requester" if dispatch.requested_by == access.tenant_id else "consignee")
     if status not in MANUAL:
         raise Conflict(f"a dispatch becomes {status.value} by recording receipts")
-    if role not in MANUAL[status]:
+    if status == DispatchStatus.dispatched and dispatch.status != DispatchStatus.draft:
+        raise Conflict(f"dispatch is {dispatch.status.value}: only a draft is confirmed")
+    allowed = MANUAL[status] | ({"requester"} if status == DispatchStatus.cancelled
+                                and dispatch.status == DispatchStatus.draft else set())
+    if role not in allowed:
         raise Forbidden(f"the {role} cannot mark a dispatch {status.value}")
     if status == DispatchStatus.cancelled and dispatch.receipt_count:
         raise Conflict("goods were already received against this dispatch")

@@ -6,8 +6,10 @@
   anywhere when none is named): the consignee's shelf life suffers. The shipper hears it, and the consignee where the
   shipper shares ``alerts`` with it.
 
-One alert per location (or dispatch) and taken lot: further slips of the same lot add to its count quietly instead
-of paging again.
+One alert per shelf (location and SKU) or dispatch. While it is open, further slips there update it in place
+(``alert.updated``: the units taken out of order add up, the lots taken are listed) instead of raising another; the
+planning sweep keeps its older lots' figures current and resolves it (``system:planning``) once no older lot sits
+there any more (sold, moved, held or past expiry).
 """
 
 from __future__ import annotations
@@ -17,19 +19,24 @@ from datetime import date
 from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub.dates import utcnow
+from hub.db import Database
 from hub.detect.fefo import FefoRules, FefoViolation, LotAtHand, check
+from hub.events.log import emit
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from hub.models.dispatch import Dispatch
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.services.alerts import raise_alert
+from hub.services.alerts import UPDATED_EVENT, alert_payload, raise_alert, resolve_by_system
 from hub.services.planning_audience import partner_audience
 
 CONSUMING = ("sale", "issue")
+RESOLVER = "system:planning"
 RULES = FefoRules()
 
 
@@ -52,14 +59,18 @@ async def _lots(session: AsyncClientSession | None, ids: set[Any]) -> dict[Any, 
     return {lot.id: lot async for lot in Lot.find({"_id": {"$in": sorted(ids)}}, session=session)}
 
 
-async def _quietly_repeated(session: AsyncClientSession | None, key: str, quantity: int) -> bool:
-    """The same slip again while its alert is still open: count it, do not page."""
-    raw = await Alert.get_pymongo_collection().find_one_and_update(
-        {"dedupe_key": key, "status": {"$ne": AlertStatus.resolved.value}},
-        {"$inc": {"evidence.quantity": quantity, "occurrences": 1}},
-        session=session,
-    )
-    return raw is not None
+async def _so_far(session: AsyncClientSession | None, key: str) -> dict[str, Any] | None:
+    """The evidence of the shelf's open alert, if it has one (a new slip adds to it)."""
+    raw = await Alert.get_pymongo_collection().find_one(
+        {"dedupe_key": key, "status": {"$ne": AlertStatus.resolved.value}}, {"evidence": 1}, session=session)
+    return raw.get("evidence") if raw else None
+
+
+def _merged(figures: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    if before is None:
+        return {**figures, "takenLots": [figures["takenLot"]]}
+    taken = sorted({*before.get("takenLots", [before.get("takenLot")]), figures["takenLot"]} - {None})
+    return {**figures, "quantity": int(before.get("quantity", 0)) + figures["quantity"], "takenLots": taken}
 
 
 async def on_movements(session: AsyncClientSession | None, tenant_id: str, docs: list[dict[str, Any]]) -> list[Alert]:
@@ -88,17 +99,16 @@ async def on_movements(session: AsyncClientSession | None, tenant_id: str, docs:
             violation = check(_lot_at_hand(lot, None, 0), quantity, others, when[(location_id, sku_id)], RULES)
             if violation is None or lot is None:
                 continue
-            dedupe_key = f"fefo_violation:{location_id}:{lot_id}"
-            if await _quietly_repeated(session, dedupe_key, quantity):
-                continue
-            raised.append(
-                await _raise_at_location(session, tenant_id, location_id, sku_id, lot, violation, dedupe_key)
-            )
+            dedupe_key = f"fefo_violation:{location_id}:{sku_id}"
+            before = await _so_far(session, dedupe_key)
+            raised.append(await _raise_at_location(session, tenant_id, location_id, sku_id, lot, violation,
+                                                   dedupe_key, before))
     return raised
 
 
 async def _raise_at_location(session: AsyncClientSession | None, holder: str, location_id: ObjectId,
-                             sku_id: ObjectId, lot: Lot, violation: FefoViolation, key: str) -> Alert:
+                             sku_id: ObjectId, lot: Lot, violation: FefoViolation, key: str,
+                             before: dict[str, Any] | None) -> Alert:
     sku = await Sku.find_one({"_id": sku_id}, session=session)
     location = await Location.find_one({"_id": location_id}, session=session)
     where = location.code if location else str(location_id)
@@ -117,7 +127,7 @@ async def _raise_at_location(session: AsyncClientSession | None, holder: str, lo
             SubjectRef(kind="sku", id=str(sku_id), label=sku_code),
             SubjectRef(kind="location", id=str(location_id), label=where),
         ],
-        evidence={**violation.figures(), "toleranceDays": RULES.tolerance_days,
+        evidence={**_merged(violation.figures(), before), "toleranceDays": RULES.tolerance_days,
                   "toleranceUnits": RULES.tolerance_units},
         recommendation=f"Sell or issue lot {older.lot_code} (expires {older.expires_on}) first: "
         f"{sum(l.on_hand for l in violation.older)} older units risk expiring behind {lot.lot_code}. "
@@ -173,3 +183,61 @@ async def on_dispatch(session: AsyncClientSession | None, dispatch: Dispatch) ->
         f"life suffers and your older stock ages. {text}.",
     )
     return [alert]
+
+
+async def refresh_open(database: Database, today: date, tenants: list[str] | None = None,
+                       page: int = 100) -> tuple[int, int]:
+    """Bring the open shelf alerts up to date: the older lots' on-hand as it is now (``alert.updated``), or resolved
+    when none of them still sits there sellable and unexpired. Answers (updated, resolved)."""
+    query: dict[str, Any] = {"kind": AlertKind.fefo_violation.value,
+                             "status": {"$in": [AlertStatus.open.value, AlertStatus.acknowledged.value]},
+                             "subjects.kind": "location"}
+    if tenants is not None:
+        query["tenant_id"] = {"$in": tenants}
+    found = await Alert.get_pymongo_collection().find(query).to_list(None)
+    updated = resolved = 0
+    for start in range(0, len(found), page):
+
+        async def work(session: AsyncClientSession, batch: list[dict[str, Any]] = found[start:start + page]
+                       ) -> tuple[int, int]:
+            return await _refresh(session, batch, today)
+
+        done = await database.in_transaction(work)
+        updated, resolved = updated + done[0], resolved + done[1]
+    return updated, resolved
+
+
+async def _refresh(session: AsyncClientSession, found: list[dict[str, Any]], today: date) -> tuple[int, int]:
+    collection = Alert.get_pymongo_collection()
+    updated = resolved = 0
+    for raw in found:
+        subjects = {s["kind"]: s["id"] for s in raw.get("subjects", [])}
+        codes = [lot["lotCode"] for lot in raw.get("evidence", {}).get("olderLots", [])]
+        positions = await StockPosition.get_pymongo_collection().find(
+            {"tenant_id": raw["tenant_id"], "location_id": ObjectId(subjects["location"]),
+             "sku_id": ObjectId(subjects["sku"]), "lot_code": {"$in": codes}}, session=session).to_list(None)
+        lots = await _lots(session, {p["lot_id"] for p in positions if p.get("lot_id")})
+        still = []
+        for p in sorted(positions, key=lambda p: codes.index(p["lot_code"])):
+            here = _lot_at_hand(lots.get(p.get("lot_id")), p["lot_code"], p["on_hand"])
+            if here.sellable and here.expires_on is not None and here.expires_on >= today \
+                    and here.on_hand > RULES.tolerance_units:
+                still.append({"lotCode": here.lot_code, "expiresOn": here.expires_on.isoformat(),
+                              "onHand": here.on_hand})
+        if not still:
+            if await resolve_by_system(session, raw["_id"], RESOLVER,
+                                       "no older lot sits there any more (sold, moved, held or past expiry)"):
+                resolved += 1
+            continue
+        if still == raw["evidence"].get("olderLots"):
+            continue
+        done = await collection.find_one_and_update(
+            {"_id": raw["_id"], "status": {"$ne": AlertStatus.resolved.value}},
+            {"$set": {"evidence.olderLots": still, "evidence.olderUnits": sum(l["onHand"] for l in still),
+                      "evidence.evaluatedOn": today.isoformat(), "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER, session=session)
+        if done is not None:
+            alert = Alert.model_validate(done)
+            await emit(session, UPDATED_EVENT, alert.tenant_id, alert.audience, alert_payload(alert))
+            updated += 1
+    return updated, resolved

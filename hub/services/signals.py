@@ -5,8 +5,10 @@ series (written with the movements, so no ledger scan), judges each, and only fo
 evidence of candidate and root causes from the hub's own data. Incremental: the first sweep of a day judges every
 series (the windows moved); later sweeps that day judge only series that changed since the previous sweep started.
 
-A finding already raised is left alone (``raise_alert`` emits nothing for an unchanged finding); a finding that went
-away resolves its alert (``resolved_by`` = ``system:planning``).
+A finding already raised is never raised twice: while its figures (severity, causes, units sold in the window,
+on-hand) stay the same it is left alone (no event); when they move, the open alert is updated in place
+(``alert.updated``, same id); a finding that went away resolves its alert (``resolved_by`` = ``system:planning``),
+and one that comes back reopens it. Open FEFO shelf alerts are brought up to date, or resolved, the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from hub.detect.velocity import CauseFacts, VelocityRules
 from hub.events.log import emit
 from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
-from hub.models.dispatch import OPEN_STATUSES, Dispatch
+from hub.models.dispatch import OPEN_STATUSES, PLANNED_STATUSES, Dispatch
 from hub.models.excursion import Excursion
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
@@ -129,6 +131,7 @@ class SiteFacts:
     sigma: float | None  # daily spread of the baseline's errors
     on_hand: int
     inbound: int
+    sku_owner: str = ""  # a holder's stock of another tenant's SKU may move to that tenant's other partners (VMI)
 
 
 @dataclass
@@ -239,6 +242,9 @@ async def sweep(database: Database, today: date | None = None, rules: SignalRule
     if batch:
         await _judge_page(database, batch, today, rules, grid, known, report)
     report.recommendations = await transfers.refresh(database, known, today, rules, complete=not report.incremental)
+    updated, resolved = await fefo.refresh_open(database, today, tenants)
+    report.raised += updated
+    report.resolved += resolved
     await _save_state(today, started, state_key)
     report.seconds = time.perf_counter() - clock
     return report
@@ -257,7 +263,7 @@ async def _judge_page(database: Database, batch: list[dict[str, Any]], today: da
     for j, (tenant, location, sku) in zip(judged, keys):
         known.setdefault((tenant, sku), {})[location] = SiteFacts(
             location, j.rate_now, j.current.residual_sd if j.current else None,
-            int(j.series.raw.get("on_hand", 0)), j.inbound)
+            int(j.series.raw.get("on_hand", 0)), j.inbound, j.series.raw.get("sku_owner_id") or tenant)
 
     found = await gather([j for j in judged if j.velocity is not None or j.obsolescence is not None], today, rules)
 
@@ -291,13 +297,15 @@ def chunks(values: list[Any], size: int = 50) -> list[list[Any]]:
 
 
 async def inbound_units(keys: list[tuple[str, Any, Any]]) -> dict[tuple[str, Any, Any], int]:
-    """Units on open dispatches to each position (announced, not yet received)."""
+    """Units on open dispatches to each position (announced, or drafted for the shipper to confirm; not yet
+    received)."""
     if not keys:
         return {}
     tenants = sorted({k[0] for k in keys})
     wanted = set(keys)
     answer: dict[tuple[str, Any, Any], int] = {}
-    async for d in Dispatch.find({"consignee_id": {"$in": tenants}, "status": {"$in": [s.value for s in OPEN_STATUSES]},
+    async for d in Dispatch.find({"consignee_id": {"$in": tenants},
+                                  "status": {"$in": [s.value for s in PLANNED_STATUSES]},
                                   "to_location_id": {"$ne": None}}):
         for line in d.lines:
             key = (d.consignee_id, d.to_location_id, line.sku_id)
@@ -494,7 +502,9 @@ async def _velocity_alert(j: Judged, today: date, rules: SignalRules, key: str, 
     facts = cause_facts(found, j, today, rules)
     drop = j.velocity.kind == "velocity_drop"
     causes = velocity.drop_causes(facts) if drop else velocity.spike_causes(facts)
-    same = "|".join([j.velocity.severity, *(c.code for c in causes)])
+    # What the alert stands on (not the day it was judged): when it moves, the open alert is updated in place.
+    same = "|".join([j.velocity.severity, *(c.code for c in causes), str(j.velocity.actual),
+                     str(int(raw.get("on_hand", 0)))])
     if same == signature:
         return None
     subjects, sku_code, where = _subjects(raw, names)
@@ -604,7 +614,7 @@ async def _obsolescence_alert(session: AsyncClientSession, j: Judged, today: dat
     causes = obsolescence.root_causes(on_hand, receipts, before.daily_mean if before else None, rate_since,
                                       obs_rules, discontinued=j.policy.discontinued, quality=quality)
     finding = j.obsolescence
-    same = "|".join([finding.severity, finding.reason, *(c.code for c in causes)])
+    same = "|".join([finding.severity, finding.reason, *(c.code for c in causes), str(on_hand)])
     if same == signature:
         return None
     subjects, sku_code, where = _subjects(raw, names)

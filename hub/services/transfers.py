@@ -1,16 +1,23 @@
 """Transfer recommendations (refreshed by the planning sweep, accepted or dismissed by people), replenishment
 suggestions, planning policies and the ``demand`` answer.
 
-A recommendation moves stock between two locations of one holder. The sweep refreshes the networks (holder, SKU)
-whose series changed: a plan still proposed updates its open recommendation in place, one no longer proposed
-expires ("the situation changed"), a dismissed one is not proposed again for ``DISMISS_QUIET_DAYS``. Accepting
-books a ``transfer_out``/``transfer_in`` pair per lot through the movement service, with idempotency keys derived
-from the recommendation, in the transaction that marks it accepted: accepting twice books once.
+A recommendation moves stock between two locations of one holder (``internal``), or between two holders of a
+SKU owner's goods (``partner``, vendor-managed inventory). The sweep refreshes the networks whose series changed: a
+plan still proposed updates its open recommendation in place, one no longer proposed expires ("the situation
+changed"), a dismissed one is not proposed again for ``DISMISS_QUIET_DAYS``. Accepting an internal one books a
+``transfer_out``/``transfer_in`` pair per lot through the movement service, with idempotency keys derived from the
+recommendation, in the transaction that marks it accepted: accepting twice books once.
+
+Across holders, what each holder's own transfers leave is matched again over the SKU owner's network: the holders
+that share ``stock`` with the owner, a pair only where the destination shares ``dispatches`` with the source. The
+recommendation is the owner's alone (only it may see both holders' stock); accepting it drafts a dispatch from
+source to destination, which the source confirms or cancels. The sharing rule is asked through
+``planning_audience`` (tenants/access.py) at planning time and again, afresh, at acceptance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,11 +33,19 @@ from hub.errors import BadInput, Conflict, NotFound
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
 from hub.models.movement import MovementKind
-from hub.models.planning import DemandSeries, PlanningPolicy, RecommendationStatus, TransferLot, TransferRecommendation
+from hub.models.planning import (
+    DemandSeries,
+    PlanningPolicy,
+    RecommendationStatus,
+    TransferKind,
+    TransferLot,
+    TransferRecommendation,
+)
 from hub.models.sku import Sku
 from hub.services import demand
+from hub.services import dispatches as dispatch_service
 from hub.services import movements as movement_service
-from hub.services.planning_audience import partner_audience
+from hub.services.planning_audience import links, partner_audience
 from hub.services.signals import Policy, SignalRules, SiteFacts, chunks, inbound_units, policies_for, positions_of
 from hub.services.skus import resolve_skus
 from tenants.access import Access, object_id
@@ -47,9 +62,18 @@ async def _sku(access: Access, ref: str) -> Sku:
     return found
 
 
+PARTNER = TransferKind.partner.value
+
+
 def recommendation_filter(access: Access) -> dict[str, Any]:
-    """Own recommendations, and (VMI) those of holders sharing ``stock`` with the caller about the caller's SKUs."""
-    return access.stock("read") | {"audience": access.tenant_id}
+    """Own recommendations, (VMI) those of holders sharing ``stock`` with the caller about the caller's SKUs, and the
+    caller's cross-partner ones while both holders still share ``stock`` with it."""
+    vmi = sorted(access.sharing(Scope.stock))
+    return {"$or": [
+        {"$and": [access.stock("read"), {"audience": access.tenant_id, "kind": {"$ne": PARTNER}}]},
+        {"tenant_id": access.tenant_id, "kind": PARTNER, "from_holder_id": {"$in": vmi},
+         "to_holder_id": {"$in": vmi}},
+    ]}
 
 
 Network = tuple[str, Any]  # (holder, SKU id)
@@ -65,7 +89,7 @@ async def site_facts(docs: list[dict[str, Any]], today: date) -> dict[Network, d
         fitted = model.fit(demand.view(doc, today, days_of=grid).days, until=today)
         found.setdefault((key[0], key[2]), {})[key[1]] = SiteFacts(
             key[1], fitted.daily_mean if fitted else 0.0, fitted.residual_sd if fitted else None,
-            int(doc.get("on_hand", 0)), inbound.get(key, 0))
+            int(doc.get("on_hand", 0)), inbound.get(key, 0), doc.get("sku_owner_id") or key[0])
     return found
 
 
@@ -126,8 +150,9 @@ async def build_sites(known: dict[Network, dict[Any, SiteFacts]], rules: SignalR
     return built
 
 
-def _dedupe(tenant: str, sku_id: Any, source: str, destination: str) -> str:
-    return f"transfer:{tenant}:{sku_id}:{source}:{destination}"
+def _dedupe(tenant: str, sku_id: Any, source: str, destination: str, kind: TransferKind) -> str:
+    prefix = "transfer" if kind == TransferKind.internal else "transfer:partner"
+    return f"{prefix}:{tenant}:{sku_id}:{source}:{destination}"
 
 
 async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]], today: date, rules: SignalRules,
@@ -163,7 +188,85 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
             return await _store(session, tenant, sku_id, skus.get(sku_id), plans[(tenant, sku_id)], today)
 
         open_count += await database.in_transaction(work)
-    return open_count
+    return open_count + await _refresh_partners(database, known, plans, today, rules)
+
+
+def _after(sites: list[plan.Site], plans: list[plan.TransferPlan]) -> dict[str, plan.Site]:
+    """The sites as a holder's own transfers leave them: sources give their lots, destinations expect them."""
+    out = {s.location_id: s for s in sites}
+    for p in plans:
+        source, dest = out[p.source.location_id], out[p.destination.location_id]
+        out[source.location_id] = replace(source, on_hand=source.on_hand - p.quantity,
+                                          lots=tuple(plan._without(source.lots, p.lots)))
+        out[dest.location_id] = replace(dest, inbound=dest.inbound + p.quantity)
+    return out
+
+
+async def _refresh_partners(database: Database, known: dict[Network, dict[Any, SiteFacts]],
+                            internal: dict[Network, list[plan.TransferPlan]], today: date, rules: SignalRules) -> int:
+    """Cross-partner recommendations for the SKUs whose series were judged: a holder's site that will still run
+    out after its own transfers, and another holder of the same owner's SKU with surplus."""
+    skus_seen = sorted({sku for _, sku in known}, key=str)
+    still_open: set[Network] = set()
+    for part in chunks(skus_seen):
+        async for doc in TransferRecommendation.get_pymongo_collection().find(
+            {"status": RecommendationStatus.open.value, "kind": PARTNER, "sku_id": {"$in": part}},
+            {"tenant_id": 1, "sku_id": 1},
+        ):
+            still_open.add((doc["tenant_id"], doc["sku_id"]))
+    held = [(t, loc, sku) for (t, sku), sites in known.items() for loc, f in sites.items() if f.sku_owner != t]
+    policies = await policies_for(held, rules)
+    needy: set[Network] = set()
+    for tenant, location, sku in held:
+        facts = known[(tenant, sku)][location]
+        incoming = sum(p.quantity for p in internal.get((tenant, sku), [])
+                       if p.destination.location_id == str(location))
+        bare = _bare(tenant, facts, policies[(tenant, location, sku)])
+        if plan.need(replace(bare, inbound=bare.inbound + incoming), rules.planning) > 0:
+            needy.add((facts.sku_owner, sku))
+    plans: dict[Network, list[plan.TransferPlan]] = {n: [] for n in still_open}
+    for owner, sku in sorted(needy, key=str):
+        plans[(owner, sku)] = await _plan_partners(owner, sku, known, internal, today, rules)
+    touched = [n for n in plans if plans[n] or n in still_open]
+    skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted({sku for _, sku in touched})}})} if touched else {}
+    count = 0
+    for owner, sku_id in touched:
+
+        async def work(session: AsyncClientSession, owner: str = owner, sku_id: Any = sku_id) -> int:
+            return await _store(session, owner, sku_id, skus.get(sku_id), plans[(owner, sku_id)], today,
+                                TransferKind.partner)
+
+        count += await database.in_transaction(work)
+    return count
+
+
+async def _plan_partners(owner: str, sku: Any, known: dict[Network, dict[Any, SiteFacts]],
+                         internal: dict[Network, list[plan.TransferPlan]], today: date,
+                         rules: SignalRules) -> list[plan.TransferPlan]:
+    docs = [d async for d in DemandSeries.get_pymongo_collection().find({"sku_owner_id": owner, "sku_id": sku})
+            if d["tenant_id"] != owner]
+    link = await links({d["tenant_id"] for d in docs})
+    sharing = {d["tenant_id"] for d in docs if link(d["tenant_id"], owner, Scope.stock)}
+    if len(sharing) < 2:
+        return []
+    network: dict[Network, dict[Any, SiteFacts]] = {
+        (t, s): found for (t, s), found in known.items() if s == sku and t in sharing}
+    missing = [d for d in docs if d["tenant_id"] in sharing
+               and d["location_id"] not in network.get((d["tenant_id"], sku), {})]
+    for key, found in (await site_facts(missing, today)).items():
+        network.setdefault(key, {}).update(found)
+    built = await build_sites(network, rules)
+    sites: list[plan.Site] = []
+    for (holder, _), (held, _policies) in built.items():
+        # Goods cross partners as lots on a dispatch: untracked stock stays where it is.
+        tracked = [replace(s, lots=tuple(l for l in s.lots if l.lot_id),
+                           on_hand=sum(l.on_hand for l in s.lots if l.lot_id)) for s in held]
+        sites += _after(tracked, internal.get((holder, sku), [])).values()
+
+    def allowed(source: plan.Site, destination: plan.Site) -> bool:
+        return source.holder != destination.holder and link(destination.holder, source.holder, Scope.dispatches)
+
+    return plan.plan_transfers(sites, today, rules.planning, allowed)
 
 
 def _bare(tenant: str, facts: SiteFacts, policy: Policy) -> plan.Site:
@@ -174,20 +277,25 @@ def _bare(tenant: str, facts: SiteFacts, policy: Policy) -> plan.Site:
 
 
 async def _store(session: AsyncClientSession, tenant: str, sku_id: Any, sku: Sku | None,
-                 plans: list[plan.TransferPlan], today: date) -> int:
+                 plans: list[plan.TransferPlan], today: date, kind: TransferKind = TransferKind.internal) -> int:
     collection = TransferRecommendation.get_pymongo_collection()
     now = utcnow()
     proposed: set[str] = set()
     quiet_since = now - timedelta(days=DISMISS_QUIET_DAYS)
-    audience = sorted({tenant, *(await partner_audience(tenant, sku.tenant_id, Scope.stock) if sku else [])})
+    if kind == TransferKind.partner:
+        audience = [tenant]  # the holders hear of it as a draft dispatch once the owner accepts it
+    else:
+        audience = sorted({tenant, *(await partner_audience(tenant, sku.tenant_id, Scope.stock) if sku else [])})
     for p in plans:
-        key = _dedupe(tenant, sku_id, p.source.location_id, p.destination.location_id)
+        key = _dedupe(tenant, sku_id, p.source.location_id, p.destination.location_id, kind)
         if await collection.find_one({"dedupe_key": key, "status": RecommendationStatus.dismissed.value,
                                       "decided_at": {"$gte": quiet_since}}, session=session):
             continue
         proposed.add(key)
         fields = {
-            "tenant_id": tenant, "audience": audience, "sku_id": sku_id, "sku_code": sku.code if sku else str(sku_id),
+            "tenant_id": tenant, "kind": kind.value, "audience": audience, "sku_id": sku_id,
+            "from_holder_id": p.source.holder, "to_holder_id": p.destination.holder,
+            "sku_code": sku.code if sku else str(sku_id),
             "sku_owner_id": sku.tenant_id if sku else tenant,
             "from_location_id": ObjectId(p.source.location_id), "from_location_code": p.source.location_code,
             "to_location_id": ObjectId(p.destination.location_id), "to_location_code": p.destination.location_code,
@@ -211,6 +319,7 @@ async def _store(session: AsyncClientSession, tenant: str, sku_id: Any, sku: Sku
             upsert=True, session=session,
         )
     stale = {"tenant_id": tenant, "sku_id": sku_id, "status": RecommendationStatus.open.value,
+             "kind": PARTNER if kind == TransferKind.partner else {"$ne": PARTNER},
              "dedupe_key": {"$nin": sorted(proposed)}}
     await collection.update_many(stale, {"$set": {
         "status": RecommendationStatus.expired.value, "decided_at": now, "decided_by": "system:planning",
@@ -221,7 +330,7 @@ async def _store(session: AsyncClientSession, tenant: str, sku_id: Any, sku: Sku
 
 def _site_figures(site: plan.Site) -> dict[str, Any]:
     return {
-        "locationCode": site.location_code, "onHand": site.on_hand, "inbound": site.inbound,
+        "holderId": site.holder, "locationCode": site.location_code, "onHand": site.on_hand, "inbound": site.inbound,
         "forecastPerDay": round(site.rate, 3), "leadTimeDays": site.lead_time_days,
         "daysOfSupply": round(site.on_hand / site.rate, 1) if site.rate > 0 else None,
     }
@@ -252,6 +361,8 @@ async def accept(access: Access, database: Database, recommendation_id: str) -> 
         return found
     if found.status != RecommendationStatus.open:
         raise Conflict(f"transfer recommendation is {found.status.value}")
+    if found.kind == TransferKind.partner:
+        return await _accept_partner(access, database, found)
     items: list[movement_service.MovementInput] = []
     lots = found.lots or [TransferLot(quantity=found.quantity)]
     for n, lot in enumerate(lots):
@@ -289,6 +400,48 @@ async def accept(access: Access, database: Database, recommendation_id: str) -> 
         return TransferRecommendation.model_validate(raw)
 
     return await movement_service.run_batch(database, work)
+
+
+async def _accept_partner(access: Access, database: Database, found: TransferRecommendation
+                          ) -> TransferRecommendation:
+    """Draft the dispatch from the source holder to the destination holder, once (its ref is derived from the
+    recommendation), in the transaction that marks the recommendation accepted."""
+    source, destination = found.from_holder_id or "", found.to_holder_id or ""
+    link = await links([source, destination])
+    if not link(destination, source, Scope.dispatches):
+        raise Conflict(f"{destination} does not accept dispatches from {source}: the transfer cannot be drafted")
+    sku = await Sku.find_one({"_id": found.sku_id})
+    if sku is None or sku.tenant_id != access.tenant_id or not found.lots:
+        raise Conflict("the transfer cannot be drafted: reload it")
+    ref = f"TR-{found.id}"
+    now = utcnow()
+
+    async def work(session: AsyncClientSession) -> TransferRecommendation:
+        current = await TransferRecommendation.get_pymongo_collection().find_one({"_id": found.id}, session=session)
+        if current is None:
+            raise NotFound("transfer recommendation not found")
+        if current["status"] == RecommendationStatus.accepted.value:
+            return TransferRecommendation.model_validate(current)
+        if current["status"] != RecommendationStatus.open.value:
+            raise Conflict(f"transfer recommendation is {current['status']}")
+        lines = [dispatch_service.DraftLine(lot.lot_code or "", lot.quantity) for lot in found.lots]
+        try:
+            dispatch = await dispatch_service.draft_dispatch(
+                session, access, sku, ref, source, found.from_location_id, destination, found.to_location_id, lines)
+        except NotFound as exc:
+            raise Conflict(f"the situation changed, the transfer cannot be drafted: {exc.message}") from None
+        raw = await TransferRecommendation.get_pymongo_collection().find_one_and_update(
+            {"_id": found.id, "status": RecommendationStatus.open.value},
+            {"$set": {"status": RecommendationStatus.accepted.value, "decided_at": now,
+                      "decided_by": f"{access.tenant_id}:{access.principal.subject}", "updated_at": now,
+                      "dispatch_id": dispatch.id, "dispatch_ref": dispatch.ref}},
+            return_document=ReturnDocument.AFTER, session=session,
+        )
+        if raw is None:
+            raise Conflict("transfer recommendation changed meanwhile; reload it")
+        return TransferRecommendation.model_validate(raw)
+
+    return await database.in_transaction(work)
 
 
 async def dismiss(access: Access, database: Database, recommendation_id: str, reason: str) -> TransferRecommendation:

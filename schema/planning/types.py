@@ -7,10 +7,11 @@ from datetime import date, datetime, timedelta
 import strawberry
 from strawberry.scalars import JSON
 
-from hub.models.planning import PlanningPolicy, RecommendationStatus, TransferRecommendation
+from hub.models.planning import PlanningPolicy, RecommendationStatus, TransferKind, TransferRecommendation
 from hub.services.transfers import DemandAnswer, Suggestion
 
 RecommendationStatusEnum = strawberry.enum(RecommendationStatus, name="TransferRecommendationStatus")
+TransferKindEnum = strawberry.enum(TransferKind, name="TransferKind")
 
 
 @strawberry.type
@@ -82,7 +83,12 @@ class TransferLotType:
 class TransferRecommendationType:
     id: strawberry.ID
     status: RecommendationStatusEnum  # type: ignore[valid-type]
-    holder_id: strawberry.ID
+    kind: TransferKindEnum = strawberry.field(  # type: ignore[valid-type]
+        description="internal: between your own locations; partner: between two holders of your SKU (VMI)")
+    holder_id: strawberry.ID = strawberry.field(description="Who holds the stock to move")
+    to_holder_id: strawberry.ID = strawberry.field(description="Who receives it (the holder itself when internal)")
+    dispatch_id: strawberry.ID | None = strawberry.field(description="partner, once accepted: the draft dispatch")
+    dispatch_ref: str | None
     sku_id: strawberry.ID
     sku_code: str
     from_location_id: strawberry.ID
@@ -103,7 +109,10 @@ class TransferRecommendationType:
     @classmethod
     def from_model(cls, r: TransferRecommendation) -> TransferRecommendationType:
         return cls(
-            id=strawberry.ID(str(r.id)), status=r.status, holder_id=strawberry.ID(r.tenant_id),
+            id=strawberry.ID(str(r.id)), status=r.status, kind=r.kind,
+            holder_id=strawberry.ID(r.from_holder_id or r.tenant_id),
+            to_holder_id=strawberry.ID(r.to_holder_id or r.tenant_id),
+            dispatch_id=strawberry.ID(str(r.dispatch_id)) if r.dispatch_id else None, dispatch_ref=r.dispatch_ref,
             sku_id=strawberry.ID(str(r.sku_id)), sku_code=r.sku_code,
             from_location_id=strawberry.ID(str(r.from_location_id)), from_location_code=r.from_location_code,
             to_location_id=strawberry.ID(str(r.to_location_id)), to_location_code=r.to_location_code,

@@ -45,7 +45,10 @@ class Mutation:
         dispatch = await dispatch_service.create_dispatch(access, info.context.hub.database, data)
         return (await dispatch_nodes([dispatch], access.tenant_id))[0]
 
-    @strawberry.mutation(permission_classes=WRITE, description="Mark in transit (shipper or carrier) or cancel")
+    @strawberry.mutation(
+        permission_classes=WRITE,
+        description="Mark in transit (shipper or carrier), confirm a draft (shipper: dispatched) or cancel",
+    )
     async def update_dispatch_status(
         self, info: Info, id: strawberry.ID, status: DispatchStatus, note: str | None = None
     ) -> DispatchType:

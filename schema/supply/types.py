@@ -55,6 +55,8 @@ class DispatchType(Node):
     shipper_id: strawberry.ID
     consignee_id: strawberry.ID
     carrier_id: strawberry.ID | None
+    requested_by: strawberry.ID | None = strawberry.field(
+        description="Who proposed a draft when not the shipper (a VMI partner accepting a transfer recommendation)")
     from_location_id: strawberry.ID | None = strawberry.field(description="Shipper's location (shipper only)")
     to_location_id: strawberry.ID | None
     status: DispatchStatus
@@ -75,6 +77,7 @@ class DispatchType(Node):
             shipper_id=strawberry.ID(dispatch.tenant_id),
             consignee_id=strawberry.ID(dispatch.consignee_id),
             carrier_id=_id(dispatch.carrier_id),
+            requested_by=_id(dispatch.requested_by),
             # A tenant's location ids are its own business; the consignee's is on the notice for all parties.
             from_location_id=_id(dispatch.from_location_id) if viewer == dispatch.tenant_id else None,
             to_location_id=_id(dispatch.to_location_id),

@@ -92,21 +92,22 @@ class Network:
         self.counter += 1
         return f"m-{self.counter}"
 
-    async def announce(self, sku: str, lot: str, expires_on: str | None) -> None:
-        """Lots reach Shopco the way they do in life, named on a Brand dispatch notice (only a SKU's owner creates
-        its lots). The notice is cancelled: the history's own backdated receipt movement books the stock."""
+    async def announce(self, sku: str, lot: str, expires_on: str | None, consignee: str = "shopco") -> None:
+        """Lots reach a retailer the way they do in life, named on a Brand dispatch notice (only a SKU's owner
+        creates its lots). The notice is cancelled: the history's own backdated receipt movement books the stock."""
         line = {"sku": sku, "lotCode": lot, "quantity": 1, **({"expiresOn": expires_on} if expires_on else {})}
         data = await self.hub.ok(CREATE_DISPATCH, {"input": {"ref": f"NOTICE-{lot}-{self.key()}",
-                                                             "consigneeId": "shopco", "lines": [line]}},
+                                                             "consigneeId": consignee, "lines": [line]}},
                                  tenant="brand")
         await self.hub.ok(CANCEL_DISPATCH, {"id": data["createDispatch"]["id"]}, tenant="brand")
-        self.announced.add(lot)
+        self.announced.add(f"{consignee}:{lot}")
 
     async def move(self, location: str, items: list[dict[str, Any]], tenant: str = "shopco") -> dict[str, Any]:
         for item in items:
             item.setdefault("idempotencyKey", self.key())
-            if tenant == "shopco" and item.get("lotCode") and item["lotCode"] not in self.announced:
-                await self.announce(item["sku"], item["lotCode"], item.get("expiresOn"))
+            lot = item.get("lotCode")
+            if tenant != "brand" and lot and f"{tenant}:{lot}" not in self.announced:
+                await self.announce(item["sku"], lot, item.get("expiresOn"), consignee=tenant)
         data = await self.hub.ok(RECORD_MOVEMENTS, {"movements": items, "locationId": self.locations[location]},
                                  tenant=tenant)
         return data["recordMovements"]
