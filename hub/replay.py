@@ -7,8 +7,8 @@ then the heartbeat looks for sensors silent at the new time. The formats are doc
 ("Replaying a history").
 
 What comes out is every alert the history raised, with the line and virtual time it was first raised, its audience
-and evidence, and every event written about it (type, audience, line, time): what a partner back-testing its
-thresholds compares with what it knows happened.
+and evidence, and every event written about it (type, audience, line, time), and every transfer recommendation
+(with its status at the end): what a partner back-testing its thresholds compares with what it knows happened.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from hub.models.alert import Alert
 from hub.models.dispatch import Dispatch
 from hub.models.event import Event
 from hub.models.location import Location, LocationKind
+from hub.models.planning import TransferRecommendation
 from hub.models.sku import Storage
 from hub.services import dispatches, expiry, fefo, heartbeat, movements, readings, receipts, sensors, signals, skus
 from hub.services.locations import create_location
@@ -311,7 +312,16 @@ async def _report(replay: Replay) -> dict[str, Any]:
             "raisedAtLine": seen.get("line"),
             "events": seen.get("events", []),
         })
-    return {"alerts": alerts, "errors": replay.errors, "clock": replay.clock.now().isoformat()}
+    transfers = [{
+        "id": str(r.id), "kind": r.kind.value, "status": r.status.value, "owner": r.tenant_id,
+        "sku": r.sku_code, "from": {"holder": r.from_holder_id or r.tenant_id, "location": r.from_location_code},
+        "to": {"holder": r.to_holder_id or r.tenant_id, "location": r.to_location_code}, "quantity": r.quantity,
+        "lots": [{"lot": lot.lot_code, "quantity": lot.quantity} for lot in r.lots],
+        "unitsSavedFromExpiry": r.units_saved_from_expiry, "stockoutDaysAvoided": r.stockout_days_avoided,
+        "reason": r.reason,
+    } async for r in TransferRecommendation.find({}).sort("+created_at")]
+    return {"alerts": alerts, "transferRecommendations": transfers, "errors": replay.errors,
+            "clock": replay.clock.now().isoformat()}
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -324,6 +334,11 @@ def summary(report: dict[str, Any]) -> str:
             f"{alert['raisedAt']} line {alert['raisedAtLine']}: {alert['kind']}"
             f" ({alert['severity']}, {alert['status']})"
             f" on {subject} for {', '.join(alert['audience'])}: {alert['title']} {json.dumps(gist, default=str)}"
+        )
+    for t in report.get("transferRecommendations", []):
+        out.append(
+            f"transfer ({t['kind']}, {t['status']}) of {t['sku']}: {t['quantity']} from {t['from']['holder']} "
+            f"{t['from']['location']} to {t['to']['holder']} {t['to']['location']} for {t['owner']}"
         )
     for error in report["errors"]:
         out.append(f"line {error['line']}: refused: {error.get('error') or error.get('rejected')}")

@@ -130,7 +130,7 @@ def pick_lots(source: Site, quantity: int, today: date, rules: PlanningRules) ->
     return picked
 
 
-def _without(lots: tuple[LotAtSite, ...], taken: list[LotAtSite]) -> list[LotAtSite]:
+def without(lots: tuple[LotAtSite, ...], taken: list[LotAtSite]) -> list[LotAtSite]:
     moved = {(l.lot_id, l.lot_code): l.on_hand for l in taken}
     return [replace(l, on_hand=l.on_hand - moved.get((l.lot_id, l.lot_code), 0)) for l in lots]
 
@@ -161,7 +161,7 @@ def plan_transfers(sites: list[Site], today: date, rules: PlanningRules,
             arrival = today + timedelta(days=rules.transit_days)
             before = unsold_at_expiry(list(source.lots), source.rate, today) + unsold_at_expiry(
                 list(dest.lots), dest.rate, today)
-            after = unsold_at_expiry(_without(source.lots, lots), source.rate, today) + unsold_at_expiry(
+            after = unsold_at_expiry(without(source.lots, lots), source.rate, today) + unsold_at_expiry(
                 [*dest.lots, *lots], dest.rate, arrival)
             horizon = dest.lead_time_days + dest.review_days
             avoided = stockout_days(dest.on_hand + dest.inbound, dest.rate, horizon) - stockout_days(

@@ -162,6 +162,8 @@ async def draft_dispatch(session: AsyncClientSession, requester: Access, sku: Sk
     lots are the owner's, so every party comes to see them. Answers the existing draft for a ``ref`` already used."""
     earlier = await Dispatch.find_one({"tenant_id": shipper, "ref": ref}, session=session)
     if earlier is not None:
+        if earlier.requested_by != requester.tenant_id:
+            raise Conflict(f"{shipper} already has a dispatch {ref!r}")
         return earlier
     parties = sorted({shipper, consignee, requester.tenant_id})
     built = []

@@ -165,7 +165,8 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
     still_open: set[Network] = set()
     if tenants:
         async for doc in TransferRecommendation.get_pymongo_collection().find(
-            {"status": RecommendationStatus.open.value, "tenant_id": {"$in": tenants}}, {"tenant_id": 1, "sku_id": 1}
+            {"status": RecommendationStatus.open.value, "tenant_id": {"$in": tenants}, "kind": {"$ne": PARTNER}},
+            {"tenant_id": 1, "sku_id": 1},
         ):
             if (doc["tenant_id"], doc["sku_id"]) in known:
                 still_open.add((doc["tenant_id"], doc["sku_id"]))
@@ -197,7 +198,7 @@ def _after(sites: list[plan.Site], plans: list[plan.TransferPlan]) -> dict[str, 
     for p in plans:
         source, dest = out[p.source.location_id], out[p.destination.location_id]
         out[source.location_id] = replace(source, on_hand=source.on_hand - p.quantity,
-                                          lots=tuple(plan._without(source.lots, p.lots)))
+                                          lots=tuple(plan.without(source.lots, p.lots)))
         out[dest.location_id] = replace(dest, inbound=dest.inbound + p.quantity)
     return out
 
@@ -206,16 +207,17 @@ async def _refresh_partners(database: Database, known: dict[Network, dict[Any, S
                             internal: dict[Network, list[plan.TransferPlan]], today: date, rules: SignalRules) -> int:
     """Cross-partner recommendations for the SKUs whose series were judged: a holder's site that will still run
     out after its own transfers, and another holder of the same owner's SKU with surplus."""
-    skus_seen = sorted({sku for _, sku in known}, key=str)
-    still_open: set[Network] = set()
-    for part in chunks(skus_seen):
-        async for doc in TransferRecommendation.get_pymongo_collection().find(
-            {"status": RecommendationStatus.open.value, "kind": PARTNER, "sku_id": {"$in": part}},
-            {"tenant_id": 1, "sku_id": 1},
-        ):
-            still_open.add((doc["tenant_id"], doc["sku_id"]))
+    skus_seen = {sku for _, sku in known}
+    still_open = {(doc["tenant_id"], doc["sku_id"]) async for doc in TransferRecommendation.get_pymongo_collection()
+                  .find({"status": RecommendationStatus.open.value, "kind": PARTNER}, {"tenant_id": 1, "sku_id": 1})
+                  if doc["sku_id"] in skus_seen}
     held = [(t, loc, sku) for (t, sku), sites in known.items() for loc, f in sites.items() if f.sku_owner != t]
-    policies = await policies_for(held, rules)
+    if held:  # only stock its holder shares with the SKU's owner may be planned across partners
+        link = await links({t for t, _, _ in held})
+        held = [(t, loc, sku) for t, loc, sku in held if link(t, known[(t, sku)][loc].sku_owner, Scope.stock)]
+    policies: dict[tuple[str, Any, Any], Policy] = {}
+    for start in range(0, len(held), 500):
+        policies.update(await policies_for(held[start:start + 500], rules))
     needy: set[Network] = set()
     for tenant, location, sku in held:
         facts = known[(tenant, sku)][location]
