@@ -115,11 +115,13 @@ def embedded_database(settings: Settings) -> Iterator[str]:
         server.stop()
 
 
+# A shell command may take its time over a large database; it still gives up on an unreachable one.
+SHELL_DEADLINES = Deadlines(operation=None, server_selection=10.0, transaction=None)
+
+
 @asynccontextmanager
 async def database(settings: Settings, uri: str) -> AsyncIterator[Database]:
-    # A shell command may take its time over a large database; it still gives up on an unreachable one.
-    deadlines = Deadlines(operation=None, server_selection=10.0, transaction=None)
-    db = await Database.connect(uri, settings.database, deadlines=deadlines)
+    db = await Database.connect(uri, settings.database, deadlines=SHELL_DEADLINES)
     try:
         yield db
     finally:
@@ -364,7 +366,8 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     async def play_all(uri: str) -> dict[str, object]:
         reports: dict[str, object] = {}
         for path, lines in histories:
-            db = await Database.connect(uri, f"replay_{uuid.uuid4().hex[:12]}")
+            # A history's day of movements is one large batch: no request deadlines, like any shell tool.
+            db = await Database.connect(uri, f"replay_{uuid.uuid4().hex[:12]}", deadlines=SHELL_DEADLINES)
             try:
                 start = datetime.fromisoformat(args.start) if args.start else first_instant(lines)
                 reports[path] = await replay.play(db, settings, lines, start)
