@@ -188,12 +188,13 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
     if not positions:
         return []
     await _arrivals(positions)
-    sku_ids = sorted({p["sku_id"] for p in positions})
+    # By owner, not by a list of ids: a long $in on _id is slow on some stores (SecantusDB looks each one up by a
+    # scan), and only the owners' costed SKUs and their held or expired lots matter here.
+    owners = sorted({p["sku_owner_id"] for p in positions})
     skus = {s["_id"]: s async for s in Sku.get_pymongo_collection().find(
-        {"_id": {"$in": sku_ids}}, {"unit_cost": 1, "currency": 1})}
-    lot_ids = sorted({p["lot_id"] for p in positions if p.get("lot_id")})
+        {"tenant_id": {"$in": owners}, "unit_cost": {"$ne": None}}, {"unit_cost": 1, "currency": 1})}
     lots = {lot["_id"]: lot async for lot in Lot.get_pymongo_collection().find(
-        {"_id": {"$in": lot_ids}}, {"status": 1})}
+        {"tenant_id": {"$in": owners}, "status": {"$in": sorted(HELD | {LotStatus.expired.value})}}, {"status": 1})}
     holders = sorted({p["tenant_id"] for p in positions})
     lot_costs = {
         (c["tenant_id"], c["lot_id"]): (c["cost"] / c["units"], c["currency"])
