@@ -50,10 +50,6 @@ class Principal:
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
 
-    @property
-    def can_write(self) -> bool:
-        return self.has_role("admin", "planner", "operator", "integration")
-
 
 def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str) -> Principal | None:
     asserted = claims.get(namespace)

@@ -1,11 +1,18 @@
-"""Permission classes: who may call a field at all. Row-level visibility lives in tenants/access.py."""
+"""Permission classes: who may call a field at all. Row-level visibility lives in tenants/access.py.
+
+What each role may change is one table, ``tenants/roles.py``; ``allowed(group)`` turns a row of it into the
+permission list a mutation declares.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from strawberry.permission import BasePermission
 from strawberry.types import Info
+
+from tenants.roles import Group, allows, refusal
 
 Permissions = list[type[BasePermission]]
 
@@ -18,24 +25,13 @@ class IsAuthenticated(BasePermission):
         return info.context.principal is not None
 
 
-class CanWrite(BasePermission):
-    """Every role but ``viewer`` may change data."""
-
-    message = "your role may not change data"
+class _GroupPermission(BasePermission):
+    group: Group
     error_extensions = {"code": "FORBIDDEN"}
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         principal = info.context.principal
-        return principal is not None and principal.can_write
-
-
-class IsAdmin(BasePermission):
-    message = "only tenant admins may do this"
-    error_extensions = {"code": "FORBIDDEN"}
-
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        principal = info.context.principal
-        return principal is not None and principal.has_role("admin")
+        return principal is not None and allows(principal, self.group)
 
 
 class _ScopePermission(BasePermission):
@@ -49,7 +45,7 @@ class _ScopePermission(BasePermission):
 
 
 def RequireScope(*scopes: str) -> type[BasePermission]:
-    """A permission class admitting tokens that carry any of ``scopes``: ``[*WRITE, RequireScope("x")]``."""
+    """A permission class admitting tokens that carry any of ``scopes``: ``[*READ, RequireScope("x")]``."""
     return type(
         f"RequireScope_{'_'.join(scopes)}",
         (_ScopePermission,),
@@ -57,9 +53,11 @@ def RequireScope(*scopes: str) -> type[BasePermission]:
     )
 
 
+@cache
+def allowed(group: Group) -> Permissions:
+    """The permissions of one mutation group (also used by the admin-only and webhook queries)."""
+    permission = type(f"Allowed_{group.value}", (_GroupPermission,), {"group": group, "message": refusal(group)})
+    return [IsAuthenticated, permission]
+
+
 READ: Permissions = [IsAuthenticated, RequireScope("read")]
-WRITE: Permissions = [IsAuthenticated, CanWrite, RequireScope("write")]
-ADMIN: Permissions = [IsAuthenticated, IsAdmin, RequireScope("admin")]
-# Webhook administration and sensor ingestion have their own scopes, so an ERP can hold just that one right.
-WEBHOOK_ADMIN: Permissions = [IsAuthenticated, IsAdmin, RequireScope("webhooks:manage")]
-SENSOR_INGEST: Permissions = [IsAuthenticated, CanWrite, RequireScope("sensors:ingest")]

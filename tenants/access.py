@@ -37,6 +37,7 @@ from hub.errors import Forbidden, NotFound
 from hub.models.event import EVENT_SCOPE
 from hub.models.lot import Lot
 from tenants.models import Partnership, PartnershipStatus, Scope
+from tenants.roles import Group, allows, refusal
 
 Capability = Literal["read", "use", "write"]  # see Access
 D = TypeVar("D", bound=Document)
@@ -212,13 +213,10 @@ class Access:
         """Tenants that share ``scope`` with the caller."""
         return self.grants.get(scope, frozenset())
 
-    def require_write(self) -> None:
-        if not self.principal.can_write:
-            raise Forbidden("your role may not change data")
-
-    def require_admin(self) -> None:
-        if not self.principal.has_role("admin"):
-            raise Forbidden("only tenant admins may do this")
+    def require(self, group: Group) -> None:
+        """The role table (tenants/roles.py) holds for every caller of a service, not only GraphQL."""
+        if not allows(self.principal, group):
+            raise Forbidden(refusal(group))
 
     # -- filters per collection ------------------------------------------------------------------------------------
 

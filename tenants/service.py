@@ -23,6 +23,7 @@ from tenants.models import (
     TenantKind,
     pair_key,
 )
+from tenants.roles import Group
 
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")  # the slug rule of tenants.models.TenantId
 
@@ -69,7 +70,7 @@ async def add_member(
 
 
 async def remove_member(access: Access, member_id: str) -> None:
-    access.require_admin()
+    access.require(Group.administration)
     member = await access.get(Member, member_id, access.owned(), "member")
     await member.delete()
     await audit.record(
@@ -85,7 +86,7 @@ async def invite_partner(
     access: Access, partner_id: str, we_share: list[Scope], they_share: list[Scope]
 ) -> Partnership:
     """Propose a partnership: ``we_share`` flows from us to them, ``they_share`` from them to us once they accept."""
-    access.require_admin()
+    access.require(Group.administration)
     me = access.tenant_id
     if partner_id == me:
         raise BadInput("a tenant cannot partner with itself")
@@ -158,7 +159,7 @@ async def _party_partnership(access: Access, partnership_id: str) -> Partnership
 
 
 async def accept_partnership(access: Access, partnership_id: str) -> Partnership:
-    access.require_admin()
+    access.require(Group.administration)
     partnership = await _party_partnership(access, partnership_id)
     if partnership.invitee_id != access.tenant_id:
         raise Conflict("only the invited tenant can accept")
@@ -185,7 +186,7 @@ async def accept_partnership(access: Access, partnership_id: str) -> Partnership
 
 
 async def revoke_partnership(access: Access, partnership_id: str) -> Partnership:
-    access.require_admin()
+    access.require(Group.administration)
     partnership = await _party_partnership(access, partnership_id)
     result = await Partnership.get_pymongo_collection().update_one(
         {"_id": partnership.id, "status": {"$ne": PartnershipStatus.revoked.value}},

@@ -13,27 +13,24 @@ from bson import ObjectId
 from hub import audit
 from hub.config import Settings
 from hub.dates import utcnow
-from hub.errors import BadInput, Conflict, Forbidden
+from hub.errors import BadInput, Conflict
 from hub.models.event import EVENT_TYPES, Event
 from tenants.access import Access
+from tenants.roles import Group
 from webhooks import guard
 from webhooks.dispatcher import insert_new, plan
 from webhooks.models import DeliveryState, EndpointSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.signing import new_secret
 
-MANAGE_SCOPE = "webhooks:manage"
 MAX_ENDPOINTS_PER_TENANT = 50
 MAX_DESCRIPTION = 500
 MAX_REPLAY = 10_000
 
 
 def require_manager(access: Access) -> None:
-    """Tenant admins; an OAuth token must also carry ``webhooks:manage`` (also checked by the GraphQL permission
-    ``WEBHOOK_ADMIN``; repeated here so every caller of the service, not only GraphQL, is held to it)."""
-    access.require_admin()
-    scopes = access.principal.scopes
-    if scopes is not None and MANAGE_SCOPE not in scopes:
-        raise Forbidden(f"this token lacks the {MANAGE_SCOPE} scope")
+    """The role table's ``webhooks`` group (also checked by the GraphQL permission; repeated here so every caller
+    of the service, not only GraphQL, is held to it)."""
+    access.require(Group.webhooks)
 
 
 def _event_types(types: list[str] | None) -> list[str]:

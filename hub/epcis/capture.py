@@ -27,6 +27,7 @@ from hub.epcis import hashing, mapping
 from hub.epcis.models import CaptureJob, EpcisEvent
 from hub.epcis.validation import Problem, bare, cbv_errors, schema_errors
 from tenants.access import Access
+from tenants.roles import Group
 
 QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
@@ -137,7 +138,7 @@ def index_fields(event: Mapping[str, Any]) -> dict[str, Any]:
 
 async def capture(access: Access, database: Database, settings: Settings, raw: bytes, behaviour: str) -> CaptureJob:
     """Capture a request body; answers the finished job (or raises ``CaptureRefused``)."""
-    access.require_write()
+    access.require(Group.operations)
     if behaviour not in BEHAVIOURS:
         raise CaptureRefused(400, "ValidationException", "GS1-Capture-Error-Behaviour is rollback or proceed")
     try:

@@ -27,6 +27,7 @@ from hub.epcis.models import CaptureJob
 from hub.errors import Forbidden, HubError, ServiceUnavailable
 from hub.state import hub_of
 from tenants.access import Access
+from tenants.roles import Group, allows, refusal
 
 log = logging.getLogger("lotpulse.epcis")
 PROBLEM = "application/problem+json"
@@ -88,8 +89,8 @@ async def capture_endpoint(request: Request) -> Response:
     principal = await _caller(request, "write")
     if isinstance(principal, JSONResponse):
         return principal
-    if not principal.can_write:
-        return _problem("SecurityException", "your role may not capture events", 403)
+    if not allows(principal, Group.operations):
+        return _problem("SecurityException", refusal(Group.operations), 403)
     limit = hub.settings.epcis_max_document_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

@@ -23,6 +23,7 @@ from hub.oauth.scopes import parse_scope, unknown_scopes
 from hub.oauth.tokens import digest, new_secret, utc_in
 from tenants.access import Access
 from tenants.models import Role
+from tenants.roles import Group
 
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 MAX_REDIRECT_URIS = 10
@@ -115,7 +116,7 @@ async def create_client(
     redirect_uris: list[str],
 ) -> tuple[OAuthClient, str | None]:
     """Register a client; answers it and its secret (None for public clients), which is never shown again."""
-    access.require_admin()
+    access.require(Group.administration)
     if not name.strip() or len(name) > 200:
         raise BadInput("name must be 1 to 200 characters", field="name")
     grant_types = _validated(kind, scopes, roles, redirect_uris)
@@ -152,7 +153,7 @@ async def tenant_client(access: Access, client_id: str) -> OAuthClient:
 
 async def rotate_secret(access: Access, client_id: str) -> tuple[OAuthClient, str]:
     """A new secret replaces the old one at once: tokens already issued stay valid until they expire."""
-    access.require_admin()
+    access.require(Group.administration)
     client = await tenant_client(access, client_id)
     if client.kind != ClientKind.confidential:
         raise BadInput("a public client has no secret")
@@ -168,7 +169,7 @@ async def rotate_secret(access: Access, client_id: str) -> tuple[OAuthClient, st
 
 async def delete_client(access: Access, client_id: str, revocations: RevocationList, access_ttl: int) -> None:
     """Delete a client: no new tokens at once, and every token it holds is refused from now on."""
-    access.require_admin()
+    access.require(Group.administration)
     client = await tenant_client(access, client_id)
     await client.delete()
     await revocations.revoke(client_key(client_id), client.tenant_id, "client deleted", utc_in(access_ttl + 60))

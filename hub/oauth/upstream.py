@@ -26,6 +26,7 @@ from hub.errors import BadInput
 from hub.models.oauth import IdentityProvider, SignInState
 from hub.oauth.tokens import digest, utc_in
 from tenants.access import Access
+from tenants.roles import Group
 
 SIGNIN_SECONDS = 600  # how long a user may take at their identity provider
 
@@ -99,7 +100,7 @@ async def configure_provider(
     access: Access, issuer: str, client_id: str, client_secret: str, scope: str | None = None
 ) -> IdentityProvider:
     """Set the tenant's identity provider (replacing any previous one)."""
-    access.require_admin()
+    access.require(Group.administration)
     scope = scope or "openid email profile"
     if "openid" not in scope.split():
         raise BadInput("the scope must include openid", field="scope")

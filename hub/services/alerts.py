@@ -24,6 +24,7 @@ from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity, SubjectRef
 from hub.services import health
 from tenants.access import Access
+from tenants.roles import Group
 
 if TYPE_CHECKING:
     from hub.db import Database
@@ -197,7 +198,6 @@ async def _transition(
     event_type: str,
     seen: Callable[[Alert], Awaitable[None]] | None = None,
 ) -> Alert:
-    access.require_write()
     visible = access.alerts()
 
     async def work(session: AsyncClientSession) -> Alert:
@@ -236,6 +236,7 @@ def _note(note: str | None) -> str | None:
 
 async def acknowledge_alert(database: Database, access: Access, alert_id: str, note: str | None = None) -> Alert:
     """Someone in the audience has seen it and owns the follow-up; stops escalation."""
+    access.require(Group.acknowledge)
     now = utcnow()
     acknowledged = await _transition(
         database,
@@ -264,6 +265,7 @@ async def resolve_alert(
     database: Database, access: Access, alert_id: str, decision: Decision | None, note: str | None = None
 ) -> Alert:
     """Close the alert with the decision taken on it; the decision is what the health figures count."""
+    access.require(Group.decisions)
     if decision is None:
         raise BadInput(
             f"resolving an alert needs a decision: one of {', '.join(d.value for d in Decision)}", field="decision"

@@ -23,6 +23,7 @@ from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
 from tenants.access import Access
+from tenants.roles import Group
 
 MAX_LINES = 1000
 
@@ -84,7 +85,7 @@ async def _consignee_location(access: Access, consignee_id: str, ref: str | None
 
 
 async def create_dispatch(access: Access, database: Database, data: DispatchInput) -> Dispatch:
-    access.require_write()
+    access.require(Group.operations)
     ref = data.ref.strip()
     if not ref or len(ref) > 100:
         raise BadInput("dispatch ref must be 1-100 characters", field="ref")
@@ -218,7 +219,7 @@ MANUAL = {DispatchStatus.in_transit: {"shipper", "carrier"}, DispatchStatus.canc
 
 async def update_status(access: Access, database: Database, dispatch_id: str, status: DispatchStatus,
                         note: str | None = None) -> Dispatch:
-    access.require_write()
+    access.require(Group.operations)
     dispatch = await access.get(Dispatch, dispatch_id, access.dispatches("read"), "dispatch")
     role = "shipper" if dispatch.tenant_id == access.tenant_id else (
         "carrier" if dispatch.carrier_id == access.tenant_id else

@@ -37,6 +37,7 @@ from hub.models.planning import DemandSeries
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from tenants.access import Access
+from tenants.roles import Group
 
 if TYPE_CHECKING:
     from hub.state import HubState
@@ -116,7 +117,7 @@ async def tenant_bands(tenant_id: str) -> tuple[int, ...]:
 
 async def set_tenant_bands(access: Access, bands: list[int] | None) -> tuple[int, ...]:
     """Admins choose the tenant's aging bands (None: back to the default); audited with before and after."""
-    access.require_admin()
+    access.require(Group.administration)
     chosen = check_bands(bands) if bands is not None else DEFAULT_BANDS
     before = await tenant_bands(access.tenant_id)
     await HealthSettings.get_pymongo_collection().update_one(

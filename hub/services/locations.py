@@ -9,12 +9,13 @@ from hub.gs1 import validate_gln
 from hub.models.location import Location, LocationKind
 from hub.services.text import CODE_MAX, NAME_MAX, clean_text
 from tenants.access import Access
+from tenants.roles import Group
 
 
 async def create_location(
     access: Access, code: str, name: str, kind: LocationKind, gln: str | None = None, parent_id: str | None = None
 ) -> Location:
-    access.require_write()
+    access.require(Group.master_data)
     code = clean_text(code, "code", CODE_MAX, "location code")
     name = clean_text(name, "name", NAME_MAX, "location name")
     parent = None

@@ -15,6 +15,7 @@ from hub.models.lot import Lot
 from hub.models.sku import Sku
 from hub.services.text import CODE_MAX, clean_text
 from tenants.access import Access
+from tenants.roles import Group
 
 
 def check_dates(produced_on: date | None, expires_on: date | None) -> None:
@@ -64,7 +65,7 @@ async def register_lot(
     access: Access, sku_id: str, lot_code: str, produced_on: date | None, expires_on: date | None
 ) -> Lot:
     """The producer records a lot of its own SKU."""
-    access.require_write()
+    access.require(Group.operations)
     sku = await access.get(Sku, sku_id, access.skus("write"), "sku")
     return await ensure_lot(sku, lot_code, produced_on, expires_on)
 

@@ -36,6 +36,7 @@ from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
 from hub.services.stock import stock_events
 from tenants.access import Access, object_id
+from tenants.roles import Group
 
 MAX_KEY_LENGTH = 200
 MAX_REASON_LENGTH = 500
@@ -325,7 +326,7 @@ async def run_batch(database: Database, work: Any) -> Any:
 async def record_movements(access: Access, database: Database, items: list[MovementInput],
                            max_batch: int = 10_000, count_audit_threshold: int = 0) -> BatchResult:
     """Book a batch; counts that changed on-hand by more than ``count_audit_threshold`` units go to the audit log."""
-    access.require_write()
+    access.require(Group.operations)
 
     async def work(session: AsyncClientSession) -> BatchResult:
         batch = await prepare(access, items, session=session, max_batch=max_batch)

@@ -26,6 +26,7 @@ from hub.errors import BadInput, NotFound
 from hub.models.persisted import ClientSafelist, PersistedQuery, SafelistedQuery
 from hub.oauth.clients import tenant_client
 from tenants.access import Access
+from tenants.roles import Group
 
 if TYPE_CHECKING:
     from hub.state import HubState
@@ -97,7 +98,7 @@ class Safelists:
 async def register_safelisted(
     access: Access, store: PersistedQueries, safelists: Safelists, client_id: str, query: str, name: str | None
 ) -> SafelistedQuery:
-    access.require_admin()
+    access.require(Group.administration)
     client = await tenant_client(access, client_id)
     try:
         parse(query)
@@ -123,7 +124,7 @@ async def register_safelisted(
 
 
 async def remove_safelisted(access: Access, safelists: Safelists, client_id: str, digest: str) -> bool:
-    access.require_admin()
+    access.require(Group.administration)
     client = await tenant_client(access, client_id)
     result = await SafelistedQuery.get_pymongo_collection().delete_one({"client_id": client.client_id, "hash": digest})
     if result.deleted_count == 0:
@@ -135,7 +136,7 @@ async def remove_safelisted(access: Access, safelists: Safelists, client_id: str
 
 
 async def set_enforced(access: Access, safelists: Safelists, client_id: str, enforced: bool) -> bool:
-    access.require_admin()
+    access.require(Group.administration)
     client = await tenant_client(access, client_id)
     await ClientSafelist.get_pymongo_collection().update_one(
         {"_id": client.client_id},
@@ -149,7 +150,7 @@ async def set_enforced(access: Access, safelists: Safelists, client_id: str, enf
 
 
 async def safelist_of(access: Access, client_id: str) -> tuple[bool, list[SafelistedQuery]]:
-    access.require_admin()
+    access.require(Group.administration)
     client = await tenant_client(access, client_id)
     mode = await ClientSafelist.get(client.client_id)
     entries = await SafelistedQuery.find({"client_id": client.client_id}).sort("created_at").to_list()

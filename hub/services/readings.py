@@ -34,6 +34,7 @@ from hub.models.sensor import Sensor, SensorState, states, states_of
 from hub.services import excursions, heartbeat
 from hub.services.sensors import goods_for
 from tenants.access import Access
+from tenants.roles import Group
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def _merge(bucket: dict[str, Any] | None, new: list[dict[str, Any]]) -> tuple[di
 async def ingest(
     access: Access, database: Database, settings: Settings, batches: list[SensorReadingsIn]
 ) -> IngestReport:
-    access.require_write()
+    access.require(Group.readings)
     report = IngestReport(received=sum(b.size for b in batches))
     if report.received > settings.max_batch:
         raise BadInput(f"at most {settings.max_batch} readings per call", field="input")

@@ -34,6 +34,7 @@ from hub.services.dispatches import transition
 from hub.services.lots import ensure_lot, use_lot
 from hub.services.skus import resolve_skus
 from tenants.access import Access
+from tenants.roles import Group
 
 MAX_LINES = 1000
 SEVERE = {MismatchKind.unexpected_sku, MismatchKind.shelf_life, MismatchKind.expiry}
@@ -85,7 +86,7 @@ def validate(data: ReceiptInput) -> None:
 
 
 async def record_receipt(access: Access, database: Database, settings: Settings, data: ReceiptInput) -> Receipt:
-    access.require_write()
+    access.require(Group.operations)
     validate(data)
     dispatch = await access.get(Dispatch, data.dispatch_id, access.dispatches("read"), "dispatch")
     if access.tenant_id not in (dispatch.consignee_id, dispatch.carrier_id):
@@ -268,7 +269,7 @@ async def resolve_receipt(
     The alert records ``decision``: releasing the held stock accepts it as received unless the receiver says
     otherwise (e.g. ``return_to_supplier``). A lot stays on hold while another unresolved receipt still holds it.
     """
-    access.require_write()
+    access.require(Group.decisions)
     if decision is Decision.other and not (note or "").strip():
         raise BadInput("the decision 'other' needs a note saying what was decided", field="note")
     receipt = await access.get(Receipt, receipt_id, access.receipts("read"), "receipt")

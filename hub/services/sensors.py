@@ -20,6 +20,7 @@ from hub.models.sensor import Sensor
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from tenants.access import Access, object_id
+from tenants.roles import Group
 
 
 @dataclass
@@ -103,7 +104,7 @@ async def register_sensor(
     max_silence_minutes: float | None = None,
 ) -> tuple[Sensor, bool]:
     """Register the device, or move/re-attach it (same device id): answers (sensor, created)."""
-    access.require_write()
+    access.require(Group.operations)
     for value, name in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
         if value is not None and not (0 < value <= 7 * 1440):
             raise BadInput("must be more than 0 and at most 7 days in minutes", field=name)

@@ -14,6 +14,7 @@ from hub.gs1 import normalise_gtin
 from hub.models.sku import Alias, Sku, Storage
 from hub.services.text import CODE_MAX, NAME_MAX, UNIT_MAX, clean_text
 from tenants.access import Access
+from tenants.roles import Group
 
 
 @dataclass
@@ -75,7 +76,7 @@ def validate(data: SkuInput) -> SkuInput:
 
 async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
     """Create or update the caller's SKU with this code; answers (sku, created)."""
-    access.require_write()
+    access.require(Group.master_data)
     data = validate(data)
     now = utcnow()
     fields = {
@@ -120,7 +121,7 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
 
 async def set_alias(access: Access, sku_id: str, code: str | None) -> Sku:
     """A partner records its own item code for a SKU it can see (``None`` removes it)."""
-    access.require_write()
+    access.require(Group.master_data)
     sku = await access.get(Sku, sku_id, access.skus("read"), "sku")
     if code is not None:
         code = clean_text(code, "code", CODE_MAX, "alias")

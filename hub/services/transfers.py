@@ -50,6 +50,7 @@ from hub.services.signals import Policy, SignalRules, SiteFacts, chunks, inbound
 from hub.services.skus import resolve_skus
 from tenants.access import Access, object_id
 from tenants.models import Scope
+from tenants.roles import Group
 
 DISMISS_QUIET_DAYS = 7
 REASON_LIMIT = 2000
@@ -354,7 +355,7 @@ async def list_recommendations(access: Access, statuses: list[RecommendationStat
 
 async def accept(access: Access, database: Database, recommendation_id: str) -> TransferRecommendation:
     """Book the transfer once: accepting an accepted recommendation answers it unchanged."""
-    access.require_write()
+    access.require(Group.decisions)
     found = await access.get(TransferRecommendation, recommendation_id, recommendation_filter(access),
                              "transfer recommendation")
     if found.tenant_id != access.tenant_id:
@@ -447,7 +448,7 @@ async def _accept_partner(access: Access, database: Database, found: TransferRec
 
 
 async def dismiss(access: Access, database: Database, recommendation_id: str, reason: str) -> TransferRecommendation:
-    access.require_write()
+    access.require(Group.decisions)
     reason = (reason or "").strip()
     if not reason or len(reason) > REASON_LIMIT:
         raise BadInput(f"a reason of 1-{REASON_LIMIT} characters is required", field="reason")
@@ -484,7 +485,7 @@ class PolicyInput:
 
 async def set_policy(access: Access, data: PolicyInput) -> PlanningPolicy:
     """Upsert the caller's planning policy for a SKU it can see, at one of its locations or all of them."""
-    access.require_write()
+    access.require(Group.master_data)
     for name in ("lead_time_days", "review_days", "target_days_of_supply", "max_days_of_supply"):
         value = getattr(data, name)
         if value is not None and not (0 <= value <= 3650):

@@ -20,12 +20,13 @@ from schema.catalog.types import (
     SkuType,
     UpsertSkuPayload,
 )
-from schema.permissions import WRITE
+from schema.permissions import allowed
+from tenants.roles import Group
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=WRITE)
+    @strawberry.mutation(permission_classes=allowed(Group.master_data))
     async def upsert_sku(self, info: Info, input: SkuInput) -> UpsertSkuPayload:
         access = await info.context.access()
         storage = input.storage
@@ -49,7 +50,10 @@ class Mutation:
         sku, created = await sku_service.upsert_sku(access, data)
         return UpsertSkuPayload(sku=SkuType.from_model(sku, access.tenant_id), created=created)
 
-    @strawberry.mutation(permission_classes=WRITE, description="Set (or clear, with null) your own code for a SKU")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.master_data),
+        description="Set (or clear, with null) your own code for a SKU",
+    )
     async def set_sku_alias(self, info: Info, sku_id: strawberry.ID, code: str | None = strawberry.UNSET) -> SkuType:
         # GraphQL cannot require a nullable argument; null removes the alias, leaving it out is a mistake.
         if code is strawberry.UNSET:
@@ -58,7 +62,7 @@ class Mutation:
         sku = await sku_service.set_alias(access, str(sku_id), code)
         return SkuType.from_model(sku, access.tenant_id)
 
-    @strawberry.mutation(permission_classes=WRITE)
+    @strawberry.mutation(permission_classes=allowed(Group.master_data))
     async def create_location(self, info: Info, input: CreateLocationInput) -> LocationType:
         access = await info.context.access()
         location = await location_service.create_location(
@@ -71,7 +75,7 @@ class Mutation:
         )
         return LocationType.from_model(location)
 
-    @strawberry.mutation(permission_classes=WRITE)
+    @strawberry.mutation(permission_classes=allowed(Group.operations))
     async def register_lot(self, info: Info, input: RegisterLotInput) -> LotType:
         access = await info.context.access()
         lot = await lot_service.register_lot(

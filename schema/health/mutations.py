@@ -7,13 +7,14 @@ from strawberry.types import Info
 
 from hub.errors import BadInput
 from hub.services import health as health_service
-from schema.permissions import ADMIN
+from schema.permissions import allowed
+from tenants.roles import Group
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        permission_classes=ADMIN,
+        permission_classes=allowed(Group.administration),
         description="Aging band upper bounds in days (increasing), e.g. [30, 60, 90, 180]; null restores that default",
     )
     async def set_aging_bands(self, info: Info, bands: list[int] | None = strawberry.UNSET) -> list[int]:

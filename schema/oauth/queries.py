@@ -11,12 +11,13 @@ from hub.models.audit import AuditEntry
 from hub.models.oauth import IdentityProvider, OAuthClient
 from schema.oauth.types import AuditEntryType, AuditFilter, IdentityProviderType, OAuthClientType
 from schema.pagination import Connection, paginate
-from schema.permissions import ADMIN
+from schema.permissions import allowed
+from tenants.roles import Group
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(name="oauthClients", permission_classes=ADMIN)
+    @strawberry.field(name="oauthClients", permission_classes=allowed(Group.administration))
     async def oauth_clients(
         self, info: Info, first: int = 100, after: str | None = None
     ) -> Connection[OAuthClientType]:
@@ -26,13 +27,13 @@ class Query:
             OAuthClientType.from_model,
         )
 
-    @strawberry.field(permission_classes=ADMIN)
+    @strawberry.field(permission_classes=allowed(Group.administration))
     async def identity_provider(self, info: Info) -> IdentityProviderType | None:
         access = await info.context.access()
         provider = await IdentityProvider.find_one(access.oauth_clients())
         return IdentityProviderType.from_model(provider) if provider else None
 
-    @strawberry.field(permission_classes=ADMIN, description="Newest first.")
+    @strawberry.field(permission_classes=allowed(Group.administration), description="Newest first.")
     async def audit_log(
         self, info: Info, filter: AuditFilter | None = None, first: int = 100, after: str | None = None
     ) -> Connection[AuditEntryType]:

@@ -6,13 +6,14 @@ import strawberry
 from strawberry.types import Info
 
 from hub.services import persisted
-from schema.permissions import ADMIN
+from schema.permissions import allowed
 from schema.persisted.types import SafelistedQueryType
+from tenants.roles import Group
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=ADMIN)
+    @strawberry.mutation(permission_classes=allowed(Group.administration))
     async def register_safelisted_query(
         self, info: Info, client_id: str, query: str, name: str | None = None
     ) -> SafelistedQueryType:
@@ -22,12 +23,15 @@ class Mutation:
         )
         return SafelistedQueryType.from_model(entry)
 
-    @strawberry.mutation(permission_classes=ADMIN)
+    @strawberry.mutation(permission_classes=allowed(Group.administration))
     async def remove_safelisted_query(self, info: Info, client_id: str, hash: str) -> bool:
         return await persisted.remove_safelisted(await info.context.access(), info.context.hub.safelists, client_id,
                                                  hash)
 
-    @strawberry.mutation(permission_classes=ADMIN, description="Only safelisted queries run for this client (or any)")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.administration),
+        description="Only safelisted queries run for this client (or any)",
+    )
     async def enforce_safelist(self, info: Info, client_id: str, enforced: bool) -> bool:
         return await persisted.set_enforced(await info.context.access(), info.context.hub.safelists, client_id,
                                             enforced)

@@ -6,13 +6,14 @@ import strawberry
 from strawberry.types import Info
 
 from hub.services import persisted
-from schema.permissions import ADMIN
+from schema.permissions import allowed
 from schema.persisted.types import ClientSafelistType, SafelistedQueryType
+from tenants.roles import Group
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=ADMIN)
+    @strawberry.field(permission_classes=allowed(Group.administration))
     async def client_safelist(self, info: Info, client_id: str) -> ClientSafelistType:
         enforced, entries = await persisted.safelist_of(await info.context.access(), client_id)
         return ClientSafelistType(

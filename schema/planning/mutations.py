@@ -6,19 +6,23 @@ import strawberry
 from strawberry.types import Info
 
 from hub.services import transfers
-from schema.permissions import WRITE
+from schema.permissions import allowed
 from schema.planning.types import PlanningPolicyInput, PlanningPolicyType, TransferRecommendationType
+from tenants.roles import Group
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=WRITE, description="Book the transfer (once: accepting twice is a no-op)")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.decisions),
+        description="Book the transfer (once: accepting twice is a no-op)",
+    )
     async def accept_transfer_recommendation(self, info: Info, id: strawberry.ID) -> TransferRecommendationType:
         access = await info.context.access()
         found = await transfers.accept(access, info.context.hub.database, str(id))
         return TransferRecommendationType.from_model(found)
 
-    @strawberry.mutation(permission_classes=WRITE)
+    @strawberry.mutation(permission_classes=allowed(Group.decisions))
     async def dismiss_transfer_recommendation(
         self, info: Info, id: strawberry.ID, reason: str
     ) -> TransferRecommendationType:
@@ -26,7 +30,10 @@ class Mutation:
         found = await transfers.dismiss(access, info.context.hub.database, str(id), reason)
         return TransferRecommendationType.from_model(found)
 
-    @strawberry.mutation(permission_classes=WRITE, description="Lead time, review period, targets, discontinued")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.master_data),
+        description="Lead time, review period, targets, discontinued",
+    )
     async def set_planning_policy(self, info: Info, input: PlanningPolicyInput) -> PlanningPolicyType:
         access = await info.context.access()
         policy = await transfers.set_policy(access, transfers.PolicyInput(

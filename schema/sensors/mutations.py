@@ -9,7 +9,7 @@ from hub.errors import BadInput
 from hub.models.sensor import states_of
 from hub.services import readings as reading_service
 from hub.services import sensors as sensor_service
-from schema.permissions import WRITE, CanWrite, IsAuthenticated, Permissions, RequireScope
+from schema.permissions import allowed
 from schema.sensors.types import (
     IngestReadingsPayload,
     RegisterSensorInput,
@@ -17,15 +17,14 @@ from schema.sensors.types import (
     SensorReadingsInput,
     SensorType,
 )
-
-# A device or gateway token may hold just ``sensors:ingest``; a general ``write`` token may ingest too.
-INGEST: Permissions = [IsAuthenticated, CanWrite, RequireScope("write", "sensors:ingest")]
+from tenants.roles import Group
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        permission_classes=WRITE, description="Register a device at a location, or move/re-attach it (same deviceId)"
+        permission_classes=allowed(Group.operations),
+        description="Register a device at a location, or move/re-attach it (same deviceId)"
     )
     async def register_sensor(self, info: Info, input: RegisterSensorInput) -> RegisterSensorPayload:
         access = await info.context.access()
@@ -47,7 +46,7 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        permission_classes=INGEST,
+        permission_classes=allowed(Group.readings),
         description="Store readings of one or many sensors (idempotent); impossible readings are rejected one by one",
     )
     async def ingest_readings(self, info: Info, input: list[SensorReadingsInput]) -> IngestReadingsPayload:

@@ -12,7 +12,7 @@ from hub.models.movement import MovementKind
 from hub.services import dispatches as dispatch_service
 from hub.services import movements as movement_service
 from hub.services import receipts as receipt_service
-from schema.permissions import WRITE
+from schema.permissions import allowed
 from schema.scalars import DecisionEnum  # noqa: F401 - registers the enum
 from schema.supply.queries import dispatch_nodes
 from schema.supply.types import (
@@ -24,11 +24,15 @@ from schema.supply.types import (
     RecordMovementsPayload,
     RecordReceiptInput,
 )
+from tenants.roles import Group
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=WRITE, description="Announce a shipment (advance ship notice)")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.operations),
+        description="Announce a shipment (advance ship notice)",
+    )
     async def create_dispatch(self, info: Info, input: CreateDispatchInput) -> DispatchType:
         access = await info.context.access()
         data = dispatch_service.DispatchInput(
@@ -46,7 +50,7 @@ class Mutation:
         return (await dispatch_nodes([dispatch], access.tenant_id))[0]
 
     @strawberry.mutation(
-        permission_classes=WRITE,
+        permission_classes=allowed(Group.operations),
         description="Mark in transit (shipper or carrier), confirm a draft (shipper: dispatched) or cancel",
     )
     async def update_dispatch_status(
@@ -56,7 +60,7 @@ class Mutation:
         dispatch = await dispatch_service.update_status(access, info.context.hub.database, str(id), status, note)
         return (await dispatch_nodes([dispatch], access.tenant_id))[0]
 
-    @strawberry.mutation(permission_classes=WRITE)
+    @strawberry.mutation(permission_classes=allowed(Group.operations))
     async def cancel_dispatch(self, info: Info, id: strawberry.ID, note: str | None = None) -> DispatchType:
         access = await info.context.access()
         dispatch = await dispatch_service.update_status(
@@ -64,7 +68,10 @@ class Mutation:
         )
         return (await dispatch_nodes([dispatch], access.tenant_id))[0]
 
-    @strawberry.mutation(permission_classes=WRITE, description="Record what arrived; answers the reconciliation")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.operations),
+        description="Record what arrived; answers the reconciliation",
+    )
     async def record_receipt(self, info: Info, input: RecordReceiptInput) -> ReceiptType:
         access = await info.context.access()
         hub = info.context.hub
@@ -82,7 +89,7 @@ class Mutation:
         return ReceiptType.from_model(receipt, access.tenant_id)
 
     @strawberry.mutation(
-        permission_classes=WRITE,
+        permission_classes=allowed(Group.decisions),
         description="Settle a mismatched receipt: release its held lots; its alert records the decision",
     )
     async def resolve_receipt(
@@ -96,7 +103,10 @@ class Mutation:
         receipt = await receipt_service.resolve_receipt(access, info.context.hub.database, str(id), note, decision)
         return ReceiptType.from_model(receipt, access.tenant_id)
 
-    @strawberry.mutation(permission_classes=WRITE, description="Apply a batch of movements exactly once per key")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.operations),
+        description="Apply a batch of movements exactly once per key",
+    )
     async def record_movements(
         self, info: Info, movements: list[MovementInput], location_id: strawberry.ID | None = None
     ) -> RecordMovementsPayload:

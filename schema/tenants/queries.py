@@ -9,10 +9,11 @@ from strawberry.types import Info
 
 from hub.errors import NotFound
 from schema.pagination import Connection, paginate
-from schema.permissions import ADMIN, READ
+from schema.permissions import READ, allowed
 from schema.tenants.types import MemberType, MeType, PartnerFilter, PartnershipType, TenantType
 from tenants.access import partnerships_of
 from tenants.models import Member, Partnership, Tenant
+from tenants.roles import Group
 
 
 async def tenant_names(ids: set[str]) -> dict[str, str]:
@@ -50,7 +51,7 @@ class Query:
             Partnership, query, first, after, info.context.hub.settings.max_page_size, nodes, batch=True
         )
 
-    @strawberry.field(permission_classes=ADMIN)
+    @strawberry.field(permission_classes=allowed(Group.administration))
     async def members(self, info: Info, first: int = 100, after: str | None = None) -> Connection[MemberType]:
         access = await info.context.access()
         return await paginate(

@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from schema.permissions import WEBHOOK_ADMIN
+from schema.permissions import allowed
 from schema.webhooks.types import (
     CreateWebhookEndpointInput,
     ReplayWebhookDeliveriesPayload,
@@ -15,12 +15,16 @@ from schema.webhooks.types import (
     WebhookEndpointSecretPayload,
     WebhookEndpointType,
 )
+from tenants.roles import Group
 from webhooks import service
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=WEBHOOK_ADMIN, description="Answers the signing secret, this once")
+    @strawberry.mutation(
+        permission_classes=allowed(Group.webhooks),
+        description="Answers the signing secret, this once",
+    )
     async def create_webhook_endpoint(
         self, info: Info, input: CreateWebhookEndpointInput
     ) -> WebhookEndpointSecretPayload:
@@ -30,7 +34,7 @@ class Mutation:
         )
         return WebhookEndpointSecretPayload(endpoint=WebhookEndpointType.from_model(endpoint), secret=secret)
 
-    @strawberry.mutation(permission_classes=WEBHOOK_ADMIN)
+    @strawberry.mutation(permission_classes=allowed(Group.webhooks))
     async def update_webhook_endpoint(self, info: Info, input: UpdateWebhookEndpointInput) -> WebhookEndpointType:
         access = await info.context.access()
         endpoint = await service.update_endpoint(
@@ -45,7 +49,7 @@ class Mutation:
         return WebhookEndpointType.from_model(endpoint)
 
     @strawberry.mutation(
-        permission_classes=WEBHOOK_ADMIN,
+        permission_classes=allowed(Group.webhooks),
         description="A new secret signs from now on; the previous one also signs until the overlap ends",
     )
     async def rotate_webhook_secret(
@@ -55,13 +59,13 @@ class Mutation:
         endpoint, secret = await service.rotate_secret(access, info.context.hub.settings, str(id), overlap_hours)
         return WebhookEndpointSecretPayload(endpoint=WebhookEndpointType.from_model(endpoint), secret=secret)
 
-    @strawberry.mutation(permission_classes=WEBHOOK_ADMIN)
+    @strawberry.mutation(permission_classes=allowed(Group.webhooks))
     async def delete_webhook_endpoint(self, info: Info, id: strawberry.ID) -> strawberry.ID:
         await service.delete_endpoint(await info.context.access(), str(id))
         return id
 
     @strawberry.mutation(
-        permission_classes=WEBHOOK_ADMIN, description="Send again every event since `since` (same webhook-id)"
+        permission_classes=allowed(Group.webhooks), description="Send again every event since `since` (same webhook-id)"
     )
     async def replay_webhook_deliveries(
         self, info: Info, endpoint_id: strawberry.ID, since: datetime, only_failed: bool = False

@@ -10,15 +10,16 @@ from beanie import SortDirection
 from strawberry.types import Info
 
 from schema.pagination import Connection, paginate
-from schema.permissions import WEBHOOK_ADMIN
+from schema.permissions import allowed
 from schema.webhooks.types import WebhookDeliveryFilter, WebhookDeliveryType, WebhookEndpointType
+from tenants.roles import Group
 from webhooks import service
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=WEBHOOK_ADMIN)
+    @strawberry.field(permission_classes=allowed(Group.webhooks))
     async def webhook_endpoints(
         self, info: Info, first: int = 100, after: str | None = None
     ) -> Connection[WebhookEndpointType]:
@@ -33,7 +34,7 @@ class Query:
             WebhookEndpointType.from_model,
         )
 
-    @strawberry.field(permission_classes=WEBHOOK_ADMIN, description="Newest first, with every attempt")
+    @strawberry.field(permission_classes=allowed(Group.webhooks), description="Newest first, with every attempt")
     async def webhook_deliveries(
         self, info: Info, filter: WebhookDeliveryFilter | None = None, first: int = 100, after: str | None = None
     ) -> Connection[WebhookDeliveryType]:

@@ -9,7 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from hub.auth import Principal
-from schema.permissions import ADMIN, READ, SENSOR_INGEST, WEBHOOK_ADMIN, WRITE, RequireScope
+from schema.permissions import READ, RequireScope, allowed
+from tenants.roles import Group
 
 
 @strawberry.type
@@ -18,19 +19,23 @@ class Query:
     def read(self, info: Info) -> bool | None:
         return True
 
-    @strawberry.field(permission_classes=WRITE)
+    @strawberry.field(permission_classes=allowed(Group.operations))
     def write(self, info: Info) -> bool | None:
         return True
 
-    @strawberry.field(permission_classes=ADMIN)
+    @strawberry.field(permission_classes=allowed(Group.decisions))
+    def decide(self, info: Info) -> bool | None:
+        return True
+
+    @strawberry.field(permission_classes=allowed(Group.administration))
     def admin(self, info: Info) -> bool | None:
         return True
 
-    @strawberry.field(permission_classes=WEBHOOK_ADMIN)
+    @strawberry.field(permission_classes=allowed(Group.webhooks))
     def webhooks(self, info: Info) -> bool | None:
         return True
 
-    @strawberry.field(permission_classes=SENSOR_INGEST)
+    @strawberry.field(permission_classes=allowed(Group.readings))
     def ingest(self, info: Info) -> bool | None:
         return True
 
@@ -40,7 +45,7 @@ class Query:
 
 
 SCHEMA = strawberry.Schema(query=Query)
-FIELDS = ("read", "write", "admin", "webhooks", "ingest", "either")
+FIELDS = ("read", "write", "decide", "admin", "webhooks", "ingest", "either")
 
 
 @dataclass
@@ -48,7 +53,7 @@ class Context:
     principal: Principal | None
 
 
-def allowed(roles: set[str], scopes: set[str] | None) -> set[str]:
+def allowed_fields(roles: set[str], scopes: set[str] | None) -> set[str]:
     principal = Principal("acme", "s", "i", frozenset(roles), frozenset(scopes) if scopes is not None else None)
     result = SCHEMA.execute_sync(f"{{ {' '.join(FIELDS)} }}", context_value=Context(principal))
     refused = {error.path[0] for error in result.errors or []}
@@ -61,10 +66,15 @@ def allowed(roles: set[str], scopes: set[str] | None) -> set[str]:
     [
         ({"admin"}, None, set(FIELDS)),  # a CLI token: roles alone
         ({"viewer"}, None, {"read", "either"}),  # "either" checks scopes only, and this token has none
+        ({"operator"}, None, {"read", "write", "ingest", "either"}),
+        ({"planner"}, None, {"read", "write", "decide", "ingest", "either"}),
+        ({"planner"}, {"read"}, {"read"}),  # a member signed in through a read-only client
+        ({"integration"}, None, {"read", "write", "decide", "ingest", "either"}),  # local token: read write ingest
         ({"integration"}, {"read"}, {"read"}),  # read-only token cannot write
-        ({"integration"}, {"read", "write"}, {"read", "write", "either"}),
+        ({"integration"}, {"read", "write"}, {"read", "write", "decide", "ingest", "either"}),
         ({"integration"}, {"sensors:ingest"}, {"ingest"}),  # an ingest-only device token
-        ({"integration"}, {"read", "sensors:ingest"}, {"read", "ingest", "either"}),
+        ({"integration"}, {"webhooks:manage"}, {"webhooks"}),  # exactly its client's scopes
+        ({"integration"}, {"admin"}, {"admin"}),
         ({"admin"}, {"read", "admin"}, {"read", "admin"}),  # webhook admin needs its own scope
         ({"admin"}, {"webhooks:manage"}, {"webhooks"}),
         (
@@ -72,10 +82,11 @@ def allowed(roles: set[str], scopes: set[str] | None) -> set[str]:
             {"read", "write", "admin", "webhooks:manage", "sensors:ingest"},
             {"read", "either"},
         ),  # never widen
+        ({"operator"}, {"read", "write", "admin", "webhooks:manage"}, {"read", "write", "ingest", "either"}),
     ],
 )
 def test_scopes_narrow_what_roles_allow(roles, scopes, expected):
-    assert allowed(roles, scopes) == expected
+    assert allowed_fields(roles, scopes) == expected
 
 
 def test_anonymous_callers_are_refused_everything():
