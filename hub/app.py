@@ -22,6 +22,7 @@ from hub.config import Settings
 from hub.db import Database, Deadlines
 from hub.epcis.routes import epcis_routes
 from hub.events import log as event_log
+from hub.events.archive import start_archiver
 from hub.events.bus import start_event_bus
 from hub.leases import start_partitions
 from hub.oauth.http import start_oauth
@@ -29,7 +30,7 @@ from hub.oauth.routes import oauth_routes
 from hub.portal.routes import portal_routes
 from hub.ratelimit import start_rate_limits
 from hub.services import expiry, health
-from hub.services.alerts import start_escalation
+from hub.services.escalation import start_escalation
 from hub.services.expiry import start_sweeper
 from hub.services.heartbeat import start_heartbeat
 from hub.services.persisted import start_persisted_queries
@@ -52,6 +53,7 @@ STARTUP_HOOKS.append(start_heartbeat)
 STARTUP_HOOKS.append(start_oauth)
 STARTUP_HOOKS.append(start_event_bus)
 STARTUP_HOOKS.append(start_escalation)
+STARTUP_HOOKS.append(start_archiver)
 STARTUP_HOOKS.append(start_webhooks)
 STARTUP_HOOKS.append(metrics.start_metrics_port)
 STARTUP_HOOKS.append(start_rate_limits)

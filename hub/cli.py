@@ -336,6 +336,35 @@ def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("events")
+def events_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Export the event history (archived months and the live log) since a date as gzip JSON lines, in log order."""
+    from datetime import datetime
+
+    from hub.events.archive import export
+
+    def instant(text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise CliError(f"not an ISO date or instant: {text!r}") from None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    since, until = instant(args.since), instant(args.until)
+    assert since is not None
+    out = Path(args.out or f"lotpulse-events-since-{since:%Y-%m-%d}.jsonl.gz")
+    settings = locate(settings)
+
+    async def work(db: Database) -> object:
+        return await export(db, since, out, until=until, tenant_id=args.tenant)
+
+    written = run_with_database(settings, work)
+    print(f"{written} events written to {out}")
+    return 0
+
+
 @command("replay")
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     """Play histories (JSON Lines of actions) through the real services on scratch databases with a virtual clock;
@@ -460,6 +489,13 @@ def parser() -> argparse.ArgumentParser:
     webhooks_sub = webhooks_p.add_subparsers(dest="webhooks_command", required=True)
     worker_p = webhooks_sub.add_parser("worker", help="dispatch events and deliver webhooks until stopped")
     worker_p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    events_p = sub.add_parser("events", help="the event log")
+    events_sub = events_p.add_subparsers(dest="events_command", required=True)
+    export_p = events_sub.add_parser("export", help="write archived and live events as gzip JSON lines")
+    export_p.add_argument("--since", required=True, help="ISO date or instant (UTC unless it says otherwise)")
+    export_p.add_argument("--until", help="ISO date or instant, exclusive (default: now)")
+    export_p.add_argument("--tenant", help="only events this tenant is in the audience of")
+    export_p.add_argument("--out", help="file to write (default: lotpulse-events-since-DATE.jsonl.gz)")
     replay_p = sub.add_parser("replay", help="play histories of actions on a scratch database and print the alerts")
     replay_p.add_argument("files", nargs="+", help="JSON Lines histories (see README: Replaying a history)")
     replay_p.add_argument("--report", help="write the alerts with audiences, evidence and events as JSON here")

@@ -79,7 +79,8 @@ class Settings:
     epcis_max_document_bytes: int = 16 * 1024 * 1024
     epcis_max_page_size: int = 1000  # events per page of GET /epcis/events
     # Events, alerts, subscriptions.
-    event_retention_days: int = 30
+    event_retention_days: int = 30  # the live log; older events move to monthly archives (hub/events/archive.py)
+    event_archive_interval_seconds: float = 300.0
     alert_escalation_minutes: int = 240
     max_subscriptions_per_connection: int = 20
     max_subscriptions_per_tenant: int = 500

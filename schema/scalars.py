@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from hub.models.alert import AlertKind, AlertStatus, Decision, Severity
+from hub.models.escalation import StepAction
 from hub.models.location import LocationKind
 from hub.models.lot import LotStatus
 from tenants.models import PartnershipStatus, Role, Scope, TenantKind
@@ -19,6 +20,7 @@ AlertKindEnum = strawberry.enum(AlertKind, name="AlertKind")
 SeverityEnum = strawberry.enum(Severity, name="Severity")
 AlertStatusEnum = strawberry.enum(AlertStatus, name="AlertStatus")
 DecisionEnum = strawberry.enum(Decision, name="AlertDecision")
+EscalationActionEnum = strawberry.enum(StepAction, name="EscalationAction")
 
 from hub.detect.mismatch import MismatchKind  # noqa: E402 - supply flow enums
 from hub.models.dispatch import DispatchStatus  # noqa: E402

@@ -66,7 +66,8 @@ RULES: dict[Group, Rule] = {
         _ADMIN, frozenset({"admin"}),
         ("invitePartner", "acceptPartnership", "revokePartnership", "addMember", "removeMember",
          "createOAuthClient", "rotateOAuthClientSecret", "deleteOAuthClient", "configureIdentityProvider",
-         "registerSafelistedQuery", "removeSafelistedQuery", "enforceSafelist", "setAgingBands"),
+         "registerSafelistedQuery", "removeSafelistedQuery", "enforceSafelist", "setAgingBands",
+         "upsertEscalationPolicy"),
         "manage members, partnerships, OAuth clients, identity provider, safelist and policies; read the audit log",
     ),
     Group.webhooks: Rule(

@@ -14,7 +14,7 @@ from typing import Any
 from bson import ObjectId
 
 from hub.events.bus import REPLAY_INDEX
-from hub.services.alerts import OVERDUE_INDEX
+from hub.services.escalation import OVERDUE_INDEX
 from hub.services.movements import POSITION_INDEX
 from webhooks.worker import DUE_INDEX
 
@@ -45,7 +45,8 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None, Hint]] = {
     "webhooks: a claimed batch": ("webhook_deliveries", {"lease_token": "worker:token"}, None, None),
     "webhooks: existing deliveries of events": ("webhook_deliveries", {"event_id": {"$in": [OID]}}, None, None),
     "escalation: overdue alerts of leased tenants": (
-        "alerts", {"status": "open", "escalated_at": None, "opened_at": {"$lte": NOW}, "tenant_id": {"$in": ["acme"]}},
+        "alerts",
+        {"status": "open", "escalation_done_at": None, "opened_at": {"$lte": NOW}, "tenant_id": {"$in": ["acme"]}},
         None, OVERDUE_INDEX),
     "subscription limit: a tenant's live subscriptions": (
         "live_subscriptions", {"tenant_id": "acme", "expires_at": {"$gt": NOW}}, None, None),

@@ -13,7 +13,8 @@ from datetime import timedelta
 from hub.dates import utcnow
 from hub.leases import PARTITIONS, Partitions, partition_of, tenant_ids
 from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
-from hub.services.alerts import escalate_overdue, raise_alert
+from hub.services.alerts import raise_alert
+from hub.services.escalation import escalate_overdue
 
 
 async def refresh_all(*processes: Partitions) -> None:

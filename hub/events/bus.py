@@ -40,6 +40,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from hub import metrics, tracing
 from hub.dates import utcnow
 from hub.errors import BadInput, RateLimited
+from hub.events.archive import archived_cursor
 from hub.events.ledger import Ledger
 from hub.events.sequencer import Sequencer
 from tenants import access
@@ -153,6 +154,9 @@ class EventBus:
         while True:
             doc = await self.database.db["events"].find_one({"_id": oid, "audience": tenant_id}, {"seq": 1})
             if doc is None:
+                archived = await archived_cursor(self.database, tenant_id, oid, self.settings.event_retention_days)
+                if archived is not None:
+                    raise archived
                 raise BadInput("unknown or expired cursor: query the current state and subscribe without 'after'",
                                field="after")
             if doc.get("seq") or time.monotonic() > deadline:

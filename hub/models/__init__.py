@@ -8,6 +8,7 @@ from hub.epcis.models import MODELS as EPCIS_MODELS
 from hub.models.alert import Alert
 from hub.models.audit import AuditEntry
 from hub.models.dispatch import Dispatch
+from hub.models.escalation import EscalationPolicy
 from hub.models.event import Event
 from hub.models.excursion import Excursion
 from hub.models.health import HealthSettings, HealthSnapshot, LotCost
@@ -30,6 +31,6 @@ MODELS += [Movement, StockPosition, Dispatch, Receipt]
 MODELS += [Sensor, ReadingBucket, Excursion]
 MODELS += PLANNING_MODELS
 MODELS += PERSISTED_MODELS
-MODELS += [HealthSettings, HealthSnapshot, LotCost]
+MODELS += [HealthSettings, HealthSnapshot, LotCost, EscalationPolicy]
 MODELS += EPCIS_MODELS
 MODELS += [Pallet]

@@ -85,7 +85,13 @@ class Alert(Document):
     note: str | None = None
     decision: Decision | None = None  # set by a person resolving it; None when the hub saw the finding go away
     decision_value: dict[str, float] | None = None  # the stock it was about, valued per currency when decided
-    escalated_at: datetime | None = None
+    escalated_at: datetime | None = None  # when the first escalation step fired
+    # The escalation chain (hub/services/escalation.py): the policy it follows (pinned at its first step), how many
+    # of its steps fired (the compare-and-set that keeps each step single across processes), when it ran out.
+    escalation_policy: str | None = None
+    escalation_step: int = 0
+    escalation_done_at: datetime | None = None
+    escalations: list[dict[str, Any]] = Field(default_factory=list)
 
     class Settings:
         name = "alerts"
@@ -93,5 +99,5 @@ class Alert(Document):
             pymongo.IndexModel([("dedupe_key", 1)], unique=True),
             pymongo.IndexModel([("audience", 1), ("status", 1), ("_id", -1)]),
             pymongo.IndexModel([("status", 1), ("created_at", 1)]),
-            pymongo.IndexModel([("status", 1), ("escalated_at", 1), ("opened_at", 1)]),
+            pymongo.IndexModel([("status", 1), ("escalation_done_at", 1), ("opened_at", 1)]),
         ]

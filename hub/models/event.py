@@ -64,7 +64,7 @@ class Event(Document):
     seq: int | None = None  # stamped after commit by the sequencer; readers see numbered events only
     pending: bool | None = None  # True until numbered (written so by hub.events; the sequencer removes it)
     occurred_at: datetime = Field(default_factory=utcnow)
-    expires_at: datetime  # TTL: retention of the log
+    expires_at: datetime  # leaves the live log for the month's archive after this (hub/events/archive.py)
 
     class Settings:
         name = "events"
@@ -76,5 +76,6 @@ class Event(Document):
             pymongo.IndexModel([("pending", 1), ("_id", 1)], name="pending_id",
                                partialFilterExpression={"pending": True}),
             pymongo.IndexModel([("audience", 1), ("seq", 1)]),
-            pymongo.IndexModel([("expires_at", 1)], expireAfterSeconds=0),
+            # No TTL: expired events are archived, never dropped (hub/events/archive.py).
+            pymongo.IndexModel([("expires_at", 1), ("seq", 1)], name="archive_due"),
         ]

@@ -6,10 +6,9 @@ partners about it commit together.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from beanie import PydanticObjectId
@@ -20,7 +19,6 @@ from hub import audit, metrics
 from hub.dates import utcnow
 from hub.errors import BadInput, Conflict
 from hub.events.log import build_event, emit, emit_many
-from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity, SubjectRef
 from hub.services import health
 from tenants.access import Access
@@ -28,7 +26,6 @@ from tenants.roles import Group
 
 if TYPE_CHECKING:
     from hub.db import Database
-    from hub.state import HubState
 
 log = logging.getLogger("lotpulse.alerts")
 
@@ -42,9 +39,6 @@ DETECTED_EVENT = {
     AlertKind.fefo_violation: "fefo_violation.detected",
     AlertKind.sensor_offline: "sensor_offline.detected",
 }
-# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
-# (tests/test_indexes.py).
-OVERDUE_INDEX = [("status", 1), ("escalated_at", 1), ("opened_at", 1)]
 UPDATED_EVENT = "alert.updated"
 ALERT_EVENT_TYPES = (
     *DETECTED_EVENT.values(), UPDATED_EVENT, "alert.acknowledged", "alert.resolved", "alert.escalated"
@@ -152,6 +146,10 @@ async def raise_alert(
                 note=None,
                 decision=None,
                 escalated_at=None,
+                escalation_policy=None,
+                escalation_step=0,
+                escalation_done_at=None,
+                escalations=[],
                 severity=severity.value,
             )
         changed = reopen or any(existing.get(key) != value for key, value in {**fields, "severity": kept.value}.items())
@@ -311,66 +309,6 @@ async def resolve_alert(
                      "note": note},
         )
     return resolved
-
-
-async def escalate_overdue(database: Database, deadline: timedelta, now: datetime | None = None,
-                           tenants: list[str] | None = None) -> int:
-    """Raise every alert left open (unacknowledged) past ``deadline`` one severity level, once; answers how many.
-
-    With many hub processes each looks at the owners whose partitions it leases (``tenants``, hub/leases.py); a
-    compare-and-set on ``escalated_at`` keeps an alert single even when two briefly overlap.
-    """
-    now = now or utcnow()
-    collection = Alert.get_pymongo_collection()
-    query: dict[str, Any] = {"status": AlertStatus.open.value, "escalated_at": None,
-                             "opened_at": {"$lte": now - deadline}}
-    if tenants is not None:
-        query["tenant_id"] = {"$in": tenants}
-    due = await collection.find(query, {"_id": 1}, hint=OVERDUE_INDEX).to_list(500)
-    escalated = 0
-    for doc in due:
-
-        async def work(session: AsyncClientSession, alert_id: Any = doc["_id"]) -> bool:
-            current = await collection.find_one(
-                {"_id": alert_id, "status": AlertStatus.open.value, "escalated_at": None}, session=session
-            )
-            if current is None:
-                return False
-            previous = Severity(current["severity"])
-            raw = await collection.find_one_and_update(
-                {"_id": alert_id, "escalated_at": None},
-                {"$set": {"severity": previous.raised().value, "escalated_at": now, "updated_at": now}},
-                return_document=ReturnDocument.AFTER,
-                session=session,
-            )
-            alert = Alert.model_validate(raw)
-            payload = alert_payload(alert)
-            payload["previousSeverity"] = previous.value
-            await emit(session, "alert.escalated", alert.tenant_id, alert.audience, payload)
-            return True
-
-        if await database.in_transaction(work):
-            escalated += 1
-    return escalated
-
-
-async def start_escalation(hub: HubState) -> None:
-    """Startup hook: every process escalates the overdue alerts of the tenants whose partitions it leases."""
-    deadline = timedelta(minutes=hub.settings.alert_escalation_minutes)
-    interval = hub.settings.alert_escalation_interval_seconds
-
-    async def loop() -> None:
-        while True:
-            try:
-                count = await escalate_overdue(hub.database, deadline,
-                                               tenants=await tenant_ids(hub.database, hub.partitions))
-                if count:
-                    log.info("escalated %d unacknowledged alerts", count)
-            except Exception:
-                log.exception("alert escalation sweep failed; retrying next interval")
-            await asyncio.sleep(interval)
-
-    hub.spawn("alert-escalation", loop)
 
 
 async def open_alerts(session: AsyncClientSession, found: list[dict[str, Any]]) -> list[Alert]:

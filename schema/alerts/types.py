@@ -15,9 +15,16 @@ from strawberry.scalars import JSON
 from hub.errors import BadInput
 from hub.events.bus import LiveEvent
 from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity
+from hub.models.escalation import StepAction
 from hub.services.alerts import ALERT_EVENT_TYPES, alert_payload
 from schema.node import Node
-from schema.scalars import AlertKindEnum, AlertStatusEnum, DecisionEnum, SeverityEnum  # noqa: F401 - registers the enums
+from schema.scalars import (  # noqa: F401 - registers the enums
+    AlertKindEnum,
+    AlertStatusEnum,
+    DecisionEnum,
+    EscalationActionEnum,
+    SeverityEnum,
+)
 
 
 def _when(value: str | None) -> datetime | None:
@@ -87,6 +94,24 @@ class AlertType(Node):
         return cls.from_payload(alert_payload(alert)["alert"])
 
 
+@strawberry.type
+class EscalationNotice:
+    """Which step of which escalation policy an ``alert.escalated`` event is (hub/services/escalation.py)."""
+
+    step: int
+    of: int
+    action: StepAction
+    after_minutes: int
+    role: str | None
+    member_id: strawberry.ID | None
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> EscalationNotice:
+        return cls(step=data["step"], of=data["of"], action=StepAction(data["action"]),
+                   after_minutes=data["afterMinutes"], role=data.get("role"),
+                   member_id=strawberry.ID(data["memberId"]) if data.get("memberId") else None)
+
+
 @strawberry.type(name="AlertEvent")
 class AlertEventType:
     _shared_per_event = True  # built from the payload alone: see schema/subscriptions.py
@@ -95,7 +120,8 @@ class AlertEventType:
     type: str = strawberry.field(description="mismatch.detected, alert.acknowledged, alert.escalated, ...")
     occurred_at: datetime
     alert: AlertType
-    previous_severity: Severity | None = strawberry.field(description="Set on alert.escalated")
+    previous_severity: Severity | None = strawberry.field(description="Set on alert.escalated raising the severity")
+    escalation: EscalationNotice | None = strawberry.field(description="Set on alert.escalated: the step taken")
 
     @classmethod
     def from_event(cls, event: LiveEvent) -> AlertEventType:
@@ -106,6 +132,7 @@ class AlertEventType:
             occurred_at=event.occurred_at,
             alert=AlertType.from_payload(event.payload["alert"]),
             previous_severity=Severity(previous) if previous else None,
+            escalation=EscalationNotice.from_payload(notice) if (notice := event.payload.get("escalation")) else None,
         )
 
 

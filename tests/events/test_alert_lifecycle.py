@@ -7,7 +7,7 @@ from datetime import timedelta
 from hub.dates import utcnow
 from hub.models.alert import Alert, Severity
 from hub.models.event import Event
-from hub.services.alerts import escalate_overdue
+from hub.services.escalation import escalate_overdue
 from tests.events.conftest import ACKNOWLEDGE, RESOLVE, REVOKE, alert
 
 ALERTS = """

@@ -71,9 +71,18 @@ async def test_read_only_token_cannot_write(hub, acme):
 
 
 async def test_admin_scope_without_admin_role_cannot_manage_clients(hub, acme):
-    client_id, secret = await create_client(hub, acme, scopes=["read", "admin"], roles=["integration"])
+    client_id, secret = await create_client(hub, acme, scopes=["read", "admin"], roles=["planner"])
     token = await _token(hub, client_id, secret)
     body = await hub.gql(OAUTH_CLIENTS, token=token["access_token"])
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_an_integration_client_has_exactly_its_scopes_admin_included(hub, acme):
+    client_id, secret = await create_client(hub, acme, scopes=["read", "admin"], roles=["integration"])
+    token = await _token(hub, client_id, secret)
+    listed = await hub.ok(OAUTH_CLIENTS, token=token["access_token"])
+    assert client_id in [edge["node"]["clientId"] for edge in listed["oauthClients"]["edges"]]
+    body = await hub.gql(CREATE_LOCATION, token=token["access_token"])  # no write scope
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
