@@ -16,9 +16,9 @@ from hub import clock
 from hub.business_hours import due_at
 from hub.dates import utcnow
 from hub.models.alert import Alert, AlertKind, Severity
-from hub.models.escalation import BusinessHours
+from hub.models.escalation import ANY, BusinessHours, EscalationPolicy, EscalationStep, StepAction
 from hub.models.event import Event
-from hub.services.escalation import escalate_overdue
+from hub.services.escalation import chain_of, choose, default_chain, escalate_overdue, key_of
 from tests.conftest import Hub, hub_settings, start_hub
 from tests.events.conftest import ACKNOWLEDGE, alert, partner
 
@@ -208,3 +208,19 @@ def test_business_minutes_skip_nights_and_weekends():
     assert due_at(datetime(2026, 3, 27, 16, 50, tzinfo=UTC), timedelta(minutes=20), hours) == datetime(
         2026, 3, 30, 7, 10, tzinfo=UTC)
     assert due_at(friday_evening, timedelta(minutes=60), None) == friday_evening + timedelta(minutes=60)
+
+
+def test_an_alert_follows_its_most_specific_policy_and_keeps_it_once_escalated():
+    def policy(kind: str, severity: str, minutes: int) -> EscalationPolicy:
+        return EscalationPolicy(tenant_id="acme", kind=kind, severity=severity,
+                                steps=[EscalationStep(after_minutes=minutes, action=StepAction.raise_severity)])
+
+    chains = {key_of(p.kind, p.severity): chain_of(p)
+              for p in (policy("mismatch", "warning", 1), policy("mismatch", ANY, 2), policy(ANY, "warning", 3))}
+    default = default_chain(timedelta(hours=4))
+    assert choose(chains, default, "mismatch", "warning", None).steps[0][0] == timedelta(minutes=1)
+    assert choose(chains, default, "mismatch", "critical", None).steps[0][0] == timedelta(minutes=2)
+    assert choose(chains, default, "expiry_risk", "warning", None).steps[0][0] == timedelta(minutes=3)
+    assert choose(chains, default, "expiry_risk", "info", None) is default
+    # raised to critical by its first step, it stays on the policy it started with
+    assert choose(chains, default, "mismatch", "critical", "mismatch/warning").key == "mismatch/warning"
