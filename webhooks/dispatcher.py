@@ -36,6 +36,13 @@ SAVE_EVERY = timedelta(seconds=2)
 
 
 
+def _paged(event: Mapping[str, Any]) -> str | None:
+    """The one endpoint a ``page_webhook`` escalation step pages (hub/services/escalation.py), if it names one."""
+    escalation = (event.get("payload") or {}).get("escalation") or {}
+    endpoint_id = escalation.get("webhookEndpointId")
+    return str(endpoint_id) if endpoint_id else None
+
+
 def _wall() -> datetime:
     return datetime.now(UTC)
 
@@ -66,12 +73,16 @@ async def plan(
     for event in events:
         owner, event_type = event["tenant_id"], event["type"]
         body: str | None = None
+        paged = _paged(event)
         for tenant in set(event.get("audience", [])):
             scope = access.event_scope(event_type, event.get("payload"))
             if not access.reaches(shares.get(owner, {}), owner, tenant, scope):
                 continue  # the partnership was revoked, or never shared this scope
             for endpoint in by_tenant.get(tenant, []):
-                if not endpoint.enabled or not endpoint.wants(event_type):
+                if not endpoint.enabled:
+                    continue
+                # A page goes to the endpoint it names, whatever that one subscribed to, and to no other.
+                if (str(endpoint.id) != paged) if paged else not endpoint.wants(event_type):
                     continue
                 if not replay and _before(event["_id"], endpoint):
                     continue

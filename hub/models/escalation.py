@@ -19,7 +19,7 @@ class StepAction(str, Enum):
     notify_role = "notify_role"
     notify_member = "notify_member"
     notify_partners = "notify_partners"  # the partners that share the alert (its audience)
-    page_webhook = "page_webhook"  # the owner's webhook endpoints subscribed to alert.escalated
+    page_webhook = "page_webhook"  # one named endpoint of the owner, else its endpoints subscribed to alert.escalated
 
 
 class EscalationStep(BaseModel):
@@ -27,6 +27,7 @@ class EscalationStep(BaseModel):
     action: StepAction
     role: str | None = None
     member_id: str | None = None
+    webhook_endpoint_id: str | None = None
 
 
 class BusinessHours(BaseModel):

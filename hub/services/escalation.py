@@ -38,6 +38,7 @@ from hub.services.alerts import alert_payload
 from tenants.access import Access
 from tenants.models import Member, Role
 from tenants.roles import Group
+from webhooks.models import WebhookEndpoint
 
 if TYPE_CHECKING:
     from hub.db import Database
@@ -135,6 +136,11 @@ async def _check_steps(tenant_id: str, steps: list[EscalationStep]) -> list[Esca
             raise BadInput("a member is named by notify_member steps, and only by them", field=f"{field}.memberId")
         if step.role is not None and step.role not in {role.value for role in Role}:
             raise BadInput(f"unknown role {step.role!r}", field=f"{field}.role")
+        if step.webhook_endpoint_id is not None:
+            if step.action is not StepAction.page_webhook:
+                raise BadInput("a webhook endpoint is named by page_webhook steps only",
+                               field=f"{field}.webhookEndpointId")
+            await _check_endpoint(tenant_id, step.webhook_endpoint_id, f"{field}.webhookEndpointId")
         if step.member_id is not None:
             try:
                 member_id = PydanticObjectId(step.member_id)
@@ -145,6 +151,15 @@ async def _check_steps(tenant_id: str, steps: list[EscalationStep]) -> list[Esca
     return steps
 
 
+async def _check_endpoint(tenant_id: str, endpoint_id: str, field: str) -> None:
+    try:
+        oid = PydanticObjectId(endpoint_id)
+    except (InvalidId, TypeError) as exc:
+        raise NotFound("webhook endpoint not found", field=field) from exc
+    if await WebhookEndpoint.find_one({"_id": oid, "tenant_id": tenant_id}) is None:
+        raise NotFound("webhook endpoint not found", field=field)
+
+
 def policy_view(policy: EscalationPolicy | None) -> dict[str, Any] | None:
     """A policy as the audit log keeps it (before and after a change), named as the API names it."""
     if policy is None:
@@ -153,7 +168,8 @@ def policy_view(policy: EscalationPolicy | None) -> dict[str, Any] | None:
     return {
         "alertKind": policy.kind, "severity": policy.severity,
         "steps": [{"afterMinutes": s.after_minutes, "action": s.action.value,
-                   **({"role": s.role} if s.role else {}), **({"memberId": s.member_id} if s.member_id else {})}
+                   **({"role": s.role} if s.role else {}), **({"memberId": s.member_id} if s.member_id else {}),
+                   **({"webhookEndpointId": s.webhook_endpoint_id} if s.webhook_endpoint_id else {})}
                   for s in policy.steps],
         "businessHours": {"timeZone": hours.time_zone, "days": hours.days, "start": hours.start, "end": hours.end}
         if hours else None,
@@ -218,7 +234,8 @@ async def _fire(database: Database, alert_id: Any, step: int, chain: Chain, now:
         if spec.action is StepAction.raise_severity:
             changes["severity"] = previous.raised().value
         notice = {"step": step + 1, "of": len(chain.steps), "policy": chain.key, "action": spec.action.value,
-                  "afterMinutes": spec.after_minutes, "role": spec.role, "memberId": spec.member_id}
+                  "afterMinutes": spec.after_minutes, "role": spec.role, "memberId": spec.member_id,
+                  "webhookEndpointId": spec.webhook_endpoint_id}
         raw = await collection.find_one_and_update(
             match, {"$set": changes, "$push": {"escalations": {**notice, "at": now}}},
             return_document=ReturnDocument.AFTER, session=session,

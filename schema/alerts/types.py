@@ -104,12 +104,15 @@ class EscalationNotice:
     after_minutes: int
     role: str | None
     member_id: strawberry.ID | None
+    webhook_endpoint_id: strawberry.ID | None
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> EscalationNotice:
+        endpoint = data.get("webhookEndpointId")
         return cls(step=data["step"], of=data["of"], action=StepAction(data["action"]),
                    after_minutes=data["afterMinutes"], role=data.get("role"),
-                   member_id=strawberry.ID(data["memberId"]) if data.get("memberId") else None)
+                   member_id=strawberry.ID(data["memberId"]) if data.get("memberId") else None,
+                   webhook_endpoint_id=strawberry.ID(endpoint) if endpoint else None)
 
 
 @strawberry.type(name="AlertEvent")

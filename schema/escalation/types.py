@@ -18,6 +18,9 @@ class EscalationStepType:
     action: StepAction
     role: Role | None = strawberry.field(description="notify_role: the owner's members with this role")
     member_id: strawberry.ID | None = strawberry.field(description="notify_member: this member of the owner")
+    webhook_endpoint_id: strawberry.ID | None = strawberry.field(
+        description="page_webhook: this endpoint only (null: the endpoints subscribed to alert.escalated)"
+    )
 
 
 @strawberry.type(name="BusinessHours")
@@ -51,6 +54,7 @@ class EscalationPolicyType:
                     after_minutes=step.after_minutes, action=step.action,
                     role=Role(step.role) if step.role else None,
                     member_id=strawberry.ID(step.member_id) if step.member_id else None,
+                    webhook_endpoint_id=strawberry.ID(step.webhook_endpoint_id) if step.webhook_endpoint_id else None,
                 )
                 for step in policy.steps
             ],
@@ -67,11 +71,14 @@ class EscalationStepInput:
     action: StepAction
     role: Role | None = None
     member_id: strawberry.ID | None = None
+    webhook_endpoint_id: strawberry.ID | None = None
 
     def to_model(self) -> EscalationStep:
-        return EscalationStep(after_minutes=self.after_minutes, action=self.action,
-                              role=self.role.value if self.role else None,
-                              member_id=str(self.member_id) if self.member_id is not None else None)
+        return EscalationStep(
+            after_minutes=self.after_minutes, action=self.action, role=self.role.value if self.role else None,
+            member_id=str(self.member_id) if self.member_id is not None else None,
+            webhook_endpoint_id=str(self.webhook_endpoint_id) if self.webhook_endpoint_id is not None else None,
+        )
 
 
 @strawberry.input
