@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from urllib.parse import urlsplit
 
 from hub.gs1 import check_digit
@@ -38,7 +39,7 @@ class Key:
     def gtin(self) -> str | None:
         return self.value if self.kind in ("sgtin", "lgtin", "gtin") else None
 
-    @property
+    @cached_property
     def digital_link(self) -> str:
         if self.kind in ("sgtin", "lgtin", "gtin"):
             tail = f"/10/{self.lot}" if self.lot is not None else f"/21/{self.serial}" if self.serial else ""
@@ -49,6 +50,7 @@ class Key:
         return f"{CANONICAL_HOST}/{ai}/{self.value}{self.serial or ''}"
 
 
+@lru_cache(maxsize=4096)  # company prefix + item reference repeat across every instance of an item
 def _with_check(digits: str) -> str:
     return digits + str(check_digit(digits))
 
@@ -116,6 +118,7 @@ def _from_digital_link(uri: str) -> Key | None:
     return None
 
 
+@lru_cache(maxsize=65536)  # read points, locations and classes repeat; every id is parsed for hash and index
 def parse(uri: str) -> Key | None:
     """The GS1 key an EPC URI, EPC class URI or GS1 Digital Link URI names; ``None`` for anything else (a private
     identifier, a malformed URI). Check digits of Digital Link keys are verified."""

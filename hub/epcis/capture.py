@@ -24,7 +24,7 @@ from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database
 from hub.epcis import hashing, mapping
-from hub.epcis.models import CaptureJob, EpcisEvent
+from hub.epcis.models import CaptureJob, EpcisEvent, EpcisLink, event_key
 from hub.epcis.validation import Problem, bare, cbv_errors, schema_errors
 from tenants.access import Access
 from tenants.roles import Group
@@ -32,6 +32,7 @@ from tenants.roles import Group
 QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
 BEHAVIOURS = ("rollback", "proceed")
+LINKED = ("dispatch", "receipt")  # records that exports answer as the captured event that made them
 
 
 class CaptureRefused(Exception):
@@ -155,27 +156,63 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
     unique: dict[str, dict[str, Any]] = {}
     for event in prepared.events:
         unique.setdefault(event["eventID"], event)
-    stored = await EpcisEvent.get_pymongo_collection().distinct(
-        "event_id", {"tenant_id": access.tenant_id, "event_id": {"$in": list(unique)}})
-    fresh = [event for event_id, event in unique.items() if event_id not in set(stored)]
+    keys = {event_key(access.tenant_id, event_id): event for event_id, event in unique.items()}
+    stored = {doc["_id"] async for doc in EpcisEvent.get_pymongo_collection().find({"_id": {"$in": list(keys)}},
+                                                                                   {"_id": 1})}
+    fresh = [event for key, event in keys.items() if key not in stored]
     pending: list[dict[str, Any]] = []
     inserted = 0
+    now = utcnow()
     for event in fresh:
-        if pending and mapping.has_mapping(event):
-            inserted += await _store(pending)  # a later event may build on these (instances they commissioned)
+        maps = mapping.has_mapping(event)
+        if pending and maps:
+            inserted += await _store(pending)  # a later event may build on these
             pending = []
-        mapped, audience, note = await mapping.map_event(access, database, settings, event, event["eventID"])
-        document = EpcisEvent(tenant_id=access.tenant_id, audience=audience, body=event, capture_id=job.capture_id,
-                              mapped=mapped, note=note, **index_fields(event))
-        pending.append(document.model_dump(by_alias=True, exclude={"id"}))
-        job.outcomes.append({"eventID": event["eventID"], "mapped": [m.model_dump() for m in mapped],
-                             **({"note": note} if note else {})})
+        mapped, audience, note = (await mapping.map_event(access, database, settings, event, event["eventID"])
+                                  if maps else ([], [], mapping.stored_only(event)))
+        key = event_key(access.tenant_id, event["eventID"])
+        stored_event = {"_id": key, "tenant_id": access.tenant_id, "audience": audience, "record_time": now,
+                        "body": event, "capture_id": job.capture_id, "mapped": [m.model_dump() for m in mapped],
+                        "note": note, **index_fields(event)}
+        pending.append(stored_event)
+        if maps:  # the others are only stored: their note says so on the event itself
+            job.outcomes.append({"eventID": event["eventID"], "mapped": [m.model_dump() for m in mapped],
+                                 **({"note": note} if note else {})})
+        if mapped:
+            await _link([{"_id": f"{m.kind}:{m.id}", "event": key} for m in mapped if m.kind in LINKED])
+        # Partners read the event in their own range: a copy under their key (their own capture of it, if any,
+        # stands).
+        await _share([{**stored_event, "_id": event_key(partner, event["eventID"])} for partner in audience])
     inserted += await _store(pending)
     job.captured = inserted
     job.duplicates = len(prepared.events) - inserted
     job.running, job.success, job.finished_at = False, not prepared.problems, utcnow()
-    await job.save()
+    done = {key: getattr(job, key) for key in ("running", "success", "finished_at", "captured", "duplicates",
+                                                "outcomes")}
+    await CaptureJob.get_pymongo_collection().update_one({"_id": job.id}, {"$set": done})
     return job
+
+
+async def _link(links: list[dict[str, Any]]) -> None:
+    if links:
+        await _insert_new(EpcisLink.get_pymongo_collection(), links)
+
+
+async def _share(copies: list[dict[str, Any]]) -> None:
+    if copies:
+        await _insert_new(EpcisEvent.get_pymongo_collection(), copies)
+
+
+async def _insert_new(collection: Any, documents: list[dict[str, Any]]) -> int:
+    """Insert what is not there yet (by ``_id``); answers how many were new."""
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != 11000 for error in errors):
+            raise
+        return len(documents) - len(errors)
+    return len(documents)
 
 
 async def _store(documents: list[dict[str, Any]]) -> int:
@@ -183,14 +220,7 @@ async def _store(documents: list[dict[str, Any]]) -> int:
     for those, and they count as duplicates here)."""
     if not documents:
         return 0
-    try:
-        await EpcisEvent.get_pymongo_collection().insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != 11000 for error in errors):
-            raise
-        return len(documents) - len(errors)
-    return len(documents)
+    return await _insert_new(EpcisEvent.get_pymongo_collection(), documents)
 
 
 def problem(kind: str, title: str, status: int, detail: Problem | None = None) -> dict[str, Any]:

@@ -41,6 +41,7 @@ _ORDER = ("eventTime", "eventTimeZoneOffset", "certificationInfo", "parentID", "
           "outputQuantityList", "action", "transformationID", "bizStep", "disposition", "persistentDisposition",
           "readPoint", "bizLocation", "sensorElementList")
 _SKIPPED = {"type", "eventID", "recordTime", "errorDeclaration"}
+_NUMERIC_START = frozenset("+-.0123456789iInN")  # what float() might read: digits, signs, inf, nan
 
 Namespaces = Mapping[str, str]
 
@@ -68,7 +69,7 @@ def _timestamp(text: str) -> str:
         return text
     at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
     at = at.replace(microsecond=0) + timedelta(milliseconds=round(at.microsecond / 1000))
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return at.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _number(text: str) -> str:
@@ -91,10 +92,12 @@ def _value(key: str, value: Any, ns: Namespaces, bare: str | None = None) -> str
     if bare is not None and ":" not in text:
         return bare + text
     text = _expand(text, ns, as_key=False)
-    for old, new in _OLD_CBV.items():
-        if text.startswith(old):
-            return CBV + new + text[len(old):]
-    text = _number(text)
+    if text.startswith("urn:epcglobal:cbv:"):
+        for old, new in _OLD_CBV.items():
+            if text.startswith(old):
+                return CBV + new + text[len(old):]
+    if text[0] in _NUMERIC_START:
+        text = _number(text)
     return epc.canonical(text) or text
 
 

@@ -23,13 +23,13 @@ from datetime import date, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 
 from hub import epc
 from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database
-from hub.epcis.models import EpcisEvent, Mapped
+from hub.epcis.models import EpcisLink, Mapped
 from hub.epcis.validation import bare
 from hub.errors import Conflict, HubError
 from hub.models.dispatch import Dispatch
@@ -89,17 +89,25 @@ def ilmd_dates(event: Mapping[str, Any]) -> tuple[str | None, date | None, date 
 
 
 async def _instance_lots(access: Access, serials: Iterable[str]) -> dict[str, str]:
-    """The lots of instance EPCs (SGTINs), from the ILMD of the caller's events that commissioned them."""
-    wanted = sorted(set(serials))
-    if not wanted:
+    """The lots of instance EPCs (SGTINs), as the caller's commissioning events gave them (``EpcisLink``)."""
+    prefix = f"instance:{access.tenant_id}|"
+    links = [prefix + serial for serial in sorted(set(serials))]
+    if not links:
         return {}
-    found: dict[str, str] = {}
-    cursor = EpcisEvent.find({"tenant_id": access.tenant_id, "epcs": {"$in": wanted}, "body.ilmd": {"$exists": True}})
-    async for stored in cursor:
-        lot, _, _ = ilmd_dates(stored.body)
-        if lot:
-            found.update({e: lot for e in stored.epcs if e in wanted})
-    return found
+    found = EpcisLink.get_pymongo_collection().find({"_id": {"$in": links}, "lot": {"$type": "string"}})
+    return {doc["_id"][len(prefix):]: doc["lot"] async for doc in found}
+
+
+async def _remember_lots(access: Access, event: Mapping[str, Any], lot: str) -> None:
+    """Commissioned instances keep their lot, for later events that name them without one."""
+    operations = []
+    for uri in event.get("epcList") or []:
+        key = epc.parse(uri)
+        if key is not None and key.kind == "sgtin":
+            link = f"instance:{access.tenant_id}|{key.digital_link}"
+            operations.append(UpdateOne({"_id": link}, {"$set": {"lot": lot}}, upsert=True))
+    if operations:
+        await EpcisLink.get_pymongo_collection().bulk_write(operations, ordered=False)
 
 
 async def items(access: Access, event: Mapping[str, Any], epc_key: str = "epcList",
@@ -253,10 +261,12 @@ async def _only_lot(access: Access, dispatch: Dispatch, gtin: str) -> str | None
 
 async def commission(access: Access, event: Mapping[str, Any]) -> list[Mapped]:
     """ILMD → lots of the caller's own SKUs (only a SKU's owner creates its lots)."""
-    _, produced, expires = ilmd_dates(event)
+    ilmd_lot, produced, expires = ilmd_dates(event)
     goods = [item for item in await items(access, event) if item.lot]
     if not goods:
         raise Unmapped("ILMD without a lot number or lot-level class (LGTIN)")
+    if ilmd_lot:
+        await _remember_lots(access, event, ilmd_lot)
     skus = await resolve_skus(access, {item.gtin for item in goods})
     mapped: list[Mapped] = []
     for item in goods:
@@ -359,6 +369,13 @@ def _steps_of(event: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(name for name, applies in steps if applies)
 
 
+def stored_only(event: Mapping[str, Any]) -> str:
+    """The note of an event no mapper takes."""
+    step = event.get("bizStep")
+    word = (bare("bizStep", step) or step) if isinstance(step, str) else "no bizStep"
+    return f"stored only: the hub maps no {event.get('type')} with {word}"
+
+
 def has_mapping(event: Mapping[str, Any]) -> bool:
     """Whether the event may change the domain (else it is only stored)."""
     return bool(_steps_of(event))
@@ -394,6 +411,5 @@ async def map_event(access: Access, database: Database, settings: Settings, even
         async for dispatch in Dispatch.find({"_id": {"$in": dispatch_ids}}):
             audience.extend(dispatch.parties)
     if not steps:
-        step_word = bare("bizStep", event.get("bizStep") or "") or event.get("bizStep") or "no bizStep"
-        notes.append(f"stored only: the hub maps no {event.get('type')} with {step_word}")
+        notes.append(stored_only(event))
     return mapped, sorted(set(audience) - {access.tenant_id}), "; ".join(notes) or None

@@ -20,10 +20,27 @@ class Mapped(BaseModel):
     ref: str | None = None
 
 
+def event_key(tenant_id: str, event_id: str) -> str:
+    """The ``_id`` of a captured event: one per tenant and eventID, kept unique by the primary key alone."""
+    return f"{tenant_id}|{event_id}"
+
+
+def tenant_range(tenant_id: str) -> dict[str, Any]:
+    """Every event a tenant captured: its keys sort between ``<tenant>|`` and ``<tenant>}`` (tenant ids are
+    lowercase letters, digits and dashes, all before ``|``)."""
+    return {"_id": {"$gt": f"{tenant_id}|", "$lt": f"{tenant_id}}}"}}
+
+
 class EpcisEvent(Document):
     """One captured event. ``body`` is the event as captured (with its document's ``@context``); the other fields
-    are its normal forms for queries: CBV words bare, identifiers as canonical GS1 Digital Link URIs."""
+    are its normal forms for queries: CBV words bare, identifiers as canonical GS1 Digital Link URIs.
 
+    There is no secondary index on purpose: on SecantusDB any one of them, even a partial index no event enters,
+    halves capture throughput (bench/epcis.py). The key (``event_key``) gives uniqueness per tenant and each
+    tenant's range; an event a partner may read (``audience``: the parties of its dispatch) is written a second
+    time under the partner's key, so every query reads one tenant's range."""
+
+    id: str  # type: ignore[assignment]  # event_key(tenant_id, event_id)
     tenant_id: str  # who captured it
     audience: list[str] = Field(default_factory=list)  # other tenants that may read it: parties of its dispatch
     event_id: str
@@ -45,13 +62,19 @@ class EpcisEvent(Document):
 
     class Settings:
         name = "epcis_events"
-        indexes = [
-            pymongo.IndexModel([("tenant_id", 1), ("event_id", 1)], unique=True),
-            pymongo.IndexModel([("tenant_id", 1), ("_id", 1)]),  # queries page in _id order
-            pymongo.IndexModel([("audience", 1), ("_id", 1)]),
-            pymongo.IndexModel([("tenant_id", 1), ("event_time", 1)]),
-            pymongo.IndexModel([("tenant_id", 1), ("any_epcs", 1)]),
-        ]
+
+
+
+class EpcisLink(Document):
+    """What later events and exports look up by key: ``<kind>:<record id>`` → the event that made that dispatch or
+    receipt (exports skip it), ``instance:<tenant>|<SGTIN>`` → the lot its commissioning gave it."""
+
+    id: str  # type: ignore[assignment]
+    event: str | None = None  # event_key of the event
+    lot: str | None = None
+
+    class Settings:
+        name = "epcis_links"
 
 
 class CaptureJob(Document):
@@ -74,4 +97,4 @@ class CaptureJob(Document):
         indexes = [pymongo.IndexModel([("tenant_id", 1), ("capture_id", 1)], unique=True)]
 
 
-MODELS: list[type[Document]] = [EpcisEvent, CaptureJob]
+MODELS: list[type[Document]] = [EpcisEvent, EpcisLink, CaptureJob]

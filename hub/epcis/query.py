@@ -25,7 +25,7 @@ from bson import ObjectId
 from hub import epc
 from hub.epcis import export
 from hub.epcis.capture import index_fields
-from hub.epcis.models import EpcisEvent
+from hub.epcis.models import EpcisEvent, EpcisLink, tenant_range
 from hub.epcis.validation import bare
 from hub.models.dispatch import Dispatch
 from hub.models.excursion import Excursion
@@ -102,7 +102,8 @@ def _read_token(token: str) -> dict[str, str]:
         cursors = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
     except (ValueError, binascii.Error):
         raise QueryRefused("nextPageToken is not one this hub gave") from None
-    if not isinstance(cursors, dict) or not all(k in SOURCES and ObjectId.is_valid(v) for k, v in cursors.items()):
+    if not isinstance(cursors, dict) or not all(k in SOURCES and isinstance(v, str) and (k == "events" or
+                                                ObjectId.is_valid(v)) for k, v in cursors.items()):
         raise QueryRefused("nextPageToken is not one this hub gave")
     return cursors
 
@@ -170,7 +171,7 @@ def matches(query: Query, event: Mapping[str, Any]) -> bool:
 class Row:
     record_time: datetime
     source: str
-    id: ObjectId
+    id: Cursor
     event: dict[str, Any]
 
     def __lt__(self, other: Row) -> bool:
@@ -180,16 +181,16 @@ class Row:
 @dataclass
 class Fetched:
     rows: list[Row]
-    scanned_to: ObjectId | None  # the last record examined (matching or not)
+    scanned_to: Cursor  # the last record examined (matching or not), None if none
     exhausted: bool
 
 
-Fetch = Callable[[Access, Query, ObjectId | None, int], Awaitable[Fetched]]
+Cursor = Any  # a captured event's key (str) or a domain record's ObjectId
+Fetch = Callable[[Access, Query, Cursor, int], Awaitable[Fetched]]
 
 
-async def _stored(access: Access, query: Query, after: ObjectId | None, limit: int) -> Fetched:
-    visible = {"$or": [{"tenant_id": access.tenant_id}, {"audience": access.tenant_id}]}
-    condition: dict[str, Any] = {"$and": [visible, mongo_filter(query) or {}]}
+async def _stored(access: Access, query: Query, after: Cursor, limit: int) -> Fetched:
+    condition: dict[str, Any] = {"$and": [tenant_range(access.tenant_id), mongo_filter(query) or {}]}
     if after is not None:
         condition["$and"].append({"_id": {"$gt": after}})
     docs = await EpcisEvent.get_pymongo_collection().find(condition, {"body": 1, "record_time": 1}) \
@@ -202,19 +203,17 @@ async def _stored(access: Access, query: Query, after: ObjectId | None, limit: i
     return Fetched(rows, docs[-1]["_id"] if docs else None, len(docs) < limit)
 
 
-async def _captured_ids(ids: list[ObjectId]) -> set[str]:
+async def _captured_ids(kind: str, ids: list[Any]) -> set[str]:
     """Domain records that captured events made: they are answered as those events, not exported again."""
-    wanted = [str(i) for i in ids]
-    found: set[str] = set()
-    async for doc in EpcisEvent.get_pymongo_collection().find({"mapped.id": {"$in": wanted}}, {"mapped": 1}):
-        found.update(m["id"] for m in doc.get("mapped", []))
-    return found
+    links = [f"{kind}:{i}" for i in ids]
+    found = EpcisLink.get_pymongo_collection().find({"_id": {"$in": links}}, {"_id": 1})
+    return {doc["_id"].partition(":")[2] async for doc in found}
 
 
 def _exporter(model: Any, rule: Callable[[Access], dict[str, Any]], build: Any, time_field: str) -> Fetch:
-    async def fetch(access: Access, query: Query, after: ObjectId | None, limit: int) -> Fetched:
+    async def fetch(access: Access, query: Query, after: Cursor, limit: int) -> Fetched:
         rows: list[Row] = []
-        scanned: ObjectId | None = after
+        scanned: Cursor = after
         examined = 0
         conditions: list[dict[str, Any]] = [rule(access)]
         for name, value in query.times.items():
@@ -241,7 +240,7 @@ def _exporter(model: Any, rule: Callable[[Access], dict[str, Any]], build: Any, 
 
 
 async def _dispatches(docs: list[Dispatch]) -> list[dict[str, Any] | None]:
-    skip = await _captured_ids([d.id for d in docs if d.id])
+    skip = await _captured_ids("dispatch", [d.id for d in docs])
     names = await export.Names.load([line.sku_id for d in docs for line in d.lines],
                                     [loc for d in docs for loc in (d.from_location_id, d.to_location_id)],
                                     [t for d in docs for t in (d.tenant_id, d.consignee_id)])
@@ -249,7 +248,7 @@ async def _dispatches(docs: list[Dispatch]) -> list[dict[str, Any] | None]:
 
 
 async def _receipts(docs: list[Receipt]) -> list[dict[str, Any] | None]:
-    skip = await _captured_ids([r.id for r in docs if r.id])
+    skip = await _captured_ids("receipt", [r.id for r in docs])
     shipments = {d.id: d for d in await Dispatch.find({"_id": {"$in": [r.dispatch_id for r in docs]}}).to_list()}
     names = await export.Names.load([line.sku_id for r in docs for line in r.lines], [r.location_id for r in docs],
                                     [r.tenant_id for r in docs])
@@ -301,7 +300,8 @@ async def run(access: Access, query: Query) -> Page:
     fetched: dict[str, Fetched] = {}
     for source in _sources(query):
         after = query.cursors.get(source)
-        fetched[source] = await FETCHERS[source](access, query, ObjectId(after) if after else None,
+        cursor = after if source == "events" or after is None else ObjectId(after)
+        fetched[source] = await FETCHERS[source](access, query, cursor,
                                                  query.per_page + 1)
     taken: list[Row] = list(heapq.merge(*(f.rows for f in fetched.values())))[: query.per_page]
     cursors = dict(query.cursors)
