@@ -10,6 +10,7 @@ kept and queryable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ QUANTITY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "out
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
 BEHAVIOURS = ("rollback", "proceed")
 LINKED = ("dispatch", "receipt")  # records that exports answer as the captured event that made them
+CHUNK = 100  # events normalised and inserted together
 
 
 class CaptureRefused(Exception):
@@ -45,8 +47,9 @@ class CaptureRefused(Exception):
 
 @dataclass
 class Prepared:
-    events: list[dict[str, Any]] = field(default_factory=list)  # valid events, with @context and eventID
+    events: list[dict[str, Any]] = field(default_factory=list)  # valid events, with their document's @context
     problems: list[Problem] = field(default_factory=list)  # per-event problems (schema, CBV, time)
+    namespaces: dict[str, str] = field(default_factory=dict)  # prefixes of the document's @context
 
 
 def _with_context(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -92,9 +95,8 @@ def prepare(body: Any, max_events: int) -> Prepared:
         if problems:
             prepared.problems.extend(problems)
             continue
-        if not event.get("eventID"):
-            event["eventID"] = hashing.event_hash(event, namespaces)
         prepared.events.append(event)
+    prepared.namespaces = namespaces
     return prepared
 
 
@@ -153,37 +155,30 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
     job = CaptureJob(tenant_id=access.tenant_id, capture_id=uuid.uuid4().hex, error_behaviour=behaviour,
                      errors=[problem("ValidationException", "invalid event", 400, p) for p in prepared.problems])
     await job.insert()
-    unique: dict[str, dict[str, Any]] = {}
-    for event in prepared.events:
-        unique.setdefault(event["eventID"], event)
-    keys = {event_key(access.tenant_id, event_id): event for event_id, event in unique.items()}
-    stored = {doc["_id"] async for doc in EpcisEvent.get_pymongo_collection().find({"_id": {"$in": list(keys)}},
-                                                                                   {"_id": 1})}
-    fresh = [event for key, event in keys.items() if key not in stored]
-    pending: list[dict[str, Any]] = []
-    inserted = 0
+    seen: set[str] = set()
+    inflight: list[asyncio.Task[int]] = []
     now = utcnow()
-    for event in fresh:
-        maps = mapping.has_mapping(event)
-        if pending and maps:
-            inserted += await _store(pending)  # a later event may build on these
-            pending = []
-        mapped, audience, note = (await mapping.map_event(access, database, settings, event, event["eventID"])
-                                  if maps else ([], [], mapping.stored_only(event)))
-        key = event_key(access.tenant_id, event["eventID"])
-        stored_event = {"_id": key, "tenant_id": access.tenant_id, "audience": audience, "record_time": now,
-                        "body": event, "capture_id": job.capture_id, "mapped": [m.model_dump() for m in mapped],
-                        "note": note, **index_fields(event)}
-        pending.append(stored_event)
-        if maps:  # the others are only stored: their note says so on the event itself
-            job.outcomes.append({"eventID": event["eventID"], "mapped": [m.model_dump() for m in mapped],
-                                 **({"note": note} if note else {})})
-        if mapped:
-            await _link([{"_id": f"{m.kind}:{m.id}", "event": key} for m in mapped if m.kind in LINKED])
-        # Partners read the event in their own range: a copy under their key (their own capture of it, if any,
-        # stands).
-        await _share([{**stored_event, "_id": event_key(partner, event["eventID"])} for partner in audience])
-    inserted += await _store(pending)
+    for start in range(0, len(prepared.events), CHUNK):
+        # Chunk by chunk, each chunk's insert runs in the database while the next chunk is hashed and normalised.
+        chunk = []
+        for event in prepared.events[start:start + CHUNK]:
+            if not event.get("eventID"):
+                event["eventID"] = hashing.event_hash(event, prepared.namespaces)
+            if event["eventID"] not in seen:
+                seen.add(event["eventID"])
+                chunk.append(event)
+        keys = [event_key(access.tenant_id, event["eventID"]) for event in chunk]
+        stored = {doc["_id"] async for doc in EpcisEvent.get_pymongo_collection().find({"_id": {"$in": keys}},
+                                                                                       {"_id": 1})}
+        pending = []
+        for key, event in zip(keys, chunk):
+            if key in stored:
+                continue
+            pending.append(await _new_event(access, database, settings, job, key, event, now))
+        if pending:
+            inflight.append(asyncio.create_task(_store(pending)))
+            await asyncio.sleep(0)  # let the driver send it before the next chunk's work
+    inserted = sum(await asyncio.gather(*inflight))
     job.captured = inserted
     job.duplicates = len(prepared.events) - inserted
     job.running, job.success, job.finished_at = False, not prepared.problems, utcnow()
@@ -191,6 +186,25 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
                                                 "outcomes")}
     await CaptureJob.get_pymongo_collection().update_one({"_id": job.id}, {"$set": done})
     return job
+
+
+async def _new_event(access: Access, database: Database, settings: Settings, job: CaptureJob, key: str,
+                     event: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Map a new event into the domain; answers the document to store (its partners' copies are written here)."""
+    maps = mapping.has_mapping(event)
+    mapped, audience, note = (await mapping.map_event(access, database, settings, event, event["eventID"])
+                              if maps else ([], [], None))
+    stored_event = {"_id": key, "tenant_id": access.tenant_id, "record_time": now, "body": event,
+                    "capture_id": job.capture_id, **index_fields(event)}
+    if maps:  # the others are only stored (``mapping.stored_only`` says so when they are read back)
+        stored_event.update(audience=audience, mapped=[m.model_dump() for m in mapped], note=note)
+        job.outcomes.append({"eventID": event["eventID"], "mapped": stored_event["mapped"],
+                             **({"note": note} if note else {})})
+    if mapped:
+        await _link([{"_id": f"{m.kind}:{m.id}", "event": key} for m in mapped if m.kind in LINKED])
+    # Partners read the event in their own range: a copy under their key (their own capture of it, if any, stands).
+    await _share([{**stored_event, "_id": event_key(partner, event["eventID"])} for partner in audience])
+    return stored_event
 
 
 async def _link(links: list[dict[str, Any]]) -> None:
