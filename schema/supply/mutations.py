@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 import strawberry
 from strawberry.types import Info
 
@@ -9,6 +12,7 @@ from hub.errors import BadInput
 from hub.models.alert import Decision
 from hub.models.dispatch import DispatchStatus
 from hub.models.movement import MovementKind
+from hub.scans import Line, with_scan
 from hub.services import dispatches as dispatch_service
 from hub.services import movements as movement_service
 from hub.services import receipts as receipt_service
@@ -24,7 +28,28 @@ from schema.supply.types import (
     RecordMovementsPayload,
     RecordReceiptInput,
 )
+from tenants.access import Access
 from tenants.roles import Group
+
+
+@dataclass(frozen=True)
+class Goods:
+    """A dispatch or receipt line once its scan is applied: SKU, lot and quantity all known."""
+
+    sku: str
+    lot_code: str
+    quantity: int
+    expires_on: date | None
+    produced_on: date | None
+
+
+async def _line(access: Access, line: Line, scan: str | None, field: str) -> Goods:
+    line = await with_scan(access, line, scan, field)
+    if line.lot_code is None:
+        raise BadInput(f"{field}: no lot code (give lotCode, or a scan with AI 10)", field=field)
+    if line.quantity is None:
+        raise BadInput(f"{field}: no quantity (give quantity, or a scan with AI 30 or 37)", field=field)
+    return Goods(line.sku or "", line.lot_code, line.quantity, line.expires_on, line.produced_on)
 
 
 @strawberry.type
@@ -35,11 +60,13 @@ class Mutation:
     )
     async def create_dispatch(self, info: Info, input: CreateDispatchInput) -> DispatchType:
         access = await info.context.access()
+        lines = [await _line(access, Line(l.sku, l.lot_code, l.quantity, l.expires_on, l.produced_on), l.scan,
+                             f"lines.{n}") for n, l in enumerate(input.lines)]
         data = dispatch_service.DispatchInput(
             ref=input.ref,
             consignee_id=str(input.consignee_id),
             lines=[dispatch_service.DispatchLineInput(l.sku, l.lot_code, l.quantity, l.produced_on, l.expires_on)
-                   for l in input.lines],
+                   for l in lines],
             to_location=input.to_location,
             from_location_id=str(input.from_location_id) if input.from_location_id else None,
             carrier_id=str(input.carrier_id) if input.carrier_id else None,
@@ -75,11 +102,14 @@ class Mutation:
     async def record_receipt(self, info: Info, input: RecordReceiptInput) -> ReceiptType:
         access = await info.context.access()
         hub = info.context.hub
+        lines = [await _line(access, Line(l.sku, l.lot_code, l.quantity, l.expires_on), l.scan, f"lines.{n}")
+                 for n, l in enumerate(input.lines)]
         data = receipt_service.ReceiptInput(
             dispatch_id=str(input.dispatch_id),
             lines=[
-                receipt_service.ReceiptLineInput(l.sku, l.lot_code, l.quantity, l.expires_on, l.unit_cost, l.currency)
-                for l in input.lines
+                receipt_service.ReceiptLineInput(l.sku, l.lot_code, l.quantity, l.expires_on, typed.unit_cost,
+                                                 typed.currency)
+                for l, typed in zip(lines, input.lines)
             ],
             location_id=str(input.location_id) if input.location_id else None,
             final=input.final,
@@ -119,10 +149,12 @@ class Mutation:
             location = m.location_id or location_id
             if location is None:
                 raise BadInput(f"movement {n}: no location (set it on the movement or the batch)", index=n)
+            line = await with_scan(access, Line(m.sku, m.lot_code, m.quantity, m.expires_on), m.scan,
+                                   f"movements.{n}")
             items.append(movement_service.MovementInput(
-                location_id=str(location), sku=m.sku, kind=MovementKind(m.kind.value),  # type: ignore[attr-defined]  # see MovementKindEnum
+                location_id=str(location), sku=line.sku or "", kind=MovementKind(m.kind.value),  # type: ignore[attr-defined]  # see MovementKindEnum
                 quantity=m.quantity,
-                idempotency_key=m.idempotency_key, lot_code=m.lot_code, expires_on=m.expires_on,
+                idempotency_key=m.idempotency_key, lot_code=line.lot_code, expires_on=line.expires_on,
                 occurred_at=m.occurred_at, reference=m.reference, unit_price=m.unit_price, promotion=m.promotion,
                 reason=m.reason,
             ))

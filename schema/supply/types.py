@@ -210,11 +210,13 @@ class StockPositionType:
 
 @strawberry.input
 class DispatchLineInput:
-    sku: str = strawberry.field(description="SKU id, code or GTIN")
-    lot_code: str
-    quantity: int
+    sku: str | None = strawberry.field(default=None, description="SKU id, code or GTIN (or give a scan)")
+    lot_code: str | None = None
+    quantity: int | None = None
     produced_on: date | None = None
     expires_on: date | None = None
+    scan: str | None = strawberry.field(default=None, description="A GS1 scan of the goods (element string, "
+                                        "(01)... HRI or Digital Link URI) instead of, or agreeing with, the fields")
 
 
 @strawberry.input
@@ -231,10 +233,12 @@ class CreateDispatchInput:
 
 @strawberry.input
 class ReceiptLineInput:
-    sku: str = strawberry.field(description="As scanned: SKU id, code, your alias or GTIN")
-    lot_code: str
-    quantity: int
+    sku: str | None = strawberry.field(default=None, description="SKU id, code, your alias or GTIN (or give a scan)")
+    lot_code: str | None = None
+    quantity: int | None = None
     expires_on: date | None = None
+    scan: str | None = strawberry.field(default=None, description="A GS1 scan of the goods (element string, "
+                                        "(01)... HRI or Digital Link URI) instead of, or agreeing with, the fields")
     unit_cost: float | None = strawberry.field(default=None, description="What a unit cost you (values the lot)")
     currency: str | None = strawberry.field(default=None, description="ISO 4217 code, with unitCost")
 
@@ -250,7 +254,7 @@ class RecordReceiptInput:
 
 @strawberry.input
 class MovementInput:
-    sku: str = strawberry.field(description="SKU id, code, your alias or GTIN")
+    sku: str | None = strawberry.field(default=None, description="SKU id, code, your alias or GTIN (or give a scan)")
     kind: MovementKindEnum  # type: ignore[valid-type]
     quantity: int = strawberry.field(description="Signed change in base units; for a count, the counted on-hand")
     idempotency_key: str
@@ -263,6 +267,8 @@ class MovementInput:
                                                 "(planning names price changes as causes of sales drops)")
     promotion: bool | None = strawberry.field(default=None, description="Optional: sold on promotion")
     reason: str | None = strawberry.field(default=None, description="Optional: why (kept on the ledger)")
+    scan: str | None = strawberry.field(default=None, description="A GS1 scan of the goods (element string, "
+                                        "(01)... HRI or Digital Link URI) instead of, or agreeing with, the fields")
 
 
 @strawberry.type
