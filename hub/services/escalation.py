@@ -242,7 +242,7 @@ async def _fire(database: Database, alert_id: Any, step: int, chain: Chain, now:
         )
         alert = Alert.model_validate(raw)
         payload = alert_payload(alert)
-        payload["escalation"] = notice
+        payload["escalation"] = {**notice, "at": now.isoformat()}
         if spec.action is StepAction.raise_severity:
             payload["previousSeverity"] = previous.value
         audience = alert.audience if spec.action in TO_AUDIENCE else [alert.tenant_id]

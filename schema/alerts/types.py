@@ -11,6 +11,7 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from hub.errors import BadInput
 from hub.events.bus import LiveEvent
@@ -38,6 +39,28 @@ class AlertSubjectType:
     label: str | None
 
 
+@strawberry.type
+class EscalationNotice:
+    """One step of an escalation policy taken on an alert (hub/services/escalation.py)."""
+
+    step: int
+    of: int
+    action: StepAction
+    after_minutes: int
+    role: str | None
+    member_id: strawberry.ID | None
+    webhook_endpoint_id: strawberry.ID | None
+    at: datetime | None = strawberry.field(description="When the step fired")
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> EscalationNotice:
+        endpoint = data.get("webhookEndpointId")
+        return cls(step=data["step"], of=data["of"], action=StepAction(data["action"]),
+                   after_minutes=data["afterMinutes"], role=data.get("role"),
+                   member_id=strawberry.ID(data["memberId"]) if data.get("memberId") else None,
+                   webhook_endpoint_id=strawberry.ID(endpoint) if endpoint else None, at=_when(data.get("at")))
+
+
 @strawberry.type(name="Alert")
 class AlertType(Node):
     id: strawberry.ID
@@ -61,6 +84,17 @@ class AlertType(Node):
         description="What the resolver decided; null while unresolved or when the hub saw the finding go away"
     )
     escalated_at: datetime | None
+    # Read from the stored alert only (queries), never from event payloads: partners must not learn the owner's
+    # internal steps (the roles and members it notified) through an event.
+    history: strawberry.Private[list[dict[str, Any]]]
+
+    @strawberry.field(description="Escalation steps taken since the alert last opened, in order; partners see the "
+                                  "steps addressed to them (severity raises and partner notices), the owner all")
+    def escalations(self, info: Info) -> list[EscalationNotice]:
+        principal = info.context.principal
+        own = principal is not None and principal.tenant_id == self.owner_id
+        shared = (StepAction.raise_severity.value, StepAction.notify_partners.value)
+        return [EscalationNotice.from_payload(step) for step in self.history if own or step["action"] in shared]
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> AlertType:
@@ -87,32 +121,14 @@ class AlertType(Node):
             note=data.get("note"),
             decision=Decision(data["decision"]) if data.get("decision") else None,
             escalated_at=_when(data.get("escalatedAt")),
+            history=[],
         )
 
     @classmethod
     def from_model(cls, alert: Alert) -> AlertType:
-        return cls.from_payload(alert_payload(alert)["alert"])
-
-
-@strawberry.type
-class EscalationNotice:
-    """Which step of which escalation policy an ``alert.escalated`` event is (hub/services/escalation.py)."""
-
-    step: int
-    of: int
-    action: StepAction
-    after_minutes: int
-    role: str | None
-    member_id: strawberry.ID | None
-    webhook_endpoint_id: strawberry.ID | None
-
-    @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> EscalationNotice:
-        endpoint = data.get("webhookEndpointId")
-        return cls(step=data["step"], of=data["of"], action=StepAction(data["action"]),
-                   after_minutes=data["afterMinutes"], role=data.get("role"),
-                   member_id=strawberry.ID(data["memberId"]) if data.get("memberId") else None,
-                   webhook_endpoint_id=strawberry.ID(endpoint) if endpoint else None)
+        answer = cls.from_payload(alert_payload(alert)["alert"])
+        answer.history = [{**step, "at": step["at"].isoformat()} for step in alert.escalations]
+        return answer
 
 
 @strawberry.type(name="AlertEvent")

@@ -33,7 +33,7 @@ mutation($input: EscalationPolicyInput!) {
 """
 POLICIES = "{ escalationPolicies { id alertKind severity builtIn steps { afterMinutes action role } } }"
 AUDIT = '{ auditLog(filter: {action: "escalation_policy.changed"}) { edges { node { action details } } } }'
-ALERT = "query($id: ID!) { alert(id: $id) { severity status escalatedAt } }"
+ALERT = "query($id: ID!) { alert(id: $id) { severity status escalatedAt escalations { step action role at } } }"
 TWO_STEPS = {
     "alertKind": "mismatch",
     "severity": "warning",
@@ -89,6 +89,13 @@ async def test_a_two_step_policy_fires_in_order_on_the_clock_and_stops_when_ackn
     assert await steps_of(waiting.id) == [(1, "raise_severity", ["acme", "shopco"]), (2, "notify_role", ["acme"])]
     assert await steps_of(handled.id) == [(1, "raise_severity", ["acme", "shopco"])]
     assert await fired(handled.id) == 1
+    # the alert keeps its history: the owner sees both steps, the partner only the one addressed to it
+    mine = (await hub.ok(ALERT, {"id": str(waiting.id)}, tenant="acme"))["alert"]["escalations"]
+    assert [(s["step"], s["action"], s["role"], s["at"]) for s in mine] == [
+        (1, "raise_severity", None, (START + timedelta(minutes=11)).isoformat()),
+        (2, "notify_role", "planner", (START + timedelta(minutes=31)).isoformat())]
+    theirs = (await hub.ok(ALERT, {"id": str(waiting.id)}, tenant="shopco"))["alert"]["escalations"]
+    assert [s["step"] for s in theirs] == [1]
     stored = await Alert.get(waiting.id)
     assert stored is not None and stored.escalation_step == 2 and stored.escalation_done_at == START + timedelta(
         minutes=31) and stored.escalations[1]["role"] == "planner"
