@@ -1,15 +1,19 @@
-"""Back-testing the planning signals on generated histories, their forecast error, and the sweep's time.
+"""Back-testing the planning signals through ``lotpulse replay`` on generated histories, their forecast error, and
+the sweep's time.
 
-    python -m bench.signals [--series 100] [--positions 10000] [--seed 1]
+    python -m bench.signals [--series 100] [--positions 10000] [--seed 1] [--keep DIR]
 
 1. **Back-test**: generates a retail network with at least ``--series`` (holder, location, SKU) series over 98 days:
    clean ones (weekly rhythm with Poisson noise, two lots sold first-expired-first-out), and ones with injected
    drops (the last week at 30-55 % of the rhythm), surges (2-3x, with stock for about two days), stockouts (the shelf
    empties 3-5 days before the end), surpluses (a receipt of 250-400 days of demand ten days ago), FEFO slips (a
-   newer lot sold while an older one sits) and regional shortages beside a warehouse with surplus (transfers). The
-   history is a list of actions played through the real services with the clock set to each action's time; the
-   planning sweep then judges it. Printed: recall and precision per signal, and how often the top candidate or root
-   cause is the injected one.
+   newer lot sold while an older one sits), regional shortages beside the holder's own warehouse with surplus
+   (transfers), and shortages at one retailer while another holds the brand's goods in surplus (partner transfers,
+   vendor-managed inventory: both share ``stock`` with the brand, the goods arrive by dispatch and receipt). The
+   history is written as JSON Lines of replay actions (tenants, partnerships, SKUs, locations, dispatches, receipts,
+   each day's movement uploads, then ``planning_sweep`` as of the day after) and played by one ``lotpulse replay``
+   process; its report (alerts with evidence, transfer recommendations) is scored against what was injected.
+   Printed: recall and precision per signal, and how often the top candidate or root cause is the injected one.
 2. **Forecast error**: the baseline's 14-day holdout MAE over the clean and pre-incident histories, as a ratio to
    the naive seasonal forecast's (same weekday last week) on the same days: below 1 beats it.
 3. **Sweep time**: ``--positions`` demand series and positions (112 days each, ~5 % with an injected drop) written
@@ -22,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,14 +49,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer
 from hub.detect import demand as model
-from hub.models.alert import Alert
-from hub.models.planning import DemandSeries, TransferRecommendation
+from hub.models.planning import DemandSeries
 from hub.models.stock import StockPosition
 from hub.services import signals
 
 DAYS = 98
 RHYTHM = (0.8, 0.87, 0.93, 1.0, 1.13, 1.33, 0.94)  # Monday..Sunday around a mean of 1
-SIGNALS = ("velocity_drop", "velocity_spike", "obsolescence_risk", "fefo_violation", "transfer")
+SIGNALS = ("velocity_drop", "velocity_spike", "obsolescence_risk", "fefo_violation", "transfer", "partner_transfer")
 TODAY = date(2026, 9, 7)  # a Monday; the history ends the day before
 TOOL = Deadlines(operation=None, transaction=None)  # a shell tool, like `lotpulse sweep`: no request deadlines
 
@@ -83,23 +89,34 @@ class Case:
     cause: str | None = None  # the candidate or root cause the hub should put first
     daily: list[int] = field(default_factory=list)  # the main location's demand (for the forecast error)
     censored: set[int] = field(default_factory=set)  # day indexes out of stock
+    holder: str = "shop"  # who holds the main location
 
 
 def day_of(n: int) -> date:
     return TODAY - timedelta(days=DAYS - n)
 
 
+PARTNERS: list[dict[str, Any]] = [
+    {"action": "tenant", "id": "shop", "kind": "retailer"},
+    {"action": "tenant", "id": "mart", "kind": "retailer"},
+    {"action": "tenant", "id": "brand", "kind": "supplier"},
+    # shop and mart hold brand's goods and share their stock with it (VMI); mart receives shop's dispatches
+    {"action": "partnership", "inviter": "shop", "invitee": "brand",
+     "inviter_shares": ["stock", "alerts", "dispatches"], "invitee_shares": ["sku_master", "dispatches"]},
+    {"action": "partnership", "inviter": "mart", "invitee": "brand", "inviter_shares": ["stock", "dispatches"],
+     "invitee_shares": ["sku_master", "dispatches"]},
+    {"action": "partnership", "inviter": "mart", "invitee": "shop", "inviter_shares": ["dispatches"],
+     "invitee_shares": []},
+]
+
+
 def generate(series: int, seed: int) -> tuple[list[dict[str, Any]], list[Case]]:
-    """The history as replay actions (tenant, location, sku, movements, clock) and the cases it injects."""
+    """The history as replay actions and the cases it injects."""
     rng = random.Random(seed)
-    actions: list[dict[str, Any]] = [
-        {"action": "tenant", "id": "shop", "kind": "retailer"},
-        {"action": "tenant", "id": "brand", "kind": "supplier"},
-        {"action": "partnership", "inviter": "shop", "invitee": "brand", "inviter_shares": ["stock", "alerts"],
-         "invitee_shares": ["sku_master"]},
-    ]
-    mix = [("clean", 0.4), ("drop", 0.12), ("surge", 0.1), ("stockout", 0.1), ("surplus", 0.1), ("fefo", 0.1),
-           ("transfer", 0.08)]
+    actions: list[dict[str, Any]] = list(PARTNERS)
+    deliveries: list[dict[str, Any]] = []  # dispatches and receipts of the brand's goods, the day before day 0
+    mix = [("clean", 0.36), ("drop", 0.12), ("surge", 0.1), ("stockout", 0.1), ("surplus", 0.1), ("fefo", 0.1),
+           ("transfer", 0.06), ("partner", 0.06)]
     cases: list[Case] = []
     moves: list[dict[str, Any]] = []
     for kind, share in mix:
@@ -107,12 +124,12 @@ def generate(series: int, seed: int) -> tuple[list[dict[str, Any]], list[Case]]:
             n = len(cases)
             sku = f"SKU-{n:04d}"
             mean = rng.uniform(12, 45)
-            store = f"S-{n:04d}"
-            actions.append(
-                {"action": "sku", "tenant": "shop", "code": sku, "shelf_life_days": 400}
-            )  # own label: it creates its lots
-            actions.append({"action": "location", "tenant": "shop", "code": store, "kind": "store"})
-            case = Case(kind, sku, [store])
+            holder, store = ("mart", f"M-{n:04d}") if kind == "partner" else ("shop", f"S-{n:04d}")
+            # the shop's own label creates its lots; the brand's goods reach the retailers by dispatch
+            owner = "brand" if kind == "partner" else "shop"
+            actions.append({"action": "sku", "tenant": owner, "code": sku, "shelf_life_days": 400})
+            actions.append({"action": "location", "tenant": holder, "code": store, "kind": "store"})
+            case = Case(kind, sku, [store], holder=holder)
             daily = [poisson(rng, mean * RHYTHM[day_of(d).weekday()]) for d in range(DAYS)]
             stock = sum(daily) + round(mean * rng.uniform(20, 40))
             lots = [("A", 160, stock // 2), ("B", 330, stock - stock // 2)]  # (code, expires in days, units)
@@ -138,25 +155,46 @@ def generate(series: int, seed: int) -> tuple[list[dict[str, Any]], list[Case]]:
             elif kind == "fefo":
                 older = stock - round(mean * 10)  # the older lot still holds stock when the newer one sells
                 lots = [("A", 160, older), ("B", 330, stock - older)]
-            elif kind == "transfer":
+                case.expects = {"fefo_violation"}
+            elif kind in ("transfer", "partner"):
                 warehouse = f"W-{n:04d}"
                 actions.append({"action": "location", "tenant": "shop", "code": warehouse, "kind": "warehouse"})
                 case.locations.append(warehouse)
                 stock = sum(daily) + round(mean * rng.uniform(0.5, 2))  # one or two days left at the store
                 lots = [("A", 160, stock // 2), ("B", 330, stock - stock // 2)]
-                case.expects, case.cause = {"transfer"}, None
+                case.expects = {"transfer" if kind == "transfer" else "partner_transfer"}
             case.daily = daily
             cases.append(case)
-            moves += _story(rng, case, daily, lots, mean)
+            story = _story(rng, case, daily, lots, mean)
+            if kind == "partner":
+                deliveries += _delivered(case, [m for m in story if m["kind"] == "receipt"])
+                story = [m for m in story if m["kind"] != "receipt"]
+            moves += story
     moves.sort(key=lambda m: m["occurred_at"])
-    by_day: dict[str, list[dict[str, Any]]] = {}  # the store system uploads each day's movements
+    by_day: dict[tuple[str, str], list[dict[str, Any]]] = {}  # each holder's system uploads each day's movements
     for move in moves:
-        by_day.setdefault(move["occurred_at"][:10], []).append(move)
-    for day in sorted(by_day):
-        actions.append({"action": "movements", "tenant": "shop", "at": by_day[day][-1]["occurred_at"],
-                        "movements": by_day[day]})
+        by_day.setdefault((move["occurred_at"][:10], move["tenant"]), []).append(move)
+    timed = list(deliveries)
+    for day, tenant in sorted(by_day):
+        batch = by_day[(day, tenant)]
+        timed.append({"action": "movements", "tenant": tenant, "at": batch[-1]["occurred_at"],
+                      "movements": [{k: v for k, v in m.items() if k != "tenant"} for m in batch]})
+    actions += sorted(timed, key=lambda a: a["at"])  # the clock only moves forward (a dispatch before its receipt)
     actions.append({"action": "planning_sweep", "at": noon(TODAY)})
     return actions, cases
+
+
+def _delivered(case: Case, receipts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The brand ships each receipt's lot to its holder, who records the receipt (all the day before day 0)."""
+    out: list[dict[str, Any]] = []
+    for n, r in enumerate(receipts):
+        line = {"sku": r["sku"], "lot": r["lot"], "quantity": r["quantity"], "expires_on": r["expires_on"]}
+        ref = f"ASN-{case.sku}-{n}"
+        out.append({"action": "dispatch", "tenant": "brand", "ref": ref, "consignee": r["tenant"],
+                    "to_location": r["location"], "lines": [line], "at": r["occurred_at"]})
+        out.append({"action": "receipt", "tenant": r["tenant"], "dispatch": ref, "location": r["location"],
+                    "lines": [line], "at": r["occurred_at"]})
+    return out
 
 
 def _story(rng: random.Random, case: Case, daily: list[int], lots: list[tuple[str, int, int]],
@@ -168,6 +206,7 @@ def _story(rng: random.Random, case: Case, daily: list[int], lots: list[tuple[st
     for code, expires, units in lots:
         out.append(
             {
+                "tenant": case.holder,
                 "location": store,
                 "sku": case.sku,
                 "kind": "receipt",
@@ -188,15 +227,14 @@ def _story(rng: random.Random, case: Case, daily: list[int], lots: list[tuple[st
                 break
             take = min(wanted, left[lot])
             if take > 0:
-                out.append({"location": store, "sku": case.sku, "kind": "sale", "quantity": -take, "lot": lot,
-                            "occurred_at": noon(day_of(d))})
+                out.append({"tenant": case.holder, "location": store, "sku": case.sku, "kind": "sale",
+                            "quantity": -take, "lot": lot, "occurred_at": noon(day_of(d))})
                 left[lot] -= take
                 wanted -= take
-    if case.kind == "fefo":
-        case.expects, case.cause = {"fefo_violation"}, None
     if case.kind == "surplus":
         out.append(
             {
+                "tenant": case.holder,
                 "location": store,
                 "sku": case.sku,
                 "kind": "receipt",
@@ -206,95 +244,71 @@ def _story(rng: random.Random, case: Case, daily: list[int], lots: list[tuple[st
                 "occurred_at": noon(TODAY - timedelta(days=10)),
             }
         )
-    if case.kind == "transfer":
+    if case.kind in ("transfer", "partner"):
         warehouse = case.locations[1]
         rate = mean / 2
         stock = round(rate * rng.uniform(100, 150))
-        out.append({"location": warehouse, "sku": case.sku, "kind": "receipt", "quantity": stock,
-                    "lot": f"{case.sku}-W", "expires_on": (TODAY + timedelta(days=600)).isoformat(),
-                    "occurred_at": noon(first)})
+        lot, expires = f"{case.sku}-W", (TODAY + timedelta(days=600)).isoformat()
+        out.append({"tenant": "shop", "location": warehouse, "sku": case.sku, "kind": "receipt", "quantity": stock,
+                    "lot": lot, "expires_on": expires, "occurred_at": noon(first)})
         issued = 0
         for d in range(DAYS):
             units = poisson(rng, rate)
             if units and issued + units < stock:
-                out.append({"location": warehouse, "sku": case.sku, "kind": "issue", "quantity": -units,
-                            "lot": f"{case.sku}-W", "occurred_at": noon(day_of(d))})
+                out.append({"tenant": "shop", "location": warehouse, "sku": case.sku, "kind": "issue",
+                            "quantity": -units, "lot": lot, "occurred_at": noon(day_of(d))})
                 issued += units
         # the warehouse keeps a healthy stock: top it up so its days of supply stay between target and threshold
-        out.append({"location": warehouse, "sku": case.sku, "kind": "receipt", "quantity": issued,
-                    "lot": f"{case.sku}-W", "occurred_at": noon(TODAY - timedelta(days=1))})
+        top_up = {"tenant": "shop", "location": warehouse, "sku": case.sku, "kind": "receipt", "quantity": issued,
+                  "lot": lot, "occurred_at": noon(TODAY - timedelta(days=1))}
+        if case.kind == "partner":
+            top_up["expires_on"] = expires  # it arrives as a delivery of the brand's lot
+        out.append(top_up)
     return out
 
 
-# -- playing the history -----------------------------------------------------------------------------------------
+# -- playing the history through `lotpulse replay` -----------------------------------------------------------------
 
-async def play_through_services(database: Database, settings: Settings, actions: list[dict[str, Any]]) -> float:
-    """Each action through the service a client would reach (tenants, partnership, SKUs, locations, movements), in
-    order; the planning sweep as of the history's last day. Answers the seconds the movements took."""
-    from hub.auth import Principal
-    from hub.models.location import LocationKind
-    from hub.models.movement import MovementKind
-    from hub.services import movements as movement_service
-    from hub.services import skus
-    from hub.services.locations import create_location
-    from tenants import service as tenant_service
-    from tenants.access import Access
-    from tenants.models import Scope
-
-    async def access(tenant: str) -> Access:
-        return await Access.load(Principal(tenant_id=tenant, subject="bench", issuer="bench",
-                                           roles=frozenset({"admin"})))
-
-    locations: dict[str, str] = {}
-    spent = 0.0
-    for item in actions:
-        kind = item["action"]
-        if kind == "tenant":
-            await tenant_service.create_tenant(item["id"], item["id"], item["kind"])
-        elif kind == "partnership":
-            proposed = await tenant_service.invite_partner(
-                await access(item["inviter"]), item["invitee"], [Scope(s) for s in item["inviter_shares"]],
-                [Scope(s) for s in item["invitee_shares"]])
-            await tenant_service.accept_partnership(await access(item["invitee"]), str(proposed.id))
-        elif kind == "sku":
-            await skus.upsert_sku(await access(item["tenant"]), skus.SkuInput(
-                code=item["code"], name=item["code"], shelf_life_days=item.get("shelf_life_days")))
-        elif kind == "location":
-            created = await create_location(await access(item["tenant"]), item["code"], item["code"],
-                                            LocationKind(item["kind"]))
-            locations[item["code"]] = str(created.id)
-        elif kind == "movements":
-            batch = [movement_service.MovementInput(
-                location_id=locations[m["location"]], sku=m["sku"], kind=MovementKind(m["kind"]),
-                quantity=m["quantity"], idempotency_key=f"b-{n}-{m['occurred_at']}-{m['location']}-{m['lot']}",
-                lot_code=m.get("lot"), expires_on=date.fromisoformat(m["expires_on"]) if m.get("expires_on") else None,
-                occurred_at=datetime.fromisoformat(m["occurred_at"]),
-            ) for n, m in enumerate(item["movements"])]
-            started = time.perf_counter()
-            await movement_service.record_movements(await access(item["tenant"]), database, batch)
-            spent += time.perf_counter() - started
-        elif kind == "planning_sweep":
-            await signals.sweep(database, datetime.fromisoformat(item["at"]).date(), signals.rules_from(settings),
-                                full=True)
-    return spent
+def replay(actions: list[dict[str, Any]], folder: Path) -> tuple[dict[str, Any], float]:
+    """Write the history, play it with ``lotpulse replay`` in its own process; answers its report and the time."""
+    history = folder / "history.jsonl"
+    history.write_text("".join(json.dumps(a) + "\n" for a in actions))
+    report_path = folder / "report.json"
+    env = dict(os.environ)
+    server = None
+    if not env.get("LOTPULSE_MONGODB_URI"):
+        server = EmbeddedServer(folder / "db", log_path=folder / "secantusd.log", sync_on_commit=False)
+        server.start()
+        env["LOTPULSE_MONGODB_URI"] = server.uri
+    env.setdefault("LOTPULSE_LOG_LEVEL", "WARNING")
+    began = time.perf_counter()
+    try:
+        subprocess.run([sys.executable, "-m", "hub.cli", "replay", str(history), "--report", str(report_path)],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+    finally:
+        if server is not None:
+            server.stop()
+    return json.loads(report_path.read_text()), time.perf_counter() - began
 
 
 # -- judging the outcome -----------------------------------------------------------------------------------------
 
-async def outcome(cases: list[Case]) -> tuple[dict[str, set[str]], dict[str, str]]:
-    """What the hub raised: per signal the SKUs it flagged, and the first-named cause per flagged SKU."""
+def outcome(report: dict[str, Any]) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """What the replay raised: per signal the SKUs it flagged, and the first-named cause per flagged SKU."""
     raised: dict[str, set[str]] = {name: set() for name in SIGNALS}
     causes: dict[str, str] = {}
-    async for alert in Alert.find({"kind": {"$in": list(SIGNALS)}}):
-        sku = next((s.label for s in alert.subjects if s.kind == "sku"), None)
-        if sku is None:
+    for alert in report["alerts"]:
+        sku = next((s.get("label") for s in alert["subjects"] if s["kind"] == "sku"), None)
+        if sku is None or alert["kind"] not in raised:
             continue
-        raised[alert.kind.value].add(sku)
-        first = (alert.evidence.get("candidateCauses") or [{}])[0].get("code") or alert.evidence.get("rootCause")
+        raised[alert["kind"]].add(sku)
+        evidence = alert["evidence"]
+        first = (evidence.get("candidateCauses") or [{}])[0].get("code") or evidence.get("rootCause")
         if first:
-            causes[f"{alert.kind.value}:{sku}"] = first
-    async for rec in TransferRecommendation.find({"status": "open"}):
-        raised["transfer"].add(rec.sku_code)
+            causes[f"{alert['kind']}:{sku}"] = first
+    for rec in report["transferRecommendations"]:
+        if rec["status"] == "open":
+            raised["transfer" if rec["kind"] == "internal" else "partner_transfer"].add(rec["sku"])
     return raised, causes
 
 
@@ -394,13 +408,14 @@ async def timing(database: Database, settings: Settings, count: int, seed: int) 
 
 async def run(args: argparse.Namespace) -> None:
     settings = Settings()
-    scratch = Path(tempfile.mkdtemp(prefix="lotpulse-signals-"))
-    server = EmbeddedServer(scratch / "db", log_path=scratch / "secantusd.log", sync_on_commit=False)
-    server.start()
-    try:
-        if args.series:
-            await backtest(server.uri, settings, args)
-        if args.positions:
+    scratch = Path(args.keep or tempfile.mkdtemp(prefix="lotpulse-signals-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    if args.series:
+        backtest(args, scratch)
+    if args.positions:
+        server = EmbeddedServer(scratch / "timing-db", log_path=scratch / "secantusd-timing.log", sync_on_commit=False)
+        server.start()
+        try:
             database = await Database.connect(server.uri, f"signals_{uuid.uuid4().hex[:8]}", deadlines=TOOL)
             figures = await timing(database, settings, args.positions, args.seed)
             print(f"sweep of {figures['series']:.0f} positions: full {figures['full']:.1f} s "
@@ -411,35 +426,29 @@ async def run(args: argparse.Namespace) -> None:
                   f"{figures['steady_raised']:.0f} raised); incremental after 1 % changed: "
                   f"{figures['incremental']:.1f} s ({figures['incremental_judged']:.0f} series judged)")
             await database.close()
-    finally:
-        server.stop()
+        finally:
+            server.stop()
 
 
-async def backtest(uri: str, settings: Settings, args: argparse.Namespace) -> None:
+def backtest(args: argparse.Namespace, folder: Path) -> None:
     actions, cases = generate(args.series, args.seed)
-    database = await Database.connect(uri, f"signals_{uuid.uuid4().hex[:8]}", deadlines=TOOL)
-    try:
-        moves = sum(len(a["movements"]) for a in actions if a["action"] == "movements")
-        started = time.perf_counter()
-        spent = await play_through_services(database, settings, actions)
-        played = time.perf_counter() - started
-        raised, causes = await outcome(cases)
-        kinds = ", ".join(f"{k} {sum(1 for c in cases if c.kind == k)}" for k in dict.fromkeys(c.kind for c in cases))
-        print(
-            f"back-test: {len(cases)} series ({kinds}), "
-            f"{moves} movements played through the services in {played:.0f} s ({spent:.0f} s recording movements)"
-        )
-        print(f"{'signal':<18} {'recall':>7} {'precision':>9}   tp  fp  fn   (targets ≥ 0.95 and ≥ 0.95)")
-        for name, (recall, precision, tp, fp, fn) in scores(cases, raised).items():
-            print(f"{name:<18} {recall:7.3f} {precision:9.3f}  {tp:3d} {fp:3d} {fn:3d}")
-        named = [c for c in cases if c.cause]
-        right = sum(1 for c in named for kind in c.expects if causes.get(f"{kind}:{c.sku}") == c.cause)
-        print(f"first-named cause is the injected one: {right}/{len(named)}")
-        ours, naive, n = forecast_error(cases)
-        print(f"forecast error (14-day holdout MAE over {n} histories): baseline {ours:.2f}, naive seasonal "
-              f"{naive:.2f} units/day: ratio {ours / naive:.3f} (below 1 beats it)")
-    finally:
-        await database.close()
+    moves = sum(len(a["movements"]) for a in actions if a["action"] == "movements")
+    report, seconds = replay(actions, folder)
+    raised, causes = outcome(report)
+    kinds = ", ".join(f"{k} {sum(1 for c in cases if c.kind == k)}" for k in dict.fromkeys(c.kind for c in cases))
+    print(f"back-test: {len(cases)} series ({kinds}), {len(actions)} actions with {moves} movements played by "
+          f"`lotpulse replay` in {seconds:.0f} s; {len(report['errors'])} actions refused")
+    for error in report["errors"][:5]:
+        print(f"  refused: {error}")
+    print(f"{'signal':<18} {'recall':>7} {'precision':>9}   tp  fp  fn   (targets ≥ 0.95 and ≥ 0.95)")
+    for name, (recall, precision, tp, fp, fn) in scores(cases, raised).items():
+        print(f"{name:<18} {recall:7.3f} {precision:9.3f}  {tp:3d} {fp:3d} {fn:3d}")
+    named = [c for c in cases if c.cause]
+    right = sum(1 for c in named for kind in c.expects if causes.get(f"{kind}:{c.sku}") == c.cause)
+    print(f"first-named cause is the injected one: {right}/{len(named)}")
+    ours, naive, n = forecast_error(cases)
+    print(f"forecast error (14-day holdout MAE over {n} histories): baseline {ours:.2f}, naive seasonal "
+          f"{naive:.2f} units/day: ratio {ours / naive:.3f} (below 1 beats it)")
 
 
 def main() -> None:
@@ -447,6 +456,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--positions", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", help="write the history, the replay report and the databases' logs here")
     asyncio.run(run(parser.parse_args()))
 
 
