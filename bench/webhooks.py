@@ -1,10 +1,16 @@
-"""Webhook throughput: signed, logged deliveries per second to a local receiver, next to raw httpx POSTs to it.
+"""Webhook throughput and latency: signed, logged deliveries to a local receiver, next to raw httpx POSTs to it.
 
-    python bench/webhooks.py [--deliveries 1000] [--endpoints 1] [--latency-samples 20]
+    python bench/webhooks.py [--deliveries 2000] [--endpoints 1] [--latency-samples 100]
 
-Uses LOTPULSE_MONGODB_URI when set, else starts an embedded SecantusDB in a temporary directory. Both rates are
-measured in the same run against the same receiver (uvicorn on 127.0.0.1) with the same concurrency, so the gap is
-what durability costs: creating the delivery, leasing it, signing, and logging every attempt.
+Uses LOTPULSE_MONGODB_URI when set, else starts an embedded SecantusDB in a temporary directory. A hub runs in this
+process with its default settings (event bus, sequencer, webhook dispatcher and worker, leased endpoint
+partitions), so every step from an event's commit to its arrival is the one a hub process takes. The floor is raw
+httpx POSTs to the same receiver (uvicorn on 127.0.0.1) at the same concurrency (the per-endpoint limit times the
+endpoints), measured before and after the hub phase in the same run; the gap is what durability costs: numbering
+the event, creating the delivery, claiming it, signing, and recording every attempt.
+
+Every MongoDB command of the process is counted with pymongo's command monitoring, so the writes a delivery costs
+are printed next to the rates: amortised over a backlog, and for events that arrive one at a time.
 """
 
 from __future__ import annotations
@@ -17,37 +23,75 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
+# The repository instead of bench/ itself, whose graphql.py would shadow the graphql package the hub imports.
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import uvicorn
+from pymongo import monitoring
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.harness import percentile
+from hub.app import create_app
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, EmbeddedServer, free_port
+from hub.db import Database, Deadlines, EmbeddedServer, free_port
 from hub.events.log import build_event, emit_many
 from tenants import service as tenants
 from tenants.access import Access
 from webhooks import service
 from webhooks.models import DeliveryState, WebhookDelivery
-from webhooks.runtime import build
+
+WRITES = {"insert", "update", "delete", "findAndModify", "bulkWrite"}
+READS = {"find", "getMore", "distinct", "aggregate", "count"}
+
+
+class Commands(monitoring.CommandListener):
+    """Counts (command, collection) while ``counting``; the benchmark's own polling is marked and left out."""
+
+    def __init__(self) -> None:
+        self.counting = False
+        self.seen: Counter[tuple[str, str]] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.counting and event.command.get("comment") != "bench":
+            target = event.command.get(event.command_name)
+            self.seen[(event.command_name, target if isinstance(target, str) else "")] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def start(self) -> None:
+        self.seen.clear()
+        self.counting = True
+
+    def stop(self) -> Counter[tuple[str, str]]:
+        self.counting = False
+        return Counter(self.seen)
+
+
+def tally(seen: Counter[tuple[str, str]], names: set[str], webhooks_only: bool) -> int:
+    return sum(n for (name, coll), n in seen.items() if name in names and (coll.startswith("webhook") or not
+                                                                           webhooks_only))
 
 
 class Receiver:
     def __init__(self) -> None:
         self.port = free_port()
         self.arrivals: dict[str, float] = {}
-        self.count = 0
 
     async def handle(self, request: Request) -> Response:
         await request.body()
-        self.count += 1
         webhook_id = request.headers.get("webhook-id")
         if webhook_id:
             self.arrivals.setdefault(webhook_id, time.perf_counter())
@@ -76,26 +120,47 @@ async def raw_posts(url: str, count: int, concurrency: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+async def start_hub(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port,
+                                           log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise SystemExit("the hub did not start")
+        await asyncio.sleep(0.01)
+    return server, task
+
+
+async def succeeded() -> int:
+    return await WebhookDelivery.get_pymongo_collection().count_documents(
+        {"state": DeliveryState.succeeded.value}, comment="bench"
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
+    commands = Commands()
+    monitoring.register(commands)  # before any client exists: every client of the process reports to it
+    tmp = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
     server: EmbeddedServer | None = None
     uri = os.environ.get("LOTPULSE_MONGODB_URI")
     if not uri:
-        server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="lotpulse-bench-")) / "db")
+        server = EmbeddedServer(tmp / "db", log_path=tmp / "secantusd.log")
         server.start()
         uri = server.uri
     name = f"bench_webhooks_{uuid.uuid4().hex[:8]}"
-    database = await Database.connect(uri, name)
+    database = await Database.connect(uri, name, deadlines=Deadlines(operation=None, transaction=None))
     receiver = Receiver()
     http_server = await receiver.start()
-    settings = Settings(webhook_allow_private=True, webhook_poll_seconds=0.1)
+    port = free_port()
+    settings = Settings(mongodb_uri=uri, database=name, port=port, public_url=f"http://127.0.0.1:{port}",
+                        data_dir=tmp, signing_key_file=tmp / "keys.json", webhook_allow_private=True,
+                        log_level="WARNING")
+    concurrency = settings.webhook_endpoint_concurrency * args.endpoints
+    hub, hub_task = await start_hub(settings)
     try:
         url = f"http://127.0.0.1:{receiver.port}"
-        raw = await raw_posts(f"{url}/raw", args.deliveries, settings.webhook_endpoint_concurrency * args.endpoints)
+        raw_before = await raw_posts(f"{url}/raw", args.deliveries, concurrency)
 
         tenant_ids = [f"bench-{n}" for n in range(args.endpoints)]
         for tenant in tenant_ids:
@@ -108,57 +173,62 @@ async def main(args: argparse.Namespace) -> None:
             for tenant in tenant_ids
             for n in range(per_tenant)
         ]
-        await emit_many(None, events)
         total = len(events)
 
-        # Throughput: a backlog of events, dispatched and delivered by the same loops a hub process runs.
-        dispatcher, worker = build(settings)
+        # Throughput: a backlog of events committed at once, numbered, dispatched and delivered by the hub.
+        commands.start()
         started = time.perf_counter()
-        loops = [asyncio.create_task(dispatcher.run()), asyncio.create_task(worker.run())]
+        await emit_many(None, events)
         while len(receiver.arrivals) < total:
             await asyncio.sleep(0.01)
         delivered_at = time.perf_counter()
-        while await WebhookDelivery.find({"state": DeliveryState.succeeded.value}).count() < total:
-            await asyncio.sleep(0.05)
+        while await succeeded() < total:
+            await asyncio.sleep(0.02)
         logged_at = time.perf_counter()
+        backlog = commands.stop()
+        raw_after = await raw_posts(f"{url}/raw", args.deliveries, concurrency)
 
         # Latency: one event at a time, from its commit to its arrival at the receiver.
         latencies = []
+        commands.start()
         for n in range(args.latency_samples):
             event = build_event("stock.changed", tenant_ids[0], [], {"stockChanged": {"probe": n}})
             await emit_many(None, [event])
             committed = time.perf_counter()
             while str(event.id) not in receiver.arrivals:
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.001)
             latencies.append((receiver.arrivals[str(event.id)] - committed) * 1000)
-        for task in loops:
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        while await succeeded() < total + args.latency_samples:
+            await asyncio.sleep(0.02)
+        trickle = commands.stop()
 
-        # For scale: single-document reads and writes, the units every step above pays a few of.
-        collection = WebhookDelivery.get_pymongo_collection()
-        reads, writes = [], []
-        for _ in range(50):
-            started_rt = time.perf_counter()
-            await collection.find_one({"event_id": events[0].id})
-            reads.append((time.perf_counter() - started_rt) * 1000)
-            started_rt = time.perf_counter()
-            await collection.update_one({"event_id": events[0].id}, {"$inc": {"bench_touch": 1}})
-            writes.append((time.perf_counter() - started_rt) * 1000)
-
+        floor = (raw_before + raw_after) / 2
+        arriving = total / (delivered_at - started)
+        logged = total / (logged_at - started)
         print(f"database: {'SecantusDB (embedded)' if server else uri.split('@')[-1]}; endpoints: {args.endpoints}; "
-              f"per-endpoint concurrency: {settings.webhook_endpoint_concurrency}")
-        print(f"raw httpx POST to the receiver:          {raw:8.0f} requests/s  ({args.deliveries} requests)")
-        print(f"webhook deliveries arriving (signed):    {total / (delivered_at - started):8.0f} deliveries/s "
-              f"({total} events -> {total} deliveries)")
-        print(f"webhook deliveries arrived and logged:   {total / (logged_at - started):8.0f} deliveries/s")
-        print(f"database read / write of one document:   p50 {statistics.median(reads):.1f} / "
-              f"{statistics.median(writes):.1f} ms, p99 {pct(reads, 0.99):.1f} / {pct(writes, 0.99):.1f} ms")
+              f"per-endpoint concurrency: {settings.webhook_endpoint_concurrency}; load average: "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"raw httpx POST to the receiver (floor):  {floor:8.0f} requests/s  (before {raw_before:.0f}, after "
+              f"{raw_after:.0f}; {args.deliveries} requests each)")
+        print(f"webhook deliveries arriving (signed):    {arriving:8.0f} deliveries/s  {arriving / floor:.2f}x the "
+              f"floor ({total} events committed at once)")
+        print(f"webhook deliveries arrived and logged:   {logged:8.0f} deliveries/s  {logged / floor:.2f}x the floor")
+        for label, seen, count in (("backlog", backlog, total), ("one at a time", trickle, args.latency_samples)):
+            webhook_writes = tally(seen, WRITES, webhooks_only=True)
+            print(f"writes per delivery, {label + ':':15}  {webhook_writes / count:.3f} to webhook collections "
+                  f"({webhook_writes} for {count}), {tally(seen, WRITES, webhooks_only=False) / count:.3f} in all "
+                  f"(event numbering and the hub's other jobs included); reads "
+                  f"{tally(seen, READS, webhooks_only=True) / count:.3f} / {tally(seen, READS, False) / count:.3f}")
+        if args.verbose:
+            for label, seen in (("backlog", backlog), ("one at a time", trickle)):
+                print(f"  {label}: " + ", ".join(f"{name} {coll}: {n}" for (name, coll), n in seen.most_common()))
         if latencies:
             print(f"event commit -> arrival latency:         p50 {statistics.median(latencies):.0f} ms, "
-                  f"p99 {pct(latencies, 0.99):.0f} ms ({len(latencies)} samples, poll "
-                  f"{settings.webhook_poll_seconds * 1000:.0f} ms)")
+                  f"p99 {percentile(latencies, 0.99):.0f} ms, max {max(latencies):.0f} ms "
+                  f"({len(latencies)} events one at a time)")
     finally:
+        hub.should_exit = True
+        await hub_task
         http_server.should_exit = True
         await database.client.drop_database(name)
         await database.close()
@@ -168,7 +238,8 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deliveries", type=int, default=1000)
+    parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--endpoints", type=int, default=1)
-    parser.add_argument("--latency-samples", type=int, default=20)
+    parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument("--verbose", action="store_true", help="every counted command by collection")
     asyncio.run(main(parser.parse_args()))

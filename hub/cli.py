@@ -324,10 +324,10 @@ def webhooks(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = locate(settings)
 
-    async def work(_: Database) -> object:
+    async def work(database: Database) -> object:
         if args.once:
             return await drain(settings)
-        await run_forever(settings)
+        await run_forever(settings, database)
         return 0
 
     result = run_with_database(settings, work)

@@ -16,7 +16,7 @@ from bson import ObjectId
 from hub.events.bus import REPLAY_INDEX
 from hub.services.escalation import OVERDUE_INDEX
 from hub.services.movements import POSITION_INDEX
-from webhooks.worker import DUE_INDEX
+from webhooks.worker import DUE_INDEX, ID_INDEX
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 OID = ObjectId()
@@ -42,7 +42,10 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None, Hint]] = {
         {"state": "pending", "next_attempt_at": {"$lte": NOW}, "endpoint_id": OID,
          "$or": [{"lease_until": None}, {"lease_until": {"$lt": NOW}}]},
         {"next_attempt_at": 1}, DUE_INDEX),
-    "webhooks: a claimed batch": ("webhook_deliveries", {"lease_token": "worker:token"}, None, None),
+    "webhooks: a claimed batch": ("webhook_deliveries", {"lease_token": {"$in": ["worker:token"]}}, None, None),
+    "webhooks: claiming a batch": (
+        "webhook_deliveries", {"_id": {"$in": [OID]}, "lease_token": {"$in": [None]}, "state": "pending"}, None,
+        ID_INDEX),
     "webhooks: existing deliveries of events": ("webhook_deliveries", {"event_id": {"$in": [OID]}}, None, None),
     "escalation: overdue alerts of leased tenants": (
         "alerts",

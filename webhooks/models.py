@@ -1,4 +1,4 @@
-"""Webhook endpoints, deliveries (one per event and endpoint, with every attempt) and the dispatcher's cursor."""
+"""Webhook endpoints, deliveries (one per event and endpoint, each with its attempts) and the dispatcher's cursor."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
 
-LOG_RETENTION_SECONDS = 30 * 86400  # deliveries and attempts, like the event log's default
+LOG_RETENTION_SECONDS = 30 * 86400  # deliveries and their attempts, like the event log's default
+KEPT_ATTEMPTS = 50  # per delivery; a full retry schedule is 8 attempts, so only repeated replays reach it
 
 
 class EndpointSecret(BaseModel):
@@ -55,24 +56,15 @@ class DeliveryState(str, Enum):
     failed = "failed"  # retries exhausted, or the endpoint was disabled
 
 
-class WebhookAttempt(Document):
-    """One try at sending a delivery, kept in its own collection so a batch's log is one ``insert_many``."""
+class WebhookAttempt(BaseModel):
+    """One try at sending a delivery, kept inside the delivery: the outcome and its log are one atomic write."""
 
-    delivery_id: PydanticObjectId
-    endpoint_id: PydanticObjectId
-    tenant_id: str
     at: datetime
     status_code: int | None = None
     duration_ms: int = 0
     response_excerpt: str | None = None
     error: str | None = None  # transport error, refused address, or an attempt interrupted by a crash
-
-    class Settings:
-        name = "webhook_attempts"
-        indexes = [
-            pymongo.IndexModel([("delivery_id", 1), ("at", 1)]),
-            pymongo.IndexModel([("at", 1)], expireAfterSeconds=LOG_RETENTION_SECONDS),
-        ]
+    worker: str | None = None  # the worker (host, process id) that sent it
 
 
 class WebhookDelivery(Document):
@@ -84,7 +76,8 @@ class WebhookDelivery(Document):
     state: DeliveryState = DeliveryState.pending
     next_attempt_at: datetime
     failures: int = 0  # completed failed attempts since the last (re)play: drives the retry schedule
-    attempt_count: int = 0  # rows in webhook_attempts, interrupted ones included
+    attempt_count: int = 0  # attempts made, interrupted ones included (``attempts`` keeps the latest KEPT_ATTEMPTS)
+    attempts: list[WebhookAttempt] = Field(default_factory=list)
     lease_token: str | None = None
     lease_until: datetime | None = None
     claims: list[datetime] = Field(default_factory=list)  # when each lease began: more than logged = interrupted
@@ -119,4 +112,4 @@ class DispatcherCursor(Document):
         name = "webhook_cursors"
 
 
-MODELS: list[type[Document]] = [WebhookEndpoint, WebhookDelivery, WebhookAttempt, DispatcherCursor]
+MODELS: list[type[Document]] = [WebhookEndpoint, WebhookDelivery, DispatcherCursor]

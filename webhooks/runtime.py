@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
+from pymongo.errors import PyMongoError
+
 from hub.config import Settings
+from hub.leases import Partitions
 from webhooks.clock import Clock
 from webhooks.dispatcher import Dispatcher
 from webhooks.worker import Worker
 
 if TYPE_CHECKING:
+    from hub.db import Database
     from hub.state import HubState
 
+log = logging.getLogger("lotpulse.webhooks")
+JOB = "webhook-endpoints"  # the leased partitions endpoints are spread over
 
-def build(settings: Settings, clock: Clock | None = None) -> tuple[Dispatcher, Worker]:
+
+def build(
+    settings: Settings, clock: Clock | None = None, database: Database | None = None
+) -> tuple[Dispatcher, Worker]:
+    """With ``database``, the worker serves only the endpoints of the partitions this process leases."""
     worker = Worker(settings, clock=clock)
+    if database is not None:
+        worker.partitions = Partitions(database, JOB, lease_seconds=settings.work_lease_seconds, name=worker.name)
     dispatcher = Dispatcher(
         poll_seconds=settings.webhook_poll_seconds,
         clock=clock,
@@ -24,20 +37,36 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[Dispatcher, W
     return dispatcher, worker
 
 
+async def deliver(worker: Worker) -> None:
+    """The worker, with the heartbeat of its endpoint partitions when it has some."""
+    if worker.partitions is not None:
+        try:
+            await worker.partitions.refresh()
+        except PyMongoError as exc:  # the database is not up yet: the heartbeat takes a share once it is
+            log.warning("could not lease webhook endpoint partitions yet (%s)", exc)
+        partitions = asyncio.create_task(worker.partitions.run())
+    try:
+        await worker.run()
+    finally:
+        if worker.partitions is not None:
+            partitions.cancel()
+            await asyncio.gather(partitions, return_exceptions=True)
+
+
 async def start_webhooks(hub: HubState) -> None:
-    """Startup hook: every hub process dispatches (one at a time, by lease) and delivers (all together)."""
+    """Startup hook: every hub process dispatches (one at a time, by lease) and delivers to its share of endpoints."""
     if not hub.settings.webhook_worker:
         return
-    dispatcher, worker = build(hub.settings)
+    dispatcher, worker = build(hub.settings, database=hub.database)
     hub.webhook_dispatcher, hub.webhook_worker = dispatcher, worker
     hub.bus.listeners.append(dispatcher.wake)
     hub.spawn("webhook-dispatcher", dispatcher.run)
-    hub.spawn("webhook-worker", worker.run)
+    hub.spawn("webhook-worker", lambda: deliver(worker))
 
 
-async def run_forever(settings: Settings) -> None:
-    dispatcher, worker = build(settings)
-    await asyncio.gather(dispatcher.run(), worker.run())
+async def run_forever(settings: Settings, database: Database) -> None:
+    dispatcher, worker = build(settings, database=database)
+    await asyncio.gather(dispatcher.run(), deliver(worker))
 
 
 async def drain(settings: Settings) -> int:

@@ -19,7 +19,7 @@ from tenants.access import Access
 from tenants.roles import Group
 from webhooks import guard
 from webhooks.dispatcher import insert_new, plan
-from webhooks.models import DeliveryState, EndpointSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryState, EndpointSecret, WebhookDelivery, WebhookEndpoint
 from webhooks.signing import new_secret
 
 MAX_ENDPOINTS_PER_TENANT = 50
@@ -135,7 +135,6 @@ async def rotate_secret(
 async def delete_endpoint(access: Access, endpoint_id: str) -> None:
     endpoint = await get_endpoint(access, endpoint_id)
     await WebhookDelivery.get_pymongo_collection().delete_many({"endpoint_id": endpoint.id})
-    await WebhookAttempt.get_pymongo_collection().delete_many({"endpoint_id": endpoint.id})
     await endpoint.delete()
     await audit.record("webhook.deleted", tenant_id=access.tenant_id, target=str(endpoint.id),
                        details={"url": endpoint.url})

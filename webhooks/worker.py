@@ -1,51 +1,62 @@
-"""The delivery worker: claims due deliveries under a lease, sends them, records every attempt.
+"""The delivery worker: each endpoint's due deliveries are sent by one lane, in one process at a time.
 
-Any number of workers can run (one in each hub process, or alone as ``lotpulse webhooks worker``). Claims are
-batched per endpoint (a few database operations for dozens of deliveries) and each endpoint's batch runs as its own
-task with its own concurrency limit, so one slow ERP holds only its own slots. A worker that dies leaves leases that
-lapse; the next claimant records the interrupted attempt in the log and sends again (same ``webhook-id``).
+Endpoints are spread over the hub processes by leased partitions (hub/leases.py): a process serves only the
+endpoints of the partitions it holds, and a dead process's partitions are taken over once their lease lapses. In a
+process every endpoint with due deliveries gets a lane of its own, so one slow ERP holds only its own slots.
+
+A lane claims a batch of due deliveries with one update, sends them (at most ``concurrency`` requests in flight) and
+records every outcome, attempt log included, with one bulk write; the next batch is claimed and sent while the
+previous one is recorded, so the receiver does not wait for the database. Claims carry a lease the lane renews while
+it runs: when a process dies its claims lapse, and the next claimant logs the interrupted attempt and sends again
+(same ``webhook-id``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
+import os
+import socket
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
-from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from hub import metrics
 from hub.config import Settings
-from hub.db import run_transaction
 from webhooks import delivery, guard, retry
 from webhooks.clock import Clock, SystemClock
-from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.models import KEPT_ATTEMPTS, DeliveryState, WebhookDelivery, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from hub.leases import Partitions
 
 log = logging.getLogger("lotpulse.webhooks.worker")
 # Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
 # (tests/test_indexes.py).
 DUE_INDEX = [("endpoint_id", 1), ("state", 1), ("next_attempt_at", 1)]
-MAX_BATCH = 100
-BACKLOG = 1000  # due deliveries read per endpoint per scan
-MAX_GROUPS = 64  # endpoints served at once by one worker
+ID_INDEX = [("_id", 1)]
+BATCH = 50  # deliveries claimed, and recorded, per write (each write well within the database deadline)
+PIPELINE = 2  # batches of a lane in flight: one being sent while the one before is recorded
+MAX_LANES = 64  # endpoints served at once by one worker
 DRAIN_SECONDS = 5.0  # on shutdown, how long batches in flight may finish
 INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
 
 
 @dataclass
-class Group:
-    """Deliveries of one endpoint claimed together under one lease token."""
+class Batch:
+    """Deliveries of one endpoint claimed together, with the address they go to (or why none may be used)."""
 
     endpoint: WebhookEndpoint
     token: str
     deliveries: list[dict[str, Any]]
+    target: guard.Target | None = None
+    refusal: str = ""
     interrupted: dict[ObjectId, list[datetime]] = field(default_factory=dict)  # earlier claims never finished
 
 
@@ -76,135 +87,119 @@ async def disable_endpoint(endpoint_id: ObjectId, tenant_id: str, reason: str, n
 
 
 class Worker:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, partitions: Partitions | None = None,
+                 name: str | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.name = f"worker-{uuid.uuid4().hex[:8]}"
+        # Host and process id: an operator (or a test) can tell which process holds a claim or sent an attempt.
+        self.name = name or f"webhooks-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.partitions = partitions  # None: serve every endpoint (one process, the CLI's --once, tests)
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
         self.concurrency = max(1, settings.webhook_endpoint_concurrency)
-        # Leases are renewed while a batch is in flight (``_heartbeat``), so a batch may outlast one lease; a short
-        # lease is what lets another worker take a dead worker's claims over quickly.
-        self.batch = MAX_BATCH
+        self.batch = BATCH
         self.disable_after = timedelta(days=settings.webhook_disable_after_days)
         self.schedule = retry.schedule_of(settings.webhook_retry_schedule)
         self.http = delivery.client(settings.webhook_timeout_seconds)
-        self.busy: set[ObjectId] = set()
-        self.backlog: dict[ObjectId, list[ObjectId]] = {}  # endpoint -> due deliveries not yet tried to claim
-        self.discovered_at = -math.inf
-        self.stale = True
-        # Retries falling due and deliveries made by other processes are found by a periodic scan.
-        self.rescan_seconds = max(settings.webhook_poll_seconds, 0.5)
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.lanes: dict[ObjectId, asyncio.Task[None]] = {}
         self.wakeup = asyncio.Event()
 
     def wake(self, *_: Any) -> None:
         """New deliveries exist (the dispatcher made them): look for them now, not at the next scan."""
-        self.stale = True
         self.wakeup.set()
+
+    def serves(self, endpoint_id: ObjectId) -> bool:
+        return self.partitions is None or self.partitions.owns(str(endpoint_id))
 
     async def close(self, drain_seconds: float = 0.0) -> None:
         """Stop: let batches in flight finish for up to ``drain_seconds`` (so a deploy does not resend them), then
         cancel the rest, whose leases lapse and are taken over."""
-        if self.tasks and drain_seconds > 0:
-            await asyncio.wait(self.tasks, timeout=drain_seconds)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        lanes = list(self.lanes.values())
+        if lanes and drain_seconds > 0:
+            await asyncio.wait(lanes, timeout=drain_seconds)
+        for lane in lanes:
+            lane.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
         await self.http.aclose()
 
     # -- claiming --------------------------------------------------------------------------------------------------
 
-    async def _discover(self, due: dict[str, Any]) -> None:
-        """Which endpoints have due deliveries, and the next due ones of each endpoint with no cached backlog.
-
-        Scanning for due deliveries is the expensive read, so its answer serves many claims; the claim itself
-        re-checks every condition atomically, so a stale backlog can only miss, never double-claim.
-        """
+    async def waiting(self) -> list[ObjectId]:
+        """Enabled endpoints this worker serves that have due deliveries and no lane yet."""
         collection = WebhookDelivery.get_pymongo_collection()
-        waiting = await collection.distinct("endpoint_id", {**due, "endpoint_id": {"$nin": sorted(self.busy)}})
-        need = [endpoint for endpoint in waiting if not self.backlog.get(endpoint)]
-        if need:  # a disabled endpoint's deliveries wait for it to be enabled again: do not scan them
-            enabled = WebhookEndpoint.get_pymongo_collection().find(
-                {"_id": {"$in": need}, "enabled": True}, projection={"_id": 1}
-            )
-            usable = {raw["_id"] async for raw in enabled}
-            need = [endpoint for endpoint in need if endpoint in usable]
-        found = await asyncio.gather(
-            *(
-                collection.find({**due, "endpoint_id": endpoint}, projection={"_id": 1}, hint=DUE_INDEX)
-                .sort("next_attempt_at", 1)
-                .limit(BACKLOG)
-                .to_list(BACKLOG)
-                for endpoint in need
-            )
+        found = await collection.distinct(
+            "endpoint_id", {**_due(self.clock.now()), "endpoint_id": {"$nin": list(self.lanes)}}
         )
-        for endpoint, docs in zip(need, found, strict=True):
-            self.backlog[endpoint] = [doc["_id"] for doc in docs]
-        self.discovered_at = time.monotonic()
-        self.stale = False
-
-    async def claim(self, limit_groups: int = MAX_GROUPS) -> list[Group]:
-        """Lease due deliveries of enabled endpoints this worker is not already serving, batched per endpoint."""
-        now = self.clock.now()
-        due = _due(now)
-        ready = [e for e, ids in self.backlog.items() if ids and e not in self.busy]
-        cached = any(self.backlog.values())  # a busy endpoint's cached backlog is not a reason to scan again
-        if not cached or self.stale or time.monotonic() - self.discovered_at >= self.rescan_seconds:
-            await self._discover(due)
-            ready = [e for e, ids in self.backlog.items() if ids and e not in self.busy]
-        if not ready:
+        mine = [endpoint for endpoint in found if endpoint not in self.lanes and self.serves(endpoint)]
+        if not mine:
             return []
-        endpoints = await WebhookEndpoint.find({"_id": {"$in": ready}, "enabled": True}).to_list()
-        endpoints = endpoints[:limit_groups]
-        for disabled in set(ready) - {endpoint.id for endpoint in endpoints}:
-            self.backlog.pop(disabled, None)
-        chosen: list[ObjectId] = []
-        for endpoint in endpoints:
-            ids = self.backlog[endpoint.id]  # type: ignore[index]
-            chosen.extend(ids[: self.batch])
-            self.backlog[endpoint.id] = ids[self.batch :]  # type: ignore[index]
-        token = f"{self.name}:{uuid.uuid4().hex}"
-        collection = WebhookDelivery.get_pymongo_collection()
-        await collection.update_many(
-            {**due, "_id": {"$in": chosen}},
-            {
-                "$set": {"lease_token": token, "lease_until": now + self.lease, "updated_at": now},
-                "$push": {"claims": now},
-            },
+        # A disabled endpoint's deliveries wait for it to be enabled again: no lane for them.
+        enabled = WebhookEndpoint.get_pymongo_collection().find(
+            {"_id": {"$in": mine}, "enabled": True}, projection={"_id": 1}
         )
-        by_endpoint: dict[ObjectId | None, list[dict[str, Any]]] = {}
-        async for doc in collection.find({"lease_token": token}):
-            by_endpoint.setdefault(doc["endpoint_id"], []).append(doc)
-        groups = []
-        for endpoint in endpoints:
-            docs = by_endpoint.get(endpoint.id, [])
-            if docs:
-                # Every claim ends in one logged attempt; claims beyond the log (but this one) were interrupted.
-                interrupted = {doc["_id"]: doc["claims"][doc["attempt_count"] : -1] for doc in docs}
-                groups.append(Group(endpoint, token, docs, {k: v for k, v in interrupted.items() if v}))
-        return groups
+        usable = {raw["_id"] async for raw in enabled}
+        return [endpoint for endpoint in mine if endpoint in usable]
+
+    def token(self) -> str:
+        """A new claim's token: the worker's name and a value never used again (a claim that lapsed and was taken
+        over can never be confused with a later one)."""
+        return f"{self.name}:{uuid.uuid4().hex}"
+
+    async def claim(self, endpoint_id: ObjectId) -> Batch | None:
+        """Lease the endpoint's next due deliveries (oldest due first): one read, one write, one more read only if
+        another worker took some of them in between. None when nothing is due or the endpoint is disabled."""
+        token = self.token()
+        now = self.clock.now()
+        endpoint = await WebhookEndpoint.get(endpoint_id)  # read afresh: secrets rotate, endpoints get disabled
+        if endpoint is None or not endpoint.enabled:
+            return None
+        collection = WebhookDelivery.get_pymongo_collection()
+        due = {**_due(now), "endpoint_id": endpoint_id}
+        docs = (
+            await collection.find(due, hint=DUE_INDEX).sort("next_attempt_at", 1).limit(self.batch).to_list(self.batch)
+        )
+        if not docs:
+            return None
+        ids = [doc["_id"] for doc in docs]
+        # Still as read (no one claimed, recorded or disabled them since): a fence of plain equalities, which
+        # SecantusDB checks several times faster than the due filter's ranges.
+        seen = sorted({doc["lease_token"] for doc in docs}, key=str)
+        claimed = await collection.update_many(
+            {"_id": {"$in": ids}, "lease_token": {"$in": seen}, "state": DeliveryState.pending.value},
+            {"$set": {"lease_token": token, "lease_until": now + self.lease, "updated_at": now},
+             "$push": {"claims": now}},
+            hint=ID_INDEX,
+        )
+        if claimed.modified_count < len(ids):
+            mine = collection.find({"_id": {"$in": ids}, "lease_token": token}, projection={"_id": 1}, hint=ID_INDEX)
+            kept = {raw["_id"] async for raw in mine}
+            docs = [doc for doc in docs if doc["_id"] in kept]
+            if not docs:
+                return None
+        # Every claim ends in one logged attempt: earlier claims beyond the count were interrupted.
+        interrupted = {doc["_id"]: doc["claims"][doc["attempt_count"]:] for doc in docs}
+        batch = Batch(endpoint, token, docs, interrupted={k: v for k, v in interrupted.items() if v})
+        try:
+            # Checked right before sending (DNS may have changed since creation); the requests go to this address.
+            batch.target = await guard.check(endpoint.url, self.settings.webhook_allow_private)
+        except guard.UnsafeURL as exc:
+            batch.refusal = exc.message
+        return batch
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
-    async def deliver(self, group: Group) -> None:
-        """Send a group's deliveries (at most ``concurrency`` at once) and record every outcome in one write."""
-        endpoint = group.endpoint
-        limit = asyncio.Semaphore(self.concurrency)
-        try:
-            # Checked right before sending (DNS may have changed since creation); the requests go to this address.
-            target: guard.Target | None = await guard.check(endpoint.url, self.settings.webhook_allow_private)
-            refusal = ""
-        except guard.UnsafeURL as exc:
-            target, refusal = None, exc.message
+    async def deliver(self, batch: Batch, limit: asyncio.Semaphore | None = None) -> int:
+        """Send a batch (at most ``concurrency`` requests at once) and record every outcome in one write."""
+        limit = limit or asyncio.Semaphore(self.concurrency)
+        endpoint = batch.endpoint
 
         async def one(doc: dict[str, Any]) -> delivery.Outcome:
             async with limit:
                 now = self.clock.now()
-                if target is None:
-                    return delivery.refused(now, refusal)
+                if batch.target is None:
+                    return delivery.refused(now, batch.refusal)
                 return await delivery.send(
                     self.http,
-                    target,
+                    batch.target,
                     str(doc["event_id"]),
                     doc["body"],
                     endpoint.signing_secrets(now),
@@ -212,19 +207,21 @@ class Worker:
                     signed_at=datetime.now(UTC),
                 )
 
-        heartbeat = asyncio.create_task(self._heartbeat(group.token))
-        try:
-            outcomes = await asyncio.gather(*(one(doc) for doc in group.deliveries))
-        finally:
-            heartbeat.cancel()
+        outcomes = await asyncio.gather(*(one(doc) for doc in batch.deliveries))
+        await self.record(batch, outcomes)
+        return len(outcomes)
+
+    async def record(self, batch: Batch, outcomes: list[delivery.Outcome]) -> None:
+        """One bulk write: each delivery's new state and its attempts, atomically per delivery (so a crash never
+        leaves an attempt logged but not counted), and only while this batch still holds the claim."""
+        endpoint = batch.endpoint
         now = self.clock.now()
         any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in outcomes)
         failing_since = None if any_success else (endpoint.failing_since or now)
-        attempts: list[dict[str, Any]] = []
-        # Deliveries whose outcome writes the same fields share one update_many (one round trip, not one per row).
-        same: dict[tuple[Any, ...], list[ObjectId]] = {}
+        writes: list[UpdateOne] = []
+        succeeded = gave_up = 0
         disable_reason: str | None = None
-        for doc, outcome in zip(group.deliveries, outcomes, strict=True):
+        for doc, outcome in zip(batch.deliveries, outcomes, strict=True):
             decision = retry.decide(
                 status_code=outcome.status_code,
                 failures_before=doc.get("failures", 0),
@@ -235,91 +232,116 @@ class Worker:
                 schedule=self.schedule,
             )
             disable_reason = disable_reason or decision.disable_reason
-            interrupted = group.interrupted.get(doc["_id"], [])
-            for claimed_at in interrupted:
-                attempts.append(self._attempt(doc, claimed_at, None, 0, None, INTERRUPTED))
-            attempts.append(
-                self._attempt(doc, outcome.at, outcome.status_code, outcome.duration_ms, outcome.response_excerpt,
-                              outcome.error)
-            )
-            error = None if decision.succeeded else (outcome.error or f"HTTP {outcome.status_code}")
-            key = (decision.succeeded, decision.next_attempt_at, 1 + len(interrupted), error)
-            same.setdefault(key, []).append(doc["_id"])
-        collection = WebhookDelivery.get_pymongo_collection()
-        updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        for (succeeded, next_at, tries, error), ids in same.items():
-            fields: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now, "last_error": error}
-            inc = {"attempt_count": tries}
-            if succeeded:
+            attempts = [self._attempt(at, None, 0, None, INTERRUPTED) for at in batch.interrupted.get(doc["_id"], [])]
+            attempts.append(self._attempt(outcome.at, outcome.status_code, outcome.duration_ms,
+                                          outcome.response_excerpt, outcome.error))
+            fields: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now, "last_error": None}
+            inc = {"attempt_count": len(attempts)}
+            if decision.succeeded:
+                succeeded += 1
                 fields.update(state=DeliveryState.succeeded.value, delivered_at=now)
             else:
+                fields["last_error"] = outcome.error or f"HTTP {outcome.status_code}"
                 inc["failures"] = 1
-                if next_at is not None:
-                    fields["next_attempt_at"] = next_at
+                if decision.next_attempt_at is not None:
+                    fields["next_attempt_at"] = decision.next_attempt_at
                 else:
+                    gave_up += 1
                     fields["state"] = DeliveryState.failed.value
-            updates.append(({"_id": {"$in": ids}, "lease_token": group.token}, {"$set": fields, "$inc": inc}))
-
-        async def record(session: AsyncClientSession) -> None:
-            # The attempt log and the deliveries' counters commit together: a crash between them would make the
-            # next claimant log a finished attempt a second time, as interrupted.
-            if attempts:
-                await WebhookAttempt.get_pymongo_collection().insert_many(
-                    [dict(attempt) for attempt in attempts], ordered=False, session=session
-                )
-            for query, change in updates:
-                await collection.update_many(query, change, session=session)
-
-        await run_transaction(collection.database.client, record)
-        for (succeeded, next_at, _tries, _), ids in same.items():
-            metrics.WEBHOOK_ATTEMPTS.labels("success" if succeeded else "failure").inc(len(ids))
-            if not succeeded and next_at is None:
-                metrics.WEBHOOK_FAILURES.inc(len(ids))
+            writes.append(UpdateOne(
+                {"_id": doc["_id"], "lease_token": batch.token},
+                {"$set": fields, "$inc": inc, "$push": {"attempts": {"$each": attempts, "$slice": -KEPT_ATTEMPTS}}},
+            ))
+        await WebhookDelivery.get_pymongo_collection().bulk_write(writes, ordered=False)
+        metrics.WEBHOOK_ATTEMPTS.labels("success").inc(succeeded)
+        metrics.WEBHOOK_ATTEMPTS.labels("failure").inc(len(outcomes) - succeeded)
+        metrics.WEBHOOK_FAILURES.inc(gave_up)
         await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
 
-    async def _heartbeat(self, token: str) -> None:
-        """Keep this batch's claims while it is sent: renewed every third of a lease, they lapse soon after a crash."""
-        collection = WebhookDelivery.get_pymongo_collection()
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-            try:
-                await collection.update_many(
-                    {"lease_token": token}, {"$set": {"lease_until": self.clock.now() + self.lease}}
-                )
-            except PyMongoError as exc:
-                log.warning("could not renew webhook claims (%s); they may be taken over", exc)
-
-    @staticmethod
     def _attempt(
-        doc: dict[str, Any], at: datetime, status: int | None, duration_ms: int, excerpt: str | None, error: str | None
+        self, at: datetime, status: int | None, duration_ms: int, excerpt: str | None, error: str | None
     ) -> dict[str, Any]:
-        return {
-            "delivery_id": doc["_id"],
-            "endpoint_id": doc["endpoint_id"],
-            "tenant_id": doc["tenant_id"],
-            "at": at,
-            "status_code": status,
-            "duration_ms": duration_ms,
-            "response_excerpt": excerpt,
-            "error": error,
-        }
+        return {"at": at, "status_code": status, "duration_ms": duration_ms, "response_excerpt": excerpt,
+                "error": error, "worker": self.name}
 
     async def _endpoint_health(self, endpoint: WebhookEndpoint, any_success: bool, now: datetime) -> None:
+        """Written only when the endpoint starts or stops failing, not per batch."""
         collection = WebhookEndpoint.get_pymongo_collection()
         if any_success and endpoint.failing_since is not None:
             await collection.update_one({"_id": endpoint.id}, {"$set": {"failing_since": None}})
         elif not any_success and endpoint.failing_since is None:
             await collection.update_one({"_id": endpoint.id, "failing_since": None}, {"$set": {"failing_since": now}})
 
+    async def _heartbeat(self, tokens: set[str]) -> None:
+        """Keep a lane's claims while it runs: renewed every third of a lease, they lapse soon after a crash."""
+        collection = WebhookDelivery.get_pymongo_collection()
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            if not tokens:
+                continue
+            try:
+                await collection.update_many(
+                    {"lease_token": {"$in": sorted(tokens)}}, {"$set": {"lease_until": self.clock.now() + self.lease}}
+                )
+            except PyMongoError as exc:
+                log.warning("could not renew webhook claims (%s); they may be taken over", exc)
+
     # -- loops -----------------------------------------------------------------------------------------------------
 
+    async def lane(self, endpoint_id: ObjectId) -> None:
+        """Serve one endpoint until nothing of it is due (or it is disabled, or its partition went elsewhere)."""
+        limit = asyncio.Semaphore(self.concurrency)  # shared by the lane's batches: the per-endpoint bound
+        tokens: set[str] = set()  # claims in flight
+        heartbeat = asyncio.create_task(self._heartbeat(tokens))
+        in_flight: deque[asyncio.Task[int]] = deque()
+
+        async def deliver(batch: Batch) -> int:
+            try:
+                return await self.deliver(batch, limit)
+            finally:
+                tokens.discard(batch.token)
+
+        try:
+            while self.serves(endpoint_id):
+                batch = await self.claim(endpoint_id)
+                if batch is None:
+                    break
+                tokens.add(batch.token)
+                in_flight.append(asyncio.create_task(deliver(batch)))
+                if len(in_flight) >= PIPELINE:
+                    await in_flight.popleft()
+            while in_flight:
+                await in_flight.popleft()
+        finally:
+            heartbeat.cancel()
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(heartbeat, *in_flight, return_exceptions=True)
+
+    def _start(self, endpoint_id: ObjectId) -> None:
+        async def guarded() -> None:
+            failed = False
+            try:
+                await self.lane(endpoint_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failed = True  # looked at again at the next scan, not at once (no busy loop on a lasting fault)
+                log.exception("delivering to endpoint %s failed; its claims will lapse and be retried", endpoint_id)
+            finally:
+                self.lanes.pop(endpoint_id, None)
+                if not failed:
+                    self.wakeup.set()  # what became due while the lane was finishing gets a new lane
+
+        self.lanes[endpoint_id] = asyncio.create_task(guarded(), name=f"webhook-{endpoint_id}")
+
     async def run_once(self) -> int:
-        """Claim what is due and deliver it to completion; answers the number of attempts made (for tests, CLI)."""
-        groups = await self.claim()
-        await asyncio.gather(*(self.deliver(group) for group in groups))
-        return sum(len(group.deliveries) for group in groups)
+        """One batch for each served endpoint with due deliveries, sent and recorded; answers the number of
+        attempts made (for tests and ``lotpulse webhooks worker --once``)."""
+        batches = [batch for batch in await asyncio.gather(*(self.claim(e) for e in await self.waiting())) if batch]
+        return sum(await asyncio.gather(*(self.deliver(batch) for batch in batches)))
 
     async def drain(self, max_passes: int = 1000) -> int:
         """Run passes until nothing is due now."""
@@ -331,42 +353,20 @@ class Worker:
             total += made
         return total
 
-    def _start(self, group: Group) -> None:
-        endpoint_id: ObjectId = group.endpoint.id  # type: ignore[assignment]
-        self.busy.add(endpoint_id)
-
-        async def guarded() -> None:
-            try:
-                await self.deliver(group)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivering to endpoint %s failed; its lease will lapse and be retried", endpoint_id)
-            finally:
-                self.busy.discard(endpoint_id)
-                self.wakeup.set()
-
-        task = asyncio.create_task(guarded(), name=f"webhook-{endpoint_id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
     async def run(self) -> None:
-        """Keep every endpoint with due deliveries served, until cancelled."""
+        """Keep a lane running for every served endpoint with due deliveries, until cancelled."""
         try:
             while True:
                 self.wakeup.clear()
                 try:
-                    free = MAX_GROUPS - len(self.busy)
-                    groups = await self.claim(free) if free > 0 else []
+                    if len(self.lanes) < MAX_LANES:
+                        for endpoint_id in (await self.waiting())[: MAX_LANES - len(self.lanes)]:
+                            self._start(endpoint_id)
                 except Exception:
-                    log.exception("claiming webhook deliveries failed; retrying")
-                    groups = []
-                for group in groups:
-                    self._start(group)
-                if not groups:
-                    try:
-                        await asyncio.wait_for(self.wakeup.wait(), self.settings.webhook_poll_seconds)
-                    except TimeoutError:
-                        pass
+                    log.exception("looking for due webhook deliveries failed; retrying")
+                try:  # retries falling due and deliveries made by other processes are found by this scan
+                    await asyncio.wait_for(self.wakeup.wait(), self.settings.webhook_poll_seconds)
+                except TimeoutError:
+                    pass
         finally:
             await self.close(drain_seconds=min(DRAIN_SECONDS, self.settings.webhook_timeout_seconds))

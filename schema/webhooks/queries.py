@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import strawberry
-from beanie import SortDirection
 from strawberry.types import Info
 
 from schema.pagination import Connection, paginate
@@ -14,7 +13,7 @@ from schema.permissions import allowed
 from schema.webhooks.types import WebhookDeliveryFilter, WebhookDeliveryType, WebhookEndpointType
 from tenants.roles import Group
 from webhooks import service
-from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 @strawberry.type
@@ -51,11 +50,7 @@ class Query:
                 query["event_type"] = filter.event_type
 
         async def nodes(page: Sequence[WebhookDelivery]) -> list[WebhookDeliveryType]:
-            attempts: dict[Any, list[WebhookAttempt]] = {doc.id: [] for doc in page}
-            found = WebhookAttempt.find({"delivery_id": {"$in": list(attempts)}}).sort(("at", SortDirection.ASCENDING))
-            async for attempt in found:
-                attempts[attempt.delivery_id].append(attempt)
-            return [WebhookDeliveryType.from_model(doc, attempts[doc.id]) for doc in page]
+            return [WebhookDeliveryType.from_model(doc) for doc in page]
 
         return await paginate(
             WebhookDelivery,

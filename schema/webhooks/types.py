@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from hub.dates import utcnow
-from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 
 DeliveryStateEnum = strawberry.enum(DeliveryState, name="WebhookDeliveryState")
 
@@ -78,7 +78,7 @@ class WebhookDeliveryType:
     attempts: list[WebhookAttemptType]
 
     @classmethod
-    def from_model(cls, doc: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryType:
+    def from_model(cls, doc: WebhookDelivery) -> WebhookDeliveryType:
         state = DeliveryState(doc.state)
         return cls(
             id=strawberry.ID(str(doc.id)),
@@ -100,7 +100,7 @@ class WebhookDeliveryType:
                     response_excerpt=a.response_excerpt,
                     error=a.error,
                 )
-                for a in attempts
+                for a in doc.attempts
             ],
         )
 

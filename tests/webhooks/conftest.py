@@ -48,6 +48,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    status: int = 0  # what the receiver answered
 
     @property
     def webhook_id(self) -> str:
@@ -93,7 +94,8 @@ async def start_receiver() -> AsyncIterator[Receiver]:
 
     async def handle(request: Request) -> Response:
         path = request.url.path
-        receiver.requests.append(Received(path, dict(request.headers), await request.body(), time.monotonic()))
+        received = Received(path, dict(request.headers), await request.body(), time.monotonic())
+        receiver.requests.append(received)
         receiver.in_flight[path] = receiver.in_flight.get(path, 0) + 1
         receiver.max_in_flight[path] = max(receiver.max_in_flight.get(path, 0), receiver.in_flight[path])
         try:
@@ -105,6 +107,7 @@ async def start_receiver() -> AsyncIterator[Receiver]:
         planned = receiver.script.get(path)
         answer = planned.pop(0) if planned else receiver.default
         status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        received.status = status
         return Response(f"answer {status}", status_code=status, headers=headers)
 
     app = Starlette(routes=[Route("/{path:path}", handle, methods=["POST"])])
