@@ -56,7 +56,19 @@ def _with_context(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     return {"@context": context, **event} if context is not None and "@context" not in event else dict(event)
 
 
-def prepare(body: Any, max_events: int) -> Prepared:
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a value (iteratively: the point is to refuse what recursion cannot
+    walk)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def prepare(body: Any, max_events: int, max_depth: int = 64) -> Prepared:
     """Shape and schema checks; a document-level problem raises ``CaptureRefused``."""
     if not isinstance(body, Mapping) or not isinstance(body.get("type"), str):
         raise CaptureRefused(400, "ValidationException", "expected an EPCISDocument or one EPCIS event")
@@ -89,6 +101,9 @@ def prepare(body: Any, max_events: int) -> Prepared:
         if str(n) in at_event or (not base and document_problems):
             continue
         event = _with_context(raw, context)
+        if _depth(event) > max_depth:
+            prepared.problems.append(Problem(pointer, f"the event nests deeper than {max_depth} levels"))
+            continue
         problems = cbv_errors(event, pointer)
         if not problems and _event_time(event) is None:
             problems = [Problem(pointer + "/eventTime", "eventTime needs a UTC offset")]
@@ -148,7 +163,7 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
         body = json.loads(raw)
     except (ValueError, RecursionError):
         raise CaptureRefused(400, "ValidationException", "the body is not JSON") from None
-    prepared = prepare(body, settings.epcis_capture_limit)
+    prepared = prepare(body, settings.epcis_capture_limit, settings.max_json_depth)
     if prepared.problems and behaviour == "rollback":
         raise CaptureRefused(400, "ValidationException", "events do not follow the EPCIS 2.0 schema or the CBV",
                              prepared.problems)
@@ -168,8 +183,13 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
                 seen.add(event["eventID"])
                 chunk.append(event)
         keys = [event_key(access.tenant_id, event["eventID"]) for event in chunk]
-        stored = {doc["_id"] async for doc in EpcisEvent.get_pymongo_collection().find({"_id": {"$in": keys}},
-                                                                                       {"_id": 1})}
+        # Events that may change the domain are looked up first, so a resent one is not mapped again; the others
+        # are simply inserted, and the primary key turns a resent one away (counted as a duplicate).
+        mappable = [key for key, event in zip(keys, chunk) if mapping.has_mapping(event)]
+        stored: set[str] = set()
+        if mappable:
+            found = EpcisEvent.get_pymongo_collection().find({"_id": {"$in": mappable}}, {"_id": 1})
+            stored = {doc["_id"] async for doc in found}
         pending = []
         for key, event in zip(keys, chunk):
             if key in stored:

@@ -114,6 +114,10 @@ async def test_invalid_documents_are_refused_as_problems_and_nothing_is_stored(c
         (document({**good, "eventTime": "yesterday"}), "/epcisBody/eventList/0/eventTime"),
         (document({k: v for k, v in good.items() if k != "action"}), "/epcisBody/eventList/0"),
     ]
+    deep: dict[str, Any] = {"ex:leaf": "1"}
+    for _ in range(900):  # deeper than any recursion may walk: refused, never a 500
+        deep = {"ex:x": deep}
+    cases.append((document({**good, "ex:deep": deep}), "/epcisBody/eventList/0"))
     for body, pointer in cases:
         response = await chain.capture(body)
         assert response.status_code == 400, body
@@ -121,7 +125,9 @@ async def test_invalid_documents_are_refused_as_problems_and_nothing_is_stored(c
         problem = response.json()
         assert problem["type"] == "epcisException:ValidationException"
         assert pointer in [error["pointer"] for error in problem["errors"]], problem
-        assert not reference_valid(body) or pointer.endswith("bizStep")  # the CBV check is the hub's own
+        # the CBV and depth checks are the hub's own
+        assert not reference_valid(body) or pointer.endswith("bizStep") or "ex:deep" in body["epcisBody"][
+            "eventList"][0]
     for body in ("not json", {"type": "EPCISQueryDocument"}, [good]):
         raw = body if isinstance(body, str) else None
         response = await chain.hub.http.post("/epcis/capture", content=raw, json=None if raw else body,
