@@ -317,6 +317,53 @@ def stock(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.drift else 0  # type: ignore[attr-defined]
 
 
+@command("import")
+def import_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a CSV file for a tenant as its admin would; exit 1 when any row was refused."""
+    from tqdm import tqdm
+
+    from hub.auth import Principal
+    from hub.imports import import_csv
+    from tenants.access import Access
+    from tenants.models import Tenant
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    mapping = {}
+    for pair in args.map or []:
+        column, sep, target = pair.partition("=")
+        if not sep:
+            raise CliError(f"--map takes COLUMN=FIELD, not {pair!r}")
+        mapping[column] = target
+    settings = locate(settings)
+    total = sum(1 for _ in path.open(encoding="utf-8-sig")) - 1
+
+    async def work(db: Database) -> object:
+        if await Tenant.get(args.tenant) is None:
+            raise CliError(f"tenant {args.tenant!r} not found (`lotpulse tenant list` shows the tenants)")
+        principal = Principal(tenant_id=args.tenant, subject="cli:import", issuer="cli", roles=frozenset({"admin"}))
+        access = await Access.load(principal)
+        with path.open(encoding="utf-8-sig", newline="") as lines, tqdm(
+            total=max(total, 0), unit="rows", desc=f"{args.kind} {'checked' if args.dry_run else 'imported'}",
+            disable=args.quiet,
+        ) as bar:
+            return await import_csv(access, db, args.kind, lines, dry_run=args.dry_run,
+                                    all_or_nothing=not args.valid_rows_only, mapping=mapping, progress=bar.update,
+                                    audit_threshold=settings.audit_count_threshold)
+
+    report = run_with_database(settings, work)
+    print(f"{report.kind}: {report.rows} rows, {report.valid} valid, {report.created} created, "  # type: ignore[attr-defined]
+          f"{report.updated} updated, {report.unchanged} unchanged, {len(report.errors)} refused"  # type: ignore[attr-defined]
+          f"{' (dry run: nothing written)' if report.dry_run else ''}"  # type: ignore[attr-defined]
+          f"{' (all or nothing: nothing written)' if report.errors and not report.applied else ''}")  # type: ignore[attr-defined]
+    if report.ignored_columns:  # type: ignore[attr-defined]
+        print(f"ignored columns: {', '.join(report.ignored_columns)}")  # type: ignore[attr-defined]
+    for error in report.errors:  # type: ignore[attr-defined]
+        print(f"  row {error.row}{f', column {error.column}' if error.column else ''}: {error.reason}")
+    return 1 if report.errors else 0  # type: ignore[attr-defined]
+
+
 @command("webhooks")
 def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     """Run webhook dispatch and delivery without serving the API (any number of these may run)."""
@@ -485,6 +532,15 @@ def parser() -> argparse.ArgumentParser:
     rebuild_p.add_argument("--tenant", help="only this tenant")
     rebuild_p.add_argument("--check", action="store_true", help="report drift without repairing it")
 
+    import_p = sub.add_parser("import", help="import SKUs, locations or stock counts from a CSV file")
+    import_p.add_argument("kind", choices=["skus", "locations", "stock"])
+    import_p.add_argument("file", help="CSV with a header row (UTF-8)")
+    import_p.add_argument("--tenant", required=True, help="the tenant the rows belong to")
+    import_p.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    import_p.add_argument("--valid-rows-only", action="store_true",
+                          help="write the valid rows even when others are refused (default: all or nothing)")
+    import_p.add_argument("--map", action="append", metavar="COLUMN=FIELD", help="read COLUMN as FIELD (repeatable)")
+    import_p.add_argument("--quiet", action="store_true", help="no progress bar")
     webhooks_p = sub.add_parser("webhooks", help="outgoing webhooks")
     webhooks_sub = webhooks_p.add_subparsers(dest="webhooks_command", required=True)
     worker_p = webhooks_sub.add_parser("worker", help="dispatch events and deliver webhooks until stopped")

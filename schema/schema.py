@@ -25,7 +25,7 @@ from schema.subscriptions import SharedEventExecutor
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
 DOMAINS = (
     "tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning", "persisted", "relay",
-    "health", "escalation",
+    "health", "escalation", "imports",
 )
 
 

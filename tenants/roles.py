@@ -60,8 +60,8 @@ RULES: dict[Group, Rule] = {
         "decide: resolve alerts and receipts (releasing held lots), accept or dismiss recommendations",
     ),
     Group.master_data: Rule(_PLANNER, frozenset({"write"}),
-                            ("upsertSku", "setSkuAlias", "createLocation", "setPlanningPolicy"),
-                            "maintain SKUs, aliases, locations and planning parameters"),
+                            ("upsertSku", "setSkuAlias", "createLocation", "setPlanningPolicy", "importCsv"),
+                            "maintain SKUs, aliases, locations and planning parameters; import CSV files"),
     Group.administration: Rule(
         _ADMIN, frozenset({"admin"}),
         ("invitePartner", "acceptPartnership", "revokePartnership", "addMember", "removeMember",
