@@ -1,12 +1,22 @@
-"""Requests per second and latency (p50/p99) of GraphQL over HTTP: a trivial authenticated query and a 50-SKU page;
+"""Requests per second and latency (p50/p99) of GraphQL over HTTP, each next to its floor measured in the same run;
 then what operability costs on the trivial query.
 
     python -m bench.graphql [--seconds 10] [--concurrency 8] [--rounds 5] [--cpu-requests 2000]
 
-Starts a SecantusDB process (or uses LOTPULSE_MONGODB_URI) and a hub process (``python -m hub.cli serve``), seeds
-one tenant with 200 SKUs, then keeps ``--concurrency`` requests in flight over keep-alive connections for
-``--seconds`` per query. Every request carries a bearer token, so each one pays for token validation, parsing (cached),
-validation (cached), limits and execution. The load generator shares the machine with the hub and the database.
+Starts a SecantusDB process (or uses LOTPULSE_MONGODB_URI), a hub process (``python -m hub.cli serve``, default
+settings: metrics, JSON access line, rate limits on) and, as the reference, stock strawberry with its ParserCache and
+ValidationCache on Starlette under the same uvicorn. Seeds one tenant with 200 SKUs, then, in ``--ratio-rounds``
+alternating rounds of ``--seconds`` each (load from elsewhere on the machine then hits each alike), keeps
+``--concurrency`` requests in flight over keep-alive connections:
+
+* ``{ __typename }`` with a bearer token on the hub (token validation, cached parse and validation, limits, rate
+  limits, execution), next to ``{ __typename }`` on stock strawberry (target: hub >= 0.6x);
+* ``skus(first: 50)`` on the hub, next to the raw pymongo find of the same page (same filter, sort and limit) at the
+  same concurrency from this process (target: hub >= 0.5x).
+
+The load generator is a minimal HTTP/1.1 keep-alive client (``Client``) rather than httpx: on a 2-core machine
+shared by hub, database and client, httpx spent more CPU per request than the servers measured. It shares the
+machine with the hub and the database either way.
 
 The overhead part runs three more hubs on the same database and measures them in alternating rounds (so load
 from elsewhere on the machine hits each alike): *bare* (LOTPULSE_METRICS, LOTPULSE_RATE_LIMITS off, log level WARNING),
@@ -22,13 +32,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,69 +54,176 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import percentile, running_hub, wait_ready
 from hub.auth import mint_local_token
 from hub.config import Settings
-from hub.db import EmbeddedServer
+from hub.db import EmbeddedServer, free_port
 from hub.models.sku import Sku
 from hub.state import keyring_for
 from tenants import service as tenant_service
 
 QUERIES = {
-    "trivial query ({ __typename })": "{ __typename }",
-    "skus(first: 50) page": "{ skus(first: 50) { edges { cursor node { id code name gtin shelfLifeDays } } "
+    "trivial": "{ __typename }",
+    "page": "{ skus(first: 50) { edges { cursor node { id code name gtin shelfLifeDays } } "
     "pageInfo { hasNextPage endCursor } } }",
 }
 
 
 
 
-async def measure(url: str, token: str, query: str, seconds: float, concurrency: int) -> tuple[float, list[float]]:
-    headers = {"authorization": f"Bearer {token}"}
+class Client:
+    """One keep-alive HTTP/1.1 connection posting one prepared GraphQL request again and again."""
+
+    def __init__(self, url: str, token: str | None, query: str) -> None:
+        address = httpx.URL(url)
+        self.host, self.port = address.host, address.port or 80
+        body = json.dumps({"query": query}).encode()
+        head = [f"POST {address.raw_path.decode()} HTTP/1.1", f"host: {self.host}:{self.port}",
+                "content-type: application/json", "accept: application/json", f"content-length: {len(body)}"]
+        if token:
+            head.append(f"authorization: Bearer {token}")
+        self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self) -> bytes:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status, length = int(head[9:12]), 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length)
+        if status != 200 or b'"errors"' in body:
+            raise SystemExit(f"HTTP {status}: {body[:300]!r}")
+        return body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+
+Measured = tuple[float, list[float]]  # requests per second, latencies in seconds
+
+
+async def run_for(seconds: float, concurrency: int, call: Callable[[int], Awaitable[object]]) -> Measured:
+    """``concurrency`` workers calling ``call(worker)`` back to back for ``seconds``: rate and latencies."""
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        check = (await http.post(url, json={"query": query}, headers=headers)).json()
-        if "errors" in check:
-            raise SystemExit(f"query failed: {check['errors']}")
-        deadline = time.perf_counter() + seconds
+    deadline = time.perf_counter() + seconds
 
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = await http.post(url, json={"query": query}, headers=headers)
-                latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise SystemExit(f"HTTP {response.status_code}: {response.text[:200]}")
+    async def worker(index: int) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await call(index)
+            latencies.append(time.perf_counter() - started)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return len(latencies) / (time.perf_counter() - started), latencies
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+async def measure(url: str, token: str | None, query: str, seconds: float, concurrency: int) -> Measured:
+    clients = [Client(url, token, query) for _ in range(concurrency)]
+    try:
+        await asyncio.gather(*(client.post() for client in clients))  # connect and check the answer
+        return await run_for(seconds, concurrency, lambda i: clients[i].post())
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
+
+
+def stock_app() -> Any:
+    """The reference: stock strawberry with its parser and validation caches on Starlette (a uvicorn factory)."""
+    import strawberry
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from strawberry.asgi import GraphQL
+    from strawberry.extensions import ParserCache, ValidationCache
+
+    @strawberry.type
+    class Query:
+        hello: str = "world"
+
+    caches = [lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)]
+    schema = strawberry.Schema(Query, extensions=caches)
+    return Starlette(routes=[Route("/graphql", GraphQL(schema, graphql_ide=None), methods=["GET", "POST"])])
+
+
+@contextlib.contextmanager
+def running_stock() -> Iterator[str]:
+    """The reference under uvicorn with the options ``lotpulse serve`` uses (no access log: stock, not observed)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.graphql:stock_app", "--host", "127.0.0.1", "--port",
+         str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        for _ in range(300):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if process.poll() is not None:
+                raise SystemExit("the stock strawberry server exited")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/graphql"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def line(label: str, rate: float, latencies: list[float], extra: str = "") -> str:
+    return (f"  {label:40} {rate:8,.0f} /s   p50 {statistics.median(latencies) * 1000:6.1f} ms   "
+            f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms{extra}")
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with running_hub() as hub:
-        token = hub.token("bench", "viewer")
-        await tenant_service.create_tenant("bench", "Bench", "supplier")
-        await Sku.insert_many([
-            Sku(tenant_id="bench", code=f"B-{i:04d}", name=f"Bench item {i}", shelf_life_days=30) for i in range(200)
-        ])
-        await wait_ready(hub.port, hub.process)
-        url = f"{hub.url}/graphql"
-        print(f"{args.concurrency} requests in flight, {args.seconds:g} s per query, hub + SecantusDB + client on "
-              f"{os.cpu_count()} CPUs")
-        for label, query in QUERIES.items():
-            rate, latencies = await measure(url, token, query, args.seconds, args.concurrency)
-            print(f"{label:32} {rate:8,.0f} requests/s   p50 {statistics.median(latencies) * 1000:6.1f} ms   "
-                  f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms   ({len(latencies):,} requests)")
-        # The same page straight from the database, one at a time: the share the storage engine takes.
-        collection, reads = Sku.get_pymongo_collection(), []
-        for _ in range(50):
-            started = time.perf_counter()
-            await collection.find({"tenant_id": {"$in": ["bench"]}}).sort("_id", 1).limit(51).to_list()
-            reads.append(time.perf_counter() - started)
-        print(
-            f"{'database alone: the 51-SKU find':32} {'':8}               "
-            f"p50 {statistics.median(reads) * 1000:6.1f} ms   "
-            f"p99 {percentile(reads, 0.99) * 1000:6.1f} ms   (sequential)"
-        )
+    with running_stock() as stock_url:
+        async with running_hub(**OBSERVED) as hub:  # limits too high to refuse: the bench is one busy tenant
+            token = hub.token("bench", "viewer")
+            await tenant_service.create_tenant("bench", "Bench", "supplier")
+            await Sku.insert_many([
+                Sku(tenant_id="bench", code=f"B-{i:04d}", name=f"Bench item {i}", shelf_life_days=30)
+                for i in range(200)
+            ])
+            await wait_ready(hub.port, hub.process)
+            url = f"{hub.url}/graphql"
+            # The page the hub's skus(first: 50) reads: the caller's visible SKUs in _id order, one more than asked.
+            collection = Sku.get_pymongo_collection()
+
+            async def raw_find(_: int) -> None:
+                page = await collection.find({"tenant_id": {"$in": ["bench"]}}).sort("_id", 1).limit(51).to_list()
+                assert len(page) == 51
+
+            phases: dict[str, Callable[[], Awaitable[Measured]]] = {
+                "hub { __typename }": lambda: measure(url, token, QUERIES["trivial"], args.seconds, args.concurrency),
+                "stock strawberry { __typename }": lambda: measure(
+                    stock_url, None, "{ __typename }", args.seconds, args.concurrency
+                ),
+                "hub skus(first: 50)": lambda: measure(url, token, QUERIES["page"], args.seconds, args.concurrency),
+                "raw pymongo find of the same page": lambda: run_for(args.seconds, args.concurrency, raw_find),
+            }
+            rates: dict[str, list[float]] = {name: [] for name in phases}
+            latencies: dict[str, list[float]] = {name: [] for name in phases}
+            load = os.getloadavg()[0]
+            for _ in range(args.ratio_rounds):
+                for name, phase in phases.items():
+                    rate, measured = await phase()
+                    rates[name].append(rate)
+                    latencies[name].extend(measured)
+    print(f"{args.concurrency} requests in flight, {args.ratio_rounds} alternating rounds of {args.seconds:g} s; "
+          f"hub + SecantusDB + reference + client on {os.cpu_count()} CPUs, load average {load:.1f} -> "
+          f"{os.getloadavg()[0]:.1f}; median rate over the rounds")
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    for name in phases:
+        print(line(name, median[name], latencies[name], f"   (rounds: {', '.join(f'{r:,.0f}' for r in rates[name])})"))
+    for hub_side, floor, target in (("hub { __typename }", "stock strawberry { __typename }", 0.6),
+                                    ("hub skus(first: 50)", "raw pymongo find of the same page", 0.5)):
+        paired = [h / f for h, f in zip(rates[hub_side], rates[floor], strict=True)]
+        ratio = median[hub_side] / median[floor]
+        print(f"  {hub_side} / {floor}: {ratio:.2f}x (per round: {', '.join(f'{r:.2f}' for r in paired)}; "
+              f"target >= {target}x: {'met' if ratio >= target else 'NOT met'})")
 
 
 def process_cpu(pid: int) -> float:
@@ -254,7 +375,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the overhead comparison")
-    parser.add_argument("--overhead-only", action="store_true", help="skip the two baseline queries")
+    parser.add_argument("--ratio-rounds", type=int, default=3, help="alternating rounds of the hub-to-floor ratios")
+    parser.add_argument("--overhead-only", action="store_true", help="skip the hub-to-floor ratios")
     parser.add_argument("--cpu-requests", type=int, default=2000, help="requests per round of the CPU comparison")
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU comparison (implies --overhead-only)")
     arguments = parser.parse_args()

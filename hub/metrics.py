@@ -102,6 +102,19 @@ def error_code(error: dict[str, Any]) -> str:
     return code if isinstance(code, str) and code.isupper() and len(code) <= 40 else "OTHER"
 
 
+_labelled: dict[tuple[int, str], Any] = {}  # (metric, label) -> child, for the few labels known to be bounded
+
+
+def child(metric: Any, label: str) -> Any:
+    """``metric.labels(label)`` looked up once (``labels()`` takes a lock and checks its arguments on every call).
+    Only for labels from a small fixed set (command names, error codes)."""
+    key = (id(metric), label)
+    found = _labelled.get(key)
+    if found is None:
+        found = _labelled[key] = metric.labels(label)
+    return found
+
+
 class CommandTimer(monitoring.CommandListener):
     """Every MongoDB command's latency, as pymongo measured it (registered on the hub's client)."""
 
@@ -109,10 +122,10 @@ class CommandTimer(monitoring.CommandListener):
         pass
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        DB_DURATION.labels(event.command_name).observe(event.duration_micros / 1e6)
+        child(DB_DURATION, event.command_name).observe(event.duration_micros / 1e6)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        DB_DURATION.labels(event.command_name).observe(event.duration_micros / 1e6)
+        child(DB_DURATION, event.command_name).observe(event.duration_micros / 1e6)
 
 
 class Refresher:

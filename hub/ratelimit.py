@@ -90,6 +90,15 @@ class SharedBuckets:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("expire_at", expireAfterSeconds=0)
 
+    def take_leased(self, key: str, amount: float, limit: Limit) -> Decision | None:
+        """The common case, without awaiting: ``amount`` from this process's live lease, or None if it has not
+        enough (then ``take``)."""
+        lease = self.leases.get(key)
+        if lease is None or lease.tokens < amount or time.monotonic() - lease.taken_at > LEASE_SECONDS:
+            return None
+        lease.tokens -= amount
+        return Decision(True, limit, lease.tokens + lease.bucket_left, 0.0)
+
     async def take(self, key: str, amount: float, limit: Limit) -> Decision:
         lease = self.leases.get(key)
         if lease is None:  # not setdefault: that would build a lease and its lock on every request
@@ -181,8 +190,11 @@ class RateLimiter:
         """Draw ``amount`` from the caller's tenant bucket and, for OAuth clients, its client bucket (``kind`` is
         ``requests`` or ``cost``); answers the refusal, else the tighter of the two."""
         chosen: Decision | None = None
-        for key, limit in self._buckets_of(kind, principal):
-            decision = await self.buckets.take(key, amount, limit)
+        buckets = self._callers.get((kind, principal.tenant_id, principal.client_id)) or self._buckets_of(
+            kind, principal
+        )
+        for key, limit in buckets:
+            decision = self.buckets.take_leased(key, amount, limit) or await self.buckets.take(key, amount, limit)
             if not decision.allowed:
                 metrics.RATE_LIMITED.labels(kind).inc()
                 return decision

@@ -14,11 +14,9 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
-    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLError,
     GraphQLNamedType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -30,8 +28,6 @@ from graphql import (
     get_named_type,
 )
 from graphql.language import OperationType as AstOperationType
-from starlette.requests import Request
-from strawberry.extensions import SchemaExtension
 
 from schema.limits import CACHEABLE_QUERY_CHARS
 
@@ -100,46 +96,21 @@ def query_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: st
     return max(1, cost(operation.selection_set, root, 1))
 
 
-class CostLimit(SchemaExtension):
-    """Draws an HTTP operation's cost from the caller's cost buckets before it runs; over the limit, the operation
-    is answered with RATE_LIMITED and never executed. The view sends the RateLimit headers it leaves in the context."""
+class QueryCosts:
+    """Operation costs, remembered per query text, operation and variables (most clients repeat them)."""
 
-    def __init__(self, max_page: int, cache: OrderedDict[tuple[Any, ...], int]) -> None:
+    def __init__(self, max_page: int) -> None:
         self.max_page = max_page
-        self._cache = cache  # shared by every operation (extensions are built per operation)
+        self._cache: OrderedDict[tuple[Any, ...], int] = OrderedDict()
 
-    def cost(self, context: Any) -> int:
-        """The operation's cost, remembered per query text, operation and variables (most clients repeat them)."""
-        variables = context.variables
-        key = (context.query, context.operation_name, json.dumps(variables, sort_keys=True) if variables else None)
+    def cost(self, schema: GraphQLSchema, document: DocumentNode, query: str, operation_name: str | None,
+             variables: dict[str, Any] | None) -> int:
+        key = (query, operation_name, json.dumps(variables, sort_keys=True) if variables else None)
         cost = self._cache.get(key)
         if cost is None:
-            cost = query_cost(context.schema._schema, context.graphql_document, context.operation_name, variables,
-                              self.max_page)
-            if len(key[0] or "") <= CACHEABLE_QUERY_CHARS:
+            cost = query_cost(schema, document, operation_name, variables, self.max_page)
+            if len(query) <= CACHEABLE_QUERY_CHARS:
                 self._cache[key] = cost
                 if len(self._cache) > COST_CACHE_SIZE:
                     self._cache.popitem(last=False)
         return cost
-
-    async def on_execute(self) -> Any:
-        context = self.execution_context
-        request_context = context.context
-        hub = getattr(request_context, "hub", None)
-        limiter = getattr(hub, "rate_limiter", None)
-        if limiter is not None and isinstance(request_context.request, Request) and context.graphql_document:
-            amount = self.cost(context)
-            decision = await limiter.take("cost", request_context.require_principal(), amount)
-            request_context.rate_limit = decision.tighter(request_context.rate_limit)
-            if not decision.allowed:
-                message = (
-                    f"query cost {amount} exceeds the most one request may cost ({int(decision.limit.burst)}): "
-                    "ask for smaller pages"
-                    if amount > decision.limit.burst
-                    else f"query cost {amount} exceeds what is left of the rate limit; retry later"
-                )
-                context.result = ExecutionResult(data=None, errors=[GraphQLError(
-                    message,
-                    extensions={"code": "RATE_LIMITED", "cost": amount},
-                )])
-        yield

@@ -13,9 +13,10 @@ comparisons (about two seconds of one CPU here); a tenth of that is far more tha
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -24,6 +25,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -35,7 +37,6 @@ from graphql import (
 )
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from graphql.validation.validate import ValidationAbortedError
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 MAX_NUMBER_LITERAL = 40  # characters; far beyond any real int/float, far below Python's int-parsing limits
@@ -192,52 +193,40 @@ def check_document(document: DocumentNode, operation_name: str | None, limits: L
     return []
 
 
-class BoundedParserCache(SchemaExtension):
-    """strawberry's ParserCache, for small documents only (see ``CACHEABLE_QUERY_CHARS``)."""
+class ParsedQueries:
+    """strawberry's ParserCache, for small documents only (see ``CACHEABLE_QUERY_CHARS``); shared by every
+    operation of a schema."""
 
-    def __init__(self, cached_parse: Callable[..., DocumentNode]) -> None:
-        self._cached_parse = cached_parse  # shared by every operation: extensions are built per operation
+    def __init__(self, maxsize: int = 512) -> None:
+        self.cached = lru_cache(maxsize=maxsize)(parse)
 
-    @staticmethod
-    def cache(maxsize: int = 512) -> Callable[..., DocumentNode]:
-        return lru_cache(maxsize=maxsize)(parse)
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        query = context.query or ""
-        parser = self._cached_parse if len(query) <= CACHEABLE_QUERY_CHARS else parse
-        context.graphql_document = parser(query, **context.parse_options)
-        yield
+    def parse(self, query: str, **options: Any) -> DocumentNode:
+        return (self.cached if len(query) <= CACHEABLE_QUERY_CHARS else parse)(query, **options)
 
 
-class QueryGuard(SchemaExtension):
-    """Runs ``check_document``, then the standard validation rules, caching results per query text."""
+class CheckedQueries:
+    """``check_document``, then the standard validation rules, with the result cached per query text and operation
+    name (what the client sent: ``operation_name`` falls back to the first operation's name)."""
 
-    def __init__(self, limits: Limits, cache: OrderedDict[tuple[str, str | None], list[GraphQLError]],
-                 cache_size: int = 1000) -> None:
-        # Extensions are built per operation; the cache is shared between them.
+    def __init__(self, limits: Limits, cache_size: int = 1000) -> None:
         self.limits = limits
         self.cache_size = cache_size
-        self._cache = cache
+        self._cache: OrderedDict[tuple[str, str | None], list[GraphQLError]] = OrderedDict()
 
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        # ``context.operation_name`` falls back to the first operation's name; only what the client sent counts here.
-        operation_name = context._provided_operation_name
-        key = (context.query or "", operation_name)
+    def errors(self, schema: GraphQLSchema, document: DocumentNode, query: str, operation_name: str | None,
+               rules: Any) -> list[GraphQLError]:
+        key = (query, operation_name)
         errors = self._cache.get(key)
-        if errors is None:
-            assert context.graphql_document is not None
-            errors = check_document(context.graphql_document, operation_name, self.limits)
-            if not errors:
-                errors = validate_document(context.schema._schema, context.graphql_document, context.validation_rules)
-                if any(isinstance(e, ValidationAbortedError) and e.message == "Validation aborted." for e in errors):
-                    errors = [_too_complex("query is too complex to validate")]
-            if len(key[0]) <= CACHEABLE_QUERY_CHARS:
-                self._cache[key] = errors
-                if len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        else:
+        if errors is not None:
             self._cache.move_to_end(key)
-        context.pre_execution_errors = list(errors)
-        yield
+            return errors
+        errors = check_document(document, operation_name, self.limits)
+        if not errors:
+            errors = validate_document(schema, document, rules)
+            if any(isinstance(e, ValidationAbortedError) and e.message == "Validation aborted." for e in errors):
+                errors = [_too_complex("query is too complex to validate")]
+        if len(query) <= CACHEABLE_QUERY_CHARS:
+            self._cache[key] = errors
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return errors

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import importlib
-from collections import OrderedDict
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from hub.config import Settings
 from hub.tracing import GraphQLTracing
-from schema.cost import CostLimit
-from schema.errors import ErrorShaper, log_errors
-from schema.limits import BoundedParserCache, Limits, QueryGuard
-from schema.observe import Observe
+from schema.cost import QueryCosts
+from schema.errors import log_errors
+from schema.limits import CheckedQueries, Limits, ParsedQueries
+from schema.operation import HubOperation
 from schema.pagination import BackwardPaging, is_connection
 from schema.subscriptions import Query as CursorQuery
 from schema.subscriptions import SharedEventExecutor
@@ -57,9 +55,7 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
         max_fields=settings.max_fields,
         max_string_length=settings.max_string_length,
     )
-    validation_cache: OrderedDict[Any, Any] = OrderedDict()
-    parse_cache = BoundedParserCache.cache()
-    cost_cache: OrderedDict[Any, int] = OrderedDict()
+    parsed, checked, costs = ParsedQueries(), CheckedQueries(limits), QueryCosts(settings.max_page_size)
     queries = (*_roots("queries", "Query"), CursorQuery)  # eventCursor: where every live stream starts
     query = merge_types("Query", queries)
     for field in query.__strawberry_definition__.fields:  # type: ignore[attr-defined]
@@ -72,12 +68,7 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
         mutation=merge_types("Mutation", mutations) if mutations else None,
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
         extensions=[
-            lambda: Observe(timed=settings.metrics),
-            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-            lambda: BoundedParserCache(parse_cache),
-            lambda: QueryGuard(limits, validation_cache),
-            ErrorShaper,
-            lambda: CostLimit(settings.max_page_size, cost_cache),
+            lambda: HubOperation(parsed, checked, costs, settings.max_tokens, timed=settings.metrics),
             *([lambda: GraphQLTracing(tracer_provider=tracer_provider)] if tracer_provider else []),
         ],
         execution_context_class=SharedEventExecutor,  # one execution per live event and document, not per subscriber

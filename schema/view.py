@@ -230,7 +230,7 @@ class HubGraphQL(GraphQL[Context, None]):
         ``application/graphql-response+json`` an answer without ``data`` keeps its 4xx/5xx status.
         """
         for error in payload.get("errors", ()):
-            metrics.GRAPHQL_ERRORS.labels(metrics.error_code(error)).inc()
+            metrics.child(metrics.GRAPHQL_ERRORS, metrics.error_code(error)).inc()
         media = GRAPHQL_RESPONSE if self._wants_graphql_response(request) else "application/json"
         if media == "application/json" and graphql_result and status < 500:
             status = 200
@@ -340,7 +340,7 @@ class HubGraphQL(GraphQL[Context, None]):
         except MissingQueryError:
             return self._refuse(request, "'query' is required", "BAD_USER_INPUT", 400)
         payload: dict[str, Any] = {}
-        # Errors raised while parsing (e.g. by the parser cache) never reach the ErrorShaper extension.
+        # Errors raised outside the operation hook (e.g. a failing hook) are not shaped by it.
         errors = [shape_error(error).formatted for error in result.errors or []]
         # Execution started if there is data or an error at a field path; otherwise the request was refused whole.
         ran = result.data is not None or any(error.path for error in result.errors or [])

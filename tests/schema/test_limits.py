@@ -55,8 +55,8 @@ def test_fragment_cycles_through_several_fragments_are_found():
 async def test_only_small_documents_are_cached():
     schema = build_schema(Settings())
     parse_cache = next(
-        ext for ext in (factory() for factory in schema.extensions) if type(ext).__name__ == "BoundedParserCache"
-    )._cached_parse
+        ext for ext in (factory() for factory in schema.extensions) if type(ext).__name__ == "HubOperation"
+    ).parsed.cached
     small = "{ __typename }"
     big = "{ __typename }" + " " * CACHEABLE_QUERY_CHARS
     before = parse_cache.cache_info().currsize
