@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from hub.dates import utcnow
 from hub.db import Database
-from hub.errors import BadInput, HubError
+from hub.errors import BadInput, Conflict, HubError
 from hub.gs1 import validate_gln
 from hub.models.location import Location, LocationKind
 from hub.models.movement import MovementKind
@@ -175,6 +176,28 @@ class _Row:
         return RowError(self.number, self.columns.get(target or "", target), exc.message)
 
 
+Write = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]  # key, fields, the new document (None: exists)
+
+
+async def _store(collection: Any, writes: list[Write]) -> None:
+    """Write in chunks: new rows are inserted outright (an upsert costs several times an insert on some stores);
+    a row someone else created meanwhile is updated instead."""
+    for start in range(0, len(writes), CHUNK):
+        chunk = writes[start:start + CHUNK]
+        ops = [InsertOne(doc) if doc is not None else UpdateOne(key, {"$set": fields}) for key, fields, doc in chunk]
+        try:
+            await collection.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            retry = [UpdateOne(chunk[e["index"]][0], {"$set": chunk[e["index"]][1]}) for e in errors]
+            try:
+                await collection.bulk_write(retry, ordered=False)
+            except BulkWriteError:
+                raise Conflict("a code or GTIN of this file was registered meanwhile; import it again") from None
+
+
 def _sku_input(row: _Row) -> sku_service.SkuInput:
     data = sku_service.SkuInput(
         code=row.text("code") or "", name=row.text("name") or "", gtin=row.text("gtin"),
@@ -196,7 +219,7 @@ async def _import_skus(access: Access, rows: list[_Row], report: ImportReport, w
         {"gtin": {"$type": "string"}, "tenant_id": {"$ne": access.tenant_id}}, {"gtin": 1})}
     seen_codes: dict[str, int] = {}
     seen_gtins: dict[str, int] = {}
-    writes: list[UpdateOne] = []
+    writes: list[Write] = []
     now = utcnow()
     for row in rows:
         ticker.tick()
@@ -218,7 +241,7 @@ async def _import_skus(access: Access, rows: list[_Row], report: ImportReport, w
             seen_gtins[data.gtin] = row.number
         seen_codes[data.code] = row.number
         report.valid += 1
-        fields = {"name": data.name, "gtin": data.gtin, "unit": data.unit, "pack_size": data.pack_size,
+        fields: dict[str, Any] = {"name": data.name, "gtin": data.gtin, "unit": data.unit, "pack_size": data.pack_size,
                   "shelf_life_days": data.shelf_life_days, "storage": data.storage.model_dump(),
                   "min_remaining_shelf_life_days": data.min_remaining_shelf_life_days, "unit_cost": data.unit_cost,
                   "currency": data.currency, "category": data.category}
@@ -231,11 +254,10 @@ async def _import_skus(access: Access, rows: list[_Row], report: ImportReport, w
         else:
             report.updated += 1
         key = {"tenant_id": access.tenant_id, "code": data.code}
-        writes.append(UpdateOne(key, {"$set": {**fields, "updated_at": now},
-                                      "$setOnInsert": {**key, "aliases": [], "created_at": now}}, upsert=True))
+        fields["updated_at"] = now
+        writes.append((key, fields, None if before else {**key, **fields, "aliases": [], "created_at": now}))
     if write and not (report.all_or_nothing and report.errors):
-        for start in range(0, len(writes), CHUNK):
-            await collection.bulk_write(writes[start:start + CHUNK], ordered=False)
+        await _store(collection, writes)
 
 
 async def _import_locations(access: Access, rows: list[_Row], report: ImportReport, write: bool,
@@ -243,7 +265,7 @@ async def _import_locations(access: Access, rows: list[_Row], report: ImportRepo
     collection = Location.get_pymongo_collection()
     existing = {d["code"]: d async for d in collection.find({"tenant_id": access.tenant_id})}
     seen: dict[str, int] = {}
-    writes: list[UpdateOne] = []
+    writes: list[Write] = []
     kinds = {k.value for k in LocationKind}
     for row in rows:
         ticker.tick()
@@ -271,11 +293,9 @@ async def _import_locations(access: Access, rows: list[_Row], report: ImportRepo
         report.created += before is None
         report.updated += before is not None
         key = {"tenant_id": access.tenant_id, "code": code}
-        inserted = {**key, "parent_id": None, "created_at": utcnow()}
-        writes.append(UpdateOne(key, {"$set": fields, "$setOnInsert": inserted}, upsert=True))
+        writes.append((key, fields, None if before else {**key, **fields, "parent_id": None, "created_at": utcnow()}))
     if write and not (report.all_or_nothing and report.errors):
-        for start in range(0, len(writes), CHUNK):
-            await collection.bulk_write(writes[start:start + CHUNK], ordered=False)
+        await _store(collection, writes)
 
 
 async def _import_stock(access: Access, database: Database, rows: list[_Row], report: ImportReport,
