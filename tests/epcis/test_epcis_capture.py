@@ -10,6 +10,7 @@ import jsonschema
 from hub.epcis.hashing import event_hash
 from hub.epcis.validation import schema
 from tests.epcis.conftest import CONTEXT, OFFICIAL, Chain, document, official
+from tests.epcis.test_epcis_hashing import KNOWN
 
 FORMATS = jsonschema.FormatChecker()
 
@@ -177,3 +178,25 @@ async def test_capture_needs_a_token_that_may_write(chain: Chain) -> None:
     assert viewer.status_code == 403
     assert (await chain.hub.http.get("/epcis/events")).status_code == 401
     assert (await chain.events(chain.acme)).status_code == 200
+
+
+async def test_every_event_type_is_captured_with_the_standard_hash_and_queryable(chain: Chain) -> None:
+    vectors = official("hash-vectors.jsonld")  # our own document: no eventIDs, so the hub computes them
+    transformation = vectors["epcisBody"]["eventList"][3]
+    assert transformation["bizStep"] == "urn:epcglobal:cbv:bizstep:repackaging"  # an old URN, refused by the schema
+    transformation["bizStep"] = "repackaging"  # the bare word: the same CBV term, so the same hash
+    association = {"type": "AssociationEvent", "action": "ADD", "bizStep": "assembling",
+                   "eventTime": "2030-03-16T09:00:00Z", "eventTimeZoneOffset": "+00:00",
+                   "parentID": "urn:epc:id:grai:4012345.55555.987", "childEPCs": [chain.sgtin("SENSOR-1")]}
+    vectors["epcisBody"]["eventList"].append(association)
+    job = await chain.captured(vectors)
+    assert (job["success"], job["capturedEvents"]) == (True, 7)
+    expected = [f"ni:///sha-256;{h}?ver=CBV2.0" for h in KNOWN["hash-vectors.jsonld"]]
+    for event_type in ("ObjectEvent", "AggregationEvent", "TransformationEvent", "TransactionEvent",
+                       "AssociationEvent"):
+        found = await chain.event_list(eventType=event_type)
+        assert found and all(e["type"] == event_type for e in found)
+        assert all(e["eventID"] in expected for e in found if e["type"] != "AssociationEvent")
+    assert {e["eventID"] for e in await chain.event_list(
+        eventType="ObjectEvent,AggregationEvent,TransformationEvent,TransactionEvent")} == set(expected)
+    assert len(await chain.event_list(MATCH_anyEPC="urn:epc:id:sgtin:4006381.033393.8000")) == 1  # an output EPC
