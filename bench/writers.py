@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import percentile, wait_ready
 from hub.auth import mint_local_token
 from hub.config import Settings
-from hub.db import Database, EmbeddedServer, free_port
+from hub.db import Database, Deadlines, EmbeddedServer, free_port
 from hub.keys import KeyRing
 from tenants import service as tenant_service
 
@@ -50,6 +50,7 @@ class Result:
         self.errors: Counter[str] = Counter()
         self.movements = 0
         self.elapsed = 0.0
+        self.requests = 0  # database requests (every client's, background work included) during the phase
 
     @property
     def rate(self) -> float:
@@ -63,7 +64,19 @@ class Result:
             floor_p99 = percentile(floor.latencies, 0.99) * 1000
             text += f"   {self.rate / floor.rate:5.2f}x floor rate, p99 {p99 / floor_p99:4.2f}x floor p99"
         errors = ", ".join(f"{code}: {n}" for code, n in self.errors.most_common()) or "none"
-        return f"{text}\n{'':<28} errors: {errors}"
+        batches = len(self.latencies) + sum(self.errors.values())
+        per_batch = f"{self.requests / batches:.1f}" if batches else "?"
+        return f"{text}\n{'':<28} errors: {errors}; database requests per batch: {per_batch}"
+
+
+async def server_requests(uri: str) -> int:
+    """Wire requests the database server has answered so far (serverStatus ``network.numRequests``)."""
+    client: AsyncMongoClient = AsyncMongoClient(uri)
+    try:
+        status = await client.admin.command("serverStatus")
+        return int(status["network"]["numRequests"])
+    finally:
+        await client.close()
 
 
 async def raw_floor(uri: str, name: str, args: argparse.Namespace) -> Result:
@@ -96,9 +109,11 @@ async def raw_floor(uri: str, name: str, args: argparse.Namespace) -> Result:
             result.latencies.append(time.perf_counter() - started)
             result.movements += args.batch
 
+    before = await server_requests(uri)
     started = time.perf_counter()
     await asyncio.gather(*(writer(w) for w in range(args.writers)))
     result.elapsed = time.perf_counter() - started
+    result.requests = await server_requests(uri) - before
     await client.close()
     return result
 
@@ -131,7 +146,7 @@ async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tupl
 async def through_hubs(uri: str, args: argparse.Namespace, count: int) -> Result:
     name = f"bench_writers_{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="lotpulse-writers-"))
-    database = await Database.connect(uri, name)
+    database = await Database.connect(uri, name, deadlines=Deadlines(operation=None, transaction=None))
     await tenant_service.create_tenant("bench", "Bench", "retailer")
     result = Result(f"{count} hub process{'es' if count > 1 else ''}")
     try:
@@ -178,9 +193,11 @@ async def through_hubs(uri: str, args: argparse.Namespace, count: int) -> Result
                         result.latencies.append(elapsed)
                         result.movements += args.batch
 
+                before = await server_requests(uri)
                 started = time.perf_counter()
                 await asyncio.gather(*(writer(w) for w in range(args.writers)))
                 result.elapsed = time.perf_counter() - started
+                result.requests = await server_requests(uri) - before
     finally:
         # SecantusDB has been seen to hang dropping a database right after its clients went away: bounded wait.
         with suppress(asyncio.TimeoutError):
@@ -191,6 +208,7 @@ async def through_hubs(uri: str, args: argparse.Namespace, count: int) -> Result
 
 
 async def main(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
     server = None
     uri = os.environ.get("LOTPULSE_MONGODB_URI")
     if not uri:
@@ -212,7 +230,8 @@ async def main(args: argparse.Namespace) -> None:
         if server is not None:
             server.stop()
     print()
-    print(f"{args.writers} writers, batches of {args.batch} movements, {args.seconds:.0f} s per phase, one machine")
+    print(f"{args.writers} writers, batches of {args.batch} movements, {args.seconds:.0f} s per phase, one machine "
+          f"({os.cpu_count()} cores; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after)")
     print(floor.line(None))
     print(one.line(floor))
     print(two.line(floor))

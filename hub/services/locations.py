@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from hub.errors import Conflict
@@ -34,3 +36,29 @@ async def create_location(
     except DuplicateKeyError:
         raise Conflict(f"location {code!r} already exists", field="code") from None
     return location
+
+
+class _Owners:
+    """Location id -> owning tenant, per database: a location never changes hands and is never deleted, so a
+    location once seen needs no second look (the write path checks a batch's locations on every request)."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._owner: dict[tuple[str, ObjectId], str] = {}
+
+    async def owned(self, access: Access, ids: set[ObjectId], session: AsyncClientSession | None = None
+                    ) -> set[ObjectId]:
+        """Those of ``ids`` the caller may write to: its own (``Access.locations`` is own locations only)."""
+        collection = Location.get_pymongo_collection()
+        db = collection.database.name
+        unknown = [i for i in ids if (db, i) not in self._owner]
+        if unknown:
+            if len(self._owner) + len(unknown) > self.LIMIT:
+                self._owner.clear()
+            async for doc in collection.find({"_id": {"$in": unknown}}, {"tenant_id": 1}, session=session):
+                self._owner[(db, doc["_id"])] = doc["tenant_id"]
+        return {i for i in ids if self._owner.get((db, i)) == access.tenant_id}
+
+
+owners = _Owners()

@@ -6,6 +6,12 @@ against on-hand in batch order (below zero is refused unless the movement is a c
 ``insert_many`` and the positions written with one ``bulk_write``. A rejected batch stores nothing; a replayed one
 changes nothing twice, also when two clients send it at the same time (the loser's transaction conflicts, retries
 and then finds the keys recorded).
+
+The usual batch (new keys, the caller's own SKUs, positions this process wrote last) costs one SKU query and, in the
+transaction, one write per collection: positions, events, movements, demand series, then the commit. Locations are
+known once seen (they never change hands), the keys are left to the unique index (a clash starts the batch over with
+the keys read first), and on-hand comes from this process's last commit, guarded on the write
+(hub/services/known_positions.py).
 """
 
 from __future__ import annotations
@@ -25,13 +31,13 @@ from hub import audit
 from hub.dates import to_bson, utcnow
 from hub.db import Database, StaleRead
 from hub.errors import BadInput, Conflict, NotFound
-from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
 from hub.models.movement import ADDING, Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.services import demand, fefo, health
+from hub.services import demand, fefo, health, locations
 from hub.services.expiry import on_stock_changed
+from hub.services.known_positions import KnownPositions, known
 from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
 from hub.services.stock import stock_events
@@ -97,6 +103,7 @@ class BatchResult:
     duplicates: int = 0
     positions: list[dict[str, Any]] = field(default_factory=list)  # changed positions as stored
     corrections: list[dict[str, Any]] = field(default_factory=list)  # counts that changed on-hand, as booked
+    written: dict[PositionKey, tuple[ObjectId, int]] = field(default_factory=dict)  # position id, on-hand after
 
 
 def fingerprint(item: MovementInput) -> str:
@@ -142,8 +149,7 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     """Validate and resolve a batch; every reference must be the caller's location or a SKU it can see."""
     validate(items, max_batch)
     location_ids = {item.location_id: object_id(item.location_id, "location") for item in items}
-    owned = set(await Location.get_pymongo_collection().distinct(
-        "_id", {"_id": {"$in": list(set(location_ids.values()))}, **access.locations("write")}, session=session))
+    owned = await locations.owners.owned(access, set(location_ids.values()), session=session)
     skus = await resolve_skus(access, {item.sku for item in items})
     lot_refs: dict[tuple[ObjectId, str], Lot] = {}
     wanted = {(skus[i.sku.strip()].id, i.lot_code.strip()) for i in items if i.lot_code and i.sku.strip() in skus}
@@ -179,15 +185,28 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     return prepared
 
 
-async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepared]) -> BatchResult:
-    """Write the batch in the caller's transaction: skip recorded keys, check on-hand, insert, update positions."""
+class KeysRecorded(StaleRead):
+    """A batch written without checking its idempotency keys met one already recorded: start over, checking."""
+
+
+async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepared], *, check_keys: bool = True,
+                hints: KnownPositions | None = None) -> BatchResult:
+    """Write the batch in the caller's transaction: skip recorded keys, check on-hand, insert, update positions.
+
+    ``check_keys=False`` skips reading the batch's idempotency keys first (the usual batch has none recorded): the
+    unique index refuses a recorded one, and ``KeysRecorded`` asks the caller to run the batch again with the check.
+    ``hints``: take the positions' on-hand from this process's last commits instead of reading them (each write is
+    guarded on it; see hub/services/known_positions.py).
+    """
     result = BatchResult()
     movements = Movement.get_pymongo_collection()
     positions = StockPosition.get_pymongo_collection()
-    keys = sorted({p.idempotency_key for p in batch})
-    recorded = {doc["idempotency_key"]: doc["fingerprint"] async for doc in movements.find(
-        {"tenant_id": tenant_id, "idempotency_key": {"$in": keys}},
-        {"idempotency_key": 1, "fingerprint": 1}, session=session)}
+    recorded: dict[str, str] = {}
+    if check_keys:
+        keys = sorted({p.idempotency_key for p in batch})
+        recorded = {doc["idempotency_key"]: doc["fingerprint"] async for doc in movements.find(
+            {"tenant_id": tenant_id, "idempotency_key": {"$in": keys}},
+            {"idempotency_key": 1, "fingerprint": 1}, session=session)}
     fresh: list[Prepared] = []
     seen: set[str] = set()
     for item in batch:
@@ -203,7 +222,23 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             fresh.append(item)
     if not fresh:
         return result
-    current = await _load_positions(session, positions, tenant_id, fresh)
+    database = positions.database.name
+    hint_keys = {item.position_key: (database, tenant_id, *item.position_key) for item in fresh}
+    hinted = hints.get(hint_keys.values()) if hints is not None else None
+    if hinted is not None:
+        current = {key: {"_id": hinted[hk][0], "on_hand": hinted[hk][1]} for key, hk in hint_keys.items()}
+    else:
+        current = await _load_positions(session, positions, tenant_id, fresh)
+    try:
+        return await _write(session, movements, positions, tenant_id, fresh, current, result)
+    except StaleRead:
+        if hints is not None:
+            hints.forget(hint_keys.values())
+        raise
+
+
+async def _write(session: AsyncClientSession, movements: Any, positions: Any, tenant_id: str, fresh: list[Prepared],
+                 current: dict[PositionKey, dict[str, Any]], result: BatchResult) -> BatchResult:
     on_hand = {key: doc["on_hand"] for key, doc in current.items()}
     now = utcnow()
     actor, actor_kind, client_id = audit.acting()
@@ -263,11 +298,14 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
                 update["$min"] = {"arrived_at": arrived[key]}
             writes.append(UpdateOne({"_id": current[key]["_id"], "on_hand": current[key]["on_hand"]}, update))
             expected_matches += 1
+            result.written[key] = (current[key]["_id"], on_hand[key])
         else:
             # arrived_at is left out, not null, when nothing was added: $min would never replace a null
-            writes.append(InsertOne({"_id": ObjectId(), "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
+            created = ObjectId()
+            writes.append(InsertOne({"_id": created, "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
                                      "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields,
                                      **({"arrived_at": arrived[key]} if key in arrived else {})}))
+            result.written[key] = (created, on_hand[key])
     stored = []
     for key, (item, doc) in last.items():
         stored.append({
@@ -287,7 +325,7 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     try:
         await movements.insert_many(docs, ordered=True, session=session)
     except (BulkWriteError, DuplicateKeyError) as exc:
-        raise StaleRead("an idempotency key was recorded concurrently") from exc
+        raise KeysRecorded("an idempotency key of the batch is already recorded") from exc
     result.accepted = len(fresh)
     result.positions = stored
     # Expiry risk is re-assessed in the same transaction; stock without an expiry date carries none.
@@ -327,12 +365,20 @@ async def record_movements(access: Access, database: Database, items: list[Movem
                            max_batch: int = 10_000, count_audit_threshold: int = 0) -> BatchResult:
     """Book a batch; counts that changed on-hand by more than ``count_audit_threshold`` units go to the audit log."""
     access.require(Group.operations)
+    check_keys = False  # the usual batch is new: its keys are checked by the unique index, read only on a clash
 
     async def work(session: AsyncClientSession) -> BatchResult:
+        nonlocal check_keys
         batch = await prepare(access, items, session=session, max_batch=max_batch)
-        return await apply(session, access.tenant_id, batch)
+        try:
+            return await apply(session, access.tenant_id, batch, check_keys=check_keys, hints=known)
+        except KeysRecorded:
+            check_keys = True
+            raise
 
     result = await run_batch(database, work)
+    name = database.db.name
+    known.remember({(name, access.tenant_id, *key): entry for key, entry in result.written.items()})
     for correction in result.corrections:  # after the commit: only what was booked is audited
         if abs(correction["after"] - correction["before"]) > count_audit_threshold:
             doc = correction["doc"]
