@@ -27,6 +27,7 @@ from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from hub.dates import utcnow
+from hub.sharding import Unsharded
 
 if TYPE_CHECKING:
     from hub.db import Database
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lotpulse.leases")
 COLLECTION = "work_leases"
+SHARDING = Unsharded("one document per job and process: the leases of the hub processes themselves")
 PARTITIONS = 16
 
 

@@ -23,6 +23,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from hub import metrics
 from hub.config import Settings
+from hub.sharding import Unsharded
+
+COLLECTION = "rate_buckets"
+SHARDING = Unsharded("a bucket per caller key and limit, drawn before the tenant is known")
 
 if TYPE_CHECKING:
     from hub.auth import Principal
@@ -208,6 +212,6 @@ async def start_rate_limits(hub: HubState) -> None:
     """Startup hook: the limiter on the hub's database (off with ``LOTPULSE_RATE_LIMITS=false``)."""
     if not hub.settings.rate_limits:
         return
-    buckets = SharedBuckets(hub.database.db["rate_buckets"])
+    buckets = SharedBuckets(hub.database.db[COLLECTION])
     await buckets.ensure_indexes()
     hub.rate_limiter = RateLimiter(hub.settings, buckets)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import Field, StringConstraints
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, Unsharded
 
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 
@@ -53,6 +54,10 @@ class Tenant(Document):
     gln: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "one small document per tenant, read on every request",
+    )
+
     class Settings:
         name = "tenants"
 
@@ -64,6 +69,10 @@ class Member(Document):
     roles: list[Role]
     email: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "a few per tenant, looked up by (issuer, subject) on sign-in, before the tenant is known",
+    )
 
     class Settings:
         name = "members"
@@ -85,6 +94,10 @@ class Partnership(Document):
     accepted_at: datetime | None = None
     revoked_at: datetime | None = None
     revoked_by: str | None = None
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "a few per tenant, read from either side; the unique pair key names two tenants",
+    )
 
     class Settings:
         name = "partnerships"

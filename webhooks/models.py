@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, Unsharded, key
 
 LOG_RETENTION_SECONDS = 30 * 86400  # deliveries and their attempts, like the event log's default
 KEPT_ATTEMPTS = 50  # per delivery; a full retry schedule is 8 attempts, so only repeated replays reach it
@@ -38,6 +40,11 @@ class WebhookEndpoint(Document):
     failing_since: datetime | None = None  # first failure of the current unbroken run of failures
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "enabled",
+        why="the tenant's endpoints",
+    )
 
     class Settings:
         name = "webhook_endpoints"
@@ -86,6 +93,12 @@ class WebhookDelivery(Document):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id",
+        why="claimed and completed per endpoint, i.e. per tenant",
+        before_sharding="the unique (event_id, endpoint_id) becomes (tenant_id, event_id, endpoint_id)",
+    )
+
     class Settings:
         name = "webhook_deliveries"
         indexes = [
@@ -107,6 +120,10 @@ class DispatcherCursor(Document):
     position: int | None = None
     owner: str | None = None
     lease_until: datetime | None = None
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "a few documents of the dispatchers' leases",
+    )
 
     class Settings:
         name = "webhook_cursors"

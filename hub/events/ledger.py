@@ -17,12 +17,14 @@ from pymongo.errors import PyMongoError
 
 from hub.dates import utcnow
 from hub.errors import RateLimited
+from hub.sharding import Unsharded
 
 if TYPE_CHECKING:
     from hub.db import Database
 
 log = logging.getLogger("lotpulse.bus")
 LEDGER = "live_subscriptions"
+SHARDING = Unsharded("a few hundred small documents, renewed by each process on a heartbeat")
 LEASE_SECONDS = 90.0
 
 

@@ -33,12 +33,14 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from hub.dates import utcnow
+from hub.sharding import Unsharded
 
 if TYPE_CHECKING:
     from hub.db import Database
 
 log = logging.getLogger("lotpulse.sequencer")
 STATE = "event_sequencer"
+SHARDING = Unsharded("one document: the sequencer's lease and high-water mark")
 STATE_ID = "events"
 BATCH = 1000
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class AlertKind(str, Enum):
@@ -93,10 +94,18 @@ class Alert(Document):
     escalation_done_at: datetime | None = None
     escalations: list[dict[str, Any]] = Field(default_factory=list)
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "status",
+        why="the owner's alerts; partners in the audience read them across shards",
+        before_sharding="the unique dedupe_key becomes (tenant_id, dedupe_key): the key already names the "
+                        "owner's subject",
+    )
+
     class Settings:
         name = "alerts"
         indexes = [
             pymongo.IndexModel([("dedupe_key", 1)], unique=True),
+            pymongo.IndexModel([("tenant_id", 1), ("status", 1)]),  # the shard key's
             pymongo.IndexModel([("audience", 1), ("status", 1), ("_id", -1)]),
             pymongo.IndexModel([("status", 1), ("created_at", 1)]),
             pymongo.IndexModel([("status", 1), ("escalation_done_at", 1), ("opened_at", 1)]),

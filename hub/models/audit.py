@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class AuditEntry(Document):
@@ -25,6 +26,11 @@ class AuditEntry(Document):
     user_agent: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "action",
+        why="read per tenant, newest first, optionally by action",
+    )
 
     class Settings:
         name = "audit_log"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class DispatchStatus(str, Enum):
@@ -75,6 +77,12 @@ class Dispatch(Document):
     version: int = 0  # compare-and-set: concurrent receipts and transitions never both win
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "ref",
+        why="the shipper's; the unique (tenant_id, ref) starts with it; parties find theirs by a scatter-"
+            "gather read",
+    )
 
     class Settings:
         name = "dispatches"

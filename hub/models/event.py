@@ -8,13 +8,14 @@ they are minted before commit, by many processes, so an older id can commit afte
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 from tenants.models import Scope
 
 EVENT_TYPES = (
@@ -66,10 +67,19 @@ class Event(Document):
     occurred_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime  # leaves the live log for the month's archive after this (hub/events/archive.py)
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "type",
+        why="written in the owner's transaction, on the owner's shard, with the state it describes",
+        before_sharding="seq is unique across the log: the fence of the one sequencer (docs/event-log.md) "
+                        "moves to its own state document, since a unique index on seq alone cannot span "
+                        "shards; and its stamps (upserts) name the event's tenant and type",
+    )
+
     class Settings:
         name = "events"
         indexes = [
             pymongo.IndexModel([("audience", 1), ("_id", 1)]),
+            pymongo.IndexModel([("tenant_id", 1), ("type", 1)]),  # the shard key's
             # Numbers are unique (the sequencer's fence) and only numbered events are in the index.
             pymongo.IndexModel([("seq", 1)], name="seq_unique", unique=True,
                                partialFilterExpression={"seq": {"$gt": 0}}),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class ExcursionStatus(str, Enum):
@@ -63,6 +64,12 @@ class Excursion(Document):
     alert_id: PydanticObjectId | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id",
+        why="the sensor owner's",
+        before_sharding="the unique (sensor_id, started_at) becomes (tenant_id, sensor_id, started_at)",
+    )
 
     class Settings:
         name = "excursions"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class HealthSettings(Document):
@@ -16,6 +18,11 @@ class HealthSettings(Document):
     aging_bands: list[int] | None = None  # upper bounds in days, increasing; older than the last: the open band
     snapshot_days: list[str] = Field(default_factory=list)  # ISO dates whose health snapshot is complete
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id",
+        why="one document per tenant",
+    )
 
     class Settings:
         name = "health_settings"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class LocationKind(str, Enum):
@@ -27,6 +29,11 @@ class Location(Document):
     gln: str | None = None
     parent_id: PydanticObjectId | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "code",
+        why="the owner's places; the unique (tenant_id, code) starts with it",
+    )
 
     class Settings:
         name = "locations"

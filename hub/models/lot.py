@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class LotStatus(str, Enum):
@@ -33,6 +35,13 @@ class Lot(Document):
     visible_to: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "expires_on",
+        why="the SKU owner's lots, split by expiry date within a tenant",
+        before_sharding="the unique (sku_id, lot_code) becomes (tenant_id, sku_id, lot_code): a lot belongs "
+                        "to its SKU's owner",
+    )
 
     class Settings:
         name = "lots"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class MovementKind(str, Enum):
@@ -59,6 +61,11 @@ class Movement(Document):
     reason: str | None = None
     unit_cost: float | None = None  # what a received unit cost (from a receipt line), with its currency
     currency: str | None = None
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "idempotency_key",
+        why="the ledger of the holder; the unique (tenant_id, idempotency_key) starts with it",
+    )
 
     class Settings:
         name = "movements"

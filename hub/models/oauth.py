@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, Unsharded
 from tenants.models import Role
 
 
@@ -38,6 +40,10 @@ class OAuthClient(Document):
     created_at: datetime = Field(default_factory=utcnow)
     secret_rotated_at: datetime | None = None
 
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "a handful per tenant, looked up by client id before the tenant is known",
+    )
+
     class Settings:
         name = "oauth_clients"
         indexes = [
@@ -56,6 +62,10 @@ class IdentityProvider(Document):
     scope: str = "openid email profile"
     updated_at: datetime = Field(default_factory=utcnow)
 
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "one per tenant at most, read on sign-in",
+    )
+
     class Settings:
         name = "identity_providers"
         indexes = [pymongo.IndexModel([("tenant_id", 1)], unique=True)]
@@ -73,6 +83,10 @@ class AuthorizationCode(Document):
     family_id: str  # the refresh-token family its tokens start; a replayed code revokes it
     expires_at: datetime
     used: bool = False
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "short-lived, looked up by the code's hash before any tenant is known",
+    )
 
     class Settings:
         name = "oauth_codes"
@@ -94,6 +108,10 @@ class RefreshToken(Document):
     revoked: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "looked up by the token's hash before any tenant is known",
+    )
+
     class Settings:
         name = "oauth_refresh_tokens"
         indexes = [
@@ -113,6 +131,10 @@ class Revocation(Document):
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
 
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "short-lived, looked up by key on every request",
+    )
+
     class Settings:
         name = "oauth_revocations"
         indexes = [
@@ -129,6 +151,10 @@ class FailedAuth(Document):
     failures: int = 0
     expires_at: datetime
 
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "short-lived counters by caller key, before any tenant is known",
+    )
+
     class Settings:
         name = "oauth_failed_auth"
         indexes = [
@@ -143,6 +169,10 @@ class SignInState(Document):
     key: str
     value: str
     expires_at: datetime
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "short-lived, looked up by key during a sign-in",
+    )
 
     class Settings:
         name = "oauth_signin_state"

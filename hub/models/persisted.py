@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, Unsharded
 
 
 class PersistedQuery(Document):
@@ -17,6 +19,10 @@ class PersistedQuery(Document):
     id: str  # type: ignore[assignment]  # the hash
     query: str
     created_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "query texts by hash, shared by every tenant",
+    )
 
     class Settings:
         name = "persisted_queries"
@@ -32,6 +38,10 @@ class SafelistedQuery(Document):
     created_by: str
     created_at: datetime = Field(default_factory=utcnow)
 
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "a client's safelist, looked up by (client_id, hash) before the tenant is known",
+    )
+
     class Settings:
         name = "safelisted_queries"
         indexes = [pymongo.IndexModel([("client_id", 1), ("hash", 1)], unique=True)]
@@ -44,6 +54,10 @@ class ClientSafelist(Document):
     tenant_id: str
     enforced: bool = False
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "one small document per OAuth client",
+    )
 
     class Settings:
         name = "client_safelists"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class DemandSeries(Document):
@@ -35,6 +36,11 @@ class DemandSeries(Document):
     first_day: str | None = None
     last_sale_day: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "location_id", "sku_id",
+        why="written with the holder's movements; the unique key starts with it",
+    )
 
     class Settings:
         name = "demand_series"
@@ -58,6 +64,11 @@ class PlanningPolicy(Document):
     max_days_of_supply: float | None = None  # obsolescence threshold
     discontinued: bool = False
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "sku_id", "location_id",
+        why="the tenant's policies; the unique key starts with it",
+    )
 
     class Settings:
         name = "planning_policies"
@@ -114,6 +125,12 @@ class TransferRecommendation(Document):
     decided_by: str | None = None
     reason: str | None = None  # why it was dismissed or expired
     booked_keys: list[str] = Field(default_factory=list)  # idempotency keys of the movements accepting it booked
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "sku_id",
+        why="the holder's network of one SKU",
+        before_sharding="the unique dedupe_key becomes (tenant_id, dedupe_key)",
+    )
 
     class Settings:
         name = "transfer_recommendations"

@@ -8,11 +8,13 @@ stored once), kept sorted, and the bucket carries count/min/max/sum so coarse se
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import Field
+
+from hub.sharding import Declaration, key
 
 
 def bucket_hour(at: datetime) -> datetime:
@@ -34,6 +36,11 @@ class ReadingBucket(Document):
     max_c: float | None = None
     sum_c: float = 0.0
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "sensor_id", "hour",
+        why="buckets of the sensor's owner, one per sensor per hour",
+    )
+
     class Settings:
         name = "readings"
-        indexes = [pymongo.IndexModel([("sensor_id", 1), ("hour", 1)])]
+        indexes = [pymongo.IndexModel([("tenant_id", 1), ("sensor_id", 1), ("hour", 1)])]

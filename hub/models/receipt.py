@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class ReceiptOutcome(str, Enum):
@@ -55,10 +57,16 @@ class Receipt(Document):
     resolved_by: str | None = None
     resolution_note: str | None = None
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "dispatch_id",
+        why="the receiver's; parties find theirs by a scatter-gather read",
+    )
+
     class Settings:
         name = "receipts"
         indexes = [
             pymongo.IndexModel([("dispatch_id", 1), ("_id", 1)]),
+            pymongo.IndexModel([("tenant_id", 1), ("dispatch_id", 1)]),  # the shard key's
             pymongo.IndexModel([("parties", 1), ("_id", -1)]),
             pymongo.IndexModel([("dispatch_id", 1), ("ref", 1)]),
             pymongo.IndexModel([("held_lot_ids", 1)]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from pymongo.asynchronous.collection import AsyncCollection
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, Unsharded, key
 
 
 class Sensor(Document):
@@ -28,6 +29,11 @@ class Sensor(Document):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "device_id",
+        why="the owner's devices; the unique (tenant_id, device_id) starts with it",
+    )
+
     class Settings:
         name = "sensors"
         indexes = [
@@ -41,6 +47,10 @@ class Sensor(Document):
 # SecantusDB, updating 200 documents that carry the sensors' three indexes costs 2.5x more than updating plain ones,
 # and ingestion writes this state for every sensor on every call. One document per sensor, ``_id`` = the sensor id.
 STATE_COLLECTION = "sensor_states"
+STATE_SHARDING = Unsharded(
+    "one document per sensor by its id, kept without secondary indexes because ingestion writes it on every call; "
+    "sharded, it would gain tenant_id and an index (tenant_id, _id)"
+)
 
 
 class SensorState(BaseModel):

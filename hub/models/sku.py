@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class Storage(BaseModel):
@@ -44,6 +46,13 @@ class Sku(Document):
     aliases: list[Alias] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "code",
+        why="the owner's catalogue; the unique (tenant_id, code) starts with it",
+        before_sharding="a GTIN is unique across owners: that rule moves to a small unsharded GTIN registry "
+                        "written in the same transaction",
+    )
 
     class Settings:
         name = "skus"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class StockPosition(Document):
@@ -25,6 +27,11 @@ class StockPosition(Document):
     last_movement_at: datetime | None = None
     arrived_at: datetime | None = None  # the first stock-adding movement here: where inventory health ages from
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "location_id", "sku_id",
+        why="written with the holder's movements; the unique position key starts with it",
+    )
 
     class Settings:
         name = "stock_positions"

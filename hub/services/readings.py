@@ -370,7 +370,7 @@ async def series(
         raise BadInput("ask for at most 366 days at a time", field="from")
     if interval_minutes is not None and not 1 <= interval_minutes <= 1440 * 7:
         raise BadInput("interval must be 1 minute to 7 days", field="intervalMinutes")
-    query = {"sensor_id": sensor.id, "hour": {"$gte": bucket_hour(start), "$lt": end}}
+    query = {"tenant_id": sensor.tenant_id, "sensor_id": sensor.id, "hour": {"$gte": bucket_hour(start), "$lt": end}}
     collection = ReadingBucket.get_pymongo_collection()
     result = Series()
     whole_hours = interval_minutes is not None and interval_minutes % 60 == 0 and start == bucket_hour(start)
