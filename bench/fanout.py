@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, EmbeddedServer, free_port
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 from hub.models.alert import AlertKind, Severity, SubjectRef
 from hub.services.alerts import raise_alert
 from tenants.models import Partnership, PartnershipStatus, Tenant, TenantKind, pair_key
@@ -169,7 +169,7 @@ async def measure(args: argparse.Namespace, mongo_uri: str, workdir: Path, subsc
     port = free_port()
     settings = Settings(mongodb_uri=mongo_uri, database=name, port=port, public_url=f"http://127.0.0.1:{port}",
                         signing_key_file=workdir / "keys.json")
-    keyring = KeyRing(settings.signing_key_file)  # type: ignore[arg-type]
+    keyring = KeyFile(settings.signing_key_file)  # type: ignore[arg-type]
     _ = keyring.current  # generate the key before timing anything
     database = await Database.connect(mongo_uri, name)
     tenants = [f"t{n:03d}" for n in range(args.tenants)]

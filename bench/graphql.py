@@ -56,7 +56,6 @@ from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import EmbeddedServer, free_port
 from hub.models.sku import Sku
-from hub.state import keyring_for
 from tenants import service as tenant_service
 
 QUERIES = {
@@ -307,7 +306,7 @@ async def cpu_overhead(args: argparse.Namespace, sink_port: int) -> None:
             app = create_app(settings)
             await stack.enter_async_context(app.router.lifespan_context(app))
             await tenant_service.create_tenant("bench", "Bench", "supplier")  # beanie: the database connected last
-            token = mint_local_token(settings, keyring_for(settings), "bench", ["viewer"], 3600)
+            token = mint_local_token(settings, app.state.hub.keyring, "bench", ["viewer"], 3600)
             apps[name] = (app, token, settings)
         per_request: dict[str, list[float]] = {name: [] for name in apps}
         for _ in range(args.rounds):

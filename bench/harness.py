@@ -23,7 +23,7 @@ import httpx
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer, free_port
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,7 +49,7 @@ async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
 class BenchHub:
     port: int
     settings: Settings
-    keyring: KeyRing
+    keyring: KeyFile
     database: Database  # the benchmark's own connection to the hub's database (seeding, raw baselines)
     process: subprocess.Popen[bytes]
 
@@ -85,12 +85,14 @@ async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
     }
     # The benchmark's own connection seeds and cleans up (dropping a large database takes its time): no deadline.
     database = await Database.connect(uri, name, deadlines=Deadlines(operation=None, transaction=None))
+    keyring = KeyFile(tmp / "keys.json")
+    _ = keyring.current  # the file exists before the hub starts: the hub imports it into its database
     process = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve"], env=env, stdout=open(tmp / "hub.log", "ab"),
         stderr=subprocess.STDOUT,
     )
     try:
-        yield BenchHub(port, Settings.from_env(env), KeyRing(tmp / "keys.json"), database, process)
+        yield BenchHub(port, Settings.from_env(env), keyring, database, process)
     finally:
         process.terminate()
         process.wait(10)

@@ -30,7 +30,7 @@ from hub.app import create_app  # noqa: E402
 from hub.auth import mint_local_token  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.db import EmbeddedServer, free_port  # noqa: E402
-from hub.keys import KeyRing  # noqa: E402
+from hub.keys import KeyFile  # noqa: E402
 from tenants import service as tenant_service  # noqa: E402
 
 CREATE_LOCATION = "mutation($i: CreateLocationInput!) { createLocation(input: $i) { id } }"
@@ -81,12 +81,14 @@ async def run(args: argparse.Namespace) -> None:
         public_url=f"http://127.0.0.1:{port}", signing_key_file=workdir / "keys.json", sweep_interval_minutes=0,
         webhook_worker=False,
     )
+    keyring = KeyFile(settings.signing_key_file)  # type: ignore[arg-type]
+    _ = keyring.current  # the file exists before the hub starts: the hub imports it into its database
     app = create_app(settings)
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     serving = asyncio.create_task(uv.serve())
     while not uv.started:
         await asyncio.sleep(0.01)
-    token = mint_local_token(settings, KeyRing(settings.signing_key_file), "coldstore", ["admin"], 3600)
+    token = mint_local_token(settings, keyring, "coldstore", ["admin"], 3600)
     try:
         async with httpx.AsyncClient(base_url=settings.public_url, timeout=120) as http:
             await tenant_service.create_tenant("coldstore", "Cold Store", "logistics")

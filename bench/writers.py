@@ -36,7 +36,7 @@ from bench.harness import percentile, wait_ready
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer, free_port
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 from tenants import service as tenant_service
 
 RECORD = "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }"
@@ -119,9 +119,11 @@ async def raw_floor(uri: str, name: str, args: argparse.Namespace) -> Result:
 
 
 @asynccontextmanager
-async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tuple[list[int], Settings, KeyRing]]:
+async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tuple[list[int], Settings, KeyFile]]:
     """``count`` hub processes on one database, sharing keys and issuer."""
     ports = [free_port() for _ in range(count)]
+    keyring = KeyFile(tmp / "keys.json")
+    _ = keyring.current  # the file exists before the hubs start: the first imports it into the database
     public = f"http://127.0.0.1:{ports[0]}"
     processes = []
     for n, port in enumerate(ports):
@@ -135,7 +137,7 @@ async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tupl
     try:
         for port, process in zip(ports, processes):
             await wait_ready(port, process)
-        yield ports, settings, KeyRing(tmp / "keys.json")
+        yield ports, settings, keyring
     finally:
         for process in processes:
             process.terminate()

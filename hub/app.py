@@ -24,6 +24,7 @@ from hub.epcis.routes import epcis_routes
 from hub.events import log as event_log
 from hub.events.archive import start_archiver
 from hub.events.bus import start_event_bus
+from hub.keys import COLLECTION as KEYS
 from hub.leases import start_partitions
 from hub.oauth.http import start_oauth
 from hub.oauth.routes import oauth_routes
@@ -87,8 +88,10 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
             transaction=settings.transaction_timeout_seconds,
         )
         database = await Database.connect(uri, settings.database, timed=settings.metrics, deadlines=deadlines)
+        await keyring.load(database.db[KEYS])
         hub = HubState(settings, database, keyring, TokenValidator(settings, keyring))
         app.state.hub = hub
+        hub.spawn("signing key ring", lambda: keyring.refresh_forever(settings.signing_key_refresh_seconds))
         for hook in STARTUP_HOOKS:
             await hook(hub)
         log.info("hub ready on database %r", settings.database)

@@ -135,12 +135,23 @@ class TokenValidator:
         self._verified[digest] = (until, kid if isinstance(kid, str) else None, claims)
         return claims
 
+    async def _know_kid(self, token: str) -> None:
+        """A hub token naming a key this process does not hold: another process may have rotated; look again."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            return  # refused by _decode, with its reason
+        if isinstance(kid, str) and self.keyring.find(kid) is None:
+            await self.keyring.unknown_kid(kid)
+
     async def _decode(self, token: str) -> dict[str, Any]:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
             issuer = unverified.get("iss")
             if not isinstance(issuer, str):
                 raise Unauthenticated("token has no issuer")
+            if issuer == self.settings.issuer:
+                await self._know_kid(token)
             key, algorithms, audience = await run_in_threadpool(self._issuer_key, token, issuer)
             return jwt.decode(
                 token,

@@ -27,8 +27,9 @@ from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer
 from hub.errors import HubError
+from hub.keys import COLLECTION as KEYS
 from hub.running import RunningHub, register, running_hubs, runtime_dir
-from hub.state import keyring_for
+from hub.state import key_file_for, keyring_for
 from tenants.models import Role, TenantKind
 
 log = logging.getLogger("lotpulse.cli")
@@ -170,7 +171,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             port=port,
             public_url=settings.public_url,
             data_dir=str(settings.data_dir.resolve()),
-            signing_key_file=str(keyring_for(settings).path.resolve()),
+            signing_key_file=str(key_file_for(settings).resolve()),
             embedded=not settings.mongodb_uri,
         ),
     )
@@ -198,13 +199,16 @@ def token(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = locate(settings)
 
-    async def work(_: Database) -> object:
+    ring = keyring_for(settings)
+
+    async def work(db: Database) -> object:
+        await ring.load(db.db[KEYS])
         return await Tenant.get(args.tenant) is not None
 
     if not run_with_database(settings, work):
         raise CliError(f"tenant {args.tenant!r} not found (`lotpulse tenant list` shows the tenants)")
     ttl = args.ttl if args.ttl is not None else settings.token_default_ttl_seconds
-    print(mint_local_token(settings, keyring_for(settings), args.tenant, args.role, ttl, subject=args.subject))
+    print(mint_local_token(settings, ring, args.tenant, args.role, ttl, subject=args.subject))
     return 0
 
 
@@ -274,18 +278,24 @@ def planning(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("keys")
 def keys(args: argparse.Namespace, settings: Settings) -> int:
-    """Rotate or list the hub's signing keys. After a rotation the new key signs at once; the old one stays in the
-    JWKS (and verifiable) until every token it signed has expired."""
+    """Rotate or list the hub's signing keys (the ring in its database). After a rotation the new key signs on every
+    hub process within signing_key_refresh_seconds; the old one stays in the JWKS (and verifiable) until every token
+    it signed has expired."""
     import time
 
-    if "LOTPULSE_SIGNING_KEY_FILE" not in os.environ:  # an explicit key file needs no hub to be found
-        settings = locate(settings)
+    settings = locate(settings)
     ring = keyring_for(settings)
+    longest = max(settings.oauth_access_token_ttl_seconds, settings.token_default_ttl_seconds)
+    keep = getattr(args, "keep", None)
+    keep = keep if keep is not None else longest + 60  # + the validator's clock leeway
+
+    async def work(db: Database) -> object:
+        await ring.load(db.db[KEYS])
+        return await ring.rotate(keep) if args.keys_command == "rotate" else None
+
+    new = run_with_database(settings, work)
     if args.keys_command == "rotate":
-        longest = max(settings.oauth_access_token_ttl_seconds, settings.token_default_ttl_seconds)
-        keep = args.keep if args.keep is not None else longest + 60  # + the validator's clock leeway
-        new = ring.rotate(keep)
-        print(f"new signing key {new.kid}; previous keys stay verifiable for {keep} s")
+        print(f"new signing key {new.kid}; previous keys stay verifiable for {keep} s")  # type: ignore[attr-defined]
         return 0
     for key in ring.keys():
         if key.kid == ring.current.kid:

@@ -59,7 +59,8 @@ class Settings:
     # The hub's own issuer identity (local tokens, OAuth server); unset in the environment: http://HOST:PORT.
     public_url: str = "http://127.0.0.1:8000"
     audience: str = "lotpulse"
-    signing_key_file: Path | None = None
+    signing_key_file: Path | None = None  # the former key ring file: imported into the database on first start
+    signing_key_refresh_seconds: float = 5.0  # each process re-reads the key ring (rotations, retirements) this often
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     token_default_ttl_seconds: int = field(default=3600, metadata={"env": "LOTPULSE_TOKEN_TTL_SECONDS"})
     claim_namespace: str = "https://lotpulse.dev/claims"

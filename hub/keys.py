@@ -1,16 +1,25 @@
-"""The hub's own signing keys: a small JSON key ring on disk, shared by every hub process and the CLI.
+"""The hub's own signing keys: a key ring stored in MongoDB, shared by every hub process and the CLI.
 
-A file (not the database) because ``lotpulse token`` must sign while the embedded database is held by a running hub.
+One document (``signing_keys``, ``_id: "ring"``) holds the ring and a version. Each process keeps it in memory and
+re-reads it when a token names a key it does not know (a rotation on another process is honoured on the first
+token signed with the new key) and every ``signing_key_refresh_seconds`` (so every process signs with the new key,
+and an early retirement reaches every process, within that time). Rotation is a conditional update on the version.
 The newest key signs; older keys stay in the JWKS until the tokens they signed have expired.
+
+The ring used to be a JSON file (``LOTPULSE_SIGNING_KEY_FILE``, default ``<data dir>/signing-keys.json``): when the
+database holds no ring yet, the first process to start imports that file, so existing deployments keep their keys
+and their tokens stay valid. ``KeyFile`` still reads and writes such files (the import, and tests that mint tokens).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +28,15 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from hub.sharding import Unsharded
+
+log = logging.getLogger("lotpulse.keys")
+COLLECTION = "signing_keys"
+RING_ID = "ring"
+SHARDING = Unsharded("one document: the signing key ring every process reads")
 ALGORITHM = "RS256"
 
 
@@ -60,11 +77,54 @@ def _new_key() -> SigningKey:
 
 
 class KeyRing:
-    """Signing keys stored in one file with mode 0600."""
+    """Signing keys in memory, oldest first; the newest signs. Subclasses say where the keys are kept."""
+
+    def __init__(self) -> None:
+        self._keys: list[SigningKey] = []
+
+    def _load(self) -> None:
+        """Bring ``_keys`` up to date before a read (a file ring checks its file; a stored ring is loaded ahead)."""
+
+    @property
+    def current(self) -> SigningKey:
+        self._load()
+        return self._keys[-1]
+
+    def keys(self) -> list[SigningKey]:
+        self._load()
+        now = time.time()
+        return [key for key in self._keys if key.retire_after is None or key.retire_after > now]
+
+    def find(self, kid: str) -> SigningKey | None:
+        return next((key for key in self.keys() if key.kid == kid), None)
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.public_jwk() for key in self.keys()]}
+
+    def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
+        key = self.current
+        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": typ})
+
+    async def unknown_kid(self, kid: str) -> None:
+        """A token names a key this ring does not hold: a stored ring looks again (another process may have
+        rotated); a file ring has nothing to look at."""
+
+    def _rotated(self, keep_old_seconds: float) -> list[SigningKey]:
+        """The ring after a rotation: a new key, and every live older key retiring in ``keep_old_seconds``."""
+        retire = time.time() + keep_old_seconds
+        kept = [
+            key if key.retire_after is not None else SigningKey(key.kid, key.private_pem, key.created_at, retire)
+            for key in self.keys()
+        ]
+        return [*kept, _new_key()]
+
+
+class KeyFile(KeyRing):
+    """Signing keys in one JSON file with mode 0600 (the ring's former home; created on first use)."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self._keys: list[SigningKey] = []
         self._mtime = -1.0
 
     def _load(self) -> None:
@@ -84,38 +144,95 @@ class KeyRing:
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"keys": [key.__dict__ for key in self._keys]}, fh)
+            json.dump({"keys": [asdict(key) for key in self._keys]}, fh)
         os.replace(tmp, self.path)
         self._mtime = self.path.stat().st_mtime
 
-    @property
-    def current(self) -> SigningKey:
-        self._load()
-        return self._keys[-1]
-
-    def keys(self) -> list[SigningKey]:
-        self._load()
-        now = time.time()
-        return [key for key in self._keys if key.retire_after is None or key.retire_after > now]
-
-    def find(self, kid: str) -> SigningKey | None:
-        return next((key for key in self.keys() if key.kid == kid), None)
-
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [key.public_jwk() for key in self.keys()]}
-
     def rotate(self, keep_old_seconds: float) -> SigningKey:
         """Add a new signing key; older keys stay verifiable for ``keep_old_seconds``."""
-        self._load()
-        retire = time.time() + keep_old_seconds
-        self._keys = [
-            key if key.retire_after is not None else SigningKey(key.kid, key.private_pem, key.created_at, retire)
-            for key in self.keys()
-        ]
-        self._keys.append(_new_key())
+        self._keys = self._rotated(keep_old_seconds)
         self._save()
         return self._keys[-1]
 
-    def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
-        key = self.current
-        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": typ})
+
+class StoredKeyRing(KeyRing):
+    """The key ring in the database (see the module docstring); ``load`` it before use."""
+
+    LOOK_AGAIN_SECONDS = 5.0  # one key id found unknown is not looked for again sooner (junk tokens cost little)
+
+    def __init__(self, legacy_file: Path | None = None) -> None:
+        super().__init__()
+        self.legacy_file = legacy_file
+        self.collection: AsyncCollection[Any] | None = None
+        self.version = 0
+        self._unknown: dict[str, float] = {}  # key id -> when the ring was last read for it in vain
+        self._lock = asyncio.Lock()
+
+    def _load(self) -> None:
+        if not self._keys:
+            raise RuntimeError("the signing key ring is read from the database at startup: load() it first")
+
+    def _adopt(self, doc: dict[str, Any]) -> None:
+        self._keys = [SigningKey(**item) for item in doc["keys"]]
+        self.version = int(doc["version"])
+
+    async def load(self, collection: AsyncCollection[Any]) -> None:
+        """Read the ring; the first process on a database without one imports the key file (or makes a key)."""
+        self.collection = collection
+        doc = await collection.find_one({"_id": RING_ID})
+        if doc is None:
+            legacy = self.legacy_file is not None and self.legacy_file.exists()
+            keys = KeyFile(self.legacy_file).keys() if legacy else [_new_key()]  # type: ignore[arg-type]
+            doc = {"_id": RING_ID, "version": 1, "keys": [asdict(key) for key in keys]}
+            try:
+                await collection.insert_one(doc)
+                log.info("signing key ring stored in the database (%s)",
+                         f"imported from {self.legacy_file}" if legacy else "new key")
+            except DuplicateKeyError:  # another process stored its ring first: use that one
+                doc = await collection.find_one({"_id": RING_ID})
+                assert doc is not None
+        self._adopt(doc)
+
+    async def refresh(self) -> None:
+        """Re-read the ring if it changed since this process last read it."""
+        assert self.collection is not None
+        doc = await self.collection.find_one({"_id": RING_ID, "version": {"$ne": self.version}})
+        if doc is not None:
+            self._adopt(doc)
+
+    async def unknown_kid(self, kid: str) -> None:
+        async with self._lock:  # concurrent requests with the new key: one read
+            now = time.monotonic()
+            if self.find(kid) is not None or now - self._unknown.get(kid, -self.LOOK_AGAIN_SECONDS) < \
+                    self.LOOK_AGAIN_SECONDS:
+                return
+            try:
+                await self.refresh()
+            except PyMongoError as exc:
+                log.warning("could not re-read the signing key ring (%s)", exc)
+            if self.find(kid) is None:
+                if len(self._unknown) >= 1000:
+                    self._unknown.clear()
+                self._unknown[kid] = now
+
+    async def refresh_forever(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.refresh()
+            except PyMongoError as exc:
+                log.warning("could not re-read the signing key ring (%s); retrying", exc)
+
+    async def rotate(self, keep_old_seconds: float) -> SigningKey:
+        """Add a new signing key for every process; older keys stay verifiable for ``keep_old_seconds``."""
+        assert self.collection is not None
+        while True:
+            await self.refresh()
+            keys = self._rotated(keep_old_seconds)
+            done = await self.collection.update_one(
+                {"_id": RING_ID, "version": self.version},
+                {"$set": {"keys": [asdict(key) for key in keys], "version": self.version + 1}},
+            )
+            if done.modified_count == 1:  # else another rotation landed first: rotate on top of it
+                self._adopt({"keys": [asdict(key) for key in keys], "version": self.version + 1})
+                return keys[-1]

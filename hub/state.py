@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
@@ -14,7 +15,7 @@ from starlette.requests import HTTPConnection
 from hub.auth import TokenValidator
 from hub.config import Settings
 from hub.db import Database
-from hub.keys import KeyRing
+from hub.keys import KeyRing, StoredKeyRing
 
 if TYPE_CHECKING:
     from hub.events.bus import EventBus
@@ -29,8 +30,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("lotpulse")
 
 
-def keyring_for(settings: Settings) -> KeyRing:
-    return KeyRing(settings.signing_key_file or settings.data_dir / "signing-keys.json")
+def key_file_for(settings: Settings) -> Path:
+    """Where the key ring was kept before it moved into the database: imported from there on first start."""
+    return settings.signing_key_file or settings.data_dir / "signing-keys.json"
+
+
+def keyring_for(settings: Settings) -> StoredKeyRing:
+    """The key ring of the hub's database (``load`` it once connected)."""
+    return StoredKeyRing(key_file_for(settings))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from hub.app import create_app, uvicorn_options
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import EmbeddedServer, free_port
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 from tenants import service as tenant_service
 
 
@@ -51,7 +51,7 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "signing-keys.json"
-    _ = KeyRing(path).current  # generate once: RSA key generation is slow
+    _ = KeyFile(path).current  # generate once: RSA key generation is slow
     return path
 
 
@@ -80,7 +80,7 @@ class Hub:
     settings: Settings
     app: Any
     http: httpx.AsyncClient
-    keyring: KeyRing
+    keyring: KeyFile
     tokens: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
 
     @property
@@ -145,7 +145,7 @@ async def start_hub(settings: Settings, **app_options: Any) -> AsyncIterator[Hub
             raise RuntimeError("hub did not start")
         await asyncio.sleep(0.01)
     async with httpx.AsyncClient(base_url=settings.public_url, timeout=30) as http:
-        yield Hub(settings, app, http, KeyRing(settings.signing_key_file))  # type: ignore[arg-type]
+        yield Hub(settings, app, http, KeyFile(settings.signing_key_file))  # type: ignore[arg-type]
     server.should_exit = True
     await task
 

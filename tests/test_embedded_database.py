@@ -29,7 +29,7 @@ import pytest
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, free_port
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
 from tenants import service as tenant_service
@@ -100,7 +100,7 @@ async def test_a_killed_database_answers_typed_503s_comes_back_and_a_stop_is_cle
             database = await Database.connect(f"mongodb://127.0.0.1:{embedded['port']}/?directConnection=true",
                                               "lotpulse")
             await tenant_service.create_tenant("eshop", "E Shop", "retailer")
-            token = mint_local_token(Settings.from_env(env), KeyRing(key_file), "eshop", ["integration"], 3600)
+            token = mint_local_token(Settings.from_env(env), KeyFile(key_file), "eshop", ["integration"], 3600)
             headers = {"authorization": f"Bearer {token}"}
 
             async def gql(query: str, variables: dict) -> httpx.Response:

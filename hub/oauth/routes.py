@@ -21,6 +21,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub import audit
 from hub.config import Settings
@@ -142,21 +143,37 @@ def session_secret(settings: Settings, keyring: KeyRing) -> str:
     return hmac.new(oldest.private_pem.encode(), b"lotpulse sign-in cookie", hashlib.sha256).hexdigest()
 
 
+class SignInSession:
+    """The sign-in cookie's ``SessionMiddleware``, built at the first request: its key derives from the key ring,
+    which is read from the database at startup, after the routes are built."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, keyring: KeyRing) -> None:
+        self.app = app
+        self.settings = settings
+        self.keyring = keyring
+        self.inner: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.inner is None:
+            self.inner = SessionMiddleware(
+                self.app,
+                secret_key=session_secret(self.settings, self.keyring),
+                session_cookie="lotpulse_signin",
+                max_age=SIGNIN_SECONDS,
+                path="/oauth",
+                same_site="lax",
+                https_only=self.settings.issuer.startswith("https://"),
+            )
+        await self.inner(scope, receive, send)
+
+
 def oauth_routes(settings: Settings, keyring: KeyRing) -> list[BaseRoute]:
     document = metadata_document(settings)
 
     async def metadata(request: Request) -> JSONResponse:
         return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
 
-    signin = Middleware(
-        SessionMiddleware,
-        secret_key=session_secret(settings, keyring),
-        session_cookie="lotpulse_signin",
-        max_age=SIGNIN_SECONDS,
-        path="/oauth",
-        same_site="lax",
-        https_only=settings.issuer.startswith("https://"),
-    )
+    signin = Middleware(SignInSession, settings=settings, keyring=keyring)
     return [
         Mount(
             "/oauth",

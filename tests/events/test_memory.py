@@ -28,7 +28,7 @@ from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, free_port
 from hub.events.log import build_event, emit_many
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 from tenants import service as tenant_service
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ async def test_delivering_thousands_of_messages_holds_memory_flat_and_leaving_re
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-        token = mint_local_token(Settings.from_env(env), KeyRing(key_file), "mem", ["viewer"], 3600)
+        token = mint_local_token(Settings.from_env(env), KeyFile(key_file), "mem", ["viewer"], 3600)
         before_subscribers = rss_kib(hub.pid)
         counts: list[list[int]] = []
 

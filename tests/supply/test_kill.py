@@ -15,7 +15,7 @@ import httpx
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, free_port
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
 from tenants import service as tenant_service
@@ -73,7 +73,7 @@ async def test_acknowledged_batches_survive_a_kill_exactly_once(mongo_uri, key_f
            "LOTPULSE_SIGNING_KEY_FILE": str(key_file), "LOTPULSE_DATA_DIR": str(tmp_path),
            "LOTPULSE_LOG_LEVEL": "WARNING"}
     settings = Settings.from_env(env)
-    token = mint_local_token(settings, KeyRing(key_file), "kshop", ["integration"], 3600)
+    token = mint_local_token(settings, KeyFile(key_file), "kshop", ["integration"], 3600)
     database = await Database.connect(mongo_uri, name)
     hub = HubProcess(env, port, tmp_path / "hub.log")
     try:
