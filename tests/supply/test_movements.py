@@ -6,6 +6,7 @@ import asyncio
 
 from hub.models.event import Event
 from hub.models.movement import Movement
+from hub.models.stock import StockPosition
 from hub.services.stock import rebuild
 
 
@@ -82,6 +83,24 @@ async def test_going_below_zero_rejects_the_whole_batch(supply):
     assert "to -1" in error["message"]
     assert on_hand(await supply.stock()) == {"B1": 5}
     assert await Movement.find({"tenant_id": "shopco"}).count() == 1  # a rejected batch stores nothing
+
+
+async def test_a_position_another_process_changed_is_read_again_not_assumed(supply):
+    # given a position this process wrote last (it remembers on-hand 5, hub/services/known_positions.py)
+    await own_yogurt(supply)
+    await supply.movements([receipt("r1", 5)])
+    # when another hub process books 2 more on it (written here straight to the database, as that process would)
+    changed = await StockPosition.get_pymongo_collection().update_one(
+        {"tenant_id": "shopco", "lot_code": "B1", "on_hand": 5}, {"$set": {"on_hand": 7}})
+    assert changed.modified_count == 1
+    # then a sale of 6 is judged on the 7 in the database, not the 5 remembered, and on-hand 1 is announced
+    body = await supply.movements([sale("s1", -6)])
+    assert body["data"]["recordMovements"]["positions"][0]["onHand"] == 1, body
+    assert on_hand(await supply.stock()) == {"B1": 1}
+    # and going below zero is still refused on the true figure
+    refused = await supply.movements([sale("s2", -2)])
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "on hand 1" in refused["errors"][0]["message"]
 
 
 async def test_a_count_sets_on_hand_and_may_correct_downwards(supply):
