@@ -225,16 +225,20 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     database = positions.database.name
     hint_keys = {item.position_key: (database, tenant_id, *item.position_key) for item in fresh}
     hinted = hints.get(hint_keys.values()) if hints is not None else None
-    if hinted is not None:
-        current = {key: {"_id": hinted[hk][0], "on_hand": hinted[hk][1]} for key, hk in hint_keys.items()}
-    else:
-        current = await _load_positions(session, positions, tenant_id, fresh)
+    if hints is None or hinted is None:
+        return await _write(session, movements, positions, tenant_id, fresh,
+                            await _load_positions(session, positions, tenant_id, fresh), result)
+    current = {key: {"_id": hinted[hk][0], "on_hand": hinted[hk][1]} for key, hk in hint_keys.items()}
     try:
-        return await _write(session, movements, positions, tenant_id, fresh, current, result)
-    except StaleRead:
-        if hints is not None:
-            hints.forget(hint_keys.values())
+        return await _write(session, movements, positions, tenant_id, fresh, current,
+                            BatchResult(duplicates=result.duplicates))
+    except StaleRead:  # a remembered figure was changed by another writer: the transaction starts over, reading
+        hints.forget(hint_keys.values())
         raise
+    except BadInput:  # nothing written yet; a batch is never refused on remembered figures: judge the database's
+        hints.forget(hint_keys.values())
+    return await _write(session, movements, positions, tenant_id, fresh,
+                        await _load_positions(session, positions, tenant_id, fresh), result)
 
 
 async def _write(session: AsyncClientSession, movements: Any, positions: Any, tenant_id: str, fresh: list[Prepared],
