@@ -44,11 +44,12 @@ def declared() -> dict[str, Declaration]:
     from hub.db import document_models
     from hub.events import ledger, sequencer
     from hub.models import sensor
+    from hub.services import signals
 
     found: dict[str, Declaration] = {
         ledger.LEDGER: ledger.SHARDING, sequencer.STATE: sequencer.SHARDING, keys.COLLECTION: keys.SHARDING,
         leases.COLLECTION: leases.SHARDING, sensor.STATE_COLLECTION: sensor.STATE_SHARDING,
-        ratelimit.COLLECTION: ratelimit.SHARDING,
+        ratelimit.COLLECTION: ratelimit.SHARDING, signals.STATE: signals.STATE_SHARDING,
     }
     for model in document_models():
         found[model.Settings.name] = model.shard_key  # type: ignore[attr-defined]

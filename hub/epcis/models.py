@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class Mapped(BaseModel):
@@ -60,6 +61,11 @@ class EpcisEvent(Document):
     mapped: list[Mapped] = Field(default_factory=list)
     note: str | None = None  # why the event changed nothing in the hub's domain
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "event_id",
+        why="the capturing tenant's events; the unique (tenant_id, event_id) starts with it",
+    )
+
     class Settings:
         name = "epcis_events"
 
@@ -91,6 +97,11 @@ class CaptureJob(Document):
     captured: int = 0  # events stored by this capture
     duplicates: int = 0  # events already stored (same eventID): nothing changed
     outcomes: list[dict[str, Any]] = Field(default_factory=list)  # per new event: what it mapped to, or why not
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "capture_id",
+        why="the capturing tenant's jobs; the unique (tenant_id, capture_id) starts with it",
+    )
 
     class Settings:
         name = "epcis_capture_jobs"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import ClassVar
 
 import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 ANY = "*"  # a policy for every kind (or every severity): stored as "*" so (tenant, kind, severity) stays unique
 
@@ -45,6 +47,11 @@ class EscalationPolicy(Document):
     business_hours: BusinessHours | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     updated_by: str | None = None
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "kind",
+        why="a tenant's policies; the unique (tenant_id, kind, severity) starts with it",
+    )
 
     class Settings:
         name = "escalation_policies"

@@ -42,6 +42,11 @@ class LotCost(Document):
     cost: float = 0.0  # sum of quantity x unit cost
     units: int = 0
 
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "lot_id",
+        why="the holder's lot costs; the unique (tenant_id, lot_id, currency) starts with it",
+    )
+
     class Settings:
         name = "lot_costs"
         indexes = [pymongo.IndexModel([("tenant_id", 1), ("lot_id", 1), ("currency", 1)], unique=True)]
@@ -62,6 +67,11 @@ class HealthSnapshot(Document):
     units: int
     value: dict[str, float] = Field(default_factory=dict)
     at_risk: dict[str, float] = Field(default_factory=dict)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "day",
+        why="a tenant's daily snapshots; the unique (tenant_id, day, location_id, sku_id) starts with it",
+    )
 
     class Settings:
         name = "health_snapshots"

@@ -7,12 +7,14 @@ sensors do not point at pallets yet; that is the next step of the pallet work.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
+from hub.sharding import Declaration, key
 
 
 class PalletContent(BaseModel):
@@ -33,6 +35,11 @@ class Pallet(Document):
     location_id: PydanticObjectId | None = None  # where it was last seen (bizLocation), if that is a known location
     last_event_id: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = key(
+        "tenant_id", "sscc",
+        why="the packing tenant's pallets; the unique (tenant_id, sscc) starts with it",
+    )
 
     class Settings:
         name = "pallets"

@@ -47,12 +47,15 @@ from hub.models.stock import StockPosition
 from hub.services import demand, fefo
 from hub.services.alerts import alert_payload, open_alerts, raise_alert
 from hub.services.planning_audience import partner_audience
+from hub.sharding import Unsharded
 
 log = logging.getLogger("lotpulse.planning")
 RESOLVER = "system:planning"
 HELD = (LotStatus.on_hold.value, LotStatus.quarantined.value, LotStatus.recalled.value)
 NEAR_EXPIRY_DAYS = 7
 STATE_ID = "planning-sweep"
+STATE = "planning_state"
+STATE_SHARDING = Unsharded("one document per sweep kind: when the planning sweep last ran")
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ def _key(kind: str, raw: dict[str, Any]) -> str:
 async def _state(today: date, key: str) -> tuple[datetime | None, datetime]:
     """When the previous sweep of ``today`` started (None: none yet today), and this sweep's start."""
     started = utcnow()
-    state = DemandSeries.get_pymongo_collection().database["planning_state"]
+    state = DemandSeries.get_pymongo_collection().database[STATE]
     previous = await state.find_one({"_id": key})
     if previous is None or previous.get("day") != today.isoformat():
         return None, started
@@ -206,7 +209,7 @@ async def _state(today: date, key: str) -> tuple[datetime | None, datetime]:
 
 
 async def _save_state(today: date, started: datetime, key: str) -> None:
-    state = DemandSeries.get_pymongo_collection().database["planning_state"]
+    state = DemandSeries.get_pymongo_collection().database[STATE]
     await state.update_one({"_id": key}, {"$set": {"day": today.isoformat(), "started_at": started}}, upsert=True)
 
 
