@@ -10,7 +10,7 @@ from beanie import Document
 from pydantic import BaseModel, Field
 
 from hub.dates import utcnow
-from hub.sharding import Declaration, key
+from hub.sharding import Declaration, Unsharded, key
 
 
 class Mapped(BaseModel):
@@ -78,6 +78,10 @@ class EpcisLink(Document):
     id: str  # type: ignore[assignment]
     event: str | None = None  # event_key of the event
     lot: str | None = None
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "looked up by a key that names a record or an instance; sharded, it would gain tenant_id in front of it",
+    )
 
     class Settings:
         name = "epcis_links"
