@@ -22,6 +22,7 @@ class ShardKey:
     fields: tuple[tuple[str, int], ...]
     why: str
     before_sharding: str | None = None
+    id_names_tenant: bool = False  # the key is ``_id``, a string that starts with the tenant id
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,8 @@ class Unsharded:
 Declaration = ShardKey | Unsharded
 
 
-def key(*fields: str, why: str, before_sharding: str | None = None) -> ShardKey:
-    return ShardKey(tuple((name, 1) for name in fields), why, before_sharding)
+def key(*fields: str, why: str, before_sharding: str | None = None, id_names_tenant: bool = False) -> ShardKey:
+    return ShardKey(tuple((name, 1) for name in fields), why, before_sharding, id_names_tenant)
 
 
 def declared() -> dict[str, Declaration]:

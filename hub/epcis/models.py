@@ -62,8 +62,10 @@ class EpcisEvent(Document):
     note: str | None = None  # why the event changed nothing in the hub's domain
 
     shard_key: ClassVar[Declaration] = key(
-        "tenant_id", "event_id",
-        why="the capturing tenant's events; the unique (tenant_id, event_id) starts with it",
+        "_id",
+        why="the capturing tenant's events: the _id starts with the tenant (event_key), so a range of ids is a "
+            "range of one tenant's events, without a secondary index",
+        id_names_tenant=True,
     )
 
     class Settings:
