@@ -56,16 +56,17 @@ def _with_context(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     return {"@context": context, **event} if context is not None and "@context" not in event else dict(event)
 
 
-def _depth(value: Any) -> int:
-    """How deeply objects and arrays nest in a value (iteratively: the point is to refuse what recursion cannot
-    walk)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest deeper than ``limit`` (walked level by level: the point is to refuse what
+    recursion could not walk)."""
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [child for node in level for child in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(child, dict | list)]
+    return False
 
 
 def prepare(body: Any, max_events: int, max_depth: int = 64) -> Prepared:
@@ -101,7 +102,7 @@ def prepare(body: Any, max_events: int, max_depth: int = 64) -> Prepared:
         if str(n) in at_event or (not base and document_problems):
             continue
         event = _with_context(raw, context)
-        if _depth(event) > max_depth:
+        if _too_deep(event, max_depth):
             prepared.problems.append(Problem(pointer, f"the event nests deeper than {max_depth} levels"))
             continue
         problems = cbv_errors(event, pointer)

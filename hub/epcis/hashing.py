@@ -97,8 +97,10 @@ def _value(key: str, value: Any, ns: Namespaces, bare: str | None = None) -> str
             if text.startswith(old):
                 return CBV + new + text[len(old):]
     if text[0] in _NUMERIC_START:
-        text = _number(text)
-    return epc.canonical(text) or text
+        return _number(text)
+    if text.startswith(("urn:epc:", "http")):
+        return epc.canonical(text) or text
+    return text
 
 
 def _field(key: str, value: Any, ns: Namespaces, bare: str | None = None) -> str:
