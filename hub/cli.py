@@ -374,6 +374,18 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.errors else 0  # type: ignore[attr-defined]
 
 
+@command("kit")
+def kit_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the partner conformance kit (needs no database)."""
+    from hub.kit import write_kit
+
+    out = Path(args.out)
+    for path in write_kit(out):
+        print(path)
+    print(f"see {out / 'README.txt'}")
+    return 0
+
+
 @command("webhooks")
 def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     """Run webhook dispatch and delivery without serving the API (any number of these may run)."""
@@ -551,6 +563,9 @@ def parser() -> argparse.ArgumentParser:
                           help="write the valid rows even when others are refused (default: all or nothing)")
     import_p.add_argument("--map", action="append", metavar="COLUMN=FIELD", help="read COLUMN as FIELD (repeatable)")
     import_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    kit_p = sub.add_parser("kit", help="write the partner conformance kit (scans, EPCIS documents, webhook "
+                           "receiver, a replay story raising every alert kind)")
+    kit_p.add_argument("--out", default="lotpulse-kit", help="folder to write (default: ./lotpulse-kit)")
     webhooks_p = sub.add_parser("webhooks", help="outgoing webhooks")
     webhooks_sub = webhooks_p.add_subparsers(dest="webhooks_command", required=True)
     worker_p = webhooks_sub.add_parser("worker", help="dispatch events and deliver webhooks until stopped")
