@@ -170,7 +170,6 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
                              prepared.problems)
     job = CaptureJob(tenant_id=access.tenant_id, capture_id=uuid.uuid4().hex, error_behaviour=behaviour,
                      errors=[problem("ValidationException", "invalid event", 400, p) for p in prepared.problems])
-    await job.insert()
     seen: set[str] = set()
     inflight: list[asyncio.Task[int]] = []
     now = utcnow()
@@ -186,16 +185,21 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
         keys = [event_key(access.tenant_id, event["eventID"]) for event in chunk]
         # Events that may change the domain are looked up first, so a resent one is not mapped again; the others
         # are simply inserted, and the primary key turns a resent one away (counted as a duplicate).
-        mappable = [key for key, event in zip(keys, chunk) if mapping.has_mapping(event)]
+        maps = [mapping.has_mapping(event) for event in chunk]
+        mappable = [key for key, may in zip(keys, maps) if may]
         stored: set[str] = set()
         if mappable:
             found = EpcisEvent.get_pymongo_collection().find({"_id": {"$in": mappable}}, {"_id": 1})
             stored = {doc["_id"] async for doc in found}
         pending = []
-        for key, event in zip(keys, chunk):
+        for key, event, may in zip(keys, chunk, maps):
             if key in stored:
                 continue
-            pending.append(await _new_event(access, database, settings, job, key, event, now))
+            if may:
+                pending.append(await _new_event(access, database, settings, job, key, event, now))
+            else:  # only stored: no coroutine, no lookups
+                pending.append({"_id": key, "tenant_id": access.tenant_id, "record_time": now, "body": event,
+                                "capture_id": job.capture_id, **index_fields(event)})
         if pending:
             inflight.append(asyncio.create_task(_store(pending)))
             await asyncio.sleep(0)  # let the driver send it before the next chunk's work
@@ -203,9 +207,7 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
     job.captured = inserted
     job.duplicates = len(prepared.events) - inserted
     job.running, job.success, job.finished_at = False, not prepared.problems, utcnow()
-    done = {key: getattr(job, key) for key in ("running", "success", "finished_at", "captured", "duplicates",
-                                                "outcomes")}
-    await CaptureJob.get_pymongo_collection().update_one({"_id": job.id}, {"$set": done})
+    await job.insert()  # written once, finished: the client learns of it only from this request's answer
     return job
 
 
