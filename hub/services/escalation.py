@@ -269,16 +269,19 @@ async def escalate_overdue(database: Database, default_after: timedelta, now: da
     now = now or utcnow()
     scope: dict[str, Any] = {"tenant_id": {"$in": tenants}} if tenants is not None else {}
     policies = await EscalationPolicy.find(scope).to_list()
-    chains = {(p.tenant_id, key_of(p.kind, p.severity)): chain_of(p) for p in policies}
+    chains: dict[str, dict[str, Chain]] = {}
+    for policy in policies:
+        chains.setdefault(policy.tenant_id, {})[key_of(policy.kind, policy.severity)] = chain_of(policy)
     default = default_chain(default_after)
-    earliest = min([default_after, *(chain.steps[0][0] for chain in chains.values() if chain.steps)])
+    firsts = [chain.steps[0][0] for own in chains.values() for chain in own.values() if chain.steps]
+    earliest = min([default_after, *firsts])
     query: dict[str, Any] = {"status": AlertStatus.open.value, "escalation_done_at": None,
                              "opened_at": {"$lte": now - earliest}, **scope}
     fields = {"tenant_id": 1, "kind": 1, "severity": 1, "opened_at": 1, "escalation_step": 1, "escalation_policy": 1}
     due = await Alert.get_pymongo_collection().find(query, fields, hint=OVERDUE_INDEX).to_list(None)
     fired = 0
     for doc in due:
-        own = {key: chain for (tenant, key), chain in chains.items() if tenant == doc["tenant_id"]}
+        own = chains.get(doc["tenant_id"], {})
         chain = choose(own, default, doc["kind"], doc["severity"], doc.get("escalation_policy"))
         step = doc.get("escalation_step") or 0
         if step >= len(chain.steps):
