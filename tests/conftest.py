@@ -56,7 +56,12 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def hub_settings(key_file: Path, mongo_uri: str, **changes: Any) -> Settings:
-    """Settings for a hub of its own: a fresh database and a free port on the session's database server."""
+    """Settings for a hub of its own: a fresh database and a free port on the session's database server.
+
+    The database deadlines are generous (the production defaults answer SERVICE_UNAVAILABLE after 4 s): the suite
+    shares two cores with its own database and hub processes, and only the deadline tests, which run ``lotpulse
+    serve`` with the defaults, are about deadlines."""
+    changes = {"request_timeout_seconds": 20.0, "transaction_timeout_seconds": 15.0, **changes}
     port = free_port()
     return Settings(
         mongodb_uri=mongo_uri,
