@@ -75,6 +75,16 @@ class Decision:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers()`` of an allowed request, as the ASGI response's raw header list (sent on every response)."""
+        left = self.remaining
+        reset = 0.0 if self.limit.per_second <= 0 else (self.limit.burst - left) / self.limit.per_second
+        return [
+            (b"ratelimit-limit", b"%d" % self.limit.burst),
+            (b"ratelimit-remaining", b"%d" % max(0, int(left))),
+            (b"ratelimit-reset", b"%d" % max(0, math.ceil(reset))),
+        ]
+
 
 @dataclass
 class _Lease:

@@ -352,13 +352,18 @@ class HubGraphQL(GraphQL[Context, None]):
         codes = {e.get("extensions", {}).get("code") for e in errors}
         if not ran and "INTERNAL_SERVER_ERROR" in codes:
             status = 500
-        headers = context.rate_limit.headers() if context.rate_limit is not None else None
-        if not ran and "RATE_LIMITED" in codes and headers:  # the operation's cost is over the limit: never run
+        limited = context.rate_limit
+        if not ran and "RATE_LIMITED" in codes and limited is not None and not limited.allowed:
+            headers = limited.headers()  # the operation's cost is over the limit: never run
             for error in errors:
                 error["extensions"]["retryAfter"] = int(headers["Retry-After"])
             return self._respond(request, payload, 429, headers)
         if "SERVICE_UNAVAILABLE" in codes:
             # Retryable whatever else happened: HTTP clients and proxies know what a 503 with Retry-After means.
-            headers = {**(headers or {}), "Retry-After": str(ServiceUnavailable.retry_after_seconds)}
+            headers = {**(limited.headers() if limited else {})}
+            headers["Retry-After"] = str(ServiceUnavailable.retry_after_seconds)
             return self._respond(request, payload, 503, headers, graphql_result=True)
-        return self._respond(request, payload, status, headers, graphql_result=True)
+        response = self._respond(request, payload, status, graphql_result=True)
+        if limited is not None:
+            response.raw_headers.extend(limited.raw_headers())  # as bytes: no per-response header encoding
+        return response
