@@ -30,6 +30,7 @@ from hub.db import Database
 from hub.detect import demand as model
 from hub.detect import transfers as plan
 from hub.errors import BadInput, Conflict, NotFound
+from hub.models.dispatch import Dispatch, DispatchStatus
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
 from hub.models.movement import MovementKind
@@ -259,17 +260,35 @@ async def _plan_partners(owner: str, sku: Any, known: dict[Network, dict[Any, Si
     for key, found in (await site_facts(missing, today)).items():
         network.setdefault(key, {}).update(found)
     built = await build_sites(network, rules)
+    drafted = await _drafted(sharing, sku)
     sites: list[plan.Site] = []
     for (holder, _), (held, _policies) in built.items():
-        # Goods cross partners as lots on a dispatch: untracked stock stays where it is.
-        tracked = [replace(s, lots=tuple(l for l in s.lots if l.lot_id),
-                           on_hand=sum(l.on_hand for l in s.lots if l.lot_id)) for s in held]
+        # Goods cross partners as lots on a dispatch: untracked stock stays where it is, and what an accepted
+        # recommendation already drafted is spoken for.
+        tracked = []
+        for site in held:
+            lots = tuple(
+                replace(l, on_hand=max(l.on_hand - drafted.get((holder, site.location_id, l.lot_code or ""), 0), 0))
+                for l in site.lots if l.lot_id)
+            tracked.append(replace(site, lots=lots, on_hand=sum(l.on_hand for l in lots)))
         sites += _after(tracked, internal.get((holder, sku), [])).values()
 
     def allowed(source: plan.Site, destination: plan.Site) -> bool:
         return source.holder != destination.holder and link(destination.holder, source.holder, Scope.dispatches)
 
     return plan.plan_transfers(sites, today, rules.planning, allowed)
+
+
+async def _drafted(holders: set[str], sku: Any) -> dict[tuple[str, str, str], int]:
+    """Units of ``sku`` on the holders' draft dispatches, per (holder, source location, lot code)."""
+    found: dict[tuple[str, str, str], int] = {}
+    async for d in Dispatch.find({"tenant_id": {"$in": sorted(holders)}, "status": DispatchStatus.draft.value,
+                                  "lines.sku_id": sku}):
+        for line in d.lines:
+            if line.sku_id == sku:
+                key = (d.tenant_id, str(d.from_location_id), line.lot_code)
+                found[key] = found.get(key, 0) + line.quantity
+    return found
 
 
 def _bare(tenant: str, facts: SiteFacts, policy: Policy) -> plan.Site:

@@ -125,3 +125,28 @@ async def test_a_partner_transfer_disappears_when_a_holder_stops_sharing_stock(n
     await net.sweep()
     stored = await TransferRecommendation.get(PydanticObjectId(rec["id"]))
     assert stored is not None and stored.status.value == "expired"
+
+
+async def test_units_already_drafted_are_not_offered_again_to_another_shortage(net, hub):
+    # given: two of Marto's stores will run out; Shopco's warehouse can spare less than both need
+    await hub.tenant("marto", "retailer")
+    await partner(hub, "marto", "brand", ["stock", "dispatches"], ["sku_master", "dispatches"])
+    await partner(hub, "marto", "shopco", ["dispatches"], [])
+    await net.sku("SUN-50", shelfLifeDays=730)
+    daily = [rhythm(91 - i) for i in range(91)]
+    for store in ("M-1", "M-2"):
+        await net.location(store, "store", tenant="marto")
+        await net.history(store, "SUN-50", daily, stock=sum(daily) + 40, lot="M-LOT", expires_in=300, tenant="marto")
+    await net.history("WH-1", "SUN-50", [10] * 91, stock=910 + 1100, lot="WH-A", expires_in=300, kind="issue")
+    await net.sweep()
+    before = {r["toLocationCode"]: r for r in await recommendations(hub, "brand")}
+    assert set(before) == {"M-1", "M-2"}
+    first, second = sorted(before.values(), key=lambda r: -r["quantity"])
+
+    # when: the larger one is accepted (a draft), and the next sweep plans again
+    await hub.ok(ACCEPT, {"id": first["id"]}, tenant="brand")
+    await net.sweep()
+
+    # then: the other one still gets only what is left, not the drafted units a second time
+    [still] = [r for r in await recommendations(hub, "brand") if r["status"] == "open"]
+    assert still["toLocationCode"] == second["toLocationCode"] and still["quantity"] == second["quantity"]
