@@ -12,6 +12,7 @@ per chunk, the limit holds across processes, and a process can over-spend by at 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 # over-admits by at most a chunk per process whatever a lease's age; a short life only costs database round trips.
 LEASE_SECONDS = 10.0
 CHUNK_FRACTION = 0.1
+# A lease of chunks this large is topped up in the background once half of a chunk is left, so a busy caller's
+# requests do not all wait for the database round trip of the next draw (which stalled every request in flight).
+PREFETCH_CHUNK = 10
+log = logging.getLogger("lotpulse.ratelimit")
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class _Lease:
     taken_at: float = 0.0
     bucket_left: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    refilling: bool = False
 
 
 class SharedBuckets:
@@ -100,6 +106,7 @@ class SharedBuckets:
     def __init__(self, collection: AsyncCollection[Any]) -> None:
         self.collection = collection
         self.leases: dict[str, _Lease] = {}
+        self._refills: set[asyncio.Task[None]] = set()
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("expire_at", expireAfterSeconds=0)
@@ -111,7 +118,30 @@ class SharedBuckets:
         if lease is None or lease.tokens < amount or time.monotonic() - lease.taken_at > LEASE_SECONDS:
             return None
         lease.tokens -= amount
+        chunk = limit.chunk
+        if chunk >= PREFETCH_CHUNK and lease.tokens < chunk / 2 and not lease.refilling:
+            lease.refilling = True
+            task = asyncio.get_running_loop().create_task(self._top_up(key, lease, limit))
+            self._refills.add(task)
+            task.add_done_callback(self._refills.discard)
         return Decision(True, limit, lease.tokens + lease.bucket_left, 0.0)
+
+    async def _top_up(self, key: str, lease: _Lease, limit: Limit) -> None:
+        """One more chunk for a lease running low, drawn while requests still spend what is left. A process then
+        holds at most one and a half chunks."""
+        try:
+            async with lease.lock:
+                if time.monotonic() - lease.taken_at > LEASE_SECONDS:
+                    lease.tokens = 0.0
+                if lease.tokens >= limit.chunk / 2:
+                    return
+                granted, lease.bucket_left = await self._draw(key, limit.chunk, limit)
+                lease.tokens += granted
+                lease.taken_at = time.monotonic()
+        except Exception:  # the next request that finds the lease dry draws for itself (and reports any outage)
+            log.debug("rate-limit lease top-up failed", exc_info=True)
+        finally:
+            lease.refilling = False
 
     async def take(self, key: str, amount: float, limit: Limit) -> Decision:
         lease = self.leases.get(key)

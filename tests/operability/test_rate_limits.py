@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -99,3 +100,24 @@ async def test_a_large_query_is_not_refused_while_small_ones_spend_the_lease_it_
     )
     # then all are allowed: the bucket holds far more than they take
     assert large.allowed and all(decision.allowed for decision in small)
+
+
+async def test_a_busy_lease_is_topped_up_in_the_background_and_never_overspends(limited_hub):
+    # given a bucket of 200 (chunks of 20) that does not refill during the test
+    buckets = SharedBuckets(limited_hub.state.database.db["rate_buckets"])
+    limit, key = Limit(per_second=SLOW, burst=200), "requests:t:busy-lease"
+    assert (await buckets.take(key, 1, limit)).allowed  # the first request draws a chunk
+    # when requests keep spending the lease: each is served from it, without awaiting the database
+    leased, deadline = 0, time.monotonic() + 30
+    while leased < 150 and time.monotonic() < deadline:
+        if buckets.take_leased(key, 1, limit) is None:
+            await asyncio.sleep(0.01)  # the top-up started below half a chunk is still on its way
+            continue
+        leased += 1
+    # then seven chunks and more came from top-ups drawn in the background
+    assert leased == 150
+    # and all processes' requests together never get more than the bucket held
+    rest = 0
+    while (await buckets.take(key, 1, limit)).allowed:
+        rest += 1
+    assert 1 + leased + rest == 200
