@@ -145,12 +145,14 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=30),
         poll_seconds: float = 0.5,
         clock: Clock | None = None,
-        on_created: Callable[[int], None] | None = None,
+        on_created: Callable[[list[dict[str, Any]], list[WebhookEndpoint]], None] | None = None,
+        pre_claim: Callable[[list[dict[str, Any]], list[WebhookEndpoint]], None] | None = None,
     ) -> None:
         self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
         self.lease, self.poll_seconds = lease, poll_seconds
         self.clock = clock or SystemClock()
         self.on_created = on_created
+        self.pre_claim = pre_claim  # the worker of this process claims what it will send as it is inserted
         self.wakeup = asyncio.Event()
         self.leader = False
         self.position = 0  # the seq of the last event dispatched
@@ -220,16 +222,20 @@ class Dispatcher:
         batch = (
             await collection.find({"seq": {"$gt": self.position}}).sort("seq", 1).limit(BATCH).to_list(BATCH)
         )
-        created = 0
+        created: list[dict[str, Any]] = []
+        endpoints: list[WebhookEndpoint] = []
         if batch:
             endpoints = await endpoints_for(tenant for event in batch for tenant in event.get("audience", []))
             if endpoints:
-                created = len(await insert_new(await plan(batch, endpoints, self.clock.now())))
+                planned = await plan(batch, endpoints, self.clock.now())
+                if self.pre_claim is not None:
+                    self.pre_claim(planned, endpoints)
+                created = await insert_new(planned)
             self.position = int(batch[-1]["seq"])
         self.more = len(batch) == BATCH
         if created and self.on_created is not None:
-            self.on_created(created)
-        return created
+            self.on_created(created, endpoints)
+        return len(created)
 
     def wake(self) -> None:
         """A new event is in the log (the process's event bus saw it): dispatch now rather than at the next poll."""

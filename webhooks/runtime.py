@@ -32,7 +32,8 @@ def build(
     dispatcher = Dispatcher(
         poll_seconds=settings.webhook_poll_seconds,
         clock=clock,
-        on_created=worker.wake,
+        on_created=worker.offer,
+        pre_claim=worker.pre_claim,
     )
     return dispatcher, worker
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ BATCH = 50  # deliveries claimed, and recorded, per write (each write well withi
 PIPELINE = 2  # batches of a lane in flight: one being sent while the one before is recorded
 MAX_LANES = 64  # endpoints served at once by one worker
 DRAIN_SECONDS = 5.0  # on shutdown, how long batches in flight may finish
+ENDPOINT_FRESH_SECONDS = 1.0  # an endpoint read this recently is not read again (a disable or rotation shows after it)
 INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
 
 
@@ -101,11 +103,49 @@ class Worker:
         self.schedule = retry.schedule_of(settings.webhook_retry_schedule)
         self.http = delivery.client(settings.webhook_timeout_seconds)
         self.lanes: dict[ObjectId, asyncio.Task[None]] = {}
+        self.endpoints: dict[ObjectId, tuple[WebhookEndpoint, float]] = {}  # as last read, and when (monotonic)
+        self.running = False  # ``run`` is serving: new deliveries may start lanes at once
+        self.handed: dict[ObjectId, deque[Batch]] = {}  # batches inserted already claimed (``pre_claim``)
         self.wakeup = asyncio.Event()
 
     def wake(self, *_: Any) -> None:
-        """New deliveries exist (the dispatcher made them): look for them now, not at the next scan."""
+        """New deliveries may exist: look for them now, not at the next scan."""
         self.wakeup.set()
+
+    def offer(self, created: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> None:
+        """The dispatcher of this process made deliveries: their endpoints' lanes start now, with the endpoints as
+        the dispatcher just read them, rather than after a scan (which is what the other processes do)."""
+        read_at = time.monotonic()
+        for endpoint in endpoints:
+            self.endpoints[endpoint.id] = (endpoint, read_at)  # type: ignore[index]
+        by_token: dict[str, list[dict[str, Any]]] = {}
+        for doc in created:
+            if doc.get("lease_token") and doc["lease_token"].startswith(f"{self.name}:"):
+                by_token.setdefault(doc["lease_token"], []).append(doc)
+        known = {endpoint.id: endpoint for endpoint in endpoints}
+        for token, docs in by_token.items():
+            endpoint_id = docs[0]["endpoint_id"]
+            self.handed.setdefault(endpoint_id, deque()).append(Batch(known[endpoint_id], token, docs))
+        if self.running:
+            for endpoint_id in dict.fromkeys(doc["endpoint_id"] for doc in created):
+                if endpoint_id not in self.lanes and self.serves(endpoint_id) and (
+                    len(self.lanes) < MAX_LANES or endpoint_id in self.handed
+                ):
+                    self._start(endpoint_id)
+        if any(not doc.get("lease_token") and self.serves(doc["endpoint_id"]) for doc in created):
+            self.wakeup.set()  # not handed over (the worker was not running, or the endpoint disabled): scan
+
+    async def endpoint(self, endpoint_id: ObjectId) -> WebhookEndpoint | None:
+        """The endpoint as read within the last second, else read afresh (secrets rotate, endpoints get disabled)."""
+        known = self.endpoints.get(endpoint_id)
+        if known is not None and time.monotonic() - known[1] < ENDPOINT_FRESH_SECONDS:
+            return known[0]
+        endpoint = await WebhookEndpoint.get(endpoint_id)
+        if endpoint is None:
+            self.endpoints.pop(endpoint_id, None)
+        else:
+            self.endpoints[endpoint_id] = (endpoint, time.monotonic())
+        return endpoint
 
     def serves(self, endpoint_id: ObjectId) -> bool:
         return self.partitions is None or self.partitions.owns(str(endpoint_id))
@@ -149,7 +189,7 @@ class Worker:
         another worker took some of them in between. None when nothing is due or the endpoint is disabled."""
         token = self.token()
         now = self.clock.now()
-        endpoint = await WebhookEndpoint.get(endpoint_id)  # read afresh: secrets rotate, endpoints get disabled
+        endpoint = await self.endpoint(endpoint_id)
         if endpoint is None or not endpoint.enabled:
             return None
         collection = WebhookDelivery.get_pymongo_collection()
@@ -177,13 +217,35 @@ class Worker:
                 return None
         # Every claim ends in one logged attempt: earlier claims beyond the count were interrupted.
         interrupted = {doc["_id"]: doc["claims"][doc["attempt_count"]:] for doc in docs}
-        batch = Batch(endpoint, token, docs, interrupted={k: v for k, v in interrupted.items() if v})
+        interrupted = {k: v for k, v in interrupted.items() if v}
+        return await self._checked(Batch(endpoint, token, docs, interrupted=interrupted))
+
+    async def _checked(self, batch: Batch) -> Batch:
         try:
             # Checked right before sending (DNS may have changed since creation); the requests go to this address.
-            batch.target = await guard.check(endpoint.url, self.settings.webhook_allow_private)
+            batch.target = await guard.check(batch.endpoint.url, self.settings.webhook_allow_private)
         except guard.UnsafeURL as exc:
             batch.refusal = exc.message
         return batch
+
+    def pre_claim(self, planned: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> None:
+        """Deliveries the dispatcher of this process is about to insert for endpoints this worker serves are
+        inserted already claimed by it, and handed to their lanes by ``offer``: no read and no claim write for
+        them. A crash before they are sent leaves claims that lapse like any other."""
+        if not self.running:
+            return
+        now = self.clock.now()
+        enabled = {endpoint.id for endpoint in endpoints if endpoint.enabled}
+        tokens: dict[ObjectId, tuple[str, int]] = {}  # endpoint -> the token of its batch being filled, its size
+        for doc in planned:
+            endpoint_id = doc["endpoint_id"]
+            if endpoint_id not in enabled or not self.serves(endpoint_id):
+                continue
+            token, size = tokens.get(endpoint_id, ("", self.batch))
+            if size == self.batch:
+                token, size = self.token(), 0
+            tokens[endpoint_id] = (token, size + 1)
+            doc.update(lease_token=token, lease_until=now + self.lease, claims=[now])
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
@@ -259,6 +321,7 @@ class Worker:
         await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
+            endpoint.enabled = False  # the lane stops at its next claim
 
     def _attempt(
         self, at: datetime, status: int | None, duration_ms: int, excerpt: str | None, error: str | None
@@ -267,12 +330,15 @@ class Worker:
                 "error": error, "worker": self.name}
 
     async def _endpoint_health(self, endpoint: WebhookEndpoint, any_success: bool, now: datetime) -> None:
-        """Written only when the endpoint starts or stops failing, not per batch."""
+        """Written only when the endpoint starts or stops failing, not per batch; the endpoint as this worker keeps
+        it (``self.endpoints``) follows, since its lane is the one that changes it."""
         collection = WebhookEndpoint.get_pymongo_collection()
         if any_success and endpoint.failing_since is not None:
             await collection.update_one({"_id": endpoint.id}, {"$set": {"failing_since": None}})
+            endpoint.failing_since = None
         elif not any_success and endpoint.failing_since is None:
             await collection.update_one({"_id": endpoint.id, "failing_since": None}, {"$set": {"failing_since": now}})
+            endpoint.failing_since = now
 
     async def _heartbeat(self, tokens: set[str]) -> None:
         """Keep a lane's claims while it runs: renewed every third of a lease, they lapse soon after a crash."""
@@ -303,9 +369,20 @@ class Worker:
             finally:
                 tokens.discard(batch.token)
 
+        scan = True  # whether to look for due deliveries once the handed batches are sent
         try:
             while self.serves(endpoint_id):
-                batch = await self.claim(endpoint_id)
+                handed = self.handed.get(endpoint_id)
+                if handed:
+                    batch: Batch | None = handed.popleft()
+                    tokens.add(batch.token)  # type: ignore[union-attr]
+                    batch = await self._checked(batch)  # type: ignore[arg-type]
+                    scan = scan and len(in_flight) > 0  # a lane started for new deliveries leaves retries to the scan
+                elif not scan:
+                    break
+                else:
+                    self.handed.pop(endpoint_id, None)
+                    batch = await self.claim(endpoint_id)
                 if batch is None:
                     break
                 tokens.add(batch.token)
@@ -322,18 +399,19 @@ class Worker:
 
     def _start(self, endpoint_id: ObjectId) -> None:
         async def guarded() -> None:
-            failed = False
             try:
                 await self.lane(endpoint_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                failed = True  # looked at again at the next scan, not at once (no busy loop on a lasting fault)
                 log.exception("delivering to endpoint %s failed; its claims will lapse and be retried", endpoint_id)
             finally:
+                # What became due while the lane was finishing is found by the next scan.
                 self.lanes.pop(endpoint_id, None)
-                if not failed:
-                    self.wakeup.set()  # what became due while the lane was finishing gets a new lane
+                if not self.serves(endpoint_id):
+                    self.handed.pop(endpoint_id, None)  # their claims lapse and the endpoint's new owner sends them
+                if self.running and self.handed.get(endpoint_id):
+                    self._start(endpoint_id)  # handed over while the lane was finishing: no scan would find it
 
         self.lanes[endpoint_id] = asyncio.create_task(guarded(), name=f"webhook-{endpoint_id}")
 
@@ -355,6 +433,7 @@ class Worker:
 
     async def run(self) -> None:
         """Keep a lane running for every served endpoint with due deliveries, until cancelled."""
+        self.running = True
         try:
             while True:
                 self.wakeup.clear()
@@ -369,4 +448,5 @@ class Worker:
                 except TimeoutError:
                     pass
         finally:
+            self.running = False
             await self.close(drain_seconds=min(DRAIN_SECONDS, self.settings.webhook_timeout_seconds))
