@@ -37,6 +37,7 @@ from hub.services.heartbeat import start_heartbeat
 from hub.services.persisted import start_persisted_queries
 from hub.services.signals import start_planning
 from hub.state import HubState, keyring_for
+from hub.websocket import HubWebSocketProtocol
 from schema.schema import build_schema
 from schema.view import GRAPHIQL_DIR, HubGraphQL
 from webhooks.runtime import start_webhooks
@@ -64,8 +65,9 @@ STARTUP_HOOKS.append(start_persisted_queries)
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How ``lotpulse serve`` (and the tests) run uvicorn. Its proxy-header handling is off: by default it believes
     X-Forwarded-For from loopback, which would let a client behind a local proxy pick its own address.
-    ``OriginMiddleware`` honours the header from ``LOTPULSE_TRUSTED_PROXIES`` only."""
-    return {"host": settings.host, "port": settings.port, "ws": "auto", "proxy_headers": False,
+    ``OriginMiddleware`` honours the header from ``LOTPULSE_TRUSTED_PROXIES`` only. WebSockets use uvicorn's own
+    protocol with a way to cut off a subscriber that stopped reading (hub/websocket.py)."""
+    return {"host": settings.host, "port": settings.port, "ws": HubWebSocketProtocol, "proxy_headers": False,
             "forwarded_allow_ips": ""}
 
 

@@ -90,6 +90,9 @@ class Settings:
     event_bus_mode: str = "auto"  # auto | change_stream | polling
     event_poll_interval_ms: int = 200
     subscriber_queue_size: int = 1000
+    # A WebSocket that accepts no writes for this long (its peer stopped reading) has its live subscriptions cut off
+    # with RATE_LIMITED, well before uvicorn's keepalive (20 s ping + 20 s timeout) would drop it with 1011.
+    subscriber_send_timeout_seconds: float = 10.0
     # Work shared by hub processes (numbering the event log, webhook dispatch, sweep and escalation partitions) is
     # held by renewable leases: a process that dies has its share taken over after this long.
     work_lease_seconds: float = 10.0

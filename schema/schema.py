@@ -18,7 +18,6 @@ from schema.limits import CheckedQueries, Limits, ParsedQueries
 from schema.operation import HubOperation
 from schema.pagination import BackwardPaging, is_connection
 from schema.subscriptions import Query as CursorQuery
-from schema.subscriptions import SharedEventExecutor
 
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
 DOMAINS = (
@@ -71,5 +70,4 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
             lambda: HubOperation(parsed, checked, costs, settings.max_tokens, timed=settings.metrics),
             *([lambda: GraphQLTracing(tracer_provider=tracer_provider)] if tracer_provider else []),
         ],
-        execution_context_class=SharedEventExecutor,  # one execution per live event and document, not per subscriber
     )

@@ -1,24 +1,39 @@
-"""The graphql-transport-ws handler: strawberry's, hardened, and bound to the lifetime of the caller's token.
+"""The graphql-transport-ws handler: strawberry's, hardened, bound to the lifetime of the caller's token, and
+cutting off subscribers that fall behind.
 
 Two gaps of the stock handler are closed here. It indexes into every message it receives, so a frame that is valid
 JSON but not a protocol message (a list, a string, a subscribe without a payload object) raised out of the handler
 instead of closing with 4400 as the protocol says. And a socket authenticated once at ``connection_init`` would
 otherwise outlive its token: here it is closed with 4403 when the token expires or is revoked.
+
+Each operation runs with a ``LiveSink`` (schema/subscriptions.py) through which live subscriptions write their
+messages. A subscriber is cut off when it falls behind: when its queue in the bus fills, or when its socket has
+accepted no writes for ``subscriber_send_timeout_seconds`` (the peer stopped reading, and the send is stuck). It gets
+an ``error`` message with RATE_LIMITED and, in ``extensions.cursor``, the id of the last event written to it: a
+resubscription with ``after`` set to it gets exactly what it missed. Its operation ends and its queue is released at
+once. While the socket still takes writes, only that subscription ends; when it does not, the error is written past
+the flow control, after what is already queued, and the socket is closed with 4420 (``SLOW_CONSUMER``) and reset if
+the peer does not read that either within a grace period (hub/websocket.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError, parse
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 
 from hub.auth import Principal
+from hub.websocket import EXTENSION, HubWebSocketProtocol
 from schema.context import Context
+from schema.subscriptions import LIVE_SINK, LiveSink
 
 if TYPE_CHECKING:
     from hub.config import Settings
@@ -27,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lotpulse.ws")
 TOKEN_EXPIRED = 4403
 BAD_MESSAGE = 4400
+SLOW_CONSUMER = 4420  # the peer stopped reading; not a code graphql-ws clients treat as fatal: they reconnect
 MAX_REASON_BYTES = 120
 REVOCATION_POLL_SECONDS = 10.0  # at most this long between revocation checks of an open socket
 RECANCEL_SECONDS = 0.2
@@ -77,12 +93,25 @@ def _syntax_error(query: str, max_tokens: int) -> str | None:
     return None
 
 
+def rate_limited(operation_id: str, cursor: str | None) -> str:
+    """The ``error`` message that ends a subscriber that fell behind, with where to resume from."""
+    error = {
+        "message": "subscriber fell behind the live stream; resubscribe with 'after' set to extensions.cursor",
+        "extensions": {"code": "RATE_LIMITED", "cursor": cursor},
+    }
+    return json.dumps({"id": operation_id, "type": "error", "payload": [error]}, separators=(",", ":"))
+
+
 class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     expiry_task: asyncio.Task[None] | None = None
+    writes_task: asyncio.Task[None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cancellations: set[asyncio.Task[None]] = set()
+        self.sinks: dict[str, LiveSink] = {}
+        self.socket = cast("ASGIWebSocketAdapter", self.websocket).ws  # Starlette's WebSocket
+        self.peer: HubWebSocketProtocol | None = self.socket.scope.get("extensions", {}).get(EXTENSION)
         close = self.websocket.close
 
         async def capped(code: int, reason: str) -> None:
@@ -112,6 +141,89 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         principal = getattr(self.context, "principal", None)
         if self.connection_acknowledged and principal is not None and self.expiry_task is None:
             self.expiry_task = asyncio.create_task(self._watch_token(principal))
+            if self.peer is not None:
+                self.writes_task = asyncio.create_task(self._watch_writes(self.peer))
+
+    # -- live operations -------------------------------------------------------------------------------------------
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        websocket, peer = self.socket, self.peer
+
+        async def send_text(text: str) -> None:
+            if peer is not None:
+                if not peer.accepting_writes:
+                    await peer.writable.wait()
+                if not (peer.close_sent or peer.disconnected):
+                    peer.queue_text(text)  # written with the other subscriptions' messages of this event
+                    return
+            else:
+                with suppress(WebSocketDisconnect):
+                    await websocket.send_text(text)
+                    return
+            # The peer is gone or going: the connection's shutdown cancels this operation in a moment.
+            raise asyncio.CancelledError
+
+        sink = LiveSink(
+            operation.id, operation.query, operation.variables, operation.operation_name, self.schema, self.context,
+            send_text, lambda: self._fell_behind([operation.id]),
+        )
+        self.sinks[operation.id] = sink
+        LIVE_SINK.set(sink)  # this task's own context: the operation's resolvers find it there
+        try:
+            await super().run_operation(operation)
+        finally:
+            if self.sinks.get(operation.id) is sink:
+                del self.sinks[operation.id]
+
+    def _fell_behind(self, operation_ids: list[str]) -> None:
+        task = asyncio.create_task(self._cut_off(operation_ids))
+        self.cancellations.add(task)
+        task.add_done_callback(self.cancellations.discard)
+
+    async def _cut_off(self, operation_ids: list[str]) -> None:
+        """End these operations with RATE_LIMITED and their cursors; see the module's docstring."""
+        errors = []
+        for operation_id in operation_ids:
+            operation, sink = self.operations.get(operation_id), self.sinks.get(operation_id)
+            if operation is None or sink is None or operation.task is None or operation.completed:
+                continue
+            operation.completed = True  # nothing more is sent for it, whatever its task is doing
+            task = operation.task
+            await self.cleanup_operation(operation_id)
+            await cancel_until_done(task)  # no message of it can follow the error
+            errors.append(rate_limited(operation_id, sink.cursor))
+            log.info("subscription %s cut off: it fell behind the live stream (resume from %s)", operation_id,
+                     sink.cursor)
+        if not errors:
+            return
+        if self.peer is not None and not self.peer.accepting_writes:
+            self.peer.force_close(errors, SLOW_CONSUMER, "subscriber too slow: resubscribe with the cursor")
+            return
+        for sent, text in enumerate(errors):
+            try:
+                async with asyncio.timeout(self.settings.subscriber_send_timeout_seconds):
+                    await self.socket.send_text(text)
+            except TimeoutError:
+                if self.peer is not None:
+                    self.peer.force_close(errors[sent:], SLOW_CONSUMER, "subscriber too slow: resubscribe")
+                return
+            except WebSocketDisconnect:
+                return
+
+    async def _watch_writes(self, peer: HubWebSocketProtocol) -> None:
+        """Cut off every live subscription of a socket that has accepted no writes for the send timeout."""
+        timeout = self.settings.subscriber_send_timeout_seconds
+        loop = asyncio.get_running_loop()
+        stuck_since: float | None = None
+        while True:
+            await asyncio.sleep(timeout / 4)
+            if peer.accepting_writes:
+                stuck_since = None
+                continue
+            stuck_since = stuck_since if stuck_since is not None else loop.time()
+            if loop.time() - stuck_since >= timeout:
+                await self._cut_off(list(self.sinks))
+                return
 
     async def _watch_token(self, principal: Principal) -> None:
         """Close the socket when its token expires, or once it is found revoked (polled: revocation is not pushed)."""
@@ -140,10 +252,11 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             follow_up.add_done_callback(self.cancellations.discard)
 
     async def shutdown(self) -> None:
-        if self.expiry_task is not None:
-            self.expiry_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self.expiry_task
+        for watcher in (self.expiry_task, self.writes_task):
+            if watcher is not None:
+                watcher.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watcher
         tasks = [operation.task for operation in self.operations.values() if operation.task is not None]
         for operation_id in list(self.operations):
             await self.cleanup_operation(operation_id)

@@ -17,8 +17,12 @@ hub/events/sequencer.py) and anything at or below the last delivered ``seq`` is 
 and no duplicate.
 
 ``max_subscriptions_per_tenant`` holds across processes: every live subscription has an entry in the lease ledger
-(hub/events/ledger.py). A subscriber whose
-queue overflows (``subscriber_queue_size``) is cut off with RATE_LIMITED and resumes with its last cursor.
+(hub/events/ledger.py). A subscriber whose queue overflows (``subscriber_queue_size``) is cut off with RATE_LIMITED
+and resumes with its last cursor: its queue is emptied at once, and its owner (the WebSocket handler, which may be
+stuck writing to a socket nobody reads) is told through ``on_overflow``.
+
+An event for thousands of subscribers is offered in chunks of ``FANOUT_CHUNK``, with the loop's other work (requests,
+the subscribers' own writes) let in between: one broadcast never holds the process for its whole duration.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ REPLAY_PAGE = 200
 REPLAY_INDEX = [("audience", 1), ("seq", 1)]
 UNSTAMPED_KEPT = 20_000  # inserts awaiting their stamp; older ones are read from the log when stamped
 CURSOR_STAMP_WAIT = 5.0  # a cursor of an event not numbered yet waits this long for its number
+FANOUT_CHUNK = 100  # subscribers offered an event between two turns of the event loop
 
 
 @dataclass(frozen=True)
@@ -88,13 +93,20 @@ class Subscription:
     """One live subscriber: its tenant, what it wants, and a bounded queue the bus fills."""
 
     def __init__(
-        self, tenant_id: str, types: frozenset[str], predicate: Callable[[LiveEvent], bool] | None, queue_size: int
+        self,
+        tenant_id: str,
+        types: frozenset[str],
+        predicate: Callable[[LiveEvent], bool] | None,
+        queue_size: int,
+        on_overflow: Callable[[], None] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.types = types
         self.predicate = predicate
         self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(queue_size)
         self.overflowed = False
+        # None: the end of the stream is queued instead (its reader is not blocked elsewhere)
+        self.on_overflow = on_overflow
         self.last_seq = 0
         # Without a cursor a subscriber hears what commits after it joined: inserts this process had already seen
         # (arrival <= joined_at) are skipped when they are numbered. None: a cursor decides instead.
@@ -117,7 +129,10 @@ class Subscription:
             self.overflowed = True
             while not self.queue.empty():
                 self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            if self.on_overflow is not None:
+                self.on_overflow()
+            else:
+                self.queue.put_nowait(None)
             return False
 
 
@@ -126,7 +141,9 @@ class EventBus:
         self.database = database
         self.settings = settings
         self.ledger = ledger  # None: the limit counts this process's subscriptions only
-        self.by_tenant: dict[str, set[Subscription]] = {}
+        # In subscription order (a dict, not a set): a socket's subscriptions are offered an event one after the
+        # other, so their messages leave in one write (hub/websocket.py).
+        self.by_tenant: dict[str, dict[Subscription, None]] = {}
         self.last_seq = 0
         self.mode = "starting"
         self.ready = asyncio.Event()
@@ -173,18 +190,24 @@ class EventBus:
         types: Iterable[str],
         predicate: Callable[[LiveEvent], bool] | None = None,
         after: str | None = None,
+        on_overflow: Callable[[], None] | None = None,
     ) -> AsyncIterator[AsyncIterator[LiveEvent]]:
-        """Register a subscriber; the yielded iterator replays from ``after`` (an event id), then stays live."""
+        """Register a subscriber; the yielded iterator replays from ``after`` (an event id), then stays live.
+
+        ``on_overflow`` is called (synchronously, from the fan-out) when the subscriber falls ``subscriber_queue_size``
+        events behind; without it the iterator raises RATE_LIMITED instead."""
         limit = self.settings.max_subscriptions_per_tenant
         after_seq = await self.cursor_seq(tenant_id, after) if after is not None else None
         if self.count(tenant_id) >= limit:  # refused here without asking the database
             raise RateLimited(f"tenant already has {limit} live subscriptions")
         entry = await self.ledger.admit(tenant_id, limit) if self.ledger is not None else None
-        subscription = Subscription(tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size)
+        subscription = Subscription(
+            tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size, on_overflow
+        )
         if after_seq is None:
             subscription.joined_at = self.arrivals
         # Registered before the replay query: whatever commits from now on is queued, and the seq check dedupes.
-        self.by_tenant.setdefault(tenant_id, set()).add(subscription)
+        self.by_tenant.setdefault(tenant_id, {})[subscription] = None
         live = metrics.LIVE_SUBSCRIPTIONS.labels(tenant_id)
         live.inc()
         try:
@@ -193,7 +216,7 @@ class EventBus:
             live.dec()
             subscribers = self.by_tenant.get(tenant_id)
             if subscribers is not None:
-                subscribers.discard(subscription)
+                subscribers.pop(subscription, None)
                 if not subscribers:
                     del self.by_tenant[tenant_id]
             if entry is not None and self.ledger is not None:
@@ -252,12 +275,16 @@ class EventBus:
         metrics.BUS_LAG.observe(max(0.0, (utcnow() - event.occurred_at).total_seconds()))
         for listener in self.listeners:
             listener()
+        offered = 0
         for tenant in event.audience:
             subscribers = self.by_tenant.get(tenant)
             if not subscribers or not await access.may_hear(tenant, event.tenant_id, event.type, event.payload):
                 continue
             for subscription in tuple(subscribers):
                 self.delivered += subscription.offer(event)
+                offered += 1
+                if offered % FANOUT_CHUNK == 0:
+                    await asyncio.sleep(0)  # the subscribers offered so far write, requests are served
 
     async def _stamped(self, event_id: Any, seq: int) -> None:
         """The sequencer numbered an event: deliver it from the insert kept, or read what was missed from the log."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from functools import partial
 from typing import Annotated
 
 import strawberry
@@ -11,9 +10,7 @@ from strawberry.types import Info
 
 from schema.alerts.types import AlertEventFilter, AlertEventType
 from schema.permissions import READ
-from schema.subscriptions import PerEventCache
-
-SHARED = PerEventCache()
+from schema.subscriptions import live
 
 
 @strawberry.type
@@ -30,11 +27,8 @@ class Subscription:
             ),
         ] = None,
     ) -> AsyncGenerator[AlertEventType, None]:
-        principal = info.context.require_principal()
-        bus = info.context.hub.bus
         wanted = filter or AlertEventFilter()
-        async with bus.subscribe(
-            principal.tenant_id, wanted.event_types(), wanted.matches, str(after) if after else None
-        ) as events:
-            async for event in events:
-                yield SHARED.get(event.id, partial(AlertEventType.from_event, event))
+        async for value in live(
+            info, wanted.event_types(), wanted.matches, str(after) if after else None, AlertEventType.from_event
+        ):
+            yield value

@@ -133,8 +133,6 @@ class AlertType(Node):
 
 @strawberry.type(name="AlertEvent")
 class AlertEventType:
-    _shared_per_event = True  # built from the payload alone: see schema/subscriptions.py
-
     cursor: strawberry.ID = strawberry.field(description="The event id: pass it as 'after' to resume from here")
     type: str = strawberry.field(description="mismatch.detected, alert.acknowledged, alert.escalated, ...")
     occurred_at: datetime

@@ -119,8 +119,6 @@ class DispatchSnapshotType:
 
 @strawberry.type(name="DispatchUpdate")
 class DispatchUpdateType:
-    _shared_per_event = True  # built from the payload alone: see schema/subscriptions.py
-
     cursor: strawberry.ID = strawberry.field(description="The event id: pass it as 'after' to resume from here")
     type: str = strawberry.field(description="dispatch.created, dispatch.updated or dispatch.received")
     occurred_at: datetime
