@@ -1,16 +1,25 @@
-"""Live fan-out: delivery latency, deliveries per second and hub memory with K alert subscriptions on one hub.
+"""Live fan-out: delivery latency, deliveries per second and hub memory, audience-filtered and broadcast.
 
-Starts an embedded SecantusDB and one hub process (``python -m hub.cli serve``), creates T tenants paired into
-partnerships that share alerts, and opens K ``alerts`` subscriptions spread evenly over the tenants (10 per
-WebSocket, graphql-transport-ws). Then it raises alerts the way detectors do (service call, one transaction each,
-owner plus its partner in the audience) from this process and times each delivery from just before the write
-started to the moment the subscriber parsed it: write, commit, change stream, fan-out and the socket together.
-Two phases: paced (one alert every --pace-ms, so latency is measured without queueing) and burst (alerts as fast as
-the writers go, so deliveries per second is the hub's fan-out capacity and latency includes queueing).
-It runs K = 100 and then the K asked for (default 2,000 over 50 tenants), each on a fresh hub, so the growth shows.
+Starts an embedded SecantusDB and hub processes (``python -m hub.cli serve``, a fresh one per measurement).
 
-    python -m bench.fanout [--subscriptions 2000] [--tenants 50] [--rounds 4] [--per-connection 10] [--writers 1] \
-        [--pace-ms 250]
+Audience-filtered (``--phases alerts``): T tenants paired into partnerships that share alerts, K ``alerts``
+subscriptions spread evenly over the tenants (10 per WebSocket, graphql-transport-ws). Alerts are raised the way
+detectors do (service call, one transaction each, owner plus its partner in the audience) from this process, and
+each delivery is timed from just before the write started to the moment the subscriber parsed it: write, commit,
+change stream, fan-out and the socket together. Two phases: paced (one alert every --pace-ms, so latency is
+measured without queueing) and burst (alerts as fast as the writers go, so deliveries per second is the hub's
+fan-out capacity and latency includes queueing). It runs K = 100 and then the K asked for (default 2,000 over 50
+tenants), so the growth shows.
+
+Broadcast (``--phases broadcast``): --broadcast subscriptions (default 2,000) to ``stockChanged`` of ONE tenant,
+10 per WebSocket; --broadcast-rounds stock changes, one at a time, each timed from just before its event is written
+to each subscriber parsing it. The floor runs in the same script: a bare Starlette graphql-transport-ws broadcaster
+(bench/broadcaster.py, same uvicorn options) with the same subscribers, timed from just before the HTTP request
+that makes it send the same payload. While the hub fans out, one client sends the trivial query ``{ __typename }``
+back to back; its latency shows whether the fan-out starves the hub's other requests.
+
+    python -m bench.fanout [--phases alerts,broadcast] [--subscriptions 2000] [--tenants 50] [--rounds 4] \
+        [--per-connection 10] [--writers 1] [--pace-ms 250] [--broadcast 2000] [--broadcast-rounds 20]
 """
 
 from __future__ import annotations
@@ -25,7 +34,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 # Run as a script, bench/ comes first on sys.path and bench/webhooks.py would shadow the webhooks package.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
@@ -37,11 +49,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, EmbeddedServer, free_port
+from hub.events.log import emit
 from hub.keys import KeyFile
 from hub.models.alert import AlertKind, Severity, SubjectRef
 from hub.services.alerts import raise_alert
 from tenants.models import Partnership, PartnershipStatus, Tenant, TenantKind, pair_key
 
+METRICS_TOKEN = "fanout-bench"
 SUBSCRIPTION = "subscription { alerts { cursor type alert { id title evidence } } }"
 
 
@@ -164,7 +178,11 @@ async def timed(database: Database, clients: Clients, tenants: list[str], jobs: 
     }
 
 
-async def measure(args: argparse.Namespace, mongo_uri: str, workdir: Path, subscriptions: int) -> dict:
+@asynccontextmanager
+async def running_hub(mongo_uri: str, workdir: Path, max_subscriptions: int,
+                      tenants: list[str]) -> AsyncIterator[tuple[Settings, KeyFile, Database, subprocess.Popen]]:
+    """A fresh database with ``tenants``, and a hub process serving it until the block ends (/metrics with the
+    bearer token ``METRICS_TOKEN``)."""
     name = f"fanout_{uuid.uuid4().hex[:8]}"
     port = free_port()
     settings = Settings(mongodb_uri=mongo_uri, database=name, port=port, public_url=f"http://127.0.0.1:{port}",
@@ -172,72 +190,300 @@ async def measure(args: argparse.Namespace, mongo_uri: str, workdir: Path, subsc
     keyring = KeyFile(settings.signing_key_file)  # type: ignore[arg-type]
     _ = keyring.current  # generate the key before timing anything
     database = await Database.connect(mongo_uri, name)
-    tenants = [f"t{n:03d}" for n in range(args.tenants)]
     await setup_tenants(database, tenants)
     env = {**os.environ, "LOTPULSE_MONGODB_URI": mongo_uri, "LOTPULSE_DATABASE": name, "LOTPULSE_PORT": str(port),
            "LOTPULSE_SIGNING_KEY_FILE": str(settings.signing_key_file), "LOTPULSE_PUBLIC_URL": settings.public_url,
            "LOTPULSE_LOG_LEVEL": "WARNING", "LOTPULSE_WEBHOOK_WORKER": "false",
-           "LOTPULSE_MAX_SUBSCRIPTIONS_PER_TENANT": str(subscriptions)}
+           "LOTPULSE_MAX_SUBSCRIPTIONS_PER_TENANT": str(max_subscriptions), "LOTPULSE_METRICS_TOKEN": METRICS_TOKEN}
     hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve"], env=env, stdout=subprocess.DEVNULL)
-    clients = Clients()
     try:
-        async with httpx.AsyncClient(base_url=settings.public_url) as http:
-            for _ in range(600):
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        idle_rss = rss_mib(hub.pid)
-        per_tenant = {
-            t: subscriptions // len(tenants) + (i < subscriptions % len(tenants)) for i, t in enumerate(tenants)
-        }
-        tokens = [mint_local_token(settings, keyring, t, ["viewer"], 3600) for t in tenants]
-        started = time.perf_counter()
-        for tenant, token in zip(tenants, tokens, strict=True):
-            await clients.open(settings.issuer.replace("http", "ws") + "/graphql", [token] * per_tenant[tenant],
-                               args.per_connection)
-        connect_seconds = time.perf_counter() - started
-
-        def expected(index: int) -> int:
-            partner = partner_of(tenants, index)
-            return per_tenant[tenants[index]] + (per_tenant[partner] if partner else 0)
-
-        # warm-up: every subscription has to hear one alert before timing starts (subscribe is asynchronous)
-        for index, tenant in enumerate(tenants):
-            await raise_one(database, tenant, partner_of(tenants, index), f"warm-{tenant}")
-        warm_total = sum(expected(i) for i in range(len(tenants)))
-        await clients.wait_for(warm_total, timeout=120)
-        total = warm_total
-        phases = {}
-        for phase, rounds, pace in (("paced", 1, args.pace_ms / 1000), ("burst", args.rounds, 0.0)):
-            jobs = [(f"{phase}{r}", index) for r in range(rounds) for index in range(len(tenants))]
-            total += sum(expected(index) for _, index in jobs)
-            phases[phase] = await timed(database, clients, tenants, jobs, total, pace, args.writers)
-        return {"subscriptions": subscriptions, "sockets": len(clients.sockets), "connect_s": connect_seconds,
-                "rss_idle_mib": idle_rss, "rss_mib": rss_mib(hub.pid), **phases}
+        await wait_ready(settings.public_url + "/readyz")
+        yield settings, keyring, database, hub
     finally:
-        await clients.close()
-        hub.terminate()
-        hub.wait(10)
+        stop(hub)
         await database.db.client.drop_database(name)
         await database.close()
 
 
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def wait_ready(url: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(600):
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+async def measure(args: argparse.Namespace, mongo_uri: str, workdir: Path, subscriptions: int) -> dict:
+    tenants = [f"t{n:03d}" for n in range(args.tenants)]
+    clients = Clients()
+    async with running_hub(mongo_uri, workdir, subscriptions, tenants) as (settings, keyring, database, hub):
+        try:
+            idle_rss = rss_mib(hub.pid)
+            per_tenant = {
+                t: subscriptions // len(tenants) + (i < subscriptions % len(tenants)) for i, t in enumerate(tenants)
+            }
+            tokens = [mint_local_token(settings, keyring, t, ["viewer"], 3600) for t in tenants]
+            started = time.perf_counter()
+            for tenant, token in zip(tenants, tokens, strict=True):
+                await clients.open(settings.issuer.replace("http", "ws") + "/graphql", [token] * per_tenant[tenant],
+                                   args.per_connection)
+            connect_seconds = time.perf_counter() - started
+
+            def expected(index: int) -> int:
+                partner = partner_of(tenants, index)
+                return per_tenant[tenants[index]] + (per_tenant[partner] if partner else 0)
+
+            # warm-up: every subscription has to hear one alert before timing starts (subscribe is asynchronous)
+            for index, tenant in enumerate(tenants):
+                await raise_one(database, tenant, partner_of(tenants, index), f"warm-{tenant}")
+            warm_total = sum(expected(i) for i in range(len(tenants)))
+            await clients.wait_for(warm_total, timeout=120)
+            total = warm_total
+            phases = {}
+            for phase, rounds, pace in (("paced", 1, args.pace_ms / 1000), ("burst", args.rounds, 0.0)):
+                jobs = [(f"{phase}{r}", index) for r in range(rounds) for index in range(len(tenants))]
+                total += sum(expected(index) for _, index in jobs)
+                phases[phase] = await timed(database, clients, tenants, jobs, total, pace, args.writers)
+            return {"subscriptions": subscriptions, "sockets": len(clients.sockets), "connect_s": connect_seconds,
+                    "rss_idle_mib": idle_rss, "rss_mib": rss_mib(hub.pid), **phases}
+        finally:
+            await clients.close()
+
+
+# -- broadcast: one tenant, every subscription hears every event -----------------------------------------------------
+
+BROADCAST_TENANT = "bcast"
+STOCK_CHANGED = ("subscription { stockChanged { cursor occurredAt positions { holderId locationId skuId lotCode "
+                 "onHand delta expiresOn } } }")
+TRIVIAL = "{ __typename }"
+
+
+def stock_positions(label: str) -> list[dict[str, Any]]:
+    """The payload of one stock change (three positions of one movement batch); ``label`` names the round."""
+    return [{"tenantId": BROADCAST_TENANT, "locationId": "65f0c0ffee0000000000000a",
+             "skuId": f"65f0c0ffee00000000000{n}0b", "skuOwnerId": BROADCAST_TENANT, "lotId": None,
+             "lotCode": f"{label}-{n}", "onHand": 100 + n, "delta": -n, "expiresOn": "2027-03-01"}
+            for n in range(3)]
+
+
+class BroadcastClients:
+    """``count`` subscriptions over WebSockets, ``per_connection`` per socket; arrival times per round label."""
+
+    def __init__(self) -> None:
+        self.sockets: list[ClientConnection] = []
+        self.readers: list[asyncio.Task[None]] = []
+        self.arrivals: dict[str, list[float]] = {}
+        self.errors: list[tuple[ClientConnection, dict[str, Any]]] = []
+        self.retried = 0
+        self.query = ""
+
+    async def open(self, url: str, init: dict[str, Any], query: str, count: int, per_connection: int,
+                   live: Any) -> None:
+        """Subscribe ``count`` times, ``per_connection`` per socket; ``live()`` answers how many the server holds:
+        a batch of sockets at a time, each waited for (thousands of subscribes at once would only measure the
+        stampede)."""
+        self.query = query
+        for start in range(0, count, per_connection):
+            if start and start % (per_connection * 5) == 0:
+                await self.settle(live, start)
+            ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)
+            await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            for n in range(min(per_connection, count - start)):
+                await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": {"query": query}}))
+            self.sockets.append(ws)
+            self.readers.append(asyncio.create_task(self._read(ws)))
+        await self.settle(live, count)
+
+    async def settle(self, live: Any, count: int) -> None:
+        """Wait until ``count`` subscriptions are live; one refused on the way (the database a moment too slow:
+        SERVICE_UNAVAILABLE, retryable) subscribes again under a new id."""
+        deadline = time.monotonic() + 120
+        while await live() < count:
+            while self.errors:
+                ws, message = self.errors.pop()
+                self.retried += 1
+                await ws.send(json.dumps({"id": f"retry{self.retried}", "type": "subscribe",
+                                          "payload": {"query": self.query}}))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{await live()} of {count} subscriptions live")
+            await asyncio.sleep(0.05)
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            now = time.perf_counter()
+            message = json.loads(raw)
+            if message.get("type") == "next" and not message["payload"].get("errors"):
+                label = message["payload"]["data"]["stockChanged"]["positions"][0]["lotCode"].rsplit("-", 1)[0]
+                self.arrivals.setdefault(label, []).append(now)
+            elif message.get("type") != "complete":
+                self.errors.append((ws, message))
+
+    async def wait_for(self, label: str, count: int, timeout: float = 120) -> list[float]:
+        deadline = time.monotonic() + timeout
+        while len(self.arrivals.get(label, ())) < count:
+            if self.errors:
+                raise RuntimeError(f"a subscriber got {self.errors[0][1]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{label}: {len(self.arrivals.get(label, ()))} of {count} deliveries arrived")
+            await asyncio.sleep(0.002)
+        return self.arrivals[label]
+
+    async def close(self) -> None:
+        for task in self.readers:
+            task.cancel()
+        for ws in self.sockets:
+            await ws.close()
+
+
+async def broadcast_rounds(clients: BroadcastClients, count: int, rounds: int, send: Any) -> dict[str, Any]:
+    """``rounds`` events one after the other (each after the last one's deliveries all arrived, plus a pause)."""
+    latencies: list[float] = []
+    round_p99: list[float] = []
+    sent: list[float] = []
+    first: list[float] = []
+    for r in range(-2, rounds):  # two warm-up rounds: every subscription live, caches and allocator warm
+        label = f"r{r + 2}"
+        started = time.perf_counter()
+        await send(label)
+        returned = time.perf_counter()
+        arrived = await clients.wait_for(label, count)
+        if r >= 0:
+            mine = [(t - started) * 1000 for t in arrived]
+            latencies.extend(mine)
+            round_p99.append(percentile(mine, 0.99))
+            sent.append((returned - started) * 1000)
+            first.append(min(mine))
+        await asyncio.sleep(0.2)
+    return {"deliveries": len(latencies), "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
+            "max_ms": max(latencies), "round_p99_min": min(round_p99), "round_p99_max": max(round_p99),
+            "send_p50_ms": statistics.median(sent), "first_p50_ms": statistics.median(first)}
+
+
+async def broadcast_floor(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.broadcaster:app", "--port", str(port),
+                               "--log-level", "warning", "--no-proxy-headers"], stdout=subprocess.DEVNULL)
+    clients = BroadcastClients()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await wait_ready(base + "/count")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+
+            async def live() -> int:
+                return int((await http.get("/count")).text)
+
+            await clients.open(f"ws://127.0.0.1:{port}/graphql", {}, STOCK_CHANGED, args.broadcast,
+                               args.per_connection, live)
+
+            async def send(label: str) -> None:
+                data = {"stockChanged": {"cursor": uuid.uuid4().hex[:24], "occurredAt": "2026-12-01T12:00:00+00:00",
+                                         "positions": stock_positions(label)}}
+                await http.post("/publish", content=json.dumps({"data": data}))
+
+            return await broadcast_rounds(clients, args.broadcast, args.broadcast_rounds, send)
+    finally:
+        await clients.close()
+        stop(server)
+
+
+async def broadcast_hub(args: argparse.Namespace, mongo_uri: str, workdir: Path) -> dict[str, Any]:
+    clients = BroadcastClients()
+    async with running_hub(mongo_uri, workdir, args.broadcast, [BROADCAST_TENANT]) as (settings, keyring, database,
+                                                                                       hub):
+        token = mint_local_token(settings, keyring, BROADCAST_TENANT, ["viewer"], 3600)
+        idle_rss = rss_mib(hub.pid)
+        stop = asyncio.Event()
+        query_latencies: list[float] = []
+
+        async def trivial_queries() -> None:
+            async with httpx.AsyncClient(base_url=settings.public_url, timeout=60,
+                                         headers={"authorization": f"Bearer {token}"}) as http:
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    response = await http.post("/graphql", json={"query": TRIVIAL})
+                    assert response.status_code == 200, response.text
+                    query_latencies.append((time.perf_counter() - started) * 1000)
+                    await asyncio.sleep(0.005)
+
+        async def live() -> int:
+            """Subscriptions registered on the hub's bus (its gauge counts them once they hear new events)."""
+            async with httpx.AsyncClient(base_url=settings.public_url, timeout=60) as http:
+                text = (await http.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})).text
+            line = f'lotpulse_live_subscriptions{{tenant="{BROADCAST_TENANT}"}} '
+            return next((int(float(row.split()[-1])) for row in text.splitlines() if row.startswith(line)), 0)
+
+        try:
+            await clients.open(settings.issuer.replace("http", "ws") + "/graphql",
+                               {"authorization": f"Bearer {token}"}, STOCK_CHANGED, args.broadcast,
+                               args.per_connection, live)
+            prober = asyncio.create_task(trivial_queries())  # the same query with no fan-out going on: its floor
+            await asyncio.sleep(3)
+            stop.set()
+            await prober
+            idle = list(query_latencies)
+            query_latencies.clear()
+            stop.clear()
+
+            async def send(label: str) -> None:
+                await emit(None, "stock.changed", BROADCAST_TENANT, [], {"positions": stock_positions(label)})
+
+            prober = asyncio.create_task(trivial_queries())
+            figures = await broadcast_rounds(clients, args.broadcast, args.broadcast_rounds, send)
+            stop.set()
+            await prober
+            return {**figures, "idle_query_p50_ms": percentile(idle, 0.5), "idle_query_p99_ms": percentile(idle, 0.99),
+                    "query_count": len(query_latencies), "query_p50_ms": percentile(query_latencies, 0.5),
+                    "query_p99_ms": percentile(query_latencies, 0.99), "query_max_ms": max(query_latencies),
+                    "rss_idle_mib": idle_rss, "rss_mib": rss_mib(hub.pid)}
+        finally:
+            stop.set()
+            await clients.close()
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 async def run(args: argparse.Namespace) -> None:
+    phases = set(args.phases.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="lotpulse-fanout-"))
     server = EmbeddedServer(workdir / "db", log_path=workdir / "secantusd.log")
     server.start()
+    load_before = load_average()
     try:
         results = []
-        for k in sorted({100, args.subscriptions}):
-            results.append(await measure(args, server.uri, workdir, k))
+        if "alerts" in phases:
+            for k in sorted({100, args.subscriptions}):
+                results.append(await measure(args, server.uri, workdir, k))
+        if results:
+            print_alerts(args, results)
+        if "broadcast" in phases:
+            floor = await broadcast_floor(args)
+            print(f"floor: {floor}", flush=True)
+            hub = await broadcast_hub(args, server.uri, workdir)
+            print_broadcast(args, floor, hub)
     finally:
         server.stop()
+    print(f"machine: {os.cpu_count()} cores, load average {load_before} before, {load_average()} after")
+
+
+def print_alerts(args: argparse.Namespace, results: list[dict]) -> None:
     print(f"fan-out: {args.tenants} tenants in partner pairs (an alert reaches its owner's and its partner's "
-          f"subscriptions), {args.per_connection} subscriptions per WebSocket, one hub process, SecantusDB, "
-          f"{os.cpu_count()} cores")
+          f"subscriptions), {args.per_connection} subscriptions per WebSocket, one hub process, SecantusDB")
     print(f"paced: one alert per tenant, {args.pace_ms} ms apart (latency without queueing); burst: {args.rounds} "
           f"rounds of one alert per tenant by {args.writers} writer(s), as fast as they go (throughput)")
     print(f"{'K':>5} {'phase':>6} {'alerts':>6} {'deliveries':>10} {'write p50':>9} {'p50':>9} {'p99':>9} {'max':>9} "
@@ -254,6 +500,26 @@ async def run(args: argparse.Namespace) -> None:
           "and at the end")
 
 
+def print_broadcast(args: argparse.Namespace, floor: dict[str, Any], hub: dict[str, Any]) -> None:
+    print(f"\nbroadcast: one event to {args.broadcast} stockChanged subscriptions of one tenant "
+          f"({args.per_connection} per WebSocket), {args.broadcast_rounds} rounds after 2 warm-up rounds")
+    print(f"{'':>8} {'deliveries':>10} {'p50':>9} {'p99':>9} {'max':>9} {'round p99 min-max':>19} {'send p50':>9} "
+          f"{'first p50':>9}")
+    for name, f in (("floor", floor), ("hub", hub)):
+        print(f"{name:>8} {f['deliveries']:>10} {f['p50_ms']:>7.1f}ms {f['p99_ms']:>7.1f}ms {f['max_ms']:>7.1f}ms "
+              f"{f['round_p99_min']:>8.1f}-{f['round_p99_max']:.1f}ms {f['send_p50_ms']:>7.1f}ms "
+              f"{f['first_p50_ms']:>7.1f}ms")
+    print(f"hub p99 / floor p99: {hub['p99_ms'] / floor['p99_ms']:.2f}x (target <= 1.5x); "
+          f"hub p50 / floor p50: {hub['p50_ms'] / floor['p50_ms']:.2f}x")
+    print(f"trivial query during the hub's rounds: {hub['query_count']} requests, p50 {hub['query_p50_ms']:.1f} ms, "
+          f"p99 {hub['query_p99_ms']:.1f} ms (target <= 50 ms), max {hub['query_max_ms']:.1f} ms; with no fan-out: "
+          f"p50 {hub['idle_query_p50_ms']:.1f} ms, p99 {hub['idle_query_p99_ms']:.1f} ms")
+    print(f"hub RSS {hub['rss_idle_mib']:.0f} MiB before subscriptions, {hub['rss_mib']:.0f} MiB at the end")
+    print("floor: bench/broadcaster.py (bare Starlette, no schema, no auth, no database), timed from just before the "
+          "POST that makes it send; hub: timed from just before the event is written (write, commit, numbering, "
+          "change stream, fan-out, socket); send: until the POST or the write returned; first: the first delivery")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscriptions", type=int, default=2000)
@@ -262,6 +528,9 @@ def main() -> None:
     parser.add_argument("--per-connection", type=int, default=10)
     parser.add_argument("--writers", type=int, default=1, help="concurrent alert writers in the burst phase")
     parser.add_argument("--pace-ms", type=int, default=250, help="gap between alerts in the paced phase")
+    parser.add_argument("--phases", default="alerts,broadcast", help="alerts, broadcast or both (comma-separated)")
+    parser.add_argument("--broadcast", type=int, default=2000, help="subscriptions of the broadcast phase")
+    parser.add_argument("--broadcast-rounds", type=int, default=20)
     asyncio.run(run(parser.parse_args()))
 
 
