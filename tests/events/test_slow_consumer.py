@@ -30,7 +30,6 @@ from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database, free_port
 from hub.events.bus import LiveEvent
-from hub.events.ledger import LEDGER
 from hub.events.log import build_event, emit_many
 from hub.keys import KeyRing
 from schema.ws import SLOW_CONSUMER
@@ -112,7 +111,7 @@ async def test_a_subscriber_that_never_reads_is_cut_off_with_rate_limited_and_re
     env = {**os.environ, "LOTPULSE_MONGODB_URI": mongo_uri, "LOTPULSE_DATABASE": name, "LOTPULSE_PORT": str(port),
            "LOTPULSE_SIGNING_KEY_FILE": str(key_file), "LOTPULSE_DATA_DIR": str(tmp_path),
            "LOTPULSE_LOG_LEVEL": "WARNING", "LOTPULSE_WEBHOOK_WORKER": "false", "LOTPULSE_RUNTIME_DIR": str(tmp_path),
-           "LOTPULSE_SUBSCRIBER_QUEUE_SIZE": str(QUEUE_SIZE)}
+           "LOTPULSE_SUBSCRIBER_QUEUE_SIZE": str(QUEUE_SIZE), "LOTPULSE_METRICS_TOKEN": "slow-test"}
     database = await Database.connect(mongo_uri, name)
     await tenant_service.create_tenant(TENANT, "Slow", "retailer")
     hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve"], env=env,
@@ -129,10 +128,14 @@ async def test_a_subscriber_that_never_reads_is_cut_off_with_rate_limited_and_re
                     pass
                 await asyncio.sleep(0.1)
         token = mint_local_token(Settings.from_env(env), KeyRing(key_file), TENANT, ["viewer"], 3600)
-        ledger = database.db[LEDGER]
+        gauge = f'lotpulse_live_subscriptions{{tenant="{TENANT}"}} '
 
         async def live_subscriptions() -> int:
-            return await ledger.count_documents({"tenant_id": TENANT})
+            """The hub's own count (in its memory: no database round trip that could lag behind the cut)."""
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics",
+                                       headers={"authorization": "Bearer slow-test"})).text
+            return next((int(float(row.split()[-1])) for row in text.splitlines() if row.startswith(gauge)), 0)
 
         await client.open(token)
         await client.send({"id": "s1", "type": "subscribe", "payload": {"query": STOCK_CHANGED}})
