@@ -31,7 +31,7 @@ from hub.dates import utcnow
 from hub.db import Database, free_port
 from hub.events.bus import LiveEvent
 from hub.events.log import build_event, emit_many
-from hub.keys import KeyRing
+from hub.keys import KeyFile
 from schema.ws import SLOW_CONSUMER
 from tenants import service as tenant_service
 
@@ -127,7 +127,7 @@ async def test_a_subscriber_that_never_reads_is_cut_off_with_rate_limited_and_re
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-        token = mint_local_token(Settings.from_env(env), KeyRing(key_file), TENANT, ["viewer"], 3600)
+        token = mint_local_token(Settings.from_env(env), KeyFile(key_file), TENANT, ["viewer"], 3600)
         gauge = f'lotpulse_live_subscriptions{{tenant="{TENANT}"}} '
 
         async def live_subscriptions() -> int:
