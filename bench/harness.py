@@ -52,6 +52,7 @@ class BenchHub:
     keyring: KeyFile
     database: Database  # the benchmark's own connection to the hub's database (seeding, raw baselines)
     process: subprocess.Popen[bytes]
+    server: EmbeddedServer | None = None  # the database process started here (None: LOTPULSE_MONGODB_URI)
 
     @property
     def url(self) -> str:
@@ -92,7 +93,7 @@ async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
         stderr=subprocess.STDOUT,
     )
     try:
-        yield BenchHub(port, Settings.from_env(env), keyring, database, process)
+        yield BenchHub(port, Settings.from_env(env), keyring, database, process, server)
     finally:
         process.terminate()
         process.wait(10)

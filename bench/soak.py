@@ -9,7 +9,10 @@ runs at once for --minutes (default 10):
 - 100 ``stockChanged`` subscribers (10 per WebSocket), counting what they receive;
 - one webhook endpoint for ``stock.changed`` on a local receiver, counting distinct ``webhook-id`` values.
 
-Every minute it prints requests, errors by code, p50/p99 latency and the hub's RSS (from /proc). At the end it checks
+Every minute it prints requests, errors by code, p50/p99 latency, the hub's RSS, the CPU share of the hub and of the
+database process (from /proc) and the machine's load average (the figures only mean something next to it: a machine
+shared with other work slows every database operation alike). Load starts once every subscription is live (the hub's
+/metrics gauge). At the end it checks
 the issue's targets, each as a ratio measured in this run: no error; RSS growth over the second half < 10 %; the last
 minute's throughput >= 80 % of the second minute's; every subscriber and the webhook received every event.
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import secrets
 import sys
 import time
 from collections import Counter, defaultdict
@@ -63,6 +68,21 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def live_subscriptions(http: httpx.AsyncClient, token: str) -> int:
+    """How many subscriptions the hub holds live for the soak's tenant (its /metrics gauge)."""
+    response = await http.get("/metrics", headers={"authorization": f"Bearer {token}"})
+    for line in response.text.splitlines():
+        if line.startswith("lotpulse_live_subscriptions{") and f'tenant="{TENANT}"' in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
 class Receiver:
     """The webhook endpoint: counts distinct deliveries (a retry of one event repeats its webhook-id)."""
 
@@ -77,7 +97,8 @@ class Receiver:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/hook", self.handle, methods=["POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="off"))
         asyncio.create_task(self.server.serve())
         while not self.server.started:
             await asyncio.sleep(0.01)
@@ -140,8 +161,9 @@ async def subscribe(url: str, token: str, count: int, received: list[int]) -> Cl
 async def run(args: argparse.Namespace) -> int:
     receiver = Receiver()
     await receiver.start()
+    metrics_token = secrets.token_hex(16)
     async with running_hub(LOTPULSE_WEBHOOK_WORKER="true", LOTPULSE_WEBHOOK_ALLOW_PRIVATE="1",
-                           LOTPULSE_MAX_SUBSCRIPTIONS_PER_TENANT="1000") as hub:
+                           LOTPULSE_MAX_SUBSCRIPTIONS_PER_TENANT="1000", LOTPULSE_METRICS_TOKEN=metrics_token) as hub:
         await tenant_service.create_tenant(TENANT, "Soak", "retailer")
         await wait_ready(hub.port, hub.process)
         token = hub.token(TENANT, "admin")
@@ -163,7 +185,11 @@ async def run(args: argparse.Namespace) -> int:
             received: list[int] = []
             sockets = [await subscribe(hub.url.replace("http", "ws") + "/graphql", token, 10, received)
                        for _ in range(args.subscribers // 10)]
-            await asyncio.sleep(2)  # every subscription is live before the first event
+            live_by = time.monotonic() + 120
+            while await live_subscriptions(http, metrics_token) < args.subscribers:  # all live before any event
+                if time.monotonic() > live_by:
+                    raise SystemExit("the subscriptions did not all become live within 120 s")
+                await asyncio.sleep(0.2)
 
             started = time.monotonic()
             stats = Stats(started)
@@ -194,18 +220,25 @@ async def run(args: argparse.Namespace) -> int:
                     await call(http, stats, INGEST, {"input": payload})
                     await asyncio.sleep(0.5)
 
+            pids = {"hub": hub.process.pid, **({"db": hub.server.process.pid}
+                                               if hub.server is not None and hub.server.process else {})}
+
             async def report() -> dict[int, float]:
                 rss: dict[int, float] = {}
                 minute = 0
+                cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 while time.monotonic() < deadline + 1:
                     await asyncio.sleep(max(0.0, started + (minute + 1) * 60 - time.monotonic()))
                     rss[minute] = rss_mib(hub.process.pid)
                     took = stats.latencies.get(minute, [0.0])
                     errors = dict(stats.errors.get(minute, {})) or "none"
+                    now_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    busy = ", ".join(f"{name} {(now_cpu[name] - cpu[name]) / 60 * 100:3.0f} %" for name in pids)
+                    cpu = now_cpu
                     print(f"minute {minute + 1:2d}: {len(stats.latencies.get(minute, [])):6d} requests, "
                           f"p50 {percentile(took, 0.5) * 1000:6.0f} ms, p99 {percentile(took, 0.99) * 1000:6.0f} ms, "
-                          f"errors {errors}, RSS {rss[minute]:6.1f} MiB, subscribers' messages {sum(received)}",
-                          flush=True)
+                          f"errors {errors}, RSS {rss[minute]:6.1f} MiB, subscribers' messages {sum(received)}, "
+                          f"CPU {busy}, load {os.getloadavg()[0]:.1f}", flush=True)
                     minute += 1
                     if minute >= args.minutes:
                         return rss

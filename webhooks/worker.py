@@ -38,10 +38,6 @@ if TYPE_CHECKING:
     from hub.leases import Partitions
 
 log = logging.getLogger("lotpulse.webhooks.worker")
-# Named for the planner: SecantusDB scans the collection when a filter has fields beyond an index
-# (tests/test_indexes.py).
-DUE_INDEX = [("endpoint_id", 1), ("state", 1), ("next_attempt_at", 1)]
-ID_INDEX = [("_id", 1)]
 BATCH = 50  # deliveries claimed, and recorded, per write (each write well within the database deadline)
 PIPELINE = 2  # batches of a lane in flight: one being sent while the one before is recorded
 MAX_LANES = 64  # endpoints served at once by one worker
@@ -63,11 +59,14 @@ class Batch:
 
 
 def _due(now: datetime) -> dict[str, Any]:
-    return {
-        "state": DeliveryState.pending.value,
-        "next_attempt_at": {"$lte": now},
-        "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
-    }
+    """Due and not leased now, as the (state, next attempt) index reads it: within bounds, with no hint and no
+    top-level $or (SecantusDB walks a hinted index whole and scans the collection for an $or: every delivery ever
+    made, per claim; tests/test_indexes.py, bench/growth.py). The lease is checked on what it returns."""
+    return {"state": DeliveryState.pending.value, "next_attempt_at": {"$lte": now}}
+
+
+def _unleased(doc: dict[str, Any], now: datetime) -> bool:
+    return doc.get("lease_until") is None or doc["lease_until"] < now
 
 
 async def disable_endpoint(endpoint_id: ObjectId, tenant_id: str, reason: str, now: datetime) -> None:
@@ -166,9 +165,7 @@ class Worker:
     async def waiting(self) -> list[ObjectId]:
         """Enabled endpoints this worker serves that have due deliveries and no lane yet."""
         collection = WebhookDelivery.get_pymongo_collection()
-        found = await collection.distinct(
-            "endpoint_id", {**_due(self.clock.now()), "endpoint_id": {"$nin": list(self.lanes)}}
-        )
+        found = await collection.distinct("endpoint_id", _due(self.clock.now()))  # leased ones too: claim finds out
         mine = [endpoint for endpoint in found if endpoint not in self.lanes and self.serves(endpoint)]
         if not mine:
             return []
@@ -193,10 +190,11 @@ class Worker:
         if endpoint is None or not endpoint.enabled:
             return None
         collection = WebhookDelivery.get_pymongo_collection()
-        due = {**_due(now), "endpoint_id": endpoint_id}
-        docs = (
-            await collection.find(due, hint=DUE_INDEX).sort("next_attempt_at", 1).limit(self.batch).to_list(self.batch)
-        )
+        due = {"endpoint_id": endpoint_id, **_due(now)}  # the (endpoint, state, next attempt) index's prefix and range
+        # Read past the batches in flight (leased, skipped here) to the next ones due.
+        ahead = self.batch * (PIPELINE + 2)
+        docs = [doc for doc in await collection.find(due).sort("next_attempt_at", 1).limit(ahead).to_list(ahead)
+                if _unleased(doc, now)][: self.batch]
         if not docs:
             return None
         ids = [doc["_id"] for doc in docs]
@@ -207,10 +205,9 @@ class Worker:
             {"_id": {"$in": ids}, "lease_token": {"$in": seen}, "state": DeliveryState.pending.value},
             {"$set": {"lease_token": token, "lease_until": now + self.lease, "updated_at": now},
              "$push": {"claims": now}},
-            hint=ID_INDEX,
-        )
+        )  # _id first and no hint: the ids are looked up and the rest checked on them
         if claimed.modified_count < len(ids):
-            mine = collection.find({"_id": {"$in": ids}, "lease_token": token}, projection={"_id": 1}, hint=ID_INDEX)
+            mine = collection.find({"_id": {"$in": ids}, "lease_token": token}, projection={"_id": 1})
             kept = {raw["_id"] async for raw in mine}
             docs = [doc for doc in docs if doc["_id"] in kept]
             if not docs:

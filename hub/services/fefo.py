@@ -84,9 +84,15 @@ async def on_movements(session: AsyncClientSession | None, tenant_id: str, docs:
             when[key] = max(when.get(key, date.min), doc["occurred_at"].date())
     if not taken:
         return []
-    positions = [p async for p in StockPosition.get_pymongo_collection().find(
-        {"tenant_id": tenant_id, "$or": [{"location_id": loc, "sku_id": sku} for loc, sku in taken]},
-        {"location_id": 1, "sku_id": 1, "lot_id": 1, "lot_code": 1, "on_hand": 1}, session=session)]
+    # Per location, the position index's prefix (a top-level $or made SecantusDB read every position).
+    skus_at: dict[Any, set[Any]] = defaultdict(set)
+    for loc, sku in taken:
+        skus_at[loc].add(sku)
+    positions: list[dict[str, Any]] = []
+    for loc, skus in sorted(skus_at.items()):
+        positions += await StockPosition.get_pymongo_collection().find(
+            {"tenant_id": tenant_id, "location_id": loc, "sku_id": {"$in": sorted(skus)}},
+            {"location_id": 1, "sku_id": 1, "lot_id": 1, "lot_code": 1, "on_hand": 1}, session=session).to_list()
     lots = await _lots(session, {p["lot_id"] for p in positions if p.get("lot_id")}
                        | {lot for group in taken.values() for lot in group})
     raised: list[Alert] = []
