@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,8 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import percentile
-from hub.db import EmbeddedServer
+from bench.harness import percentile, run_replay
 
 MIN_MINUTES = 15
 RISE_C = 5.0
@@ -436,23 +432,7 @@ def main() -> int:
         path = folder / f"{s.name}.jsonl"
         path.write_text("".join(json.dumps(a) + "\n" for a in s.actions))
         files.append(str(path))
-    report_path = folder / "report.json"
-    env = dict(os.environ)
-    server = None
-    if not env.get("LOTPULSE_MONGODB_URI"):
-        server = EmbeddedServer(folder / "db", log_path=folder / "secantusd.log", sync_on_commit=False)
-        server.start()
-        env["LOTPULSE_MONGODB_URI"] = server.uri
-    env.setdefault("LOTPULSE_LOG_LEVEL", "WARNING")
-    began = time.perf_counter()
-    try:
-        subprocess.run([sys.executable, "-m", "hub.cli", "replay", *files, "--report", str(report_path)], env=env,
-                       check=True, stdout=subprocess.DEVNULL)
-    finally:
-        if server is not None:
-            server.stop()
-    elapsed = time.perf_counter() - began
-    raw = json.loads(report_path.read_text())
+    raw, elapsed = run_replay(files, folder)
     reports = {Path(path).stem: report for path, report in raw.items()}
     errors = [(name, e) for name, r in reports.items() for e in r["errors"]]
     result = score(scenarios, reports)

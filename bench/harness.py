@@ -7,16 +7,19 @@ SecantusDB process started here (or on ``LOTPULSE_MONGODB_URI``), with the load 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -104,3 +107,24 @@ async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
             # Our own server is thrown away whole: dropping a large database key by key takes SecantusDB minutes.
             server.stop()
             shutil.rmtree(tmp / "db", ignore_errors=True)  # the logs stay for a look afterwards
+
+
+def run_replay(files: list[str], folder: Path) -> tuple[dict[str, Any], float]:
+    """Play histories with ``lotpulse replay`` in its own process (on LOTPULSE_MONGODB_URI, else a throwaway
+    embedded database in ``folder``); answers its JSON report and the seconds it took."""
+    report_path = folder / "report.json"
+    env = dict(os.environ)
+    server = None
+    if not env.get("LOTPULSE_MONGODB_URI"):
+        server = EmbeddedServer(folder / "db", log_path=folder / "secantusd.log", sync_on_commit=False)
+        server.start()
+        env["LOTPULSE_MONGODB_URI"] = server.uri
+    env.setdefault("LOTPULSE_LOG_LEVEL", "WARNING")
+    began = time.perf_counter()
+    try:
+        subprocess.run([sys.executable, "-m", "hub.cli", "replay", *files, "--report", str(report_path)], env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+    finally:
+        if server is not None:
+            server.stop()
+    return json.loads(report_path.read_text()), time.perf_counter() - began

@@ -28,9 +28,7 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +44,7 @@ from pymongo.errors import BulkWriteError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import run_replay
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer
 from hub.detect import demand as model
@@ -273,22 +272,7 @@ def replay(actions: list[dict[str, Any]], folder: Path) -> tuple[dict[str, Any],
     """Write the history, play it with ``lotpulse replay`` in its own process; answers its report and the time."""
     history = folder / "history.jsonl"
     history.write_text("".join(json.dumps(a) + "\n" for a in actions))
-    report_path = folder / "report.json"
-    env = dict(os.environ)
-    server = None
-    if not env.get("LOTPULSE_MONGODB_URI"):
-        server = EmbeddedServer(folder / "db", log_path=folder / "secantusd.log", sync_on_commit=False)
-        server.start()
-        env["LOTPULSE_MONGODB_URI"] = server.uri
-    env.setdefault("LOTPULSE_LOG_LEVEL", "WARNING")
-    began = time.perf_counter()
-    try:
-        subprocess.run([sys.executable, "-m", "hub.cli", "replay", str(history), "--report", str(report_path)],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
-    finally:
-        if server is not None:
-            server.stop()
-    return json.loads(report_path.read_text()), time.perf_counter() - began
+    return run_replay([str(history)], folder)
 
 
 # -- judging the outcome -----------------------------------------------------------------------------------------
