@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from webhooks.worker import Worker
 
 log = logging.getLogger("lotpulse")
+CANCEL_REPEAT_SECONDS = 2.0
 
 
 def key_file_for(settings: Settings) -> Path:
@@ -74,10 +75,31 @@ class HubState:
         self.tasks.append(asyncio.create_task(guarded(), name=name))
 
     async def stop_tasks(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(self.tasks)
         self.tasks.clear()
+
+    async def stop_task(self, name: str) -> None:
+        """Stop the one running background task called ``name`` (a drill or test restarts it with ``spawn``)."""
+        (task,) = [task for task in self.tasks if task.get_name() == name and not task.done()]
+        await cancel_and_wait([task])
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they have ended, cancelling again any that swallowed the first request.
+
+    Python 3.11's ``asyncio.wait_for`` drops a cancellation that lands just as the operation it waits on completes,
+    and pymongo's network layer uses it: a loop that only awaits the database then runs on with ``cancelling()`` set,
+    and a plain cancel-and-gather (the hub's stop) waits for ever. The pause before repeating lets a task that did
+    take the request finish its clean-up (giving back a lease) undisturbed.
+    """
+    pending = {task for task in tasks if not task.done()}
+    for task in pending:
+        task.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_REPEAT_SECONDS)
+        for task in pending:
+            log.warning("background task %s ignored its cancellation; cancelling it again", task.get_name())
+            task.cancel()
 
 
 def hub_of(connection: HTTPConnection) -> HubState:

@@ -181,9 +181,7 @@ async def test_kill_9_of_one_hub_stalls_no_other_and_loses_nothing(settings, mon
                     return await Event.find({"pending": True}).count() == 0
 
                 await until(first_numbered, 30, "the first event to be numbered")
-                sequencing = next(task for task in hub.state.tasks if task.get_name() == "event-sequencer")
-                sequencing.cancel()
-                await asyncio.gather(sequencing, return_exceptions=True)
+                await hub.state.stop_task("event-sequencer")
                 token = hub.token("acme", "operator")
 
                 # P1 alone: it takes the sequencer lease, serves a subscriber and claims deliveries that hang

@@ -82,9 +82,7 @@ async def test_a_restarted_feed_catches_up_from_the_log_without_duplicates(hub, 
     acme = await listen("acme")
     await alert(hub, "shopco", ["acme"], "k1")
     assert (await acme.next())["alerts"]["alert"]["title"] == "alert k1"
-    feed = next(task for task in hub.state.tasks if task.get_name() == "event-bus")
-    feed.cancel()
-    await asyncio.gather(feed, return_exceptions=True)
+    await hub.state.stop_task("event-bus")
     await alert(hub, "shopco", ["acme"], "k2")
     await alert(hub, "shopco", ["acme"], "k3")
     # when: the feed starts again from where it was
@@ -126,9 +124,7 @@ class FlakyStream:
 async def test_after_a_connection_drop_the_feed_resumes_from_its_token_without_gap_or_duplicate(hub, trio, listen):
     # given: the feed restarted on a database whose first change stream dies after one change
     bus = hub.state.bus
-    feed = next(task for task in hub.state.tasks if task.get_name() == "event-bus")
-    feed.cancel()
-    await asyncio.gather(feed, return_exceptions=True)
+    await hub.state.stop_task("event-bus")
     real = bus.database
     resumed_from: list = []
 

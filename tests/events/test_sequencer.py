@@ -17,9 +17,7 @@ from tests.events.conftest import alert, numbered
 
 async def stop_hubs_sequencer(hub) -> None:
     """The hub's own sequencer stops and gives up its lease, so the test's instances are alone."""
-    task = next(task for task in hub.state.tasks if task.get_name() == "event-sequencer")
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await hub.state.stop_task("event-sequencer")
 
 
 async def write(count: int, tag: str) -> list[Event]:
