@@ -94,6 +94,7 @@ class Line:
     quantity: int | None
     expires_on: date | None = None
     produced_on: date | None = None
+    sscc: str | None = None  # the logistic unit the goods are on (AI 00), or the unit scanned alone
 
 
 def _agree(field: str, name: str, typed: object, scanned: object) -> None:
@@ -101,16 +102,27 @@ def _agree(field: str, name: str, typed: object, scanned: object) -> None:
         raise BadInput(f"{field}: the scan says {name} {scanned}, the line says {typed}", field=field)
 
 
-async def with_scan(access: Access, line: Line, raw: str | None, field: str) -> Line:
-    """The line with what its scan adds; the typed fields and the scan must agree where both are given."""
+async def with_scan(access: Access, line: Line, raw: str | None, field: str, units: bool = False) -> Line:
+    """The line with what its scan adds; the typed fields and the scan must agree where both are given.
+
+    With ``units`` (a receipt), a line naming only a logistic unit (an SSCC typed or scanned, no GTIN) stands for
+    the unit's contents as the dispatch lists them: it comes back with ``sku`` None for the caller to expand.
+    """
+    typed_goods = (line.sku, line.lot_code, line.quantity, line.expires_on, line.produced_on) != (None,) * 5
     if raw is None:
+        if units and line.sscc is not None and not typed_goods:
+            return line
         if line.sku is None:
             raise BadInput(f"{field}: give the SKU (id, code, alias or GTIN) or a GS1 scan", field=field)
         return line
     scan = parse_scan(raw, f"{field}.scan")
+    _agree(field, "SSCC", line.sscc.strip() if line.sscc else None, scan.sscc)
     if scan.gtin is None:
+        if units and not typed_goods:
+            return Line(None, None, None, sscc=scan.sscc)
+        hint = "scan it alone to receive its contents" if units else "scan the trade items, or give the SKU and lot"
         raise BadInput(f"{field}: scan {raw.strip()[:40]!r} is a logistic unit (SSCC {scan.sscc}) without a GTIN: "
-                       "scan the trade items, or give the SKU and lot", field=f"{field}.scan")
+                       f"{hint}", field=f"{field}.scan")
     _agree(field, "lot", line.lot_code.strip() if line.lot_code else None, scan.lot_code)
     _agree(field, "quantity", abs(line.quantity) if line.quantity is not None else None, scan.quantity)
     _agree(field, "expiry", line.expires_on, scan.expires_on)
@@ -128,4 +140,5 @@ async def with_scan(access: Access, line: Line, raw: str | None, field: str) -> 
         quantity=line.quantity if line.quantity is not None else scan.quantity,
         expires_on=line.expires_on or scan.expires_on,
         produced_on=line.produced_on or scan.produced_on,
+        sscc=line.sscc if line.sscc is not None else scan.sscc,
     )

@@ -34,6 +34,7 @@ class ExpectedLine:
     produced_on: date | None = None
     expires_on: date | None = None
     shelf_life_days: int | None = None  # from the SKU master
+    sscc: str | None = None  # the pallet or case it travels on
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ScannedLine:
     lot_code: str
     quantity: int
     expires_on: date | None = None
+    sscc: str | None = None  # the pallet or case it came on
 
 
 @dataclass(frozen=True)
@@ -134,17 +136,22 @@ def shelf_life_mismatch(line: ExpectedLine, tolerance_days: int) -> tuple[date, 
     return None
 
 
-def pair(expected: list[ExpectedLine], line: ScannedLine) -> tuple[int | None, bool]:
+def pair(expected: list[ExpectedLine], line: ScannedLine, totals: list[int] | None = None) -> tuple[int | None, bool]:
     """The dispatch line a scanned line belongs to, and whether its lot code matches exactly.
 
-    An exact (SKU, lot) match wins; else the SKU's line whose lot code is a near miss; else the SKU's only line.
+    Goods that came on a pallet (SSCC) are judged against that pallet's lines when the notice has the SKU on it. An
+    exact (SKU, lot) match wins (of several, one not yet fully received); else the SKU's line whose lot code is a near
+    miss; else the SKU's only line.
     """
     if line.sku_id is None:
         return None, False
     candidates = [i for i, e in enumerate(expected) if e.sku_id == line.sku_id]
-    for i in candidates:
-        if same_lot(expected[i].lot_code, line.lot_code):
-            return i, True
+    on_unit = [i for i in candidates if line.sscc is not None and expected[i].sscc == line.sscc]
+    candidates = on_unit or candidates
+    exact = [i for i in candidates if same_lot(expected[i].lot_code, line.lot_code)]
+    if exact:
+        open_lines = [i for i in exact if totals is not None and totals[i] < expected[i].quantity]
+        return (open_lines or exact)[0], True
     close = [i for i in candidates if near_miss(expected[i].lot_code, line.lot_code)]
     if close:
         return close[0], False
@@ -166,12 +173,12 @@ def reconcile(
     result = Reconciliation()
     totals = [0] * len(expected)
     for line in earlier:
-        index, _ = pair(expected, line)
+        index, _ = pair(expected, line, totals)
         if index is not None:
             totals[index] += line.quantity
     touched: set[int] = set()
     for n, line in enumerate(current):
-        index, exact = pair(expected, line)
+        index, exact = pair(expected, line, totals)
         result.pairing.append(index)
         if index is None:
             result.mismatches.append(

@@ -49,6 +49,10 @@ class DispatchLine(BaseModel):
     produced_on: date | None = None
     expires_on: date | None = None
     received: int = 0  # running total over all receipts
+    sscc: str | None = None  # the logistic unit (pallet or case) these goods travel on
+    in_sscc: str | None = None  # the pallet that unit is stacked on, when it is a case or layer
+    # Set when an excursion seen by a logger on this line's unit shortened these goods' shelf life (not the lot's).
+    effective_expires_on: date | None = None
 
 
 class StatusChange(BaseModel):
@@ -72,6 +76,7 @@ class Dispatch(Document):
     status: DispatchStatus = DispatchStatus.dispatched
     history: list[StatusChange] = Field(default_factory=list)
     lines: list[DispatchLine]
+    ssccs: list[str] = Field(default_factory=list)  # every SSCC its lines name (sscc and in_sscc): found by unit
     has_mismatch: bool = False
     receipt_count: int = 0
     version: int = 0  # compare-and-set: concurrent receipts and transitions never both win
@@ -90,4 +95,5 @@ class Dispatch(Document):
             pymongo.IndexModel([("tenant_id", 1), ("ref", 1)], unique=True),
             pymongo.IndexModel([("parties", 1), ("_id", -1)]),
             pymongo.IndexModel([("parties", 1), ("status", 1)]),
+            pymongo.IndexModel([("ssccs", 1)]),
         ]

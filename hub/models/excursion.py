@@ -35,10 +35,18 @@ class ExposedLot(BaseModel):
     expires_after: date | None
     units: int = 0  # on hand at the location (or on the dispatch the sensor travels with) when last judged
     pack_size: int = 1
+    # A logger on pallets: the lot's units on the dispatches carrying them (what ``units`` is a part of), and which
+    # of the watched pallets/cases hold it.
+    total_units: int | None = None
+    ssccs: list[str] = Field(default_factory=list)
 
     @property
     def cases(self) -> int:
         return self.units // max(self.pack_size, 1)
+
+    @property
+    def total_cases(self) -> int | None:
+        return None if self.total_units is None else self.total_units // max(self.pack_size, 1)
 
 
 class Excursion(Document):
@@ -60,6 +68,7 @@ class Excursion(Document):
     duration_minutes: float
     samples: list[list[Any]] = Field(default_factory=list)  # [instant, °C] pairs: the evidence
     exposed_lots: list[ExposedLot] = Field(default_factory=list)
+    exposure_basis: str = "location"  # pallet, dispatch or location: see hub.services.sensors.Basis
     goods_owners: list[str] = Field(default_factory=list)  # brands of the exposed lots (visibility, audience)
     alert_id: PydanticObjectId | None = None
     created_at: datetime = Field(default_factory=utcnow)

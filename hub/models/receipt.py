@@ -27,6 +27,7 @@ class ReceiptLine(BaseModel):
     quantity: int
     expires_on: date | None = None
     dispatch_line: int | None = None
+    sscc: str | None = None  # the pallet or case it came on (scanned as a whole: its notified contents)
 
 
 class MismatchRecord(BaseModel):

@@ -1,4 +1,4 @@
-"""Sensors: a device of one tenant at one of its locations, optionally travelling with lots or a dispatch."""
+"""Sensors: a device of one tenant at one of its locations, optionally travelling with lots, a dispatch or pallets."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Sensor(Document):
     location_id: PydanticObjectId
     lot_ids: list[PydanticObjectId] = Field(default_factory=list)  # lots it travels with (a pallet logger)
     dispatch_id: PydanticObjectId | None = None  # or the dispatch it travels with
+    ssccs: list[str] = Field(default_factory=list)  # or the pallets/cases it is attached to: it watches only them
     # Brands whose goods the sensor watches (refreshed on every ingest): partners granted ``sensors`` by the owner
     # see it only while this names them.
     goods_owners: list[str] = Field(default_factory=list)

@@ -1,7 +1,8 @@
 """Who hears an alert: one rule per kind of alert, each decided through the sharing rule in ``tenants.access``.
 
 - ``mismatch`` and dispatch-level ``expiry_risk``: the dispatch's parties (shipper, consignee, carrier if any).
-- ``sensor_spike`` / ``sensor_offline`` of a sensor travelling with a dispatch: that dispatch's parties.
+- ``sensor_spike`` / ``sensor_offline`` of a sensor travelling with a dispatch: that dispatch's parties; of a
+  sensor attached to pallets (SSCCs): the parties of the dispatches carrying them.
 - ``sensor_spike`` / ``sensor_offline`` at a location: its owner, plus each owner of goods there to whom the owner
   shares both ``sensors`` and ``alerts``.
 - stock ``expiry_risk``: the holder, plus the SKU's owner only if the holder shares ``alerts`` with it.
@@ -19,6 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.models.dispatch import Dispatch
 from hub.models.sensor import Sensor
+from hub.services.pallets import dispatches_carrying
 from tenants.access import DISPATCH_PARTIES, grantees
 from tenants.models import Scope
 
@@ -44,6 +46,10 @@ async def for_sensor(
 ) -> list[str]:
     """Audience of a ``sensor_spike`` or ``sensor_offline`` alert of ``sensor`` (owned by the sensor's owner); see
     ``sensor_rule`` for how they hear it."""
+    if sensor.ssccs:
+        carrying = await dispatches_carrying([sensor.tenant_id], sensor.ssccs, session)
+        if carrying:
+            return sorted({party for dispatch in carrying for party in dispatch_parties(dispatch)})
     if sensor.dispatch_id is not None:
         dispatch = await Dispatch.find_one({"_id": sensor.dispatch_id}, session=session)
         if dispatch is not None:
@@ -61,4 +67,4 @@ async def for_stock(holder: str, sku_owner: str | None) -> list[str]:
 
 def sensor_rule(sensor: Sensor) -> str:
     """The parties of the dispatch a sensor travels with hear its alerts by being parties."""
-    return DISPATCH if sensor.dispatch_id is not None else SHARING
+    return DISPATCH if sensor.dispatch_id is not None or sensor.ssccs else SHARING

@@ -21,6 +21,7 @@ from hub.models.sku import Sku
 from hub.services import fefo
 from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot
+from hub.services.pallets import dispatch_ssccs, validate_sscc
 from hub.services.skus import resolve_skus
 from tenants.access import Access
 from tenants.roles import Group
@@ -35,6 +36,8 @@ class DispatchLineInput:
     quantity: int
     produced_on: date | None = None
     expires_on: date | None = None
+    sscc: str | None = None  # the pallet or case the goods travel on
+    in_sscc: str | None = None  # the pallet that unit is stacked on
 
 
 @dataclass
@@ -109,6 +112,7 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
     for n, line in enumerate(data.lines):
         if line.quantity <= 0:
             raise BadInput(f"line {n}: quantity must be positive", field="lines", index=n)
+    _check_units(data.lines)
     skus = await resolve_skus(access, [line.sku for line in data.lines])
     for n, line in enumerate(data.lines):
         if line.sku.strip() not in skus:
@@ -127,13 +131,14 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
             lines.append(DispatchLine(
                 sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,
                 produced_on=line.produced_on or lot.produced_on, expires_on=line.expires_on or lot.expires_on,
+                sscc=line.sscc, in_sscc=line.in_sscc,
             ))
         now = utcnow()
         dispatch = Dispatch(
             tenant_id=access.tenant_id, ref=ref, from_location_id=from_location.id if from_location else None,
             consignee_id=data.consignee_id, to_location_id=to_location.id if to_location else None,
             carrier_id=data.carrier_id, parties=sorted(parties), shipped_on=data.shipped_on,
-            expected_on=data.expected_on, lines=lines,
+            expected_on=data.expected_on, lines=lines, ssccs=dispatch_ssccs(lines),
             history=[StatusChange(status=DispatchStatus.dispatched, at=now, by=access.tenant_id)],
             created_at=now, updated_at=now,
         )
@@ -147,6 +152,32 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
         return await database.in_transaction(work)
     except DuplicateKeyError:
         raise Conflict(f"dispatch {ref!r} already exists", field="ref") from None
+
+
+def _check_units(lines: list[DispatchLineInput]) -> None:
+    """SSCCs with right check digits, one level of stacking (a case on a pallet), and a pallet that is not itself
+    stacked: a unit is either on a pallet or carries units, so receiving or watching it has one meaning."""
+    for n, line in enumerate(lines):
+        if line.sscc is not None:
+            line.sscc = validate_sscc(line.sscc, f"lines.{n}.sscc")
+        if line.in_sscc is not None:
+            if line.sscc is None:
+                raise BadInput(f"lines.{n}.inSscc: give the unit's own SSCC (sscc) too", field=f"lines.{n}.inSscc")
+            line.in_sscc = validate_sscc(line.in_sscc, f"lines.{n}.inSscc")
+            if line.in_sscc == line.sscc:
+                raise BadInput(f"lines.{n}.inSscc: a unit is not stacked on itself", field=f"lines.{n}.inSscc")
+    outer = {line.in_sscc for line in lines if line.in_sscc}
+    stacked = {line.sscc: line.in_sscc for line in lines if line.in_sscc}
+    for n, line in enumerate(lines):
+        if line.in_sscc in stacked:
+            raise BadInput(f"lines.{n}.inSscc: {line.in_sscc} is itself stacked on {stacked[line.in_sscc]}",
+                           field=f"lines.{n}.inSscc")
+        if line.sscc in stacked and stacked[line.sscc] != line.in_sscc:
+            raise BadInput(f"lines.{n}.sscc: {line.sscc} is stacked on {stacked[line.sscc]} on another line",
+                           field=f"lines.{n}.sscc")
+        if line.sscc in outer and line.in_sscc is not None:
+            raise BadInput(f"lines.{n}.sscc: {line.sscc} carries other units, it cannot be stacked itself",
+                           field=f"lines.{n}.sscc")
 
 
 @dataclass

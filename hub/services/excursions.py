@@ -3,17 +3,24 @@
 Called by ingestion inside its transaction with the excursions the judgement of a sensor's window found. Each is
 reconciled with the stored excursions it overlaps (within the hysteresis): none, and it is new; one, and that one is
 updated in place (same id, same alert); several (a late batch joined them), and the earliest absorbs the others,
-which are marked ``merged`` and their alerts resolved. The loss of shelf life is recomputed from the excursion's whole
-dose each time (never added twice) against the effective expiry the lot had when the excursion began, and lots only
-ever move earlier (``$min``), so repeated or concurrent updates converge. The alert is raised when the excursion is
-found and updated in place (``alert.updated``) when its figures change (start, end, peak, cause, exposure, severity);
-while it merely continues nobody is told again.
+which are marked ``merged`` and their alerts resolved.
+
+Exposure is resolved as finely as the data allows (``Basis``): a logger attached to pallets or cases (SSCCs)
+exposes only the goods the dispatches list on them, and only those dispatch lines lose shelf life (their
+``effective_expires_on``), while the lot elsewhere keeps its date; a logger travelling with a dispatch, or one at a
+location, exposes and re-dates the whole of each lot there.
+
+The loss of shelf life is recomputed from the excursion's whole dose each time (never added twice) against the
+effective expiry the lot had when the excursion began, and lots only ever move earlier (``$min``), so repeated or
+concurrent updates converge. The alert is raised when the excursion is found and updated in place (``alert.updated``)
+when its figures change (start, end, peak, cause, exposure, severity); while it merely continues nobody is told
+again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -21,7 +28,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub.config import Settings
-from hub.dates import to_bson
+from hub.dates import from_bson, to_bson
 from hub.detect.shelf_life import loss_fraction, shortened_expiry
 from hub.detect.spikes import Episode, threshold_key
 from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
@@ -33,7 +40,8 @@ from hub.models.sensor import Sensor
 from hub.models.stock import StockPosition
 from hub.services import audiences, expiry
 from hub.services.alerts import raise_alert, resolve_by_system
-from hub.services.sensors import Goods
+from hub.services.pallets import UnitGoods, dispatches_carrying, goods_on
+from hub.services.sensors import Basis, Goods, basis_of
 
 SERIOUS_LOSS = 0.10  # an exposed lot losing this much of its remaining shelf life makes the alert critical
 
@@ -45,8 +53,39 @@ class Outcome:
     closed: bool  # back in range as of this call
 
 
+@dataclass
+class Exposure:
+    """What sits with the sensor now: units per lot, and for a logger on pallets what they are a part of."""
+
+    basis: Basis
+    units: dict[PydanticObjectId, int]
+    on_units: list[UnitGoods] = field(default_factory=list)  # pallet basis: the dispatch lines on the pallets
+    totals: dict[PydanticObjectId, int] = field(default_factory=dict)
+    ssccs: dict[PydanticObjectId, list[str]] = field(default_factory=dict)
+    starts: dict[PydanticObjectId, date] = field(default_factory=dict)  # earliest shortened date on those lines
+
+
+async def exposure_of(session: AsyncClientSession, sensor: Sensor, lot_ids: list[Any]) -> Exposure:
+    basis = basis_of(sensor)
+    if basis != Basis.pallet:
+        return Exposure(basis, await exposed_units(session, sensor, lot_ids))
+    carrying = await dispatches_carrying([sensor.tenant_id], sensor.ssccs, session)
+    on_units = goods_on(sensor.tenant_id, sensor.ssccs, carrying)
+    exposure = Exposure(basis, {}, on_units)
+    by_id = {dispatch.id: dispatch for dispatch in carrying}
+    for item in on_units:
+        exposure.units[item.lot_id] = exposure.units.get(item.lot_id, 0) + item.units
+        exposure.totals[item.lot_id] = exposure.totals.get(item.lot_id, 0) + item.dispatch_units
+        exposure.ssccs[item.lot_id] = sorted({*exposure.ssccs.get(item.lot_id, []), *item.ssccs})
+        for n in item.lines:
+            shortened = by_id[item.dispatch_id].lines[n].effective_expires_on
+            if shortened is not None:
+                exposure.starts[item.lot_id] = min(shortened, exposure.starts.get(item.lot_id, shortened))
+    return exposure
+
+
 def _exposures(
-    episode: Episode, goods: Goods, units: dict[PydanticObjectId, int], previous: list[ExposedLot], settings: Settings
+    episode: Episode, goods: Goods, exposure: Exposure, previous: list[ExposedLot], settings: Settings
 ) -> list[ExposedLot]:
     before = {item.lot_id: item for item in previous}
     exposed: dict[PydanticObjectId, ExposedLot] = dict(before)
@@ -59,7 +98,7 @@ def _exposures(
         dose = episode.degree_minutes_above(limit)
         loss = loss_fraction(sku.excursion_sensitivity, dose, settings.shelf_life_loss_per_degree_minute)
         earlier = before.get(lot.id)  # type: ignore[arg-type]
-        start_expiry = earlier.expires_before if earlier else lot.effective_expires_on
+        start_expiry = earlier.expires_before if earlier else exposure.starts.get(lot.id, lot.effective_expires_on)  # type: ignore[arg-type]
         exposed[lot.id] = ExposedLot(  # type: ignore[index]
             lot_id=lot.id,
             lot_code=lot.lot_code,
@@ -71,8 +110,10 @@ def _exposures(
             loss_fraction=round(loss, 4),
             expires_before=start_expiry,
             expires_after=shortened_expiry(start_expiry, day, loss) if start_expiry else None,
-            units=units.get(lot.id, earlier.units if earlier else 0),  # type: ignore[arg-type]
+            units=exposure.units.get(lot.id, earlier.units if earlier else 0),  # type: ignore[arg-type]
             pack_size=sku.pack_size,
+            total_units=exposure.totals.get(lot.id, earlier.total_units if earlier else None),  # type: ignore[arg-type]
+            ssccs=exposure.ssccs.get(lot.id, earlier.ssccs if earlier else []),  # type: ignore[arg-type]
         )
     return sorted(exposed.values(), key=lambda item: item.lot_code)
 
@@ -80,7 +121,10 @@ def _exposures(
 async def exposed_units(
     session: AsyncClientSession, sensor: Sensor, lot_ids: list[Any]
 ) -> dict[PydanticObjectId, int]:
-    """Units of each exposed lot: on the dispatch the sensor travels with, plus on hand at its location."""
+    """Units of each exposed lot: on the pallets the sensor is attached to; else on the dispatch it travels with,
+    plus on hand at its location."""
+    if sensor.ssccs:
+        return (await exposure_of(session, sensor, lot_ids)).units
     units: dict[PydanticObjectId, int] = {}
     if sensor.dispatch_id is not None:
         dispatch = await Dispatch.find_one({"_id": sensor.dispatch_id}, session=session)
@@ -96,8 +140,12 @@ async def exposed_units(
     return units
 
 
-async def _redate(session: AsyncClientSession, exposed: list[ExposedLot]) -> None:
-    """Move effective expiry earlier on the lots and on every stock position of them (never later)."""
+async def _redate(session: AsyncClientSession, exposed: list[ExposedLot], exposure: Exposure) -> None:
+    """Move effective expiry earlier (never later): on the dispatch lines on the sensor's pallets only, else on the
+    lots and on every stock position of them."""
+    if exposure.basis == Basis.pallet:
+        await _redate_lines(session, exposed, exposure.on_units)
+        return
     for item in exposed:
         if item.expires_after is None or item.expires_after == item.expires_before:
             continue
@@ -110,7 +158,29 @@ async def _redate(session: AsyncClientSession, exposed: list[ExposedLot]) -> Non
         )
 
 
+async def _redate_lines(session: AsyncClientSession, exposed: list[ExposedLot], on_units: list[UnitGoods]) -> None:
+    after = {item.lot_id: item.expires_after for item in exposed if item.expires_after != item.expires_before}
+    collection = Dispatch.get_pymongo_collection()
+    for goods in on_units:
+        when = after.get(goods.lot_id)
+        if when is None:
+            continue
+        raw = await collection.find_one({"_id": goods.dispatch_id}, {"lines.effective_expires_on": 1}, session=session)
+        lines = (raw or {}).get("lines", [])
+        changes = {
+            f"lines.{n}.effective_expires_on": to_bson(when) for n in goods.lines
+            if n < len(lines) and (lines[n].get("effective_expires_on") is None
+                                   or from_bson(lines[n]["effective_expires_on"]) > when)  # type: ignore[operator]
+        }
+        if changes:
+            await collection.update_one({"_id": goods.dispatch_id}, {"$set": changes}, session=session)
+
+
 def _quantity(item: ExposedLot) -> str:
+    if item.total_units is not None:  # a part of what the dispatches carry: say of how much
+        if item.pack_size > 1 and item.cases:
+            return (f"{item.cases} of {item.total_cases} cases ({item.units} of {item.total_units} units)")
+        return f"{item.units} of {item.total_units} units"
     if item.pack_size > 1 and item.cases:
         loose = item.units - item.cases * item.pack_size
         return f"{item.cases} cases ({item.units} units{f', {loose} loose' if loose else ''})"
@@ -134,6 +204,7 @@ def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]
         "degreeMinutes": round(excursion.degree_minutes, 1),
         "readings": [[at.isoformat(), c] for at, c in excursion.samples],
         "exposedUnits": sum(item.units for item in excursion.exposed_lots),
+        "exposureBasis": excursion.exposure_basis.upper(),
         "lots": [
             {
                 "lotId": str(item.lot_id),
@@ -142,6 +213,9 @@ def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]
                 "units": item.units,
                 "cases": item.cases,
                 "packSize": item.pack_size,
+                "totalUnits": item.total_units,
+                "totalCases": item.total_cases,
+                "ssccs": item.ssccs,
                 "degreeMinutes": item.degree_minutes,
                 "shelfLifeLossPct": round(item.loss_fraction * 100, 1),
                 "expiresBefore": item.expires_before.isoformat() if item.expires_before else None,
@@ -152,10 +226,17 @@ def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]
     }
 
 
+def _place(item: ExposedLot, where: str) -> str:
+    if item.ssccs:
+        return f"on {'SSCCs' if len(item.ssccs) > 1 else 'SSCC'} {', '.join(item.ssccs)}"
+    return f"at {where}"
+
+
 def _recommendation(excursion: Excursion, where: str) -> str:
     if not excursion.exposed_lots:
         return f"Check the cooling at {where}; no tracked goods were exposed."
-    exposed = "; ".join(f"{_quantity(i)} of lot {i.lot_code} exposed at {where}" for i in excursion.exposed_lots)
+    exposed = "; ".join(f"{_quantity(i)} of lot {i.lot_code} exposed {_place(i, where)}"
+                        for i in excursion.exposed_lots)
     redated = [item for item in excursion.exposed_lots if item.expires_after != item.expires_before]
     if redated:
         dates = ", ".join(f"{i.lot_code} now expires {i.expires_after} (was {i.expires_before})" for i in redated)
@@ -205,7 +286,7 @@ async def reconcile(
     location = await Location.find_one({"_id": sensor.location_id}, session=session)
     where = location.code if location else sensor.device_id
     limit = goods.spike_config(settings).limit_c
-    units = await exposed_units(session, sensor, [lot.id for lot in goods.lots])
+    exposure = await exposure_of(session, sensor, [lot.id for lot in goods.lots])
     outcomes = []
     claimed: set[Any] = set()
     for episode in episodes:
@@ -221,7 +302,7 @@ async def reconcile(
             if limit is not None and stored_dose > episode.degree_minutes_above(limit):
                 episode.degree_minutes[threshold_key(limit)] = stored_dose
         old = [ExposedLot.model_validate(item) for doc in matches for item in doc.get("exposed_lots", [])]
-        exposed = _exposures(episode, goods, units, old, settings)
+        exposed = _exposures(episode, goods, exposure, old, settings)
         closed = episode.ended_at is not None
         fields = {
             "tenant_id": sensor.tenant_id,
@@ -241,6 +322,7 @@ async def reconcile(
             "duration_minutes": round(episode.duration_minutes, 2),
             "samples": [[r.at, r.c] for r in episode.samples],
             "exposed_lots": [item.model_dump() for item in exposed],
+            "exposure_basis": exposure.basis.value,
             "goods_owners": sorted({item.owner_id for item in exposed} - {sensor.tenant_id}),
             "updated_at": now,
         }
@@ -258,11 +340,11 @@ async def reconcile(
         excursion = Excursion.model_validate(raw)
         for other in matches[1:]:
             await _absorb(session, other, excursion, now)
-        await _redate(session, exposed)
+        await _redate(session, exposed, exposure)
         if keep is None or len(matches) > 1 or keep.get("alert_id") is None or _alert_view(keep) != _alert_view(raw):
             alert = await _alert(session, sensor, excursion, location, where)
             await collection.update_one({"_id": excursion.id}, {"$set": {"alert_id": alert.id}}, session=session)
-        if exposed:
+        if exposed and exposure.basis != Basis.pallet:  # a pallet's shortened date is on its dispatch lines
             await expiry.evaluate_lots(session, sensor.tenant_id, sensor.location_id, [i.lot_id for i in exposed])
         was_closed = keep is not None and keep.get("ended_at") is not None
         outcomes.append(Outcome(excursion.id, keep is None, closed and not was_closed))

@@ -8,6 +8,7 @@ lines on the running totals including the earlier one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -32,6 +33,7 @@ from hub.services import audiences, movements
 from hub.services.alerts import raise_alert, resolve_alert
 from hub.services.dispatches import transition
 from hub.services.lots import ensure_lot, use_lot
+from hub.services.pallets import unit_lines, validate_sscc
 from hub.services.skus import resolve_skus
 from tenants.access import Access
 from tenants.roles import Group
@@ -48,12 +50,21 @@ class ReceiptLineInput:
     expires_on: date | None = None
     unit_cost: float | None = None  # what the receiver paid a unit: values this lot in its inventory health
     currency: str | None = None
+    sscc: str | None = None  # the logistic unit the goods came on
+
+
+@dataclass
+class UnitLine:
+    """A pallet or case scanned as a whole (an SSCC alone): it stands for its contents as the dispatch lists them."""
+
+    sscc: str
+    field: str  # where it was given, for errors
 
 
 @dataclass
 class ReceiptInput:
     dispatch_id: str
-    lines: list[ReceiptLineInput]
+    lines: Sequence[ReceiptLineInput | UnitLine]
     location_id: str | None = None  # default: the dispatch's destination
     final: bool = False  # nothing more will arrive: judge shortages and missing lines now
     ref: str | None = None
@@ -65,10 +76,36 @@ async def resolve_scanned(access: Access, dispatch: Dispatch, refs: set[str]) ->
     return {ref: found.get(ref) for ref in refs}
 
 
+def expand_units(dispatch: Dispatch, lines: Sequence[ReceiptLineInput | UnitLine]) -> list[ReceiptLineInput]:
+    """Each scanned unit becomes the dispatch's lines on it (SKU, lot, quantity, expiry as notified), so receiving a
+    pallet is judged exactly like typing its contents; an SSCC the dispatch does not carry is refused."""
+    expanded: list[ReceiptLineInput] = []
+    for line in lines:
+        if isinstance(line, ReceiptLineInput):
+            expanded.append(line)
+            continue
+        sscc = validate_sscc(line.sscc, line.field)
+        contents = unit_lines(dispatch, sscc)
+        if not contents:
+            raise BadInput(f"{line.field}: SSCC {sscc} is on no line of dispatch {dispatch.ref}: scan or type its "
+                           "contents instead", field=line.field)
+        expanded += [ReceiptLineInput(str(item.sku_id), item.lot_code, item.quantity, item.expires_on,
+                                      sscc=item.sscc) for _, item in contents]
+    return expanded
+
+
+def typed_lines(data: ReceiptInput) -> list[ReceiptLineInput]:
+    """The lines once every unit is expanded (``expand_units``)."""
+    return [line for line in data.lines if isinstance(line, ReceiptLineInput)]
+
+
 def validate(data: ReceiptInput) -> None:
+    """Checks the typed lines; a scanned unit's lines come from the dispatch."""
     if not data.lines or len(data.lines) > MAX_LINES:
         raise BadInput(f"a receipt needs 1-{MAX_LINES} lines", field="lines")
     for n, line in enumerate(data.lines):
+        if not isinstance(line, ReceiptLineInput):
+            continue
         if line.quantity <= 0:
             raise BadInput(f"line {n}: quantity must be positive", field="lines", index=n)
         if not line.lot_code.strip() or not line.sku.strip():
@@ -91,6 +128,9 @@ async def record_receipt(access: Access, database: Database, settings: Settings,
     dispatch = await access.get(Dispatch, data.dispatch_id, access.dispatches("read"), "dispatch")
     if access.tenant_id not in (dispatch.consignee_id, dispatch.carrier_id):
         raise Forbidden("only the consignee or the carrier records receipts")
+    data.lines = list(expand_units(dispatch, data.lines))
+    if len(data.lines) > MAX_LINES:
+        raise BadInput(f"a receipt needs 1-{MAX_LINES} lines (counting the contents of scanned units)", field="lines")
     ref = data.ref.strip() if data.ref else None
     if data.location_id is not None:
         location = await access.get(Location, data.location_id, access.locations("write"), "location")
@@ -98,7 +138,7 @@ async def record_receipt(access: Access, database: Database, settings: Settings,
         location = await access.get(Location, dispatch.to_location_id, access.locations("write"), "location")
     else:
         raise BadInput("say at which of your locations the goods arrived", field="locationId")
-    skus = await resolve_scanned(access, dispatch, {line.sku.strip() for line in data.lines})
+    skus = await resolve_scanned(access, dispatch, {line.sku.strip() for line in typed_lines(data)})
 
     async def work(session: AsyncClientSession) -> Receipt:
         if ref is not None:
@@ -127,20 +167,21 @@ async def _book(
         sku_by_id[known.id] = known
     expected = [
         ExpectedLine(str(l.sku_id), l.lot_code, l.quantity, l.produced_on, l.expires_on,
-                     sku_by_id[l.sku_id].shelf_life_days if l.sku_id in sku_by_id else None)
+                     sku_by_id[l.sku_id].shelf_life_days if l.sku_id in sku_by_id else None, l.sscc)
         for l in dispatch.lines
     ]
     earlier = [
         ScannedLine(line.sku_ref, str(line.sku_id) if line.sku_id else None, line.lot_code, line.quantity,
-                    line.expires_on)
+                    line.expires_on, line.sscc)
         async for receipt in Receipt.find({"dispatch_id": dispatch.id}, session=session)
         for line in receipt.lines
     ]
+    typed = typed_lines(data)
     scanned = []
-    for l in data.lines:
+    for l in typed:
         sku = skus[l.sku.strip()]
         scanned.append(ScannedLine(l.sku.strip(), str(sku.id) if sku else None, l.lot_code.strip(), l.quantity,
-                                   l.expires_on))
+                                   l.expires_on, l.sscc))
     with metrics.DETECTOR_DURATION.labels("mismatch").time():
         outcome = reconcile(expected, earlier, scanned, final=data.final,
                             quantity_tolerance_pct=settings.receipt_quantity_tolerance_pct,
@@ -171,13 +212,13 @@ async def _book(
                 lots[lot.id] = lot
         lines.append(ReceiptLine(sku_ref=line.sku_ref, sku_id=sku.id if sku else None, lot_code=line.lot_code,
                                  lot_id=lot.id if lot else None, quantity=line.quantity,
-                                 expires_on=line.expires_on, dispatch_line=index))
+                                 expires_on=line.expires_on, dispatch_line=index, sscc=typed[n].sscc))
         if sku is not None:
             key = f"receipt:{receipt_id}:{n}"
             batch.append(movements.Prepared(
                 index=n, location_id=location.id, sku=sku, lot=lot, kind=MovementKind.receipt,  # type: ignore[arg-type]
                 quantity=line.quantity, idempotency_key=key, fingerprint=key, occurred_at=now,
-                reference=f"receipt:{receipt_id}", unit_cost=data.lines[n].unit_cost, currency=data.lines[n].currency,
+                reference=f"receipt:{receipt_id}", unit_cost=typed[n].unit_cost, currency=typed[n].currency,
             ))
     held = _held_lots(outcome.mismatches, dispatch, lines)
     receipt = Receipt(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -12,20 +13,34 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from hub.config import Settings
 from hub.dates import utcnow
 from hub.detect.spikes import SpikeConfig
-from hub.errors import BadInput
+from hub.errors import BadInput, NotFound
 from hub.models.dispatch import Dispatch
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.sensor import Sensor
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
+from hub.services.pallets import dispatches_carrying, goods_on, validate_sscc
 from tenants.access import Access, object_id
 from tenants.roles import Group
 
 
+class Basis(str, Enum):
+    """What a sensor's exposure is resolved to: the pallets it is attached to, the dispatch it travels with (and its
+    location's stock), or the whole of each lot at its location."""
+
+    pallet = "pallet"
+    dispatch = "dispatch"
+    location = "location"
+
+
+def basis_of(sensor: Sensor) -> Basis:
+    return Basis.pallet if sensor.ssccs else Basis.dispatch if sensor.dispatch_id else Basis.location
+
+
 @dataclass
 class Goods:
-    """What sits with one sensor: lots in stock at its location or travelling with it, and their SKUs."""
+    """What sits with one sensor: lots in stock at its location, travelling with it or on its pallets, and SKUs."""
 
     lots: list[Lot] = field(default_factory=list)
     skus: dict[PydanticObjectId, Sku] = field(default_factory=dict)
@@ -59,6 +74,9 @@ async def goods_for(
     sensors = list(sensors)
     if not sensors:
         return {}
+    on_pallets = [s for s in sensors if s.ssccs]
+    carrying = await dispatches_carrying({s.tenant_id for s in on_pallets}, {u for s in on_pallets for u in s.ssccs},
+                                         session)
     dispatch_ids = {s.dispatch_id for s in sensors if s.dispatch_id}
     dispatch_lots: dict[PydanticObjectId, list[PydanticObjectId]] = {}
     if dispatch_ids:
@@ -76,6 +94,9 @@ async def goods_for(
         positions.setdefault((position.tenant_id, position.location_id), []).append(position)
     wanted: dict[PydanticObjectId, tuple[set[PydanticObjectId], set[PydanticObjectId]]] = {}
     for sensor in sensors:
+        if sensor.ssccs:  # a logger on pallets watches their goods, not the room it was registered at
+            wanted[sensor.id] = ({g.lot_id for g in goods_on(sensor.tenant_id, sensor.ssccs, carrying)}, set())  # type: ignore[index]
+            continue
         here = positions.get((sensor.tenant_id, sensor.location_id), [])
         lot_ids = {p.lot_id for p in here if p.lot_id} | set(sensor.lot_ids)
         lot_ids |= set(dispatch_lots.get(sensor.dispatch_id, [])) if sensor.dispatch_id else set()
@@ -102,8 +123,13 @@ async def register_sensor(
     dispatch_id: str | None = None,
     interval_minutes: float | None = None,
     max_silence_minutes: float | None = None,
+    ssccs: list[str] | None = None,
 ) -> tuple[Sensor, bool]:
-    """Register the device, or move/re-attach it (same device id): answers (sensor, created)."""
+    """Register the device, or move/re-attach it (same device id): answers (sensor, created).
+
+    Attached to pallets or cases (``ssccs``), it watches only the goods on them: each must be on a dispatch the caller
+    is a party to (another tenant's pallets answer NOT_FOUND, like their dispatches).
+    """
     access.require(Group.operations)
     for value, name in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
         if value is not None and not (0 < value <= 7 * 1440):
@@ -118,6 +144,10 @@ async def register_sensor(
     dispatch = None
     if dispatch_id is not None:
         dispatch = await access.get(Dispatch, dispatch_id, access.dispatches("read"), "dispatch")
+    units = list(dict.fromkeys(validate_sscc(sscc, f"ssccs.{n}") for n, sscc in enumerate(ssccs or [])))
+    for n, sscc in enumerate(units):
+        if not await dispatches_carrying([access.tenant_id], [sscc]):
+            raise NotFound(f"ssccs.{n}: no dispatch of yours carries SSCC {sscc}", field=f"ssccs.{n}")
     now = utcnow()
     key = {"tenant_id": access.tenant_id, "device_id": device_id}
     collection = Sensor.get_pymongo_collection()
@@ -129,6 +159,7 @@ async def register_sensor(
                 "location_id": location.id,
                 "lot_ids": [lot.id for lot in lots],
                 "dispatch_id": dispatch.id if dispatch else None,
+                "ssccs": units,
                 "interval_minutes": interval_minutes,
                 "max_silence_minutes": max_silence_minutes,
                 "updated_at": now,

@@ -24,7 +24,8 @@ from tenants.roles import Group
 class Mutation:
     @strawberry.mutation(
         permission_classes=allowed(Group.operations),
-        description="Register a device at a location, or move/re-attach it (same deviceId)"
+        description="Register a device at a location, or move/re-attach it (same deviceId) to lots, a dispatch "
+                    "or pallets (SSCCs)"
     )
     async def register_sensor(self, info: Info, input: RegisterSensorInput) -> RegisterSensorPayload:
         access = await info.context.access()
@@ -37,6 +38,7 @@ class Mutation:
             str(input.dispatch_id) if input.dispatch_id else None,
             interval_minutes=input.interval_minutes,
             max_silence_minutes=input.max_silence_minutes,
+            ssccs=input.ssccs,
         )
         offline = info.context.hub.settings.sensor_offline_minutes
         state = (await states_of([sensor.id])).get(sensor.id)

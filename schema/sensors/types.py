@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,6 +17,13 @@ from hub.services import readings as reading_service
 ExcursionStatusEnum = strawberry.enum(ExcursionStatus, name="ExcursionStatus")
 
 
+@strawberry.enum(description="What an excursion's exposure was resolved to")
+class ExposureBasis(Enum):
+    PALLET = "pallet"  # the goods on the pallets/cases the logger is attached to; only they lose shelf life
+    DISPATCH = "dispatch"  # the dispatch the logger travels with (and its location's stock): whole lots re-dated
+    LOCATION = "location"  # every lot at the sensor's location: whole lots re-dated
+
+
 @strawberry.type(name="Sensor")
 class SensorType:
     id: strawberry.ID
@@ -25,6 +33,7 @@ class SensorType:
     location_id: strawberry.ID
     lot_ids: list[strawberry.ID]
     dispatch_id: strawberry.ID | None
+    ssccs: list[str] = strawberry.field(description="Pallets or cases it is attached to (it watches only them)")
     last_reading_at: datetime | None
     last_temperature_c: float | None
     readings_count: int
@@ -50,6 +59,7 @@ class SensorType:
             location_id=strawberry.ID(str(sensor.location_id)),
             lot_ids=[strawberry.ID(str(i)) for i in sensor.lot_ids],
             dispatch_id=strawberry.ID(str(sensor.dispatch_id)) if sensor.dispatch_id else None,
+            ssccs=list(sensor.ssccs),
             last_reading_at=last,
             last_temperature_c=state.last_temperature_c,
             readings_count=state.readings_count,
@@ -69,6 +79,10 @@ class RegisterSensorInput:
     name: str | None = None
     lot_ids: list[strawberry.ID] | None = None
     dispatch_id: strawberry.ID | None = None
+    ssccs: list[str] | None = strawberry.field(
+        default=None, description="SSCCs of pallets or cases on your dispatches it is attached to: its excursions "
+        "expose only their goods"
+    )
     interval_minutes: float | None = strawberry.field(
         default=None, description="reporting interval; inferred from the readings when not given"
     )
@@ -195,6 +209,12 @@ class ExposedLotType:
     shelf_life_loss_pct: float
     expires_before: date | None
     expires_after: date | None
+    units: int = strawberry.field(description="Units exposed")
+    cases: int = strawberry.field(description="Whole cases exposed (units / the SKU's pack size)")
+    total_units: int | None = strawberry.field(
+        description="Pallet basis: the lot's units on the dispatches carrying the pallets (units is a part of it)")
+    total_cases: int | None
+    ssccs: list[str] = strawberry.field(description="Pallet basis: the watched pallets/cases holding the lot")
 
     @classmethod
     def from_model(cls, item: ExposedLot) -> ExposedLotType:
@@ -209,6 +229,11 @@ class ExposedLotType:
             shelf_life_loss_pct=round(item.loss_fraction * 100, 2),
             expires_before=item.expires_before,
             expires_after=item.expires_after,
+            units=item.units,
+            cases=item.cases,
+            total_units=item.total_units,
+            total_cases=item.total_cases,
+            ssccs=list(item.ssccs),
         )
 
 
@@ -230,6 +255,7 @@ class ExcursionType:
     degree_minutes: float
     duration_minutes: float
     exposed_lots: list[ExposedLotType]
+    exposure_basis: ExposureBasis
     alert_id: strawberry.ID | None
 
     @classmethod
@@ -251,6 +277,7 @@ class ExcursionType:
             degree_minutes=excursion.degree_minutes,
             duration_minutes=excursion.duration_minutes,
             exposed_lots=[ExposedLotType.from_model(item) for item in excursion.exposed_lots],
+            exposure_basis=ExposureBasis(excursion.exposure_basis),
             alert_id=strawberry.ID(str(excursion.alert_id)) if excursion.alert_id else None,
         )
 

@@ -16,6 +16,7 @@ from hub.scans import Line, with_scan
 from hub.services import dispatches as dispatch_service
 from hub.services import movements as movement_service
 from hub.services import receipts as receipt_service
+from hub.services.pallets import validate_sscc
 from schema.permissions import allowed
 from schema.scalars import DecisionEnum  # noqa: F401 - registers the enum
 from schema.supply.queries import dispatch_nodes
@@ -41,15 +42,20 @@ class Goods:
     quantity: int
     expires_on: date | None
     produced_on: date | None
+    sscc: str | None = None
 
 
 async def _line(access: Access, line: Line, scan: str | None, field: str) -> Goods:
     line = await with_scan(access, line, scan, field)
+    return _goods(line, field)
+
+
+def _goods(line: Line, field: str) -> Goods:
     if line.lot_code is None:
         raise BadInput(f"{field}: no lot code (give lotCode, or a scan with AI 10)", field=field)
     if line.quantity is None:
         raise BadInput(f"{field}: no quantity (give quantity, or a scan with AI 30 or 37)", field=field)
-    return Goods(line.sku or "", line.lot_code, line.quantity, line.expires_on, line.produced_on)
+    return Goods(line.sku or "", line.lot_code, line.quantity, line.expires_on, line.produced_on, line.sscc)
 
 
 @strawberry.type
@@ -60,13 +66,14 @@ class Mutation:
     )
     async def create_dispatch(self, info: Info, input: CreateDispatchInput) -> DispatchType:
         access = await info.context.access()
-        lines = [await _line(access, Line(l.sku, l.lot_code, l.quantity, l.expires_on, l.produced_on), l.scan,
-                             f"lines.{n}") for n, l in enumerate(input.lines)]
+        lines = [await _line(access, Line(l.sku, l.lot_code, l.quantity, l.expires_on, l.produced_on, l.sscc),
+                             l.scan, f"lines.{n}") for n, l in enumerate(input.lines)]
         data = dispatch_service.DispatchInput(
             ref=input.ref,
             consignee_id=str(input.consignee_id),
-            lines=[dispatch_service.DispatchLineInput(l.sku, l.lot_code, l.quantity, l.produced_on, l.expires_on)
-                   for l in lines],
+            lines=[dispatch_service.DispatchLineInput(l.sku, l.lot_code, l.quantity, l.produced_on, l.expires_on,
+                                                      l.sscc, typed.in_sscc)
+                   for l, typed in zip(lines, input.lines, strict=True)],
             to_location=input.to_location,
             from_location_id=str(input.from_location_id) if input.from_location_id else None,
             carrier_id=str(input.carrier_id) if input.carrier_id else None,
@@ -102,15 +109,25 @@ class Mutation:
     async def record_receipt(self, info: Info, input: RecordReceiptInput) -> ReceiptType:
         access = await info.context.access()
         hub = info.context.hub
-        lines = [await _line(access, Line(l.sku, l.lot_code, l.quantity, l.expires_on), l.scan, f"lines.{n}")
-                 for n, l in enumerate(input.lines)]
+        lines: list[receipt_service.ReceiptLineInput | receipt_service.UnitLine] = []
+        for n, typed in enumerate(input.lines):
+            field = f"lines.{n}"
+            line = await with_scan(access, Line(typed.sku, typed.lot_code, typed.quantity, typed.expires_on,
+                                                sscc=typed.sscc), typed.scan, field, units=True)
+            if line.sku is None and line.sscc is not None:
+                if typed.unit_cost is not None or typed.currency is not None:
+                    raise BadInput(f"{field}: a whole pallet takes no unit cost (give its lines)", field=field)
+                where = f"{field}.scan" if typed.scan is not None else f"{field}.sscc"
+                lines.append(receipt_service.UnitLine(line.sscc, where))
+                continue
+            goods = _goods(line, field)
+            lines.append(receipt_service.ReceiptLineInput(
+                goods.sku, goods.lot_code, goods.quantity, goods.expires_on, typed.unit_cost, typed.currency,
+                sscc=validate_sscc(goods.sscc, f"{field}.sscc") if goods.sscc else None,
+            ))
         data = receipt_service.ReceiptInput(
             dispatch_id=str(input.dispatch_id),
-            lines=[
-                receipt_service.ReceiptLineInput(l.sku, l.lot_code, l.quantity, l.expires_on, typed.unit_cost,
-                                                 typed.currency)
-                for l, typed in zip(lines, input.lines)
-            ],
+            lines=lines,
             location_id=str(input.location_id) if input.location_id else None,
             final=input.final,
             ref=input.ref,

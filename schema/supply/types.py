@@ -38,6 +38,10 @@ class DispatchLineType:
     received: int
     produced_on: date | None
     expires_on: date | None
+    sscc: str | None = strawberry.field(description="The pallet or case (SSCC) these goods travel on")
+    in_sscc: str | None = strawberry.field(description="The pallet (SSCC) that unit is stacked on")
+    effective_expires_on: date | None = strawberry.field(
+        description="Shortened by an excursion a logger on this line's pallet saw (these goods only, not the lot)")
 
 
 @strawberry.type(name="DispatchStatusChange")
@@ -91,7 +95,8 @@ class DispatchType(Node):
                     sku_id=strawberry.ID(str(line.sku_id)), sku=skus.get(line.sku_id),
                     lot_id=strawberry.ID(str(line.lot_id)),
                     lot_code=line.lot_code, quantity=line.quantity, received=line.received,
-                    produced_on=line.produced_on, expires_on=line.expires_on,
+                    produced_on=line.produced_on, expires_on=line.expires_on, sscc=line.sscc,
+                    in_sscc=line.in_sscc, effective_expires_on=line.effective_expires_on,
                 )
                 for line in dispatch.lines
             ],
@@ -123,6 +128,7 @@ class ReceiptLineType:
     quantity: int
     expires_on: date | None
     dispatch_line: int | None
+    sscc: str | None = strawberry.field(description="The pallet or case (SSCC) it came on")
 
 
 @strawberry.type(name="Receipt")
@@ -159,7 +165,8 @@ class ReceiptType(Node):
             ],
             lines=[
                 ReceiptLineType(sku_ref=l.sku_ref, sku_id=_id(l.sku_id), lot_code=l.lot_code, lot_id=_id(l.lot_id),
-                                quantity=l.quantity, expires_on=l.expires_on, dispatch_line=l.dispatch_line)
+                                quantity=l.quantity, expires_on=l.expires_on, dispatch_line=l.dispatch_line,
+                                sscc=l.sscc)
                 for l in receipt.lines
             ],
             alert_id=_id(receipt.alert_id),
@@ -217,6 +224,9 @@ class DispatchLineInput:
     expires_on: date | None = None
     scan: str | None = strawberry.field(default=None, description="A GS1 scan of the goods (element string, "
                                         "(01)... HRI or Digital Link URI) instead of, or agreeing with, the fields")
+    sscc: str | None = strawberry.field(default=None, description="SSCC of the pallet or case the goods travel "
+                                        "on (or AI 00 in the scan)")
+    in_sscc: str | None = strawberry.field(default=None, description="SSCC of the pallet that unit is stacked on")
 
 
 @strawberry.input
@@ -238,7 +248,11 @@ class ReceiptLineInput:
     quantity: int | None = None
     expires_on: date | None = None
     scan: str | None = strawberry.field(default=None, description="A GS1 scan of the goods (element string, "
-                                        "(01)... HRI or Digital Link URI) instead of, or agreeing with, the fields")
+                                        "(01)... HRI or Digital Link URI) instead of, or agreeing with, the fields; "
+                                        "an SSCC (AI 00) alone receives that pallet's contents as the dispatch lists "
+                                        "them")
+    sscc: str | None = strawberry.field(default=None, description="SSCC of the pallet or case: alone, receives its "
+                                        "notified contents; with the goods fields, the unit they came on")
     unit_cost: float | None = strawberry.field(default=None, description="What a unit cost you (values the lot)")
     currency: str | None = strawberry.field(default=None, description="ISO 4217 code, with unitCost")
 

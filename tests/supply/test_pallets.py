@@ -1,0 +1,106 @@
+"""Pallets and cases (SSCC) on dispatch lines and receipts: a scanned pallet is received like its typed contents."""
+
+from __future__ import annotations
+
+from hub.models.dispatch import Dispatch
+from hub.models.receipt import Receipt
+from tests.supply.conftest import CREATE_DISPATCH, RECORD_RECEIPT, YOGURT_GTIN, yogurt_line
+
+GTIN14 = "0" + YOGURT_GTIN
+PALLET = "106141411234567897"
+CASES = "106141411234567903"  # a case-level unit stacked on PALLET
+OTHER = "106141411234567910"
+BAD = "106141411234567890"  # check digit should be 7
+LINES = "lines { lotCode quantity sscc inSscc }"
+RECEIPT_WITH_UNITS = RECORD_RECEIPT.replace("dispatchLine }", "dispatchLine sscc }")
+
+
+async def test_dispatch_lines_carry_pallets_typed_or_scanned(supply):
+    dispatch = await supply.dispatch([
+        yogurt_line(970, "B240315", sscc=PALLET),
+        yogurt_line(30, "B240315", sscc=CASES, inSscc=PALLET),
+        {"scan": f"(00){OTHER}(02){GTIN14}(37)240(10)B240316(17)300414"},
+    ])
+    stored = await Dispatch.get(dispatch["id"])
+    assert [(l.lot_code, l.quantity, l.sscc, l.in_sscc) for l in stored.lines] == [
+        ("B240315", 970, PALLET, None), ("B240315", 30, CASES, PALLET), ("B240316", 240, OTHER, None)]
+    assert stored.ssccs == sorted([PALLET, CASES, OTHER])
+    # the parties see the units on the notice
+    query = f"query($id: ID!) {{ dispatch(id: $id) {{ {LINES} }} }}"
+    seen = (await supply.hub.ok(query, {"id": dispatch["id"]}, tenant="shopco"))["dispatch"]["lines"]
+    assert [line["sscc"] for line in seen] == [PALLET, CASES, OTHER]
+
+
+async def test_a_scanned_pallet_is_received_and_reconciled_like_its_typed_contents(supply):
+    # receiving the pallet by its SSCC alone books what the notice lists on it, cases stacked on it included
+    dispatch = await supply.dispatch([yogurt_line(970, "B240315", sscc=PALLET),
+                                      yogurt_line(30, "B240315", sscc=CASES, inSscc=PALLET),
+                                      yogurt_line(240, "B240316", sscc=OTHER)], ref="ASN-P")
+    whole = await supply.hub.ok(RECEIPT_WITH_UNITS, {"input": {"dispatchId": dispatch["id"],
+                                                               "lines": [{"scan": f"]C100{PALLET}"}]}},
+                                tenant="shopco")
+    receipt = whole["recordReceipt"]
+    assert receipt["outcome"] == "matched", receipt["mismatches"]
+    assert [(l["lotCode"], l["quantity"], l["dispatchLine"], l["sscc"]) for l in receipt["lines"]] == [
+        ("B240315", 970, 0, PALLET), ("B240315", 30, 1, CASES)]
+    # the third pallet, typed by its SSCC, completes the dispatch
+    rest = await supply.receive(dispatch["id"], [{"sscc": OTHER}])
+    assert rest["outcome"] == "matched"
+    assert [p["onHand"] for p in await supply.stock(lotCode="B240315")] == [1000]
+
+    # a pallet label whose contents differ from the notice: the B240315 / B240314 near miss, scanned and typed
+    results = []
+    for n, line in enumerate(({"scan": f"(00){OTHER}(02){GTIN14}(37)240(10)B240314"},
+                              {"sku": YOGURT_GTIN, "lotCode": "B240314", "quantity": 240, "sscc": OTHER})):
+        shipped = await supply.dispatch([yogurt_line(240, "B240315", sscc=OTHER)], ref=f"ASN-N{n}")
+        received = await supply.receive(shipped["id"], [line], final=True)
+        results.append((received["outcome"], received["mismatches"]))
+    assert results[0] == results[1]
+    assert results[0] == ("mismatched", [{"kind": "lot_code", "line": 0, "dispatchLine": 0, "expected": "B240315",
+                                          "found": "B240314", "nearMiss": True, "lotCode": "B240315"}])
+
+
+async def test_a_bad_sscc_is_refused_by_name_and_nothing_is_stored(supply):
+    dispatches, receipts = await Dispatch.count(), await Receipt.count()
+    for line, field, says in (
+        (yogurt_line(10, sscc=BAD), "lines.0.sscc", "check digit"),
+        (yogurt_line(10, sscc="12345"), "lines.0.sscc", "18 digits"),
+        (yogurt_line(10, sscc=CASES, inSscc=BAD), "lines.0.inSscc", "check digit"),
+        (yogurt_line(10, inSscc=PALLET), "lines.0.inSscc", "own SSCC"),
+        ({"scan": f"(00){BAD}(02){GTIN14}(37)10(10)B1"}, "lines.0.scan", "(00)"),
+    ):
+        body = await supply.hub.gql(CREATE_DISPATCH, {"input": {"ref": "ASN-BAD", "consigneeId": "shopco",
+                                                                "lines": [yogurt_line(5), line]}}, tenant="acme")
+        error = body["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", (line, error)
+        assert error["extensions"]["field"] == field.replace("0", "1"), (line, error)
+        assert says in error["message"], (line, error["message"])
+    assert await Dispatch.count() == dispatches
+
+    dispatch = await supply.dispatch([yogurt_line(100, "B240315", sscc=PALLET)], ref="ASN-R")
+    for line, field, says in (
+        ({"scan": f"(00){BAD}"}, "lines.1.scan", "(00)"),
+        ({"sscc": BAD}, "lines.1.sscc", "check digit"),
+        ({"sscc": OTHER}, "lines.1.sscc", "on no line"),
+        ({"scan": f"(00){PALLET}", "lotCode": "B240315"}, "lines.1.scan", "SSCC"),
+    ):
+        body = await supply.hub.gql(RECORD_RECEIPT, {"input": {"dispatchId": dispatch["id"],
+                                                               "lines": [{"sscc": PALLET}, line]}}, tenant="shopco")
+        error = body["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", (line, error)
+        assert error["extensions"]["field"] == field, (line, error)
+        assert says in error["message"], (line, error["message"])
+    assert await Receipt.count() == receipts
+    assert (await Dispatch.get(dispatch["id"])).lines[0].received == 0
+
+
+async def test_another_tenant_cannot_see_or_receive_a_pallet(supply):
+    dispatch = await supply.dispatch([yogurt_line(100, "B240315", sscc=PALLET)], ref="ASN-I")
+    query = f"query($id: ID!) {{ dispatch(id: $id) {{ {LINES} }} }}"
+    body = await supply.hub.gql(query, {"id": dispatch["id"]}, tenant="rival")
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    body = await supply.hub.gql(RECORD_RECEIPT, {"input": {"dispatchId": dispatch["id"],
+                                                           "lines": [{"sscc": PALLET}]}}, tenant="rival")
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert await Receipt.find({"dispatch_id": (await Dispatch.get(dispatch["id"])).id}).count() == 0
+    assert (await Dispatch.get(dispatch["id"])).lines[0].received == 0
