@@ -49,6 +49,8 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None]] = {
         {"next_attempt_at": 1}),
     "webhooks: a claimed batch": ("webhook_deliveries", {"lease_token": {"$in": ["worker:token"]}}, None),
     "webhooks: existing deliveries of events": ("webhook_deliveries", {"event_id": {"$in": [OID]}}, None),
+    "ingestion: the dispatches carrying a logger's pallets": (
+        "dispatches", {"ssccs": {"$in": ["106141411234567897"]}}, None),
     "subscription limit: a tenant's live subscriptions": (
         "live_subscriptions", {"tenant_id": "acme", "expires_at": {"$gt": NOW}}, None),
 }

@@ -58,14 +58,14 @@ async def dispatches_carrying(
     tenant_ids: Iterable[str], ssccs: Iterable[str], session: AsyncClientSession | None = None
 ) -> list[Dispatch]:
     """Dispatches (not cancelled) that carry any of ``ssccs`` and name one of ``tenant_ids`` as a party."""
-    wanted, tenants = sorted(set(ssccs)), sorted(set(tenant_ids))
+    wanted, tenants = sorted(set(ssccs)), set(tenant_ids)
     if not wanted or not tenants:
         return []
-    found = await Dispatch.find(
-        {"ssccs": {"$in": wanted}, "parties": {"$in": tenants}, "status": {"$ne": DispatchStatus.cancelled.value}},
-        session=session,
-    ).to_list()
-    return sorted(found, key=lambda dispatch: dispatch.id)  # type: ignore[arg-type, return-value]
+    # By SSCC alone, then the parties: SecantusDB plans no index for two multikey fields in one filter, and an SSCC
+    # is on a handful of dispatches at most.
+    found = await Dispatch.find({"ssccs": {"$in": wanted}}, session=session).to_list()
+    return sorted((d for d in found if tenants & set(d.parties) and d.status != DispatchStatus.cancelled),
+                  key=lambda dispatch: dispatch.id)  # type: ignore[arg-type, return-value]
 
 
 def goods_on(tenant_id: str, ssccs: Iterable[str], dispatches: Iterable[Dispatch]) -> list[UnitGoods]:
