@@ -36,8 +36,6 @@ from bson import ObjectId
 from pymongo import UpdateOne
 
 from hub.db import Database, Deadlines, EmbeddedServer
-from hub.events.bus import REPLAY_INDEX
-from hub.services.escalation import OVERDUE_INDEX
 
 TENANT = "acme"
 ENDPOINT = ObjectId()
@@ -108,15 +106,14 @@ def operations(seeder: Seeder) -> dict[str, tuple[Op, dict[str, Any] | None]]:
     db = seeder.db
     due_index = {"state": "pending", "next_attempt_at": {"$lte": NOW}}  # webhooks/worker.py _due
 
-    def find(coll: str, flt: dict[str, Any], sort: dict[str, int] | None = None, limit: int = 0,
-             hint: Any = None) -> tuple[Op, dict[str, Any]]:
+    def find(coll: str, flt: dict[str, Any], sort: dict[str, int] | None = None,
+             limit: int = 0) -> tuple[Op, dict[str, Any]]:
         async def run() -> Any:
-            cursor = db[coll].find(flt, hint=hint)
+            cursor = db[coll].find(flt)
             if sort:
                 cursor = cursor.sort(list(sort.items()))
             return await cursor.limit(limit).to_list(None)
-        command: dict[str, Any] = {"find": coll, "filter": flt, **({"sort": sort} if sort else {}),
-                                   **({"hint": dict(hint)} if hint else {})}
+        command: dict[str, Any] = {"find": coll, "filter": flt, **({"sort": sort} if sort else {})}
         return run, command
 
     async def pending_stamp() -> None:  # the sequencer's stamp: insert a pending event, number it
@@ -160,13 +157,13 @@ def operations(seeder: Seeder) -> dict[str, tuple[Op, dict[str, Any] | None]]:
     top = seeder.size  # the newest number below the timed stamps (what the bus knows as its last)
     return {
         "sequencer: pending events": find("events", {"pending": True}, {"_id": 1}, limit=1000),
-        "sequencer: highest number (at start)": find("events", {"seq": {"$gt": 0}}, {"seq": -1}, limit=1),
+        "sequencer/bus: highest number (at start)": find("events", {"seq": {"$gt": top - 50}}, {"seq": -1}, limit=1),
         "sequencer: insert pending + stamp": (pending_stamp, None),
         "bus/dispatcher: events after a number": find("events", {"seq": {"$gt": top - 5}}, {"seq": 1}, limit=200),
         "replay: a tenant's events after a cursor": find(
-            "events", {"audience": TENANT, "type": {"$in": ["stock.changed"]}, "seq": {"$gt": top - 5}}, {"seq": 1},
-            limit=200, hint=REPLAY_INDEX),
-        "eventCursor: a tenant's newest event": find("events", {"audience": TENANT}, {"seq": -1}, limit=1),
+            "events", {"audience": TENANT, "seq": {"$gt": top - 5}}, {"seq": 1}, limit=200),
+        "eventCursor: a tenant's newest event": find(
+            "events", {"audience": TENANT, "seq": {"$gt": top - 256}}, {"seq": -1}, limit=1),
         "movements: idempotency keys of a batch": find(
             "movements", {"tenant_id": TENANT, "idempotency_key": {"$in": ["k1", "new-1", "new-2"]}}),
         "movements: insert one": (movement_insert, None),
@@ -179,9 +176,8 @@ def operations(seeder: Seeder) -> dict[str, tuple[Op, dict[str, Any] | None]]:
             "webhook_deliveries", {"endpoint_id": ENDPOINT, **due_index}, {"next_attempt_at": 1}, limit=1000),
         "webhooks: existing deliveries of events": find("webhook_deliveries", {"event_id": {"$in": [ObjectId()]}}),
         "webhooks: make, claim, complete one": (delivery_claim, None),
-        "escalation: overdue alerts of leased tenants": find(
-            "alerts", {"status": "open", "escalation_done_at": None, "opened_at": {"$lte": NOW},
-                       "tenant_id": {"$in": [TENANT]}}, hint=OVERDUE_INDEX),
+        "escalation: overdue alerts": find(
+            "alerts", {"status": "open", "escalation_done_at": None, "opened_at": {"$lte": NOW}}),
         "readings: update one bucket": (reading_bucket, None),
     }
 

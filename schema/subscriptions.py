@@ -35,7 +35,6 @@ from strawberry.types import Info
 
 from hub.auth import Principal
 from hub.events.bus import LiveEvent
-from hub.models.event import Event
 from schema.errors import shape_error
 from schema.permissions import READ
 
@@ -187,5 +186,5 @@ class Query:
     )
     async def event_cursor(self, info: Info) -> strawberry.ID | None:
         principal = info.context.require_principal()
-        latest = await Event.find({"audience": principal.tenant_id}).sort("-seq").limit(1).to_list()
-        return strawberry.ID(str(latest[0].id)) if latest else None
+        newest = await info.context.hub.bus.newest(principal.tenant_id)
+        return strawberry.ID(str(newest)) if newest is not None else None

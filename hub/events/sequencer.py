@@ -36,6 +36,8 @@ from hub.dates import utcnow
 from hub.sharding import Unsharded
 
 if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
     from hub.db import Database
 
 log = logging.getLogger("lotpulse.sequencer")
@@ -95,9 +97,7 @@ class Sequencer:
 
     async def _next(self) -> int:
         if self.next_seq is None:
-            top = await self.events.find_one({"seq": {"$gt": 0}}, {"seq": 1}, sort=[("seq", -1)])
-            state = await self.state.find_one({"_id": STATE_ID}, {"last": 1})
-            self.next_seq = max(int(top["seq"]) if top else 0, int((state or {}).get("last") or 0)) + 1
+            self.next_seq = await highest_seq(self.events.database) + 1
         return self.next_seq
 
     async def stamp_once(self) -> int:
@@ -163,3 +163,14 @@ class Sequencer:
                         await asyncio.wait_for(self.wakeup.wait(), wait)
         finally:
             await asyncio.shield(self.release())
+
+
+async def highest_seq(db: AsyncDatabase[Any]) -> int:
+    """The highest number given out so far: the high-water mark kept with the lease, or a stamp made after it.
+
+    Only the numbers above the mark are read (a lease renewal's worth); asking the log for its top by sorting on
+    ``seq`` reads every event on SecantusDB (bench/growth.py)."""
+    state = await db[STATE].find_one({"_id": STATE_ID}, {"last": 1})
+    last = int((state or {}).get("last") or 0)
+    top = await db["events"].find_one({"seq": {"$gt": last}}, {"seq": 1}, sort=[("seq", -1)])
+    return max(last, int(top["seq"]) if top else 0)
