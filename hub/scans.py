@@ -105,8 +105,8 @@ def _agree(field: str, name: str, typed: object, scanned: object) -> None:
 async def with_scan(access: Access, line: Line, raw: str | None, field: str, units: bool = False) -> Line:
     """The line with what its scan adds; the typed fields and the scan must agree where both are given.
 
-    With ``units`` (a receipt), a line naming only a logistic unit (an SSCC typed or scanned, no GTIN) stands for
-    the unit's contents as the dispatch lists them: it comes back with ``sku`` None for the caller to expand.
+    With ``units`` (dispatch and receipt lines), a line naming only a logistic unit (an SSCC typed or scanned, no
+    GTIN) stands for the unit's contents: it comes back with ``sku`` None for the caller to expand.
     """
     typed_goods = (line.sku, line.lot_code, line.quantity, line.expires_on, line.produced_on) != (None,) * 5
     if raw is None:
@@ -120,7 +120,7 @@ async def with_scan(access: Access, line: Line, raw: str | None, field: str, uni
     if scan.gtin is None:
         if units and not typed_goods:
             return Line(None, None, None, sscc=scan.sscc)
-        hint = "scan it alone to receive its contents" if units else "scan the trade items, or give the SKU and lot"
+        hint = "scan it alone for its contents" if units else "scan the trade items, or give the SKU and lot"
         raise BadInput(f"{field}: scan {raw.strip()[:40]!r} is a logistic unit (SSCC {scan.sscc}) without a GTIN: "
                        f"{hint}", field=f"{field}.scan")
     _agree(field, "lot", line.lot_code.strip() if line.lot_code else None, scan.lot_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -11,17 +12,19 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
+from hub import epc
 from hub.dates import utcnow
 from hub.db import Database
 from hub.errors import BadInput, Conflict, Forbidden, NotFound
 from hub.events.log import emit
 from hub.models.dispatch import TRANSITIONS, Dispatch, DispatchLine, DispatchStatus, StatusChange
 from hub.models.location import Location
+from hub.models.pallet import Pallet, PalletContent
 from hub.models.sku import Sku
 from hub.services import fefo
 from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot
-from hub.services.pallets import dispatch_ssccs, validate_sscc
+from hub.services.pallets import UnitLine, dispatch_ssccs, validate_sscc
 from hub.services.skus import resolve_skus
 from tenants.access import Access
 from tenants.roles import Group
@@ -44,7 +47,7 @@ class DispatchLineInput:
 class DispatchInput:
     ref: str
     consignee_id: str
-    lines: list[DispatchLineInput]
+    lines: Sequence[DispatchLineInput | UnitLine]
     to_location: str | None = None  # the consignee's location: id or code
     from_location_id: str | None = None
     carrier_id: str | None = None
@@ -109,18 +112,21 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
     if data.from_location_id is not None:
         from_location = await access.get(Location, data.from_location_id, access.locations("write"), "location")
     to_location = await _consignee_location(access, data.consignee_id, data.to_location)
-    for n, line in enumerate(data.lines):
+    lines = await _aggregated(access, data.lines)
+    if len(lines) > MAX_LINES:
+        raise BadInput(f"a dispatch needs 1-{MAX_LINES} lines (counting the contents of pallets)", field="lines")
+    for n, line in enumerate(lines):
         if line.quantity <= 0:
             raise BadInput(f"line {n}: quantity must be positive", field="lines", index=n)
-    _check_units(data.lines)
-    skus = await resolve_skus(access, [line.sku for line in data.lines])
-    for n, line in enumerate(data.lines):
+    _check_units(lines)
+    skus = await resolve_skus(access, [line.sku for line in lines])
+    for n, line in enumerate(lines):
         if line.sku.strip() not in skus:
             raise NotFound(f"line {n}: sku {line.sku.strip()[:40]!r} not found", field="lines", index=n)
 
     async def work(session: AsyncClientSession) -> Dispatch:
-        lines = []
-        for n, line in enumerate(data.lines):
+        built = []
+        for n, line in enumerate(lines):
             sku = skus[line.sku.strip()]
             # The lot is the producer's: the shipper names one it owns or was shipped; every party now sees it.
             try:
@@ -128,7 +134,7 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
                                     session=session)
             except NotFound as exc:
                 raise NotFound(f"line {n}: {exc.message}", field="lines", index=n) from None
-            lines.append(DispatchLine(
+            built.append(DispatchLine(
                 sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,
                 produced_on=line.produced_on or lot.produced_on, expires_on=line.expires_on or lot.expires_on,
                 sscc=line.sscc, in_sscc=line.in_sscc,
@@ -138,7 +144,7 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
             tenant_id=access.tenant_id, ref=ref, from_location_id=from_location.id if from_location else None,
             consignee_id=data.consignee_id, to_location_id=to_location.id if to_location else None,
             carrier_id=data.carrier_id, parties=sorted(parties), shipped_on=data.shipped_on,
-            expected_on=data.expected_on, lines=lines, ssccs=dispatch_ssccs(lines),
+            expected_on=data.expected_on, lines=built, ssccs=dispatch_ssccs(built),
             history=[StatusChange(status=DispatchStatus.dispatched, at=now, by=access.tenant_id)],
             created_at=now, updated_at=now,
         )
@@ -152,6 +158,44 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
         return await database.in_transaction(work)
     except DuplicateKeyError:
         raise Conflict(f"dispatch {ref!r} already exists", field="ref") from None
+
+
+async def _aggregated(access: Access, lines: Sequence[DispatchLineInput | UnitLine]) -> list[DispatchLineInput]:
+    """A pallet given by its SSCC alone ships what the shipper's own EPCIS aggregation events put on it: each lot
+    quantity (LGTIN) a line on the pallet, each case-level SSCC on it a unit stacked on the pallet with its own."""
+    expanded: list[DispatchLineInput] = []
+    for line in lines:
+        if isinstance(line, DispatchLineInput):
+            expanded.append(line)
+            continue
+        sscc = validate_sscc(line.sscc, line.field)
+        for child, parent, content in await _packed(access, sscc, line.field):
+            expanded.append(DispatchLineInput(content.gtin or "", content.lot_code or "", int(content.quantity or 0),
+                                              sscc=child, in_sscc=parent))
+    return expanded
+
+
+async def _packed(access: Access, sscc: str, field: str, parent: str | None = None
+                  ) -> list[tuple[str, str | None, PalletContent]]:
+    pallet = await Pallet.find_one({"tenant_id": access.tenant_id, "sscc": sscc})
+    if pallet is None or not pallet.contents:
+        raise BadInput(f"{field}: nothing is known to be on SSCC {sscc}: capture its packing (an EPCIS "
+                       "AggregationEvent) or give the goods", field=field)
+    found: list[tuple[str, str | None, PalletContent]] = []
+    for content in pallet.contents:
+        key = epc.parse(content.epc)
+        if key is not None and key.kind == "sscc":
+            if parent is not None:
+                raise BadInput(f"{field}: SSCC {sscc} on {parent} carries units itself: one level of stacking "
+                               "only", field=field)
+            found += await _packed(access, key.value, field, sscc)
+        elif content.gtin and content.lot_code and content.uom is None and content.quantity \
+                and float(content.quantity).is_integer() and content.quantity > 0:
+            found.append((sscc, parent, content))
+        else:
+            raise BadInput(f"{field}: {content.epc} on SSCC {sscc} is no whole count of a lot (give the goods)",
+                           field=field)
+    return found
 
 
 def _check_units(lines: list[DispatchLineInput]) -> None:

@@ -16,8 +16,19 @@ from biip import ParseError
 from biip.sscc import Sscc
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from hub.errors import BadInput
+from hub.errors import BadInput, NotFound
 from hub.models.dispatch import Dispatch, DispatchLine, DispatchStatus
+from hub.models.pallet import Pallet
+from tenants.access import Access
+
+
+@dataclass(frozen=True)
+class UnitLine:
+    """A pallet or case given as a whole (an SSCC alone): it stands for its contents, as the dispatch lists them (on
+    a receipt) or as the shipper's EPCIS aggregation events recorded them (on a dispatch)."""
+
+    sscc: str
+    field: str  # where it was given, for errors
 
 
 def validate_sscc(value: str, field: str) -> str:
@@ -90,3 +101,23 @@ def goods_on(tenant_id: str, ssccs: Iterable[str], dispatches: Iterable[Dispatch
                 ssccs=tuple(sorted({u for line in lines for u in (line.sscc, line.in_sscc) if u in watched})),
             ))
     return result
+
+
+@dataclass(frozen=True)
+class PalletView:
+    """One SSCC as the caller may see it: lines of dispatches it is a party to, and its own aggregation record."""
+
+    sscc: str
+    lines: list[tuple[Dispatch, int]]  # (dispatch, index of a line on the unit)
+    aggregation: Pallet | None  # what the caller's EPCIS aggregation events said it holds
+
+
+async def visible_pallet(access: Access, sscc: str) -> PalletView:
+    """NOT_FOUND unless a dispatch the caller is a party to carries it or the caller's own events aggregated it."""
+    sscc = validate_sscc(sscc, "sscc")
+    carrying = await dispatches_carrying([access.tenant_id], [sscc])
+    aggregation = await Pallet.find_one({"tenant_id": access.tenant_id, "sscc": sscc})
+    lines = [(dispatch, n) for dispatch in carrying for n, _ in unit_lines(dispatch, sscc)]
+    if not lines and aggregation is None:
+        raise NotFound("pallet not found", field="sscc")
+    return PalletView(sscc, lines, aggregation)

@@ -33,7 +33,7 @@ from hub.services import audiences, movements
 from hub.services.alerts import raise_alert, resolve_alert
 from hub.services.dispatches import transition
 from hub.services.lots import ensure_lot, use_lot
-from hub.services.pallets import unit_lines, validate_sscc
+from hub.services.pallets import UnitLine, unit_lines, validate_sscc
 from hub.services.skus import resolve_skus
 from tenants.access import Access
 from tenants.roles import Group
@@ -51,14 +51,6 @@ class ReceiptLineInput:
     unit_cost: float | None = None  # what the receiver paid a unit: values this lot in its inventory health
     currency: str | None = None
     sscc: str | None = None  # the logistic unit the goods came on
-
-
-@dataclass
-class UnitLine:
-    """A pallet or case scanned as a whole (an SSCC alone): it stands for its contents as the dispatch lists them."""
-
-    sscc: str
-    field: str  # where it was given, for errors
 
 
 @dataclass

@@ -16,7 +16,7 @@ from hub.scans import Line, with_scan
 from hub.services import dispatches as dispatch_service
 from hub.services import movements as movement_service
 from hub.services import receipts as receipt_service
-from hub.services.pallets import validate_sscc
+from hub.services.pallets import UnitLine, validate_sscc
 from schema.permissions import allowed
 from schema.scalars import DecisionEnum  # noqa: F401 - registers the enum
 from schema.supply.queries import dispatch_nodes
@@ -29,7 +29,6 @@ from schema.supply.types import (
     RecordMovementsPayload,
     RecordReceiptInput,
 )
-from tenants.access import Access
 from tenants.roles import Group
 
 
@@ -43,11 +42,6 @@ class Goods:
     expires_on: date | None
     produced_on: date | None
     sscc: str | None = None
-
-
-async def _line(access: Access, line: Line, scan: str | None, field: str) -> Goods:
-    line = await with_scan(access, line, scan, field)
-    return _goods(line, field)
 
 
 def _goods(line: Line, field: str) -> Goods:
@@ -66,14 +60,25 @@ class Mutation:
     )
     async def create_dispatch(self, info: Info, input: CreateDispatchInput) -> DispatchType:
         access = await info.context.access()
-        lines = [await _line(access, Line(l.sku, l.lot_code, l.quantity, l.expires_on, l.produced_on, l.sscc),
-                             l.scan, f"lines.{n}") for n, l in enumerate(input.lines)]
+        lines: list[dispatch_service.DispatchLineInput | UnitLine] = []
+        for n, typed in enumerate(input.lines):
+            field = f"lines.{n}"
+            line = await with_scan(access, Line(typed.sku, typed.lot_code, typed.quantity, typed.expires_on,
+                                                typed.produced_on, typed.sscc), typed.scan, field, units=True)
+            if line.sku is None and line.sscc is not None:
+                if typed.in_sscc is not None:
+                    raise BadInput(f"{field}.inSscc: a pallet given by its SSCC alone is not stacked",
+                                   field=f"{field}.inSscc")
+                lines.append(UnitLine(line.sscc, f"{field}.scan" if typed.scan is not None else f"{field}.sscc"))
+                continue
+            goods = _goods(line, field)
+            lines.append(dispatch_service.DispatchLineInput(goods.sku, goods.lot_code, goods.quantity,
+                                                            goods.produced_on, goods.expires_on, goods.sscc,
+                                                            typed.in_sscc))
         data = dispatch_service.DispatchInput(
             ref=input.ref,
             consignee_id=str(input.consignee_id),
-            lines=[dispatch_service.DispatchLineInput(l.sku, l.lot_code, l.quantity, l.produced_on, l.expires_on,
-                                                      l.sscc, typed.in_sscc)
-                   for l, typed in zip(lines, input.lines, strict=True)],
+            lines=lines,
             to_location=input.to_location,
             from_location_id=str(input.from_location_id) if input.from_location_id else None,
             carrier_id=str(input.carrier_id) if input.carrier_id else None,
@@ -109,7 +114,7 @@ class Mutation:
     async def record_receipt(self, info: Info, input: RecordReceiptInput) -> ReceiptType:
         access = await info.context.access()
         hub = info.context.hub
-        lines: list[receipt_service.ReceiptLineInput | receipt_service.UnitLine] = []
+        received: list[receipt_service.ReceiptLineInput | UnitLine] = []
         for n, typed in enumerate(input.lines):
             field = f"lines.{n}"
             line = await with_scan(access, Line(typed.sku, typed.lot_code, typed.quantity, typed.expires_on,
@@ -118,16 +123,16 @@ class Mutation:
                 if typed.unit_cost is not None or typed.currency is not None:
                     raise BadInput(f"{field}: a whole pallet takes no unit cost (give its lines)", field=field)
                 where = f"{field}.scan" if typed.scan is not None else f"{field}.sscc"
-                lines.append(receipt_service.UnitLine(line.sscc, where))
+                received.append(UnitLine(line.sscc, where))
                 continue
             goods = _goods(line, field)
-            lines.append(receipt_service.ReceiptLineInput(
+            received.append(receipt_service.ReceiptLineInput(
                 goods.sku, goods.lot_code, goods.quantity, goods.expires_on, typed.unit_cost, typed.currency,
                 sscc=validate_sscc(goods.sscc, f"{field}.sscc") if goods.sscc else None,
             ))
         data = receipt_service.ReceiptInput(
             dispatch_id=str(input.dispatch_id),
-            lines=lines,
+            lines=received,
             location_id=str(input.location_id) if input.location_id else None,
             final=input.final,
             ref=input.ref,

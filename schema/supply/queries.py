@@ -13,6 +13,7 @@ from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.receipt import Receipt
 from hub.models.stock import StockPosition
+from hub.services.pallets import visible_pallet
 from schema.catalog.queries import sku_nodes
 from schema.pagination import Connection, paginate
 from schema.permissions import READ
@@ -21,6 +22,7 @@ from schema.supply.types import (
     DispatchType,
     MovementFilter,
     MovementType,
+    PalletType,
     ReceiptType,
     StockFilter,
     StockPositionType,
@@ -86,6 +88,12 @@ class Query:
         viewer = access.tenant_id
         return await paginate(Receipt, {"dispatch_id": dispatch.id, **access.receipts("read")}, first, after,
                               info.context.hub.settings.max_page_size, lambda r: ReceiptType.from_model(r, viewer))
+
+    @strawberry.field(permission_classes=READ, description="A pallet or case by SSCC: what your dispatches list on "
+                      "it and what your EPCIS aggregation events said it holds")
+    async def pallet(self, info: Info, sscc: str) -> PalletType:
+        access = await info.context.access()
+        return PalletType.from_view(await visible_pallet(access, sscc))
 
     @strawberry.field(permission_classes=READ)
     async def receipt(self, info: Info, id: strawberry.ID) -> ReceiptType:

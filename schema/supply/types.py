@@ -14,6 +14,7 @@ from hub.models.lot import LotStatus
 from hub.models.movement import Movement, MovementKind
 from hub.models.receipt import Receipt, ReceiptOutcome
 from hub.models.stock import StockPosition
+from hub.services.pallets import PalletView
 from schema.catalog.types import SkuType
 from schema.node import Node
 
@@ -104,6 +105,65 @@ class DispatchType(Node):
                      for h in dispatch.history],
             created_at=dispatch.created_at,
             updated_at=dispatch.updated_at,
+        )
+
+
+@strawberry.type(name="PalletLine")
+class PalletLineType:
+    """Goods a dispatch lists on the pallet (or on a case stacked on it)."""
+
+    dispatch_id: strawberry.ID
+    dispatch_ref: str
+    line: int = strawberry.field(description="Index of the dispatch line")
+    sscc: str | None
+    in_sscc: str | None
+    sku_id: strawberry.ID
+    lot_code: str
+    quantity: int
+    received: int = strawberry.field(description="Received on the dispatch line so far (all its units)")
+    expires_on: date | None
+    effective_expires_on: date | None
+
+
+@strawberry.type(name="PalletContent")
+class PalletContentType:
+    """A child your EPCIS aggregation events put on the pallet: an instance, or a quantity of a class."""
+
+    epc: str
+    gtin: str | None
+    lot_code: str | None
+    serial: str | None
+    quantity: float | None
+    uom: str | None
+
+
+@strawberry.type(name="Pallet")
+class PalletType:
+    sscc: str
+    lines: list[PalletLineType] = strawberry.field(description="On dispatches you are a party to")
+    contents: list[PalletContentType] = strawberry.field(description="As your own aggregation events said")
+    location_id: strawberry.ID | None = strawberry.field(description="Where your events last saw it")
+
+    @classmethod
+    def from_view(cls, view: PalletView) -> PalletType:
+        aggregation = view.aggregation
+        return cls(
+            sscc=view.sscc,
+            lines=[
+                PalletLineType(
+                    dispatch_id=strawberry.ID(str(dispatch.id)), dispatch_ref=dispatch.ref, line=n,
+                    sscc=line.sscc, in_sscc=line.in_sscc, sku_id=strawberry.ID(str(line.sku_id)),
+                    lot_code=line.lot_code, quantity=line.quantity, received=line.received,
+                    expires_on=line.expires_on, effective_expires_on=line.effective_expires_on,
+                )
+                for dispatch, n in view.lines for line in [dispatch.lines[n]]
+            ],
+            contents=[
+                PalletContentType(epc=c.epc, gtin=c.gtin, lot_code=c.lot_code, serial=c.serial, quantity=c.quantity,
+                                  uom=c.uom)
+                for c in (aggregation.contents if aggregation else [])
+            ],
+            location_id=_id(aggregation.location_id) if aggregation else None,
         )
 
 

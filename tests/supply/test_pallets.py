@@ -94,13 +94,32 @@ async def test_a_bad_sscc_is_refused_by_name_and_nothing_is_stored(supply):
     assert (await Dispatch.get(dispatch["id"])).lines[0].received == 0
 
 
-async def test_another_tenant_cannot_see_or_receive_a_pallet(supply):
-    dispatch = await supply.dispatch([yogurt_line(100, "B240315", sscc=PALLET)], ref="ASN-I")
-    query = f"query($id: ID!) {{ dispatch(id: $id) {{ {LINES} }} }}"
-    body = await supply.hub.gql(query, {"id": dispatch["id"]}, tenant="rival")
-    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-    body = await supply.hub.gql(RECORD_RECEIPT, {"input": {"dispatchId": dispatch["id"],
-                                                           "lines": [{"sscc": PALLET}]}}, tenant="rival")
-    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-    assert await Receipt.find({"dispatch_id": (await Dispatch.get(dispatch["id"])).id}).count() == 0
-    assert (await Dispatch.get(dispatch["id"])).lines[0].received == 0
+PALLET_QUERY = """
+query($sscc: String!) {
+  pallet(sscc: $sscc) { sscc lines { dispatchRef line sscc inSscc lotCode quantity received } contents { epc } }
+}
+"""
+
+
+async def test_the_parties_see_a_pallet_and_another_tenant_cannot_see_or_receive_it(supply):
+    dispatch = await supply.dispatch([yogurt_line(970, "B240315", sscc=PALLET),
+                                      yogurt_line(30, "B240315", sscc=CASES, inSscc=PALLET)],
+                                     ref="ASN-I", carrier="haul")
+    for tenant in ("acme", "shopco", "haul"):
+        seen = (await supply.hub.ok(PALLET_QUERY, {"sscc": PALLET}, tenant=tenant))["pallet"]
+        assert [(l["dispatchRef"], l["line"], l["sscc"], l["quantity"]) for l in seen["lines"]] == [
+            ("ASN-I", 0, PALLET, 970), ("ASN-I", 1, CASES, 30)], tenant
+    cases = (await supply.hub.ok(PALLET_QUERY, {"sscc": CASES}, tenant="shopco"))["pallet"]["lines"]
+    assert [(l["sscc"], l["inSscc"]) for l in cases] == [(CASES, PALLET)]
+    # a stranger: the pallet, its dispatch and a receipt against it are all NOT_FOUND
+    for query, variables in ((PALLET_QUERY, {"sscc": PALLET}),
+                             (f"query($id: ID!) {{ dispatch(id: $id) {{ {LINES} }} }}", {"id": dispatch["id"]}),
+                             (RECORD_RECEIPT, {"input": {"dispatchId": dispatch["id"], "lines": [{"sscc": PALLET}]}})):
+        body = await supply.hub.gql(query, variables, tenant="rival")
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", body
+    bad = await supply.hub.gql(PALLET_QUERY, {"sscc": BAD}, tenant="shopco")
+    assert (bad["errors"][0]["extensions"]["code"], bad["errors"][0]["extensions"]["field"]) == (
+        "BAD_USER_INPUT", "sscc")
+    stored = await Dispatch.get(dispatch["id"])
+    assert await Receipt.find({"dispatch_id": stored.id}).count() == 0
+    assert [line.received for line in stored.lines] == [0, 0]
