@@ -22,7 +22,7 @@ from schema.subscriptions import Query as CursorQuery
 # Each domain folder may define queries.Query, mutations.Mutation and subscriptions.Subscription.
 DOMAINS = (
     "tenants", "catalog", "supply", "webhooks", "alerts", "sensors", "oauth", "planning", "persisted", "relay",
-    "health", "escalation", "imports",
+    "health", "escalation", "imports", "notifications",
 )
 
 

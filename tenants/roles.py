@@ -30,6 +30,7 @@ class Group(str, Enum):
     master_data = "master_data"
     administration = "administration"
     webhooks = "webhooks"
+    notifications = "notifications"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Rule:
     says: str
 
 
+_MEMBER = frozenset({"viewer", "operator", "planner", "admin"})
 _OPERATOR = frozenset({"operator", "planner", "admin"})
 _PLANNER = frozenset({"planner", "admin"})
 _ADMIN = frozenset({"admin"})
@@ -75,6 +77,10 @@ RULES: dict[Group, Rule] = {
         ("createWebhookEndpoint", "updateWebhookEndpoint", "rotateWebhookSecret", "deleteWebhookEndpoint",
          "replayWebhookDeliveries"),
         "manage and replay webhook endpoints",
+    ),
+    Group.notifications: Rule(
+        _MEMBER, frozenset({"read"}), ("markNotificationsRead", "acknowledgeNotification"),
+        "read and acknowledge the notifications addressed to you",
     ),
 }
 

@@ -15,6 +15,7 @@ from hub.models.health import HealthSettings, HealthSnapshot, LotCost
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.movement import Movement
+from hub.models.notification import Notification
 from hub.models.oauth import MODELS as OAUTH_MODELS
 from hub.models.pallet import Pallet
 from hub.models.persisted import MODELS as PERSISTED_MODELS
@@ -31,6 +32,6 @@ MODELS += [Movement, StockPosition, Dispatch, Receipt]
 MODELS += [Sensor, ReadingBucket, Excursion]
 MODELS += PLANNING_MODELS
 MODELS += PERSISTED_MODELS
-MODELS += [HealthSettings, HealthSnapshot, LotCost, EscalationPolicy]
+MODELS += [HealthSettings, HealthSnapshot, LotCost, EscalationPolicy, Notification]
 MODELS += EPCIS_MODELS
 MODELS += [Pallet]

@@ -34,6 +34,7 @@ from hub.events.log import emit
 from hub.leases import tenant_ids
 from hub.models.alert import Alert, AlertKind, AlertStatus, Severity
 from hub.models.escalation import ANY, BusinessHours, EscalationPolicy, EscalationStep, StepAction
+from hub.services import notifications
 from hub.services.alerts import alert_payload
 from tenants.access import Access
 from tenants.models import Member, Role
@@ -240,6 +241,10 @@ async def _fire(database: Database, alert_id: Any, step: int, chain: Chain, now:
         alert = Alert.model_validate(raw)
         payload = alert_payload(alert)
         payload["escalation"] = {**notice, "at": now.isoformat()}
+        # A step addressed to people leaves them a notification, in this transaction; the event says where it went.
+        notification = await notifications.write(session, alert, spec, step + 1, len(chain.steps), now)
+        if notification is not None:
+            payload["escalation"].update(notificationId=str(notification.id), recipients=notification.recipients)
         if spec.action is StepAction.raise_severity:
             payload["previousSeverity"] = previous.value
         audience = alert.audience if spec.action in TO_AUDIENCE else [alert.tenant_id]

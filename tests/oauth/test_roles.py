@@ -24,20 +24,22 @@ CALLS: dict[Group, str] = {
     Group.master_data: f'mutation {{ setSkuAlias(skuId: "{NOBODY}", code: null) {{ id }} }}',
     Group.administration: f'mutation {{ removeMember(id: "{NOBODY}") }}',
     Group.webhooks: f'mutation {{ deleteWebhookEndpoint(id: "{NOBODY}") }}',
+    Group.notifications: f'mutation {{ acknowledgeNotification(id: "{NOBODY}") {{ id }} }}',
 }
 ADMITTED = {"NOT_FOUND", "BAD_USER_INPUT"}
 # Every scope a client can hold, and the groups it opens to an integration client holding just that scope.
 OPENS: dict[str, set[Group]] = {
-    "read": set(),
+    "read": {Group.notifications},
     "write": {Group.operations, Group.readings, Group.acknowledge, Group.decisions, Group.master_data},
     "sensors:ingest": {Group.readings},
     "admin": {Group.administration},
     "webhooks:manage": {Group.webhooks},
 }
 MEMBER_ROLES: dict[str, set[Group]] = {
-    "viewer": set(),
-    "operator": {Group.operations, Group.readings, Group.acknowledge},
-    "planner": {Group.operations, Group.readings, Group.acknowledge, Group.decisions, Group.master_data},
+    "viewer": {Group.notifications},
+    "operator": {Group.operations, Group.readings, Group.acknowledge, Group.notifications},
+    "planner": {Group.operations, Group.readings, Group.acknowledge, Group.decisions, Group.master_data,
+                Group.notifications},
     "admin": set(Group),
 }
 
