@@ -191,7 +191,8 @@ class EventBus:
         answered from the last few hundred numbers, and no call sorts everything the tenant ever heard (SecantusDB
         reads a whole sorted range; bench/growth.py)."""
         events = self.database.db["events"]
-        # The pending index's prefix only (a filter beyond an index makes SecantusDB scan); the audience is checked here.
+        # The pending index's prefix only (a filter beyond an index makes SecantusDB scan); the audience is checked
+        # here.
         async for doc in events.find({"pending": True}, {"_id": 1, "audience": 1}).sort("_id", -1):
             if tenant_id in doc.get("audience", ()):
                 return ObjectId(doc["_id"])
