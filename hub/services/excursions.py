@@ -32,7 +32,7 @@ from hub.dates import from_bson, to_bson
 from hub.detect.shelf_life import loss_fraction, shortened_expiry
 from hub.detect.spikes import Episode, threshold_key
 from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
-from hub.models.dispatch import Dispatch
+from hub.models.dispatch import OPEN_STATUSES, Dispatch
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
 from hub.models.location import Location
 from hub.models.lot import Lot
@@ -174,6 +174,14 @@ async def _redate_lines(session: AsyncClientSession, exposed: list[ExposedLot], 
         }
         if changes:
             await collection.update_one({"_id": goods.dispatch_id}, {"$set": changes}, session=session)
+
+
+async def _recheck_dispatches(session: AsyncClientSession, exposure: Exposure) -> None:
+    """Pallets still on their way may now arrive below the consignee's minimum remaining shelf life."""
+    ids = sorted({goods.dispatch_id for goods in exposure.on_units})
+    async for dispatch in Dispatch.find({"_id": {"$in": ids}, "status": {"$in": [s.value for s in OPEN_STATUSES]}},
+                                        session=session):
+        await expiry.check_dispatch_shelf_life(session, dispatch)
 
 
 def _quantity(item: ExposedLot) -> str:
@@ -344,7 +352,9 @@ async def reconcile(
         if keep is None or len(matches) > 1 or keep.get("alert_id") is None or _alert_view(keep) != _alert_view(raw):
             alert = await _alert(session, sensor, excursion, location, where)
             await collection.update_one({"_id": excursion.id}, {"$set": {"alert_id": alert.id}}, session=session)
-        if exposed and exposure.basis != Basis.pallet:  # a pallet's shortened date is on its dispatch lines
+        if exposed and exposure.basis == Basis.pallet:  # a pallet's shortened date is on its dispatch lines
+            await _recheck_dispatches(session, exposure)
+        elif exposed:
             await expiry.evaluate_lots(session, sensor.tenant_id, sensor.location_id, [i.lot_id for i in exposed])
         was_closed = keep is not None and keep.get("ended_at") is not None
         outcomes.append(Outcome(excursion.id, keep is None, closed and not was_closed))

@@ -293,7 +293,8 @@ async def check_dispatch_shelf_life(
     for index, line in enumerate(dispatch.lines):
         sku = skus.get(line.sku_id)
         lot = lots.get(line.lot_id)
-        dates = [d for d in (line.expires_on, lot.effective_expires_on if lot else None) if d is not None]
+        candidates = (line.expires_on, line.effective_expires_on, lot.effective_expires_on if lot else None)
+        dates = [d for d in candidates if d is not None]  # the line's own: a logger on its pallet shortened it
         expires = min(dates) if dates else None
         shortfall = arrival_shortfall(expires, arrives, sku.min_remaining_shelf_life_days if sku else None)
         if shortfall is not None:

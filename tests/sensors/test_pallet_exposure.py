@@ -21,7 +21,7 @@ query {
   }
 }
 """
-ALERTS = "query { alerts(first: 50) { nodes { id kind recommendation evidence } } }"
+ALERTS = "query { alerts(first: 50) { nodes { id kind title recommendation evidence } } }"
 SPIKE = [18.0] * 10 + [28.0] * 20 + [18.0] * 10
 
 
@@ -29,7 +29,8 @@ async def _pallet(cold, hub) -> tuple[str, str]:
     """FreshCo ships 100 cases of lot B240315 on one pallet, 3 of them under a case-level SSCC; answers the
     dispatch and FreshCo's dock."""
     sku = {"code": "SALAD-C", "name": "Salad case", "shelfLifeDays": 10, "packSize": PACK,
-           "storage": {"tempMaxC": 20.0}, "excursionSensitivity": 1.0, "excursionMinMinutes": 15}
+           "minRemainingShelfLifeDays": 9, "storage": {"tempMaxC": 20.0}, "excursionSensitivity": 1.0,
+           "excursionMinMinutes": 15}
     await hub.ok(UPSERT_SKU, {"input": sku}, tenant="freshco")
     dock = await hub.ok(CREATE_LOCATION, {"input": {"code": "DOCK", "name": "Dock", "kind": "dc"}}, tenant="freshco")
     expires = cold.lot_expires.isoformat()
@@ -70,6 +71,11 @@ async def test_a_spike_on_three_cases_of_a_hundred_case_pallet_exposes_and_re_da
     assert lot["effectiveExpiresOn"] == lot["expiresOn"] == cold.lot_expires.isoformat()
     # the salads on shelf C-3 (the room the other sensor watches) were not exposed either
     assert (await cold.lot_expiry())["effectiveExpiresOn"] == cold.lot_expires.isoformat()
+    # those cases now arrive below the consignee's minimum remaining shelf life: the parties are told, for that line
+    [short] = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"] if a["kind"] == "expiry_risk"]
+    assert "ASN-PAL" in short["title"]
+    assert [(line["line"], line["expiresOn"]) for line in short["evidence"]["lines"]] == [
+        (0, exposed["expiresAfter"])]
     # the consignee hears it by being a party of the dispatch; a stranger sees nothing
     assert excursion["alertId"] in {a["id"] for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"]}
     assert (await hub.ok(EXCURSIONS, tenant="rival"))["excursions"]["nodes"] == []
