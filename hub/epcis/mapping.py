@@ -1,9 +1,10 @@
 """From captured EPCIS events to the hub's domain, through the same services the GraphQL mutations use.
 
 * ILMD (lot number, expiry, production date) with class-level LGTINs or instance SGTINs → the producer's lots;
-* ``shipping`` ObjectEvents → a dispatch to the partner the destination list names;
+* ``shipping`` ObjectEvents → a dispatch to the partner the destination list names (an SSCC in ``epcList`` ships
+  what the shipper's aggregation events packed on it);
 * ``receiving`` ObjectEvents → a receipt against the dispatch the business transaction names (same
-  reconciliation, mismatch alerts and holds as ``recordReceipt``);
+  reconciliation, mismatch alerts and holds as ``recordReceipt``; an SSCC receives what the dispatch lists on it);
 * AggregationEvents with an SSCC parent → the pallet's contents;
 * ``sensorElementList`` temperature reports → readings of the sensor with that device id (spike rules apply).
 
@@ -38,6 +39,7 @@ from hub.models.pallet import Pallet
 from hub.models.sensor import Sensor
 from hub.services import dispatches, readings, receipts
 from hub.services.lots import ensure_lot
+from hub.services.pallets import UnitLine
 from hub.services.skus import resolve_skus
 from tenants.access import Access
 from tenants.models import Tenant
@@ -131,6 +133,13 @@ async def items(access: Access, event: Mapping[str, Any], epc_key: str = "epcLis
     return found
 
 
+def pallets_named(event: Mapping[str, Any]) -> list[UnitLine]:
+    """SSCCs in the event's epcList: a shipped pallet carries what its packing aggregated, a received one what the
+    dispatch lists on it (hub/services/pallets.py)."""
+    keys = [epc.parse(uri) for uri in event.get("epcList") or [] if isinstance(uri, str)]
+    return [UnitLine(key.value, "epcList") for key in keys if key is not None and key.kind == "sscc"]
+
+
 def shipment_ref(event: Mapping[str, Any]) -> str | None:
     """The shipment an event belongs to: its despatch advice (else bill of lading, invoice, order). A CBV
     transaction URN ``urn:epcglobal:cbv:bt:<GLN>:<id>`` gives ``<id>``; longer references are hashed."""
@@ -198,10 +207,11 @@ async def ship(access: Access, database: Database, event: Mapping[str, Any], eve
     ref = shipment_ref(event) or "epcis:" + event_id.rpartition(";")[2][:40]
     consignee, to_location = await _consignee(access, event)
     goods = await items(access, event)
-    if not goods:
-        raise Unmapped("a shipping event without trade items (SGTIN, LGTIN) makes no dispatch")
+    units = pallets_named(event)
+    if not goods and not units:
+        raise Unmapped("a shipping event without trade items (SGTIN, LGTIN) or pallets (SSCC) makes no dispatch")
     _, produced, expires = ilmd_dates(event)
-    lines = []
+    lines: list[dispatches.DispatchLineInput | UnitLine] = list(units)
     for item in goods:
         if item.lot is None:
             raise Unmapped(f"no lot known for GTIN {item.gtin}: give an LGTIN, ILMD lotNumber, or commission the "
@@ -233,9 +243,10 @@ async def receive(access: Access, database: Database, settings: Settings, event:
     if dispatch is None:
         raise Unmapped(f"no dispatch {ref!r} to you to receive against")
     goods = await items(access, event)
-    if not goods:
-        raise Unmapped("a receiving event without trade items (SGTIN, LGTIN) makes no receipt")
-    lines = []
+    units = pallets_named(event)
+    if not goods and not units:
+        raise Unmapped("a receiving event without trade items (SGTIN, LGTIN) or pallets (SSCC) makes no receipt")
+    lines: list[receipts.ReceiptLineInput | UnitLine] = list(units)
     for item in goods:
         lot = item.lot or await _only_lot(access, dispatch, item.gtin)
         if lot is None:

@@ -51,3 +51,30 @@ async def test_a_pallet_nobody_packed_is_refused_by_name_and_nothing_is_stored(c
     assert (error["extensions"]["code"], error["extensions"]["field"]) == ("BAD_USER_INPUT", "lines.0.sscc")
     assert "AggregationEvent" in error["message"]
     assert await Dispatch.count() == before
+
+
+async def test_shipping_and_receiving_events_naming_a_pallet_ship_and_receive_its_contents(chain: Chain) -> None:
+    pallet_urn = f"urn:epc:id:sscc:{chain.prefix}.0000000048"
+    pallet = epc.parse(pallet_urn).value  # type: ignore[union-attr]
+    await chain.captured(document(_packing(pallet_urn, [], [{"epcClass": chain.lgtin("B240315"), "quantity": 60}])))
+    asn = {"type": "desadv", "bizTransaction": f"urn:epcglobal:cbv:bt:{chain.gln('00001')}:ASN-SSCC"}
+    shipping = {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "shipping", "disposition": "in_transit",
+                "eventTime": "2030-03-16T09:30:00Z", "eventTimeZoneOffset": "+00:00", "epcList": [pallet_urn],
+                "bizLocation": {"id": chain.sgln("00011")}, "bizTransactionList": [asn],
+                "destinationList": [{"type": "owning_party", "destination": chain.pgln("00002")},
+                                    {"type": "location", "destination": chain.sgln("00012")}]}
+    shipped = await chain.captured(document(shipping))
+    assert [m["kind"] for m in shipped["outcomes"][0]["mapped"]] == ["dispatch"], shipped["outcomes"]
+    [line] = (await chain.hub.ok(PALLET, {"sscc": pallet}, tenant=chain.shopco))["pallet"]["lines"]
+    assert line["lotCode"] == "B240315"
+
+    receiving = {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "receiving",
+                 "disposition": "sellable_not_accessible", "eventTime": "2030-03-17T07:00:00Z",
+                 "eventTimeZoneOffset": "+00:00", "epcList": [pallet_urn], "bizLocation": {"id": chain.sgln("00012")},
+                 "bizTransactionList": [asn]}
+    received = await chain.captured(document(receiving), tenant=chain.shopco)
+    assert [m["kind"] for m in received["outcomes"][0]["mapped"]] == ["receipt", "dispatch"], received["outcomes"]
+    dispatch = await Dispatch.find_one({"ref": "ASN-SSCC", "tenant_id": chain.acme})
+    assert dispatch is not None
+    assert (dispatch.status.value, [(l.sscc, l.quantity, l.received) for l in dispatch.lines]) == (
+        "received", [(pallet, 60, 60)])
