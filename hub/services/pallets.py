@@ -80,12 +80,16 @@ async def dispatches_carrying(
 
 
 def goods_on(tenant_id: str, ssccs: Iterable[str], dispatches: Iterable[Dispatch]) -> list[UnitGoods]:
-    """Per dispatch and lot, what ``tenant_id`` (a party) has on the units ``ssccs``."""
-    watched = set(ssccs)
+    """Per dispatch and lot, what ``tenant_id`` (a party) has on the units ``ssccs``: each unit on its latest
+    dispatch only (a pallet relayed on a second leg is not counted twice)."""
+    ssccs = list(ssccs)
+    latest: dict[str, Dispatch] = {}
+    for dispatch in sorted(dispatches, key=lambda d: d.id):  # type: ignore[arg-type, return-value]
+        if tenant_id in dispatch.parties:
+            latest.update({unit: dispatch for unit in ssccs if unit in dispatch.ssccs})
     result = []
-    for dispatch in dispatches:
-        if tenant_id not in dispatch.parties:
-            continue
+    for dispatch in {id(d): d for d in latest.values()}.values():
+        watched = {unit for unit, on in latest.items() if on is dispatch}
         per_lot: dict[PydanticObjectId, list[int]] = {}
         for n, line in enumerate(dispatch.lines):
             if watched & {line.sscc, line.in_sscc}:

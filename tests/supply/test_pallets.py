@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from hub.models.dispatch import Dispatch
+from bson import ObjectId
+
+from hub.models.dispatch import Dispatch, DispatchLine
 from hub.models.receipt import Receipt
+from hub.services.pallets import goods_on
 from tests.supply.conftest import CREATE_DISPATCH, RECORD_RECEIPT, YOGURT_GTIN, yogurt_line
 
 GTIN14 = "0" + YOGURT_GTIN
@@ -11,6 +14,7 @@ PALLET = "106141411234567897"
 CASES = "106141411234567903"  # a case-level unit stacked on PALLET
 OTHER = "106141411234567910"
 BAD = "106141411234567890"  # check digit should be 7
+LOT = ObjectId()
 LINES = "lines { lotCode quantity sscc inSscc }"
 RECEIPT_WITH_UNITS = RECORD_RECEIPT.replace("dispatchLine }", "dispatchLine sscc }")
 
@@ -123,3 +127,18 @@ async def test_the_parties_see_a_pallet_and_another_tenant_cannot_see_or_receive
     stored = await Dispatch.get(dispatch["id"])
     assert await Receipt.find({"dispatch_id": stored.id}).count() == 0
     assert [line.received for line in stored.lines] == [0, 0]
+
+
+def test_a_relayed_pallet_counts_on_its_latest_leg_only():
+    def leg(parties: list[str], quantity: int) -> Dispatch:
+        line = DispatchLine(sku_id=ObjectId(), lot_id=LOT, lot_code="B240315", quantity=quantity, sscc=PALLET)
+        return Dispatch.model_construct(id=ObjectId(), tenant_id=parties[0], ref="R", consignee_id=parties[1],
+                                        parties=parties, lines=[line, line.model_copy(update={"sscc": OTHER})],
+                                        ssccs=[PALLET, OTHER])
+
+    first, second = leg(["acme", "haul"], 100), leg(["haul", "shopco"], 90)
+    [goods] = goods_on("haul", [PALLET], [second, first])
+    assert (goods.dispatch_id, goods.units, goods.dispatch_units, goods.ssccs) == (second.id, 90, 180, (PALLET,))
+    [goods] = goods_on("acme", [PALLET], [first, second])  # acme is no party of the second leg
+    assert (goods.dispatch_id, goods.units) == (first.id, 100)
+    assert goods_on("rival", [PALLET], [first, second]) == []
