@@ -1,7 +1,8 @@
-"""Pallets and cases by SSCC: what a logistic unit holds, as aggregation events (EPCIS) last said.
+"""Pallets and cases by SSCC: what a logistic unit holds, as the tenant's own aggregation events (EPCIS) last said.
 
-Kept minimal on purpose: one document per (tenant, SSCC) with its current contents. Dispatch lines, receipts and
-sensors do not point at pallets yet; that is the next step of the pallet work.
+One document per (tenant, SSCC) with its current contents: the packing record a dispatch line naming the SSCC alone
+ships from. Once shipped, the dispatch's lines are what everybody goes by (receipts scanning the SSCC, sensors
+attached to it): see hub/services/pallets.py.
 """
 
 from __future__ import annotations
