@@ -135,8 +135,9 @@ def movement_event(movement: Movement, names: Names) -> dict[str, Any]:
 def excursion_event(excursion: Excursion, names: Names) -> dict[str, Any]:
     """The standard's alarm form: one sensor report with ``exception: ALARM_CONDITION`` over the episode
     (``startTime``/``endTime`` in its metadata) and the peak as ``maxValue`` at ``time``; the exposed lots as the
-    quantity list. The limit that was crossed and the degree-minutes above it have no standard field: they travel
-    as the hub's extension fields ``lotpulse:limitC`` and ``lotpulse:degreeMinutes``."""
+    quantity list, and the exposed pallets (a logger on pallets) as the EPC list. The limit that was crossed and the
+    degree-minutes above it have no standard field: they travel as the hub's extension fields ``lotpulse:limitC``
+    and ``lotpulse:degreeMinutes``."""
     report: dict[str, Any] = {"type": "Temperature", "exception": "ALARM_CONDITION", "maxValue": excursion.peak_c,
                               "time": _iso(excursion.peak_at), "uom": "CEL"}
     metadata: dict[str, Any] = {"startTime": _iso(excursion.started_at), "deviceID": f"urn:lotpulse:sensor:"
@@ -147,7 +148,10 @@ def excursion_event(excursion: Excursion, names: Names) -> dict[str, Any]:
         "type": "ObjectEvent", **_at(excursion.started_at), "action": "OBSERVE", "bizStep": "sensor_reporting",
         "quantityList": [{"epcClass": names.lot_class(lot.sku_id, lot.lot_code), "quantity": lot.units}
                          for lot in excursion.exposed_lots if lot.units > 0],
-        "epcList": [] if excursion.exposed_lots else [f"urn:lotpulse:sensor:{excursion.sensor_id}"],
+        # A logger on pallets: the pallets/cases whose goods were exposed (GS1 Digital Link of each SSCC).
+        "epcList": [f"https://id.gs1.org/00/{unit}" for unit in sorted({u for lot in excursion.exposed_lots
+                                                                         for u in lot.ssccs})]
+        or ([] if excursion.exposed_lots else [f"urn:lotpulse:sensor:{excursion.sensor_id}"]),
         "readPoint": names.place(excursion.location_id),
         "sensorElementList": [{"sensorMetadata": metadata, "sensorReport": [report]}],
         "lotpulse:limitC": excursion.limit_c,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub.models.sensor import Sensor
+from tests.epcis.test_epcis_capture import reference_valid
 from tests.sensors.conftest import CREATE_LOCATION, LOTS, REGISTER_SENSOR, UPSERT_SKU, minutes_ago, readings
 
 PALLET = "106141411234567897"
@@ -76,6 +77,14 @@ async def test_a_spike_on_three_cases_of_a_hundred_case_pallet_exposes_and_re_da
     assert "ASN-PAL" in short["title"]
     assert [(line["line"], line["expiresOn"]) for line in short["evidence"]["lines"]] == [
         (0, exposed["expiresAfter"])]
+    # exported as the EPCIS alarm, the exposed case-level SSCC as its EPC
+    response = await hub.http.get("/epcis/events", params={"EQ_bizStep": "sensor_reporting"},
+                                  headers={"authorization": f"Bearer {hub.token('freshco', 'integration')}"})
+    assert response.status_code == 200, response.text
+    [alarm] = response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert alarm["epcList"] == [f"https://id.gs1.org/00/{CASES}"]
+    assert alarm["quantityList"][0]["quantity"] == 3 * PACK
+    assert reference_valid(alarm)  # the official EPCIS 2.0 schema
     # the consignee hears it by being a party of the dispatch; a stranger sees nothing
     assert excursion["alertId"] in {a["id"] for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"]}
     assert (await hub.ok(EXCURSIONS, tenant="rival"))["excursions"]["nodes"] == []
