@@ -171,8 +171,9 @@ async def main(args: argparse.Namespace) -> None:
             admin = Access(Principal(tenant_id=tenant, subject="bench", issuer="bench", roles=frozenset({"admin"})))
             await service.create_endpoint(admin, settings, f"{url}/{tenant}", [])
         per_tenant = args.deliveries // args.endpoints
+        # Each event its own subject: deliveries about one subject go one at a time, in order (webhooks/worker.py).
         events = [
-            build_event("stock.changed", tenant, [], {"stockChanged": {"n": n}})
+            build_event("stock.changed", tenant, [], {"stockChanged": {"n": n}}, subject=f"bench:{n}")
             for tenant in tenant_ids
             for n in range(per_tenant)
         ]

@@ -40,6 +40,7 @@ from hub.state import HubState, keyring_for
 from hub.websocket import HubWebSocketProtocol
 from schema.schema import build_schema
 from schema.view import GRAPHIQL_DIR, HubGraphQL
+from webhooks.routes import catalogue_routes
 from webhooks.runtime import start_webhooks
 
 log = logging.getLogger("lotpulse")
@@ -151,6 +152,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
             *oauth_routes(settings, keyring),
             *portal_routes(),
             *epcis_routes(),
+            *catalogue_routes(),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -48,6 +48,8 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None]] = {
     "webhooks: due deliveries of an endpoint": (
         "webhook_deliveries", {"endpoint_id": OID, "state": "pending", "next_attempt_at": {"$lte": NOW}},
         {"next_attempt_at": 1}),
+    "webhooks: an endpoint's pending deliveries in order": (
+        "webhook_deliveries", {"endpoint_id": OID, "state": "pending", "seq": {"$gt": 5}}, {"seq": 1}),
     "webhooks: a claimed batch": ("webhook_deliveries", {"lease_token": {"$in": ["worker:token"]}}, None),
     "webhooks: existing deliveries of events": ("webhook_deliveries", {"event_id": {"$in": [OID]}}, None),
     "ingestion: the dispatches carrying a logger's pallets": (

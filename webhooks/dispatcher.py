@@ -93,6 +93,8 @@ async def plan(
                         "endpoint_id": endpoint.id,
                         "tenant_id": endpoint.tenant_id,
                         "event_type": event_type,
+                        "subject": event.get("subject"),
+                        "seq": event.get("seq"),
                         "body": body,
                         "state": DeliveryState.pending.value,
                         "next_attempt_at": now,

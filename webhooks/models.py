@@ -79,6 +79,8 @@ class WebhookDelivery(Document):
     endpoint_id: PydanticObjectId
     tenant_id: str  # the endpoint's tenant
     event_type: str
+    subject: str | None = None  # the event's ordering key: one subject's deliveries go in ``seq`` order
+    seq: int | None = None  # the event's place in the log
     body: str  # the JSON body, fixed when the delivery is created
     state: DeliveryState = DeliveryState.pending
     next_attempt_at: datetime
@@ -105,6 +107,7 @@ class WebhookDelivery(Document):
             pymongo.IndexModel([("event_id", 1), ("endpoint_id", 1)], unique=True),
             pymongo.IndexModel([("state", 1), ("next_attempt_at", 1)]),
             pymongo.IndexModel([("endpoint_id", 1), ("state", 1), ("next_attempt_at", 1)]),
+            pymongo.IndexModel([("endpoint_id", 1), ("state", 1), ("seq", 1)]),  # an endpoint's pending, in order
             pymongo.IndexModel([("lease_token", 1)]),
             pymongo.IndexModel([("endpoint_id", 1), ("_id", -1)]),
             pymongo.IndexModel([("tenant_id", 1), ("_id", -1)]),

@@ -20,14 +20,18 @@ def new_secret() -> str:
 
 
 def body_for(event: Mapping[str, Any]) -> str:
-    """``{"type", "timestamp", "data"}`` from a raw event document, compact: what is signed is what is sent."""
+    """``{"type", "timestamp", "data"}`` from a raw event document, compact: what is signed is what is sent.
+
+    ``data`` carries the event's ordering key (``subject``) and its place in the log (``seq``) besides the payload.
+    """
     occurred: datetime = event["occurred_at"]
     if occurred.tzinfo is None:
         occurred = occurred.replace(tzinfo=UTC)
     document: dict[str, Any] = {
         "type": event["type"],
         "timestamp": occurred.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "data": {"eventId": str(event["_id"]), "ownerId": event["tenant_id"], **event["payload"]},
+        "data": {"eventId": str(event["_id"]), "ownerId": event["tenant_id"], "subject": event.get("subject"),
+                 "seq": event.get("seq"), **event["payload"]},
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
 

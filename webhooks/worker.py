@@ -6,7 +6,10 @@ process every endpoint with due deliveries gets a lane of its own, so one slow E
 
 A lane claims a batch of due deliveries with one update, sends them (at most ``concurrency`` requests in flight) and
 records every outcome, attempt log included, with one bulk write; the next batch is claimed and sent while the
-previous one is recorded, so the receiver does not wait for the database. Claims carry a lease the lane renews while
+previous one is recorded, so the receiver does not wait for the database. Deliveries about one subject (a lot, an
+alert, a dispatch: the event's ordering key) go in the log's order, each once the one before it succeeded or was
+given up (webhooks/ordering.py): within a lane a delivery waits for its predecessor's answer, not for its record, and
+one held back is released unsent in the same bulk write. Claims carry a lease the lane renews while
 it runs: when a process dies its claims lapse, and the next claimant logs the interrupted attempt and sends again
 (same ``webhook-id``).
 """
@@ -20,6 +23,7 @@ import socket
 import time
 import uuid
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,7 +34,7 @@ from pymongo.errors import PyMongoError
 
 from hub import metrics
 from hub.config import Settings
-from webhooks import delivery, guard, retry
+from webhooks import delivery, guard, ordering, retry
 from webhooks.clock import Clock, SystemClock
 from webhooks.models import KEPT_ATTEMPTS, DeliveryState, WebhookDelivery, WebhookEndpoint
 
@@ -44,6 +48,7 @@ MAX_LANES = 64  # endpoints served at once by one worker
 DRAIN_SECONDS = 5.0  # on shutdown, how long batches in flight may finish
 ENDPOINT_FRESH_SECONDS = 1.0  # an endpoint read this recently is not read again (a disable or rotation shows after it)
 INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
+ORDER_PAGES = 4  # pages of an endpoint's pending deliveries read past blocked subjects in one claim
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Batch:
     target: guard.Target | None = None
     refusal: str = ""
     interrupted: dict[ObjectId, list[datetime]] = field(default_factory=dict)  # earlier claims never finished
+    after: dict[ObjectId, ObjectId] = field(default_factory=dict)  # delivery -> the one of its subject before it
+    held: set[ObjectId] = field(default_factory=set)  # claimed but not to be sent yet: released unsent
 
 
 def _due(now: datetime) -> dict[str, Any]:
@@ -181,20 +188,41 @@ class Worker:
         over can never be confused with a later one)."""
         return f"{self.name}:{uuid.uuid4().hex}"
 
-    async def claim(self, endpoint_id: ObjectId) -> Batch | None:
-        """Lease the endpoint's next due deliveries (oldest due first): one read, one write, one more read only if
-        another worker took some of them in between. None when nothing is due or the endpoint is disabled."""
+    async def claim(self, endpoint_id: ObjectId, in_flight: Collection[str] = ()) -> Batch | None:
+        """Lease the endpoint's next deliveries that may go (due, and first of their subject or after one in flight
+        under the lane's tokens ``in_flight``), in ``seq`` order: reads of the endpoint's pending deliveries in
+        order, one write, one more read only if another worker took some of them in between. None when nothing may
+        go or the endpoint is disabled."""
         token = self.token()
         now = self.clock.now()
         endpoint = await self.endpoint(endpoint_id)
         if endpoint is None or not endpoint.enabled:
             return None
         collection = WebhookDelivery.get_pymongo_collection()
-        due = {"endpoint_id": endpoint_id, **_due(now)}  # the (endpoint, state, next attempt) index's prefix and range
-        # Read past the batches in flight (leased, skipped here) to the next ones due.
+        # Read past the batches in flight (leased by the lane) to the next ones that may go; each page leaves out
+        # the subjects already found blocked (a lot waiting for a retry holds up none of the others).
         ahead = self.batch * (PIPELINE + 2)
-        docs = [doc for doc in await collection.find(due).sort("next_attempt_at", 1).limit(ahead).to_list(ahead)
-                if _unleased(doc, now)][: self.batch]
+        blocked: set[str] = set()
+        last: dict[str, ObjectId] = {}  # each subject's latest delivery read so far (chosen or in flight)
+        docs: list[dict[str, Any]] = []
+        after: dict[ObjectId, ObjectId] = {}
+        since: int | None = None
+        for _ in range(ORDER_PAGES):
+            query: dict[str, Any] = {"endpoint_id": endpoint_id, "state": DeliveryState.pending.value}
+            if since is not None:
+                query["seq"] = {"$gt": since}
+            if blocked:
+                query["subject"] = {"$nin": sorted(blocked)}
+            page = await collection.find(query).sort("seq", 1).limit(ahead).to_list(ahead)
+            chosen, order = ordering.in_order(
+                page, lambda doc: doc["next_attempt_at"] <= now and _unleased(doc, now), in_flight, blocked, last
+            )
+            docs += chosen
+            after.update(order)
+            since = page[-1].get("seq") if page else None
+            if len(docs) >= self.batch or len(page) < ahead or since is None:
+                break
+        docs = docs[: self.batch]
         if not docs:
             return None
         ids = [doc["_id"] for doc in docs]
@@ -215,7 +243,28 @@ class Worker:
         # Every claim ends in one logged attempt: earlier claims beyond the count were interrupted.
         interrupted = {doc["_id"]: doc["claims"][doc["attempt_count"]:] for doc in docs}
         interrupted = {k: v for k, v in interrupted.items() if v}
-        return await self._checked(Batch(endpoint, token, docs, interrupted=interrupted))
+        batch = Batch(endpoint, token, docs, interrupted=interrupted, after=after)
+        return await self._checked(batch)
+
+    async def ordered(self, batch: Batch, in_flight: Collection[str]) -> Batch:
+        """A batch handed over at insertion, checked against the endpoint's earlier pending deliveries of the same
+        subjects (one read): what may not go yet is held back, released unsent when the batch is recorded."""
+        subjects = sorted({doc["subject"] for doc in batch.deliveries if doc.get("subject") is not None})
+        seqs = [doc["seq"] for doc in batch.deliveries if doc.get("seq") is not None]
+        if not subjects or not seqs:
+            return batch
+        limit = self.batch * (PIPELINE + 2)
+        earlier = await WebhookDelivery.get_pymongo_collection().find(
+            {"endpoint_id": batch.endpoint.id, "state": DeliveryState.pending.value, "seq": {"$lte": max(seqs)},
+             "subject": {"$in": subjects}},
+            projection={"_id": 1, "subject": 1, "seq": 1, "lease_token": 1},
+        ).sort("seq", 1).limit(limit).to_list(limit)
+        chosen, batch.after = ordering.in_order(
+            earlier, lambda doc: doc.get("lease_token") == batch.token, in_flight, set()
+        )
+        keep = {doc["_id"] for doc in chosen}
+        batch.held = {doc["_id"] for doc in batch.deliveries if doc.get("subject") is not None} - keep
+        return batch
 
     async def _checked(self, batch: Batch) -> Batch:
         try:
@@ -246,41 +295,93 @@ class Worker:
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
-    async def deliver(self, batch: Batch, limit: asyncio.Semaphore | None = None) -> int:
-        """Send a batch (at most ``concurrency`` requests at once) and record every outcome in one write."""
+    async def deliver(
+        self, batch: Batch, limit: asyncio.Semaphore | None = None, flight: dict[ObjectId, asyncio.Future[bool]] | None
+        = None,
+    ) -> int:
+        """Send a batch (at most ``concurrency`` requests at once) and record every outcome in one write; answers
+        the number of attempts made.
+
+        ``flight`` holds, per delivery of the lane's batches in flight, whether it is done for good (succeeded or
+        given up): a delivery of a subject waits for the one before it there, and is held back when that one will
+        be retried (or is no longer known: recorded meanwhile, so the next claim decides on what was recorded).
+        """
         limit = limit or asyncio.Semaphore(self.concurrency)
+        flight = {} if flight is None else flight
         endpoint = batch.endpoint
+        loop = asyncio.get_running_loop()
+        batch.deliveries.sort(key=lambda doc: (doc.get("seq") is not None, doc.get("seq") or 0))
+        mine: dict[ObjectId, asyncio.Future[bool]] = {doc["_id"]: loop.create_future() for doc in batch.deliveries}
+        free: asyncio.Future[bool] = loop.create_future()  # for the first of its subject: nothing to wait for
+        free.set_result(True)
+        flight.update(mine)
+        waits = {doc["_id"]: flight.get(batch.after[doc["_id"]]) if doc["_id"] in batch.after else free
+                 for doc in batch.deliveries}  # None: the one before is no longer in flight
 
-        async def one(doc: dict[str, Any]) -> delivery.Outcome:
-            async with limit:
-                now = self.clock.now()
-                if batch.target is None:
-                    return delivery.refused(now, batch.refusal)
-                return await delivery.send(
-                    self.http,
-                    batch.target,
-                    str(doc["event_id"]),
-                    doc["body"],
-                    endpoint.signing_secrets(now),
-                    at=now,
-                    signed_at=datetime.now(UTC),
-                )
+        async def one(doc: dict[str, Any]) -> delivery.Outcome | None:
+            done = mine[doc["_id"]]
+            try:
+                before = waits[doc["_id"]]
+                if doc["_id"] in batch.held or before is None or not await asyncio.shield(before):
+                    batch.held.add(doc["_id"])
+                    return None
+                async with limit:
+                    now = self.clock.now()
+                    if batch.target is None:
+                        outcome = delivery.refused(now, batch.refusal)
+                    else:
+                        outcome = await delivery.send(
+                            self.http,
+                            batch.target,
+                            str(doc["event_id"]),
+                            doc["body"],
+                            endpoint.signing_secrets(now),
+                            at=now,
+                            signed_at=datetime.now(UTC),
+                        )
+                done.set_result(self._final(doc, outcome, endpoint))
+                return outcome
+            finally:
+                if not done.done():
+                    done.set_result(False)
 
-        outcomes = await asyncio.gather(*(one(doc) for doc in batch.deliveries))
-        await self.record(batch, outcomes)
-        return len(outcomes)
+        try:
+            outcomes = await asyncio.gather(*(one(doc) for doc in batch.deliveries))
+            await self.record(batch, outcomes)
+        finally:
+            for key in mine:
+                flight.pop(key, None)  # recorded (or lost): a later claim reads its state from the database
+        return sum(outcome is not None for outcome in outcomes)
 
-    async def record(self, batch: Batch, outcomes: list[delivery.Outcome]) -> None:
+    def _final(self, doc: dict[str, Any], outcome: delivery.Outcome, endpoint: WebhookEndpoint) -> bool:
+        """Succeeded or given up: the next delivery of its subject may go. A retry, or an endpoint about to be
+        disabled, holds the subject up."""
+        decision = retry.decide(
+            status_code=outcome.status_code, failures_before=doc.get("failures", 0), now=outcome.at,
+            retry_after=outcome.retry_after, failing_since=endpoint.failing_since or outcome.at,
+            disable_after=self.disable_after, schedule=self.schedule,
+        )
+        return decision.succeeded or (decision.failed and decision.disable_reason is None)
+
+    async def record(self, batch: Batch, outcomes: list[delivery.Outcome | None]) -> None:
         """One bulk write: each delivery's new state and its attempts, atomically per delivery (so a crash never
-        leaves an attempt logged but not counted), and only while this batch still holds the claim."""
+        leaves an attempt logged but not counted), and only while this batch still holds the claim. A delivery held
+        back (``None``) is released as it was, its claim taken back."""
         endpoint = batch.endpoint
         now = self.clock.now()
-        any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in outcomes)
+        attempted = [o for o in outcomes if o is not None]
+        any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in attempted)
         failing_since = None if any_success else (endpoint.failing_since or now)
         writes: list[UpdateOne] = []
         succeeded = gave_up = 0
         disable_reason: str | None = None
         for doc, outcome in zip(batch.deliveries, outcomes, strict=True):
+            if outcome is None:
+                writes.append(UpdateOne(
+                    {"_id": doc["_id"], "lease_token": batch.token},
+                    {"$set": {"lease_token": None, "lease_until": None, "updated_at": now}, "$pop": {"claims": 1}},
+                ))
+                continue
             decision = retry.decide(
                 status_code=outcome.status_code,
                 failures_before=doc.get("failures", 0),
@@ -313,9 +414,10 @@ class Worker:
             ))
         await WebhookDelivery.get_pymongo_collection().bulk_write(writes, ordered=False)
         metrics.WEBHOOK_ATTEMPTS.labels("success").inc(succeeded)
-        metrics.WEBHOOK_ATTEMPTS.labels("failure").inc(len(outcomes) - succeeded)
+        metrics.WEBHOOK_ATTEMPTS.labels("failure").inc(len(attempted) - succeeded)
         metrics.WEBHOOK_FAILURES.inc(gave_up)
-        await self._endpoint_health(endpoint, any_success, now)
+        if attempted:
+            await self._endpoint_health(endpoint, any_success, now)
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
             endpoint.enabled = False  # the lane stops at its next claim
@@ -357,14 +459,18 @@ class Worker:
         """Serve one endpoint until nothing of it is due (or it is disabled, or its partition went elsewhere)."""
         limit = asyncio.Semaphore(self.concurrency)  # shared by the lane's batches: the per-endpoint bound
         tokens: set[str] = set()  # claims in flight
+        flight: dict[ObjectId, asyncio.Future[bool]] = {}  # their deliveries: done for good or not (``deliver``)
         heartbeat = asyncio.create_task(self._heartbeat(tokens))
         in_flight: deque[asyncio.Task[int]] = deque()
+        held = False  # a batch held deliveries back: look again once the ones before them are recorded
 
         async def deliver(batch: Batch) -> int:
+            nonlocal held
             try:
-                return await self.deliver(batch, limit)
+                return await self.deliver(batch, limit, flight)
             finally:
                 tokens.discard(batch.token)
+                held = held or bool(batch.held)
 
         scan = True  # whether to look for due deliveries once the handed batches are sent
         try:
@@ -372,15 +478,21 @@ class Worker:
                 handed = self.handed.get(endpoint_id)
                 if handed:
                     batch: Batch | None = handed.popleft()
+                    ours = set(tokens)
                     tokens.add(batch.token)  # type: ignore[union-attr]
-                    batch = await self._checked(batch)  # type: ignore[arg-type]
+                    batch = await self._checked(await self.ordered(batch, ours))  # type: ignore[arg-type]
                     scan = scan and len(in_flight) > 0  # a lane started for new deliveries leaves retries to the scan
-                elif not scan:
-                    break
-                else:
+                elif scan or held:
+                    held = False
                     self.handed.pop(endpoint_id, None)
-                    batch = await self.claim(endpoint_id)
-                if batch is None:
+                    batch = await self.claim(endpoint_id, tokens)
+                    if batch is None:
+                        scan = False
+                        continue
+                elif in_flight:
+                    await in_flight.popleft()
+                    continue
+                else:
                     break
                 tokens.add(batch.token)
                 in_flight.append(asyncio.create_task(deliver(batch)))

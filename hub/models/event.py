@@ -15,46 +15,14 @@ from beanie import Document
 from pydantic import Field
 
 from hub.dates import utcnow
+from hub.events.catalogue import EVENT_SCOPE, EVENT_TYPES
 from hub.sharding import Declaration, key
-from tenants.models import Scope
 
-EVENT_TYPES = (
-    "mismatch.detected",
-    "expiry_risk.detected",
-    "sensor_spike.detected",
-    "velocity_drop.detected",
-    "velocity_spike.detected",
-    "obsolescence_risk.detected",
-    "fefo_violation.detected",
-    "sensor_offline.detected",
-    "alert.updated",
-    "alert.acknowledged",
-    "alert.resolved",
-    "alert.escalated",
-    "dispatch.created",
-    "dispatch.updated",
-    "dispatch.received",
-    "stock.changed",
-)
-
-# The partnership scope that entitles a partner (an audience member other than the owner) to hear an event, checked
-# against the live partnership when the event is delivered. Dispatch events have none: the parties to a dispatch hear
-# it by being parties (DESIGN.md §4), so the audience written with the event is authoritative.
-EVENT_SCOPE: dict[str, Scope] = {
-    "mismatch.detected": Scope.alerts,
-    "expiry_risk.detected": Scope.alerts,
-    "sensor_spike.detected": Scope.alerts,
-    "velocity_drop.detected": Scope.alerts,
-    "velocity_spike.detected": Scope.alerts,
-    "obsolescence_risk.detected": Scope.alerts,
-    "fefo_violation.detected": Scope.alerts,
-    "sensor_offline.detected": Scope.alerts,
-    "alert.updated": Scope.alerts,
-    "alert.acknowledged": Scope.alerts,
-    "alert.resolved": Scope.alerts,
-    "alert.escalated": Scope.alerts,
-    "stock.changed": Scope.stock,
-}
+# What each event type means, who may hear it and how it is ordered: hub/events/catalogue.py. EVENT_SCOPE holds the
+# partnership scope that entitles a partner (an audience member other than the owner) to hear an event, checked
+# against the live partnership when the event is delivered; types without one (dispatches, receipts, lots) are heard
+# by being in the audience written with the event (the parties of a dispatch, DESIGN.md §4).
+__all__ = ["EVENT_SCOPE", "EVENT_TYPES", "Event"]
 
 
 class Event(Document):
@@ -62,6 +30,7 @@ class Event(Document):
     tenant_id: str  # owner
     audience: list[str]  # tenant ids entitled to hear it (always includes the owner)
     payload: dict[str, Any]
+    subject: str | None = None  # the ordering key of its webhook deliveries (hub/events/catalogue.py)
     seq: int | None = None  # stamped after commit by the sequencer; readers see numbered events only
     pending: bool | None = None  # True until numbered (written so by hub.events; the sequencer removes it)
     occurred_at: datetime = Field(default_factory=utcnow)

@@ -68,6 +68,10 @@ class WebhookDeliveryType:
     endpoint_id: strawberry.ID
     webhook_id: str = strawberry.field(description="The webhook-id header: the event id, stable across retries")
     event_type: str
+    subject: str | None = strawberry.field(
+        description="The event's ordering key (lot:<id>, alert:<id>, ...): an endpoint's deliveries about one subject "
+        "are sent in the log's order, each after the one before succeeded or was given up"
+    )
     body: str = strawberry.field(description="The JSON body as sent (signed anew, with a fresh timestamp, per attempt)")
     state: DeliveryState
     attempt_count: int
@@ -85,6 +89,7 @@ class WebhookDeliveryType:
             endpoint_id=strawberry.ID(str(doc.endpoint_id)),
             webhook_id=str(doc.event_id),
             event_type=doc.event_type,
+            subject=doc.subject,
             body=doc.body,
             state=state,
             attempt_count=doc.attempt_count,

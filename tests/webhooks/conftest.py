@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -49,6 +49,7 @@ class Received:
     body: bytes
     at: float
     status: int = 0  # what the receiver answered
+    answered: float = 0.0  # when (monotonic)
 
     @property
     def webhook_id(self) -> str:
@@ -70,6 +71,7 @@ class Receiver:
     delay: Callable[[str], float] = lambda path: 0.0
     in_flight: dict[str, int] = field(default_factory=dict)
     max_in_flight: dict[str, int] = field(default_factory=dict)
+    respond: Callable[[Received], Awaitable[int]] | None = None  # answers instead of script/default when set
 
     def at(self, path: str) -> str:
         return f"{self.url}{path}"
@@ -98,16 +100,20 @@ async def start_receiver() -> AsyncIterator[Receiver]:
         receiver.requests.append(received)
         receiver.in_flight[path] = receiver.in_flight.get(path, 0) + 1
         receiver.max_in_flight[path] = max(receiver.max_in_flight.get(path, 0), receiver.in_flight[path])
+        answer: int | tuple[int, dict[str, str]]
         try:
             pause = receiver.delay(path)
             if pause:
                 await asyncio.sleep(pause)
+            if receiver.respond is not None:
+                answer = await receiver.respond(received)
         finally:
             receiver.in_flight[path] -= 1
-        planned = receiver.script.get(path)
-        answer = planned.pop(0) if planned else receiver.default
+        if receiver.respond is None:
+            planned = receiver.script.get(path)
+            answer = planned.pop(0) if planned else receiver.default
         status, headers = answer if isinstance(answer, tuple) else (answer, {})
-        received.status = status
+        received.status, received.answered = status, time.monotonic()
         return Response(f"answer {status}", status_code=status, headers=headers)
 
     app = Starlette(routes=[Route("/{path:path}", handle, methods=["POST"])])

@@ -41,7 +41,7 @@ DELIVERIES = """
 query($filter: WebhookDeliveryFilter) {
   webhookDeliveries(filter: $filter) {
     edges { node {
-      id endpointId webhookId eventType body state attemptCount nextAttemptAt lastError deliveredAt
+      id endpointId webhookId eventType subject body state attemptCount nextAttemptAt lastError deliveredAt
       attempts { at statusCode durationMs responseExcerpt error }
     } }
   }

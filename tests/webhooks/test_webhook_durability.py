@@ -18,7 +18,7 @@ from webhooks.worker import INTERRUPTED, Worker
 
 
 def stock_event(tenant: str, n: int, id: ObjectId | None = None) -> Event:
-    event = build_event("stock.changed", tenant, [], {"stockChanged": {"sequence": n}})
+    event = build_event("stock.changed", tenant, [], {"stockChanged": {"sequence": n}}, subject=f"lot:{n}")
     if id is not None:
         event.id = id
     return event

@@ -84,7 +84,8 @@ async def test_a_killed_hubs_claims_are_delivered_by_another_hub(
             _, secrets[tenant] = await service.create_endpoint(
                 admin, Settings(webhook_allow_private=True), receiver.at(f"/{tenant}"), []
             )
-        await emit_many(None, [build_event("stock.changed", tenants[n % 4], [], {"sequence": n}) for n in range(COUNT)])
+        await emit_many(None, [build_event("stock.changed", tenants[n % 4], [], {"sequence": n}, subject=f"lot:{n}")
+                               for n in range(COUNT)])
         sequencer = Sequencer(database)  # no hub runs yet: the test numbers the log itself
         while await sequencer.stamp_once():
             pass

@@ -21,7 +21,7 @@ from webhooks.worker import Worker
 
 
 async def dispatch(*tenants_and_counts: tuple[str, int]) -> None:
-    await emit_many(None, [build_event("stock.changed", tenant, [], {"stockChanged": {"n": n}})
+    await emit_many(None, [build_event("stock.changed", tenant, [], {"stockChanged": {"n": n}}, subject=f"lot:{n}")
                            for tenant, count in tenants_and_counts for n in range(count)])
     dispatcher = Dispatcher()
     while await dispatcher.run_once() or dispatcher.more:

@@ -20,7 +20,7 @@ async def test_workers_racing_for_the_same_backlog_send_each_delivery_once(quiet
     # given
     await quiet_hub.tenant("acme", "retailer")
     await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
-    await emit_many(None, [build_event("stock.changed", "acme", [], {"n": n}) for n in range(40)])
+    await emit_many(None, [build_event("stock.changed", "acme", [], {"n": n}, subject=f"lot:{n}") for n in range(40)])
     assert await Dispatcher().run_once() == 40
     clock = ManualClock()
     settings = quiet_hub.settings.with_(webhook_lease_seconds=4.0, webhook_timeout_seconds=1.0)

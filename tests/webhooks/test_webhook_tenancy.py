@@ -186,7 +186,7 @@ async def test_dispatch_parties_hear_dispatch_events_but_stock_needs_the_stock_s
     await create_endpoint(quiet_hub, "shopco", receiver.at("/shopco"))
     # when: a dispatch names Shopco as a party, and a stock change of Acme's names it too
     await emit_many(None, [
-        build_event("dispatch.created", "acme", ["shopco"], {"dispatch": {"ref": "ASN-1"}}),
+        build_event("dispatch.created", "acme", ["shopco"], {"dispatch": {"id": "d1", "ref": "ASN-1"}}),
         build_event("stock.changed", "acme", ["shopco"], {"positions": []}),
     ])
     await dispatcher.run_once()

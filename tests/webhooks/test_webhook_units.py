@@ -10,7 +10,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hub.config import Settings
-from webhooks import retry, signing
+from webhooks import ordering, retry, signing
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -68,7 +68,7 @@ def test_gone_and_five_days_of_failure_disable():
 def test_signatures_verify_with_the_official_library_for_every_active_secret():
     old, new = signing.new_secret(), signing.new_secret()
     event = {"_id": ObjectId(), "type": "stock.changed", "tenant_id": "acme", "occurred_at": NOW,
-             "payload": {"stockChanged": {"onHand": 12, "note": "crème"}}}
+             "subject": "stock:acme", "seq": 7, "payload": {"stockChanged": {"onHand": 12, "note": "crème"}}}
     body = signing.body_for(event)
     now = datetime.now(UTC)
     headers = signing.headers(str(event["_id"]), now, body, [new, old])
@@ -78,7 +78,8 @@ def test_signatures_verify_with_the_official_library_for_every_active_secret():
         assert Webhook(secret).verify(body, headers) == {
             "type": "stock.changed",
             "timestamp": "2026-11-23T12:00:00Z",
-            "data": {"eventId": str(event["_id"]), "ownerId": "acme", "stockChanged": {"onHand": 12, "note": "crème"}},
+            "data": {"eventId": str(event["_id"]), "ownerId": "acme", "subject": "stock:acme", "seq": 7,
+                     "stockChanged": {"onHand": 12, "note": "crème"}},
         }
     with pytest.raises(WebhookVerificationError, match="No matching signature"):
         Webhook(new).verify(body.replace("12", "13"), headers)
@@ -88,3 +89,36 @@ def test_secrets_are_whsec_with_32_random_bytes():
     secret = signing.new_secret()
     assert secret.startswith("whsec_") and len(secret) == len("whsec_") + 44
     assert secret != signing.new_secret()
+
+
+def _pending(seq: int, subject: str | None, *, due: bool = True, token: str | None = None) -> dict:
+    return {"_id": seq, "seq": seq, "subject": subject, "due": due, "lease_token": token}
+
+
+def test_one_subject_goes_in_order_and_a_retry_holds_up_only_its_own_subject():
+    docs = [
+        _pending(1, "lot:a", token="lane:1"),  # in flight in this lane: the next of lot a waits for it
+        _pending(2, "lot:a"),
+        _pending(3, "lot:b", due=False),  # waiting for a retry: lot b's later ones may not go
+        _pending(4, "lot:b"),
+        _pending(5, "lot:c", token="other:1"),  # claimed by another worker: lot c waits too
+        _pending(6, "lot:c"),
+        _pending(7, None),  # no subject (made before ordering): not ordered
+        _pending(8, "lot:d"),
+        _pending(9, "lot:a"),
+    ]
+    blocked: set[str] = set()
+    chosen, after = ordering.in_order(docs, lambda doc: doc["due"] and doc["lease_token"] is None,
+                                      {"lane:1"}, blocked)
+    assert [doc["seq"] for doc in chosen] == [2, 7, 8, 9]
+    assert after == {2: 1, 9: 2}  # each waits for the one before it of its subject
+    assert blocked == {"lot:b", "lot:c"}
+
+
+def test_a_subject_read_over_two_pages_still_waits_for_its_first_page():
+    blocked: set[str] = set()
+    last: dict = {}
+    may_send = lambda doc: doc["due"] and doc["lease_token"] is None  # noqa: E731
+    first, _ = ordering.in_order([_pending(1, "lot:a"), _pending(2, "lot:b", due=False)], may_send, (), blocked, last)
+    second, after = ordering.in_order([_pending(3, "lot:a"), _pending(4, "lot:b")], may_send, (), blocked, last)
+    assert [d["seq"] for d in first + second] == [1, 3] and after == {3: 1} and blocked == {"lot:b"}
