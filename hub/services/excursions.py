@@ -40,6 +40,7 @@ from hub.models.sensor import Sensor
 from hub.models.stock import StockPosition
 from hub.services import audiences, expiry
 from hub.services.alerts import raise_alert, resolve_by_system
+from hub.services.lots import lot_events
 from hub.services.pallets import UnitGoods, dispatches_carrying, goods_on
 from hub.services.sensors import Basis, Goods, basis_of
 
@@ -150,9 +151,10 @@ async def _redate(session: AsyncClientSession, exposed: list[ExposedLot], exposu
         if item.expires_after is None or item.expires_after == item.expires_before:
             continue
         when = to_bson(item.expires_after)
-        await Lot.get_pymongo_collection().update_one(
+        before = await Lot.get_pymongo_collection().find_one_and_update(
             {"_id": item.lot_id}, {"$min": {"effective_expires_on": when}}, session=session
         )
+        await lot_events(session, "lot.redated", [before] if before else [], "temperature excursion")
         await StockPosition.get_pymongo_collection().update_many(
             {"lot_id": item.lot_id}, {"$min": {"effective_expires_on": when}}, session=session
         )

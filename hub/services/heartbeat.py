@@ -20,6 +20,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database
+from hub.events.log import emit
 from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
 from hub.models.location import Location
 from hub.models.sensor import Sensor, states, states_of
@@ -27,6 +28,8 @@ from hub.services import audiences
 from hub.services.alerts import raise_alert, resolve_by_system
 from hub.services.excursions import exposed_units
 from hub.services.sensors import goods_for
+from tenants.access import grantees
+from tenants.models import Scope
 
 log = logging.getLogger("lotpulse.heartbeat")
 RESOLVER = "system:heartbeat"
@@ -113,6 +116,7 @@ async def _raise(
         audience_rule=audiences.sensor_rule(sensor),
     )
     await states().update_one({"_id": sensor.id}, {"$set": {"offline_alert": True}}, session=session)
+    await sensor_event(session, "sensor.offline", sensor, heard, silent_minutes)
 
 
 async def resume(session: AsyncClientSession, sensor: Sensor, now: datetime) -> None:
@@ -121,6 +125,18 @@ async def resume(session: AsyncClientSession, sensor: Sensor, now: datetime) -> 
                                                           session=session)
     if alert is not None:
         await resolve_by_system(session, alert["_id"], RESOLVER, f"readings resumed at {now.isoformat()}")
+    await sensor_event(session, "sensor.online", sensor, now, None)
+
+
+async def sensor_event(
+    session: AsyncClientSession, event_type: str, sensor: Sensor, heard: datetime, silent_minutes: float | None
+) -> None:
+    """``sensor.offline``/``sensor.online``: for the owner, and the owners of goods near it it shares sensors with."""
+    audience = sorted(set(sensor.goods_owners) & await grantees(sensor.tenant_id, Scope.sensors))
+    await emit(session, event_type, sensor.tenant_id, audience, {"sensor": {
+        "id": str(sensor.id), "ownerId": sensor.tenant_id, "deviceId": sensor.device_id, "name": sensor.name,
+        "locationId": str(sensor.location_id), "lastReadingAt": heard.isoformat(), "silentMinutes": silent_minutes,
+    }})
 
 
 HEARTBEAT_INTERVAL_SECONDS = 60.0

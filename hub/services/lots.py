@@ -9,8 +9,9 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from hub.dates import to_bson, utcnow
+from hub.dates import from_bson, to_bson, utcnow
 from hub.errors import BadInput, NotFound
+from hub.events.log import build_event, emit_many
 from hub.models.lot import Lot
 from hub.models.sku import Sku
 from hub.services.text import CODE_MAX, clean_text
@@ -101,3 +102,50 @@ async def use_lot(
     if raw is None:
         raise NotFound(f"lot {lot_code[:40]!r} of {sku.code} not found", field="lotCode")
     return Lot.model_validate(raw)
+
+
+# -- lot events -------------------------------------------------------------------------------------------------------
+
+WATCHED = {"status": "status", "expires_on": "expiresOn", "effective_expires_on": "effectiveExpiresOn"}
+
+
+def _day(value: Any) -> str | None:
+    day = from_bson(value)
+    return day.isoformat() if day is not None else None
+
+
+def lot_payload(lot: dict[str, Any], before: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    """A lot (raw document) as ``lot.*`` events carry it, with the watched fields that changed as they were."""
+    previous = {
+        label: (before.get(name) if name == "status" else _day(before.get(name)))
+        for name, label in WATCHED.items()
+        if before.get(name) != lot.get(name)
+    }
+    return {
+        "lot": {
+            "id": str(lot["_id"]), "ownerId": lot["tenant_id"], "skuId": str(lot["sku_id"]),
+            "lotCode": lot["lot_code"], "status": lot.get("status", "released"), "holdReason": lot.get("hold_reason"),
+            "producedOn": _day(lot.get("produced_on")), "expiresOn": _day(lot.get("expires_on")),
+            "effectiveExpiresOn": _day(lot.get("effective_expires_on")), "updatedAt": lot["updated_at"].isoformat(),
+        },
+        "previous": previous,
+        "reason": reason,
+    }
+
+
+async def lot_events(
+    session: AsyncClientSession | None, event_type: str, before: Sequence[dict[str, Any]], reason: str | None
+) -> None:
+    """``lot.held``/``lot.released``/``lot.redated`` for lots changed in this transaction, given as they were
+    (raw documents; those that did not change are skipped), heard by the lot's owner and the parties of dispatches
+    that carried it (the lot's readers)."""
+    if not before:
+        return
+    now = {doc["_id"]: doc async for doc in Lot.get_pymongo_collection().find(
+        {"_id": {"$in": [doc["_id"] for doc in before]}}, session=session)}
+    events = [
+        build_event(event_type, lot["tenant_id"], lot.get("visible_to", []), lot_payload(lot, old, reason))
+        for old in before
+        if (lot := now.get(old["_id"])) is not None and any(old.get(name) != lot.get(name) for name in WATCHED)
+    ]
+    await emit_many(session, events)

@@ -40,7 +40,7 @@ from hub.services.expiry import on_stock_changed
 from hub.services.known_positions import KnownPositions, known
 from hub.services.lots import use_lot
 from hub.services.skus import resolve_skus
-from hub.services.stock import stock_events
+from hub.services.stock import movement_events, stock_events
 from tenants.access import Access, object_id
 from tenants.roles import Group
 
@@ -323,6 +323,7 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
     if outcome.matched_count != expected_matches:
         raise StaleRead("a position changed concurrently")
     await stock_events(session, tenant_id, stored)
+    await movement_events(session, tenant_id, docs)
     try:
         await movements.insert_many(docs, ordered=True, session=session)
     except (BulkWriteError, DuplicateKeyError) as exc:

@@ -22,6 +22,7 @@ from hub.dates import utcnow
 from hub.db import Database, StaleRead
 from hub.detect.mismatch import ExpectedLine, Mismatch, MismatchKind, ScannedLine, recommendation, reconcile
 from hub.errors import BadInput, Conflict, Forbidden, NotFound
+from hub.events.log import emit
 from hub.models.alert import AlertKind, Decision, Severity, SubjectRef
 from hub.models.dispatch import OPEN_STATUSES, Dispatch, DispatchStatus
 from hub.models.location import Location
@@ -32,7 +33,7 @@ from hub.models.sku import Sku
 from hub.services import audiences, movements
 from hub.services.alerts import raise_alert, resolve_alert
 from hub.services.dispatches import transition
-from hub.services.lots import ensure_lot, use_lot
+from hub.services.lots import ensure_lot, lot_events, use_lot
 from hub.services.pallets import UnitLine, unit_lines, validate_sscc
 from hub.services.skus import resolve_skus
 from tenants.access import Access
@@ -224,15 +225,18 @@ async def _book(
         alert = await _raise(session, dispatch, receipt, outcome.mismatches, held, sku_by_id)
         receipt.alert_id = alert.id
     await receipt.insert(session=session)
+    await emit(session, "receipt.recorded", access.tenant_id, dispatch.parties, receipt_payload(receipt, dispatch))
     if batch:
         await movements.apply(session, access.tenant_id, batch)
     if held:
+        holding = {"_id": {"$in": sorted(held)}, "status": LotStatus.released.value}
+        before = await Lot.get_pymongo_collection().find(holding, session=session).to_list(None)
+        reason = f"receipt {receipt_id} of dispatch {dispatch.ref} did not match its notice"
         await Lot.get_pymongo_collection().update_many(
-            {"_id": {"$in": sorted(held)}, "status": LotStatus.released.value},
-            {"$set": {"status": LotStatus.on_hold.value, "updated_at": now,
-                      "hold_reason": f"receipt {receipt_id} of dispatch {dispatch.ref} did not match its notice"}},
+            holding, {"$set": {"status": LotStatus.on_hold.value, "updated_at": now, "hold_reason": reason}},
             session=session,
         )
+        await lot_events(session, "lot.held", before, reason)
     has_mismatch = dispatch.has_mismatch or not outcome.matched
     status = dispatch.status
     if data.final or outcome.complete:
@@ -244,6 +248,21 @@ async def _book(
     except Conflict as exc:
         raise StaleRead(str(exc)) from exc
     return receipt
+
+
+def receipt_payload(receipt: Receipt, dispatch: Dispatch) -> dict[str, Any]:
+    """The receipt as ``receipt.recorded`` carries it (hub/events/payloads.py)."""
+    return {"receipt": {
+        "id": str(receipt.id), "dispatchId": str(dispatch.id), "dispatchRef": dispatch.ref,
+        "receiverId": receipt.tenant_id, "locationId": str(receipt.location_id), "ref": receipt.ref,
+        "final": receipt.final, "outcome": receipt.outcome.value, "mismatches": len(receipt.mismatches),
+        "heldLotIds": [str(lot) for lot in receipt.held_lot_ids],
+        "lines": [{"skuId": str(line.sku_id) if line.sku_id else None, "skuRef": line.sku_ref,
+                   "lotId": str(line.lot_id) if line.lot_id else None, "lotCode": line.lot_code,
+                   "quantity": line.quantity, "expiresOn": line.expires_on.isoformat() if line.expires_on else None}
+                  for line in receipt.lines],
+        "receivedAt": receipt.received_at.isoformat(),
+    }}
 
 
 def _held_lots(mismatches: list[Mismatch], dispatch: Dispatch, lines: list[ReceiptLine]) -> set[ObjectId]:
@@ -327,8 +346,7 @@ async def resolve_receipt(
         )
         release = sorted(set(receipt.held_lot_ids) - set(still_held))
         released[:] = (await Lot.get_pymongo_collection().find(
-            {"_id": {"$in": release}, "status": LotStatus.on_hold.value}, {"lot_code": 1, "hold_reason": 1},
-            session=session,
+            {"_id": {"$in": release}, "status": LotStatus.on_hold.value}, session=session,
         ).to_list(None))  # what a retried transaction finds, not what an aborted try did
         if release:
             await Lot.get_pymongo_collection().update_many(
@@ -336,6 +354,8 @@ async def resolve_receipt(
                 {"$set": {"status": LotStatus.released.value, "hold_reason": None, "updated_at": now}},
                 session=session,
             )
+            await lot_events(session, "lot.released", released,
+                             f"receipt {receipt.id} resolved" + (f": {note}" if note else ""))
         resolved = await Receipt.find_one({"_id": receipt.id}, session=session)
         if resolved is None:
             raise NotFound("receipt not found")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from hub.dates import utcnow
+from hub.db import run_transaction
 from hub.errors import BadInput, Conflict, NotFound
+from hub.events.log import emit
 from hub.gs1 import normalise_gtin
 from hub.models.sku import Alias, Sku, Storage
 from hub.services.text import CODE_MAX, NAME_MAX, UNIT_MAX, clean_text
-from tenants.access import Access
+from tenants.access import Access, grantees
+from tenants.models import Scope
 from tenants.roles import Group
 
 
@@ -98,25 +104,40 @@ async def upsert_sku(access: Access, data: SkuInput) -> tuple[Sku, bool]:
         raise Conflict("this GTIN is registered to another brand owner", field="gtin")
     collection = Sku.get_pymongo_collection()
     key = {"tenant_id": access.tenant_id, "code": data.code}
-    try:
-        result = await collection.update_one(
-            key, {"$set": fields, "$setOnInsert": {**key, "aliases": [], "created_at": now}}, upsert=True
+    audience = await grantees(access.tenant_id, Scope.sku_master)
+
+    async def work(session: AsyncClientSession) -> tuple[Sku, bool]:
+        before = await collection.find_one_and_update(
+            key, {"$set": fields, "$setOnInsert": {**key, "aliases": [], "created_at": now}}, upsert=True,
+            return_document=ReturnDocument.BEFORE, session=session,
         )
-        created = result.upserted_id is not None
+        sku = await Sku.find_one(key, session=session)
+        if sku is None:
+            raise NotFound("sku not found")
+        if before is None or any(before.get(name) != value for name, value in fields.items() if name != "updated_at"):
+            await emit(session, "sku.created" if before is None else "sku.updated", access.tenant_id, audience,
+                       sku_payload(sku))
+        return sku, before is None
+
+    client = collection.database.client
+    try:
+        return await run_transaction(client, work)
     except DuplicateKeyError:
-        # Either a concurrent first upsert of this code won (update its document), or the GTIN (unique index)
-        # already names another SKU.
+        # Either a concurrent first upsert of this code won (this one now updates its document), or the GTIN
+        # (unique index) already names another SKU.
         try:
-            retried = await collection.update_one(key, {"$set": fields})
+            return await run_transaction(client, work)
         except DuplicateKeyError:
             raise Conflict("this GTIN already names another SKU", field="gtin") from None
-        if retried.matched_count == 0:
-            raise Conflict("this GTIN already names another SKU", field="gtin") from None
-        created = False
-    sku = await Sku.find_one(key)
-    if sku is None:
-        raise NotFound("sku not found")
-    return sku, created
+
+
+def sku_payload(sku: Sku) -> dict[str, Any]:
+    """The SKU as ``sku.*`` events carry it (hub/events/payloads.py)."""
+    return {"sku": {
+        "id": str(sku.id), "ownerId": sku.tenant_id, "code": sku.code, "gtin": sku.gtin, "name": sku.name,
+        "unit": sku.unit, "packSize": sku.pack_size, "shelfLifeDays": sku.shelf_life_days, "category": sku.category,
+        "updatedAt": sku.updated_at.isoformat(),
+    }}
 
 
 async def set_alias(access: Access, sku_id: str, code: str | None) -> Sku:

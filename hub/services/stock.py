@@ -54,6 +54,40 @@ async def stock_events(session: AsyncClientSession, holder: str, positions: list
     await emit_many(session, events)
 
 
+def _movement_summary(holder: str, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    by_kind: dict[str, int] = {}
+    skus: dict[Any, dict[str, Any]] = {}
+    for doc in docs:
+        by_kind[doc["kind"]] = by_kind.get(doc["kind"], 0) + 1
+        sku = skus.setdefault(doc["sku_id"], {"skuId": str(doc["sku_id"]), "skuOwnerId": doc["sku_owner_id"],
+                                              "movements": 0, "quantity": 0})
+        sku["movements"] += 1
+        sku["quantity"] += doc["quantity"]
+    return {"batch": {
+        "holderId": holder, "movements": len(docs), "byKind": by_kind, "skus": list(skus.values()),
+        "locationIds": sorted({str(doc["location_id"]) for doc in docs}),
+        "firstOccurredAt": min(doc["occurred_at"] for doc in docs).isoformat(),
+        "lastOccurredAt": max(doc["occurred_at"] for doc in docs).isoformat(),
+    }}
+
+
+async def movement_events(session: AsyncClientSession, holder: str, docs: list[dict[str, Any]]) -> None:
+    """One ``movements.recorded`` per batch, counted per kind and SKU, for the holder; and for each SKU owner the
+    holder shares stock with, one counting only its SKUs' movements (as ``stock.changed`` splits positions)."""
+    if not docs:
+        return
+    partners = await grantees(holder, Scope.stock)
+    theirs: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        if doc["sku_owner_id"] in partners:
+            theirs.setdefault(doc["sku_owner_id"], []).append(doc)
+    mine = [doc for doc in docs if doc["sku_owner_id"] not in partners]
+    events = [build_event("movements.recorded", holder, [holder], _movement_summary(holder, mine))] if mine else []
+    events += [build_event("movements.recorded", holder, [owner], _movement_summary(holder, owned))
+               for owner, owned in theirs.items()]
+    await emit_many(session, events)
+
+
 async def _with_lot_dates(inserts: list[dict[str, Any]]) -> None:
     """Positions recreated by a rebuild carry their lot's dates, as positions written by movements do."""
     with_lot = [doc for doc in inserts if doc.get("lot_id")]

@@ -30,6 +30,7 @@ from hub.db import Database
 from hub.detect import demand as model
 from hub.detect import transfers as plan
 from hub.errors import BadInput, Conflict, NotFound
+from hub.events.log import emit
 from hub.models.dispatch import Dispatch, DispatchStatus
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
@@ -335,19 +336,52 @@ async def _store(session: AsyncClientSession, tenant: str, sku_id: Any, sku: Sku
         }
         for lot in fields["lots"]:
             lot["expires_on"] = to_bson(lot["expires_on"])
-        await collection.update_one(
+        stored = await collection.update_one(
             {"dedupe_key": key, "status": RecommendationStatus.open.value},
             {"$set": fields, "$setOnInsert": {"created_at": now, "booked_keys": []}},
             upsert=True, session=session,
         )
+        if stored.upserted_id is not None:  # refreshed figures of an open one are no news
+            await recommendation_event(session, "recommendation.created", {"_id": stored.upserted_id})
     stale = {"tenant_id": tenant, "sku_id": sku_id, "status": RecommendationStatus.open.value,
              "kind": PARTNER if kind == TransferKind.partner else {"$ne": PARTNER},
              "dedupe_key": {"$nin": sorted(proposed)}}
+    expiring = await collection.find(stale, {"_id": 1}, session=session).to_list(None)
     await collection.update_many(stale, {"$set": {
         "status": RecommendationStatus.expired.value, "decided_at": now, "decided_by": "system:planning",
         "reason": "the situation changed: no longer needed or no longer possible", "updated_at": now}},
         session=session)
+    for doc in expiring:
+        await recommendation_event(session, "recommendation.dismissed", doc)
     return len(proposed)
+
+
+async def recommendation_event(session: AsyncClientSession, event_type: str, doc: dict[str, Any]) -> None:
+    """A ``recommendation.*`` event of the recommendation as stored now (``doc``: it, or just its ``_id``), heard
+    by its audience: the holder, and the SKU owner while the holder shares ``stock`` with it."""
+    if "status" not in doc:
+        found = await TransferRecommendation.get_pymongo_collection().find_one({"_id": doc["_id"]}, session=session)
+        if found is None:
+            return
+        doc = found
+    await emit(session, event_type, doc["tenant_id"], doc.get("audience", []), {"recommendation": {
+        "id": str(doc["_id"]), "ownerId": doc["tenant_id"], "kind": doc.get("kind", TransferKind.internal.value),
+        "status": doc["status"], "skuId": str(doc["sku_id"]), "skuCode": doc["sku_code"],
+        "skuOwnerId": doc["sku_owner_id"], "fromLocationId": str(doc["from_location_id"]),
+        "toLocationId": str(doc["to_location_id"]), "quantity": doc["quantity"],
+        "lots": [{"lotId": str(lot["lot_id"]) if lot.get("lot_id") else None, "lotCode": lot.get("lot_code"),
+                  "quantity": lot["quantity"], "expiresOn": _day(lot.get("expires_on"))}
+                 for lot in doc.get("lots", [])],
+        "unitsSavedFromExpiry": doc.get("units_saved_from_expiry", 0),
+        "stockoutDaysAvoided": doc.get("stockout_days_avoided", 0.0),
+        "dispatchId": str(doc["dispatch_id"]) if doc.get("dispatch_id") else None, "reason": doc.get("reason"),
+        "updatedAt": doc["updated_at"].isoformat(),
+    }})
+
+
+def _day(value: Any) -> str | None:
+    day = from_bson(value)
+    return day.isoformat() if day is not None else None
 
 
 def _site_figures(site: plan.Site) -> dict[str, Any]:
@@ -419,6 +453,7 @@ async def accept(access: Access, database: Database, recommendation_id: str) -> 
         )
         if raw is None:
             raise Conflict("transfer recommendation changed meanwhile; reload it")
+        await recommendation_event(session, "recommendation.accepted", raw)
         return TransferRecommendation.model_validate(raw)
 
     return await movement_service.run_batch(database, work)
@@ -461,6 +496,7 @@ async def _accept_partner(access: Access, database: Database, found: TransferRec
         )
         if raw is None:
             raise Conflict("transfer recommendation changed meanwhile; reload it")
+        await recommendation_event(session, "recommendation.accepted", raw)
         return TransferRecommendation.model_validate(raw)
 
     return await database.in_transaction(work)
@@ -480,15 +516,20 @@ async def dismiss(access: Access, database: Database, recommendation_id: str, re
     if found.status != RecommendationStatus.open:
         raise Conflict(f"transfer recommendation is {found.status.value}")
     now = utcnow()
-    raw = await TransferRecommendation.get_pymongo_collection().find_one_and_update(
-        {"_id": found.id, "status": RecommendationStatus.open.value},
-        {"$set": {"status": RecommendationStatus.dismissed.value, "decided_at": now, "reason": reason,
-                  "decided_by": f"{access.tenant_id}:{access.principal.subject}", "updated_at": now}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if raw is None:
-        raise Conflict("transfer recommendation changed meanwhile; reload it")
-    return TransferRecommendation.model_validate(raw)
+
+    async def work(session: AsyncClientSession) -> dict[str, Any]:
+        raw = await TransferRecommendation.get_pymongo_collection().find_one_and_update(
+            {"_id": found.id, "status": RecommendationStatus.open.value},
+            {"$set": {"status": RecommendationStatus.dismissed.value, "decided_at": now, "reason": reason,
+                      "decided_by": f"{access.tenant_id}:{access.principal.subject}", "updated_at": now}},
+            return_document=ReturnDocument.AFTER, session=session,
+        )
+        if raw is None:
+            raise Conflict("transfer recommendation changed meanwhile; reload it")
+        await recommendation_event(session, "recommendation.dismissed", raw)
+        return raw
+
+    return TransferRecommendation.model_validate(await database.in_transaction(work))
 
 
 @dataclass
