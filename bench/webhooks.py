@@ -1,6 +1,6 @@
 """Webhook throughput and latency: signed, logged deliveries to a local receiver, next to raw httpx POSTs to it.
 
-    python bench/webhooks.py [--deliveries 2000] [--endpoints 1] [--latency-samples 100]
+    python bench/webhooks.py [--deliveries 2000] [--endpoints 1] [--latency-samples 100] [--subjects N]
 
 Uses LOTPULSE_MONGODB_URI when set, else starts an embedded SecantusDB in a temporary directory. A hub runs in this
 process with its default settings (event bus, sequencer), plus the webhook dispatcher and worker a hub process runs
@@ -9,6 +9,9 @@ process takes. The throughput phase starts the webhook loops on a backlog the hu
 httpx POSTs to the same receiver (uvicorn on 127.0.0.1) at the same concurrency (the per-endpoint limit times the
 endpoints), measured before and after the hub phase in the same run; the gap is what durability costs: numbering
 the event, creating the delivery, claiming it, signing, and recording every attempt.
+
+Deliveries about one subject (the events' ordering key) go one after another; by default each event has its own
+subject, ``--subjects N`` spreads the backlog over N subjects per endpoint to show what ordering costs.
 
 Every MongoDB command of the process is counted with pymongo's command monitoring, so the writes a delivery costs
 are printed next to the rates: amortised over a backlog, and for events that arrive one at a time.
@@ -171,9 +174,10 @@ async def main(args: argparse.Namespace) -> None:
             admin = Access(Principal(tenant_id=tenant, subject="bench", issuer="bench", roles=frozenset({"admin"})))
             await service.create_endpoint(admin, settings, f"{url}/{tenant}", [])
         per_tenant = args.deliveries // args.endpoints
-        # Each event its own subject: deliveries about one subject go one at a time, in order (webhooks/worker.py).
+        # Deliveries about one subject go one at a time, in order (webhooks/worker.py).
+        subjects = args.subjects or per_tenant
         events = [
-            build_event("stock.changed", tenant, [], {"stockChanged": {"n": n}}, subject=f"bench:{n}")
+            build_event("stock.changed", tenant, [], {"stockChanged": {"n": n}}, subject=f"bench:{n % subjects}")
             for tenant in tenant_ids
             for n in range(per_tenant)
         ]
@@ -223,7 +227,7 @@ async def main(args: argparse.Namespace) -> None:
         logged = total / (logged_at - started)
         print(f"database: {'SecantusDB (embedded)' if server else uri.split('@')[-1]}; endpoints: {args.endpoints}; "
               f"per-endpoint concurrency: {settings.webhook_endpoint_concurrency}; load average: "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; subjects per endpoint: {subjects}")
         print(f"raw httpx POST to the receiver (floor):  {floor:8.0f} requests/s  (before {raw_before:.0f}, after "
               f"{raw_after:.0f}; {args.deliveries} requests each)")
         print(f"webhook deliveries arriving (signed):    {arriving:8.0f} deliveries/s  {arriving / floor:.2f}x the "
@@ -257,5 +261,6 @@ if __name__ == "__main__":
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--endpoints", type=int, default=1)
     parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument("--subjects", type=int, default=0, help="ordering keys per endpoint (0: one per event)")
     parser.add_argument("--verbose", action="store_true", help="every counted command by collection")
     asyncio.run(main(parser.parse_args()))
