@@ -115,6 +115,10 @@ async def test_the_parties_see_a_pallet_and_another_tenant_cannot_see_or_receive
             ("ASN-I", 0, PALLET, 970), ("ASN-I", 1, CASES, 30)], tenant
     cases = (await supply.hub.ok(PALLET_QUERY, {"sscc": CASES}, tenant="shopco"))["pallet"]["lines"]
     assert [(l["sscc"], l["inSscc"]) for l in cases] == [(CASES, PALLET)]
+    # a partner of the shipper that is no party of this dispatch does not see the pallet
+    other = await supply.dispatch([yogurt_line(10, "B240315", sscc=OTHER)], ref="ASN-J")
+    body = await supply.hub.gql(PALLET_QUERY, {"sscc": OTHER}, tenant="haul")
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", (other, body)
     # a stranger: the pallet, its dispatch and a receipt against it are all NOT_FOUND
     for query, variables in ((PALLET_QUERY, {"sscc": PALLET}),
                              (f"query($id: ID!) {{ dispatch(id: $id) {{ {LINES} }} }}", {"id": dispatch["id"]}),
