@@ -117,7 +117,7 @@ async def goods_for(
 async def register_sensor(
     access: Access,
     device_id: str,
-    location_id: str,
+    location_id: str | None,
     name: str | None = None,
     lot_ids: list[str] | None = None,
     dispatch_id: str | None = None,
@@ -128,7 +128,9 @@ async def register_sensor(
     """Register the device, or move/re-attach it (same device id): answers (sensor, created).
 
     Attached to pallets or cases (``ssccs``), it watches only the goods on them: each must be on a dispatch the caller
-    is a party to (another tenant's pallets answer NOT_FOUND, like their dispatches).
+    is a party to (another tenant's pallets answer NOT_FOUND, like their dispatches). A logger travelling with a
+    dispatch or pallets may leave out its location: the caller's end of that dispatch (the shipper's origin, the
+    consignee's destination) is where it reports from.
     """
     access.require(Group.operations)
     for value, name in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
@@ -137,7 +139,6 @@ async def register_sensor(
     device_id = device_id.strip()
     if not device_id or len(device_id) > 200:
         raise BadInput("device id must be 1-200 characters", field="deviceId")
-    location = await access.get(Location, location_id, access.locations("write"), "location")
     lots = []
     for lot_id in dict.fromkeys(lot_ids or []):
         lots.append(await access.get(Lot, lot_id, access.lots("use"), "lot"))
@@ -145,9 +146,15 @@ async def register_sensor(
     if dispatch_id is not None:
         dispatch = await access.get(Dispatch, dispatch_id, access.dispatches("read"), "dispatch")
     units = list(dict.fromkeys(validate_sscc(sscc, f"ssccs.{n}") for n, sscc in enumerate(ssccs or [])))
+    carrying: list[Dispatch] = []
     for n, sscc in enumerate(units):
-        if not await dispatches_carrying([access.tenant_id], [sscc]):
+        found = await dispatches_carrying([access.tenant_id], [sscc])
+        if not found:
             raise NotFound(f"ssccs.{n}: no dispatch of yours carries SSCC {sscc}", field=f"ssccs.{n}")
+        carrying += found
+    if location_id is None:
+        location_id = _own_end([*([dispatch] if dispatch else []), *carrying], access.tenant_id)
+    location = await access.get(Location, location_id, access.locations("write"), "location")
     now = utcnow()
     key = {"tenant_id": access.tenant_id, "device_id": device_id}
     collection = Sensor.get_pymongo_collection()
@@ -176,6 +183,16 @@ async def register_sensor(
     await Sensor.get_pymongo_collection().update_one({"_id": sensor.id}, {"$set": {"goods_owners": owners}})
     sensor.goods_owners = owners
     return sensor, result.upserted_id is not None
+
+
+def _own_end(dispatches: list[Dispatch], tenant_id: str) -> str:
+    for dispatch in dispatches:
+        end = dispatch.from_location_id if dispatch.tenant_id == tenant_id else (
+            dispatch.to_location_id if dispatch.consignee_id == tenant_id else None)
+        if end is not None:
+            return str(end)
+    raise BadInput("say at which of your locations the sensor reports from (no dispatch it travels with names "
+                   "your end)", field="locationId")
 
 
 async def visible_sensor(access: Access, sensor_id: str) -> Sensor:

@@ -32,7 +32,7 @@ class Mutation:
         sensor, created = await sensor_service.register_sensor(
             access,
             input.device_id,
-            str(input.location_id),
+            str(input.location_id) if input.location_id is not None else None,
             input.name,
             [str(i) for i in input.lot_ids or []],
             str(input.dispatch_id) if input.dispatch_id else None,

@@ -75,7 +75,10 @@ class SensorType:
 @strawberry.input
 class RegisterSensorInput:
     device_id: str
-    location_id: strawberry.ID
+    location_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Where it reports from; optional with dispatchId or ssccs (your end of the "
+        "dispatch: the shipper's origin, the consignee's destination)"
+    )
     name: str | None = None
     lot_ids: list[strawberry.ID] | None = None
     dispatch_id: strawberry.ID | None = None

@@ -38,15 +38,18 @@ async def _pallet(cold, hub) -> tuple[str, str]:
     lines = [{"sku": "SALAD-C", "lotCode": "B240315", "quantity": 3 * PACK, "expiresOn": expires, "sscc": CASES,
               "inSscc": PALLET},
              {"sku": "SALAD-C", "lotCode": "B240315", "quantity": 97 * PACK, "expiresOn": expires, "sscc": PALLET}]
-    dispatch = await hub.ok(CREATE_DISPATCH, {"input": {"ref": "ASN-PAL", "consigneeId": "shopmart",
-                                                        "lines": lines}}, tenant="freshco")
+    dispatch = await hub.ok(CREATE_DISPATCH, {"input": {"ref": "ASN-PAL", "consigneeId": "shopmart", "lines": lines,
+                                                        "fromLocationId": dock["createLocation"]["id"]}},
+                            tenant="freshco")
     return dispatch["createDispatch"]["id"], dock["createLocation"]["id"]
 
 
 async def test_a_spike_on_three_cases_of_a_hundred_case_pallet_exposes_and_re_dates_only_them(cold, hub):
     dispatch, dock = await _pallet(cold, hub)
-    logger = {"deviceId": "case-logger", "locationId": dock, "ssccs": [CASES]}
-    sensor = (await hub.ok(REGISTER_SENSOR, {"input": logger}, tenant="freshco"))["registerSensor"]["sensor"]["id"]
+    logger = {"deviceId": "case-logger", "ssccs": [CASES]}  # it reports from the shipper's end: the dock
+    registered = (await hub.ok(REGISTER_SENSOR, {"input": logger}, tenant="freshco"))["registerSensor"]["sensor"]
+    sensor = registered["id"]
+    assert registered["locationId"] == dock
 
     report = await cold.ingest([{"sensorId": sensor, "readings": readings(SPIKE, minutes_ago(45))}], tenant="freshco")
 
@@ -127,7 +130,12 @@ async def test_only_a_party_attaches_a_sensor_to_a_pallet_and_a_bad_sscc_is_refu
         assert error["extensions"]["field"] == f"ssccs.{len(ssccs) - 1}", error
         assert says in error["message"], error["message"]
     assert await Sensor.count() == before
-    # the consignee, a party of the dispatch, may put its own logger on the pallet
-    registered = await hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "shop-logger", "locationId": cold.shelf,
-                                                          "ssccs": [PALLET]}}, tenant="shopmart")
+    # the consignee, a party of the dispatch, may put its own logger on the pallet (saying where: the dispatch names
+    # no destination of its)
+    logger = {"deviceId": "shop-logger", "ssccs": [PALLET]}
+    body = await hub.gql(REGISTER_SENSOR, {"input": logger}, tenant="shopmart")
+    assert (body["errors"][0]["extensions"]["code"], body["errors"][0]["extensions"]["field"]) == (
+        "BAD_USER_INPUT", "locationId")
+    assert await Sensor.count() == before
+    registered = await hub.ok(REGISTER_SENSOR, {"input": {**logger, "locationId": cold.shelf}}, tenant="shopmart")
     assert registered["registerSensor"]["created"]
