@@ -10,8 +10,8 @@ Scans of barcodes (element strings, HRI) are another matter: see the GS1 scan pa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from hub.gs1 import check_digit
@@ -23,8 +23,7 @@ _DL_KEYS = {"01": "gtin", "00": "sscc", "414": "gln", "417": "pgln", "8003": "gr
             "253": "gdti"}
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     """One GS1 identifier. ``kind`` is the EPC scheme (``sgtin``, ``lgtin``, ``gtin`` for a class without lot,
     ``sscc``, ``sgln``, ``pgln``, ``grai``, ``giai``, ``gsrn``, ``gdti``); ``value`` the GS1 key itself (GTIN-14,
     SSCC-18, GLN-13 ...)."""
@@ -39,7 +38,7 @@ class Key:
     def gtin(self) -> str | None:
         return self.value if self.kind in ("sgtin", "lgtin", "gtin") else None
 
-    @cached_property
+    @property
     def digital_link(self) -> str:
         if self.kind in ("sgtin", "lgtin", "gtin"):
             tail = f"/10/{self.lot}" if self.lot is not None else f"/21/{self.serial}" if self.serial else ""
@@ -134,6 +133,7 @@ def parse(uri: str) -> Key | None:
     return key
 
 
+@lru_cache(maxsize=65536)  # every identifier of a captured event is canonicalised for its hash and its index fields
 def canonical(uri: str) -> str | None:
     """The canonical GS1 Digital Link URI of an identifier, ``None`` if it names no GS1 key."""
     key = parse(uri)

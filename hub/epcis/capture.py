@@ -35,6 +35,7 @@ EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "Transform
 BEHAVIOURS = ("rollback", "proceed")
 LINKED = ("dispatch", "receipt")  # records that exports answer as the captured event that made them
 CHUNK = 100  # events normalised and inserted together
+BODY_COPIES = ("event_id", "event_type", "action")  # index fields that are the body's own values, not stored twice
 
 
 class CaptureRefused(Exception):
@@ -65,7 +66,7 @@ def _too_deep(value: Any, limit: int) -> bool:
         if depth > limit:
             return True
         level = [child for node in level for child in (node.values() if isinstance(node, dict) else node)
-                 if isinstance(child, dict | list)]
+                 if isinstance(child, (dict, list))]
     return False
 
 
@@ -130,15 +131,26 @@ def _canonical(uri: Any) -> str | None:
     return epc.canonical(uri) or uri
 
 
+def _canonical_set(found: set[str], uris: Any) -> set[str]:
+    """``found`` with the canonical forms of ``uris`` (a list from the event; anything but strings skipped)."""
+    for uri in uris or ():
+        if isinstance(uri, str):
+            value = epc.canonical(uri) or uri
+            if value:
+                found.add(value)
+    return found
+
+
 def index_fields(event: Mapping[str, Any]) -> dict[str, Any]:
     """The normal forms queries match on (see ``EpcisEvent``)."""
-    epcs = [_canonical(u) for u in [*(event.get("epcList") or []), *(event.get("childEPCs") or [])]]
-    others = [_canonical(u) for u in [event.get("parentID"), *(event.get("inputEPCList") or []),
-                                       *(event.get("outputEPCList") or [])]]
-    classes = [_canonical(q.get("epcClass")) for key in QUANTITY_LISTS for q in event.get(key) or []
-               if isinstance(q, Mapping)]
-    where = {f: (event.get(f) or {}).get("id") if isinstance(event.get(f), Mapping) else None
-             for f in ("readPoint", "bizLocation")}
+    epcs = _canonical_set(_canonical_set(set(), event.get("epcList")), event.get("childEPCs"))
+    others = _canonical_set(set(), [event.get("parentID")])
+    for key in ("inputEPCList", "outputEPCList"):
+        _canonical_set(others, event.get(key))
+    classes: set[str] = set()
+    for key in QUANTITY_LISTS:
+        _canonical_set(classes, [q.get("epcClass") for q in event.get(key) or () if isinstance(q, dict)])
+    read_point, location = event.get("readPoint"), event.get("bizLocation")
     step, disposition = event.get("bizStep"), event.get("disposition")
     return {
         "event_id": event["eventID"],
@@ -147,12 +159,22 @@ def index_fields(event: Mapping[str, Any]) -> dict[str, Any]:
         "action": event.get("action"),
         "biz_step": (bare("bizStep", step) or step) if isinstance(step, str) else None,
         "disposition": (bare("disposition", disposition) or disposition) if isinstance(disposition, str) else None,
-        "read_point": _canonical(where["readPoint"]),
-        "biz_location": _canonical(where["bizLocation"]),
-        "epcs": sorted({e for e in epcs if e}),
-        "any_epcs": sorted({e for e in [*epcs, *others] if e}),
-        "classes": sorted({c for c in classes if c}),
+        "read_point": _canonical(read_point.get("id")) if isinstance(read_point, dict) else None,
+        "biz_location": _canonical(location.get("id")) if isinstance(location, dict) else None,
+        "epcs": sorted(epcs),
+        "any_epcs": sorted(epcs | others) if others - epcs else sorted(epcs),
+        "classes": sorted(classes),
     }
+
+
+def stored_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``index_fields`` as stored: without what the body already holds as is (eventID, type, action), without
+    empty values, and ``any_epcs`` only when it holds more than ``epcs`` (on SecantusDB every stored field costs
+    capture throughput; queries read the body's copy, and ``epcs`` for an absent ``any_epcs``)."""
+    fields = index_fields(event)
+    if fields["any_epcs"] == fields["epcs"]:
+        del fields["any_epcs"]
+    return {k: v for k, v in fields.items() if k not in BODY_COPIES and v is not None and v != []}
 
 
 async def capture(access: Access, database: Database, settings: Settings, raw: bytes, behaviour: str) -> CaptureJob:
@@ -199,7 +221,7 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
                 pending.append(await _new_event(access, database, settings, job, key, event, now))
             else:  # only stored: no coroutine, no lookups
                 pending.append({"_id": key, "tenant_id": access.tenant_id, "record_time": now, "body": event,
-                                "capture_id": job.capture_id, **index_fields(event)})
+                                "capture_id": job.capture_id, **stored_fields(event)})
         if pending:
             inflight.append(asyncio.create_task(_store(pending)))
             await asyncio.sleep(0)  # let the driver send it before the next chunk's work
@@ -218,7 +240,7 @@ async def _new_event(access: Access, database: Database, settings: Settings, job
     mapped, audience, note = (await mapping.map_event(access, database, settings, event, event["eventID"])
                               if maps else ([], [], None))
     stored_event = {"_id": key, "tenant_id": access.tenant_id, "record_time": now, "body": event,
-                    "capture_id": job.capture_id, **index_fields(event)}
+                    "capture_id": job.capture_id, **stored_fields(event)}
     if maps:  # the others are only stored (``mapping.stored_only`` says so when they are read back)
         stored_event.update(audience=audience, mapped=[m.model_dump() for m in mapped], note=note)
         job.outcomes.append({"eventID": event["eventID"], "mapped": stored_event["mapped"],

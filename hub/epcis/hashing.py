@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from hub import epc
@@ -40,17 +42,31 @@ _ORDER = ("eventTime", "eventTimeZoneOffset", "certificationInfo", "parentID", "
           "childEPCs", "quantityList", "childQuantityList", "inputQuantityList", "outputEPCList",
           "outputQuantityList", "action", "transformationID", "bizStep", "disposition", "persistentDisposition",
           "readPoint", "bizLocation", "sensorElementList")
+_ORDERED = frozenset(_ORDER)
 _SKIPPED = {"type", "eventID", "recordTime", "errorDeclaration"}
 _NUMERIC_START = frozenset("+-.0123456789iInN")  # what float() might read: digits, signs, inf, nan
+# A UTC time to the millisecond is already in the pre-hash form.
+_UTC_MILLIS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 Namespaces = Mapping[str, str]
+
+
+class _Prefixes(dict[str, str]):
+    """The prefixes in force for one event, hashable (by content) so that rendered values can be cached."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        super().__init__(items)
+        self._hash = hash(frozenset(self.items()))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return self._hash
 
 
 def namespaces(context: Any) -> dict[str, str]:
     """Prefixes a document's own ``@context`` declares (``{"ex": "https://ns.example.org/"}``)."""
     found: dict[str, str] = {}
     for entry in context if isinstance(context, list) else [context]:
-        if isinstance(entry, Mapping):
+        if isinstance(entry, dict):
             found.update({k: v for k, v in entry.items() if isinstance(v, str)})
     return found
 
@@ -63,6 +79,8 @@ def _expand(text: str, ns: Namespaces, as_key: bool) -> str:
 
 
 def _timestamp(text: str) -> str:
+    if len(text) == 24 and _UTC_MILLIS.fullmatch(text):
+        return text  # what the conversion below would answer, valid date or not
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
@@ -82,8 +100,12 @@ def _number(text: str) -> str:
     return str(int(number)) if number == int(number) else str(number)
 
 
-def _value(key: str, value: Any, ns: Namespaces, bare: str | None = None) -> str:
-    text = (value if isinstance(value, str) else str(value)).strip()
+def _value(key: str, value: Any, ns: _Prefixes, bare: str | None = None) -> str:
+    return _rendered(key, (value if isinstance(value, str) else str(value)).strip(), ns, bare)
+
+
+@lru_cache(maxsize=16384)  # locations, steps, dispositions, offsets and transactions repeat from event to event
+def _rendered(key: str, text: str, ns: _Prefixes, bare: str | None) -> str:
     if not text:
         return ""
     lowered = key.lower()
@@ -103,21 +125,21 @@ def _value(key: str, value: Any, ns: Namespaces, bare: str | None = None) -> str
     return text
 
 
-def _field(key: str, value: Any, ns: Namespaces, bare: str | None = None) -> str:
+def _field(key: str, value: Any, ns: _Prefixes, bare: str | None = None) -> str:
     text = _value(key, value, ns, bare)
     return f"{key}={text}" if text else ""
 
 
-def _ordered(obj: Mapping[str, Any], order: tuple[str, ...], ns: Namespaces, bare: Mapping[str, str]) -> str:
+def _ordered(obj: Mapping[str, Any], order: tuple[str, ...], ns: _Prefixes, bare: Mapping[str, str]) -> str:
     """Fields of a nested object in the given order, then its extension fields (sorted)."""
-    parts = [_field(k, obj[k], ns, bare.get(k)) for k in order if k in obj and not isinstance(obj[k], dict | list)]
+    parts = [_field(k, obj[k], ns, bare.get(k)) for k in order if k in obj and not isinstance(obj[k], (dict, list))]
     extensions = sorted(_generic(k, v, ns) for k, v in obj.items() if k not in order and ":" in k)
     return "".join(parts) + "".join(extensions)
 
 
-def _generic(key: str, value: Any, ns: Namespaces, sort: bool = True) -> str:
+def _generic(key: str, value: Any, ns: _Prefixes, sort: bool = True) -> str:
     name = _expand(key, ns, as_key=True)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         children = [_generic(k, v, ns) for k, v in value.items() if not k.startswith("@")]
         return name + "".join(sorted(children) if sort else children)
     if isinstance(value, list):
@@ -126,10 +148,10 @@ def _generic(key: str, value: Any, ns: Namespaces, sort: bool = True) -> str:
     return name + ("=" + text if text else "")
 
 
-def _pairs(name: str, items: list[Any], ns: Namespaces) -> str:
+def _pairs(name: str, items: list[Any], ns: _Prefixes) -> str:
     rendered = []
     for item in items:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         kind = _field("type", item["type"], ns, _PAIR_TYPE[name]) if "type" in item else ""
         value_key = _PAIR_VALUE[name]
@@ -137,46 +159,46 @@ def _pairs(name: str, items: list[Any], ns: Namespaces) -> str:
     return name + "".join(sorted(rendered)) if any(rendered) else ""
 
 
-def _sensor_element(element: Mapping[str, Any], ns: Namespaces) -> str:
+def _sensor_element(element: Mapping[str, Any], ns: _Prefixes) -> str:
     text = "sensorElement"
     metadata = element.get("sensorMetadata")
-    if isinstance(metadata, Mapping):
+    if isinstance(metadata, dict):
         inner = _ordered(metadata, _METADATA, ns, {})
         text += "sensorMetadata" + inner if inner else ""
-    reports = [r for r in element.get("sensorReport", []) if isinstance(r, Mapping)]
+    reports = [r for r in element.get("sensorReport", []) if isinstance(r, dict)]
     text += "".join(sorted("sensorReport" + _ordered(r, _REPORT, ns, _BARE) for r in reports))
     extensions = [_generic(k, v, ns) for k, v in element.items() if k not in ("sensorMetadata", "sensorReport")]
     return text + "".join(sorted(extensions))
 
 
-def _known(key: str, value: Any, ns: Namespaces) -> str:
+def _known(key: str, value: Any, ns: _Prefixes) -> str:
     if key in _EPC_LISTS:
         epcs = sorted(_field("epc", item, ns) for item in value if isinstance(item, str))
         return key + "".join(epcs) if any(epcs) else ""
     if key in _QUANTITY_LISTS:
         elements = sorted("quantityElement" + _ordered(item, _QUANTITY, ns, {})
-                          for item in value if isinstance(item, Mapping))
+                          for item in value if isinstance(item, dict))
         return key + "".join(elements) if elements else ""
     if key == "persistentDisposition":
         parts = [_field(k, v, ns, _BARE[k]) for k in ("set", "unset") for v in sorted(value.get(k, []))]
         return key + "".join(parts) if any(parts) else ""
     if key in ("readPoint", "bizLocation"):
-        inner = _ordered(value, ("id",), ns, {}) if isinstance(value, Mapping) else ""
+        inner = _ordered(value, ("id",), ns, {}) if isinstance(value, dict) else ""
         return key + inner if inner else ""
     if key == "sensorElementList":
-        elements = sorted(_sensor_element(e, ns) for e in value if isinstance(e, Mapping))
+        elements = sorted(_sensor_element(e, ns) for e in value if isinstance(e, dict))
         return key + "".join(elements) if elements else ""
     return _field(key, value, ns, _BARE.get(key))
 
 
 def pre_hash(event: Mapping[str, Any], ns: Namespaces | None = None) -> str:
     """The canonical pre-hash string of one event (``ns``: the prefixes of its document's ``@context``)."""
-    ns = {**(ns or {}), **namespaces(event.get("@context"))}
+    ns = _Prefixes({**(ns or {}), **namespaces(event.get("@context"))}.items())
     head = f"eventType={event.get('type', '')}"
     known = "".join(_known(k, event[k], ns) for k in _ORDER if k in event)
     rest = []
     for key, value in event.items():
-        if key in _ORDER or key in _SKIPPED or key.startswith("@"):
+        if key in _ORDERED or key in _SKIPPED or key.startswith("@"):
             continue
         pairs = key in _PAIR_VALUE and isinstance(value, list)
         rest.append(_pairs(key, value, ns) if pairs else _generic(key, value, ns))

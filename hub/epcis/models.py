@@ -34,7 +34,8 @@ def tenant_range(tenant_id: str) -> dict[str, Any]:
 
 class EpcisEvent(Document):
     """One captured event. ``body`` is the event as captured (with its document's ``@context``); the other fields
-    are its normal forms for queries: CBV words bare, identifiers as canonical GS1 Digital Link URIs.
+    are its normal forms for queries: CBV words bare, identifiers as canonical GS1 Digital Link URIs. Queries read
+    the type, action and eventID in the body; empty fields are not stored (``capture.stored_fields``).
 
     There is no secondary index on purpose: on SecantusDB any one of them, even a partial index no event enters,
     halves capture throughput (bench/epcis.py). The key (``event_key``) gives uniqueness per tenant and each
@@ -44,17 +45,15 @@ class EpcisEvent(Document):
     id: str  # type: ignore[assignment]  # event_key(tenant_id, event_id)
     tenant_id: str  # who captured it
     audience: list[str] = Field(default_factory=list)  # other tenants that may read it: parties of its dispatch
-    event_id: str
-    event_type: str
     event_time: datetime
     record_time: datetime = Field(default_factory=utcnow)
-    action: str | None = None
     biz_step: str | None = None
     disposition: str | None = None
     read_point: str | None = None
     biz_location: str | None = None
     epcs: list[str] = Field(default_factory=list)  # MATCH_epc: epcList and childEPCs
-    any_epcs: list[str] = Field(default_factory=list)  # MATCH_anyEPC: also parentID, input and output EPCs
+    any_epcs: list[str] = Field(default_factory=list)  # MATCH_anyEPC: also parentID, input and output EPCs (absent
+    # when it would repeat epcs)
     classes: list[str] = Field(default_factory=list)  # epcClass of every quantity list
     body: dict[str, Any]
     capture_id: str | None = None

@@ -123,14 +123,16 @@ def _pattern(value: str) -> dict[str, Any] | str:
 def mongo_filter(query: Query) -> dict[str, Any]:
     """The query's conditions on stored events (their normal-form fields)."""
     clauses: list[dict[str, Any]] = []
-    columns = {"eventType": "event_type", "EQ_action": "action", "EQ_bizStep": "biz_step",
+    columns = {"eventType": "body.type", "EQ_action": "body.action", "EQ_bizStep": "biz_step",
                "EQ_disposition": "disposition", "EQ_readPoint": "read_point", "EQ_bizLocation": "biz_location"}
     for name, column in columns.items():
         if name in query.lists:
             clauses.append({column: {"$in": query.lists[name]}})
-    for name, column in (("MATCH_epc", "epcs"), ("MATCH_anyEPC", "any_epcs"), ("MATCH_epcClass", "classes")):
+    # any_epcs is stored only when it holds more than epcs (capture.stored_fields)
+    for name, columns_of in (("MATCH_epc", ("epcs",)), ("MATCH_anyEPC", ("epcs", "any_epcs")),
+                             ("MATCH_epcClass", ("classes",))):
         if name in query.lists:
-            clauses.append({"$or": [{column: _pattern(value)} for value in query.lists[name]]})
+            clauses.append({"$or": [{column: _pattern(value)} for value in query.lists[name] for column in columns_of]})
     for name, value in query.times.items():
         op = "$gte" if name.startswith("GE_") else "$lt"
         clauses.append({"event_time" if name.endswith("eventTime") else "record_time": {op: value}})

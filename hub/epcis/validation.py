@@ -89,27 +89,36 @@ def _cbv_values(event: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
         if isinstance(event.get(key), str):
             yield vocabulary, f"/{key}", event[key]
     persistent = event.get("persistentDisposition")
-    if isinstance(persistent, Mapping):
+    if isinstance(persistent, dict):
         for part in ("set", "unset"):
             for n, value in enumerate(persistent.get(part) or []):
                 yield "disposition", f"/persistentDisposition/{part}/{n}", value
     for key, vocabulary in (("bizTransactionList", "bizTransaction-type"), ("sourceList", "source-dest-type"),
                             ("destinationList", "source-dest-type")):
         for n, item in enumerate(event.get(key) or []):
-            if isinstance(item, Mapping) and isinstance(item.get("type"), str):
+            if isinstance(item, dict) and isinstance(item.get("type"), str):
                 yield vocabulary, f"/{key}/{n}/type", item["type"]
     declaration = event.get("errorDeclaration")
-    if isinstance(declaration, Mapping) and isinstance(declaration.get("reason"), str):
+    if isinstance(declaration, dict) and isinstance(declaration.get("reason"), str):
         yield "error-reason", "/errorDeclaration/reason", declaration["reason"]
     for n, element in enumerate(event.get("sensorElementList") or []):
-        for m, report in enumerate(element.get("sensorReport") or [] if isinstance(element, Mapping) else []):
-            if isinstance(report, Mapping) and isinstance(report.get("component"), str):
+        for m, report in enumerate(element.get("sensorReport") or [] if isinstance(element, dict) else []):
+            if isinstance(report, dict) and isinstance(report.get("component"), str):
                 yield "component", f"/sensorElementList/{n}/sensorReport/{m}/component", report["component"]
+
+
+@cache
+def _spellings(vocabulary: str) -> frozenset[str]:
+    """Every accepted spelling of the vocabulary's words: bare, CBV web URI and old URN."""
+    web, urn = VOCABULARIES[vocabulary]
+    return frozenset(f for w in words(vocabulary) for f in (w, CBV_WEB + web + w, urn + w))
 
 
 def cbv_errors(event: Mapping[str, Any], at: str = "") -> list[Problem]:
     problems = []
     for vocabulary, pointer, value in _cbv_values(event):
+        if value in _spellings(vocabulary):
+            continue
         word = bare(vocabulary, value)
         if word is not None and word not in words(vocabulary):
             problems.append(Problem(at + pointer, f"{value!r} is not a CBV {vocabulary.split('-')[0]}"))

@@ -63,6 +63,10 @@ async def test_official_examples_are_captured_validated_mapped_and_queried_back(
     assert await ids(MATCH_epc="urn:epc:idpat:sgtin:0614141.107346.*") == {ship_id, receive_id, aggregation_id}
     assert await ids(MATCH_epc="urn:epc:id:sscc:0614141.1234567890") == set()  # a parent is no epcList member
     assert await ids(MATCH_anyEPC="urn:epc:id:sscc:0614141.1234567890") == {aggregation_id}
+    # anyEPC also finds the epcList members of events stored without a separate any_epcs (no parent, no inputs)
+    assert await ids(MATCH_anyEPC="urn:epc:id:sgtin:0614141.107346.2018") == {ship_id, receive_id, aggregation_id}
+    assert await ids(EQ_action="OBSERVE", EQ_bizStep="shipping") == {ship_id}
+    assert await ids(EQ_action="DELETE") == set()
     assert await ids(EQ_readPoint="urn:epc:id:sgln:4012345.00005.0") == sensor_ids
     assert await ids(EQ_bizLocation="urn:epc:id:sgln:0012345.11111.0") == {receive_id}
     assert await ids(GE_eventTime="2019-01-01T00:00:00Z", LT_eventTime="2020-01-01T00:00:00+00:00") == {
