@@ -117,10 +117,14 @@ def _from_digital_link(uri: str) -> Key | None:
     return None
 
 
-@lru_cache(maxsize=65536)  # read points, locations and classes repeat; every id is parsed for hash and index
+@lru_cache(maxsize=65536)  # read points, locations and classes repeat
 def parse(uri: str) -> Key | None:
     """The GS1 key an EPC URI, EPC class URI or GS1 Digital Link URI names; ``None`` for anything else (a private
     identifier, a malformed URI). Check digits of Digital Link keys are verified."""
+    return _parse(uri)
+
+
+def _parse(uri: str) -> Key | None:
     uri = uri.strip()
     match = _EPC.match(uri)
     if match:
@@ -136,5 +140,5 @@ def parse(uri: str) -> Key | None:
 @lru_cache(maxsize=65536)  # every identifier of a captured event is canonicalised for its hash and its index fields
 def canonical(uri: str) -> str | None:
     """The canonical GS1 Digital Link URI of an identifier, ``None`` if it names no GS1 key."""
-    key = parse(uri)
+    key = _parse(uri)
     return key.digital_link if key else None

@@ -131,25 +131,27 @@ def _canonical(uri: Any) -> str | None:
     return epc.canonical(uri) or uri
 
 
-def _canonical_set(found: set[str], uris: Any) -> set[str]:
-    """``found`` with the canonical forms of ``uris`` (a list from the event; anything but strings skipped)."""
-    for uri in uris or ():
-        if isinstance(uri, str):
-            value = epc.canonical(uri) or uri
-            if value:
-                found.add(value)
+def _canonical_set(event: Mapping[str, Any], keys: tuple[str, ...]) -> set[str]:
+    """The canonical forms of the identifiers the event lists under ``keys`` (anything but strings skipped)."""
+    found = set()
+    for key in keys:
+        for uri in event.get(key) or ():
+            if isinstance(uri, str):
+                value = epc.canonical(uri) or uri
+                if value:
+                    found.add(value)
     return found
 
 
 def index_fields(event: Mapping[str, Any]) -> dict[str, Any]:
     """The normal forms queries match on (see ``EpcisEvent``)."""
-    epcs = _canonical_set(_canonical_set(set(), event.get("epcList")), event.get("childEPCs"))
-    others = _canonical_set(set(), [event.get("parentID")])
-    for key in ("inputEPCList", "outputEPCList"):
-        _canonical_set(others, event.get(key))
-    classes: set[str] = set()
-    for key in QUANTITY_LISTS:
-        _canonical_set(classes, [q.get("epcClass") for q in event.get(key) or () if isinstance(q, dict)])
+    epcs = _canonical_set(event, ("epcList", "childEPCs"))
+    others = _canonical_set(event, ("inputEPCList", "outputEPCList"))
+    parent = _canonical(event.get("parentID"))
+    if parent:
+        others.add(parent)
+    classes = {c for key in QUANTITY_LISTS for q in event.get(key) or () if isinstance(q, dict)
+               for c in [_canonical(q.get("epcClass"))] if c}
     read_point, location = event.get("readPoint"), event.get("bizLocation")
     step, disposition = event.get("bizStep"), event.get("disposition")
     return {
