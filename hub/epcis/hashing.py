@@ -104,8 +104,7 @@ def _value(key: str, value: Any, ns: _Prefixes, bare: str | None = None) -> str:
     return _rendered(key, (value if isinstance(value, str) else str(value)).strip(), ns, bare)
 
 
-@lru_cache(maxsize=16384)  # locations, steps, dispositions, offsets and transactions repeat from event to event
-def _rendered(key: str, text: str, ns: _Prefixes, bare: str | None) -> str:
+def _render(key: str, text: str, ns: _Prefixes, bare: str | None) -> str:
     if not text:
         return ""
     lowered = key.lower()
@@ -125,9 +124,18 @@ def _rendered(key: str, text: str, ns: _Prefixes, bare: str | None) -> str:
     return text
 
 
-def _field(key: str, value: Any, ns: _Prefixes, bare: str | None = None) -> str:
-    text = _value(key, value, ns, bare)
+# Locations, steps, dispositions, offsets and transactions repeat from event to event.
+_rendered = lru_cache(maxsize=16384)(_render)
+
+
+@lru_cache(maxsize=16384)
+def _rendered_field(key: str, text: str, ns: _Prefixes, bare: str | None) -> str:
+    text = _render(key, text, ns, bare)
     return f"{key}={text}" if text else ""
+
+
+def _field(key: str, value: Any, ns: _Prefixes, bare: str | None = None) -> str:
+    return _rendered_field(key, (value if isinstance(value, str) else str(value)).strip(), ns, bare)
 
 
 def _ordered(obj: Mapping[str, Any], order: tuple[str, ...], ns: _Prefixes, bare: Mapping[str, str]) -> str:
