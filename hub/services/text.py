@@ -18,6 +18,10 @@ EMAIL_MAX = 254
 
 
 def _has_control(value: str) -> bool:
+    # isprintable() is false for every such character (and for separators other than the space): a fast pass
+    # for the usual text, the character by character check for the rest
+    if value.isprintable():
+        return False
     return any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") for char in value)
 
 
