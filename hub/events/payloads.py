@@ -74,6 +74,8 @@ class DispatchLineBody(Shape):
     lot_code: str
     quantity: int
     received: int = Field(description="units received so far, over every receipt")
+    sscc: str | None = Field(default=None, description="the pallet or case (SSCC) these goods travel on")
+    in_sscc: str | None = Field(default=None, description="the pallet that unit is stacked on")
 
 
 class DispatchBody(Shape):
@@ -99,6 +101,7 @@ class ReceiptLineBody(Shape):
     lot_code: str
     quantity: int
     expires_on: date | None
+    sscc: str | None = Field(default=None, description="the pallet or case (SSCC) it came on")
 
 
 class ReceiptBody(Shape):

@@ -68,7 +68,7 @@ def dispatch_payload(dispatch: Dispatch) -> dict[str, Any]:
             "hasMismatch": dispatch.has_mismatch,
             "lines": [
                 {"skuId": str(line.sku_id), "lotCode": line.lot_code, "quantity": line.quantity,
-                 "received": line.received}
+                 "received": line.received, "sscc": line.sscc, "inSscc": line.in_sscc}
                 for line in dispatch.lines
             ],
             "updatedAt": dispatch.updated_at.isoformat(),

@@ -259,7 +259,8 @@ def receipt_payload(receipt: Receipt, dispatch: Dispatch) -> dict[str, Any]:
         "heldLotIds": [str(lot) for lot in receipt.held_lot_ids],
         "lines": [{"skuId": str(line.sku_id) if line.sku_id else None, "skuRef": line.sku_ref,
                    "lotId": str(line.lot_id) if line.lot_id else None, "lotCode": line.lot_code,
-                   "quantity": line.quantity, "expiresOn": line.expires_on.isoformat() if line.expires_on else None}
+                   "quantity": line.quantity, "expiresOn": line.expires_on.isoformat() if line.expires_on else None,
+                   "sscc": line.sscc}
                   for line in receipt.lines],
         "receivedAt": receipt.received_at.isoformat(),
     }}

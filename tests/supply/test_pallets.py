@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from bson import ObjectId
 
+from hub.events.payloads import DispatchPayload, ReceiptPayload
 from hub.models.dispatch import Dispatch, DispatchLine
+from hub.models.event import Event
 from hub.models.receipt import Receipt
 from hub.services.pallets import goods_on
 from tests.supply.conftest import CREATE_DISPATCH, RECORD_RECEIPT, YOGURT_GTIN, yogurt_line
@@ -29,6 +31,11 @@ async def test_dispatch_lines_carry_pallets_typed_or_scanned(supply):
     assert [(l.lot_code, l.quantity, l.sscc, l.in_sscc) for l in stored.lines] == [
         ("B240315", 970, PALLET, None), ("B240315", 30, CASES, PALLET), ("B240316", 240, OTHER, None)]
     assert stored.ssccs == sorted([PALLET, CASES, OTHER])
+    # the notice's event (webhooks, subscriptions) carries them, in the shape the catalogue's schema says
+    event = await Event.find_one({"type": "dispatch.created", "payload.dispatch.id": dispatch["id"]})
+    payload = DispatchPayload.model_validate(event.payload)
+    assert [(line.sscc, line.in_sscc) for line in payload.dispatch.lines] == [
+        (PALLET, None), (CASES, PALLET), (OTHER, None)]
     # the parties see the units on the notice
     query = f"query($id: ID!) {{ dispatch(id: $id) {{ {LINES} }} }}"
     seen = (await supply.hub.ok(query, {"id": dispatch["id"]}, tenant="shopco"))["dispatch"]["lines"]
@@ -49,6 +56,8 @@ async def test_a_scanned_pallet_is_received_and_reconciled_like_its_typed_conten
         ("B240315", 970, 0, PALLET), ("B240315", 30, 1, CASES)]
     # the third pallet, typed by its SSCC, completes the dispatch
     rest = await supply.receive(dispatch["id"], [{"sscc": OTHER}])
+    event = await Event.find_one({"type": "receipt.recorded", "payload.receipt.id": rest["id"]})
+    assert [line.sscc for line in ReceiptPayload.model_validate(event.payload).receipt.lines] == [OTHER]
     assert rest["outcome"] == "matched"
     assert [p["onHand"] for p in await supply.stock(lotCode="B240315")] == [1000]
 
