@@ -2,8 +2,8 @@
 
 The kit is written fresh each time, from the hub's own rules, so it cannot drift from what the hub accepts:
 GS1 scans in each form the hub reads, EPCIS 2.0 documents for its capture interface, a local webhook receiver that
-verifies Standard Webhooks signatures and prints each event, and a replay history (``lotpulse replay``) of a small
-story that raises each kind of alert.
+verifies Standard Webhooks signatures and prints each event, the webhook event catalogue with a JSON Schema per type,
+and a replay history (``lotpulse replay``) of a small story that raises each kind of alert.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from hub.events.catalogue import CATALOGUE, entry, schema_of
 
 GTIN = "04006381333931"
 SSCC = "106141411234567897"
@@ -87,6 +89,9 @@ epcis/*.jsonld   EPCIS 2.0 documents for POST /epcis/capture (bearer token with 
                  GTIN and locations with yours to see your own data mapped to dispatches, receipts and readings.
 receiver.py      a local webhook receiver: `python receiver.py --secret whsec_...` verifies every delivery's
                  Standard Webhooks signature and prints its event.
+webhooks/        catalogue.json (every event type: meaning, partnership scope, audience, ordering key) and
+                 schemas/<type>.json, the JSON Schema of each delivery body; the hub serves the same at
+                 GET /webhooks/catalogue and GET /webhooks/schemas/<type>.json.
 story.jsonl      a history for `lotpulse replay story.jsonl`: a brand and a retailer, 14 weeks of sales and
                  one day of dock, shelf and sensor trouble; it raises every kind of alert the hub knows
                  (mismatch, expiry_risk, sensor_spike, sensor_offline, velocity_drop, velocity_spike,
@@ -231,12 +236,17 @@ def epcis_documents() -> dict[str, dict[str, Any]]:
 def write_kit(out: Path) -> list[Path]:
     """Write the kit into ``out`` (created if needed); answers the files written."""
     (out / "epcis").mkdir(parents=True, exist_ok=True)
+    (out / "webhooks" / "schemas").mkdir(parents=True, exist_ok=True)
     files = {
         out / "README.txt": README,
         out / "scans.txt": "".join(f"# {what}\n{scan}\n" for what, scan in SCANS),
         out / "receiver.py": RECEIVER,
         out / "story.jsonl": "".join(json.dumps(a) + "\n" for a in story()),
         **{out / "epcis" / name: json.dumps(doc, indent=1) + "\n" for name, doc in epcis_documents().items()},
+        out / "webhooks" / "catalogue.json": json.dumps({"eventTypes": [entry(name) for name in CATALOGUE]},
+                                                        indent=1) + "\n",
+        **{out / "webhooks" / "schemas" / f"{name}.json": json.dumps(schema_of(name), indent=1) + "\n"
+           for name in CATALOGUE},
     }
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")

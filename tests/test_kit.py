@@ -10,12 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import jsonschema
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from hub.db import free_port
 from hub.epcis.validation import cbv_errors, schema_errors
+from hub.events.catalogue import schema_of
 from hub.models.alert import AlertKind
+from hub.models.event import EVENT_TYPES
 from hub.scans import parse_scan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,3 +87,12 @@ def test_the_story_raises_every_kind_of_alert(kit, mongo_uri):
     # the retailer's own findings stay its own: the brand hears only of what concerns its goods
     brand_heard = {alert["kind"] for alert in report["alerts"] if "brand" in alert["audience"]}
     assert brand_heard <= {"mismatch", "expiry_risk", "sensor_spike", "sensor_offline"}
+
+
+def test_the_webhook_catalogue_and_schemas_are_those_the_hub_serves(kit):
+    listing = json.loads((kit / "webhooks" / "catalogue.json").read_text())["eventTypes"]
+    assert [item["type"] for item in listing] == list(EVENT_TYPES)
+    for item in listing:
+        schema = json.loads((kit / "webhooks" / "schemas" / f"{item['type']}.json").read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert schema == schema_of(item["type"]) and item["schema"] == f"/webhooks/schemas/{item['type']}.json"
