@@ -48,6 +48,8 @@ class Query:
                 query["state"] = filter.state.value
             if filter.event_type is not None:
                 query["event_type"] = filter.event_type
+            if filter.subject is not None:
+                query["subject"] = filter.subject
 
         async def nodes(page: Sequence[WebhookDelivery]) -> list[WebhookDeliveryType]:
             return [WebhookDeliveryType.from_model(doc) for doc in page]

@@ -140,3 +140,6 @@ class WebhookDeliveryFilter:
     endpoint_id: strawberry.ID | None = None
     state: DeliveryState | None = None
     event_type: str | None = None
+    subject: str | None = strawberry.field(
+        default=None, description="One subject's deliveries (lot:<id>, alert:<id>, ...), newest first like the rest"
+    )

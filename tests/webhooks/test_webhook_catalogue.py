@@ -47,7 +47,7 @@ from tests.supply.conftest import CREATE_DISPATCH, RECORD_RECEIPT
 from tests.supply.test_audit_trail import RESOLVE_RECEIPT
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.helpers import ACCEPT as ACCEPT_PARTNERSHIP
-from tests.webhooks.helpers import INVITE, REVOKE, create_endpoint, deliveries
+from tests.webhooks.helpers import DELIVERIES, INVITE, REVOKE, create_endpoint, deliveries
 
 ESCALATION_POLICY = """
 mutation($input: EscalationPolicyInput!) { upsertEscalationPolicy(input: $input) { alertKind } }
@@ -282,6 +282,10 @@ async def test_sku_news_reaches_a_partner_only_while_it_shares_the_sku_master(hu
     sku_id = got["acme"][0]["data"]["sku"]["id"]
     assert {(d["eventType"], d["subject"]) for d in await deliveries(hub, "acme")} == {
         ("sku.created", f"sku:{sku_id}"), ("sku.updated", f"sku:{sku_id}")}
+    queue = await hub.ok(DELIVERIES, {"filter": {"subject": f"sku:{sku_id}"}}, tenant="acme")
+    assert [d["node"]["eventType"] for d in queue["webhookDeliveries"]["edges"]] == ["sku.updated", "sku.created"]
+    other = await hub.ok(DELIVERIES, {"filter": {"subject": "sku:elsewhere"}}, tenant="acme")
+    assert other["webhookDeliveries"]["edges"] == []
 
 
 def test_the_documentation_names_every_event_type():
