@@ -74,7 +74,7 @@ async def served_schemas(hub: Hub) -> dict[str, dict[str, Any]]:
 
 
 async def heard(receiver: Receiver, secrets: dict[str, str], want: dict[str, set[str]],
-                timeout: float = 60.0) -> dict[str, list[dict[str, Any]]]:
+                timeout: float = 120.0) -> dict[str, list[dict[str, Any]]]:
     """Verified bodies per tenant, once each tenant heard at least the types in ``want`` (and the log settled)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -74,7 +74,7 @@ async def test_one_lot_arrives_in_order_while_the_others_flow(ordered_hub: Hub, 
                                for k in range(PER_WAVE) for lot in range(LOTS)])
         total += LOTS * PER_WAVE
         await asyncio.sleep(0.05)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180  # generous: a loaded machine, never a pass condition
     while len({r.webhook_id for r in receiver.requests if r.status == 200}) < total:
         assert time.monotonic() < deadline, "not every event was delivered"
         await asyncio.sleep(0.05)
