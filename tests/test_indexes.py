@@ -54,6 +54,10 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None]] = {
     "webhooks: existing deliveries of events": ("webhook_deliveries", {"event_id": {"$in": [OID]}}, None),
     "ingestion: the dispatches carrying a logger's pallets": (
         "dispatches", {"ssccs": {"$in": ["106141411234567897"]}}, None),
+    "ingestion: the packing records of a logger's pallets": (
+        "pallets", {"tenant_id": "acme", "sscc": {"$in": ["106141411234567897"]}}, None),
+    "ingestion: the lots of a pallet record's SKUs": ("lots", {"sku_id": {"$in": [OID, ObjectId()]}}, None),
+    "ingestion: who holds them": ("stock_positions", {"lot_id": {"$in": [OID, ObjectId()]}}, None),
     "subscription limit: a tenant's live subscriptions": (
         "live_subscriptions", {"tenant_id": "acme", "expires_at": {"$gt": NOW}}, None),
 }

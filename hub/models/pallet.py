@@ -7,7 +7,7 @@ attached to it): see hub/services/pallets.py.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar
 
 import pymongo
@@ -27,6 +27,8 @@ class PalletContent(BaseModel):
     serial: str | None = None
     quantity: float | None = None  # for a class; None for an instance
     uom: str | None = None
+    # Set when an excursion seen by a logger on this pallet shortened these goods' shelf life (not the lot's).
+    effective_expires_on: date | None = None
 
 
 class Pallet(Document):

@@ -36,12 +36,13 @@ from hub.models.dispatch import OPEN_STATUSES, Dispatch
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
 from hub.models.location import Location
 from hub.models.lot import Lot
+from hub.models.pallet import Pallet
 from hub.models.sensor import Sensor
 from hub.models.stock import StockPosition
 from hub.services import audiences, expiry
 from hub.services.alerts import raise_alert, resolve_by_system
 from hub.services.lots import lot_events
-from hub.services.pallets import UnitGoods, dispatches_carrying, goods_on
+from hub.services.pallets import PackedGoods, UnitGoods, dispatches_carrying, goods_on, packed_goods, unshipped
 from hub.services.sensors import Basis, Goods, basis_of
 
 SERIOUS_LOSS = 0.10  # an exposed lot losing this much of its remaining shelf life makes the alert critical
@@ -61,6 +62,7 @@ class Exposure:
     basis: Basis
     units: dict[PydanticObjectId, int]
     on_units: list[UnitGoods] = field(default_factory=list)  # pallet basis: the dispatch lines on the pallets
+    packed: list[PackedGoods] = field(default_factory=list)  # and the packing records of pallets not shipped yet
     totals: dict[PydanticObjectId, int] = field(default_factory=dict)
     ssccs: dict[PydanticObjectId, list[str]] = field(default_factory=dict)
     starts: dict[PydanticObjectId, date] = field(default_factory=dict)  # earliest shortened date on those lines
@@ -82,6 +84,22 @@ async def exposure_of(session: AsyncClientSession, sensor: Sensor, lot_ids: list
             shortened = by_id[item.dispatch_id].lines[n].effective_expires_on
             if shortened is not None:
                 exposure.starts[item.lot_id] = min(shortened, exposure.starts.get(item.lot_id, shortened))
+    exposure.packed = await packed_goods(sensor.tenant_id, unshipped(sensor.ssccs, on_units), session)
+    here: dict[tuple[Any, Any], int] = {}  # packed units per (location, lot): part of the stock there
+    for packed in exposure.packed:
+        exposure.units[packed.lot_id] = exposure.units.get(packed.lot_id, 0) + packed.units
+        exposure.ssccs[packed.lot_id] = sorted({*exposure.ssccs.get(packed.lot_id, []), packed.sscc})
+        where = (packed.location_id or sensor.location_id, packed.lot_id)
+        here[where] = here.get(where, 0) + packed.units
+        if packed.effective_expires_on is not None:
+            shortened = packed.effective_expires_on
+            exposure.starts[packed.lot_id] = min(shortened, exposure.starts.get(packed.lot_id, shortened))
+    for (location_id, lot_id), units in here.items():
+        positions = await StockPosition.get_pymongo_collection().find(
+            {"tenant_id": sensor.tenant_id, "location_id": location_id, "lot_id": lot_id}, {"on_hand": 1},
+            session=session).to_list(None)
+        on_hand = sum(max(p.get("on_hand", 0), 0) for p in positions)
+        exposure.totals[lot_id] = exposure.totals.get(lot_id, 0) + max(on_hand, units)
     return exposure
 
 
@@ -146,6 +164,7 @@ async def _redate(session: AsyncClientSession, exposed: list[ExposedLot], exposu
     lots and on every stock position of them."""
     if exposure.basis == Basis.pallet:
         await _redate_lines(session, exposed, exposure.on_units)
+        await _redate_packed(session, exposed, exposure.packed)
         return
     for item in exposed:
         if item.expires_after is None or item.expires_after == item.expires_before:
@@ -184,6 +203,24 @@ async def _recheck_dispatches(session: AsyncClientSession, exposure: Exposure) -
     async for dispatch in Dispatch.find({"_id": {"$in": ids}, "status": {"$in": [s.value for s in OPEN_STATUSES]}},
                                         session=session):
         await expiry.check_dispatch_shelf_life(session, dispatch)
+
+
+async def _redate_packed(session: AsyncClientSession, exposed: list[ExposedLot], packed: list[PackedGoods]) -> None:
+    after = {item.lot_id: item.expires_after for item in exposed if item.expires_after != item.expires_before}
+    collection = Pallet.get_pymongo_collection()
+    for goods in packed:
+        when = after.get(goods.lot_id)
+        if when is None:
+            continue
+        raw = await collection.find_one({"_id": goods.pallet_id}, {"contents.effective_expires_on": 1},
+                                        session=session)
+        contents = (raw or {}).get("contents", [])
+        if goods.content < len(contents) and (contents[goods.content].get("effective_expires_on") is None or
+                                              from_bson(contents[goods.content]["effective_expires_on"]) > when):  # type: ignore[operator]
+            await collection.update_one(
+                {"_id": goods.pallet_id},
+                {"$set": {f"contents.{goods.content}.effective_expires_on": to_bson(when)}}, session=session,
+            )
 
 
 def _quantity(item: ExposedLot) -> str:

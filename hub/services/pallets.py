@@ -1,24 +1,34 @@
-"""Pallets and cases by SSCC on dispatches: which goods a logistic unit carries, for receipts and sensors.
+"""Pallets and cases by SSCC: which goods a logistic unit carries, for receipts and sensors.
 
 A dispatch line may name the logistic unit its goods travel on (``sscc``) and the pallet that unit is stacked on
 (``in_sscc``: a case-level or layer SSCC on a pallet). What is "on" an SSCC is every line naming it either way, so
 scanning a pallet receives its cases too, and a logger on a pallet watches them. The dispatch keeps the set of its
 SSCCs (``Dispatch.ssccs``) so the lines of one unit are found through an index, scoped by the dispatch's parties.
+
+A pallet no dispatch carries yet (packed in the tenant's warehouse, known from its own EPCIS aggregation events)
+holds what its record lists: lot quantities (LGTIN) of lots the tenant holds in stock, and the cases (SSCCs) stacked
+on it with theirs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 from beanie import PydanticObjectId
 from biip import ParseError
 from biip.sscc import Sscc
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from hub import epc
+from hub.dates import from_bson
 from hub.errors import BadInput, NotFound
 from hub.models.dispatch import Dispatch, DispatchLine, DispatchStatus
+from hub.models.lot import Lot
 from hub.models.pallet import Pallet
+from hub.models.sku import Sku
+from hub.models.stock import StockPosition
 from tenants.access import Access
 
 
@@ -125,3 +135,67 @@ async def visible_pallet(access: Access, sscc: str) -> PalletView:
     if not lines and aggregation is None:
         raise NotFound("pallet not found", field="sscc")
     return PalletView(sscc, lines, aggregation)
+
+
+def unshipped(ssccs: Iterable[str], shipped: Iterable[UnitGoods]) -> list[str]:
+    """The watched units no dispatch carries: their goods are what the packing record says."""
+    on_dispatches = {unit for goods in shipped for unit in goods.ssccs}
+    return [unit for unit in ssccs if unit not in on_dispatches]
+
+
+@dataclass(frozen=True)
+class PackedGoods:
+    """Goods of one lot that a tenant's own aggregation record puts on a watched pallet (no dispatch carries it)."""
+
+    pallet_id: PydanticObjectId
+    sscc: str  # the watched unit (the pallet, or the case the goods are on)
+    content: int  # index in the record's contents
+    lot_id: PydanticObjectId
+    units: int
+    location_id: PydanticObjectId | None  # where the tenant's events last saw the pallet
+    effective_expires_on: date | None  # shortened by an earlier excursion on this pallet
+
+
+async def packed_goods(tenant_id: str, ssccs: Iterable[str], session: AsyncClientSession | None = None
+                       ) -> list[PackedGoods]:
+    """What the tenant's own aggregation records put on ``ssccs`` (and on the cases stacked on them), resolved to
+    the lots it holds in stock; a quantity of a lot it holds none of is left out."""
+    collection = Pallet.get_pymongo_collection()
+    watched = sorted(set(ssccs))
+    records = await collection.find({"tenant_id": tenant_id, "sscc": {"$in": watched}}, session=session).to_list(None)
+    children = {}
+    for record in records:
+        for content in record.get("contents", []):
+            key = epc.parse(content.get("epc", ""))
+            if key is not None and key.kind == "sscc":
+                children[key.value] = record
+    if children:
+        records += await collection.find({"tenant_id": tenant_id, "sscc": {"$in": sorted(children)}},
+                                         session=session).to_list(None)
+    counted = [(record, n, content) for record in records for n, content in enumerate(record.get("contents", []))
+               if content.get("gtin") and content.get("lot_code") and content.get("uom") is None
+               and float(content.get("quantity") or 0).is_integer() and (content.get("quantity") or 0) > 0]
+    skus = {sku.gtin: sku.id async for sku in Sku.find({"gtin": {"$in": sorted({c["gtin"] for _, _, c in counted})}},
+                                                      session=session)}
+    # One indexed field per filter, the rest checked here: SecantusDB scans the collection for two lists.
+    codes = {c["lot_code"] for _, _, c in counted}
+    lots = {(lot["sku_id"], lot["lot_code"]): lot["_id"] for lot in await Lot.get_pymongo_collection().find(
+        {"sku_id": {"$in": sorted(set(skus.values()))}}, {"sku_id": 1, "lot_code": 1}, session=session
+    ).to_list(None) if lot["lot_code"] in codes}
+    mine = {p["lot_id"] for p in await StockPosition.get_pymongo_collection().find(
+        {"lot_id": {"$in": sorted(lots.values())}}, {"lot_id": 1, "tenant_id": 1}, session=session
+    ).to_list(None) if p["tenant_id"] == tenant_id}
+    held = {key: lot_id for key, lot_id in lots.items() if lot_id in mine}
+    found = []
+    for record, n, content in counted:
+        lot_id = held.get((skus.get(content["gtin"]), content["lot_code"]))
+        if lot_id is None:
+            continue
+        outer = children.get(record["sscc"])
+        found.append(PackedGoods(
+            pallet_id=record["_id"], sscc=record["sscc"] if outer is None else outer["sscc"], content=n,
+            lot_id=lot_id, units=int(content["quantity"]),
+            location_id=record.get("location_id") or (outer or {}).get("location_id"),
+            effective_expires_on=from_bson(content.get("effective_expires_on")),
+        ))
+    return found

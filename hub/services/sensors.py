@@ -17,10 +17,11 @@ from hub.errors import BadInput, NotFound
 from hub.models.dispatch import Dispatch
 from hub.models.location import Location
 from hub.models.lot import Lot
+from hub.models.pallet import Pallet
 from hub.models.sensor import Sensor
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.services.pallets import dispatches_carrying, goods_on, validate_sscc
+from hub.services.pallets import dispatches_carrying, goods_on, packed_goods, unshipped, validate_sscc
 from tenants.access import Access, object_id
 from tenants.roles import Group
 
@@ -95,7 +96,9 @@ async def goods_for(
     wanted: dict[PydanticObjectId, tuple[set[PydanticObjectId], set[PydanticObjectId]]] = {}
     for sensor in sensors:
         if sensor.ssccs:  # a logger on pallets watches their goods, not the room it was registered at
-            wanted[sensor.id] = ({g.lot_id for g in goods_on(sensor.tenant_id, sensor.ssccs, carrying)}, set())  # type: ignore[index]
+            shipped = goods_on(sensor.tenant_id, sensor.ssccs, carrying)
+            packed = await packed_goods(sensor.tenant_id, unshipped(sensor.ssccs, shipped), session)
+            wanted[sensor.id] = ({g.lot_id for g in shipped} | {g.lot_id for g in packed}, set())  # type: ignore[index]
             continue
         here = positions.get((sensor.tenant_id, sensor.location_id), [])
         lot_ids = {p.lot_id for p in here if p.lot_id} | set(sensor.lot_ids)
@@ -128,9 +131,9 @@ async def register_sensor(
     """Register the device, or move/re-attach it (same device id): answers (sensor, created).
 
     Attached to pallets or cases (``ssccs``), it watches only the goods on them: each must be on a dispatch the caller
-    is a party to (another tenant's pallets answer NOT_FOUND, like their dispatches). A logger travelling with a
-    dispatch or pallets may leave out its location: the caller's end of that dispatch (the shipper's origin, the
-    consignee's destination) is where it reports from.
+    is a party to, or packed by the caller's own aggregation events (another tenant's pallets answer NOT_FOUND). A
+    logger travelling with a dispatch or pallets may leave out its location: the caller's end of that dispatch (the
+    shipper's origin, the consignee's destination) is where it reports from.
     """
     access.require(Group.operations)
     for value, name in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
@@ -149,8 +152,9 @@ async def register_sensor(
     carrying: list[Dispatch] = []
     for n, sscc in enumerate(units):
         found = await dispatches_carrying([access.tenant_id], [sscc])
-        if not found:
-            raise NotFound(f"ssccs.{n}: no dispatch of yours carries SSCC {sscc}", field=f"ssccs.{n}")
+        if not found and await Pallet.find_one({"tenant_id": access.tenant_id, "sscc": sscc}) is None:
+            raise NotFound(f"ssccs.{n}: no dispatch of yours carries SSCC {sscc}, and you packed no such pallet",
+                           field=f"ssccs.{n}")
         carrying += found
     if location_id is None:
         location_id = _own_end([*([dispatch] if dispatch else []), *carrying], access.tenant_id)

@@ -135,6 +135,8 @@ class PalletContentType:
     serial: str | None
     quantity: float | None
     uom: str | None
+    effective_expires_on: date | None = strawberry.field(
+        description="Shortened by an excursion a logger on this pallet saw (these goods only, not the lot)")
 
 
 @strawberry.type(name="Pallet")
@@ -160,7 +162,7 @@ class PalletType:
             ],
             contents=[
                 PalletContentType(epc=c.epc, gtin=c.gtin, lot_code=c.lot_code, serial=c.serial, quantity=c.quantity,
-                                  uom=c.uom)
+                                  uom=c.uom, effective_expires_on=c.effective_expires_on)
                 for c in (aggregation.contents if aggregation else [])
             ],
             location_id=_id(aggregation.location_id) if aggregation else None,

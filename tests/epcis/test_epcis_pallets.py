@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from hub import epc
 from hub.models.dispatch import Dispatch
-from tests.epcis.conftest import Chain, document
+from tests.epcis.conftest import Chain, document, with_check
+from tests.sensors.conftest import minutes_ago, readings
 
 CREATE_DISPATCH = """
 mutation($input: CreateDispatchInput!) {
   createDispatch(input: $input) { id lines { lotCode quantity sscc inSscc } }
 }
 """
-PALLET = "query($sscc: String!) { pallet(sscc: $sscc) { sscc contents { epc quantity } lines { lotCode } } }"
+PALLET = """
+query($sscc: String!) { pallet(sscc: $sscc) { sscc contents { epc quantity effectiveExpiresOn } lines { lotCode } } }
+"""
+UPSERT_SKU = "mutation($input: SkuInput!) { upsertSku(input: $input) { sku { id } } }"
+CREATE_LOCATION = "mutation($input: CreateLocationInput!) { createLocation(input: $input) { id } }"
+RECORD_MOVEMENTS = """
+mutation($movements: [MovementInput!]!, $locationId: ID) {
+  recordMovements(movements: $movements, locationId: $locationId) { accepted }
+}
+"""
+REGISTER_SENSOR = "mutation($input: RegisterSensorInput!) { registerSensor(input: $input) { sensor { id } } }"
+INGEST = "mutation($input: [SensorReadingsInput!]!) { ingestReadings(input: $input) { accepted } }"
+EXCURSIONS = """
+query {
+  excursions(first: 10) {
+    nodes { exposureBasis exposedLots { units cases totalUnits totalCases ssccs expiresAfter } }
+  }
+}
+"""
+ALERTS = "query { alerts(first: 50) { nodes { kind recommendation } } }"
+LOTS = "query { lots(first: 50) { nodes { lotCode effectiveExpiresOn } } }"
+SPIKE = [18.0] * 10 + [28.0] * 20 + [18.0] * 10
 
 
 def _packing(parent: str, children: list[str], quantities: list[dict]) -> dict:
@@ -78,3 +102,48 @@ async def test_shipping_and_receiving_events_naming_a_pallet_ship_and_receive_it
     assert dispatch is not None
     assert (dispatch.status.value, [(l.sscc, l.quantity, l.received) for l in dispatch.lines]) == (
         "received", [(pallet, 60, 60)])
+
+
+async def test_a_logger_on_a_pallet_packed_in_the_warehouse_exposes_and_re_dates_only_its_cases(chain: Chain) -> None:
+    hub = chain.hub
+    gtin = with_check("0" + chain.prefix + "44444")
+    sku = {"code": "SAL-C", "name": "Salad case", "gtin": gtin, "shelfLifeDays": 10, "packSize": 12,
+           "storage": {"tempMaxC": 20.0}, "excursionSensitivity": 1.0, "excursionMinMinutes": 15}
+    await hub.ok(UPSERT_SKU, {"input": sku}, tenant=chain.acme)
+    expires = (datetime.now(UTC).date() + timedelta(days=10)).isoformat()
+    stock = [{"sku": "SAL-C", "kind": "receipt", "quantity": 1200, "idempotencyKey": "wh-1", "lotCode": "B240315",
+              "expiresOn": expires}]
+    await hub.ok(RECORD_MOVEMENTS, {"movements": stock, "locationId": chain.acme_wh}, tenant=chain.acme)
+    # three of the hundred cases in the warehouse are packed on a pallet with a logger
+    pallet_urn = f"urn:epc:id:sscc:{chain.prefix}.0000000055"
+    pallet = epc.parse(pallet_urn).value  # type: ignore[union-attr]
+    lgtin = f"urn:epc:class:lgtin:{gtin[1:8]}.{gtin[0]}{gtin[8:13]}.B240315"
+    packing = {**_packing(pallet_urn, [], [{"epcClass": lgtin, "quantity": 36}]),
+               "bizLocation": {"id": chain.sgln("00011")}}
+    await chain.captured(document(packing))
+    logger = {"deviceId": "wh-pallet-logger", "locationId": chain.acme_wh, "ssccs": [pallet]}
+    sensor = (await hub.ok(REGISTER_SENSOR, {"input": logger}, tenant=chain.acme))["registerSensor"]["sensor"]["id"]
+
+    await hub.ok(INGEST, {"input": [{"sensorId": sensor, "readings": readings(SPIKE, minutes_ago(45))}]},
+                 tenant=chain.acme, roles=("integration",))
+
+    [excursion] = (await hub.ok(EXCURSIONS, tenant=chain.acme))["excursions"]["nodes"]
+    assert excursion["exposureBasis"] == "PALLET"
+    [exposed] = excursion["exposedLots"]
+    assert (exposed["units"], exposed["cases"], exposed["totalUnits"], exposed["totalCases"], exposed["ssccs"]) == (
+        36, 3, 1200, 100, [pallet])
+    [alert] = [a for a in (await hub.ok(ALERTS, tenant=chain.acme))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
+    assert alert["recommendation"].startswith(
+        f"3 of 100 cases (36 of 1200 units) of lot B240315 exposed on SSCC {pallet}")
+    # only the packed cases lost shelf life: the record of the pallet says so, the lot and its stock do not
+    [content] = (await hub.ok(PALLET, {"sscc": pallet}, tenant=chain.acme))["pallet"]["contents"]
+    assert content["effectiveExpiresOn"] == exposed["expiresAfter"] < expires
+    lot = next(n for n in (await hub.ok(LOTS, tenant=chain.acme))["lots"]["nodes"] if n["lotCode"] == "B240315")
+    assert lot["effectiveExpiresOn"] == expires
+    # another tenant cannot put its logger on that pallet
+    rival_store = {"code": "R-1", "name": "R", "kind": "store"}
+    store = (await hub.ok(CREATE_LOCATION, {"input": rival_store}, tenant=chain.rival))["createLocation"]["id"]
+    body = await hub.gql(REGISTER_SENSOR, {"input": {"deviceId": "x", "locationId": store, "ssccs": [pallet]}},
+                         tenant=chain.rival)
+    assert (body["errors"][0]["extensions"]["code"], body["errors"][0]["extensions"]["field"]) == (
+        "NOT_FOUND", "ssccs.0")
