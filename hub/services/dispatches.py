@@ -41,6 +41,7 @@ class DispatchLineInput:
     expires_on: date | None = None
     sscc: str | None = None  # the pallet or case the goods travel on
     in_sscc: str | None = None  # the pallet that unit is stacked on
+    effective_expires_on: date | None = None  # a packed pallet's goods shortened by an excursion (packing record)
 
 
 @dataclass
@@ -137,7 +138,7 @@ async def create_dispatch(access: Access, database: Database, data: DispatchInpu
             built.append(DispatchLine(
                 sku_id=sku.id, lot_id=lot.id, lot_code=lot.lot_code, quantity=line.quantity,
                 produced_on=line.produced_on or lot.produced_on, expires_on=line.expires_on or lot.expires_on,
-                sscc=line.sscc, in_sscc=line.in_sscc,
+                sscc=line.sscc, in_sscc=line.in_sscc, effective_expires_on=line.effective_expires_on,
             ))
         now = utcnow()
         dispatch = Dispatch(
@@ -171,7 +172,8 @@ async def _aggregated(access: Access, lines: Sequence[DispatchLineInput | UnitLi
         sscc = validate_sscc(line.sscc, line.field)
         for child, parent, content in await _packed(access, sscc, line.field):
             expanded.append(DispatchLineInput(content.gtin or "", content.lot_code or "", int(content.quantity or 0),
-                                              sscc=child, in_sscc=parent))
+                                              sscc=child, in_sscc=parent,
+                                              effective_expires_on=content.effective_expires_on))
     return expanded
 
 

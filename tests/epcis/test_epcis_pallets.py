@@ -140,6 +140,12 @@ async def test_a_logger_on_a_pallet_packed_in_the_warehouse_exposes_and_re_dates
     assert content["effectiveExpiresOn"] == exposed["expiresAfter"] < expires
     lot = next(n for n in (await hub.ok(LOTS, tenant=chain.acme))["lots"]["nodes"] if n["lotCode"] == "B240315")
     assert lot["effectiveExpiresOn"] == expires
+    # shipped by its SSCC alone, the pallet's lines keep the shortened date
+    shipped = await hub.ok(CREATE_DISPATCH.replace("inSscc", "inSscc effectiveExpiresOn"),
+                           {"input": {"ref": "ASN-WH-P", "consigneeId": chain.shopco, "lines": [{"sscc": pallet}]}},
+                           tenant=chain.acme)
+    assert [(l["quantity"], l["effectiveExpiresOn"]) for l in shipped["createDispatch"]["lines"]] == [
+        (36, exposed["expiresAfter"])]
     # another tenant cannot put its logger on that pallet
     rival_store = {"code": "R-1", "name": "R", "kind": "store"}
     store = (await hub.ok(CREATE_LOCATION, {"input": rival_store}, tenant=chain.rival))["createLocation"]["id"]
