@@ -44,6 +44,8 @@ class UnitLine:
 def validate_sscc(value: str, field: str) -> str:
     """The SSCC-18 (digits only, check digit right) or BAD_USER_INPUT naming ``field``."""
     text = value.strip()
+    if len(text) > 40:  # not echoed back: an SSCC is 18 digits
+        raise BadInput(f"{field}: an SSCC is 18 digits", field=field)
     try:
         return Sscc.parse(text).value
     except ParseError as exc:

@@ -78,6 +78,7 @@ async def test_a_bad_sscc_is_refused_by_name_and_nothing_is_stored(supply):
     for line, field, says in (
         (yogurt_line(10, sscc=BAD), "lines.0.sscc", "check digit"),
         (yogurt_line(10, sscc="12345"), "lines.0.sscc", "18 digits"),
+        (yogurt_line(10, sscc="1" * 5000), "lines.0.sscc", "18 digits"),
         (yogurt_line(10, sscc=CASES, inSscc=BAD), "lines.0.inSscc", "check digit"),
         (yogurt_line(10, inSscc=PALLET), "lines.0.inSscc", "own SSCC"),
         ({"scan": f"(00){BAD}(02){GTIN14}(37)10(10)B1"}, "lines.0.scan", "(00)"),
