@@ -66,22 +66,26 @@ class BenchHub:
 
 
 @asynccontextmanager
-async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
-    """A hub process on a fresh database; the database is dropped afterwards. Seed before ``wait_ready``."""
+async def running_hub(keep: Path | None = None, **env_overrides: str) -> AsyncIterator[BenchHub]:
+    """A hub process on a fresh database; the database is dropped afterwards. Seed before ``wait_ready``.
+
+    ``keep``: a folder whose database (``keep/db``, name ``bench``) outlives the run, so a large seed is written once
+    and measured many times; with ``LOTPULSE_MONGODB_URI`` set, the database ``bench`` there is kept instead.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
     server = None
     uri = os.environ.get("LOTPULSE_MONGODB_URI")
     if not uri:
-        server = EmbeddedServer(tmp / "db", log_path=tmp / "secantusd.log")
+        server = EmbeddedServer((keep or tmp) / "db", log_path=tmp / "secantusd.log")
         server.start()
         uri = server.uri
-    port, name = free_port(), f"bench_{uuid.uuid4().hex[:8]}"
+    port, name = free_port(), "bench" if keep else f"bench_{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "LOTPULSE_MONGODB_URI": uri,
         "LOTPULSE_DATABASE": name,
         "LOTPULSE_PORT": str(port),
-        "LOTPULSE_SIGNING_KEY_FILE": str(tmp / "keys.json"),
+        "LOTPULSE_SIGNING_KEY_FILE": str((keep or tmp) / "keys.json"),  # a kept database keeps its key ring
         "LOTPULSE_DATA_DIR": str(tmp),
         "LOTPULSE_LOG_LEVEL": "WARNING",
         "LOTPULSE_WEBHOOK_WORKER": "false",
@@ -89,7 +93,7 @@ async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
     }
     # The benchmark's own connection seeds and cleans up (dropping a large database takes its time): no deadline.
     database = await Database.connect(uri, name, deadlines=Deadlines(operation=None, transaction=None))
-    keyring = KeyFile(tmp / "keys.json")
+    keyring = KeyFile((keep or tmp) / "keys.json")
     _ = keyring.current  # the file exists before the hub starts: the hub imports it into its database
     process = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve"], env=env, stdout=open(tmp / "hub.log", "ab"),
@@ -100,7 +104,7 @@ async def running_hub(**env_overrides: str) -> AsyncIterator[BenchHub]:
     finally:
         process.terminate()
         process.wait(10)
-        if server is None:
+        if server is None and keep is None:
             await database.client.drop_database(name)
         await database.close()
         if server is not None:
