@@ -28,6 +28,11 @@ from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer, free_port
 from hub.keys import KeyFile
 
+# The benchmark's own connection (seeding, raw baselines, clean-up): no operation deadline, and a server busy with one
+# long command (an index build, an aggregation over a large ledger; SecantusDB answers nothing else meanwhile) is not
+# taken for gone: the driver's heartbeat waits as long as the connect deadline, and a missed one cancels the command.
+BENCH_DEADLINES = Deadlines(operation=None, transaction=None, connect=3600.0, server_selection=60.0)
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -92,7 +97,7 @@ async def running_hub(keep: Path | None = None, **env_overrides: str) -> AsyncIt
         **env_overrides,
     }
     # The benchmark's own connection seeds and cleans up (dropping a large database takes its time): no deadline.
-    database = await Database.connect(uri, name, deadlines=Deadlines(operation=None, transaction=None))
+    database = await Database.connect(uri, name, deadlines=BENCH_DEADLINES)
     keyring = KeyFile((keep or tmp) / "keys.json")
     _ = keyring.current  # the file exists before the hub starts: the hub imports it into its database
     process = subprocess.Popen(

@@ -44,8 +44,8 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import running_hub, wait_ready
-from hub.db import Database, Deadlines, EmbeddedServer
+from bench.harness import BENCH_DEADLINES, running_hub, wait_ready
+from hub.db import Database, EmbeddedServer
 from hub.models.health import LotCost
 from hub.models.location import Location, LocationKind
 from hub.models.lot import Lot, LotStatus
@@ -218,7 +218,7 @@ async def prepare(folder: Path, positions: int, movements: int) -> None:
         server = EmbeddedServer(folder / "db", log_path=folder / "seed.log", sync_on_commit=False)
         server.start()
         uri = server.uri
-    database = await Database.connect(uri, "bench", deadlines=Deadlines(operation=None, transaction=None))
+    database = await Database.connect(uri, "bench", deadlines=BENCH_DEADLINES)
     try:
         have = await seeded_sizes(database)
         if have == (positions, movements):

@@ -316,9 +316,10 @@ async def inventory_health(
 
 async def _trend(scope: Scope, series: list[dict[str, Any]], then: date,
                  unit_values: dict[tuple[str, Any, Any], tuple[float, str]]) -> Trend:
-    on_hand, before, consumed = _series_figures(series, then)
+    each = [_series_figures([s], then) for s in series]  # one pass over the days, not one per use
+    on_hand, before, consumed = (sum(figures[n] for figures in each) for n in range(3))
     snapshots = await scope.find(HealthSnapshot.get_pymongo_collection(), {"day": then.isoformat()})
-    holders = {s["tenant_id"] for s in series if _series_figures([s], then)[0]} | {s["tenant_id"] for s in snapshots}
+    holders = {s["tenant_id"] for s, figures in zip(series, each) if figures[0]} | {s["tenant_id"] for s in snapshots}
     taken = {d["tenant_id"] async for d in HealthSettings.get_pymongo_collection().find(
         {"tenant_id": {"$in": sorted(holders)}, "snapshot_days": then.isoformat()}, {"tenant_id": 1})}
     if holders <= taken:
@@ -334,8 +335,7 @@ async def _trend(scope: Scope, series: list[dict[str, Any]], then: date,
         standard = {s["_id"]: (s.get("unit_cost"), s.get("currency")) async for s in Sku.get_pymongo_collection().find(
             {"tenant_id": {"$in": sorted({s["sku_owner_id"] for s in series})}, "unit_cost": {"$ne": None}},
             {"unit_cost": 1, "currency": 1})}
-        for s in series:
-            units, _, _ = _series_figures([s], then)
+        for s, (units, _, _) in zip(series, each):
             key = (s["tenant_id"], s["location_id"], s["sku_id"])
             cost, currency = unit_values.get(key) or standard.get(s["sku_id"], (None, None))
             if units > 0 and cost is not None and currency:
