@@ -82,7 +82,7 @@ async def running_hub(keep: Path | None = None, **env_overrides: str) -> AsyncIt
     uri = os.environ.get("LOTPULSE_MONGODB_URI")
     if not uri:
         server = EmbeddedServer((keep or tmp) / "db", log_path=tmp / "secantusd.log")
-        server.start()
+        server.start(timeout=600.0)  # a large kept database takes a while to open
         uri = server.uri
     port, name = free_port(), "bench" if keep else f"bench_{uuid.uuid4().hex[:8]}"
     env = {

@@ -1,6 +1,7 @@
 """inventoryHealth over HTTP on a seeded ledger, next to the raw aggregation of the same ledger on the same database.
 
     python bench/health.py [--positions 50000] [--movements 1000000] [--runs 3] [--keep DIR] [--raw-timeout 1800]
+                           [--request-seconds 600]
 
 Seeding goes straight to the database in bulk (``insert_many``, unordered, 5,000 documents a batch), before the hub
 starts: what the hub stores for a ledger of receipts and sales over the last 400 days (each lot arrives some day in
@@ -216,7 +217,7 @@ async def prepare(folder: Path, positions: int, movements: int) -> None:
     uri = os.environ.get("LOTPULSE_MONGODB_URI")
     if not uri:
         server = EmbeddedServer(folder / "db", log_path=folder / "seed.log", sync_on_commit=False)
-        server.start()
+        server.start(timeout=600.0)  # a large kept database takes a while to open
         uri = server.uri
     database = await Database.connect(uri, "bench", deadlines=BENCH_DEADLINES)
     try:
@@ -248,7 +249,14 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def measure(args: argparse.Namespace, folder: Path) -> None:
-    async with running_hub(keep=folder) as hub:
+    budget = {}
+    if args.request_seconds is not None:
+        # One request's database time in all, and each operation's: the defaults (4 s, 10 s) suit requests that read
+        # a page, not a report over every position of a large tenant on SecantusDB.
+        seconds = str(args.request_seconds)
+        budget = {"LOTPULSE_REQUEST_TIMEOUT_SECONDS": seconds, "LOTPULSE_DB_TIMEOUT_SECONDS": seconds}
+        print(f"the hub's request and database deadlines: {seconds} s", flush=True)
+    async with running_hub(keep=folder, **budget) as hub:
         await wait_ready(hub.port, hub.process)
         headers = {"authorization": f"Bearer {hub.token(TENANT, 'viewer')}"}
         hub_times, raw_times = [], []
@@ -283,4 +291,6 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", help="folder whose database is kept (seeded once, measured again later)")
     parser.add_argument("--raw-timeout", type=float, default=1800.0, help="seconds the raw aggregation may run")
+    parser.add_argument("--request-seconds", type=float, help="the hub's request and database deadlines "
+                        "(default: the hub's own, 4 s of database time per request)")
     asyncio.run(main(parser.parse_args()))
