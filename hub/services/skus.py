@@ -163,20 +163,30 @@ async def set_alias(access: Access, sku_id: str, code: str | None) -> Sku:
     return refreshed
 
 
+IN_CHUNK = 300  # values per $in when resolving many references at once (a CSV import)
+
+
 async def _own_skus(access: Access, wanted: set[str]) -> dict[str, Sku] | None:
     """The usual case in one query: every reference is the id or the code of one of the caller's own SKUs and no
     alias of the caller's is spelt like it. The precedence above then gives these answers whatever partners share,
     so neither the lots nor the partners' SKUs need reading. None: not the usual case, take the full path."""
     me = access.tenant_id
     codes = sorted(wanted)
-    ids = [ObjectId(ref) for ref in wanted if ObjectId.is_valid(ref)]
-    alternatives: list[dict] = [
-        {"tenant_id": me, "code": {"$in": codes}},
-        {"aliases": {"$elemMatch": {"tenant_id": me, "code": {"$in": codes}}}},
-    ]
-    if ids:
-        alternatives.append({"_id": {"$in": ids}})
-    found = await Sku.find({"$or": alternatives}).to_list()
+    ids = sorted(ObjectId(ref) for ref in wanted if ObjectId.is_valid(ref))
+    # One query per alternative and per IN_CHUNK values rather than one $or: on SecantusDB an $in costs time that
+    # grows with the square of its length (2,000 codes: 6 s; 300: 0.2 s), and an $or is answered by a full scan.
+    by_key: dict[Any, Sku] = {}
+    for start in range(0, max(len(codes), len(ids)), IN_CHUNK):
+        part, id_part = codes[start:start + IN_CHUNK], ids[start:start + IN_CHUNK]
+        alternatives: list[dict] = [
+            {"tenant_id": me, "code": {"$in": part}},
+            {"aliases": {"$elemMatch": {"tenant_id": me, "code": {"$in": part}}}},
+        ] if part else []
+        if id_part:
+            alternatives.append({"_id": {"$in": id_part}})
+        for alternative in alternatives:
+            by_key.update({s.id: s for s in await Sku.find(alternative).to_list()})
+    found = list(by_key.values())
     if any(a.tenant_id == me and a.code in wanted for s in found for a in s.aliases):
         return None
     by_id = {str(s.id): s for s in found if s.tenant_id == me}
