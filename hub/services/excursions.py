@@ -163,8 +163,9 @@ async def _redate(session: AsyncClientSession, exposed: list[ExposedLot], exposu
     """Move effective expiry earlier (never later): on the dispatch lines on the sensor's pallets only, else on the
     lots and on every stock position of them."""
     if exposure.basis == Basis.pallet:
-        await _redate_lines(session, exposed, exposure.on_units)
-        await _redate_packed(session, exposed, exposure.packed)
+        shortened = {item.lot_id: item.expires_after for item in exposed if item.expires_after != item.expires_before}
+        await _redate_lines(session, shortened, exposure.on_units)
+        await _redate_packed(session, shortened, exposure.packed)
         return
     for item in exposed:
         if item.expires_after is None or item.expires_after == item.expires_before:
@@ -179,19 +180,24 @@ async def _redate(session: AsyncClientSession, exposed: list[ExposedLot], exposu
         )
 
 
-async def _redate_lines(session: AsyncClientSession, exposed: list[ExposedLot], on_units: list[UnitGoods]) -> None:
-    after = {item.lot_id: item.expires_after for item in exposed if item.expires_after != item.expires_before}
+def _later(entry: dict[str, Any], when: date) -> bool:
+    """Whether a stored line or content's effective expiry is unset or later than ``when`` (dates only move earlier)."""
+    current = entry.get("effective_expires_on")
+    return current is None or from_bson(current) > when  # type: ignore[operator]
+
+
+async def _redate_lines(session: AsyncClientSession, shortened: dict[Any, date | None],
+                        on_units: list[UnitGoods]) -> None:
     collection = Dispatch.get_pymongo_collection()
     for goods in on_units:
-        when = after.get(goods.lot_id)
+        when = shortened.get(goods.lot_id)
         if when is None:
             continue
         raw = await collection.find_one({"_id": goods.dispatch_id}, {"lines.effective_expires_on": 1}, session=session)
         lines = (raw or {}).get("lines", [])
         changes = {
-            f"lines.{n}.effective_expires_on": to_bson(when) for n in goods.lines
-            if n < len(lines) and (lines[n].get("effective_expires_on") is None
-                                   or from_bson(lines[n]["effective_expires_on"]) > when)  # type: ignore[operator]
+            f"lines.{n}.effective_expires_on": to_bson(when)
+            for n in goods.lines if n < len(lines) and _later(lines[n], when)
         }
         if changes:
             await collection.update_one({"_id": goods.dispatch_id}, {"$set": changes}, session=session)
@@ -205,18 +211,17 @@ async def _recheck_dispatches(session: AsyncClientSession, exposure: Exposure) -
         await expiry.check_dispatch_shelf_life(session, dispatch)
 
 
-async def _redate_packed(session: AsyncClientSession, exposed: list[ExposedLot], packed: list[PackedGoods]) -> None:
-    after = {item.lot_id: item.expires_after for item in exposed if item.expires_after != item.expires_before}
+async def _redate_packed(session: AsyncClientSession, shortened: dict[Any, date | None],
+                         packed: list[PackedGoods]) -> None:
     collection = Pallet.get_pymongo_collection()
     for goods in packed:
-        when = after.get(goods.lot_id)
+        when = shortened.get(goods.lot_id)
         if when is None:
             continue
         raw = await collection.find_one({"_id": goods.pallet_id}, {"contents.effective_expires_on": 1},
                                         session=session)
         contents = (raw or {}).get("contents", [])
-        if goods.content < len(contents) and (contents[goods.content].get("effective_expires_on") is None or
-                                              from_bson(contents[goods.content]["effective_expires_on"]) > when):  # type: ignore[operator]
+        if goods.content < len(contents) and _later(contents[goods.content], when):
             await collection.update_one(
                 {"_id": goods.pallet_id},
                 {"$set": {f"contents.{goods.content}.effective_expires_on": to_bson(when)}}, session=session,
