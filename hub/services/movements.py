@@ -35,7 +35,7 @@ from hub.models.lot import Lot, LotStatus
 from hub.models.movement import ADDING, Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.services import demand, fefo, health, locations
+from hub.services import demand, fefo, health, locations, position_locks
 from hub.services.expiry import on_stock_changed
 from hub.services.known_positions import KnownPositions, known
 from hub.services.lots import use_lot
@@ -383,9 +383,13 @@ async def record_movements(access: Access, database: Database, items: list[Movem
             check_keys = True
             raise
 
-    result = await run_batch(database, work)
+    # Batches of this process naming the same (location, SKU) take turns (hub/services/position_locks.py); the
+    # next one in line finds this one's positions remembered.
     name = database.db.name
-    known.remember({(name, access.tenant_id, *key): entry for key, entry in result.written.items()})
+    names = {(name, access.tenant_id, item.location_id.strip(), item.sku.strip()) for item in items}
+    async with position_locks.positions.hold(names):
+        result = await run_batch(database, work)
+        known.remember({(name, access.tenant_id, *key): entry for key, entry in result.written.items()})
     for correction in result.corrections:  # after the commit: only what was booked is audited
         if abs(correction["after"] - correction["before"]) > count_audit_threshold:
             doc = correction["doc"]

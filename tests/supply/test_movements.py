@@ -7,6 +7,7 @@ import asyncio
 from hub.models.event import Event
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
+from hub.services.position_locks import positions
 from hub.services.stock import rebuild
 
 
@@ -175,3 +176,15 @@ async def test_stock_filters_by_sku_location_lot_and_expiry(supply):
     await supply.movements([sale("s1", -5, lot="EARLY")])
     assert "EARLY" not in on_hand(await supply.stock())
     assert on_hand(await supply.stock(lotCode="EARLY", includeEmpty=True)) == {"EARLY": 0}
+
+
+async def test_batches_on_the_same_positions_at_once_are_all_booked(supply):
+    """Overlapping batches from several clients at once: each booked once, none refused (they take turns)."""
+    await own_yogurt(supply)
+    await supply.movements([receipt("r0", 100), receipt("r1", 100, lot="EARLY")])
+    batches = [[sale(f"b{n}-{i}", -1, lot="B1" if (n + i) % 2 else "EARLY") for i in range(5)] for n in range(6)]
+    bodies = await asyncio.gather(*(supply.movements(batch) for batch in batches))
+    assert [b.get("errors") for b in bodies] == [None] * 6
+    assert sum(b["data"]["recordMovements"]["accepted"] for b in bodies) == 30
+    assert on_hand(await supply.stock()) == {"B1": 85, "EARLY": 85}
+    assert len(positions) == 0
