@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -121,6 +122,12 @@ class Stats:
             self.total_errors[code] += 1
 
 
+def operation(query: str) -> str:
+    """The first field a query selects, so errors are counted per operation."""
+    match = re.search(r"\{\s*(\w+)", query)
+    return match.group(1) if match else "?"
+
+
 async def call(http: httpx.AsyncClient, stats: Stats, query: str, variables: dict | None = None) -> dict | None:
     began = time.monotonic()
     code: str | None = None
@@ -130,6 +137,7 @@ async def call(http: httpx.AsyncClient, stats: Stats, query: str, variables: dic
         body = response.json()
         if body.get("errors"):
             code = body["errors"][0].get("extensions", {}).get("code", f"HTTP_{response.status_code}")
+            code = f"{code} on {operation(query)}"
         data = body.get("data")
     except (httpx.HTTPError, ValueError) as exc:
         code = type(exc).__name__
