@@ -53,6 +53,7 @@ class Settings:
     db_server_selection_seconds: float = 1.0  # no reachable database server for this long: unavailable
     transaction_timeout_seconds: float = 4.0  # one transaction, all its retries included (and commit retries)
     request_timeout_seconds: float = 4.0  # all the database work of one GraphQL request over HTTP
+    report_timeout_seconds: float = 60.0  # the same for a report query (inventoryHealth, alertPerformance)
     data_dir: Path = Path("lotpulse-data")
     host: str = "127.0.0.1"
     port: int = 8000

@@ -35,6 +35,7 @@ from hub.services.persisted import HASH, sha256_hex
 from hub.state import hub_of
 from schema.context import Context
 from schema.errors import error_body, log_client_error, shape_error
+from schema.reports import asks_report
 from schema.ws import HubTransportWSHandler
 
 log = logging.getLogger("lotpulse.http")
@@ -253,26 +254,33 @@ class HubGraphQL(GraphQL[Context, None]):
 
     async def handle_http(self, request: Request) -> Response:
         """Any step may need the database (tokens, rate limits, persisted queries, the operation): all of them
-        together get ``request_timeout_seconds`` of it, and a database that did not answer in time is a 503 with
-        Retry-After, never a hang or a 500."""
+        together get ``request_timeout_seconds`` of it (a report query: ``report_timeout_seconds``, see
+        schema/reports.py), and a database that did not answer in time is a 503 with Retry-After, never a hang or a
+        500."""
         hub = hub_of(request)
         if not await hub.database.reachable():
             log.warning("database unreachable: answering 503")
             return self._unavailable(request, "the database is unavailable; retry shortly")
         try:
-            with pymongo.timeout(hub.settings.request_timeout_seconds):
-                return await self._handle_http(request)
+            params = await self._params(request)
+        except RequestError as exc:
+            return self._refuse(request, exc.message, exc.code, exc.status, exc.headers)
+        budget = hub.settings.request_timeout_seconds
+        if asks_report(params.get("query"), params.get("operationName"), self.settings.max_tokens):
+            budget = max(budget, hub.settings.report_timeout_seconds)
+        try:
+            with pymongo.timeout(budget):
+                return await self._handle_http(request, params)
         except Exception as exc:
             if not unavailable(exc):
                 raise
             log.warning("database unavailable: %s", exc)
             return self._unavailable(request, "the database is unavailable; retry shortly")
 
-    async def _handle_http(self, request: Request) -> Response:
+    async def _handle_http(self, request: Request, params: dict[str, Any]) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", "") and not request.query_params:
             return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
         try:
-            params = await self._params(request)
             sent_query = isinstance(params.get("query"), str) and bool(params["query"])
             digest = await self._resolve_persisted(request, params)
             query, variables, operation_name = self._validate_params(params)

@@ -244,17 +244,17 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
 
 def _series_figures(series: list[dict[str, Any]], end: date) -> tuple[int, int, int]:
     """(on-hand at the end of ``end``, on-hand 30 days before, units consumed in the 30 days up to ``end``)."""
-    start = end - timedelta(days=SUPPLY_WINDOW_DAYS)
+    last, first = end.isoformat(), (end - timedelta(days=SUPPLY_WINDOW_DAYS)).isoformat()
     on_hand = before = consumed = 0
     for s in series:
         later = earlier = 0
         for day, figures in s.get("days", {}).items():
-            on = date.fromisoformat(day)
-            if on > end:
-                later += figures.get("n", 0)
-            if on > start:
-                earlier += figures.get("n", 0)
-                if on <= end:
+            if day > first:  # ISO days order as strings: no date parsing in this loop over every day of every series
+                change = figures.get("n", 0)
+                earlier += change
+                if day > last:
+                    later += change
+                else:
                     consumed += figures.get("s", 0)
         on_hand += int(s.get("on_hand", 0) - later)
         before += int(s.get("on_hand", 0) - earlier)
