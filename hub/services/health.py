@@ -207,19 +207,26 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
     # By owner, not by a list of ids: a long $in on _id is slow on some stores (SecantusDB looks each one up by a
     # scan), and only the owners' costed SKUs and their held or expired lots matter here.
     owners = sorted({p["sku_owner_id"] for p in positions})
-    skus = {s["_id"]: s async for s in Sku.get_pymongo_collection().find(
-        {"tenant_id": {"$in": owners}, "unit_cost": {"$ne": None}}, {"unit_cost": 1, "currency": 1})}
-    lots = {lot["_id"]: lot async for lot in Lot.get_pymongo_collection().find(
-        {"tenant_id": {"$in": owners}, "status": {"$in": sorted(HELD | {LotStatus.expired.value})}}, {"status": 1})}
     holders = sorted({p["tenant_id"] for p in positions})
-    lot_costs = {
-        (c["tenant_id"], c["lot_id"]): (c["cost"] / c["units"], c["currency"])
-        async for c in LotCost.get_pymongo_collection().find({"tenant_id": {"$in": holders}})
-        if c["units"] > 0
-    }
-    open_risks = {a["dedupe_key"] async for a in Alert.get_pymongo_collection().find(
-        {"kind": {"$in": ["expiry_risk", "obsolescence_risk"]}, "tenant_id": {"$in": holders},
-         "status": {"$ne": AlertStatus.resolved.value}}, {"dedupe_key": 1})}
+    # Independent reads, in flight together: the store works on one while the hub decodes another.
+    sku_docs, lot_docs, cost_docs, alert_docs = await asyncio.gather(
+        Sku.get_pymongo_collection().find(
+            {"tenant_id": {"$in": owners}, "unit_cost": {"$ne": None}}, {"unit_cost": 1, "currency": 1}).to_list(None),
+        Lot.get_pymongo_collection().find(
+            {"tenant_id": {"$in": owners}, "status": {"$in": sorted(HELD | {LotStatus.expired.value})}},
+            {"status": 1}).to_list(None),
+        LotCost.get_pymongo_collection().find(
+            {"tenant_id": {"$in": holders}}, {"tenant_id": 1, "lot_id": 1, "cost": 1, "units": 1, "currency": 1},
+        ).to_list(None),
+        Alert.get_pymongo_collection().find(
+            {"kind": {"$in": ["expiry_risk", "obsolescence_risk"]}, "tenant_id": {"$in": holders},
+             "status": {"$ne": AlertStatus.resolved.value}}, {"dedupe_key": 1}).to_list(None),
+    )
+    skus = {s["_id"]: s for s in sku_docs}
+    lots = {lot["_id"]: lot for lot in lot_docs}
+    lot_costs = {(c["tenant_id"], c["lot_id"]): (c["cost"] / c["units"], c["currency"]) for c in cost_docs
+                 if c["units"] > 0}
+    open_risks = {a["dedupe_key"] for a in alert_docs}
     valued = []
     for p in positions:
         units = int(p["on_hand"])
@@ -281,7 +288,12 @@ async def inventory_health(
     bands: tuple[int, ...] = DEFAULT_BANDS,
 ) -> Health:
     scope = await scope_of(access, location_id=location_id, sku_id=sku_id, holder_id=holder_id, category=category)
-    positions = await scope.find(StockPosition.get_pymongo_collection(), {"on_hand": {"$gt": 0}})
+    # The two large reads (every position and every demand series in scope) are in flight together.
+    positions, series = await asyncio.gather(
+        scope.find(StockPosition.get_pymongo_collection(), {"on_hand": {"$gt": 0}}),
+        scope.find(DemandSeries.get_pymongo_collection(), projection={
+            "tenant_id": 1, "sku_owner_id": 1, "location_id": 1, "sku_id": 1, "on_hand": 1, "days": 1}),
+    )
     health = Health(bands=[Band(lo, hi) for lo, hi in zip((0, *(b + 1 for b in bands)), (*bands, None))])
     totals: dict[tuple[str, Any, Any], list[Any]] = {}
     for v in await value_positions(positions, today):
@@ -304,8 +316,6 @@ async def inventory_health(
         entry[0] += v.value
         entry[1] += v.units
     unit_values = {key: (value / units, currency) for key, (value, units, currency) in totals.items() if units}
-    series = await scope.find(DemandSeries.get_pymongo_collection(), projection={
-        "tenant_id": 1, "sku_owner_id": 1, "location_id": 1, "sku_id": 1, "on_hand": 1, "days": 1})
     series_now, series_before, health.consumed_units = _series_figures(series, today)
     health.days_of_supply = _days_of_supply(health.on_hand_units, health.consumed_units)
     health.turnover = _turnover(health.consumed_units, series_now, series_before)
