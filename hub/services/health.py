@@ -10,6 +10,12 @@ quarantined or recalled), expiry (lot expired or an open ``expiry_risk`` alert o
 Consumption, turnover and the on-hand of earlier days come from the daily demand series (hub/services/demand.py),
 so no figure rescans the ledger. A trend compares with 30 days earlier: from that day's snapshot (taken daily by
 the hub) when every holder in scope has one, else rebuilt from the series, without value at risk.
+
+Each query reads every position and demand series in scope, so its cost grows with the tenant: a report gets
+``report_timeout_seconds`` of database time per request rather than a page read's ``request_timeout_seconds``
+(schema/reports.py). Answering a tenant of 50,000 positions within a page read's 4 s on SecantusDB, which serves a
+few thousand documents a second, would need a roll-up kept with the ledger (a few documents per tenant and location);
+that is not built.
 """
 
 from __future__ import annotations
@@ -151,22 +157,27 @@ async def record_lot_costs(session: AsyncClientSession | None, movements: list[d
 
 @dataclass(frozen=True)
 class Scope:
-    """What the caller may see, narrowed by its filter: one query for positions, demand series and snapshots (all
-    keyed by holder, location and SKU), and a category's SKUs, matched here rather than as a long ``$in`` (slow on
-    some stores)."""
+    """What the caller may see, narrowed by its filter: queries for positions, demand series and snapshots (all
+    keyed by holder, location and SKU), one per branch of the sharing rule (own stock; partners' stock of the caller's
+    SKUs: each on its own index, where one ``$or`` would scan on some stores), and a category's SKUs,
+    matched here rather than as a long ``$in`` (slow on some stores)."""
 
-    query: dict[str, Any]
+    queries: tuple[dict[str, Any], ...]
     skus: frozenset[ObjectId] | None = None
 
     async def find(self, collection: Any, extra: dict[str, Any] | None = None,
                    projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
-        docs = await collection.find({"$and": [self.query, extra]} if extra else self.query, projection).to_list(None)
+        found = await asyncio.gather(*(
+            collection.find({"$and": [query, extra]} if extra else query, projection).to_list(None)
+            for query in self.queries))
+        docs = found[0] if len(found) == 1 else list({doc["_id"]: doc for branch in found for doc in branch}.values())
         return docs if self.skus is None else [d for d in docs if d["sku_id"] in self.skus]
 
 
 async def scope_of(access: Access, *, location_id: ObjectId | None = None, sku_id: ObjectId | None = None,
                    holder_id: str | None = None, category: str | None = None) -> Scope:
-    clauses: list[dict[str, Any]] = [access.stock("read")]
+    rule = access.stock("read")
+    clauses: list[dict[str, Any]] = []
     if location_id is not None:
         clauses.append({"location_id": location_id})
     if sku_id is not None:
@@ -177,7 +188,7 @@ async def scope_of(access: Access, *, location_id: ObjectId | None = None, sku_i
     if category is not None:
         found = Sku.get_pymongo_collection().find({"category": category}, {"_id": 1})
         skus = frozenset([s["_id"] async for s in found])
-    return Scope({"$and": clauses}, skus)
+    return Scope(tuple({"$and": [branch, *clauses]} for branch in rule.get("$or", [rule])), skus)
 
 
 async def _arrivals(positions: list[dict[str, Any]]) -> None:
