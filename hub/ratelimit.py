@@ -4,9 +4,12 @@ process through MongoDB.
 Why not the ``limits`` library: its asyncio MongoDB storage is built on motor (deprecated, and rejected by beanie 2,
 see the README), it offers fixed and moving windows rather than token buckets, and it asks the database on every
 hit, which would double the cost of a trivial query on the embedded database. Here each bucket is one document
-(``rate_buckets``) refilled and drawn by one atomic update pipeline, and a process *leases* tokens from it in chunks
-(a tenth of the burst) that it spends locally for at most ``LEASE_SECONDS``. So the database is asked about once
-per chunk, the limit holds across processes, and a process can over-spend by at most one unspent chunk.
+(``rate_buckets``) refilled and drawn by one atomic update pipeline, and a process *leases* tokens from it that it
+spends locally for at most ``LEASE_SECONDS``. A lease starts at a tenth of the burst (``Limit.chunk``) and doubles
+while the process spends each one within ``GROW_SECONDS``, up to a second of the refill rate (never more than the
+burst, never less than the first chunk); it halves again when a lease lasts longer. So the database is asked about
+once per lease (a draw costs the hub about a millisecond of CPU, several times a trivial query), the limit holds
+across processes, and a process can over-spend by at most what it holds unspent: one and a half leases.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ if TYPE_CHECKING:
 # over-admits by at most a chunk per process whatever a lease's age; a short life only costs database round trips.
 LEASE_SECONDS = 10.0
 CHUNK_FRACTION = 0.1
-# A lease of chunks this large is topped up in the background once half of a chunk is left, so a busy caller's
+# A lease of this many tokens or more is topped up in the background once half of it is left, so a busy caller's
 # requests do not all wait for the database round trip of the next draw (which stalled every request in flight).
 PREFETCH_CHUNK = 10
+# A process that spends a whole lease within this many seconds draws a lease twice as large next time (up to
+# ``Limit.largest_lease``); one that takes more than four times as long draws half as much.
+GROW_SECONDS = 1.0
 log = logging.getLogger("lotpulse.ratelimit")
 
 
@@ -50,7 +56,13 @@ class Limit:
 
     @property
     def chunk(self) -> float:
+        """The first lease of a process: a tenth of the burst."""
         return max(1.0, math.floor(self.burst * CHUNK_FRACTION))
+
+    @property
+    def largest_lease(self) -> float:
+        """What one process may lease at once: a second of the refill rate, within the burst, at least a chunk."""
+        return max(self.chunk, math.floor(min(self.burst, self.per_second * GROW_SECONDS)))
 
 
 @dataclass(slots=True)  # one or two per request: not frozen, whose construction costs several times more
@@ -98,6 +110,19 @@ class _Lease:
     bucket_left: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     refilling: bool = False
+    size: float = 0.0  # what the next draw asks for (0: not drawn yet, the limit's first chunk)
+
+    def resize(self, limit: Limit, now: float) -> float:
+        """The size of the draw about to be made: doubled if the last lease went within ``GROW_SECONDS``, halved if
+        it lasted more than four times that, within ``limit.chunk`` and ``limit.largest_lease``."""
+        since = now - self.taken_at
+        size = self.size or limit.chunk
+        if since < GROW_SECONDS:
+            size *= 2
+        elif since > 4 * GROW_SECONDS:
+            size /= 2
+        self.size = min(max(size, limit.chunk), limit.largest_lease)
+        return self.size
 
 
 class SharedBuckets:
@@ -118,8 +143,8 @@ class SharedBuckets:
         if lease is None or lease.tokens < amount or time.monotonic() - lease.taken_at > LEASE_SECONDS:
             return None
         lease.tokens -= amount
-        chunk = limit.chunk
-        if chunk >= PREFETCH_CHUNK and lease.tokens < chunk / 2 and not lease.refilling:
+        size = lease.size
+        if size >= PREFETCH_CHUNK and lease.tokens < size / 2 and not lease.refilling:
             lease.refilling = True
             task = asyncio.get_running_loop().create_task(self._top_up(key, lease, limit))
             self._refills.add(task)
@@ -127,15 +152,16 @@ class SharedBuckets:
         return Decision(True, limit, lease.tokens + lease.bucket_left, 0.0)
 
     async def _top_up(self, key: str, lease: _Lease, limit: Limit) -> None:
-        """One more chunk for a lease running low, drawn while requests still spend what is left. A process then
-        holds at most one and a half chunks."""
+        """One more lease for a lease running low, drawn while requests still spend what is left. A process then
+        holds at most one and a half leases."""
         try:
             async with lease.lock:
-                if time.monotonic() - lease.taken_at > LEASE_SECONDS:
+                now = time.monotonic()
+                if now - lease.taken_at > LEASE_SECONDS:
                     lease.tokens = 0.0
-                if lease.tokens >= limit.chunk / 2:
+                if lease.tokens >= lease.size / 2:
                     return
-                granted, lease.bucket_left = await self._draw(key, limit.chunk, limit)
+                granted, lease.bucket_left = await self._draw(key, lease.resize(limit, now), limit)
                 lease.tokens += granted
                 lease.taken_at = time.monotonic()
         except Exception:  # the next request that finds the lease dry draws for itself (and reports any outage)
@@ -156,8 +182,9 @@ class SharedBuckets:
         async with lease.lock:
             # Another request of this process may have refilled meanwhile; and requests served from the lease
             # without the lock may spend it while a draw is awaited, so draw until enough or the bucket is dry.
+            size = lease.resize(limit, time.monotonic()) if lease.tokens < amount else 0.0
             while lease.tokens < amount:
-                want = max(amount - lease.tokens, limit.chunk)
+                want = max(amount - lease.tokens, size)
                 granted, lease.bucket_left = await self._draw(key, want, limit)
                 lease.tokens += granted
                 lease.taken_at = time.monotonic()

@@ -11,7 +11,7 @@ import pytest
 
 from hub.auth import Principal
 from hub.config import RateLimitOverride
-from hub.ratelimit import Limit, RateLimiter, SharedBuckets
+from hub.ratelimit import GROW_SECONDS, Limit, RateLimiter, SharedBuckets
 from tests.conftest import Hub, hub_settings, start_hub
 
 PAGE = "query Page($n: Int!) { skus(first: $n) { edges { node { id code } } } }"
@@ -121,3 +121,27 @@ async def test_a_busy_lease_is_topped_up_in_the_background_and_never_overspends(
     while (await buckets.take(key, 1, limit)).allowed:
         rest += 1
     assert 1 + leased + rest == 200
+
+
+async def test_a_busy_lease_grows_to_a_second_of_the_refill_rate_and_the_bucket_still_holds(limited_hub):
+    # given two processes sharing a bucket whose refill (400/s) is larger than its first chunk (100)
+    collection = limited_hub.state.database.db["rate_buckets"]
+    one, two = SharedBuckets(collection), SharedBuckets(collection)
+    limit, key = Limit(per_second=400, burst=1000), "requests:t:growing-lease"
+    assert limit.chunk == 100 and limit.largest_lease == 400
+    started = time.monotonic()
+    # when one process spends its leases as fast as it can
+    allowed = 0
+    for _ in range(800):
+        allowed += (one.take_leased(key, 1, limit) or await one.take(key, 1, limit)).allowed
+    # then its leases doubled up to a second of the refill rate: fewer database draws per request
+    lease = one.leases[key]
+    assert lease.size == 400
+    # and a lease that lasted long halves the next one
+    lease.taken_at, lease.tokens = lease.taken_at - 5 * GROW_SECONDS, 0.0
+    allowed += (await one.take(key, 1, limit)).allowed
+    assert lease.size == 200
+    # and both processes together never got more than the bucket held and refilled meanwhile
+    while (await two.take(key, 1, limit)).allowed:
+        allowed += 1
+    assert allowed <= limit.burst + limit.per_second * (time.monotonic() - started)
