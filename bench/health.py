@@ -57,8 +57,9 @@ from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from tenants.models import Tenant, TenantKind
 
-HEALTH = ("{ inventoryHealth { onHandUnits value { currency amount } valueAtRisk { amount } daysOfSupply turnover "
-          "trend { source onHandUnits daysOfSupply turnover } aging { units } } }")
+HEALTH = ("query($filter: HealthFilter) { inventoryHealth(filter: $filter) { onHandUnits value { currency amount } "
+          "valueAtRisk { amount } daysOfSupply turnover trend { source onHandUnits daysOfSupply turnover } "
+          "aging { units } } }")
 TENANT = "bench"
 LOCATIONS = 50
 HISTORY_DAYS = 400
@@ -215,6 +216,16 @@ async def bare_reads(database: Database) -> None:
     await db.demand_series.find({"tenant_id": TENANT}).to_list(None)
 
 
+async def sample_filters(database: Database) -> dict[str, dict[str, str]]:
+    """One store, one SKU, one category of the seed: the narrowed questions a dashboard asks."""
+    db = database.db
+    location = await db.locations.find_one({"tenant_id": TENANT, "code": "L0"})
+    sku = await db.skus.find_one({"tenant_id": TENANT, "code": "S-0"})
+    assert location is not None and sku is not None
+    return {"one store": {"locationId": str(location["_id"])}, "one SKU": {"skuId": str(sku["_id"])},
+            "one category": {"category": CATEGORIES[0]}}
+
+
 async def seeded_sizes(database: Database) -> tuple[int, int]:
     db = database.db
     return (await db.stock_positions.estimated_document_count(), await db.movements.estimated_document_count())
@@ -268,6 +279,8 @@ async def measure(args: argparse.Namespace, folder: Path) -> None:
         await wait_ready(hub.port, hub.process)
         headers = {"authorization": f"Bearer {hub.token(TENANT, 'viewer')}"}
         hub_times, raw_times, bare_times = [], [], []
+        filters = await sample_filters(hub.database)
+        filtered_times: dict[str, list[float]] = {name: [] for name in filters}
         async with httpx.AsyncClient(timeout=None) as http:
             for _ in range(args.runs):
                 started = time.perf_counter()
@@ -280,6 +293,14 @@ async def measure(args: argparse.Namespace, folder: Path) -> None:
                 if "errors" in body:
                     raise SystemExit(body["errors"])
                 print(f"inventoryHealth: {hub_times[-1]:.2f} s", flush=True)
+                for name, chosen in filters.items():
+                    started = time.perf_counter()
+                    narrowed = (await http.post(f"{hub.url}/graphql", headers=headers, json={
+                        "query": HEALTH, "variables": {"filter": chosen}})).json()
+                    filtered_times[name].append(time.perf_counter() - started)
+                    if "errors" in narrowed:
+                        raise SystemExit(narrowed["errors"])
+                    print(f"inventoryHealth({name}): {filtered_times[name][-1]:.2f} s", flush=True)
                 started = time.perf_counter()
                 try:
                     await raw_aggregation(hub.database, args.raw_timeout)
@@ -294,6 +315,8 @@ async def measure(args: argparse.Namespace, folder: Path) -> None:
         print(f"inventoryHealth: {hub_s:.2f} s (median of {args.runs}); raw aggregation: {raw}; ratio raw/hub "
               f"{ratio} (target >= 0.5x); bare reads of its positions and series: "
               f"{statistics.median(bare_times):.2f} s (hub / bare {hub_s / statistics.median(bare_times):.2f}x)")
+        for name, times in filtered_times.items():
+            print(f"inventoryHealth({name}): {statistics.median(times):.2f} s (median of {args.runs})")
         print(f"answer: {body['data']['inventoryHealth']}")
 
 

@@ -49,4 +49,5 @@ class Lot(Document):
             pymongo.IndexModel([("sku_id", 1), ("lot_code", 1)], unique=True),
             pymongo.IndexModel([("tenant_id", 1), ("expires_on", 1)]),
             pymongo.IndexModel([("visible_to", 1)]),
+            pymongo.IndexModel([("tenant_id", 1), ("status", 1)]),  # inventory health: an owner's held lots
         ]

@@ -220,21 +220,21 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
     owners = sorted({p["sku_owner_id"] for p in positions})
     holders = sorted({p["tenant_id"] for p in positions})
     # Independent reads, in flight together: the store works on one while the hub decodes another.
-    sku_docs, lot_docs, cost_docs, alert_docs = await asyncio.gather(
+    lot_reads = [Lot.get_pymongo_collection().find({"tenant_id": owner, "status": status}, {"status": 1}).to_list(None)
+                 for owner in owners for status in sorted(HELD | {LotStatus.expired.value})]  # equality: on the index
+    sku_docs, cost_docs, alert_docs, *lot_found = await asyncio.gather(
         Sku.get_pymongo_collection().find(
             {"tenant_id": {"$in": owners}, "unit_cost": {"$ne": None}}, {"unit_cost": 1, "currency": 1}).to_list(None),
-        Lot.get_pymongo_collection().find(
-            {"tenant_id": {"$in": owners}, "status": {"$in": sorted(HELD | {LotStatus.expired.value})}},
-            {"status": 1}).to_list(None),
         LotCost.get_pymongo_collection().find(
             {"tenant_id": {"$in": holders}}, {"tenant_id": 1, "lot_id": 1, "cost": 1, "units": 1, "currency": 1},
         ).to_list(None),
         Alert.get_pymongo_collection().find(
             {"kind": {"$in": ["expiry_risk", "obsolescence_risk"]}, "tenant_id": {"$in": holders},
              "status": {"$ne": AlertStatus.resolved.value}}, {"dedupe_key": 1}).to_list(None),
+        *lot_reads,
     )
     skus = {s["_id"]: s for s in sku_docs}
-    lots = {lot["_id"]: lot for lot in lot_docs}
+    lots = {lot["_id"]: lot for found in lot_found for lot in found}
     lot_costs = {(c["tenant_id"], c["lot_id"]): (c["cost"] / c["units"], c["currency"]) for c in cost_docs
                  if c["units"] > 0}
     open_risks = {a["dedupe_key"] for a in alert_docs}
