@@ -175,6 +175,21 @@ class HubGraphQL(GraphQL[Context, None]):
             raise RequestError(400, "request body must be a JSON object")
         return params
 
+    async def _persisted_text(self, request: Request, params: dict[str, Any]) -> str | None:
+        """The text behind a bare persisted-query hash, looked up within the request deadline (remembered for the
+        lookup that follows); None where there is no such hash or no answer in time (the request then says why)."""
+        extensions = params.get("extensions")
+        persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+        digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        if not isinstance(digest, str) or not HASH.fullmatch(digest):
+            return None
+        hub = hub_of(request)
+        try:
+            with pymongo.timeout(hub.settings.request_timeout_seconds):
+                return await hub.persisted_queries.lookup(digest)
+        except PyMongoError:
+            return None
+
     async def _resolve_persisted(self, request: Request, params: dict[str, Any]) -> str | None:
         """Apollo's automatic persisted queries: the hash of ``extensions.persistedQuery``, with ``params["query"]``
         filled in from the store when only the hash was sent. Raises PersistedQueryNotFound for an unknown hash."""
@@ -266,7 +281,8 @@ class HubGraphQL(GraphQL[Context, None]):
         except RequestError as exc:
             return self._refuse(request, exc.message, exc.code, exc.status, exc.headers)
         budget = hub.settings.request_timeout_seconds
-        if asks_report(params.get("query"), params.get("operationName"), self.settings.max_tokens):
+        if asks_report(params.get("query") or await self._persisted_text(request, params), params.get("operationName"),
+                       self.settings.max_tokens):
             budget = max(budget, hub.settings.report_timeout_seconds)
         try:
             with pymongo.timeout(budget):

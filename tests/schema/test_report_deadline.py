@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.services.persisted import sha256_hex
 from schema.reports import asks_report
 from tenants import service as tenant_service
 from tests.conftest import Hub, hub_settings, start_hub
@@ -55,3 +56,10 @@ async def test_a_report_gets_the_report_deadline_and_a_page_read_does_not(impati
     report = await impatient_hub.post(REPORT, token=token)
     assert report.status_code == 200, report.text
     assert report.json() == {"data": {"inventoryHealth": {"onHandUnits": 0}}}
+    # an Apollo client sends a report's text with its hash once, then the hash alone: the same deadline both times
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": sha256_hex(REPORT)}}
+    headers = {"authorization": f"Bearer {token}"}
+    for body in ({"query": REPORT, "extensions": persisted}, {"extensions": persisted}):
+        answer = await impatient_hub.http.post("/graphql", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"data": {"inventoryHealth": {"onHandUnits": 0}}}
