@@ -37,7 +37,7 @@ class StockPosition(Document):
         name = "stock_positions"
         indexes = [
             pymongo.IndexModel([("tenant_id", 1), ("location_id", 1), ("sku_id", 1), ("lot_id", 1)], unique=True),
-            pymongo.IndexModel([("sku_owner_id", 1), ("tenant_id", 1)]),
+            pymongo.IndexModel([("sku_owner_id", 1), ("tenant_id", 1), ("sku_id", 1)]),  # VMI; one SKU's stock
             pymongo.IndexModel([("tenant_id", 1), ("expires_on", 1)]),
             pymongo.IndexModel([("lot_id", 1)]),
         ]

@@ -155,40 +155,89 @@ async def record_lot_costs(session: AsyncClientSession | None, movements: list[d
         ], ordered=False, session=session)
 
 
+PER_SKU_QUERIES = 200  # a category of up to this many SKUs is read SKU by SKU, a larger one holder by holder
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One holder whose stock the caller sees: its own (``owner`` None), or a partner's, of the caller's SKUs."""
+
+    holder: str
+    owner: str | None
+
+
 @dataclass(frozen=True)
 class Scope:
-    """What the caller may see, narrowed by its filter: queries for positions, demand series and snapshots (all
-    keyed by holder, location and SKU), one per branch of the sharing rule (own stock; partners' stock of the caller's
-    SKUs: each on its own index, where one ``$or`` would scan on some stores), and a category's SKUs,
-    matched here rather than as a long ``$in`` (slow on some stores)."""
+    """What the caller may see, narrowed by its filter, for positions, demand series and snapshots (all keyed by
+    holder, location and SKU).
 
-    queries: tuple[dict[str, Any], ...]
-    skus: frozenset[ObjectId] | None = None
+    Each read is a flat equality on a prefix of one of the collection's indexes, one per holder (and per SKU for a
+    SKU or a small category); whatever else the filter asks (the partner rule's SKU owner, the location, the SKUs,
+    stock on hand) is checked here. On SecantusDB only such a filter is answered from the index: an ``$and``, an
+    ``$or``, or one more field (``on_hand > 0``) reads every document of the collection, a long ``$in`` grows with
+    the square of its length, and one store's health took 16 s over a 50,000-position tenant instead of 0.2 s."""
 
-    async def find(self, collection: Any, extra: dict[str, Any] | None = None,
+    branches: tuple[Branch, ...]
+    location_id: ObjectId | None = None
+    skus: dict[ObjectId, str] | None = None  # the SKU or the category's SKUs asked for, with their owners
+
+    def admits(self, doc: dict[str, Any]) -> bool:
+        return any(doc["tenant_id"] == b.holder and (b.owner is None or doc["sku_owner_id"] == b.owner)
+                   for b in self.branches) \
+            and (self.location_id is None or doc["location_id"] == self.location_id) \
+            and (self.skus is None or doc["sku_id"] in self.skus)
+
+    def queries(self, collection: str, day: str | None = None) -> list[dict[str, Any]]:
+        queries: list[dict[str, Any]] = []
+        for branch in self.branches:
+            base: dict[str, Any] = {"tenant_id": branch.holder, **({"day": day} if day else {})}
+            if self.location_id is not None:
+                base["location_id"] = self.location_id
+            if self.skus is not None and len(self.skus) <= PER_SKU_QUERIES:
+                for sku, owner in sorted(self.skus.items(), key=str):
+                    if branch.owner is not None and owner != branch.owner:
+                        continue
+                    if self.location_id is not None or collection == "demand_series":
+                        queries.append({**base, "sku_id": sku})
+                    elif collection == "stock_positions":
+                        queries.append({"sku_owner_id": owner, "tenant_id": branch.holder, "sku_id": sku})
+                    elif base not in queries:
+                        queries.append(base)  # snapshots: the holder's day, SKUs picked here
+            elif branch.owner is not None and self.location_id is None and collection != "health_snapshots":
+                queries.append({"sku_owner_id": branch.owner, "tenant_id": branch.holder})
+            else:
+                queries.append(base)
+        return queries
+
+    async def find(self, collection: Any, *, day: str | None = None, positive: bool = False,
                    projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
-        found = await asyncio.gather(*(
-            collection.find({"$and": [query, extra]} if extra else query, projection).to_list(None)
-            for query in self.queries))
-        docs = found[0] if len(found) == 1 else list({doc["_id"]: doc for branch in found for doc in branch}.values())
-        return docs if self.skus is None else [d for d in docs if d["sku_id"] in self.skus]
+        """The documents in scope (``positive``: with stock on hand); reads run a few at a time."""
+        docs: dict[Any, dict[str, Any]] = {}
+        queries = self.queries(collection.name, day)
+        for start in range(0, len(queries), 8):
+            for found in await asyncio.gather(*(collection.find(query, projection).to_list(None)
+                                                for query in queries[start:start + 8])):
+                docs.update((doc["_id"], doc) for doc in found
+                            if self.admits(doc) and (not positive or doc.get("on_hand", 0) > 0))
+        return list(docs.values())
 
 
 async def scope_of(access: Access, *, location_id: ObjectId | None = None, sku_id: ObjectId | None = None,
                    holder_id: str | None = None, category: str | None = None) -> Scope:
     rule = access.stock("read")
-    clauses: list[dict[str, Any]] = []
-    if location_id is not None:
-        clauses.append({"location_id": location_id})
-    if sku_id is not None:
-        clauses.append({"sku_id": sku_id})
-    if holder_id is not None:
-        clauses.append({"tenant_id": holder_id})
+    branches = []
+    for clause in rule.get("$or", [rule]):  # tenants/access.py: own stock, and partners' stock of own SKUs
+        holders = clause["tenant_id"]
+        for holder in holders["$in"] if isinstance(holders, dict) else [holders]:
+            if holder_id is None or holder == holder_id:
+                branches.append(Branch(holder, clause.get("sku_owner_id")))
     skus = None
-    if category is not None:
-        found = Sku.get_pymongo_collection().find({"category": category}, {"_id": 1})
-        skus = frozenset([s["_id"] async for s in found])
-    return Scope(tuple({"$and": [branch, *clauses]} for branch in rule.get("$or", [rule])), skus)
+    if sku_id is not None or category is not None:
+        query: dict[str, Any] = {"_id": sku_id} if sku_id is not None else {}
+        query.update({"category": category} if category is not None else {})
+        found = Sku.get_pymongo_collection().find(query, {"tenant_id": 1})
+        skus = {s["_id"]: s["tenant_id"] async for s in found}
+    return Scope(tuple(branches), location_id, skus)
 
 
 async def _arrivals(positions: list[dict[str, Any]]) -> None:
@@ -301,7 +350,7 @@ async def inventory_health(
     scope = await scope_of(access, location_id=location_id, sku_id=sku_id, holder_id=holder_id, category=category)
     # The two large reads (every position and every demand series in scope) are in flight together.
     positions, series = await asyncio.gather(
-        scope.find(StockPosition.get_pymongo_collection(), {"on_hand": {"$gt": 0}}),
+        scope.find(StockPosition.get_pymongo_collection(), positive=True),
         scope.find(DemandSeries.get_pymongo_collection(), projection={
             "tenant_id": 1, "sku_owner_id": 1, "location_id": 1, "sku_id": 1, "on_hand": 1, "days": 1}),
     )
@@ -339,7 +388,7 @@ async def _trend(scope: Scope, series: list[dict[str, Any]], then: date,
                  unit_values: dict[tuple[str, Any, Any], tuple[float, str]]) -> Trend:
     each = [_series_figures([s], then) for s in series]  # one pass over the days, not one per use
     on_hand, before, consumed = (sum(figures[n] for figures in each) for n in range(3))
-    snapshots = await scope.find(HealthSnapshot.get_pymongo_collection(), {"day": then.isoformat()})
+    snapshots = await scope.find(HealthSnapshot.get_pymongo_collection(), day=then.isoformat())
     holders = {s["tenant_id"] for s, figures in zip(series, each) if figures[0]} | {s["tenant_id"] for s in snapshots}
     taken = {d["tenant_id"] async for d in HealthSettings.get_pymongo_collection().find(
         {"tenant_id": {"$in": sorted(holders)}, "snapshot_days": then.isoformat()}, {"tenant_id": 1})}
@@ -369,8 +418,9 @@ async def _trend(scope: Scope, series: list[dict[str, Any]], then: date,
 
 async def snapshot(tenant_id: str, day: date) -> int:
     """Store the holder's stock per location and SKU as of ``day`` (re-running replaces it); answers documents."""
-    positions = await StockPosition.get_pymongo_collection().find(
-        {"tenant_id": tenant_id, "on_hand": {"$gt": 0}}).to_list(None)
+    # The holder alone (an index prefix; on SecantusDB one more field in the filter reads every position there is)
+    positions = [p for p in await StockPosition.get_pymongo_collection().find({"tenant_id": tenant_id}).to_list(None)
+                 if p["on_hand"] > 0]
     grouped: dict[tuple[Any, Any], dict[str, Any]] = {}
     for v in await value_positions(positions, day):
         p = v.raw
