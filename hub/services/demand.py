@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pymongo import UpdateOne
+from bson import ObjectId
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub.dates import utcnow
+from hub.db import StaleRead
 from hub.detect import demand as model
 from hub.detect.demand import Day
 from hub.models.movement import Movement
@@ -28,9 +31,16 @@ def _day(value: datetime) -> str:
     return value.date().isoformat()
 
 
-def series_writes(movements: Iterable[dict[str, Any]]) -> list[UpdateOne]:
-    """One upsert per (holder, location, SKU) adding the movements' daily sums (called in the ledger's transaction)."""
-    grouped: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+SeriesKey = tuple[str, Any, Any]  # (holder, location, SKU)
+IN_CHUNK = 300  # SKUs per $in: SecantusDB matches large $in lists in quadratic time
+
+
+def series_writes(movements: Iterable[dict[str, Any]],
+                  existing: dict[SeriesKey, ObjectId]) -> list[InsertOne[Any] | UpdateOne]:
+    """Per (holder, location, SKU), the movements' daily sums: added to the series in ``existing`` (its id), a new
+    series inserted whole otherwise (on SecantusDB an upsert costs about three inserts; a series created meanwhile
+    by another writer fails the insert on the unique key and the caller's transaction starts over)."""
+    grouped: dict[SeriesKey, dict[str, Any]] = {}
     for m in movements:
         key = (m["tenant_id"], m["location_id"], m["sku_id"])
         entry = grouped.setdefault(key, {"owner": m["sku_owner_id"], "inc": {"on_hand": 0}, "days": set(),
@@ -50,24 +60,59 @@ def series_writes(movements: Iterable[dict[str, Any]]) -> list[UpdateOne]:
             if m.get("promotion"):
                 inc[f"days.{day}.pr"] = inc.get(f"days.{day}.pr", 0) + units
     now = utcnow()
-    writes = []
+    writes: list[InsertOne[Any] | UpdateOne] = []
     for (tenant, location, sku), entry in grouped.items():
+        found = existing.get((tenant, location, sku))
+        if found is None:
+            days: dict[str, dict[str, Any]] = {}
+            for path, value in entry["inc"].items():
+                if path.startswith("days."):
+                    _, day, field = path.split(".")
+                    days.setdefault(day, {})[field] = value
+            writes.append(InsertOne({
+                "tenant_id": tenant, "location_id": location, "sku_id": sku, "sku_owner_id": entry["owner"],
+                "on_hand": entry["inc"]["on_hand"], "days": days, "first_day": min(entry["days"]),
+                **({"last_sale_day": max(entry["sold"])} if entry["sold"] else {}), "updated_at": now,
+            }))
+            continue
         update: dict[str, Any] = {
             "$inc": entry["inc"],
             "$min": {"first_day": min(entry["days"])},
             "$set": {"updated_at": now},
-            "$setOnInsert": {"sku_owner_id": entry["owner"]},
         }
         if entry["sold"]:
             update["$max"] = {"last_sale_day": max(entry["sold"])}
-        writes.append(UpdateOne({"tenant_id": tenant, "location_id": location, "sku_id": sku}, update, upsert=True))
+        writes.append(UpdateOne({"_id": found}, update))
     return writes
 
 
+async def _existing(session: AsyncClientSession | None, movements: list[dict[str, Any]]) -> dict[SeriesKey, ObjectId]:
+    """The ids of the series these movements add to: one query per holder and location (the unique index's prefix,
+    read within bounds), SKUs in chunks."""
+    wanted: dict[tuple[str, Any], set[Any]] = {}
+    for m in movements:
+        wanted.setdefault((m["tenant_id"], m["location_id"]), set()).add(m["sku_id"])
+    collection = DemandSeries.get_pymongo_collection()
+    found: dict[SeriesKey, ObjectId] = {}
+    for (tenant, location), skus in wanted.items():
+        ordered = sorted(skus)
+        for start in range(0, len(ordered), IN_CHUNK):
+            async for doc in collection.find(
+                {"tenant_id": tenant, "location_id": location, "sku_id": {"$in": ordered[start:start + IN_CHUNK]}},
+                {"sku_id": 1}, session=session,
+            ):
+                found[(tenant, location, doc["sku_id"])] = doc["_id"]
+    return found
+
+
 async def record(session: AsyncClientSession | None, movements: list[dict[str, Any]]) -> None:
-    writes = series_writes(movements)
-    if writes:
+    if not movements:
+        return
+    writes = series_writes(movements, await _existing(session, movements))
+    try:
         await DemandSeries.get_pymongo_collection().bulk_write(writes, ordered=False, session=session)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        raise StaleRead("a demand series was created concurrently") from exc
 
 
 @dataclass(frozen=True)

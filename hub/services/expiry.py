@@ -41,6 +41,7 @@ from hub.services.sensors import refresh_goods_owners
 from tenants.models import Tenant, TenantKind
 
 log = logging.getLogger("lotpulse.expiry")
+IN_CHUNK = 300  # values per $in: SecantusDB matches large $in lists in quadratic time
 SELLING_KINDS = ("sale", "issue")
 RESOLVER = "system:expiry"  # resolved_by when the hub itself sees a finding go away
 
@@ -61,25 +62,31 @@ async def _history(
     session: AsyncClientSession | None, positions: list[dict[str, Any]], today: date
 ) -> dict[tuple[str, Any, Any], tuple[int, int]]:
     """Per (holder, location, SKU): units sold or issued over the trailing window, and days since its first movement
-    there (how long the position has been observed), in one aggregation."""
-    keys = {(p["tenant_id"], p["location_id"], p["sku_id"]) for p in positions}
-    if not keys:
-        return {}
+    there (how long the position has been observed). One aggregation per holder and location, its SKUs in chunks:
+    that shape walks the movements index, where a top-level ``$or`` of the keys scans the whole ledger on
+    SecantusDB (a large opening-stock import took minutes per batch)."""
+    wanted: dict[tuple[str, Any], set[Any]] = {}
+    for p in positions:
+        wanted.setdefault((p["tenant_id"], p["location_id"]), set()).add(p["sku_id"])
     since = to_bson(today - timedelta(days=WINDOW_DAYS))
     selling = {"$and": [{"$in": ["$kind", list(SELLING_KINDS)]}, {"$gte": ["$occurred_at", since]}]}
-    pipeline: list[dict[str, Any]] = [
-        {"$match": {"$or": [{"tenant_id": t, "location_id": loc, "sku_id": sku} for t, loc, sku in keys]}},
-        {"$group": {
-            "_id": {"t": "$tenant_id", "l": "$location_id", "s": "$sku_id"},
-            "q": {"$sum": {"$cond": [selling, "$quantity", 0]}},
-            "first": {"$min": "$occurred_at"},
-        }},
-    ]
-    cursor = await Movement.get_pymongo_collection().aggregate(pipeline, session=session)
-    return {
-        (d["_id"]["t"], d["_id"]["l"], d["_id"]["s"]): (-int(d["q"]), (today - d["first"].date()).days)
-        async for d in cursor
-    }
+    found: dict[tuple[str, Any, Any], tuple[int, int]] = {}
+    for (tenant_id, location_id), sku_ids in wanted.items():
+        ordered = sorted(sku_ids)
+        for start in range(0, len(ordered), IN_CHUNK):
+            pipeline: list[dict[str, Any]] = [
+                {"$match": {"tenant_id": tenant_id, "location_id": location_id,
+                            "sku_id": {"$in": ordered[start:start + IN_CHUNK]}}},
+                {"$group": {
+                    "_id": "$sku_id",
+                    "q": {"$sum": {"$cond": [selling, "$quantity", 0]}},
+                    "first": {"$min": "$occurred_at"},
+                }},
+            ]
+            cursor = await Movement.get_pymongo_collection().aggregate(pipeline, session=session)
+            async for d in cursor:
+                found[(tenant_id, location_id, d["_id"])] = (-int(d["q"]), (today - d["first"].date()).days)
+    return found
 
 
 async def evaluate_positions(
