@@ -129,6 +129,38 @@ def acting() -> tuple[str, str, str | None]:
     return actor_of(principal)  # type: ignore[return-value]
 
 
+def entry(
+    action: str,
+    *,
+    tenant_id: str | None,
+    principal: Principal | None = None,
+    actor: str | None = None,
+    actor_kind: str | None = None,
+    client_id: str | None = None,
+    target: str | None = None,
+    outcome: str = "success",
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    origin: Origin | None = None,
+) -> AuditEntry:
+    """One audit entry, with who acted and from where filled in from the request when not given."""
+    who, kind, via = actor_of(principal if principal is not None else (None if actor else _acting.get()))
+    where = origin or current_origin()
+    return AuditEntry(
+        tenant_id=tenant_id,
+        action=action,
+        outcome=outcome,
+        actor=actor if actor is not None else who,
+        actor_kind=actor_kind or kind,
+        client_id=client_id if client_id is not None else via,
+        target=target,
+        reason=reason,
+        ip=where.ip,
+        user_agent=where.user_agent,
+        details=_scrub(details or {}),
+    )
+
+
 async def record(
     action: str,
     *,
@@ -145,22 +177,18 @@ async def record(
 ) -> None:
     """Write one audit entry. An audit write that fails is logged, never raised: the action itself already
     happened (or was already refused), and the caller must still get its answer."""
-    who, kind, via = actor_of(principal if principal is not None else (None if actor else _acting.get()))
-    where = origin or current_origin()
-    entry = AuditEntry(
-        tenant_id=tenant_id,
-        action=action,
-        outcome=outcome,
-        actor=actor if actor is not None else who,
-        actor_kind=actor_kind or kind,
-        client_id=client_id if client_id is not None else via,
-        target=target,
-        reason=reason,
-        ip=where.ip,
-        user_agent=where.user_agent,
-        details=_scrub(details or {}),
-    )
+    await record_all([entry(action, tenant_id=tenant_id, principal=principal, actor=actor, actor_kind=actor_kind,
+                            client_id=client_id, target=target, outcome=outcome, reason=reason, details=details,
+                            origin=origin)])
+
+
+async def record_all(entries: list[AuditEntry]) -> None:
+    """Write audit entries in one round trip (a stock import corrects thousands of counts at once); a failure is
+    logged, never raised, as for ``record``."""
+    if not entries:
+        return
     try:
-        await entry.insert()
+        await AuditEntry.insert_many(entries)
     except Exception:
-        log.exception("could not write audit entry %s for tenant %s", action, tenant_id)
+        log.exception("could not write %d audit entries (%s for tenant %s)", len(entries), entries[0].action,
+                      entries[0].tenant_id)

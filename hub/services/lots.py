@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub.dates import from_bson, to_bson, utcnow
+from hub.db import StaleRead
 from hub.errors import BadInput, NotFound
 from hub.events.log import build_event, emit_many
 from hub.models.lot import Lot
@@ -60,6 +63,22 @@ async def ensure_lot(
         session=session,
     )
     return Lot.model_validate(raw)
+
+
+async def create_lots(wanted: list[tuple[Sku, str, date | None]],
+                      session: AsyncClientSession | None = None) -> list[Lot]:
+    """``ensure_lot`` for many lots the caller's transaction found missing (SKU, clean code, expiry), answered in
+    that order: inserted in one write. A lot another writer created meanwhile fails the insert on the unique key:
+    the transaction starts over (``StaleRead``) and then finds it."""
+    now = utcnow()
+    docs = [{"_id": ObjectId(), "tenant_id": sku.tenant_id, "sku_id": sku.id, "lot_code": code, "produced_on": None,
+             "expires_on": to_bson(expires_on), "effective_expires_on": to_bson(expires_on), "status": "released",
+             "created_at": now, "updated_at": now, "visible_to": []} for sku, code, expires_on in wanted]
+    try:
+        await Lot.get_pymongo_collection().insert_many(docs, ordered=False, session=session)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        raise StaleRead("a lot was created concurrently") from exc
+    return [Lot.model_validate(doc) for doc in docs]
 
 
 async def register_lot(

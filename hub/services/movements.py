@@ -38,13 +38,15 @@ from hub.models.stock import StockPosition
 from hub.services import demand, fefo, health, locations, position_locks
 from hub.services.expiry import on_stock_changed
 from hub.services.known_positions import KnownPositions, known
-from hub.services.lots import use_lot
+from hub.services.lots import create_lots, use_lot
 from hub.services.skus import resolve_skus
 from hub.services.stock import movement_events, stock_events
+from hub.services.text import CODE_MAX, clean_text
 from tenants.access import Access, object_id
 from tenants.roles import Group
 
 MAX_KEY_LENGTH = 200
+IN_CHUNK = 300  # values per $in: SecantusDB matches large $in lists in quadratic time
 MAX_REASON_LENGTH = 500
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
 NEGATIVE = {MovementKind.issue, MovementKind.sale, MovementKind.transfer_out}
@@ -148,14 +150,10 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     location_ids = {item.location_id: object_id(item.location_id, "location") for item in items}
     owned = await locations.owners.owned(access, set(location_ids.values()), session=session)
     skus = await resolve_skus(access, {item.sku for item in items})
-    lot_refs: dict[tuple[ObjectId, str], Lot] = {}
-    wanted = {(skus[i.sku.strip()].id, i.lot_code.strip()) for i in items if i.lot_code and i.sku.strip() in skus}
-    if wanted:
-        query = {"$or": [{"sku_id": sku_id, "lot_code": code} for sku_id, code in wanted], **access.lots("use")}
-        for found in await Lot.find(query, session=session).to_list():
-            lot_refs[(found.sku_id, found.lot_code)] = found
+    lot_refs = await _known_lots(access, skus, items, session)
     now = utcnow()
-    prepared: list[Prepared] = []
+    resolved: list[tuple[int, MovementInput, ObjectId, Sku, str | None]] = []
+    new_lots: dict[tuple[ObjectId, str], tuple[Sku, str, date | None]] = {}
     for n, item in enumerate(items):
         location = location_ids[item.location_id]
         if location not in owned:
@@ -163,23 +161,51 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
         sku = skus.get(item.sku.strip())
         if sku is None:
             raise NotFound(f"movement {n}: sku {item.sku[:40]!r} not found", index=n)
-        lot = None
-        if item.lot_code and item.lot_code.strip():
-            code = item.lot_code.strip()
-            lot = lot_refs.get((sku.id, code))  # type: ignore[arg-type]
-            if lot is None:  # a new lot of the caller's own SKU; anyone else names only lots it was shipped
+        code = item.lot_code.strip() if item.lot_code and item.lot_code.strip() else None
+        if code is not None and (sku.id, code) not in lot_refs and (sku.id, code) not in new_lots:
+            if access.may_create_lots(sku.tenant_id):  # a new lot of the caller's own SKU: created below, together
+                new_lots[(sku.id, code)] = (sku, clean_text(code, "lotCode", CODE_MAX, "lot code"), item.expires_on)
+            else:  # anyone else names only lots it was shipped
                 try:
-                    lot = await use_lot(access, sku, code, None, item.expires_on, session=session)
+                    lot_refs[(sku.id, code)] = await use_lot(access, sku, code, None, item.expires_on,
+                                                             session=session)  # type: ignore[index]
                 except NotFound as exc:
                     raise NotFound(f"movement {n}: {exc.message}", index=n) from None
-                lot_refs[(sku.id, code)] = lot  # type: ignore[index]
+        resolved.append((n, item, location, sku, code))
+    if new_lots:
+        lot_refs.update(zip(new_lots, await create_lots(list(new_lots.values()), session=session)))
+    prepared: list[Prepared] = []
+    for n, item, location, sku, code in resolved:
         prepared.append(Prepared(
-            index=n, location_id=location, sku=sku, lot=lot, kind=item.kind, quantity=item.quantity,
+            index=n, location_id=location, sku=sku, lot=lot_refs[(sku.id, code)] if code else None,  # type: ignore[index]
+            kind=item.kind, quantity=item.quantity,
             idempotency_key=item.idempotency_key.strip(), fingerprint=fingerprint(item),
             occurred_at=item.occurred_at or now, reference=item.reference,
             unit_price=item.unit_price, promotion=item.promotion, reason=(item.reason or "").strip() or None,
         ))
     return prepared
+
+
+async def _known_lots(access: Access, skus: dict[str, Sku], items: list[MovementInput],
+                      session: AsyncClientSession | None) -> dict[tuple[ObjectId, str], Lot]:
+    """The lots the batch names that exist and the caller may use. Read by SKU (the lot index's prefix, SKUs in
+    chunks) and matched here: a top-level ``$or`` of (SKU, code) pairs, or of the access rule, reads every lot on
+    SecantusDB."""
+    wanted: dict[ObjectId, set[str]] = {}
+    for item in items:
+        sku = skus.get(item.sku.strip())
+        if sku is not None and item.lot_code and item.lot_code.strip():
+            wanted.setdefault(sku.id, set()).add(item.lot_code.strip())  # type: ignore[arg-type]
+    found: dict[tuple[ObjectId, str], Lot] = {}
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), IN_CHUNK):
+        async for raw in Lot.get_pymongo_collection().find({"sku_id": {"$in": ordered[start:start + IN_CHUNK]}},
+                                                           session=session):
+            # access.lots("use"): the producer's own lots and those a dispatch made visible to the caller
+            usable = raw["tenant_id"] == access.tenant_id or access.tenant_id in (raw.get("visible_to") or ())
+            if usable and raw["lot_code"] in wanted[raw["sku_id"]]:
+                found[(raw["sku_id"], raw["lot_code"])] = Lot.model_validate(raw)
+    return found
 
 
 class KeysRecorded(StaleRead):
@@ -390,13 +416,15 @@ async def record_movements(access: Access, database: Database, items: list[Movem
     async with position_locks.positions.hold(names):
         result = await run_batch(database, work)
         known.remember({(name, access.tenant_id, *key): entry for key, entry in result.written.items()})
+    entries = []
     for correction in result.corrections:  # after the commit: only what was booked is audited
         if abs(correction["after"] - correction["before"]) > count_audit_threshold:
             doc = correction["doc"]
-            await audit.record(
+            entries.append(audit.entry(
                 "stock.count_corrected", tenant_id=access.tenant_id, principal=access.principal,
                 target=str(doc["_id"]), reason=doc["reason"],
                 details={"location": str(doc["location_id"]), "sku": correction["sku"], "lot": doc["lot_code"],
                          "before": {"onHand": correction["before"]}, "after": {"onHand": correction["after"]}},
-            )
+            ))
+    await audit.record_all(entries)
     return result
