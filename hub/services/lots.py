@@ -71,9 +71,12 @@ async def create_lots(wanted: list[tuple[Sku, str, date | None]],
     that order: inserted in one write. A lot another writer created meanwhile fails the insert on the unique key:
     the transaction starts over (``StaleRead``) and then finds it."""
     now = utcnow()
-    docs = [{"_id": ObjectId(), "tenant_id": sku.tenant_id, "sku_id": sku.id, "lot_code": code, "produced_on": None,
-             "expires_on": to_bson(expires_on), "effective_expires_on": to_bson(expires_on), "status": "released",
-             "created_at": now, "updated_at": now, "visible_to": []} for sku, code, expires_on in wanted]
+    docs: list[dict[str, Any]] = [
+        {"_id": ObjectId(), "tenant_id": sku.tenant_id, "sku_id": sku.id, "lot_code": code, "produced_on": None,
+         "expires_on": to_bson(expires_on), "effective_expires_on": to_bson(expires_on), "status": "released",
+         "created_at": now, "updated_at": now, "visible_to": []}
+        for sku, code, expires_on in wanted
+    ]
     try:
         await Lot.get_pymongo_collection().insert_many(docs, ordered=False, session=session)
     except (BulkWriteError, DuplicateKeyError) as exc:

@@ -153,7 +153,7 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     lot_refs = await _known_lots(access, skus, items, session)
     now = utcnow()
     resolved: list[tuple[int, MovementInput, ObjectId, Sku, str | None]] = []
-    new_lots: dict[tuple[ObjectId, str], tuple[Sku, str, date | None]] = {}
+    new_lots: dict[tuple[Any, str], tuple[Sku, str, date | None]] = {}
     for n, item in enumerate(items):
         location = location_ids[item.location_id]
         if location not in owned:
@@ -167,17 +167,16 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
                 new_lots[(sku.id, code)] = (sku, clean_text(code, "lotCode", CODE_MAX, "lot code"), item.expires_on)
             else:  # anyone else names only lots it was shipped
                 try:
-                    lot_refs[(sku.id, code)] = await use_lot(access, sku, code, None, item.expires_on,
-                                                             session=session)  # type: ignore[index]
+                    lot_refs[(sku.id, code)] = await use_lot(access, sku, code, None, item.expires_on, session=session)
                 except NotFound as exc:
                     raise NotFound(f"movement {n}: {exc.message}", index=n) from None
         resolved.append((n, item, location, sku, code))
     if new_lots:
         lot_refs.update(zip(new_lots, await create_lots(list(new_lots.values()), session=session)))
     prepared: list[Prepared] = []
-    for n, item, location, sku, code in resolved:
+    for n, item, where, what, code in resolved:
         prepared.append(Prepared(
-            index=n, location_id=location, sku=sku, lot=lot_refs[(sku.id, code)] if code else None,  # type: ignore[index]
+            index=n, location_id=where, sku=what, lot=lot_refs[(what.id, code)] if code else None,
             kind=item.kind, quantity=item.quantity,
             idempotency_key=item.idempotency_key.strip(), fingerprint=fingerprint(item),
             occurred_at=item.occurred_at or now, reference=item.reference,
@@ -187,7 +186,7 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
 
 
 async def _known_lots(access: Access, skus: dict[str, Sku], items: list[MovementInput],
-                      session: AsyncClientSession | None) -> dict[tuple[ObjectId, str], Lot]:
+                      session: AsyncClientSession | None) -> dict[tuple[Any, str], Lot]:
     """The lots the batch names that exist and the caller may use. Read by SKU (the lot index's prefix, SKUs in
     chunks) and matched here: a top-level ``$or`` of (SKU, code) pairs, or of the access rule, reads every lot on
     SecantusDB."""
@@ -196,7 +195,7 @@ async def _known_lots(access: Access, skus: dict[str, Sku], items: list[Movement
         sku = skus.get(item.sku.strip())
         if sku is not None and item.lot_code and item.lot_code.strip():
             wanted.setdefault(sku.id, set()).add(item.lot_code.strip())  # type: ignore[arg-type]
-    found: dict[tuple[ObjectId, str], Lot] = {}
+    found: dict[tuple[Any, str], Lot] = {}
     ordered = sorted(wanted)
     for start in range(0, len(ordered), IN_CHUNK):
         async for raw in Lot.get_pymongo_collection().find({"sku_id": {"$in": ordered[start:start + IN_CHUNK]}},
