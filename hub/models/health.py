@@ -49,7 +49,10 @@ class LotCost(Document):
 
     class Settings:
         name = "lot_costs"
-        indexes = [pymongo.IndexModel([("tenant_id", 1), ("lot_id", 1), ("currency", 1)], unique=True)]
+        indexes = [
+            pymongo.IndexModel([("tenant_id", 1), ("lot_id", 1), ("currency", 1)], unique=True),
+            pymongo.IndexModel([("tenant_id", 1), ("sku_id", 1)]),  # valuing one SKU's stock (inventory health)
+        ]
 
 
 class HealthSnapshot(Document):

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BANDS = (30, 60, 90, 180)  # upper bounds in days: 0-30, 31-60, 61-90, 91-180, >180
 HELD = {LotStatus.on_hold.value, LotStatus.quarantined.value, LotStatus.recalled.value}
+AT_RISK = HELD | {LotStatus.expired.value}
+RISK_ALERTS = {"expiry_risk", "obsolescence_risk"}
+FEW_SKUS = 20  # positions of up to this many SKUs are valued from their SKUs' lots and lot costs, not the tenant's
 SUPPLY_WINDOW_DAYS = 30
 TREND_DAYS = 30
 SNAPSHOT_DAYS_KEPT = 400
@@ -259,33 +262,43 @@ async def _arrivals(positions: list[dict[str, Any]]) -> None:
         await StockPosition.get_pymongo_collection().bulk_write(found, ordered=False)
 
 
+async def _all(cursors: list[Any]) -> list[dict[str, Any]]:
+    return [doc for batch in await asyncio.gather(*(c.to_list(None) for c in cursors)) for doc in batch]
+
+
 async def value_positions(positions: list[dict[str, Any]], today: date) -> list[Valued]:
     """Value, age and judge the risk of each position (each counted once, held before expiry before obsolescence)."""
     if not positions:
         return []
     await _arrivals(positions)
-    # By owner, not by a list of ids: a long $in on _id is slow on some stores (SecantusDB looks each one up by a
-    # scan), and only the owners' costed SKUs and their held or expired lots matter here.
+    # Flat equality reads on index prefixes, the rest checked here (a long $in, an $and or a field beyond the index
+    # reads the whole collection on SecantusDB): the owners' SKUs; the lots and lot costs of a few SKUs by SKU, else
+    # the owners' held and expired lots and the holders' lot costs; the holders' open alerts.
     owners = sorted({p["sku_owner_id"] for p in positions})
     holders = sorted({p["tenant_id"] for p in positions})
-    # Independent reads, in flight together: the store works on one while the hub decodes another.
-    lot_reads = [Lot.get_pymongo_collection().find({"tenant_id": owner, "status": status}, {"status": 1}).to_list(None)
-                 for owner in owners for status in sorted(HELD | {LotStatus.expired.value})]  # equality: on the index
-    sku_docs, cost_docs, alert_docs, *lot_found = await asyncio.gather(
-        Sku.get_pymongo_collection().find(
-            {"tenant_id": {"$in": owners}, "unit_cost": {"$ne": None}}, {"unit_cost": 1, "currency": 1}).to_list(None),
-        LotCost.get_pymongo_collection().find(
-            {"tenant_id": {"$in": holders}}, {"tenant_id": 1, "lot_id": 1, "cost": 1, "units": 1, "currency": 1},
-        ).to_list(None),
-        Alert.get_pymongo_collection().find(
-            {"kind": {"$in": ["expiry_risk", "obsolescence_risk"]}, "tenant_id": {"$in": holders},
-             "status": {"$ne": AlertStatus.resolved.value}}, {"dedupe_key": 1}).to_list(None),
-        *lot_reads,
-    )
-    skus = {s["_id"]: s for s in sku_docs}
-    lots = {lot["_id"]: lot for found in lot_found for lot in found}
+    few = sorted({p["sku_id"] for p in positions}, key=str) if len({p["sku_id"] for p in positions}) <= FEW_SKUS \
+        else None
+    lots_collection, costs_collection = Lot.get_pymongo_collection(), LotCost.get_pymongo_collection()
+    cost_fields = {"tenant_id": 1, "lot_id": 1, "cost": 1, "units": 1, "currency": 1}
+    if few is not None:
+        lot_reads = [lots_collection.find({"sku_id": sku}, {"status": 1}) for sku in few]
+        cost_reads = [costs_collection.find({"tenant_id": h, "sku_id": sku}, cost_fields)
+                      for h in holders for sku in few]
+    else:
+        lot_reads = [lots_collection.find({"tenant_id": owner, "status": status}, {"status": 1})
+                     for owner in owners for status in sorted(AT_RISK)]
+        cost_reads = [costs_collection.find({"tenant_id": h}, cost_fields) for h in holders]
+    sku_reads = [Sku.get_pymongo_collection().find({"tenant_id": owner}, {"unit_cost": 1, "currency": 1})
+                 for owner in owners]
+    alert_reads = [Alert.get_pymongo_collection().find({"tenant_id": h, "status": status}, {"kind": 1, "dedupe_key": 1})
+                   for h in holders for status in (AlertStatus.open.value, AlertStatus.acknowledged.value)]
+    sku_docs, lot_docs, cost_docs, alert_docs = await asyncio.gather(  # all in flight together
+        _all(sku_reads), _all(lot_reads), _all(cost_reads), _all(alert_reads))
+    skus = {s["_id"]: s for s in sku_docs if s.get("unit_cost") is not None}
+    lots = {lot["_id"]: lot for lot in lot_docs if lot.get("status") in AT_RISK}
     lot_costs = {(c["tenant_id"], c["lot_id"]): (c["cost"] / c["units"], c["currency"]) for c in cost_docs
                  if c["units"] > 0}
+    alert_docs = [a for a in alert_docs if a.get("kind") in RISK_ALERTS]
     open_risks = {a["dedupe_key"] for a in alert_docs}
     valued = []
     for p in positions:
