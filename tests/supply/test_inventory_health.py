@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub.models.lot import Lot
+from hub.services import health as health_service
 from tests.supply.conftest import RECORD_RECEIPT, UPSERT_SKU, yogurt_line
 
 HEALTH = """
@@ -27,7 +28,7 @@ async def health(supply, tenant: str = "shopco", **filter) -> dict:
     return body["inventoryHealth"]
 
 
-async def test_value_aging_risk_and_days_of_supply_on_a_known_ledger(supply):
+async def test_value_aging_risk_and_days_of_supply_on_a_known_ledger(supply, monkeypatch):
     # Acme's yogurt costs 2.50 EUR a unit; its milk has no cost
     await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
                                                "unitCost": 2.5, "currency": "eur"}}, tenant="acme")
@@ -64,6 +65,10 @@ async def test_value_aging_risk_and_days_of_supply_on_a_known_ledger(supply):
     ]
     # 30 sold in 30 days is 1 a day: 107 units last 107 days
     assert figures["consumedUnits"] == 30 and figures["daysOfSupply"] == 107.0
+    # judged from the owner's held and expired lots (many SKUs) instead of the SKUs' own lots (a few): the same
+    monkeypatch.setattr(health_service, "FEW_SKUS", 0)
+    assert await health(supply) == figures
+    monkeypatch.undo()
     # bands of the caller's choosing; filters narrow the figures
     custom = await health(supply, bands=[60])
     assert [(b["fromDays"], b["toDays"], b["units"]) for b in custom["aging"]] == [(0, 60, 77), (61, None, 30)]
@@ -122,7 +127,7 @@ async def test_each_tenant_sets_its_own_aging_bands_and_the_change_is_audited(su
     assert len((await health(supply))["aging"]) == 5
 
 
-async def test_a_lot_is_valued_at_what_its_receipt_lines_cost_else_at_standard_cost(supply):
+async def test_a_lot_is_valued_at_what_its_receipt_lines_cost_else_at_standard_cost(supply, monkeypatch):
     await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
                                                "unitCost": 2.5, "currency": "EUR"}}, tenant="acme")
     dispatch = await supply.dispatch([yogurt_line(10)])
@@ -140,6 +145,9 @@ async def test_a_lot_is_valued_at_what_its_receipt_lines_cost_else_at_standard_c
                              "idempotencyKey": "s1"}])
     figures = (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"]
     assert figures["onHandUnits"] == 14 and figures["value"] == eur(27.4)  # 17.40 + 10.00
+    # valued from the holder's lot costs (many SKUs) instead of the SKU's own (a few): the same figures
+    monkeypatch.setattr(health_service, "FEW_SKUS", 0)
+    assert (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"] == figures
 
 
 TREND = """
@@ -155,8 +163,6 @@ query($filter: HealthFilter) {
 
 async def test_turnover_category_and_the_trend_from_the_series_then_from_a_snapshot(supply):
     from datetime import date
-
-    from hub.services import health as health_service
 
     await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
                                                "unitCost": 2.5, "currency": "EUR", "category": "dairy"}},
