@@ -113,10 +113,12 @@ class Stats:
         self.latencies: dict[int, list[float]] = defaultdict(list)
         self.errors: dict[int, Counter[str]] = defaultdict(Counter)
         self.total_errors: Counter[str] = Counter()
+        self.by_operation: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
-    def record(self, began: float, took: float, code: str | None) -> None:
+    def record(self, began: float, took: float, code: str | None, name: str) -> None:
         minute = int((began - self.started) // 60)
         self.latencies[minute].append(took)
+        self.by_operation[minute][name].append(took)
         if code is not None:
             self.errors[minute][code] += 1
             self.total_errors[code] += 1
@@ -130,6 +132,7 @@ def operation(query: str) -> str:
 
 async def call(http: httpx.AsyncClient, stats: Stats, query: str, variables: dict | None = None) -> dict | None:
     began = time.monotonic()
+    name = operation(query)
     code: str | None = None
     data = None
     try:
@@ -137,11 +140,11 @@ async def call(http: httpx.AsyncClient, stats: Stats, query: str, variables: dic
         body = response.json()
         if body.get("errors"):
             code = body["errors"][0].get("extensions", {}).get("code", f"HTTP_{response.status_code}")
-            code = f"{code} on {operation(query)}"
+            code = f"{code} on {name}"
         data = body.get("data")
     except (httpx.HTTPError, ValueError) as exc:
         code = type(exc).__name__
-    stats.record(began, time.monotonic() - began, code)
+    stats.record(began, time.monotonic() - began, code, name)
     return data
 
 
@@ -247,6 +250,9 @@ async def run(args: argparse.Namespace) -> int:
                           f"p50 {percentile(took, 0.5) * 1000:6.0f} ms, p99 {percentile(took, 0.99) * 1000:6.0f} ms, "
                           f"errors {errors}, RSS {rss[minute]:6.1f} MiB, subscribers' messages {sum(received)}, "
                           f"CPU {busy}, load {os.getloadavg()[0]:.1f}", flush=True)
+                    print("           " + ", ".join(
+                        f"{name} {len(times)} × p50 {percentile(times, 0.5) * 1000:.0f} ms"
+                        for name, times in sorted(stats.by_operation.get(minute, {}).items())), flush=True)
                     minute += 1
                     if minute >= args.minutes:
                         return rss
