@@ -71,7 +71,8 @@ class Seeder:
                                   "kind": "receipt", "quantity": 1, "idempotency_key": f"k{n}",
                                   "fingerprint": "f", "occurred_at": at, "recorded_at": at})
                 deliveries.append({"_id": ObjectId(), "event_id": event_id, "endpoint_id": ENDPOINT,
-                                   "tenant_id": TENANT, "event_type": "stock.changed", "body": "{}",
+                                   "tenant_id": TENANT, "event_type": "stock.changed", "body": "{}", "seq": n + 1,
+                                   "subject": f"stock:{TENANT}",
                                    "state": "succeeded", "next_attempt_at": at, "failures": 0, "attempt_count": 1,
                                    "lease_token": None, "lease_until": None, "claims": [at], "delivered_at": at,
                                    "created_at": at, "updated_at": at})
@@ -174,6 +175,9 @@ def operations(seeder: Seeder) -> dict[str, tuple[Op, dict[str, Any] | None]]:
                                                                     "filter": due_index}),
         "webhooks: due deliveries of an endpoint": find(
             "webhook_deliveries", {"endpoint_id": ENDPOINT, **due_index}, {"next_attempt_at": 1}, limit=1000),
+        "webhooks: pending before a batch (per-subject order)": find(
+            "webhook_deliveries", {"endpoint_id": ENDPOINT, "state": "pending", "seq": {"$lte": top}}, {"seq": 1},
+            limit=200),
         "webhooks: existing deliveries of events": find("webhook_deliveries", {"event_id": {"$in": [ObjectId()]}}),
         "webhooks: make, claim, complete one": (delivery_claim, None),
         "escalation: overdue alerts": find(
