@@ -52,6 +52,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import percentile, running_hub, wait_ready
+from hub import logs
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import EmbeddedServer, free_port
@@ -281,6 +282,7 @@ async def cpu_per_request(app: Any, token: str, requests: int) -> float:
         # As a server would between requests: the hub's background tasks get their turn in every variant alike
         # (a request that never waits would otherwise leave them to whichever variant waits for the database).
         await asyncio.sleep(0)
+    logs.flush_access_lines()  # the access lines of these requests still waiting for their batch: written here
     spent = time.process_time() - started
     if set(status) != {200}:
         raise SystemExit(f"unexpected statuses {set(status)}")
@@ -289,7 +291,6 @@ async def cpu_per_request(app: Any, token: str, requests: int) -> float:
 
 async def cpu_overhead(args: argparse.Namespace, sink_port: int) -> None:
     """The same three variants as apps in this process, measured in CPU time in alternating rounds."""
-    from hub import logs
     from hub.app import create_app
 
     traced = {**OBSERVED, "LOTPULSE_TRACING": "true", "LOTPULSE_TRACING_ENDPOINT": f"http://127.0.0.1:{sink_port}/v1/traces"}

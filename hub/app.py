@@ -103,6 +103,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
         finally:
             await hub.stop_tasks()
             await database.close()
+            logs.flush_access_lines()
             if previous_clock is not None:
                 clock.use(previous_clock)
 
