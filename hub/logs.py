@@ -163,9 +163,12 @@ _second: tuple[int, str] = (-1, "")  # a UTC second and its ISO text, made once 
 # access log does: formatting a batch at once and one write call for it cost a fraction of a line per request.
 ACCESS_FLUSH_SECONDS = 0.05
 ACCESS_BATCH_LINES = 500
-# (handler, method, path, status, duration in ms, request id, tenant, operation, time) per line; a deque because
-# appending and popping are atomic, so hubs on event loops in several threads may share it.
+# (method, path, status, duration in ms, request id, tenant, operation, time) per line, for ``_waiting_for``: plain
+# values only, so the collector soon stops tracking each tuple (held for a while, tracked ones would be promoted to
+# the oldest generation and bring its full collections sooner). A deque: appending and popping are atomic, so hubs
+# on event loops in several threads may share it.
 _waiting: deque[tuple[Any, ...]] = deque()
+_waiting_for: logging.StreamHandler[Any] | None = None  # the handler the waiting lines go to
 _flush_loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is due on (none, or a closed one: schedule)
 
 
@@ -205,24 +208,26 @@ def _json_line(method: str, path: str, status: int, duration_ms: float, rid: str
 
 
 def flush_access_lines() -> None:
-    """Write the access lines waiting, one write per handler (called on a timer, when enough wait, when logging is
+    """Write the access lines waiting in one write (called on a timer, when enough wait, when logging is
     configured again and when the hub stops)."""
     global _flush_loop
     _flush_loop = None
-    batches: dict[Any, list[str]] = {}
+    handler, text = _waiting_for, []
     while True:
         try:
-            handler, *fields = _waiting.popleft()
+            text.append(_json_line(*_waiting.popleft()))
         except IndexError:
             break
-        batches.setdefault(handler, []).append(_json_line(*fields))
-    for handler, text in batches.items():
-        with handler.lock:
-            try:
-                handler.stream.write("".join(text))
-                handler.stream.flush()
-            except Exception:  # as logging does: a broken log stream never fails the hub
-                logging.raiseExceptions and sys.stderr.write("lotpulse: access lines could not be written\n")
+    if handler is None or not text:
+        return
+    handler.acquire()
+    try:
+        handler.stream.write("".join(text))
+        handler.stream.flush()
+    except Exception:  # as logging does: a broken log stream never fails the hub
+        logging.raiseExceptions and sys.stderr.write("lotpulse: access lines could not be written\n")
+    finally:
+        handler.release()
 
 
 atexit.register(flush_access_lines)
@@ -232,7 +237,7 @@ def _access_line(method: str, path: str, status: int, duration_ms: float) -> Non
     """One access line per HTTP request. Through a std LogRecord (filter, formatter, handler) it cost more than the
     rest of the operability features together on a trivial query; the direct line has the same fields, formatted
     and written in batches (at most ``ACCESS_FLUSH_SECONDS`` later)."""
-    global _flush_loop
+    global _flush_loop, _waiting_for
     handler = _direct_handler()
     if handler is None:
         # The caller's file and line (a walk up the stack on every request) are in no line format: not via .info().
@@ -241,8 +246,10 @@ def _access_line(method: str, path: str, status: int, duration_ms: float) -> Non
             extra={"status": status, "duration_ms": duration_ms},
         ))
         return
-    _waiting.append((handler, method, path, status, duration_ms, request_id.get(), tenant.get(), operation.get(),
-                     time.time()))
+    if handler is not _waiting_for:
+        flush_access_lines()
+        _waiting_for = handler
+    _waiting.append((method, path, status, duration_ms, request_id.get(), tenant.get(), operation.get(), time.time()))
     if len(_waiting) >= ACCESS_BATCH_LINES:
         flush_access_lines()
         return

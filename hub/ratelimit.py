@@ -257,6 +257,17 @@ class RateLimiter:
             burst if burst is not None else getattr(s, f"rate_limit_{kind}_burst"),
         )
 
+    def take_leased(self, kind: str, principal: Principal, amount: float) -> Decision | None:
+        """``take`` without awaiting, when the caller has only its tenant's bucket and this process's lease of it
+        holds enough (the common case); else None, and then ``take``."""
+        buckets = self._callers.get((kind, principal.tenant_id, principal.client_id)) or self._buckets_of(
+            kind, principal
+        )
+        if len(buckets) != 1:
+            return None
+        key, limit = buckets[0]
+        return self.buckets.take_leased(key, amount, limit)
+
     async def take(self, kind: str, principal: Principal, amount: float) -> Decision:
         """Draw ``amount`` from the caller's tenant bucket and, for OAuth clients, its client bucket (``kind`` is
         ``requests`` or ``cost``); answers the refusal, else the tighter of the two."""

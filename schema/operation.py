@@ -86,7 +86,8 @@ class HubOperation(ErrorShaper):
         assert context.graphql_document is not None and context.query is not None
         amount = self.costs.cost(context.schema._schema, context.graphql_document, context.query, self._name,
                                  context.variables)
-        decision = await limiter.take("cost", request_context.require_principal(), amount)
+        principal = request_context.require_principal()
+        decision = limiter.take_leased("cost", principal, amount) or await limiter.take("cost", principal, amount)
         request_context.rate_limit = decision.tighter(request_context.rate_limit)
         if not decision.allowed:
             message = (

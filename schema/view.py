@@ -324,7 +324,8 @@ class HubGraphQL(GraphQL[Context, None]):
         tracing.tag(tenant=context.principal.tenant_id, request_id=logs.request_id.get() or "")
         limiter = context.hub.rate_limiter
         if limiter is not None:
-            decision = await limiter.take("requests", context.principal, 1)
+            principal = context.principal
+            decision = limiter.take_leased("requests", principal, 1) or await limiter.take("requests", principal, 1)
             context.rate_limit = decision
             if not decision.allowed:
                 retry = decision.headers()["Retry-After"]
