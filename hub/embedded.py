@@ -11,6 +11,7 @@ the hub if the hub is killed (``PR_SET_PDEATHSIG``, see hub/db.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -122,6 +123,11 @@ def uvicorn_server(app: Any, settings: Settings) -> uvicorn.Server:
 async def serve_hub(app: Any, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; returns once the hub has stopped (no signal is re-raised afterwards)."""
     server = uvicorn_server(app, settings)
+    # What the process holds by now (modules, the schema, the app) lives as long as it does: out of the collector's
+    # sight, a full collection scans only what serving made, not ~150,000 objects for ~75 ms every few thousand
+    # requests (the pause a trivial query otherwise meets at random).
+    gc.collect()
+    gc.freeze()
     # uvicorn restores the handlers it found and re-raises the signal it caught once it has stopped; with these the
     # re-raised signal is a no-op and the caller gets to stop the database before the process ends.
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
