@@ -54,7 +54,7 @@ DEFAULT_BANDS = (30, 60, 90, 180)  # upper bounds in days: 0-30, 31-60, 61-90, 9
 HELD = {LotStatus.on_hold.value, LotStatus.quarantined.value, LotStatus.recalled.value}
 AT_RISK = HELD | {LotStatus.expired.value}
 RISK_ALERTS = {"expiry_risk", "obsolescence_risk"}
-FEW_SKUS = 20  # positions of up to this many SKUs are valued from their SKUs' lots and lot costs, not the tenant's
+FEW_SKUS = 20  # positions of up to this many SKUs are judged from their SKUs' lots, not the owner's held lots
 SUPPLY_WINDOW_DAYS = 30
 TREND_DAYS = 30
 SNAPSHOT_DAYS_KEPT = 400
@@ -158,7 +158,7 @@ async def record_lot_costs(session: AsyncClientSession | None, movements: list[d
         ], ordered=False, session=session)
 
 
-PER_SKU_QUERIES = 200  # a category of up to this many SKUs is read SKU by SKU, a larger one holder by holder
+PER_SKU_QUERIES = 200  # up to this many SKUs (category) or (holder, SKU) pairs (lot costs) are read one by one
 
 
 @dataclass(frozen=True)
@@ -272,21 +272,23 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
         return []
     await _arrivals(positions)
     # Flat equality reads on index prefixes, the rest checked here (a long $in, an $and or a field beyond the index
-    # reads the whole collection on SecantusDB): the owners' SKUs; the lots and lot costs of a few SKUs by SKU, else
-    # the owners' held and expired lots and the holders' lot costs; the holders' open alerts.
+    # reads the whole collection on SecantusDB): the owners' SKUs; the lots of a few SKUs by SKU, else the owners'
+    # held and expired lots; the lot costs of up to PER_SKU_QUERIES (holder, SKU) pairs by pair, else the holders';
+    # the holders' open alerts.
     owners = sorted({p["sku_owner_id"] for p in positions})
     holders = sorted({p["tenant_id"] for p in positions})
-    few = sorted({p["sku_id"] for p in positions}, key=str) if len({p["sku_id"] for p in positions}) <= FEW_SKUS \
-        else None
+    skus_held = sorted({p["sku_id"] for p in positions}, key=str)
     lots_collection, costs_collection = Lot.get_pymongo_collection(), LotCost.get_pymongo_collection()
     cost_fields = {"tenant_id": 1, "lot_id": 1, "cost": 1, "units": 1, "currency": 1}
-    if few is not None:
-        lot_reads = [lots_collection.find({"sku_id": sku}, {"status": 1}) for sku in few]
-        cost_reads = [costs_collection.find({"tenant_id": h, "sku_id": sku}, cost_fields)
-                      for h in holders for sku in few]
+    if len(skus_held) <= FEW_SKUS:
+        lot_reads = [lots_collection.find({"sku_id": sku}, {"status": 1}) for sku in skus_held]
     else:
         lot_reads = [lots_collection.find({"tenant_id": owner, "status": status}, {"status": 1})
                      for owner in owners for status in sorted(AT_RISK)]
+    if len(skus_held) * len(holders) <= PER_SKU_QUERIES:
+        cost_reads = [costs_collection.find({"tenant_id": h, "sku_id": sku}, cost_fields)
+                      for h in holders for sku in skus_held]
+    else:
         cost_reads = [costs_collection.find({"tenant_id": h}, cost_fields) for h in holders]
     sku_reads = [Sku.get_pymongo_collection().find({"tenant_id": owner}, {"unit_cost": 1, "currency": 1})
                  for owner in owners]

@@ -146,7 +146,7 @@ async def test_a_lot_is_valued_at_what_its_receipt_lines_cost_else_at_standard_c
     figures = (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"]
     assert figures["onHandUnits"] == 14 and figures["value"] == eur(27.4)  # 17.40 + 10.00
     # valued from the holder's lot costs (many SKUs) instead of the SKU's own (a few): the same figures
-    monkeypatch.setattr(health_service, "FEW_SKUS", 0)
+    monkeypatch.setattr(health_service, "PER_SKU_QUERIES", 0)
     assert (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"] == figures
 
 
