@@ -60,6 +60,9 @@ class Deadlines:
     connect: float = 2.0  # a new connection's TCP connect and handshake: a server that accepts and never answers
     transaction: float | None = 4.0  # one transaction, every retry of it and the backoff between them included
     readiness: float = 0.5  # /readyz must turn red within a second of losing the database
+    # Building the indexes at startup: after an upgrade a new index over a large collection takes a while, and
+    # SecantusDB may keep a build cut short by a deadline as a partial index that later reads trust.
+    startup: float = 600.0
 
 
 def unavailable(exc: BaseException) -> bool:
@@ -284,7 +287,8 @@ class Database:
             uri, tz_aware=True, event_listeners=[CommandTimer()] if timed else [], **options
         )
         database = cls(client, name, deadlines)
-        await init_beanie(database=database.db, document_models=document_models())
+        with pymongo.timeout(deadlines.startup):
+            await init_beanie(database=database.db, document_models=document_models())
         return database
 
     async def ping(self) -> bool:
