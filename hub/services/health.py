@@ -42,7 +42,8 @@ from hub.models.movement import ADDING, Movement
 from hub.models.planning import DemandSeries
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from tenants.access import Access
+from tenants.access import DISPATCH_PARTIES, Access
+from tenants.models import Scope as SharedScope
 from tenants.roles import Group
 
 if TYPE_CHECKING:
@@ -502,11 +503,17 @@ async def stake_of(alert: Alert) -> dict[str, float]:
 async def decided(access: Access, since: date, until: date) -> dict[str, tuple[int, Amounts]]:
     """Alerts the caller sees that a person decided in [since, until]: per decision, how many and the value."""
     figures: dict[str, tuple[int, Amounts]] = {}
+    # The (audience, status) prefix of an index, the rest of the sharing rule and the window checked here: on
+    # SecantusDB the rule's $or and the ranges beside it read every tenant's alerts.
+    owners = {access.tenant_id, *access.sharing(SharedScope.alerts)}
+    begin, end = start_of(since), start_of(until + timedelta(days=1))
     async for raw in Alert.get_pymongo_collection().find(
-        {"$and": [access.alerts(), {"decision": {"$ne": None}},
-                  {"resolved_at": {"$gte": start_of(since), "$lt": start_of(until + timedelta(days=1))}}]},
-        {"decision": 1, "decision_value": 1},
+        {"audience": access.tenant_id, "status": AlertStatus.resolved.value},
+        {"decision": 1, "decision_value": 1, "resolved_at": 1, "tenant_id": 1, "audience_rule": 1},
     ):
+        visible = raw["tenant_id"] in owners or raw.get("audience_rule") == DISPATCH_PARTIES
+        if not visible or raw.get("decision") is None or not (begin <= (raw.get("resolved_at") or end) < end):
+            continue
         count, value = figures.setdefault(raw["decision"], (0, defaultdict(float)))
         for currency, amount in (raw.get("decision_value") or {}).items():
             value[currency] += amount
