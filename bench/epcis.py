@@ -28,6 +28,7 @@ from typing import Any
 
 # Run as a script, Python puts bench/ first on sys.path, where sibling benchmarks would shadow the hub's packages.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 

@@ -98,12 +98,15 @@ def prepare(body: Any, max_events: int, max_depth: int = 64) -> Prepared:
                              document_problems)
     prepared = Prepared(problems=list(document_problems))
     namespaces = hashing.namespaces(context)
+    # One walk of the whole body settles the usual case: an event (or the context it is given) is never nested
+    # deeper than the body holding it. Only a body that is too deep has its events walked one by one.
+    shallow = not _too_deep(body, max_depth)
     for n, raw in enumerate(raw_events):
         pointer = f"{base}{n}" if base else ""
         if str(n) in at_event or (not base and document_problems):
             continue
         event = _with_context(raw, context)
-        if _too_deep(event, max_depth):
+        if not shallow and _too_deep(event, max_depth):
             prepared.problems.append(Problem(pointer, f"the event nests deeper than {max_depth} levels"))
             continue
         problems = cbv_errors(event, pointer)
