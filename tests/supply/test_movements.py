@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from hub.models.event import Event
+from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
 from hub.services.position_locks import positions
 from hub.services.stock import rebuild
+from tests.supply.conftest import CREATE_LOCATION
 
 
 def sale(key: str, quantity: int = -1, lot: str = "B1", sku: str = "YOG-1") -> dict:
@@ -188,3 +190,20 @@ async def test_batches_on_the_same_positions_at_once_are_all_booked(supply):
     assert sum(b["data"]["recordMovements"]["accepted"] for b in bodies) == 30
     assert on_hand(await supply.stock()) == {"B1": 85, "EARLY": 85}
     assert len(positions) == 0
+
+
+async def test_batches_creating_the_same_new_lot_at_once_share_it(supply):
+    """Batches at two of the owner's warehouses naming the same new lots at once (different positions: they do not
+    take turns): however their transactions meet (a write conflict, or the unique key refusing the later insert and
+    the batch starting over), each lot exists once and every batch is booked."""
+    second = await supply.hub.ok(CREATE_LOCATION, {"input": {"code": "WH-2", "name": "WH-2", "kind": "warehouse"}},
+                                 tenant="acme")
+    places = [supply.acme_wh, second["createLocation"]["id"]] * 2
+    bodies = await asyncio.gather(*(
+        supply.movements([receipt(f"new-{n}-{i}", 10, lot=f"NEW{i}") for i in range(3)], tenant="acme", location=where)
+        for n, where in enumerate(places)))
+    assert [b.get("errors") for b in bodies] == [None] * 4
+    assert sorted(await Lot.get_pymongo_collection().distinct("lot_code", {"lot_code": {"$regex": "^NEW"}})) == [
+        "NEW0", "NEW1", "NEW2"]
+    assert await Lot.get_pymongo_collection().count_documents({"lot_code": {"$regex": "^NEW"}}) == 3
+    assert sorted(p["onHand"] for p in await supply.stock(tenant="acme")) == [20] * 6
