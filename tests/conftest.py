@@ -25,6 +25,8 @@ from hub.db import EmbeddedServer, free_port
 from hub.keys import KeyFile
 from tenants import service as tenant_service
 
+KEEPALIVE_SECONDS = 2.0  # the test client's idle connections, well under uvicorn's timeout_keep_alive (5 s)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -149,7 +151,10 @@ async def start_hub(settings: Settings, **app_options: Any) -> AsyncIterator[Hub
             task.result()
             raise RuntimeError("hub did not start")
         await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=settings.public_url, timeout=30) as http:
+    # The client forgets an idle connection before uvicorn closes it (both wait 5 s by default): otherwise a request
+    # sent on a connection the server is closing at that moment fails with ReadError.
+    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
+    async with httpx.AsyncClient(base_url=settings.public_url, timeout=30, limits=limits) as http:
         yield Hub(settings, app, http, KeyFile(settings.signing_key_file))  # type: ignore[arg-type]
     server.should_exit = True
     await task

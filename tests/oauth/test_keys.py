@@ -7,6 +7,7 @@ on one is honoured by the others, and a deployment's former key file is imported
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -130,10 +131,18 @@ async def test_the_former_key_file_is_imported_once_and_the_database_ring_wins(s
 def test_default_rotation_keeps_the_old_key_for_the_longest_token_lifetime(settings, monkeypatch, capsys):
     monkeypatch.setenv("LOTPULSE_MONGODB_URI", settings.mongodb_uri)
     monkeypatch.setenv("LOTPULSE_DATABASE", settings.database)
-    assert lotpulse(["keys", "rotate"]) == 0
-    assert "verifiable for 3660 s" in capsys.readouterr().out  # 1 h CLI tokens + clock leeway
-    assert lotpulse(["keys", "list"]) == 0
-    listed = capsys.readouterr().out.splitlines()
+    # The CLI points the root logger at the stderr of the moment, here capsys's, which is closed after this test:
+    # later tests would log into a closed file. Logging is left as it was found.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        assert lotpulse(["keys", "rotate"]) == 0
+        assert "verifiable for 3660 s" in capsys.readouterr().out  # 1 h CLI tokens + clock leeway
+        assert lotpulse(["keys", "list"]) == 0
+        listed = capsys.readouterr().out.splitlines()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     assert len(listed) == 2 and listed[-1].endswith("signing") and "retires in" in listed[0]
 
 
