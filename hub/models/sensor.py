@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from pymongo.asynchronous.collection import AsyncCollection
 
 from hub.dates import utcnow
+from hub.db import by_ids
 from hub.sharding import Declaration, Unsharded, key
 
 
@@ -71,7 +72,4 @@ def states() -> AsyncCollection:
 
 
 async def states_of(sensor_ids: list[Any], session: Any = None) -> dict[Any, SensorState]:
-    return {
-        doc["_id"]: SensorState.model_validate(doc)
-        async for doc in states().find({"_id": {"$in": sensor_ids}}, session=session)
-    }
+    return {doc["_id"]: SensorState.model_validate(doc) for doc in await by_ids(states(), sensor_ids, session)}

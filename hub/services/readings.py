@@ -19,14 +19,14 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub import metrics
 from hub.config import Settings
 from hub.dates import utcnow
-from hub.db import Database
+from hub.db import Database, by_ids
 from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
 from hub.models.reading import ReadingBucket, bucket_hour, bucket_id
@@ -235,34 +235,23 @@ async def ingest(
     goods = await goods_for(touched.values())
     by_bucket: dict[str, tuple[PydanticObjectId, datetime, list[dict[str, Any]]]] = {}
     for sensor_id, readings in incoming.items():
+        keys: dict[datetime, str] = {}
         for at, stored_reading in readings.items():
-            key = bucket_id(sensor_id, bucket_hour(at))
-            by_bucket.setdefault(key, (sensor_id, bucket_hour(at), []))[2].append(stored_reading)
+            hour = bucket_hour(at)
+            key = keys.get(hour) or keys.setdefault(hour, bucket_id(sensor_id, hour))
+            by_bucket.setdefault(key, (sensor_id, hour, []))[2].append(stored_reading)
     duplicates_before = report.duplicates
 
     bound = now - timedelta(hours=settings.spike_rejudge_hours)
+    buckets = ReadingBucket.get_pymongo_collection()
 
     async def work(session: AsyncClientSession) -> None:
         report.duplicates, report.late, report.excursions = duplicates_before, 0, []
         current = await states_of(sorted(incoming), session)
-        windows: dict[PydanticObjectId, tuple[datetime, datetime]] = {}
-        for sensor_id, arrived in incoming.items():
-            judged = [at for at in arrived if at >= bound]
-            if judged:
-                state = current.get(sensor_id, SensorState())
-                windows[sensor_id] = rejudge_window(min(judged), max(arrived), state.detector, bound, settings)
-        wanted = set(by_bucket) | {
-            bucket_id(sensor_id, hour) for sensor_id, (start, end) in windows.items() for hour in _hours(start, end)
-        }
-        stored = {
-            doc["_id"]: doc
-            async for doc in ReadingBucket.get_pymongo_collection().find(
-                {"_id": {"$in": sorted(wanted)}}, session=session
-            )
-        }
+        # The buckets the readings go to first; the rest of a judged window only for sensors with new readings.
+        stored = {doc["_id"]: doc for doc in await by_ids(buckets, sorted(by_bucket), session)}
         added: dict[PydanticObjectId, list[dict[str, Any]]] = defaultdict(list)
-        inserts: list[dict[str, Any]] = []
-        updates: list[UpdateOne] = []
+        writes: list[InsertOne | UpdateOne] = []
         contents = {key: doc.get("readings", []) for key, doc in stored.items()}
         for key, (sensor_id, hour, readings) in by_bucket.items():
             fields, new = _merge(stored.get(key), readings)
@@ -272,16 +261,25 @@ async def ingest(
             added[sensor_id].extend(new)
             contents[key] = fields["readings"]
             if key in stored:
-                updates.append(UpdateOne({"_id": key}, {"$set": fields}))
+                writes.append(UpdateOne({"_id": key}, {"$set": fields}))
             else:  # measured on SecantusDB: inserting a bucket costs a fifth of upserting it
                 owner = access.tenant_id
-                inserts.append({"_id": key, "sensor_id": sensor_id, "tenant_id": owner, "hour": hour, **fields})
-        buckets = ReadingBucket.get_pymongo_collection()
-        if inserts:
-            await buckets.insert_many(inserts, ordered=False, session=session)
-        if updates:
-            await buckets.bulk_write(updates, ordered=False, session=session)
-        state_writes, owner_writes = [], []
+                bucket = {"_id": key, "sensor_id": sensor_id, "tenant_id": owner, "hour": hour, **fields}
+                writes.append(InsertOne(bucket))
+        windows: dict[PydanticObjectId, tuple[datetime, datetime]] = {}
+        for sensor_id in added:
+            arrived = incoming[sensor_id]
+            judged = [at for at in arrived if at >= bound]
+            if judged:
+                state = current.get(sensor_id, SensorState())
+                windows[sensor_id] = rejudge_window(min(judged), max(arrived), state.detector, bound, settings)
+        context = {bucket_id(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a, b)}
+        for doc in await by_ids(buckets, sorted(context - contents.keys() - by_bucket.keys()), session):
+            contents[doc["_id"]] = doc.get("readings", [])
+        if writes:
+            await buckets.bulk_write(writes, ordered=False, session=session)
+        state_writes: list[InsertOne | UpdateOne] = []
+        owner_writes = []
         for sensor_id, sensor in touched.items():
             owners = [o for o in goods[sensor_id].owners if o != sensor.tenant_id]
             if owners != sensor.goods_owners:  # rare: goods arrived or left
@@ -319,9 +317,11 @@ async def ingest(
             if state.offline_alert:
                 await heartbeat.resume(session, sensor, now)
                 fields["offline_alert"] = False
-            state_writes.append(UpdateOne(
-                {"_id": sensor_id}, {"$set": fields, "$inc": {"readings_count": len(new)}}, upsert=True
-            ))
+            if sensor_id in current:
+                change = {"$set": fields, "$inc": {"readings_count": len(new)}}
+                state_writes.append(UpdateOne({"_id": sensor_id}, change))
+            else:  # its first readings (a concurrent first call fails on the key and runs again, updating)
+                state_writes.append(InsertOne({"_id": sensor_id, **fields, "readings_count": len(new)}))
         if state_writes:
             await states().bulk_write(state_writes, ordered=False, session=session)
         if owner_writes:
