@@ -35,11 +35,47 @@ SeriesKey = tuple[str, Any, Any]  # (holder, location, SKU)
 IN_CHUNK = 300  # SKUs per $in: SecantusDB matches large $in lists in quadratic time
 
 
-def series_writes(movements: Iterable[dict[str, Any]],
-                  existing: dict[SeriesKey, ObjectId]) -> list[InsertOne[Any] | UpdateOne]:
+class KnownSeries:
+    """The ids of the series this process last wrote: lets a batch of movements skip looking them up.
+
+    A hint: a series is deleted only by ``rebuild``, and an update of an id that is gone matches nothing, which
+    ``record`` turns into ``StaleRead`` (the transaction starts over and reads the ids). Entries are remembered after
+    a commit only (a series inserted by a transaction that rolled back never existed)."""
+
+    LIMIT = 200_000  # entries; past it the cache starts empty again
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, SeriesKey], ObjectId] = {}
+
+    def get(self, database: str, keys: Iterable[SeriesKey]) -> dict[SeriesKey, ObjectId] | None:
+        """The id of every key, or None when any of them is not known."""
+        found = {}
+        for key in keys:
+            entry = self._known.get((database, key))
+            if entry is None:
+                return None
+            found[key] = entry
+        return found
+
+    def remember(self, database: str, entries: dict[SeriesKey, ObjectId]) -> None:
+        if len(self._known) + len(entries) > self.LIMIT:
+            self._known.clear()
+        self._known.update(((database, key), value) for key, value in entries.items())
+
+    def forget(self, database: str, keys: Iterable[SeriesKey]) -> None:
+        for key in keys:
+            self._known.pop((database, key), None)
+
+
+known_series = KnownSeries()
+
+
+def series_writes(movements: Iterable[dict[str, Any]], existing: dict[SeriesKey, ObjectId]
+                  ) -> tuple[list[InsertOne[Any] | UpdateOne], dict[SeriesKey, ObjectId]]:
     """Per (holder, location, SKU), the movements' daily sums: added to the series in ``existing`` (its id), a new
     series inserted whole otherwise (on SecantusDB an upsert costs about three inserts; a series created meanwhile
-    by another writer fails the insert on the unique key and the caller's transaction starts over)."""
+    by another writer fails the insert on the unique key and the caller's transaction starts over). Answers the
+    writes and the ids given to the new series."""
     grouped: dict[SeriesKey, dict[str, Any]] = {}
     for m in movements:
         key = (m["tenant_id"], m["location_id"], m["sku_id"])
@@ -61,16 +97,19 @@ def series_writes(movements: Iterable[dict[str, Any]],
                 inc[f"days.{day}.pr"] = inc.get(f"days.{day}.pr", 0) + units
     now = utcnow()
     writes: list[InsertOne[Any] | UpdateOne] = []
+    created: dict[SeriesKey, ObjectId] = {}
     for (tenant, location, sku), entry in grouped.items():
         found = existing.get((tenant, location, sku))
         if found is None:
+            created[(tenant, location, sku)] = new_id = ObjectId()
             days: dict[str, dict[str, Any]] = {}
             for path, value in entry["inc"].items():
                 if path.startswith("days."):
                     _, day, field = path.split(".")
                     days.setdefault(day, {})[field] = value
             writes.append(InsertOne({
-                "tenant_id": tenant, "location_id": location, "sku_id": sku, "sku_owner_id": entry["owner"],
+                "_id": new_id, "tenant_id": tenant, "location_id": location, "sku_id": sku,
+                "sku_owner_id": entry["owner"],
                 "on_hand": entry["inc"]["on_hand"], "days": days, "first_day": min(entry["days"]),
                 **({"last_sale_day": max(entry["sold"])} if entry["sold"] else {}), "updated_at": now,
             }))
@@ -83,7 +122,7 @@ def series_writes(movements: Iterable[dict[str, Any]],
         if entry["sold"]:
             update["$max"] = {"last_sale_day": max(entry["sold"])}
         writes.append(UpdateOne({"_id": found}, update))
-    return writes
+    return writes, created
 
 
 async def _existing(session: AsyncClientSession | None, movements: list[dict[str, Any]]) -> dict[SeriesKey, ObjectId]:
@@ -105,14 +144,31 @@ async def _existing(session: AsyncClientSession | None, movements: list[dict[str
     return found
 
 
-async def record(session: AsyncClientSession | None, movements: list[dict[str, Any]]) -> None:
+async def record(session: AsyncClientSession | None, movements: list[dict[str, Any]],
+                 hints: KnownSeries | None = None) -> dict[SeriesKey, ObjectId]:
+    """Add the movements to their series; answers the id of every series written.
+
+    ``hints``: take the series' ids from this process's last commits instead of looking them up (an id that is gone
+    raises ``StaleRead``, after forgetting the batch's hints)."""
     if not movements:
-        return
-    writes = series_writes(movements, await _existing(session, movements))
+        return {}
+    collection = DemandSeries.get_pymongo_collection()
+    database = collection.database.name
+    keys = {(m["tenant_id"], m["location_id"], m["sku_id"]) for m in movements}
+    existing = hints.get(database, keys) if hints is not None else None
+    hinted = existing is not None
+    if existing is None:
+        existing = await _existing(session, movements)
+    writes, created = series_writes(movements, existing)
     try:
-        await DemandSeries.get_pymongo_collection().bulk_write(writes, ordered=False, session=session)
+        outcome = await collection.bulk_write(writes, ordered=False, session=session)
     except (BulkWriteError, DuplicateKeyError) as exc:
         raise StaleRead("a demand series was created concurrently") from exc
+    if hinted and outcome.matched_count != len(writes):
+        assert hints is not None
+        hints.forget(database, keys)
+        raise StaleRead("a remembered demand series is gone")
+    return {**existing, **created}
 
 
 @dataclass(frozen=True)

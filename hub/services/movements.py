@@ -8,10 +8,11 @@ changes nothing twice, also when two clients send it at the same time (the loser
 and then finds the keys recorded).
 
 The usual batch (new keys, the caller's own SKUs, positions this process wrote last) costs one SKU query and, in the
-transaction, one write per collection: positions, events, movements, demand series, then the commit. Locations are
-known once seen (they never change hands), the keys are left to the unique index (a clash starts the batch over with
-the keys read first), and on-hand comes from this process's last commit, guarded on the write
-(hub/services/known_positions.py).
+transaction, one write per collection: positions, events (``stock.changed`` and ``movements.recorded`` in one
+insert), movements, demand series, then the commit. Locations are known once seen (they never change hands), the keys
+are left to the unique index (a clash starts the batch over with the keys read first), on-hand comes from this
+process's last commit, guarded on the write (hub/services/known_positions.py), and so do the demand series' ids (an
+id that is gone starts the batch over, reading them: ``demand.KnownSeries``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from hub.services.expiry import on_stock_changed
 from hub.services.known_positions import KnownPositions, known
 from hub.services.lots import create_lots, use_lot
 from hub.services.skus import resolve_skus
-from hub.services.stock import movement_events, stock_events
+from hub.services.stock import batch_events
 from hub.services.text import CODE_MAX, clean_text
 from tenants.access import Access, object_id
 from tenants.roles import Group
@@ -103,6 +104,7 @@ class BatchResult:
     positions: list[dict[str, Any]] = field(default_factory=list)  # changed positions as stored
     corrections: list[dict[str, Any]] = field(default_factory=list)  # counts that changed on-hand, as booked
     written: dict[PositionKey, tuple[ObjectId, int]] = field(default_factory=dict)  # position id, on-hand after
+    series: dict[demand.SeriesKey, ObjectId] = field(default_factory=dict)  # demand series written, by key
 
 
 def fingerprint(item: MovementInput) -> str:
@@ -212,13 +214,13 @@ class KeysRecorded(StaleRead):
 
 
 async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepared], *, check_keys: bool = True,
-                hints: KnownPositions | None = None) -> BatchResult:
+                hints: KnownPositions | None = None, series_hints: demand.KnownSeries | None = None) -> BatchResult:
     """Write the batch in the caller's transaction: skip recorded keys, check on-hand, insert, update positions.
 
     ``check_keys=False`` skips reading the batch's idempotency keys first (the usual batch has none recorded): the
     unique index refuses a recorded one, and ``KeysRecorded`` asks the caller to run the batch again with the check.
     ``hints``: take the positions' on-hand from this process's last commits instead of reading them (each write is
-    guarded on it; see hub/services/known_positions.py).
+    guarded on it; see hub/services/known_positions.py); ``series_hints``: likewise the demand series' ids.
     """
     result = BatchResult()
     movements = Movement.get_pymongo_collection()
@@ -249,22 +251,23 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
     hinted = hints.get(hint_keys.values()) if hints is not None else None
     if hints is None or hinted is None:
         return await _write(session, movements, positions, tenant_id, fresh,
-                            await _load_positions(session, positions, tenant_id, fresh), result)
+                            await _load_positions(session, positions, tenant_id, fresh), result, series_hints)
     current = {key: {"_id": hinted[hk][0], "on_hand": hinted[hk][1]} for key, hk in hint_keys.items()}
     try:
         return await _write(session, movements, positions, tenant_id, fresh, current,
-                            BatchResult(duplicates=result.duplicates))
+                            BatchResult(duplicates=result.duplicates), series_hints)
     except StaleRead:  # a remembered figure was changed by another writer: the transaction starts over, reading
         hints.forget(hint_keys.values())
         raise
     except BadInput:  # nothing written yet; a batch is never refused on remembered figures: judge the database's
         hints.forget(hint_keys.values())
     return await _write(session, movements, positions, tenant_id, fresh,
-                        await _load_positions(session, positions, tenant_id, fresh), result)
+                        await _load_positions(session, positions, tenant_id, fresh), result, series_hints)
 
 
 async def _write(session: AsyncClientSession, movements: Any, positions: Any, tenant_id: str, fresh: list[Prepared],
-                 current: dict[PositionKey, dict[str, Any]], result: BatchResult) -> BatchResult:
+                 current: dict[PositionKey, dict[str, Any]], result: BatchResult,
+                 series_hints: demand.KnownSeries | None) -> BatchResult:
     on_hand = {key: doc["on_hand"] for key, doc in current.items()}
     now = utcnow()
     actor, actor_kind, client_id = audit.acting()
@@ -347,8 +350,7 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
         raise StaleRead("a position was created concurrently") from exc
     if outcome.matched_count != expected_matches:
         raise StaleRead("a position changed concurrently")
-    await stock_events(session, tenant_id, stored)
-    await movement_events(session, tenant_id, docs)
+    await batch_events(session, tenant_id, stored, docs)
     try:
         await movements.insert_many(docs, ordered=True, session=session)
     except (BulkWriteError, DuplicateKeyError) as exc:
@@ -358,7 +360,7 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
     # Expiry risk is re-assessed in the same transaction; stock without an expiry date carries none.
     await on_stock_changed(session, [p for p in stored if p["expires_on"] is not None])
     # Planning: the daily demand series and first-expired-first-out, also in the same transaction.
-    await demand.record(session, docs)
+    result.series = await demand.record(session, docs, series_hints)
     await health.record_lot_costs(session, docs)
     await fefo.on_movements(session, tenant_id, docs)
     return result
@@ -403,7 +405,8 @@ async def record_movements(access: Access, database: Database, items: list[Movem
         nonlocal check_keys
         batch = await prepare(access, items, session=session, max_batch=max_batch)
         try:
-            return await apply(session, access.tenant_id, batch, check_keys=check_keys, hints=known)
+            return await apply(session, access.tenant_id, batch, check_keys=check_keys, hints=known,
+                               series_hints=demand.known_series)
         except KeysRecorded:
             check_keys = True
             raise
@@ -415,6 +418,7 @@ async def record_movements(access: Access, database: Database, items: list[Movem
     async with position_locks.positions.hold(names):
         result = await run_batch(database, work)
         known.remember({(name, access.tenant_id, *key): entry for key, entry in result.written.items()})
+        demand.known_series.remember(name, result.series)
     entries = []
     for correction in result.corrections:  # after the commit: only what was booked is audited
         if abs(correction["after"] - correction["before"]) > count_audit_threshold:

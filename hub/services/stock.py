@@ -12,6 +12,7 @@ from pymongo.errors import BulkWriteError
 
 from hub.dates import utcnow
 from hub.events.log import build_event, emit_many
+from hub.models.event import Event
 from hub.models.lot import Lot
 from hub.models.movement import Movement
 from hub.models.stock import StockPosition
@@ -36,11 +37,9 @@ def position_payload(position: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def stock_events(session: AsyncClientSession, holder: str, positions: list[dict[str, Any]]) -> None:
-    """``stock.changed`` for the holder, and for each SKU owner the holder shares stock with, only its SKUs."""
-    if not positions:
-        return
-    partners = await grantees(holder, Scope.stock)  # VMI: they hear about positions of their own SKUs
+def stock_changed(holder: str, positions: list[dict[str, Any]], partners: frozenset[str]) -> list[Event]:
+    """``stock.changed`` for the holder, and for each SKU owner among ``partners`` (those the holder shares stock
+    with), only its SKUs."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for position in positions:
         owner = position["sku_owner_id"]
@@ -51,7 +50,7 @@ async def stock_events(session: AsyncClientSession, holder: str, positions: list
         for start in range(0, len(items), EVENT_CHUNK):
             chunk = items[start:start + EVENT_CHUNK]
             events.append(build_event("stock.changed", holder, audience, {"positions": chunk}))
-    await emit_many(session, events)
+    return events
 
 
 def _movement_summary(holder: str, docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -71,12 +70,9 @@ def _movement_summary(holder: str, docs: list[dict[str, Any]]) -> dict[str, Any]
     }}
 
 
-async def movement_events(session: AsyncClientSession, holder: str, docs: list[dict[str, Any]]) -> None:
-    """One ``movements.recorded`` per batch, counted per kind and SKU, for the holder; and for each SKU owner the
-    holder shares stock with, one counting only its SKUs' movements (as ``stock.changed`` splits positions)."""
-    if not docs:
-        return
-    partners = await grantees(holder, Scope.stock)
+def movements_recorded(holder: str, docs: list[dict[str, Any]], partners: frozenset[str]) -> list[Event]:
+    """One ``movements.recorded`` per batch, counted per kind and SKU, for the holder; and for each SKU owner among
+    ``partners``, one counting only its SKUs' movements (as ``stock.changed`` splits positions)."""
     theirs: dict[str, list[dict[str, Any]]] = {}
     for doc in docs:
         if doc["sku_owner_id"] in partners:
@@ -85,6 +81,19 @@ async def movement_events(session: AsyncClientSession, holder: str, docs: list[d
     events = [build_event("movements.recorded", holder, [holder], _movement_summary(holder, mine))] if mine else []
     events += [build_event("movements.recorded", holder, [owner], _movement_summary(holder, owned))
                for owner, owned in theirs.items()]
+    return events
+
+
+async def batch_events(session: AsyncClientSession, holder: str, positions: list[dict[str, Any]],
+                       docs: list[dict[str, Any]]) -> None:
+    """A batch's ``stock.changed`` and ``movements.recorded`` events, written in one insert (VMI partners: the SKU
+    owners the holder shares stock with hear of positions and movements of their own SKUs)."""
+    if not positions and not docs:
+        return
+    partners = await grantees(holder, Scope.stock)
+    events = stock_changed(holder, positions, partners) if positions else []
+    if docs:
+        events += movements_recorded(holder, docs, partners)
     await emit_many(session, events)
 
 

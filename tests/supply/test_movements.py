@@ -7,7 +7,9 @@ import asyncio
 from hub.models.event import Event
 from hub.models.lot import Lot
 from hub.models.movement import Movement
+from hub.models.planning import DemandSeries
 from hub.models.stock import StockPosition
+from hub.services import demand
 from hub.services.position_locks import positions
 from hub.services.stock import rebuild
 from tests.supply.conftest import CREATE_LOCATION
@@ -67,6 +69,22 @@ async def test_the_same_batch_from_two_clients_at_once_applies_once(supply):
     assert sum(r["duplicates"] for r in results) == 600
     assert on_hand(await supply.stock()) == {"B1": 800}
     assert not (await rebuild("shopco", repair=False)).drift
+
+
+async def test_a_batch_after_the_demand_series_were_rebuilt_adds_to_the_new_ones(supply):
+    """The hub remembers the ids of the series it wrote; a rebuild replaces every series, and the next batch, which
+    finds its remembered series gone, starts over and adds to the new one."""
+    await own_yogurt(supply)
+    await supply.movements([receipt("r1", 10)])
+    await supply.movements([sale("s1", -1)])  # written through the remembered series
+    old = await DemandSeries.find({"tenant_id": "shopco"}).to_list()
+    assert [s.on_hand for s in old] == [9]
+    await demand.rebuild("shopco")
+    body = await supply.movements([sale("s2", -4)])
+    assert body["data"]["recordMovements"]["accepted"] == 1
+    series = await DemandSeries.find({"tenant_id": "shopco"}).to_list()
+    assert len(series) == 1 and series[0].id != old[0].id
+    assert series[0].on_hand == 5 and sum(day.get("s", 0) for day in series[0].days.values()) == 5
 
 
 async def test_reusing_a_key_for_a_different_movement_is_a_conflict(supply):
