@@ -130,8 +130,11 @@ async def paginate(
     to_node: Callable[[D], N] | Callable[[Sequence[D]], Awaitable[list[N]]],
     descending: bool = False,
     batch: bool = False,
+    raw: bool = False,
 ) -> Connection[N]:
     """One page of ``model`` matching ``filter``; ``to_node`` maps documents (or, with ``batch``, a list of them).
+    ``raw``: ``to_node`` gets the stored documents as dicts, without building ``model`` instances (a page of 50
+    validated models cost a fifth of a ``skus`` request's CPU).
 
     Forward: ``first`` after the ``after`` cursor. Backward (``last``/``before`` on the field): the ``last`` before
     the ``before`` cursor (or the end), still in the connection's order.
@@ -147,10 +150,16 @@ async def paginate(
     query = {"$and": [filter, *bounds]} if bounds else dict(filter)
     reverse = backward is not None  # read from the far end, then restore the connection's order
     order = SortDirection.DESCENDING if descending != reverse else SortDirection.ASCENDING
-    docs = await model.find(query).sort(("_id", order)).limit(size + 1).to_list()
+    docs: list[Any]
+    if raw:
+        cursor = model.get_pymongo_collection().find(query).sort("_id", int(order)).limit(size + 1)
+        docs = await cursor.to_list()
+    else:
+        docs = await model.find(query).sort(("_id", order)).limit(size + 1).to_list()
     page = docs[:size][::-1] if reverse else docs[:size]
     nodes = await to_node(page) if batch else [to_node(doc) for doc in page]  # type: ignore[arg-type,misc]
-    edges = [Edge(cursor=encode_cursor(doc.id), node=node) for doc, node in zip(page, nodes)]  # type: ignore[arg-type]
+    ids = [doc["_id"] for doc in page] if raw else [doc.id for doc in page]
+    edges = [Edge(cursor=encode_cursor(id), node=node) for id, node in zip(ids, nodes)]  # type: ignore[arg-type]
     more = len(docs) > size
     info = PageInfo(
         has_next_page=(backward is not None and backward.before is not None) if reverse else more,

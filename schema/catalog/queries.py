@@ -54,7 +54,8 @@ class Query:
             first,
             after,
             info.context.hub.settings.max_page_size,
-            lambda sku: SkuType.from_model(sku, viewer),
+            lambda doc: SkuType.from_raw(doc, viewer),
+            raw=True,
         )
 
     @strawberry.field(permission_classes=READ)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import strawberry
 
@@ -11,6 +12,10 @@ from hub.models.location import Location, LocationKind
 from hub.models.lot import Lot, LotStatus
 from hub.models.sku import Sku
 from schema.node import Node
+
+
+_SKU_DEFAULTS = {name: Sku.model_fields[name].get_default(call_default_factory=True)
+                 for name in ("unit", "pack_size", "excursion_sensitivity", "excursion_min_minutes")}
 
 
 @strawberry.type(name="Storage")
@@ -70,6 +75,40 @@ class SkuType(Node):
             # A retailer's item codes are its own business: other partners never see them.
             aliases=[f"{a.tenant_id}:{a.code}" for a in sku.aliases] if owner else [],
             updated_at=sku.updated_at,
+        )
+
+    @classmethod
+    def from_raw(cls, doc: dict[str, Any], viewer: str) -> SkuType:
+        """As ``from_model``, from the stored document (fields it lacks take the model's defaults): a page of SKUs
+        without validating a ``Sku`` per row."""
+        get = doc.get
+        owner = doc["tenant_id"] == viewer
+        storage = get("storage") or {}
+        aliases = get("aliases") or []
+        return cls(
+            id=strawberry.ID(str(doc["_id"])),
+            owner_id=strawberry.ID(doc["tenant_id"]),
+            code=doc["code"],
+            gtin=get("gtin"),
+            name=doc["name"],
+            unit=get("unit", _SKU_DEFAULTS["unit"]),
+            pack_size=get("pack_size", _SKU_DEFAULTS["pack_size"]),
+            shelf_life_days=get("shelf_life_days"),
+            storage=StorageType(
+                temp_min_c=storage.get("temp_min_c"),
+                temp_max_c=storage.get("temp_max_c"),
+                humidity_max_pct=storage.get("humidity_max_pct"),
+            ),
+            min_remaining_shelf_life_days=get("min_remaining_shelf_life_days"),
+            excursion_sensitivity=get("excursion_sensitivity", _SKU_DEFAULTS["excursion_sensitivity"]),
+            excursion_min_minutes=get("excursion_min_minutes", _SKU_DEFAULTS["excursion_min_minutes"]),
+            unit_cost=get("unit_cost"),
+            currency=get("currency"),
+            category=get("category"),
+            editable=owner,
+            my_alias=next((a["code"] for a in aliases if a["tenant_id"] == viewer), None),
+            aliases=[f"{a['tenant_id']}:{a['code']}" for a in aliases] if owner else [],
+            updated_at=doc["updated_at"],
         )
 
 

@@ -163,3 +163,35 @@ async def test_the_partner_cannot_accept_on_behalf_of_the_invitee(hub, tenants, 
     invited = await hub.ok(INVITE, {"partner": globex, "we": ["sku_master"], "they": []}, tenant=acme)
     body = await hub.gql(ACCEPT, {"id": invited["invitePartner"]["id"]}, tenant=initech)
     assert codes(body) == ["NOT_FOUND"]
+
+
+SKU_FIELDS = """
+id ownerId code gtin name unit packSize shelfLifeDays storage { tempMinC tempMaxC humidityMaxPct }
+minRemainingShelfLifeDays excursionSensitivity excursionMinMinutes unitCost currency category editable myAlias aliases
+updatedAt
+"""
+
+
+async def test_a_page_of_skus_shows_each_viewer_what_the_sku_itself_shows(hub, tenants, third):
+    """``skus`` builds its nodes from the stored documents, ``sku`` from the model: every field agrees, for the owner,
+    a partner with an alias and a partner without one."""
+    acme, globex = tenants
+    initech = third
+    full = await upsert_sku(hub, acme, code="FULL-1", gtin=fresh_gtin(), unit="kg", packSize=6, shelfLifeDays=12,
+                            storage={"tempMinC": 2.0, "tempMaxC": 7.5, "humidityMaxPct": 80.0},
+                            minRemainingShelfLifeDays=4, excursionSensitivity=0.5, excursionMinMinutes=30,
+                            unitCost=1.25, currency="EUR", category="dairy")
+    bare = await upsert_sku(hub, acme, code="BARE-1")
+    await partner(hub, acme, globex, ["sku_master"])
+    await partner(hub, acme, initech, ["sku_master"])
+    await hub.ok(SET_ALIAS, {"id": full["id"], "code": "G-1"}, tenant=globex)
+    page = f"query {{ skus(first: 10) {{ edges {{ node {{ {SKU_FIELDS} }} }} }} }}"
+    one = f"query ($id: ID!) {{ sku(id: $id) {{ {SKU_FIELDS} }} }}"
+    for viewer in (acme, globex, initech):
+        nodes = {edge["node"]["id"]: edge["node"] for edge in (await hub.ok(page, tenant=viewer))["skus"]["edges"]}
+        assert set(nodes) == {full["id"], bare["id"]}
+        for sku_id, node in nodes.items():
+            assert node == (await hub.ok(one, {"id": sku_id}, tenant=viewer))["sku"]
+        assert nodes[full["id"]]["myAlias"] == ("G-1" if viewer == globex else None)
+        assert nodes[full["id"]]["aliases"] == ([f"{globex}:G-1"] if viewer == acme else [])
+        assert nodes[full["id"]]["storage"]["tempMaxC"] == 7.5
