@@ -1,7 +1,7 @@
 """Requests per second and latency (p50/p99) of GraphQL over HTTP, each next to its floor measured in the same run;
 then what operability costs on the trivial query.
 
-    python -m bench.graphql [--seconds 10] [--concurrency 8] [--rounds 5] [--cpu-requests 2000]
+    python -m bench.graphql [--seconds 10] [--concurrency 8] [--rounds 5] [--cpu-requests 2000] [--ratios-only]
 
 Starts a SecantusDB process (or uses LOTPULSE_MONGODB_URI), a hub process (``python -m hub.cli serve``, default
 settings: metrics, JSON access line, rate limits on) and, as the reference, stock strawberry with its ParserCache and
@@ -392,6 +392,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the overhead comparison")
     parser.add_argument("--ratio-rounds", type=int, default=3, help="alternating rounds of the hub-to-floor ratios")
     parser.add_argument("--overhead-only", action="store_true", help="skip the hub-to-floor ratios")
+    parser.add_argument("--ratios-only", action="store_true", help="only the hub-to-floor ratios (skip the overhead)")
     parser.add_argument("--cpu-requests", type=int, default=2000, help="requests per round of the CPU comparison")
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU comparison (implies --overhead-only)")
     arguments = parser.parse_args()
@@ -404,12 +405,13 @@ if __name__ == "__main__":
     try:
         if not (arguments.overhead_only or arguments.cpu_only):
             asyncio.run(main(arguments))
-        collector = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-        threading.Thread(target=collector.serve_forever, daemon=True).start()
-        if not arguments.cpu_only:
-            asyncio.run(overhead(arguments, collector))
-        asyncio.run(cpu_overhead(arguments, collector.server_port))
-        collector.shutdown()
+        if not arguments.ratios_only:
+            collector = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+            threading.Thread(target=collector.serve_forever, daemon=True).start()
+            if not arguments.cpu_only:
+                asyncio.run(overhead(arguments, collector))
+            asyncio.run(cpu_overhead(arguments, collector.server_port))
+            collector.shutdown()
     finally:
         if server is not None:
             server.stop()
