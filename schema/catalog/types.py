@@ -13,7 +13,6 @@ from hub.models.lot import Lot, LotStatus
 from hub.models.sku import Sku
 from schema.node import Node
 
-
 _SKU_DEFAULTS = {name: Sku.model_fields[name].get_default(call_default_factory=True)
                  for name in ("unit", "pack_size", "excursion_sensitivity", "excursion_min_minutes")}
 
