@@ -337,21 +337,40 @@ async def _import_stock(access: Access, database: Database, rows: list[_Row], re
     if not write or (report.all_or_nothing and report.errors):
         report.created = len(items)
         return
+    # Sorted by position, a batch names few locations: the ledger reads positions, demand series and sales history
+    # once per location in a batch. Each position is on one row, so the order books nothing differently.
+    items.sort(key=lambda pair: (pair[1].location_id, pair[1].sku, pair[1].lot_code or ""))
     for start in range(0, len(items), CHUNK):
         batch = items[start:start + CHUNK]
         try:
             result = await movement_service.record_movements(access, database, [i for _, i in batch], CHUNK,
                                                              audit_threshold)
         except HubError as exc:
-            # The API's own checks (e.g. a lot only its owner may create): the batch is refused whole.
-            index = exc.details.get("index")
-            first = batch[index][0].number if isinstance(index, int) and index < len(batch) else batch[0][0].number
-            report.errors.append(RowError(first, None, f"{exc.message} (rows {batch[0][0].number}-{batch[-1][0].number}"
-                                                     " not written)"))
-            report.valid -= len(batch)
+            _refused(report, batch, exc)
             continue
         report.created += result.accepted
         report.unchanged += result.duplicates
+
+
+def _refused(report: ImportReport, batch: list[tuple[_Row, Any]], exc: HubError) -> None:
+    """The API's own checks (e.g. a lot only its owner may create) refuse a batch whole: its rows are reported."""
+    index = exc.details.get("index")
+    first = batch[index][0].number if isinstance(index, int) and index < len(batch) else batch[0][0].number
+    rows = _ranges(row.number for row, _ in batch)
+    report.errors.append(RowError(first, None, f"{exc.message} (rows {rows} not written)"))
+    report.valid -= len(batch)
+
+
+def _ranges(numbers: Iterable[int], limit: int = 20) -> str:
+    """Row numbers as ranges ("2-40, 45, 50-61"), the first ``limit`` of them."""
+    spans: list[list[int]] = []
+    for number in sorted(numbers):
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    text = ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans[:limit])
+    return text + (f" and {len(spans) - limit} more ranges" if len(spans) > limit else "")
 
 
 async def import_csv(access: Access, database: Database, kind: str, lines: Iterable[str], *,

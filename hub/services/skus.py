@@ -163,7 +163,7 @@ async def set_alias(access: Access, sku_id: str, code: str | None) -> Sku:
     return refreshed
 
 
-IN_CHUNK = 300  # values per $in when resolving many references at once (a CSV import)
+IN_CHUNK = 50  # values per $in when resolving many references at once (a CSV import)
 
 
 async def _own_skus(access: Access, wanted: set[str]) -> dict[str, Sku] | None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hub.gs1 import check_digit
+from hub.imports import _ranges
 from hub.models.sku import Sku
 from tests.catalog.conftest import fresh_gtin
 
@@ -148,3 +149,9 @@ async def test_headers_are_mapped_and_a_missing_column_is_refused(hub, tenants):
     assert wrong["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     viewer = await hub.gql(IMPORT, {"kind": "SKUS", "csv": csv}, tenant=brand, roles=("viewer",))
     assert viewer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_rows_of_a_refused_batch_are_named_as_ranges():
+    # stock rows are booked sorted by position, so a refused batch's rows need not be one span of the file
+    assert _ranges([7, 2, 3, 4, 9, 10]) == "2-4, 7, 9-10"
+    assert _ranges(range(2, 100, 2), limit=2) == "2, 4 and 47 more ranges"
