@@ -56,6 +56,8 @@ def _with_check(digits: str) -> str:
 
 def _from_epc(scheme: str, kind: str, body: str) -> Key | None:
     parts = body.split(".")
+    if kind in ("sgtin", "lgtin", "sscc") and len(parts) > 1 and not parts[1]:
+        return None  # no item (serial) reference, whose first digit, the indicator (extension), leads the key
     if kind == "sgtin" and len(parts) == 3 and (parts[0] + parts[1]).isdigit() and len(parts[0] + parts[1]) == 13:
         gtin = _with_check(parts[1][0] + parts[0] + parts[1][1:])
         if scheme == "id" and parts[2]:
@@ -137,8 +139,25 @@ def _parse(uri: str) -> Key | None:
     return key
 
 
+_SGTIN = "urn:epc:id:sgtin:"
+
+
+def _sgtin_link(uri: str) -> str | None:
+    """An SGTIN's Digital Link written directly (what ``_parse`` then ``digital_link`` answer): instance EPCs are
+    most of a captured event's identifiers, each seen once, so none of them is ever found in a cache."""
+    parts = uri[len(_SGTIN):].split(".")
+    if len(parts) != 3 or not parts[1] or not parts[2] or "\n" in parts[2]:
+        return None
+    digits = parts[0] + parts[1]
+    if len(digits) != 13 or not digits.isdigit():
+        return None
+    return f"{CANONICAL_HOST}/01/{_with_check(parts[1][0] + parts[0] + parts[1][1:])}/21/{parts[2]}"
+
+
 @lru_cache(maxsize=65536)  # every identifier of a captured event is canonicalised for its hash and its index fields
 def canonical(uri: str) -> str | None:
     """The canonical GS1 Digital Link URI of an identifier, ``None`` if it names no GS1 key."""
+    if uri.startswith(_SGTIN) and not uri[-1].isspace():
+        return _sgtin_link(uri)
     key = _parse(uri)
     return key.digital_link if key else None

@@ -25,7 +25,7 @@ from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database
 from hub.epcis import hashing, mapping
-from hub.epcis.models import CaptureJob, EpcisEvent, EpcisLink, event_key
+from hub.epcis.models import CaptureJob, EpcisEvent, EpcisLink, event_key, stored_body
 from hub.epcis.validation import Problem, bare, cbv_errors, schema_errors
 from tenants.access import Access
 from tenants.roles import Group
@@ -225,8 +225,8 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
             if may:
                 pending.append(await _new_event(access, database, settings, job, key, event, now))
             else:  # only stored: no coroutine, no lookups
-                pending.append({"_id": key, "tenant_id": access.tenant_id, "record_time": now, "body": event,
-                                "capture_id": job.capture_id, **stored_fields(event)})
+                pending.append({"_id": key, "tenant_id": access.tenant_id, "record_time": now,
+                                "body": stored_body(event), **stored_fields(event)})
         if pending:
             inflight.append(asyncio.create_task(_store(pending)))
             await asyncio.sleep(0)  # let the driver send it before the next chunk's work
@@ -244,8 +244,8 @@ async def _new_event(access: Access, database: Database, settings: Settings, job
     maps = mapping.has_mapping(event)
     mapped, audience, note = (await mapping.map_event(access, database, settings, event, event["eventID"])
                               if maps else ([], [], None))
-    stored_event = {"_id": key, "tenant_id": access.tenant_id, "record_time": now, "body": event,
-                    "capture_id": job.capture_id, **stored_fields(event)}
+    stored_event = {"_id": key, "tenant_id": access.tenant_id, "record_time": now, "body": stored_body(event),
+                    **stored_fields(event)}
     if maps:  # the others are only stored (``mapping.stored_only`` says so when they are read back)
         stored_event.update(audience=audience, mapped=[m.model_dump() for m in mapped], note=note)
         job.outcomes.append({"eventID": event["eventID"], "mapped": stored_event["mapped"],

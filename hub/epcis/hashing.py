@@ -179,9 +179,18 @@ def _sensor_element(element: Mapping[str, Any], ns: _Prefixes) -> str:
     return text + "".join(sorted(extensions))
 
 
+def _epc(item: str, ns: _Prefixes) -> str:
+    """``_field("epc", item)``, EPC URNs rendered without the field cache: instance identifiers are each seen once, and
+    would only push the repeating values out of it."""
+    text = item.strip()
+    if text.startswith("urn:epc:") and "urn" not in ns:
+        return "epc=" + (epc.canonical(text) or text)
+    return _field("epc", item, ns)
+
+
 def _known(key: str, value: Any, ns: _Prefixes) -> str:
     if key in _EPC_LISTS:
-        epcs = sorted(_field("epc", item, ns) for item in value if isinstance(item, str))
+        epcs = sorted(_epc(item, ns) for item in value if isinstance(item, str))
         return key + "".join(epcs) if any(epcs) else ""
     if key in _QUANTITY_LISTS:
         elements = sorted("quantityElement" + _ordered(item, _QUANTITY, ns, {})

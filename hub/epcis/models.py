@@ -21,6 +21,9 @@ class Mapped(BaseModel):
     ref: str | None = None
 
 
+STANDARD_CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
+
+
 def event_key(tenant_id: str, event_id: str) -> str:
     """The ``_id`` of a captured event: one per tenant and eventID, kept unique by the primary key alone."""
     return f"{tenant_id}|{event_id}"
@@ -33,9 +36,10 @@ def tenant_range(tenant_id: str) -> dict[str, Any]:
 
 
 class EpcisEvent(Document):
-    """One captured event. ``body`` is the event as captured (with its document's ``@context``); the other fields
-    are its normal forms for queries: CBV words bare, identifiers as canonical GS1 Digital Link URIs. Queries read
-    the type, action and eventID in the body; empty fields are not stored (``capture.stored_fields``).
+    """One captured event. ``body`` is the event as captured (with its document's ``@context``), less what other
+    fields hold: its ``eventID`` (in the key) and the standard context alone (``stored_body``); the other fields are
+    its normal forms for queries: CBV words bare, identifiers as canonical GS1 Digital Link URIs. Queries read the
+    type and action in the body; empty fields are not stored (``capture.stored_fields``).
 
     There is no secondary index on purpose: on SecantusDB any one of them, even a partial index no event enters,
     halves capture throughput (bench/epcis.py). The key (``event_key``) gives uniqueness per tenant and each
@@ -56,7 +60,6 @@ class EpcisEvent(Document):
     # when it would repeat epcs)
     classes: list[str] = Field(default_factory=list)  # epcClass of every quantity list
     body: dict[str, Any]
-    capture_id: str | None = None
     mapped: list[Mapped] = Field(default_factory=list)
     note: str | None = None  # why the event changed nothing in the hub's domain
 
@@ -70,6 +73,20 @@ class EpcisEvent(Document):
     class Settings:
         name = "epcis_events"
 
+
+
+def stored_body(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as ``body`` stores it: without its eventID, and without ``@context`` when that is the standard one
+    alone (nearly every document's). On SecantusDB each stored byte costs capture throughput: these two were a fifth
+    of a stored event."""
+    return {k: v for k, v in event.items() if k != "eventID" and (k != "@context" or v != STANDARD_CONTEXT)}
+
+
+def event_of(key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A stored event as captured again (``stored_body`` undone; a body stored without any context is answered with
+    the standard one)."""
+    return {"@context": list(STANDARD_CONTEXT), **body, "eventID": key.partition("|")[2]} if "@context" not in body \
+        else {**body, "eventID": key.partition("|")[2]}
 
 
 class EpcisLink(Document):

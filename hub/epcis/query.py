@@ -25,7 +25,7 @@ from bson import ObjectId
 from hub import epc
 from hub.epcis import export
 from hub.epcis.capture import index_fields
-from hub.epcis.models import EpcisEvent, EpcisLink, tenant_range
+from hub.epcis.models import EpcisEvent, EpcisLink, event_of, tenant_range
 from hub.epcis.validation import bare
 from hub.models.dispatch import Dispatch
 from hub.models.excursion import Excursion
@@ -199,7 +199,7 @@ async def _stored(access: Access, query: Query, after: Cursor, limit: int) -> Fe
         .sort("_id", 1).limit(limit).to_list(limit)
     rows = []
     for doc in docs:
-        body = dict(doc["body"])
+        body = event_of(doc["_id"], doc["body"])
         body.setdefault("recordTime", export._iso(doc["record_time"]))
         rows.append(Row(doc["record_time"], "events", doc["_id"], body))
     return Fetched(rows, docs[-1]["_id"] if docs else None, len(docs) < limit)

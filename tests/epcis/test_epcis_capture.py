@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 
 from hub.epcis.hashing import event_hash
+from hub.epcis.models import EpcisEvent
 from hub.epcis.validation import schema
 from tests.epcis.conftest import CONTEXT, OFFICIAL, Chain, document, official
 from tests.epcis.test_epcis_hashing import KNOWN
@@ -204,3 +205,26 @@ async def test_every_event_type_is_captured_with_the_standard_hash_and_queryable
     assert {e["eventID"] for e in await chain.event_list(
         eventType="ObjectEvent,AggregationEvent,TransformationEvent,TransactionEvent")} == set(expected)
     assert len(await chain.event_list(MATCH_anyEPC="urn:epc:id:sgtin:4006381.033393.8000")) == 1  # an output EPC
+
+
+async def test_a_stored_event_keeps_its_id_in_the_key_and_the_standard_context_implied(chain: Chain) -> None:
+    plain = {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "inspecting", "eventTime": "2030-03-17T10:00:00Z",
+             "eventTimeZoneOffset": "+00:00", "epcList": [chain.sgtin("K1")], "eventID": "urn:uuid:" + chain.acme}
+    own_words = {"@context": [*CONTEXT, {"ex": "https://ns.example.org/"}],
+                 **{k: v for k, v in plain.items() if k != "eventID"},
+                 "epcList": [chain.sgtin("K2")], "ex:shelf": "A-7"}
+    assert (await chain.captured(document(plain)))["capturedEvents"] == 1
+    assert (await chain.captured(own_words))["capturedEvents"] == 1
+    stored = {doc["body"]["epcList"][0]: doc for doc in await EpcisEvent.get_pymongo_collection().find(
+        {"_id": {"$gt": f"{chain.acme}|", "$lt": f"{chain.acme}}}"}}).to_list()}
+    # what the key and the standard context say is not stored twice; a context of the document's own is kept
+    assert "eventID" not in stored[chain.sgtin("K1")]["body"] and "@context" not in stored[chain.sgtin("K1")]["body"]
+    assert stored[chain.sgtin("K2")]["body"]["@context"] == own_words["@context"]
+    # queries answer each event as captured
+    [first] = await chain.event_list(MATCH_epc=chain.sgtin("K1"))
+    assert (first["eventID"], first["@context"]) == (plain["eventID"], CONTEXT)
+    [second] = await chain.event_list(MATCH_epc=chain.sgtin("K2"))
+    assert second["@context"] == own_words["@context"] and second["ex:shelf"] == "A-7"
+    assert second["eventID"] == event_hash(own_words)
+    # another tenant finds neither
+    assert await chain.event_list(chain.rival, MATCH_epc=chain.sgtin("K1")) == []

@@ -92,3 +92,21 @@ def test_keys_carry_gtin_lot_and_serial() -> None:
 ])
 def test_what_is_no_gs1_key_is_not_parsed(uri: str) -> None:
     assert epc.parse(uri) is None
+
+
+@pytest.mark.parametrize("uri", ["urn:epc:id:sgtin:0614141107346..1", "urn:epc:class:lgtin:4012345012345..L1",
+                                 "urn:epc:id:sscc:06141411234567890.", "urn:epc:idpat:sgtin:0614141107346..*"])
+def test_a_key_without_its_item_or_serial_reference_names_nothing(uri: str) -> None:
+    # the reference's first digit (indicator or extension) leads the key: without it there is no key, and no crash
+    assert epc.canonical(uri) is None and epc.parse(uri) is None
+
+
+def test_an_sgtin_is_canonicalised_as_the_general_parser_does() -> None:
+    # canonical() writes SGTINs directly; it must answer what parse() and digital_link answer
+    for uri in ("urn:epc:id:sgtin:0614141.107346.2017", "urn:epc:id:sgtin:0614141.107346.",
+                "urn:epc:id:sgtin:0614141.10734.1", "urn:epc:id:sgtin:061414a.107346.1",
+                "urn:epc:id:sgtin:0614141.107346.a.b",
+                "urn:epc:id:sgtin:0614141.107346.1\n", "urn:epc:id:sgtin:0614141.107346.x\ny",
+                "urn:epc:id:sgtin:4012345.033393.0-1-2", "urn:epc:id:sgtin:"):
+        key = epc.parse(uri)
+        assert epc.canonical(uri) == (key.digital_link if key else None), uri
