@@ -25,7 +25,7 @@ from pathlib import Path
 from hub import logs
 from hub.auth import mint_local_token
 from hub.config import Settings
-from hub.db import Database, Deadlines, EmbeddedServer
+from hub.db import Database, Deadlines, EmbeddedServer, embedded_uri
 from hub.errors import HubError
 from hub.keys import COLLECTION as KEYS
 from hub.running import RunningHub, register, running_hubs, runtime_dir
@@ -102,7 +102,7 @@ def embedded_database(settings: Settings) -> Iterator[str]:
     if marker.exists():
         port = json.loads(marker.read_text()).get("port")
         if isinstance(port, int) and _port_open(port):
-            yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+            yield embedded_uri(port)
             return
     require_embedded()
     server = EmbeddedServer(settings.data_dir / "db", log_path=settings.data_dir / "secantusd.log")

@@ -186,6 +186,19 @@ async def by_ids(collection: Any, ids: list[Any], session: Any = None, projectio
     return found
 
 
+def embedded_uri(port: int) -> str:
+    """The URI of an embedded server on loopback, with the driver's retryable writes off.
+
+    SecantusDB keeps the reply of every retryable write in memory for 30 minutes and walks that whole record on each
+    retryable write (sorting it once it passes 10,000 entries), so with retryable writes on, a busy hub's writes cost
+    more every minute. The record could not deduplicate a retry across a restart of the database anyway (it is only in
+    memory), and on loopback a connection lost mid-write means that process died. Without driver retries, such a write
+    fails with SERVICE_UNAVAILABLE and the client's retry is covered by the hub's own guards (idempotency keys, leases,
+    conditional updates). Transactions are unaffected. A MongoDB URI given by the operator keeps its own setting.
+    """
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+
+
 class EmbeddedServer:
     """A SecantusDB child process listening on loopback.
 
@@ -211,7 +224,7 @@ class EmbeddedServer:
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        return embedded_uri(self.port)
 
     def spawn(self) -> None:
         """Start the process (same port as before, so clients reconnect to it); see ``listening``."""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
 from hub.db import StaleRead, run_transaction
@@ -95,3 +95,35 @@ async def test_a_transaction_that_ran_out_of_time_releases_what_it_wrote(mongo_u
         assert await collection.find_one({"_id": "p"}) == {"_id": "p", "on_hand": 10}
     finally:
         await client.close()
+
+
+async def test_writes_to_the_embedded_database_are_not_retryable_writes(mongo_uri: str) -> None:
+    """The embedded server records every retryable write for 30 minutes and walks that record on each one (a soak's
+    writes grew costlier by the minute), so its URI turns them off: no write carries a txnNumber outside a
+    transaction, while a transaction still does."""
+    sent: list[dict[str, Any]] = []
+
+    class Recorder(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name in ("insert", "update"):
+                sent.append(dict(event.command))
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri, event_listeners=[Recorder()])
+    try:
+        collection = client[f"db_{uuid.uuid4().hex[:12]}"]["things"]
+        await collection.insert_one({"_id": 1})
+        await collection.update_one({"_id": 1}, {"$set": {"n": 1}})
+
+        async def work(session: Any) -> None:
+            await collection.update_one({"_id": 1}, {"$set": {"n": 2}}, session=session)
+
+        await run_transaction(client, work)
+    finally:
+        await client.close()
+    assert [("txnNumber" in command) for command in sent] == [False, False, True]
