@@ -26,7 +26,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from hub import metrics
 from hub.config import Settings
 from hub.dates import utcnow
-from hub.db import Database, by_ids
+from hub.db import ID_SLICE, Database, by_ids
 from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
 from hub.models.reading import ReadingBucket, bucket_hour, bucket_id
@@ -80,8 +80,11 @@ class IngestReport:
 
 def _utc_ms(at: datetime) -> datetime:
     """UTC with millisecond precision, as BSON stores it (so re-sent readings compare equal)."""
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    elif at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000) if at.microsecond % 1000 else at
 
 
 def parse_sample(sample: Any) -> ReadingIn | str:
@@ -115,8 +118,10 @@ def parse_sample(sample: Any) -> ReadingIn | str:
     return ReadingIn(at, temperature, humidity)
 
 
-def check_reading(reading: ReadingIn, now: datetime, settings: Settings) -> str | None:
-    """Why this reading is impossible, or None."""
+def check_reading(reading: ReadingIn, at: datetime, earliest: datetime, latest: datetime, settings: Settings
+                  ) -> str | None:
+    """Why this reading, at ``at`` (``_utc_ms``), is impossible, or None: ``earliest`` and ``latest`` are the
+    oldest and newest instants accepted now (``reading_max_age_days``, ``reading_max_future_seconds``)."""
     c, rh = reading.temperature_c, reading.humidity_pct
     if c is None or not math.isfinite(c):
         return "temperature is not a number"
@@ -124,25 +129,26 @@ def check_reading(reading: ReadingIn, now: datetime, settings: Settings) -> str 
         return f"temperature {c:g} °C is outside -100..100 °C"
     if rh is not None and (not math.isfinite(rh) or not 0.0 <= rh <= 100.0):
         return f"relative humidity {rh:g} % is outside 0..100 %"
-    at = _utc_ms(reading.at)
-    if at > now + timedelta(seconds=settings.reading_max_future_seconds):
+    if at > latest:
         return "time is in the future (check the device clock)"
-    if at < now - timedelta(days=settings.reading_max_age_days):
+    if at < earliest:
         return f"time is more than {settings.reading_max_age_days} days in the past (check the device clock)"
     return None
 
 
 async def _resolve(access: Access, batches: list[SensorReadingsIn]) -> dict[str, Sensor]:
     """The caller's own sensors by the id or device id each batch names (ingesting is for the owner only)."""
-    ids = [ObjectId(b.sensor_id) for b in batches if b.sensor_id and ObjectId.is_valid(b.sensor_id)]
-    devices = [b.device_id for b in batches if b.device_id and not b.sensor_id]
+    ids = sorted({ObjectId(b.sensor_id) for b in batches if b.sensor_id and ObjectId.is_valid(b.sensor_id)})
+    devices = sorted({b.device_id for b in batches if b.device_id and not b.sensor_id})
     found: dict[str, Sensor] = {}
-    if not ids and not devices:
-        return found
-    query = {**access.sensors("write"), "$or": [{"_id": {"$in": ids}}, {"device_id": {"$in": devices}}]}
-    async for sensor in Sensor.find(query):
-        found[str(sensor.id)] = sensor
-        found[f"device:{sensor.device_id}"] = sensor
+    # By id in slices, by device id apart: an $or of both would make SecantusDB scan the sensors.
+    queries = [{**access.sensors("write"), "_id": {"$in": ids[n:n + ID_SLICE]}} for n in range(0, len(ids), ID_SLICE)]
+    if devices:
+        queries.append({**access.sensors("write"), "device_id": {"$in": devices}})
+    for query in queries:
+        async for sensor in Sensor.find(query):
+            found[str(sensor.id)] = sensor
+            found[f"device:{sensor.device_id}"] = sensor
     return found
 
 
@@ -208,6 +214,8 @@ async def ingest(
     now = utcnow()
     sensors = await _resolve(access, batches)
     incoming: dict[PydanticObjectId, dict[datetime, dict[str, Any]]] = defaultdict(dict)
+    earliest = now - timedelta(days=settings.reading_max_age_days)
+    latest = now + timedelta(seconds=settings.reading_max_future_seconds)
     for batch in batches:
         if bool(batch.sensor_id) == bool(batch.device_id):
             raise BadInput("name each sensor by exactly one of sensorId or deviceId", field="sensorId")
@@ -219,11 +227,11 @@ async def ingest(
             if isinstance(reading, str):
                 report.rejected.append(Rejection(batch.ref, index, None, reading))
                 continue
-            reason = "unknown sensor" if sensor is None else check_reading(reading, now, settings)
+            at = _utc_ms(reading.at)
+            reason = "unknown sensor" if sensor is None else check_reading(reading, at, earliest, latest, settings)
             if reason is not None:
                 report.rejected.append(Rejection(batch.ref, index, reading.at, reason))
                 continue
-            at = _utc_ms(reading.at)
             seen = incoming[sensor.id]  # type: ignore[union-attr,index]
             if at in seen:
                 report.duplicates += 1
