@@ -200,7 +200,10 @@ def _known(key: str, value: Any, ns: _Prefixes) -> str:
         parts = [_field(k, v, ns, _BARE[k]) for k in ("set", "unset") for v in sorted(value.get(k, []))]
         return key + "".join(parts) if any(parts) else ""
     if key in ("readPoint", "bizLocation"):
-        inner = _ordered(value, ("id",), ns, {}) if isinstance(value, dict) else ""
+        if isinstance(value, dict) and len(value) == 1 and "id" in value:  # the usual shape: its id alone
+            inner = _field("id", value["id"], ns) if not isinstance(value["id"], (dict, list)) else ""
+        else:
+            inner = _ordered(value, ("id",), ns, {}) if isinstance(value, dict) else ""
         return key + inner if inner else ""
     if key == "sensorElementList":
         elements = sorted(_sensor_element(e, ns) for e in value if isinstance(e, dict))
