@@ -111,8 +111,9 @@ class WebhookDelivery(Document):
             pymongo.IndexModel([("lease_token", 1)]),
             pymongo.IndexModel([("endpoint_id", 1), ("_id", -1)]),
             pymongo.IndexModel([("tenant_id", 1), ("_id", -1)]),
-            # Kept as long as the events they carry (the retry schedule spans about 28 hours).
-            pymongo.IndexModel([("created_at", 1)], expireAfterSeconds=LOG_RETENTION_SECONDS),
+            # Kept as long as the events they carry (the retry schedule spans about 28 hours), then deleted along this
+            # index by the hub (webhooks/retention.py: a TTL index stalls SecantusDB once a minute).
+            pymongo.IndexModel([("created_at", 1), ("_id", 1)], name="retention"),
         ]
 
 

@@ -27,6 +27,7 @@ from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 from hub.dates import utcnow
 from hub.errors import HubError
 from hub.leases import Partitions
+from webhooks import retention
 
 if TYPE_CHECKING:
     from hub.db import Database
@@ -119,10 +120,12 @@ async def _history(database: Database, since: datetime, until: datetime | None,
 
 
 async def start_archiver(hub: HubState) -> None:
-    """Startup hook: drop the old TTL index (events must not expire unarchived) and archive on one process."""
+    """Startup hook: drop the old TTL indexes (events must not expire unarchived; webhooks/retention.py says why
+    deliveries have none) and, on one process, archive events and delete deliveries past their windows."""
     events = hub.database.db["events"]
     with suppress(OperationFailure, PyMongoError):
         await events.drop_index(OLD_TTL_INDEX)
+    await retention.drop_ttl_index(hub.database)
     lease = Partitions(hub.database, "event-archive", count=1, lease_seconds=hub.settings.work_lease_seconds)
     hub.spawn("event-archive-lease", lease.run)
     interval = hub.settings.event_archive_interval_seconds
@@ -136,7 +139,10 @@ async def start_archiver(hub: HubState) -> None:
                 moved = await archive_due(hub.database)
                 if moved:
                     log.info("archived %d events past the live window", moved)
+                pruned = await retention.prune_deliveries(hub.database)
+                if pruned:
+                    log.info("deleted %d webhook deliveries past the retention window", pruned)
             except Exception:
-                log.exception("archiving the event log failed; retrying next interval")
+                log.exception("archiving the event log or pruning webhook deliveries failed; retrying next interval")
 
     hub.spawn("event-archive", loop)
