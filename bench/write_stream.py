@@ -11,7 +11,7 @@ retryable writes off) and with the driver's default (retryable writes on), the f
 With retryable writes on, SecantusDB keeps every write's reply for 30 minutes and walks that record on each write
 (sorting it once it passes 10,000), so the cost per write climbs block after block; with them off it stays flat.
 
-    python -m bench.write_stream [--writes 12000] [--block 1000]
+    python -m bench.write_stream [--writes 24000] [--block 2000]
 
 Linux only (/proc). Prints each block's CPU ms per write and the last block's ratio to the first, per mode.
 """
@@ -94,8 +94,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--writes", type=int, default=12000)
-    parser.add_argument("--block", type=int, default=1000)
+    parser.add_argument("--writes", type=int, default=24000)
+    parser.add_argument("--block", type=int, default=2000)
     asyncio.run(run(parser.parse_args()))
 
 
