@@ -58,6 +58,11 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None]] = {
         "pallets", {"tenant_id": "acme", "sscc": {"$in": ["106141411234567897"]}}, None),
     "ingestion: the lots of a pallet record's SKUs": ("lots", {"sku_id": {"$in": [OID, ObjectId()]}}, None),
     "ingestion: who holds them": ("stock_positions", {"lot_id": {"$in": [OID, ObjectId()]}}, None),
+    "ingestion: a call's sensors by id": ("sensors", {"_id": {"$in": [OID, ObjectId()]}}, None),
+    "ingestion: a call's sensors by device": (
+        "sensors", {"tenant_id": "acme", "device_id": {"$in": ["probe-1"]}}, None),
+    "ingestion: the stock where a sensor is": ("stock_positions", {"tenant_id": "acme", "location_id": OID}, None),
+    "ingestion: hour buckets by id": ("readings", {"_id": {"$in": [f"{OID}:2026010100", f"{OID}:2026010101"]}}, None),
     "subscription limit: a tenant's live subscriptions": (
         "live_subscriptions", {"tenant_id": "acme", "expires_at": {"$gt": NOW}}, None),
 }

@@ -26,7 +26,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from hub import metrics
 from hub.config import Settings
 from hub.dates import utcnow
-from hub.db import ID_SLICE, Database, by_ids
+from hub.db import Database, by_ids
 from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
 from hub.models.reading import ReadingBucket, bucket_hour, bucket_id
@@ -140,15 +140,19 @@ async def _resolve(access: Access, batches: list[SensorReadingsIn]) -> dict[str,
     """The caller's own sensors by the id or device id each batch names (ingesting is for the owner only)."""
     ids = sorted({ObjectId(b.sensor_id) for b in batches if b.sensor_id and ObjectId.is_valid(b.sensor_id)})
     devices = sorted({b.device_id for b in batches if b.device_id and not b.sensor_id})
-    found: dict[str, Sensor] = {}
-    # By id in slices, by device id apart: an $or of both would make SecantusDB scan the sensors.
-    queries = [{**access.sensors("write"), "_id": {"$in": ids[n:n + ID_SLICE]}} for n in range(0, len(ids), ID_SLICE)]
+    # By _id alone, then by device id: SecantusDB answers an _id lookup from the primary key but scans every
+    # tenant's sensors once another field (the owner) or an $or joins it. Ingesting is for the owner only: another
+    # tenant's sensor is left out here, as the owner filter of the device query leaves it out there.
+    docs = [doc for doc in await by_ids(Sensor.get_pymongo_collection(), ids) if doc["tenant_id"] == access.tenant_id]
     if devices:
-        queries.append({**access.sensors("write"), "device_id": {"$in": devices}})
-    for query in queries:
-        async for sensor in Sensor.find(query):
-            found[str(sensor.id)] = sensor
-            found[f"device:{sensor.device_id}"] = sensor
+        docs += await Sensor.get_pymongo_collection().find(
+            {**access.sensors("write"), "device_id": {"$in": devices}}
+        ).to_list(None)
+    found: dict[str, Sensor] = {}
+    for doc in docs:
+        sensor = Sensor.model_validate(doc)
+        found[str(sensor.id)] = sensor
+        found[f"device:{sensor.device_id}"] = sensor
     return found
 
 

@@ -84,15 +84,14 @@ async def goods_for(
         async for dispatch in Dispatch.find({"_id": {"$in": sorted(dispatch_ids)}}, session=session):
             dispatch_lots[dispatch.id] = [line.lot_id for line in dispatch.lines]
     positions: dict[tuple[str, PydanticObjectId], list[StockPosition]] = {}
-    query = {
-        "$or": [
-            {"tenant_id": tenant, "location_id": location}
-            for tenant, location in sorted({(s.tenant_id, s.location_id) for s in sensors})
-        ],
-        "on_hand": {"$gt": 0},
-    }
-    async for position in StockPosition.find(query, session=session):
-        positions.setdefault((position.tenant_id, position.location_id), []).append(position)
+    # One flat (tenant, location) equality per place, the (tenant, location, sku, lot) index's leading fields, and
+    # the stock on hand picked here: an $or of places, or on_hand in the query, made SecantusDB scan every position.
+    for tenant, location in sorted({(s.tenant_id, s.location_id) for s in sensors}):
+        cursor = StockPosition.get_pymongo_collection().find({"tenant_id": tenant, "location_id": location},
+                                                             session=session)
+        async for raw in cursor:
+            if raw.get("on_hand", 0) > 0:
+                positions.setdefault((tenant, location), []).append(StockPosition.model_validate(raw))
     wanted: dict[PydanticObjectId, tuple[set[PydanticObjectId], set[PydanticObjectId]]] = {}
     for sensor in sensors:
         if sensor.ssccs:  # a logger on pallets watches their goods, not the room it was registered at
