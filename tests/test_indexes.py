@@ -41,6 +41,10 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None]] = {
         "alerts", {"status": "open", "escalation_done_at": None, "opened_at": {"$lte": NOW}}, None),
     "movements: idempotency keys of a batch": (
         "movements", {"tenant_id": "acme", "idempotency_key": {"$in": ["k1", "k2"]}}, None),
+    "movements: the caller's SKUs a batch names by code": ("skus", {"tenant_id": "acme", "code": {"$in": ["A", "B"]}},
+                                                            None),
+    "movements: the caller's aliases spelt like those codes": (
+        "skus", {"aliases.tenant_id": "acme", "aliases.code": {"$in": ["A", "B"]}}, None),
     "movements: positions of a batch at a location": (
         "stock_positions", {"tenant_id": "acme", "location_id": OID, "sku_id": {"$in": [OID]}}, None),
     "webhooks: endpoints with due deliveries": (

@@ -180,7 +180,10 @@ async def _own_skus(access: Access, wanted: set[str]) -> dict[str, Sku] | None:
         part, id_part = codes[start:start + IN_CHUNK], ids[start:start + IN_CHUNK]
         alternatives: list[dict] = [
             {"tenant_id": me, "code": {"$in": part}},
-            {"aliases": {"$elemMatch": {"tenant_id": me, "code": {"$in": part}}}},
+            # The alias index's own fields, flat: SecantusDB answers an $elemMatch by scanning every SKU. A flat
+            # filter may also match a SKU whose alias of the caller and another of its aliases carry these values;
+            # the exact check below tells them apart.
+            {"aliases.tenant_id": me, "aliases.code": {"$in": part}},
         ] if part else []
         if id_part:
             alternatives.append({"_id": {"$in": id_part}})

@@ -14,7 +14,9 @@ from hub.services import demand
 from hub.services import movements as movement_service
 from hub.services.position_locks import positions
 from hub.services.stock import rebuild
-from tests.supply.conftest import CREATE_LOCATION
+from tests.supply.conftest import CREATE_LOCATION, UPSERT_SKU
+
+SET_ALIAS = "mutation ($id: ID!, $code: String) { setSkuAlias(skuId: $id, code: $code) { id myAlias } }"
 
 
 def sale(key: str, quantity: int = -1, lot: str = "B1", sku: str = "YOG-1") -> dict:
@@ -87,6 +89,27 @@ async def test_a_batch_after_the_demand_series_were_rebuilt_adds_to_the_new_ones
     series = await DemandSeries.find({"tenant_id": "shopco"}).to_list()
     assert len(series) == 1 and series[0].id != old[0].id
     assert series[0].on_hand == 5 and sum(day.get("s", 0) for day in series[0].days.values()) == 5
+
+
+async def test_the_callers_alias_wins_over_its_own_code_and_another_tenants_alias_does_not(supply):
+    """Precedence (hub/services/skus.py): an alias of the caller before a code. Shopco's own SKUs are OWN-1 and
+    OWN-2; Shopco calls Acme's yogurt OWN-1 too, and Acme gave the yogurt an alias OWN-2 of its own."""
+    await own_yogurt(supply)
+    await supply.hub.ok(SET_ALIAS, {"id": supply.yogurt, "code": "OWN-1"}, tenant="shopco")
+    await supply.hub.ok(SET_ALIAS, {"id": supply.yogurt, "code": "OWN-2"}, tenant="acme")
+    own = {}
+    for code in ("OWN-1", "OWN-2"):
+        data = await supply.hub.ok(UPSERT_SKU, {"input": {"code": code, "name": code}}, tenant="shopco")
+        own[code] = data["upsertSku"]["sku"]["id"]
+    body = await supply.movements([
+        {"sku": "OWN-1", "lotCode": "B1", "kind": "receipt", "quantity": 3, "idempotencyKey": "a1"},
+        {"sku": "OWN-2", "kind": "receipt", "quantity": 4, "idempotencyKey": "a2"},
+    ])
+    booked = {p["skuId"]: p["onHand"] for p in body["data"]["recordMovements"]["positions"]}
+    assert booked == {supply.yogurt: 3, own["OWN-2"]: 4}, body
+    # OWN-2 alone: the yogurt carries Shopco's alias and the value OWN-2, but not as Shopco's alias
+    body = await supply.movements([{"sku": "OWN-2", "kind": "receipt", "quantity": 1, "idempotencyKey": "a3"}])
+    assert [(p["skuId"], p["onHand"]) for p in body["data"]["recordMovements"]["positions"]] == [(own["OWN-2"], 5)]
 
 
 async def test_reusing_a_key_for_a_different_movement_is_a_conflict(supply):
