@@ -56,6 +56,8 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None]] = {
         "webhook_deliveries", {"endpoint_id": OID, "state": "pending", "seq": {"$gt": 5}}, {"seq": 1}),
     "webhooks: a claimed batch": ("webhook_deliveries", {"lease_token": {"$in": ["worker:token"]}}, None),
     "webhooks: existing deliveries of events": ("webhook_deliveries", {"event_id": {"$in": [OID]}}, None),
+    "retention: the oldest deliveries past the window": (
+        "webhook_deliveries", {"created_at": {"$lt": NOW}}, {"created_at": 1, "_id": 1}),
     "ingestion: the dispatches carrying a logger's pallets": (
         "dispatches", {"ssccs": {"$in": ["106141411234567897"]}}, None),
     "ingestion: the packing records of a logger's pallets": (
