@@ -8,14 +8,11 @@ changes nothing twice, also when two clients send it at the same time (the loser
 and then finds the keys recorded).
 
 The usual batch (new keys, the caller's own SKUs, positions this process wrote last) costs one SKU query and, in the
-transaction, one read of its positions and one write per collection: positions, events (``stock.changed`` and
-``movements.recorded`` in one insert), movements, demand series, then the commit. Locations are known once seen (they
-never change hands), the keys are left to the unique index (a clash starts the batch over with the keys read first),
-and the demand series' ids come from this process's last commits (an id that is gone starts the batch over, reading
-them: ``demand.KnownSeries``). Positions are read in the transaction and written by id: a writer that changes one
-after the read makes the write a write conflict, and the transaction starts over (snapshot isolation). (A position
-guarded on the on-hand it was assumed to hold, ``{_id, on_hand}``, saved the read but cost SecantusDB more than the
-read does: it looks for an index covering both fields before taking the ``_id``.)
+transaction, one write per collection: positions, events (``stock.changed`` and ``movements.recorded`` in one
+insert), movements, demand series, then the commit. Locations are known once seen (they never change hands), the keys
+are left to the unique index (a clash starts the batch over with the keys read first), on-hand comes from this
+process's last commit, guarded on the write (hub/services/known_positions.py), and so do the demand series' ids (an
+id that is gone starts the batch over, reading them: ``demand.KnownSeries``).
 """
 
 from __future__ import annotations
@@ -41,6 +38,7 @@ from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.services import demand, fefo, health, locations, position_locks
 from hub.services.expiry import on_stock_changed
+from hub.services.known_positions import KnownPositions, known
 from hub.services.lots import create_lots, use_lot
 from hub.services.skus import resolve_skus
 from hub.services.stock import batch_events
@@ -105,6 +103,7 @@ class BatchResult:
     duplicates: int = 0
     positions: list[dict[str, Any]] = field(default_factory=list)  # changed positions as stored
     corrections: list[dict[str, Any]] = field(default_factory=list)  # counts that changed on-hand, as booked
+    written: dict[PositionKey, tuple[ObjectId, int]] = field(default_factory=dict)  # position id, on-hand after
     series: dict[demand.SeriesKey, ObjectId] = field(default_factory=dict)  # demand series written, by key
 
 
@@ -215,12 +214,13 @@ class KeysRecorded(StaleRead):
 
 
 async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepared], *, check_keys: bool = True,
-                series_hints: demand.KnownSeries | None = None) -> BatchResult:
+                hints: KnownPositions | None = None, series_hints: demand.KnownSeries | None = None) -> BatchResult:
     """Write the batch in the caller's transaction: skip recorded keys, check on-hand, insert, update positions.
 
     ``check_keys=False`` skips reading the batch's idempotency keys first (the usual batch has none recorded): the
     unique index refuses a recorded one, and ``KeysRecorded`` asks the caller to run the batch again with the check.
-    ``series_hints``: take the demand series' ids from this process's last commits instead of looking them up.
+    ``hints``: take the positions' on-hand from this process's last commits instead of reading them (each write is
+    guarded on it; see hub/services/known_positions.py); ``series_hints``: likewise the demand series' ids.
     """
     result = BatchResult()
     movements = Movement.get_pymongo_collection()
@@ -246,6 +246,21 @@ async def apply(session: AsyncClientSession, tenant_id: str, batch: list[Prepare
             fresh.append(item)
     if not fresh:
         return result
+    database = positions.database.name
+    hint_keys = {item.position_key: (database, tenant_id, *item.position_key) for item in fresh}
+    hinted = hints.get(hint_keys.values()) if hints is not None else None
+    if hints is None or hinted is None:
+        return await _write(session, movements, positions, tenant_id, fresh,
+                            await _load_positions(session, positions, tenant_id, fresh), result, series_hints)
+    current = {key: {"_id": hinted[hk][0], "on_hand": hinted[hk][1]} for key, hk in hint_keys.items()}
+    try:
+        return await _write(session, movements, positions, tenant_id, fresh, current,
+                            BatchResult(duplicates=result.duplicates), series_hints)
+    except StaleRead:  # a remembered figure was changed by another writer: the transaction starts over, reading
+        hints.forget(hint_keys.values())
+        raise
+    except BadInput:  # nothing written yet; a batch is never refused on remembered figures: judge the database's
+        hints.forget(hint_keys.values())
     return await _write(session, movements, positions, tenant_id, fresh,
                         await _load_positions(session, positions, tenant_id, fresh), result, series_hints)
 
@@ -306,17 +321,20 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
             "effective_expires_on": to_bson(item.lot.effective_expires_on) if item.lot else None,
         }
         if key in current:
-            # Read in this transaction: a concurrent writer of the position makes this a write conflict.
+            # Guarded on the value we read: a concurrent writer makes this match nothing and we start over.
             update: dict[str, Any] = {"$set": fields}
             if key in arrived:
                 update["$min"] = {"arrived_at": arrived[key]}
-            writes.append(UpdateOne({"_id": current[key]["_id"]}, update))
+            writes.append(UpdateOne({"_id": current[key]["_id"], "on_hand": current[key]["on_hand"]}, update))
             expected_matches += 1
+            result.written[key] = (current[key]["_id"], on_hand[key])
         else:
             # arrived_at is left out, not null, when nothing was added: $min would never replace a null
-            writes.append(InsertOne({"tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
+            created = ObjectId()
+            writes.append(InsertOne({"_id": created, "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
                                      "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields,
                                      **({"arrived_at": arrived[key]} if key in arrived else {})}))
+            result.written[key] = (created, on_hand[key])
     stored = []
     for key, (item, doc) in last.items():
         stored.append({
@@ -331,7 +349,7 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
     except (BulkWriteError, DuplicateKeyError) as exc:
         raise StaleRead("a position was created concurrently") from exc
     if outcome.matched_count != expected_matches:
-        raise StaleRead("a position read in this transaction is gone")
+        raise StaleRead("a position changed concurrently")
     await batch_events(session, tenant_id, stored, docs)
     try:
         await movements.insert_many(docs, ordered=True, session=session)
@@ -387,17 +405,19 @@ async def record_movements(access: Access, database: Database, items: list[Movem
         nonlocal check_keys
         batch = await prepare(access, items, session=session, max_batch=max_batch)
         try:
-            return await apply(session, access.tenant_id, batch, check_keys=check_keys,
+            return await apply(session, access.tenant_id, batch, check_keys=check_keys, hints=known,
                                series_hints=demand.known_series)
         except KeysRecorded:
             check_keys = True
             raise
 
-    # Batches of this process naming the same (location, SKU) take turns (hub/services/position_locks.py).
+    # Batches of this process naming the same (location, SKU) take turns (hub/services/position_locks.py); the
+    # next one in line finds this one's positions remembered.
     name = database.db.name
     names = {(name, access.tenant_id, item.location_id.strip(), item.sku.strip()) for item in items}
     async with position_locks.positions.hold(names):
         result = await run_batch(database, work)
+        known.remember({(name, access.tenant_id, *key): entry for key, entry in result.written.items()})
         demand.known_series.remember(name, result.series)
     entries = []
     for correction in result.corrections:  # after the commit: only what was booked is audited

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 
 from hub.models.event import Event
 from hub.models.lot import Lot
@@ -11,7 +10,6 @@ from hub.models.movement import Movement
 from hub.models.planning import DemandSeries
 from hub.models.stock import StockPosition
 from hub.services import demand
-from hub.services import movements as movement_service
 from hub.services.position_locks import positions
 from hub.services.stock import rebuild
 from tests.supply.conftest import CREATE_LOCATION, UPSERT_SKU
@@ -132,7 +130,7 @@ async def test_going_below_zero_rejects_the_whole_batch(supply):
 
 
 async def test_a_position_another_process_changed_is_read_again_not_assumed(supply):
-    # given a position this process wrote last
+    # given a position this process wrote last (it remembers on-hand 5, hub/services/known_positions.py)
     await own_yogurt(supply)
     await supply.movements([receipt("r1", 5)])
     # when another hub process books 2 more on it (written here straight to the database, as that process would)
@@ -147,43 +145,6 @@ async def test_a_position_another_process_changed_is_read_again_not_assumed(supp
     refused = await supply.movements([sale("s2", -2)])
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "on hand 1" in refused["errors"][0]["message"]
-
-
-async def test_a_position_written_after_the_batch_read_it_makes_the_batch_start_over(supply, monkeypatch):
-    """As batches in two hub processes do (no turn-taking between them): batch A reads the position, batch B writes
-    it and commits, then A writes it by id: a write conflict, and A starts over on B's figure. Nothing is lost."""
-    await own_yogurt(supply)
-    await supply.movements([receipt("r0", 10)])
-
-    @asynccontextmanager
-    async def no_turns(keys):
-        yield
-
-    monkeypatch.setattr(positions, "hold", no_turns)
-    read = movement_service._load_positions
-    a_has_read, b_committed = asyncio.Event(), asyncio.Event()
-    reads = 0
-
-    async def a_waits_after_its_first_read(*args):
-        nonlocal reads
-        found = await read(*args)
-        reads += 1
-        if reads == 1:
-            a_has_read.set()
-            await b_committed.wait()
-        return found
-
-    monkeypatch.setattr(movement_service, "_load_positions", a_waits_after_its_first_read)
-    a = asyncio.create_task(supply.movements([receipt("a", 1)]))
-    await a_has_read.wait()
-    b = await supply.movements([receipt("b", 2)])
-    b_committed.set()
-    a_body = await a
-    assert b["data"]["recordMovements"]["positions"][0]["onHand"] == 12
-    assert a_body["data"]["recordMovements"]["positions"][0]["onHand"] == 13, a_body  # judged again on B's 12
-    assert reads == 3  # A read, B read, A read again
-    assert on_hand(await supply.stock()) == {"B1": 13}
-    assert not (await rebuild("shopco", repair=False)).drift
 
 
 async def test_a_count_sets_on_hand_and_may_correct_downwards(supply):
