@@ -17,11 +17,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub.dates import utcnow
-from hub.db import StaleRead
+from hub.db import IN_SLICE, StaleRead
 from hub.detect import demand as model
 from hub.detect.demand import Day
 from hub.models.movement import Movement
 from hub.models.planning import DemandSeries
+from hub.services.hints import Hints
 
 DEMAND_KINDS = ("sale", "issue")
 HISTORY_DAYS = model.FIT_DAYS + 28  # fitting window plus room for the recent window and holdout
@@ -32,41 +33,12 @@ def _day(value: datetime) -> str:
 
 
 SeriesKey = tuple[str, Any, Any]  # (holder, location, SKU)
-IN_CHUNK = 50  # SKUs per $in: SecantusDB matches an $in list in time growing with the square of its length
 
 
-class KnownSeries:
-    """The ids of the series this process last wrote: lets a batch of movements skip looking them up.
-
-    A hint: a series is deleted only by ``rebuild``, and an update of an id that is gone matches nothing, which
-    ``record`` turns into ``StaleRead`` (the transaction starts over and reads the ids). Entries are remembered after
-    a commit only (a series inserted by a transaction that rolled back never existed)."""
-
-    LIMIT = 200_000  # entries; past it the cache starts empty again
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, SeriesKey], ObjectId] = {}
-
-    def get(self, database: str, keys: Iterable[SeriesKey]) -> dict[SeriesKey, ObjectId] | None:
-        """The id of every key, or None when any of them is not known."""
-        found = {}
-        for key in keys:
-            entry = self._known.get((database, key))
-            if entry is None:
-                return None
-            found[key] = entry
-        return found
-
-    def remember(self, database: str, entries: dict[SeriesKey, ObjectId]) -> None:
-        if len(self._known) + len(entries) > self.LIMIT:
-            self._known.clear()
-        self._known.update(((database, key), value) for key, value in entries.items())
-
-    def forget(self, database: str, keys: Iterable[SeriesKey]) -> None:
-        for key in keys:
-            self._known.pop((database, key), None)
-
-
+# The ids of the series this process last wrote, by (database, holder, location, SKU): a batch of movements skips
+# looking them up. A series is deleted only by ``rebuild``; an update of an id that is gone matches nothing, which
+# ``record`` turns into ``StaleRead`` (the transaction starts over and reads the ids).
+KnownSeries = Hints[tuple[str, str, Any, Any], ObjectId]
 known_series = KnownSeries()
 
 
@@ -135,9 +107,9 @@ async def _existing(session: AsyncClientSession | None, movements: list[dict[str
     found: dict[SeriesKey, ObjectId] = {}
     for (tenant, location), skus in wanted.items():
         ordered = sorted(skus)
-        for start in range(0, len(ordered), IN_CHUNK):
+        for start in range(0, len(ordered), IN_SLICE):
             async for doc in collection.find(
-                {"tenant_id": tenant, "location_id": location, "sku_id": {"$in": ordered[start:start + IN_CHUNK]}},
+                {"tenant_id": tenant, "location_id": location, "sku_id": {"$in": ordered[start:start + IN_SLICE]}},
                 {"sku_id": 1}, session=session,
             ):
                 found[(tenant, location, doc["sku_id"])] = doc["_id"]
@@ -154,10 +126,12 @@ async def record(session: AsyncClientSession | None, movements: list[dict[str, A
         return {}
     collection = DemandSeries.get_pymongo_collection()
     database = collection.database.name
-    keys = {(m["tenant_id"], m["location_id"], m["sku_id"]) for m in movements}
-    existing = hints.get(database, keys) if hints is not None else None
-    hinted = existing is not None
-    if existing is None:
+    keyed = {(database, m["tenant_id"], m["location_id"], m["sku_id"]) for m in movements}
+    remembered = hints.get(keyed) if hints is not None else None
+    hinted = remembered is not None
+    if remembered is not None:
+        existing = {key[1:]: value for key, value in remembered.items()}
+    else:
         existing = await _existing(session, movements)
     writes, created = series_writes(movements, existing)
     try:
@@ -166,7 +140,7 @@ async def record(session: AsyncClientSession | None, movements: list[dict[str, A
         raise StaleRead("a demand series was created concurrently") from exc
     if hinted and outcome.matched_count != len(writes):
         assert hints is not None
-        hints.forget(database, keys)
+        hints.forget(keyed)
         raise StaleRead("a remembered demand series is gone")
     return {**existing, **created}
 

@@ -9,38 +9,12 @@ its positions without reading them first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from bson import ObjectId
+
+from hub.services.hints import Hints
 
 # (database, tenant, location, SKU, lot)
 Key = tuple[str, str, ObjectId, ObjectId, ObjectId | None]
-
-
-class KnownPositions:
-    LIMIT = 200_000  # entries; past it the cache starts empty again (a hint costs only a read to rebuild)
-
-    def __init__(self) -> None:
-        self._known: dict[Key, tuple[ObjectId, int]] = {}
-
-    def get(self, keys: Iterable[Key]) -> dict[Key, tuple[ObjectId, int]] | None:
-        """(position id, on-hand) of every key, or None when any of them is not known."""
-        found = {}
-        for key in keys:
-            entry = self._known.get(key)
-            if entry is None:
-                return None
-            found[key] = entry
-        return found
-
-    def remember(self, entries: dict[Key, tuple[ObjectId, int]]) -> None:
-        if len(self._known) + len(entries) > self.LIMIT:
-            self._known.clear()
-        self._known.update(entries)
-
-    def forget(self, keys: Iterable[Key]) -> None:
-        for key in keys:
-            self._known.pop(key, None)
-
+KnownPositions = Hints[Key, tuple[ObjectId, int]]  # (position id, on-hand) by key
 
 known = KnownPositions()

@@ -12,7 +12,7 @@ transaction, one write per collection: positions, events (``stock.changed`` and 
 insert), movements, demand series, then the commit. Locations are known once seen (they never change hands), the keys
 are left to the unique index (a clash starts the batch over with the keys read first), on-hand comes from this
 process's last commit, guarded on the write (hub/services/known_positions.py), and so do the demand series' ids (an
-id that is gone starts the batch over, reading them: ``demand.KnownSeries``).
+id that is gone starts the batch over, reading them: ``demand.known_series``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub import audit
 from hub.dates import to_bson, utcnow
-from hub.db import Database, StaleRead
+from hub.db import IN_SLICE, Database, StaleRead
 from hub.errors import BadInput, Conflict, NotFound
 from hub.models.lot import Lot, LotStatus
 from hub.models.movement import ADDING, Movement, MovementKind
@@ -47,7 +47,6 @@ from tenants.access import Access, object_id
 from tenants.roles import Group
 
 MAX_KEY_LENGTH = 200
-IN_CHUNK = 50  # values per $in: SecantusDB matches an $in list in time growing with the square of its length
 MAX_REASON_LENGTH = 500
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
 NEGATIVE = {MovementKind.issue, MovementKind.sale, MovementKind.transfer_out}
@@ -199,8 +198,8 @@ async def _known_lots(access: Access, skus: dict[str, Sku], items: list[Movement
             wanted.setdefault(sku.id, set()).add(item.lot_code.strip())  # type: ignore[arg-type]
     found: dict[tuple[Any, str], Lot] = {}
     ordered = sorted(wanted)
-    for start in range(0, len(ordered), IN_CHUNK):
-        async for raw in Lot.get_pymongo_collection().find({"sku_id": {"$in": ordered[start:start + IN_CHUNK]}},
+    for start in range(0, len(ordered), IN_SLICE):
+        async for raw in Lot.get_pymongo_collection().find({"sku_id": {"$in": ordered[start:start + IN_SLICE]}},
                                                            session=session):
             # access.lots("use"): the producer's own lots and those a dispatch made visible to the caller
             usable = raw["tenant_id"] == access.tenant_id or access.tenant_id in (raw.get("visible_to") or ())
@@ -418,7 +417,7 @@ async def record_movements(access: Access, database: Database, items: list[Movem
     async with position_locks.positions.hold(names):
         result = await run_batch(database, work)
         known.remember({(name, access.tenant_id, *key): entry for key, entry in result.written.items()})
-        demand.known_series.remember(name, result.series)
+        demand.known_series.remember({(name, *key): entry for key, entry in result.series.items()})
     entries = []
     for correction in result.corrections:  # after the commit: only what was booked is audited
         if abs(correction["after"] - correction["before"]) > count_audit_threshold:
