@@ -6,7 +6,13 @@ document per reading with ``insert_many`` in chunks of the same size: the floor 
 validation, buckets, idempotency, detection or transactions; a second floor does the same into a collection with the
 unique (sensor_id, t) index that naive storage needs to drop re-sent readings and to read one sensor's series.
 Each call is followed by the floors' inserts of as many readings (taking turns), and each figure is the time of the
-calls or inserts alone, so on a shared machine both sides see the same load.
+calls or inserts alone, so on a shared machine both sides see the same load. The CPU time the database process (and
+the bench's own process: hub and client) spends during the calls and during the bare floor's inserts is printed too,
+to show where a call's work goes; it includes the database's background work in that time.
+
+The readings are back-dated by hours (every minute of the run needs its own readings), so the heartbeat would find
+every sensor silent each minute, raise 200 ``sensor_offline`` alerts and have the next call resolve them one by one:
+it is switched off (``sensor_offline_minutes=0``), as that churn measures alerting, not ingestion.
 
 The hub runs with generous deadlines (60 s per transaction and request): on a loaded machine a 5,000-reading call
 can pass the default 4 s, and a refused call would measure the deadline, not the storage.
@@ -51,6 +57,12 @@ mutation($input: [SensorReadingsInput!]!) {
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to see where a call's work is done."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -83,11 +95,14 @@ async def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="lotpulse-bench-"))
     server = EmbeddedServer(workdir / "db", log_path=workdir / "secantusd.log")
     server.start()
+    assert server.process is not None
+    db_pid = server.process.pid
     port = free_port()
     settings = Settings(
         mongodb_uri=server.uri, database=f"bench_{uuid.uuid4().hex[:8]}", data_dir=workdir, port=port,
         public_url=f"http://127.0.0.1:{port}", signing_key_file=workdir / "keys.json", sweep_interval_minutes=0,
-        webhook_worker=False, transaction_timeout_seconds=60.0, request_timeout_seconds=60.0, db_timeout_seconds=60.0,
+        webhook_worker=False, sensor_offline_minutes=0, transaction_timeout_seconds=60.0,
+        request_timeout_seconds=60.0, db_timeout_seconds=60.0,
     )
     keyring = KeyFile(settings.signing_key_file)  # type: ignore[arg-type]
     _ = keyring.current  # the file exists before the hub starts: the hub imports it into its database
@@ -127,20 +142,27 @@ async def run(args: argparse.Namespace) -> None:
             runs = {}
             for n, compact in enumerate((False, True)):
                 latencies, floor_seconds = [], [0.0, 0.0]
+                db_cpu, floor_cpu, hub_cpu = 0.0, 0.0, 0.0
                 for k in range(args.batches):
                     offset = (n * args.batches + k) * per_sensor
                     payload = batch(sensor_ids, start, per_sensor, offset, compact)
-                    t0 = time.perf_counter()
+                    t0, c0, h0 = time.perf_counter(), cpu_seconds(db_pid), time.process_time()
                     result = (await gql(http, token, INGEST, {"input": payload}))["ingestReadings"]
                     latencies.append(time.perf_counter() - t0)
+                    db_cpu += cpu_seconds(db_pid) - c0
+                    hub_cpu += time.process_time() - h0
                     assert result["accepted"] == size and not result["rejected"] and not result["excursions"], result
                     for which, collection in enumerate(raw):
                         docs = [{"sensor_id": sensor_id, "t": start + timedelta(minutes=offset + i), "c": 3.0,
                                  "rh": 85.0} for sensor_id in sensor_ids for i in range(per_sensor)]
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), cpu_seconds(db_pid)
                         await collection.insert_many(docs, ordered=False)
                         floor_seconds[which] += time.perf_counter() - t0
-                runs["samples" if compact else "readings"] = (sum(latencies), latencies, floor_seconds)
+                        if which == 0:
+                            floor_cpu += cpu_seconds(db_pid) - c0
+                runs["samples" if compact else "readings"] = (
+                    sum(latencies), latencies, floor_seconds, (hub_cpu, db_cpu, floor_cpu)
+                )
 
             t0 = time.perf_counter()
             replay = (await gql(http, token, INGEST, {"input": batch(sensor_ids, start, per_sensor, 0, True)}))
@@ -155,14 +177,18 @@ async def run(args: argparse.Namespace) -> None:
 
     total = size * args.batches
     print(f"ingestReadings over HTTP: {args.batches} calls of {size} readings ({args.sensors} sensors x {per_sensor}) "
-          f"per form; {2 * total} readings stored in {buckets} hour buckets")
+          f"per form; {2 * total} readings stored in {buckets} buckets")
     print("each call followed by raw insert_many of as many readings, one document per reading, into a bare collection "
           "and into one with the unique (sensor_id, t) index (taking turns: same load)")
-    for form, (seconds, latencies, (bare, indexed)) in runs.items():
+    for form, (seconds, latencies, (bare, indexed), (hub_cpu, db_cpu, floor_cpu)) in runs.items():
         p50 = statistics.median(latencies) * 1000
         print(f"  as {form:<9} {total / seconds:8.0f} readings/s   call p50 {p50:.0f} ms  p99 "
               f"{percentile(latencies, 0.99) * 1000:.0f} ms;  raw {total / bare:.0f}/s bare, {total / indexed:.0f}/s "
               f"indexed:  {bare / seconds:.2f}x raw, {indexed / seconds:.2f}x raw with its index")
+        print(f"  {'':12} calls (ms): {' '.join(f'{x * 1000:.0f}' for x in latencies)}")
+        per_call = [cpu / args.batches * 1000 for cpu in (hub_cpu, db_cpu, floor_cpu)]
+        print(f"  {'':12} CPU per call: hub process {per_call[0]:.0f} ms, database {per_call[1]:.0f} ms; "
+              f"bare insert_many: database {per_call[2]:.0f} ms")
     print(f"  replayed batch {size / replay_seconds:8.0f} readings/s   (all duplicates, nothing written)")
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
 

@@ -1,8 +1,14 @@
-"""Sensor readings, stored with the bucket pattern: one document per sensor per hour.
+"""Sensor readings, stored with the bucket pattern: a few documents per sensor per hour, written once each.
 
-A reading is ``{"t": instant, "c": °C, "rh": % or None}``. The bucket's ``_id`` is ``<sensor id>:<YYYYMMDDHH>`` so
-ingestion addresses buckets directly; readings are unique by ``t`` inside a bucket (the same reading sent twice is
-stored once), kept sorted, and the bucket carries count/min/max/sum so coarse series never unpack readings.
+A reading is ``{"t": instant, "c": °C, "rh": % or None}``. Each ingestion call that brings new readings for an hour
+inserts one more bucket for it instead of rewriting the hour's bucket: on SecantusDB an update costs several times
+an insert, and rewriting an hour's growing readings array costs more as the hour fills (MongoDB's time-series
+collections avoid in-place growth the same way). An hour holds at most ``BUCKETS_PER_HOUR`` buckets, numbered from
+0: ``_id`` ``<sensor id>:<YYYYMMDDHH>`` for the first, ``<sensor id>:<YYYYMMDDHH>:<n>`` for the others, so ingestion
+looks an hour's buckets up by ``_id`` alone; the call that would add one more merges them into the first instead.
+Readings are unique by ``t`` within the hour across its buckets (the same reading sent twice is stored once), sorted
+inside each bucket, and each bucket carries count/min/max/sum of its own readings so coarse series add them up
+without unpacking readings.
 """
 
 from __future__ import annotations
@@ -21,12 +27,21 @@ def bucket_hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def bucket_id(sensor_id: Any, hour: datetime) -> str:
-    return f"{sensor_id}:{hour:%Y%m%d%H}"
+BUCKETS_PER_HOUR = 4  # at most this many buckets per sensor and hour (each lookup asks for all of them)
+
+
+def bucket_id(sensor_id: Any, hour: datetime, number: int = 0) -> str:
+    """The ``number``-th bucket of a sensor's hour (the first keeps the plain ``<sensor id>:<YYYYMMDDHH>``)."""
+    return f"{sensor_id}:{hour:%Y%m%d%H}" if number == 0 else f"{sensor_id}:{hour:%Y%m%d%H}:{number}"
+
+
+def bucket_ids(sensor_id: Any, hour: datetime) -> list[str]:
+    """Every ``_id`` a bucket of this sensor and hour can have."""
+    return [bucket_id(sensor_id, hour, number) for number in range(BUCKETS_PER_HOUR)]
 
 
 class ReadingBucket(Document):
-    id: str  # type: ignore[assignment]  # bucket_id(sensor_id, hour)
+    id: str  # type: ignore[assignment]  # bucket_id(sensor_id, hour, number)
     sensor_id: PydanticObjectId
     tenant_id: str
     hour: datetime
@@ -38,7 +53,7 @@ class ReadingBucket(Document):
 
     shard_key: ClassVar[Declaration] = key(
         "tenant_id", "sensor_id", "hour",
-        why="buckets of the sensor's owner, one per sensor per hour",
+        why="buckets of the sensor's owner, up to BUCKETS_PER_HOUR per sensor per hour",
     )
 
     class Settings:

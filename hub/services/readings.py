@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import InsertOne, UpdateOne
+from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -29,8 +29,8 @@ from hub.dates import utcnow
 from hub.db import Database, by_ids
 from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
-from hub.models.reading import ReadingBucket, bucket_hour, bucket_id
-from hub.models.sensor import Sensor, SensorState, states, states_of
+from hub.models.reading import ReadingBucket, bucket_hour, bucket_ids
+from hub.models.sensor import Sensor, SensorState, states
 from hub.services import excursions, heartbeat
 from hub.services.sensors import goods_for
 from tenants.access import Access
@@ -194,18 +194,28 @@ def rejudge_window(
     return start, max(newest, last) if last is not None else newest
 
 
-def _merge(bucket: dict[str, Any] | None, new: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The bucket's fields after adding ``new`` readings, and the readings that were not already there."""
-    readings = {r["t"]: r for r in (bucket or {}).get("readings", [])}
-    added = []
-    for reading in new:
-        if reading["t"] not in readings:
-            readings[reading["t"]] = reading
-            added.append(reading)
-    ordered = [readings[t] for t in sorted(readings)]
+def _summary(readings: list[dict[str, Any]]) -> dict[str, Any]:
+    """A bucket's fields for these readings (sorted by time)."""
+    ordered = sorted(readings, key=lambda r: r["t"])
     temps = [r["c"] for r in ordered]
-    fields = {"readings": ordered, "count": len(ordered), "min_c": min(temps), "max_c": max(temps), "sum_c": sum(temps)}
-    return fields, added
+    return {"readings": ordered, "count": len(ordered), "min_c": min(temps), "max_c": max(temps), "sum_c": sum(temps)}
+
+
+Hour = tuple[PydanticObjectId, datetime]  # a sensor's hour
+
+
+async def _hour_buckets(
+    collection: Any, hours: Sequence[Hour], session: AsyncClientSession
+) -> dict[Hour, dict[str, dict[str, Any]]]:
+    """The stored buckets of these sensor hours by ``_id``, each hour looked up by every ``_id`` it can use."""
+    owner: dict[str, Hour] = {}
+    for sensor_id, hour in hours:
+        for key in bucket_ids(sensor_id, hour):
+            owner[key] = (sensor_id, hour)
+    found: dict[Hour, dict[str, dict[str, Any]]] = {}
+    for doc in await by_ids(collection, sorted(owner), session):
+        found.setdefault(owner[doc["_id"]], {})[doc["_id"]] = doc
+    return found
 
 
 async def ingest(
@@ -245,13 +255,10 @@ async def ingest(
         return report
     touched = {sensor_id: sensor for sensor in sensors.values() if (sensor_id := sensor.id) in incoming}
     goods = await goods_for(touched.values())
-    by_bucket: dict[str, tuple[PydanticObjectId, datetime, list[dict[str, Any]]]] = {}
+    by_hour: dict[Hour, list[dict[str, Any]]] = defaultdict(list)
     for sensor_id, readings in incoming.items():
-        keys: dict[datetime, str] = {}
         for at, stored_reading in readings.items():
-            hour = bucket_hour(at)
-            key = keys.get(hour) or keys.setdefault(hour, bucket_id(sensor_id, hour))
-            by_bucket.setdefault(key, (sensor_id, hour, []))[2].append(stored_reading)
+            by_hour[sensor_id, bucket_hour(at)].append(stored_reading)
     duplicates_before = report.duplicates
 
     bound = now - timedelta(hours=settings.spike_rejudge_hours)
@@ -259,25 +266,30 @@ async def ingest(
 
     async def work(session: AsyncClientSession) -> None:
         report.duplicates, report.late, report.excursions = duplicates_before, 0, []
-        current = await states_of(sorted(incoming), session)
-        # The buckets the readings go to first; the rest of a judged window only for sensors with new readings.
-        stored = {doc["_id"]: doc for doc in await by_ids(buckets, sorted(by_bucket), session)}
+        stored_states = {doc["_id"]: doc for doc in await by_ids(states(), sorted(incoming), session)}
+        current = {sensor_id: SensorState.model_validate(doc) for sensor_id, doc in stored_states.items()}
+        # The hours the readings go to first; the rest of a judged window only for sensors with new readings.
+        stored = await _hour_buckets(buckets, sorted(by_hour), session)
         added: dict[PydanticObjectId, list[dict[str, Any]]] = defaultdict(list)
-        writes: list[InsertOne | UpdateOne] = []
-        contents = {key: doc.get("readings", []) for key, doc in stored.items()}
-        for key, (sensor_id, hour, readings) in by_bucket.items():
-            fields, new = _merge(stored.get(key), readings)
+        writes: list[InsertOne | ReplaceOne | DeleteOne] = []
+        contents = {key: [r for doc in docs.values() for r in doc["readings"]] for key, docs in stored.items()}
+        for key, readings in by_hour.items():
+            present = {r["t"] for r in contents.get(key, [])}
+            new = [r for r in readings if r["t"] not in present]
             report.duplicates += len(readings) - len(new)
             if not new:
                 continue
+            sensor_id, hour = key
             added[sensor_id].extend(new)
-            contents[key] = fields["readings"]
-            if key in stored:
-                writes.append(UpdateOne({"_id": key}, {"$set": fields}))
-            else:  # measured on SecantusDB: inserting a bucket costs a fifth of upserting it
-                owner = access.tenant_id
-                bucket = {"_id": key, "sensor_id": sensor_id, "tenant_id": owner, "hour": hour, **fields}
-                writes.append(InsertOne(bucket))
+            contents[key] = [*contents.get(key, []), *new]
+            ids, taken = bucket_ids(sensor_id, hour), stored.get(key, {})
+            free = [bucket for bucket in ids if bucket not in taken]
+            doc = {"sensor_id": sensor_id, "tenant_id": access.tenant_id, "hour": hour}
+            if free:  # a bucket of its own: inserting costs a fraction of rewriting the hour's readings
+                writes.append(InsertOne({"_id": free[0], **doc, **_summary(new)}))
+            else:  # the hour is full: merge its buckets into the first (rare: BUCKETS_PER_HOUR calls per hour)
+                writes.append(ReplaceOne({"_id": ids[0]}, {**doc, **_summary(contents[key])}))
+                writes += [DeleteOne({"_id": bucket}) for bucket in ids[1:]]
         windows: dict[PydanticObjectId, tuple[datetime, datetime]] = {}
         for sensor_id in added:
             arrived = incoming[sensor_id]
@@ -285,12 +297,12 @@ async def ingest(
             if judged:
                 state = current.get(sensor_id, SensorState())
                 windows[sensor_id] = rejudge_window(min(judged), max(arrived), state.detector, bound, settings)
-        context = {bucket_id(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a, b)}
-        for doc in await by_ids(buckets, sorted(context - contents.keys() - by_bucket.keys()), session):
-            contents[doc["_id"]] = doc.get("readings", [])
+        context = {(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a, b)}
+        for key, docs in (await _hour_buckets(buckets, sorted(context - by_hour.keys()), session)).items():
+            contents[key] = [r for doc in docs.values() for r in doc["readings"]]
         if writes:
             await buckets.bulk_write(writes, ordered=False, session=session)
-        state_writes: list[InsertOne | UpdateOne] = []
+        state_writes: list[InsertOne | ReplaceOne] = []
         owner_writes = []
         for sensor_id, sensor in touched.items():
             owners = [o for o in goods[sensor_id].owners if o != sensor.tenant_id]
@@ -300,7 +312,7 @@ async def ingest(
             if not new:
                 continue  # a replayed batch: nothing to judge or write
             state = current.get(sensor_id, SensorState())
-            fields = {"updated_at": now}
+            fields: dict[str, Any] = {"updated_at": now}
             newest = max(new, key=lambda r: r["t"])
             if state.last_reading_at is None or newest["t"] > state.last_reading_at:
                 fields.update(last_reading_at=newest["t"], last_temperature_c=newest["c"])
@@ -308,12 +320,12 @@ async def ingest(
             report.late += len(new) - len(fresh)
             if fresh and sensor_id in windows:
                 start, end = windows[sensor_id]
-                series = [
+                series = sorted(
                     Reading(r["t"], r["c"])
                     for hour in _hours(start, end)
-                    for r in contents.get(bucket_id(sensor_id, hour), [])
+                    for r in contents.get((sensor_id, hour), [])
                     if start <= r["t"] <= end
-                ]
+                )
                 config = replace(goods[sensor_id].spike_config(settings), interval_minutes=sensor.interval_minutes)
                 with metrics.DETECTOR_DURATION.labels("spikes").time():
                     judgement = judge(series, config)
@@ -329,10 +341,13 @@ async def ingest(
             if state.offline_alert:
                 await heartbeat.resume(session, sensor, now)
                 fields["offline_alert"] = False
-            if sensor_id in current:
-                change = {"$set": fields, "$inc": {"readings_count": len(new)}}
-                state_writes.append(UpdateOne({"_id": sensor_id}, change))
-            else:  # its first readings (a concurrent first call fails on the key and runs again, updating)
+            if sensor_id in stored_states:
+                # Replaced whole, as read in this transaction (a concurrent writer conflicts and the call runs
+                # again): on SecantusDB a replacement costs half an update with operators.
+                previous = stored_states[sensor_id]
+                count = previous.get("readings_count", 0) + len(new)
+                state_writes.append(ReplaceOne({"_id": sensor_id}, {**previous, **fields, "readings_count": count}))
+            else:  # its first readings (a concurrent first call fails on the key and runs again, replacing)
                 state_writes.append(InsertOne({"_id": sensor_id, **fields, "readings_count": len(new)}))
         if state_writes:
             await states().bulk_write(state_writes, ordered=False, session=session)
@@ -371,6 +386,20 @@ class Series:
 MAX_SPAN = timedelta(days=366)
 
 
+async def _hourly(cursor: Any) -> AsyncIterator[list[dict[str, Any]]]:
+    """Each hour's readings in time order, merged from its buckets (``cursor`` yields buckets sorted by hour)."""
+    hour: datetime | None = None
+    readings: list[dict[str, Any]] = []
+    async for bucket in cursor:
+        if bucket["hour"] != hour and readings:
+            yield sorted(readings, key=lambda r: r["t"])
+            readings = []
+        hour = bucket["hour"]
+        readings += bucket["readings"]
+    if readings:
+        yield sorted(readings, key=lambda r: r["t"])
+
+
 async def series(
     sensor: Sensor, start: datetime, end: datetime, interval_minutes: int | None, limit: int
 ) -> Series:
@@ -389,34 +418,34 @@ async def series(
     projection = {"readings": 0} if whole_hours else None
     groups: dict[datetime, list[float]] = {}
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    async for bucket in collection.find(query, projection).sort("hour", 1):
-        if whole_hours:  # coarse series straight from the buckets' summaries, never unpacking readings
-            assert interval_minutes is not None
-            slot = start + (bucket["hour"] - start) // timedelta(minutes=interval_minutes) * timedelta(
-                minutes=interval_minutes
-            )
-            acc = groups.setdefault(slot, [0, math.inf, -math.inf, 0.0])
+    cursor = collection.find(query, projection).sort("hour", 1)
+    if whole_hours:  # coarse series straight from the buckets' summaries, never unpacking readings
+        assert interval_minutes is not None
+        step = timedelta(minutes=interval_minutes)
+        async for bucket in cursor:
+            acc = groups.setdefault(start + (bucket["hour"] - start) // step * step, [0, math.inf, -math.inf, 0.0])
             acc[0] += bucket["count"]
             acc[1] = min(acc[1], bucket["min_c"])
             acc[2] = max(acc[2], bucket["max_c"])
             acc[3] += bucket["sum_c"]
-            continue
-        for reading in bucket["readings"]:
-            if not start <= reading["t"] < end:
-                continue
-            if interval_minutes is None:
-                if len(result.points) >= limit:
-                    result.truncated = True
-                    return result
-                result.points.append(Point(reading["t"], reading["c"], reading.get("rh")))
-                continue
-            step = timedelta(minutes=interval_minutes)
-            slot = epoch + (reading["t"] - epoch) // step * step
-            acc = groups.setdefault(slot, [0, math.inf, -math.inf, 0.0])
-            acc[0] += 1
-            acc[1] = min(acc[1], reading["c"])
-            acc[2] = max(acc[2], reading["c"])
-            acc[3] += reading["c"]
+    else:
+        async for readings in _hourly(cursor):
+            for reading in readings:
+                if not start <= reading["t"] < end:
+                    continue
+                if interval_minutes is None:
+                    if len(result.points) >= limit:
+                        result.truncated = True
+                        return result
+                    result.points.append(Point(reading["t"], reading["c"], reading.get("rh")))
+                    continue
+                step = timedelta(minutes=interval_minutes)
+                slot = epoch + (reading["t"] - epoch) // step * step
+                acc = groups.setdefault(slot, [0, math.inf, -math.inf, 0.0])
+                acc[0] += 1
+                acc[1] = min(acc[1], reading["c"])
+                acc[2] = max(acc[2], reading["c"])
+                acc[3] += reading["c"]
     result.aggregates = [
         Aggregate(slot, int(n), lo, hi, round(total / n, 3)) for slot, (n, lo, hi, total) in sorted(groups.items()) if n
     ]
