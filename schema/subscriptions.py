@@ -20,11 +20,12 @@ the operation does (``complete``, disconnect, or a cut-off for falling behind: s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import lru_cache, partial
 from inspect import isawaitable
 from typing import Any
 
@@ -87,6 +88,14 @@ RENDERINGS = Renderings()
 class LiveSink:
     """One live operation's way out: what it asked, who asked, how its messages are framed, and how far it got.
 
+    An event reaches it one of two ways. Usually the bus offers it from the fan-out's own turn (``deliver_now``): the
+    payload is taken from the renderings (or rendered, if this is the audience's first subscriber and the execution
+    needs no waiting), framed with the operation id and queued for the socket's write at the end of the turn, with no
+    task woken for it. When that would have to wait (the socket is not taking writes, the execution awaits something,
+    or events are already queued for this operation), the bus queues the event and the operation's task delivers it
+    (``deliver``), awaiting what it must. Either way one rendering per event and audience, and the events leave in
+    ``seq`` order.
+
     ``cursor`` is the id of the last event written to the socket (or the ``after`` it started from): the exact point
     to resume from, given with RATE_LIMITED when the subscriber is cut off.
     """
@@ -101,6 +110,7 @@ class LiveSink:
         context: Any,
         send_text: Callable[[str], Awaitable[None]],
         cut_off: Callable[[], None],
+        write_now: Callable[[str], bool] | None = None,
     ) -> None:
         self.operation_id = operation_id
         self.query = query
@@ -111,23 +121,51 @@ class LiveSink:
         self.audience = Audience(getattr(context, "principal", None), query, variables, operation_name)
         self.prefix = f'{{"id":{json.dumps(operation_id)},"type":"next","payload":'
         self.send_text = send_text
+        # Queues a message for the socket's next write if it can be taken without waiting (False: it cannot).
+        self.write_now = write_now
         self.overflowed = cut_off  # called by the bus when this subscriber's queue is full
         self.cursor: str | None = None
+        # An execution started by ``deliver_now`` that had to await: finished by ``deliver``, not run twice.
+        self.pending: tuple[str, asyncio.Future[ExecutionResult]] | None = None
+
+    def deliver_now(self, event: LiveEvent, build: Callable[[LiveEvent], Any]) -> bool:
+        """Write ``event`` now, from the caller's turn, if nothing has to be awaited; answers whether it was written."""
+        if self.write_now is None:
+            return False
+        key = (event.id, self.audience)
+        payload = RENDERINGS.payloads.get(key)
+        if payload is None:
+            try:
+                result = self.render(build(event))
+            except Exception:  # raised again by ``deliver``, in the operation's task, which it ends as before
+                return False
+            if isawaitable(result):
+                self.pending = (event.id, asyncio.ensure_future(result))
+                return False
+            payload = self._keep(key, result)
+        if not self.write_now(self.prefix + payload + "}"):
+            return False
+        self.cursor = event.id
+        return True
 
     async def deliver(self, event: LiveEvent, build: Callable[[LiveEvent], Any]) -> None:
         key = (event.id, self.audience)
         payload = RENDERINGS.payloads.get(key)
         if payload is None:
-            rendered = self.render(build(event))
-            payload, shareable = await rendered if isawaitable(rendered) else rendered
-            if shareable:
-                RENDERINGS.keep(key, payload)
+            pending, self.pending = self.pending, None
+            if pending is not None and pending[0] == event.id:
+                result: Any = await pending[1]
+            else:
+                result = self.render(build(event))
+                if isawaitable(result):
+                    result = await result
+            payload = self._keep(key, result)
         await self.send_text(self.prefix + payload + "}")
         self.cursor = event.id
 
-    def render(self, root: Any) -> tuple[str, bool] | Awaitable[tuple[str, bool]]:
-        """The ``next`` payload of this operation for ``root``, and whether it may be shared (not when it failed)."""
-        result = execute(
+    def render(self, root: Any) -> ExecutionResult | Awaitable[ExecutionResult]:
+        """This operation's execution for ``root`` (the value of its live field for one event)."""
+        return execute(
             self.schema._schema,  # type: ignore[attr-defined]
             _document(self.query),
             root_value=root,
@@ -135,20 +173,18 @@ class LiveSink:
             variable_values=self.variables,
             operation_name=self.operation_name,
         )
-        if isawaitable(result):
-            return self._serialize_later(result)
-        return self._serialize(result)
 
-    async def _serialize_later(self, pending: Awaitable[ExecutionResult]) -> tuple[str, bool]:
-        return self._serialize(await pending)
-
-    def _serialize(self, result: ExecutionResult) -> tuple[str, bool]:
+    def _keep(self, key: tuple[str, Audience], result: ExecutionResult) -> str:
+        """The ``next`` payload of ``result``, kept for the rest of the audience unless it failed."""
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             errors = [shape_error(error) for error in result.errors]
             self.schema.process_errors(errors)
             body["errors"] = [error.formatted for error in errors]
-        return json.dumps(body, separators=(",", ":")), not result.errors
+        payload = json.dumps(body, separators=(",", ":"))
+        if not result.errors:
+            RENDERINGS.keep(key, payload)
+        return payload
 
 
 # Set by the graphql-transport-ws handler in each operation's task (schema/ws.py).
@@ -170,7 +206,8 @@ async def live(
     principal = info.context.require_principal()
     sink.cursor = after
     bus = info.context.hub.bus
-    async with bus.subscribe(principal.tenant_id, types, predicate, after, on_overflow=sink.overflowed) as events:
+    async with bus.subscribe(principal.tenant_id, types, predicate, after, on_overflow=sink.overflowed,
+                             direct=partial(sink.deliver_now, build=build)) as events:
         async for event in events:
             await sink.deliver(event, build)
     return

@@ -163,9 +163,21 @@ class HubTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             # The peer is gone or going: the connection's shutdown cancels this operation in a moment.
             raise asyncio.CancelledError
 
+        operations = self.operations
+
+        def write_now(text: str) -> bool:
+            """Queue ``text`` for this turn's write if the socket takes writes and the operation is still on; else
+            False, and its task sends it the ordinary way (waiting, or finding it has ended)."""
+            if peer is None or not peer.accepting_writes or peer.close_sent or peer.disconnected:
+                return False
+            if operation.completed or operations.get(operation.id) is not operation:
+                return False  # completed or cut off: nothing more may follow
+            peer.queue_text(text)
+            return True
+
         sink = LiveSink(
             operation.id, operation.query, operation.variables, operation.operation_name, self.schema, self.context,
-            send_text, lambda: self._fell_behind([operation.id]),
+            send_text, lambda: self._fell_behind([operation.id]), write_now,
         )
         self.sinks[operation.id] = sink
         LIVE_SINK.set(sink)  # this task's own context: the operation's resolvers find it there

@@ -21,8 +21,16 @@ and no duplicate.
 and resumes with its last cursor: its queue is emptied at once, and its owner (the WebSocket handler, which may be
 stuck writing to a socket nobody reads) is told through ``on_overflow``.
 
+A subscriber whose reader is live and waiting on an empty queue is not woken for an event: the fan-out hands it to
+the subscriber's ``direct`` writer (schema/subscriptions.py), which frames the event's shared rendering and queues it
+for the socket's write in the same turn. Waking one task per subscriber cost more than the write itself (thousands of
+task switches per broadcast). Whatever cannot be written without waiting (a socket that is not taking writes, a
+reader still replaying or busy with an earlier event) goes through the queue as before, and every later event queues
+behind it, so each subscriber still gets its events once and in ``seq`` order, and ``last_seq`` (the seam with the
+replay) is kept the same way on both paths.
+
 An event for thousands of subscribers is offered in chunks of ``FANOUT_CHUNK``, with the loop's other work (requests,
-the subscribers' own writes) let in between: one broadcast never holds the process for its whole duration.
+the sockets' writes) let in between: one broadcast never holds the process for its whole duration.
 """
 
 from __future__ import annotations
@@ -109,16 +117,33 @@ class Subscription:
         # Without a cursor a subscriber hears what commits after it joined: inserts this process had already seen
         # (arrival <= joined_at) are skipped when they are numbered. None: a cursor decides instead.
         self.joined_at: int | None = None
+        # Writes an event from the fan-out's own turn if it can without waiting (answers whether it did); None: every
+        # event goes through the queue.
+        self.direct: Callable[[LiveEvent], bool] | None = None
+        self.parked = False  # the reader is live (replay done) and waiting on an empty queue
 
     def wants(self, event: LiveEvent) -> bool:
         return event.type in self.types and (self.predicate is None or self.predicate(event))
 
     def offer(self, event: LiveEvent) -> bool:
-        """Queue ``event`` if wanted; answers whether it was."""
+        """Deliver or queue ``event`` if wanted; answers whether it was."""
         if self.overflowed or not self.wants(event):
             return False
         if self.joined_at is not None and 0 < event.arrival <= self.joined_at:
             return False
+        if self.parked and self.direct is not None and self.queue.empty():
+            # Nothing is ahead of it: written now, without waking the reader. What cannot be written without waiting
+            # is queued as before.
+            if event.seq <= self.last_seq:
+                return False
+            if tracing.active:
+                with tracing.delivering(event.id, event.type, self.tenant_id):
+                    written = self.direct(event)
+            else:
+                written = self.direct(event)
+            if written:
+                self.last_seq = event.seq
+                return True
         try:
             self.queue.put_nowait(event)
             return True
@@ -217,11 +242,15 @@ class EventBus:
         predicate: Callable[[LiveEvent], bool] | None = None,
         after: str | None = None,
         on_overflow: Callable[[], None] | None = None,
+        direct: Callable[[LiveEvent], bool] | None = None,
     ) -> AsyncIterator[AsyncIterator[LiveEvent]]:
         """Register a subscriber; the yielded iterator replays from ``after`` (an event id), then stays live.
 
         ``on_overflow`` is called (synchronously, from the fan-out) when the subscriber falls ``subscriber_queue_size``
-        events behind; without it the iterator raises RATE_LIMITED instead."""
+        events behind; without it the iterator raises RATE_LIMITED instead. ``direct`` (synchronous, from the
+        fan-out) is offered each live event while the iterator's reader waits with nothing queued: it writes the event
+        and answers True, or answers False and the event is queued for the iterator as usual. Events it wrote are not
+        yielded by the iterator."""
         limit = self.settings.max_subscriptions_per_tenant
         after_seq = await self.cursor_seq(tenant_id, after) if after is not None else None
         if self.count(tenant_id) >= limit:  # refused here without asking the database
@@ -230,6 +259,7 @@ class EventBus:
         subscription = Subscription(
             tenant_id, frozenset(types), predicate, self.settings.subscriber_queue_size, on_overflow
         )
+        subscription.direct = direct
         if after_seq is None:
             subscription.joined_at = self.arrivals
         # Registered before the replay query: whatever commits from now on is queued, and the seq check dedupes.
@@ -283,7 +313,11 @@ class EventBus:
                 with tracing.delivering(event.id, event.type, subscription.tenant_id):
                     yield event
         while True:
-            queued = await subscription.queue.get()
+            subscription.parked = True
+            try:
+                queued = await subscription.queue.get()
+            finally:
+                subscription.parked = False
             if queued is None:
                 raise RateLimited("subscriber fell behind the live stream; resubscribe with 'after' = last cursor")
             event = queued

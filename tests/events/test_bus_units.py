@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -70,3 +71,59 @@ async def test_the_tenant_limit_refuses_one_subscription_too_many():
             async with feed.subscribe("acme", ["dispatch.created"]):
                 pass
     assert feed.count("acme") == 0
+
+
+class Writer:
+    """A ``direct`` writer that takes events while ``open``."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.written: list[int] = []
+
+    def __call__(self, live: LiveEvent) -> bool:
+        if self.open:
+            self.written.append(live.seq)
+        return self.open
+
+
+async def test_a_waiting_reader_has_live_events_written_for_it_in_order_without_being_woken():
+    feed = bus()
+    writer = Writer()
+    async with feed.subscribe("acme", ["dispatch.created"], direct=writer) as events:
+        reader = asyncio.create_task(anext(events))
+        await asyncio.sleep(0)  # the reader waits on its empty queue
+        for seq in (1, 2, 2, 3):
+            await feed._dispatch(event(seq))
+        assert writer.written == [1, 2, 3]
+        assert not reader.done() and feed.delivered == 3
+        reader.cancel()
+
+
+async def test_an_event_that_cannot_be_written_now_is_queued_and_every_later_one_waits_behind_it():
+    feed = bus()
+    writer = Writer()
+    async with feed.subscribe("acme", ["dispatch.created"], direct=writer) as events:
+        reader = asyncio.create_task(anext(events))
+        await asyncio.sleep(0)
+        await feed._dispatch(event(1))
+        writer.open = False  # the socket stops taking writes
+        await feed._dispatch(event(2))
+        writer.open = True  # and takes them again: 3 must still not overtake 2
+        await feed._dispatch(event(3))
+        assert writer.written == [1]
+        assert (await reader).seq == 2
+        assert (await anext(events)).seq == 3
+        # the queue is drained and the reader waits again: writing from the fan-out resumes
+        reader = asyncio.create_task(anext(events))
+        await asyncio.sleep(0)
+        await feed._dispatch(event(4))
+        assert writer.written == [1, 4] and not reader.done()
+        reader.cancel()
+
+
+async def test_nothing_is_written_from_the_fan_out_while_the_reader_replays():
+    writer = Writer()
+    subscription = Subscription("acme", frozenset({"dispatch.created"}), None, queue_size=10)
+    subscription.direct = writer
+    subscription.offer(event(1))  # not parked: the reader has not reached the live stream yet
+    assert writer.written == [] and subscription.queue.qsize() == 1
