@@ -24,7 +24,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hub import metrics
-from hub.dates import from_bson, to_bson, utcnow
+from hub.dates import from_bson, utcnow
 from hub.db import IN_SLICE, Database, by_ids
 from hub.detect.expiry import SEVERITY_ORDER, VELOCITY_DAYS, LotStock, arrival_shortfall, assess
 from hub.events.log import emit
@@ -32,7 +32,7 @@ from hub.models.alert import Alert, AlertKind, AlertStatus, Severity, SubjectRef
 from hub.models.dispatch import Dispatch
 from hub.models.location import Location
 from hub.models.lot import Lot
-from hub.models.movement import Movement
+from hub.models.planning import DemandSeries
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.services import audiences
@@ -41,7 +41,6 @@ from hub.services.sensors import refresh_goods_owners
 from tenants.models import Tenant, TenantKind
 
 log = logging.getLogger("lotpulse.expiry")
-SELLING_KINDS = ("sale", "issue")
 RESOLVER = "system:expiry"  # resolved_by when the hub itself sees a finding go away
 
 
@@ -61,30 +60,27 @@ async def _history(
     session: AsyncClientSession | None, positions: list[dict[str, Any]], today: date
 ) -> dict[tuple[str, Any, Any], tuple[int, int]]:
     """Per (holder, location, SKU): units sold or issued over the trailing window, and days since its first movement
-    there (how long the position has been observed). One aggregation per holder and location, its SKUs in chunks:
-    that shape walks the movements index, where a top-level ``$or`` of the keys scans the whole ledger on
-    SecantusDB (a large opening-stock import took minutes per batch)."""
+    there (how long the position has been observed), from its daily demand series (written in the same transaction
+    as the movements, before this runs): one document per key, where summing the ledger read every movement the
+    position ever had, on every change and every sweep. One query per holder and location, its SKUs in slices (the
+    series' unique index prefix)."""
     wanted: dict[tuple[str, Any], set[Any]] = {}
     for p in positions:
         wanted.setdefault((p["tenant_id"], p["location_id"]), set()).add(p["sku_id"])
-    since = to_bson(today - timedelta(days=WINDOW_DAYS))
-    selling = {"$and": [{"$in": ["$kind", list(SELLING_KINDS)]}, {"$gte": ["$occurred_at", since]}]}
+    since = (today - timedelta(days=WINDOW_DAYS)).isoformat()
+    collection = DemandSeries.get_pymongo_collection()
     found: dict[tuple[str, Any, Any], tuple[int, int]] = {}
     for (tenant_id, location_id), sku_ids in wanted.items():
         ordered = sorted(sku_ids)
         for start in range(0, len(ordered), IN_SLICE):
-            pipeline: list[dict[str, Any]] = [
-                {"$match": {"tenant_id": tenant_id, "location_id": location_id,
-                            "sku_id": {"$in": ordered[start:start + IN_SLICE]}}},
-                {"$group": {
-                    "_id": "$sku_id",
-                    "q": {"$sum": {"$cond": [selling, "$quantity", 0]}},
-                    "first": {"$min": "$occurred_at"},
-                }},
-            ]
-            cursor = await Movement.get_pymongo_collection().aggregate(pipeline, session=session)
-            async for d in cursor:
-                found[(tenant_id, location_id, d["_id"])] = (-int(d["q"]), (today - d["first"].date()).days)
+            skus = ordered[start:start + IN_SLICE]
+            async for d in collection.find(
+                {"tenant_id": tenant_id, "location_id": location_id, "sku_id": {"$in": skus}},
+                {"sku_id": 1, "first_day": 1, "days": 1}, session=session,
+            ):
+                sold = sum(int(entry.get("s", 0)) for day, entry in (d.get("days") or {}).items() if day >= since)
+                first = date.fromisoformat(d["first_day"]) if d.get("first_day") else today
+                found[(tenant_id, location_id, d["sku_id"])] = (sold, (today - first).days)
     return found
 
 

@@ -356,10 +356,11 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
         raise KeysRecorded("an idempotency key of the batch is already recorded") from exc
     result.accepted = len(fresh)
     result.positions = stored
-    # Expiry risk is re-assessed in the same transaction; stock without an expiry date carries none.
-    await on_stock_changed(session, [p for p in stored if p["expires_on"] is not None])
     # Planning: the daily demand series and first-expired-first-out, also in the same transaction.
     result.series = await demand.record(session, docs, series_hints)
+    # Expiry risk is re-assessed in the same transaction (after the series: it reads the sales there); stock without
+    # an expiry date carries none.
+    await on_stock_changed(session, [p for p in stored if p["expires_on"] is not None])
     await health.record_lot_costs(session, docs)
     await fefo.on_movements(session, tenant_id, docs)
     return result

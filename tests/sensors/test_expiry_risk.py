@@ -38,17 +38,18 @@ async def expiry_alerts(hub, tenant: str) -> list[dict]:
 
 
 async def stock_a_slow_lot(hub, cold) -> str:
-    """FreshCo's DC holds 300 units of a lot expiring in 90 days and sells 2 a day: it needs 150 days."""
+    """FreshCo's DC holds 300 units of a lot expiring in 90 days and sells 2 a day: it needs 150 days (a sale 40 days
+    ago is older than the 28-day window and does not count)."""
     dc = (await hub.ok(CREATE_LOCATION, {"input": {"code": "DC-1", "name": "DC", "kind": "dc"}}, tenant="freshco"))
     dc_id = dc["createLocation"]["id"]
     movements = [{
-        "sku": "SALAD-1", "kind": "receipt", "quantity": 356, "idempotencyKey": "in-1", "lotCode": "SLOW-1",
+        "sku": "SALAD-1", "kind": "receipt", "quantity": 360, "idempotencyKey": "in-1", "lotCode": "SLOW-1",
         "expiresOn": (today() + timedelta(days=90)).isoformat(),
-        "occurredAt": (datetime.now(UTC) - timedelta(days=20)).isoformat(),
+        "occurredAt": (datetime.now(UTC) - timedelta(days=45)).isoformat(),
     }] + [{
         "sku": "SALAD-1", "kind": "sale", "quantity": -4, "idempotencyKey": f"sale-{day}", "lotCode": "SLOW-1",
         "occurredAt": (datetime.now(UTC) - timedelta(days=day)).isoformat(),
-    } for day in range(1, 15)]
+    } for day in (40, *range(1, 15))]
     await hub.ok(RECORD_MOVEMENTS, {"movements": movements, "locationId": dc_id}, tenant="freshco")
     return dc_id
 
@@ -63,6 +64,7 @@ async def test_a_lot_three_months_from_expiry_that_needs_five_months_to_sell_is_
     assert alert["evidence"]["reason"] == "slow"
     assert alert["evidence"]["daysLeft"] == 90 and alert["evidence"]["daysToSell"] == 150
     assert alert["evidence"]["onHand"] == 300 and alert["evidence"]["soldInWindow"] == 56
+    assert alert["evidence"]["observedDays"] == 45  # since the lot's first movement there
     assert "mark down" in alert["recommendation"]
     assert await expiry_alerts(hub, "rival") == []
     # and the periodic sweep finds nothing new to say
