@@ -7,7 +7,8 @@ request at a time. Every event is validated against the official schema and the 
 duplicate, normalised for queries and stored; these events map to no domain object (``inspecting``), so the figure
 is the capture path itself. The raw figure inserts the same event objects with ``insert_many``, one call per
 document, into a collection of the same database: the floor cost of storing them, with no validation, ids, index
-fields or HTTP. The two take turns, ``--turn`` documents at a time, so both meet the same load on a shared machine.
+fields or HTTP. The two take turns, ``--turn`` documents at a time (each side first every other time), so both meet
+the same load on a shared machine.
 
 Every write leaves work in the database after it is acknowledged: the hub's event bus watches the database's change
 stream, which reads each new oplog entry. So each turn starts when the database and hub processes are idle, and is
@@ -224,9 +225,10 @@ async def main(args: argparse.Namespace) -> None:
                     await raw_collection.insert_many(events)
 
             before = load()
-            for first in range(0, args.documents, args.turn):
-                await watched.turn(partial(captures, first), captured)
-                await watched.turn(partial(raw_inserts, first), raw)
+            for n, first in enumerate(range(0, args.documents, args.turn)):
+                sides = [(partial(captures, first), captured), (partial(raw_inserts, first), raw)]
+                for work, side in sides if n % 2 == 0 else reversed(sides):  # each side first every other time
+                    await watched.turn(work, side)
             after = load()
             mapped_seconds = 0.0
             for n in range(args.mapped):
