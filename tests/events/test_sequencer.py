@@ -134,3 +134,47 @@ async def test_a_live_subscriber_gets_events_numbered_by_a_sequencer_in_another_
         assert state["owner"] == remote.name
     finally:
         await cancel_and_wait([task])
+
+
+async def test_inserts_the_stream_showed_are_numbered_without_reading_the_log_and_the_rest_within_a_poll(hub):
+    await stop_hubs_sequencer(hub)
+    leader = Sequencer(hub.state.database, lease_seconds=60, poll_seconds=60)
+    await write(2, "first")
+    assert await leader.stamp_once() == 2  # a new leader reads the log for what is pending
+    # given: two more committed events, of which the change stream showed this process only one
+    shown, unseen = await write(2, "second")
+    leader.wake(shown.id)
+    # when: it numbers what the stream showed, it does not read the log, so the other one waits
+    assert await leader.stamp_once() == 1
+    assert (await Event.get(shown.id)).seq and (await Event.get(unseen.id)).pending
+    # then: the next read of the log (due at least every poll_seconds) numbers it, right after
+    leader.find_due = 0.0
+    assert await leader.stamp_once() == 1
+    events = await numbered({"payload.tag": {"$in": ["first", "second"]}}, 4)
+    assert_dense(events)
+    assert [event.id for event in events[2:]] == [shown.id, unseen.id]
+
+
+async def test_an_insert_shown_after_the_log_read_numbered_it_is_not_numbered_again(hub):
+    await stop_hubs_sequencer(hub)
+    leader = Sequencer(hub.state.database, lease_seconds=60, poll_seconds=60)
+    (event,) = await write(1, "late-news")
+    assert await leader.stamp_once() == 1  # read from the log before its insert reached the stream
+    before = leader.next_seq
+    leader.wake(event.id)  # the stream shows it now
+    assert await leader.stamp_once() == 0
+    assert leader.next_seq == before  # no collision with its own stamp: nothing to re-read
+    assert_dense(await numbered({"payload.tag": "late-news"}, 1))
+
+
+async def test_a_process_that_does_not_lead_keeps_no_ids(hub):
+    await stop_hubs_sequencer(hub)
+    leader = Sequencer(hub.state.database, lease_seconds=60)
+    follower = Sequencer(hub.state.database, lease_seconds=60)
+    assert await leader.stamp_once() == 0 and leader.leader
+    (event,) = await write(1, "follower")
+    follower.wake(event.id)
+    assert await follower.stamp_once() == 0 and not follower.seen
+    leader.wake(event.id)
+    assert await leader.stamp_once() == 1
+    await leader.release()
