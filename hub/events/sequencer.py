@@ -2,7 +2,8 @@
 
 Writers insert events with ``pending: true`` and no ``seq``, so event-writing transactions share no document and
 need no lock (docs/event-log.md). One hub process holds the sequencer lease and stamps pending events with
-consecutive numbers, oldest id first, many per round trip. Readers (subscriptions, the webhook dispatcher) read only
+consecutive numbers, many per round trip: the ones its change stream showed inserted, else those the log holds
+(``_pending``). Readers (subscriptions, the webhook dispatcher) read only
 stamped events, by ``seq``; a transaction that commits late simply gets a later number. A reader that has seen
 ``seq`` n therefore never meets a new event below n later, which is what makes an event id an exact resume cursor.
 
