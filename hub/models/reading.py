@@ -53,7 +53,7 @@ class ReadingBucket(Document):
 
     shard_key: ClassVar[Declaration] = key(
         "tenant_id", "sensor_id", "hour",
-        why="buckets of the sensor's owner, up to BUCKETS_PER_HOUR per sensor per hour",
+        why="buckets of the sensor's owner, up to four per sensor per hour (all on one shard, so their _ids stay unique)",
     )
 
     class Settings:
