@@ -24,7 +24,7 @@ class DemandSeries(Document):
     ``days`` maps an ISO date to ``{"s": units sold or issued, "n": net change of on-hand, "pv": price × units,
     "pu": units sold with a price, "pr": units sold on promotion}``. ``on_hand`` is the sum of the changes, so the
     on-hand at the end of any day is ``on_hand`` less the net changes after it (stockout days need no position
-    history).
+    history). Days before ``kept_from`` have been removed (hub/services/demand.py keeps what readers look back on).
     """
 
     tenant_id: str
@@ -34,6 +34,7 @@ class DemandSeries(Document):
     on_hand: int = 0
     days: dict[str, dict[str, float]] = Field(default_factory=dict)
     first_day: str | None = None
+    kept_from: str | None = None  # the oldest day kept in ``days``; absent: every day since ``first_day``
     last_sale_day: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -103,7 +103,7 @@ class BatchResult:
     positions: list[dict[str, Any]] = field(default_factory=list)  # changed positions as stored
     corrections: list[dict[str, Any]] = field(default_factory=list)  # counts that changed on-hand, as booked
     written: dict[PositionKey, tuple[ObjectId, int]] = field(default_factory=dict)  # position id, on-hand after
-    series: dict[demand.SeriesKey, ObjectId] = field(default_factory=dict)  # demand series written, by key
+    series: dict[demand.SeriesKey, demand.Written] = field(default_factory=dict)  # demand series written, by key
 
 
 def fingerprint(item: MovementInput) -> str:
