@@ -47,7 +47,8 @@ class Sensor(Document):
 
 # What changes with every reading lives apart from the sensor, in a collection without secondary indexes: measured on
 # SecantusDB, updating 200 documents that carry the sensors' three indexes costs 2.5x more than updating plain ones,
-# and ingestion writes this state for every sensor on every call. One document per sensor, ``_id`` = the sensor id.
+# and ingestion writes this state for every sensor on every call (replacing it whole, as read in its transaction: on
+# SecantusDB that costs half an update with operators). One document per sensor, ``_id`` = the sensor id.
 STATE_COLLECTION = "sensor_states"
 STATE_SHARDING = Unsharded(
     "one document per sensor by its id, kept without secondary indexes because ingestion writes it on every call; "

@@ -1,11 +1,13 @@
 """Ingesting sensor readings into hour buckets, and reading series back (raw or downsampled).
 
 One call may carry up to ``settings.max_batch`` readings for many sensors. Impossible readings are rejected one by
-one with a reason while the rest are kept. The buckets a call touches are read once and written back with one
-bulk write inside a transaction that also judges each sensor's affected window again (``rejudge_window``: late and
-out-of-order readings are judged like timely ones) and reconciles the excursions it finds with the stored ones, so
-readings, detector state, excursions, re-dated lots and alerts commit together or not at all (a concurrent call on
-the same sensor conflicts and is retried from the start).
+one with a reason while the rest are kept. The buckets of the hours a call brings readings to are read once (readings
+already stored there are duplicates), and the new ones are inserted as one more bucket per hour, in one bulk write
+inside a transaction that also judges each sensor's affected window again (``rejudge_window``: late and out-of-order
+readings are judged like timely ones) and reconciles the excursions it finds with the stored ones, so readings,
+detector state, excursions, re-dated lots and alerts commit together or not at all. Every call that stores readings
+for a sensor writes its state, so a concurrent call on the same sensor conflicts (on the state, or on the next
+bucket's ``_id``) and is retried from the start: an hour never gets the same reading twice.
 """
 
 from __future__ import annotations
