@@ -174,9 +174,8 @@ class EventBus:
         # Called once per new numbered event (no arguments): other consumers of the log, such as the webhook
         # dispatcher, wake on it instead of waiting for their next poll.
         self.listeners: list[Callable[[], None]] = []
-        # Called once per insert into the log, with the id of the event if it is pending (not yet numbered): the
-        # sequencer wakes on it and numbers that id.
-        self.insert_listeners: list[Callable[[Any], None]] = []
+        # Called once per inserted (not yet numbered) event: the sequencer wakes on it.
+        self.insert_listeners: list[Callable[[], None]] = []
         self.unstamped: OrderedDict[Any, tuple[int, dict[str, Any]]] = OrderedDict()
         self.arrivals = 0  # inserts seen
 
@@ -364,9 +363,8 @@ class EventBus:
         self.unstamped[doc["_id"]] = (self.arrivals, doc)
         while len(self.unstamped) > UNSTAMPED_KEPT:
             self.unstamped.popitem(last=False)
-        pending = doc["_id"] if doc.get("pending") else None
         for listener in self.insert_listeners:
-            listener(pending)
+            listener()
 
     async def _catch_up(self) -> None:
         """Everything committed after ``last_seq`` that the stream will not (or may not) deliver."""

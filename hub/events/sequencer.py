@@ -2,8 +2,7 @@
 
 Writers insert events with ``pending: true`` and no ``seq``, so event-writing transactions share no document and
 need no lock (docs/event-log.md). One hub process holds the sequencer lease and stamps pending events with
-consecutive numbers, many per round trip: the ones its change stream showed inserted, else those the log holds
-(``_pending``). Readers (subscriptions, the webhook dispatcher) read only
+consecutive numbers, oldest id first, many per round trip. Readers (subscriptions, the webhook dispatcher) read only
 stamped events, by ``seq``; a transaction that commits late simply gets a later number. A reader that has seen
 ``seq`` n therefore never meets a new event below n later, which is what makes an event id an exact resume cursor.
 
@@ -26,7 +25,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from contextlib import suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -47,7 +45,6 @@ STATE = "event_sequencer"
 SHARDING = Unsharded("one document: the sequencer's lease and high-water mark")
 STATE_ID = "events"
 BATCH = 1000
-KEPT = 20_000  # ids kept of inserts seen and of events numbered
 
 
 class Sequencer:
@@ -64,17 +61,9 @@ class Sequencer:
         self.next_seq: int | None = None  # None: re-read from the database before the next stamp
         self.stamped = 0
         self.wakeup = asyncio.Event()
-        # Ids of pending events this process's change stream showed inserted, oldest first (kept while leading).
-        self.seen: OrderedDict[Any, None] = OrderedDict()
-        self.recent: OrderedDict[Any, None] = OrderedDict()  # ids this sequencer numbered lately
-        self.find_due = 0.0  # monotonic: when to look for pending events in the log again
 
-    def wake(self, event_id: Any = None) -> None:
-        """An event was inserted (the bus saw it; ``event_id``: a pending one): stamp now, not at the next poll."""
-        if event_id is not None and self.leader and event_id not in self.recent:
-            self.seen[event_id] = None
-            if len(self.seen) > KEPT:
-                self.seen.popitem(last=False)  # found by the next look at the log instead
+    def wake(self, *_: Any) -> None:
+        """An event was inserted somewhere (the bus saw it): stamp now, not at the next poll."""
         self.wakeup.set()
 
     async def _lead(self) -> bool:
@@ -101,7 +90,7 @@ class Sequencer:
             return False
         if not self.leader:
             log.info("%s sequences the event log", self.name)
-            self.next_seq, self.find_due = None, 0.0
+            self.next_seq = None
         self.leader = True
         self.renew_at = time.monotonic() + self.lease.total_seconds() / 2
         return True
@@ -114,16 +103,15 @@ class Sequencer:
     async def stamp_once(self) -> int:
         """Stamp up to ``BATCH`` pending events if this process leads; answers how many it stamped."""
         if not await self._lead():
-            self.seen.clear()
             return 0
-        ids = await self._pending()
-        if not ids:
+        pending = await self.events.find({"pending": True}, {"_id": 1}).sort("_id", 1).limit(BATCH).to_list(BATCH)
+        if not pending:
             return 0
         first = await self._next()
         now = utcnow()
         stamps = [
             UpdateOne(
-                {"_id": event_id, "pending": True},
+                {"_id": doc["_id"], "pending": True},
                 {
                     "$set": {"seq": first + offset},
                     "$unset": {"pending": ""},
@@ -133,50 +121,21 @@ class Sequencer:
                 },
                 upsert=True,
             )
-            for offset, event_id in enumerate(ids)
+            for offset, doc in enumerate(pending)
         ]
         try:
             result = await self.events.bulk_write(stamps, ordered=True)
             done = result.modified_count + result.upserted_count
         except BulkWriteError as exc:
-            # Another sequencer stamped some of these, or took these numbers: keep what we did, re-read the top, and
-            # look in the log for what is left.
+            # Another sequencer stamped some of these, or took these numbers: keep what we did, re-read the top.
             done = int(exc.details.get("nModified", 0)) + int(exc.details.get("nUpserted", 0))
             log.info("%s met another sequencer's stamps; re-reading the log's top", self.name)
-            self.next_seq, self.find_due = None, 0.0
-            self._numbered(ids[:done])
+            self.next_seq = None
+            self.stamped += done
             return done
         self.next_seq = first + done
-        self._numbered(ids[:done])
+        self.stamped += done
         return done
-
-    async def _pending(self) -> list[Any]:
-        """The ids to number next, in the order to number them.
-
-        The inserts the change stream showed, while there are any, without asking the log: that read used to be a
-        round trip between every event's commit and its delivery. The log is still read (oldest pending id first) when
-        there are none, and at least every ``poll_seconds`` while there are: an insert the stream did not show this
-        process (one from before it led, or lost in a stream gap) waits at most that long. Either way each number goes
-        to one event, after the last one given, so the order readers rely on does not depend on which events come
-        first."""
-        if self.seen and time.monotonic() < self.find_due:
-            ids: list[Any] = []
-            while self.seen and len(ids) < BATCH:
-                event_id, _ = self.seen.popitem(last=False)
-                if event_id not in self.recent:
-                    ids.append(event_id)
-            return ids
-        self.find_due = time.monotonic() + self.poll_seconds
-        pending = await self.events.find({"pending": True}, {"_id": 1}).sort("_id", 1).limit(BATCH).to_list(BATCH)
-        return [doc["_id"] for doc in pending]
-
-    def _numbered(self, ids: list[Any]) -> None:
-        self.stamped += len(ids)
-        for event_id in ids:
-            self.seen.pop(event_id, None)
-            self.recent[event_id] = None
-        while len(self.recent) > KEPT:
-            self.recent.popitem(last=False)
 
     async def release(self) -> None:
         if self.leader:
@@ -195,7 +154,7 @@ class Sequencer:
                     stamped = await self.stamp_once()
                 except PyMongoError as exc:
                     log.warning("sequencing events failed (%s); retrying", exc)
-                    self.next_seq, self.find_due = None, 0.0
+                    self.next_seq = None
                     stamped = 0
                 if stamped < BATCH:
                     # The lease is renewed at least every half lease even when idle.
