@@ -20,12 +20,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database
-from hub.events.log import emit
-from hub.models.alert import Alert, AlertKind, Severity, SubjectRef
+from hub.events.log import build_event, emit_many
+from hub.models.alert import AlertKind, Severity, SubjectRef
+from hub.models.event import Event
 from hub.models.location import Location
 from hub.models.sensor import Sensor, states, states_of
 from hub.services import audiences
-from hub.services.alerts import raise_alert, resolve_by_system
+from hub.services.alerts import raise_alert, resolve_all_by_system
 from hub.services.excursions import exposed_units
 from hub.services.sensors import goods_for
 from tenants.access import grantees
@@ -116,24 +117,28 @@ async def _raise(
         audience_rule=audiences.sensor_rule(sensor),
     )
     await states().update_one({"_id": sensor.id}, {"$set": {"offline_alert": True}}, session=session)
-    await sensor_event(session, "sensor.offline", sensor, heard, silent_minutes)
+    shared = await grantees(sensor.tenant_id, Scope.sensors)
+    await emit_many(session, [sensor_event("sensor.offline", sensor, shared, heard, silent_minutes)])
 
 
-async def resume(session: AsyncClientSession, sensor: Sensor, now: datetime) -> None:
-    """Readings arrived again: resolve the sensor's ``sensor_offline`` alert."""
-    alert = await Alert.get_pymongo_collection().find_one({"dedupe_key": dedupe_key(sensor)}, {"_id": 1},
-                                                          session=session)
-    if alert is not None:
-        await resolve_by_system(session, alert["_id"], RESOLVER, f"readings resumed at {now.isoformat()}")
-    await sensor_event(session, "sensor.online", sensor, now, None)
+async def resume(session: AsyncClientSession, sensors: list[Sensor], now: datetime) -> None:
+    """Readings arrived again: resolve these sensors' ``sensor_offline`` alerts and say they are online, in a few
+    round trips however many sensors there are (a gateway back from an outage brings all of its own in one call)."""
+    if not sensors:
+        return
+    await resolve_all_by_system(session, [dedupe_key(sensor) for sensor in sensors], RESOLVER,
+                                f"readings resumed at {now.isoformat()}")
+    shared = {tenant: await grantees(tenant, Scope.sensors) for tenant in {sensor.tenant_id for sensor in sensors}}
+    await emit_many(session, [sensor_event("sensor.online", sensor, shared[sensor.tenant_id], now, None)
+                              for sensor in sensors])
 
 
-async def sensor_event(
-    session: AsyncClientSession, event_type: str, sensor: Sensor, heard: datetime, silent_minutes: float | None
-) -> None:
-    """``sensor.offline``/``sensor.online``: for the owner, and the owners of goods near it it shares sensors with."""
-    audience = sorted(set(sensor.goods_owners) & await grantees(sensor.tenant_id, Scope.sensors))
-    await emit(session, event_type, sensor.tenant_id, audience, {"sensor": {
+def sensor_event(event_type: str, sensor: Sensor, shared_with: frozenset[str], heard: datetime,
+                 silent_minutes: float | None) -> Event:
+    """``sensor.offline``/``sensor.online``: for the owner, and the owners of goods near it that it shares sensors
+    with (``shared_with``: the owner's grantees of the sensors scope)."""
+    audience = sorted(set(sensor.goods_owners) & shared_with)
+    return build_event(event_type, sensor.tenant_id, audience, {"sensor": {
         "id": str(sensor.id), "ownerId": sensor.tenant_id, "deviceId": sensor.device_id, "name": sensor.name,
         "locationId": str(sensor.location_id), "lastReadingAt": heard.isoformat(), "silentMinutes": silent_minutes,
     }})

@@ -305,6 +305,7 @@ async def ingest(
         if writes:
             await buckets.bulk_write(writes, ordered=False, session=session)
         state_writes: list[InsertOne | ReplaceOne] = []
+        recovered: list[Sensor] = []  # sensors that were offline: resumed together after the loop
         owner_writes = []
         for sensor_id, sensor in touched.items():
             owners = [o for o in goods[sensor_id].owners if o != sensor.tenant_id]
@@ -341,7 +342,7 @@ async def ingest(
                         session, sensor, goods[sensor_id], affected, series[0].at, settings, now
                     ))
             if state.offline_alert:
-                await heartbeat.resume(session, sensor, now)
+                recovered.append(sensor)
                 fields["offline_alert"] = False
             if sensor_id in stored_states:
                 # Replaced whole, as read in this transaction (a concurrent writer conflicts and the call runs
@@ -351,6 +352,7 @@ async def ingest(
                 state_writes.append(ReplaceOne({"_id": sensor_id}, {**previous, **fields, "readings_count": count}))
             else:  # its first readings (a concurrent first call fails on the key and runs again, replacing)
                 state_writes.append(InsertOne({"_id": sensor_id, **fields, "readings_count": len(new)}))
+        await heartbeat.resume(session, recovered, now)
         if state_writes:
             await states().bulk_write(state_writes, ordered=False, session=session)
         if owner_writes:

@@ -171,3 +171,28 @@ async def test_a_brand_sharing_sensors_but_not_alerts_is_not_told_of_the_spike(c
     [spike] = await Alert.find({"kind": "sensor_spike"}).to_list()
     assert set(spike.audience) == {"shopmart", "freshco"}  # not CrispCo (no `alerts`), not Rival
     assert {lot["lotCode"] for lot in spike.evidence["lots"]} == {"L-C3", "H-1"}
+
+
+async def test_sensors_back_from_an_outage_in_one_call_all_resolve_and_say_they_are_online(cold, hub):
+    # given: two sensors on the shelf, both silent past their allowed silence (a gateway outage)
+    second = (await hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "pallet-c3-b", "locationId": cold.shelf}},
+                           tenant="shopmart"))["registerSensor"]["sensor"]["id"]
+    await cold.ingest([{"sensorId": sensor, "readings": readings([18.0] * 3, minutes_ago(10))}
+                       for sensor in (cold.sensor, second)])
+    assert (await heartbeat.check(hub.state.database, hub.settings, utcnow() + timedelta(minutes=60))).raised == 2
+    offline = {a["evidence"]["deviceId"]: a for a in await alerts_of(hub, "shopmart", "sensor_offline")}
+    assert set(offline) == {"pallet-c3", "pallet-c3-b"}
+
+    # when: the gateway sends both sensors' readings in one call
+    await cold.ingest([{"sensorId": sensor, "readings": readings([18.0], minutes_ago(0))}
+                       for sensor in (cold.sensor, second)])
+
+    # then: both alerts resolved, each announced once, and both sensors online to the owner and the goods' owner only
+    for alert in await alerts_of(hub, "shopmart", "sensor_offline"):
+        assert alert["status"] == "resolved"
+        assert await Event.find({"type": "alert.resolved", "payload.alert.id": alert["id"]}).count() == 1
+    online = await Event.find({"type": "sensor.online"}).to_list()
+    assert sorted(event.payload["sensor"]["deviceId"] for event in online) == ["pallet-c3", "pallet-c3-b"]
+    assert all(event.tenant_id == "shopmart" and "freshco" in event.audience and "rival" not in event.audience
+               for event in online)
+    assert await alerts_of(hub, "rival", "sensor_offline") == []
