@@ -41,6 +41,17 @@ T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 8
 FIRST_BACKOFF_SECONDS = 0.005
 RELEASE_SECONDS = 2.0  # aborting a transaction a timed-out attempt left open
+# A transaction of the embedded database left idle this long is aborted. A live hub never pauses a transaction
+# for seconds (each one has a deadline of a few seconds, all of it); one of a process that died (kill -9, out of
+# memory) would otherwise keep what it wrote locked for the server's default of 60 s.
+IDLE_TRANSACTION_SECONDS = 10.0
+# SecantusDB takes the idle limit only as a constructor argument of its server (no flag, no setParameter), so the
+# child sets it before running the server's own command line.
+_SERVE = (
+    "import functools, sys; from secantus.server import SecantusDBServer as S; "
+    "S.__init__ = functools.partialmethod(S.__init__, transaction_lifetime_seconds=float(sys.argv.pop(1))); "
+    "from secantus.cli import main; sys.exit(main())"
+)
 
 
 class StaleRead(Exception):
@@ -213,10 +224,12 @@ class EmbeddedServer:
         log_path: Path | None = None,
         sync_on_commit: bool = True,
         test_commands: bool = False,
+        idle_transaction_seconds: float = IDLE_TRANSACTION_SECONDS,
     ) -> None:
         # Tests turn syncing off: their data is thrown away, and killing a hub (not the database) loses nothing.
         self.sync_on_commit = sync_on_commit
         self.test_commands = test_commands  # configureFailPoint: tests stall or fail chosen commands
+        self.idle_transaction_seconds = idle_transaction_seconds
         self.storage_path = Path(storage_path)
         self.port = port or free_port()
         self.log_path = log_path
@@ -233,7 +246,8 @@ class EmbeddedServer:
         cmd = [
             sys.executable,
             "-c",
-            "import sys; from secantus.cli import main; sys.exit(main())",
+            _SERVE,
+            str(self.idle_transaction_seconds),
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--storage-path", str(self.storage_path),

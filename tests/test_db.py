@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
-from hub.db import StaleRead, run_transaction
+from hub.db import EmbeddedServer, StaleRead, run_transaction
 from hub.errors import ServiceUnavailable
 
 
@@ -70,7 +72,7 @@ async def test_retries_stop_after_the_attempts_and_other_errors_are_not_retried(
 
 async def test_a_transaction_that_ran_out_of_time_releases_what_it_wrote(mongo_uri: str) -> None:
     """A statement still running at the deadline leaves its transaction open on the server; the runner aborts it,
-    so the documents it wrote do not stay locked for the server's transaction lifetime (60 s)."""
+    so the documents it wrote do not stay locked until the server reaps idle transactions (after 10 s here)."""
     app = f"stall-{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri, tz_aware=True, appName=app)
     try:
@@ -90,11 +92,50 @@ async def test_a_transaction_that_ran_out_of_time_releases_what_it_wrote(mongo_u
         async def next_writer(session: Any) -> None:
             await collection.update_one({"_id": "p"}, {"$inc": {"on_hand": 10}}, session=session)
 
-        # Without the release this conflicts with the abandoned transaction until the deadline passes.
-        await run_transaction(client, next_writer, deadline=20)
+        # Without the release this conflicts with the abandoned transaction until the deadline passes (before the
+        # server's idle limit would free the document).
+        await run_transaction(client, next_writer, deadline=8)
         assert await collection.find_one({"_id": "p"}) == {"_id": "p", "on_hand": 10}
     finally:
         await client.close()
+
+
+DIES_MID_TRANSACTION = """
+import os, sys
+from pymongo import MongoClient
+client = MongoClient(sys.argv[1])
+session = client.start_session()
+session.start_transaction()
+client.db.positions.update_one({"_id": "p"}, {"$inc": {"on_hand": 1}}, session=session)
+print("locked", flush=True)
+os._exit(0)  # like kill -9: no abort, no endSessions
+"""
+
+
+async def test_the_embedded_database_frees_what_a_dead_process_locked(tmp_path: Any) -> None:
+    """A hub killed inside a transaction cannot abort it: the embedded database reaps it once it idles past the
+    limit, so writers of the same documents wait seconds, not the server's default minute."""
+    server = EmbeddedServer(tmp_path / "db", sync_on_commit=False, idle_transaction_seconds=4.0)
+    server.start()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(server.uri, tz_aware=True)
+    try:
+        collection = client["db"]["positions"]
+        await collection.insert_one({"_id": "p", "on_hand": 0})
+        child = subprocess.run([sys.executable, "-c", DIES_MID_TRANSACTION, server.uri], capture_output=True,
+                               text=True, timeout=60)
+        assert child.stdout.strip() == "locked", child.stderr
+
+        async def next_writer(session: Any) -> None:
+            await collection.update_one({"_id": "p"}, {"$inc": {"on_hand": 10}}, session=session)
+
+        with pytest.raises(ServiceUnavailable):  # the dead transaction still holds the position
+            await run_transaction(client, next_writer, deadline=0.3)
+        # Well before the default 60 s: the write goes through once the dead transaction is reaped.
+        await run_transaction(client, next_writer, deadline=30)
+        assert await collection.find_one({"_id": "p"}) == {"_id": "p", "on_hand": 10}
+    finally:
+        await client.close()
+        server.stop()
 
 
 async def test_writes_to_the_embedded_database_are_not_retryable_writes(mongo_uri: str) -> None:

@@ -24,7 +24,7 @@ RECORD = """
 mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted duplicates } }
 """
 BATCH = 25
-RESEND_ATTEMPTS = 150  # one a second: past the database's abort of a dead client's transaction
+RESEND_ATTEMPTS = 150  # one a second: well past the database's abort of a dead client's transaction (10 s idle)
 
 
 def batch(n: int) -> list[dict]:
