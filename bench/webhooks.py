@@ -53,7 +53,7 @@ from tenants import service as tenants
 from tenants.access import Access
 from webhooks import service
 from webhooks.models import DeliveryState, WebhookDelivery
-from webhooks.runtime import build, deliver
+from webhooks.runtime import build, deliver, dispatch
 
 WRITES = {"insert", "update", "delete", "findAndModify", "bulkWrite"}
 READS = {"find", "getMore", "distinct", "aggregate", "count"}
@@ -195,7 +195,7 @@ async def main(args: argparse.Namespace) -> None:
         hub_state.bus.listeners.append(dispatcher.wake)
         commands.start()
         started = time.perf_counter()
-        loops = [asyncio.create_task(dispatcher.run()), asyncio.create_task(deliver(worker))]
+        loops = [asyncio.create_task(dispatch(dispatcher, worker)), asyncio.create_task(deliver(worker))]
         while len(receiver.arrivals) < total:
             await asyncio.sleep(0.01)
         delivered_at = time.perf_counter()

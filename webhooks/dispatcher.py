@@ -7,6 +7,11 @@ after a restart is harmless, since the unique index on (event_id, endpoint_id) k
 twice.
 
 One dispatcher at a time holds a lease on the cursor; any hub process takes over when the lease lapses.
+
+The deliveries for endpoints the worker of the same process serves are not inserted here: the worker takes them
+(``Sender.take``), sends them, and inserts them finished. The saved cursor never passes one it has not inserted
+(``Sender.owed``), so after a crash the next dispatcher makes it again, with the interrupted attempt the dead
+worker's in-flight document names.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -27,7 +32,14 @@ from hub.models.event import Event
 from tenants import access
 from webhooks import signing
 from webhooks.clock import Clock, SystemClock
-from webhooks.models import DeliveryState, DispatcherCursor, WebhookDelivery, WebhookEndpoint
+from webhooks.models import (
+    INTERRUPTED,
+    DeliveriesInFlight,
+    DeliveryState,
+    DispatcherCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 log = logging.getLogger("lotpulse.webhooks.dispatcher")
 CURSOR_ID = "dispatcher"
@@ -112,17 +124,25 @@ async def plan(
     return planned
 
 
-async def insert_new(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert deliveries, skipping those that exist already; answers the ones inserted."""
+async def unmade(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The planned deliveries that do not exist yet (after a restart the dispatcher re-reads what followed its last
+    saved cursor)."""
     if not planned:
         return []
-    # After a restart the dispatcher re-reads what followed its last saved cursor: skip what exists already.
     existing = WebhookDelivery.get_pymongo_collection().find(
         {"event_id": {"$in": sorted({doc["event_id"] for doc in planned})}},
         projection={"_id": 0, "event_id": 1, "endpoint_id": 1},
     )
     have = {(raw["event_id"], raw["endpoint_id"]) async for raw in existing}
-    planned = [doc for doc in planned if (doc["event_id"], doc["endpoint_id"]) not in have]
+    return [doc for doc in planned if (doc["event_id"], doc["endpoint_id"]) not in have]
+
+
+async def insert_new(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert deliveries, skipping those that exist already; answers the ones inserted."""
+    return await _insert(await unmade(planned))
+
+
+async def _insert(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not planned:
         return []
     try:
@@ -140,6 +160,24 @@ async def endpoints_for(tenants: Iterable[str]) -> list[WebhookEndpoint]:
     return await WebhookEndpoint.find({"tenant_id": {"$in": sorted(set(tenants))}, "enabled": True}).to_list()
 
 
+class Sender(Protocol):
+    """The worker of the dispatcher's process (webhooks/worker.py)."""
+
+    name: str
+
+    def take(self, planned: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> list[dict[str, Any]]:
+        """Takes the deliveries it will send and insert itself; answers the rest, to insert pending."""
+
+    def offer(self, created: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> None:
+        """Deliveries were inserted pending."""
+
+    def owed(self) -> int | None:
+        """The lowest event seq of a delivery taken and not inserted yet."""
+
+    def rewind(self) -> int | None:
+        """The lowest event seq of deliveries taken and then dropped uninserted, once: to be read again."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -147,14 +185,16 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=30),
         poll_seconds: float = 0.5,
         clock: Clock | None = None,
-        on_created: Callable[[list[dict[str, Any]], list[WebhookEndpoint]], None] | None = None,
-        pre_claim: Callable[[list[dict[str, Any]], list[WebhookEndpoint]], None] | None = None,
+        worker: Sender | None = None,
     ) -> None:
         self.name = f"dispatcher-{uuid.uuid4().hex[:8]}"
         self.lease, self.poll_seconds = lease, poll_seconds
         self.clock = clock or SystemClock()
-        self.on_created = on_created
-        self.pre_claim = pre_claim  # the worker of this process claims what it will send as it is inserted
+        self.worker = worker
+        # Deliveries other workers were sending when they stopped (their in-flight documents, read on taking the
+        # lead): made again with an interrupted attempt each. The documents go once the cursor has passed them.
+        self.interrupted: dict[tuple[ObjectId, ObjectId], list[dict[str, Any]]] = {}
+        self.orphans: dict[str, int] = {}  # in-flight document -> the latest event seq it names
         self.wakeup = asyncio.Event()
         self.leader = False
         self.position = 0  # the seq of the last event dispatched
@@ -169,11 +209,11 @@ class Dispatcher:
         position saved late only means re-reading a few seconds of events after a restart, which dedupes.
         """
         now = _wall()
-        if self.leader and now < self.renew_at and (self.position == self.saved or now < self.save_at):
+        if self.leader and now < self.renew_at and (self.savable() == self.saved or now < self.save_at):
             return True
         update: dict[str, Any] = {"owner": self.name, "lease_until": now + self.lease}
         if self.leader:
-            update["position"] = self.position
+            update["position"] = self.savable()
         try:
             raw = await DispatcherCursor.get_pymongo_collection().find_one_and_update(
                 {"_id": CURSOR_ID, "$or": [{"owner": self.name}, {"lease_until": {"$lt": now}}, {"owner": None}]},
@@ -192,6 +232,7 @@ class Dispatcher:
             self.leader = True
             stored = raw.get("position")
             self.position = stored if isinstance(stored, int) else await self._initial_position()
+            await self._read_orphans()
             log.info("%s leads webhook dispatch after event seq %s", self.name, self.position)
         self.saved = raw.get("position") if isinstance(raw.get("position"), int) else -1
         return True
@@ -208,11 +249,39 @@ class Dispatcher:
                                       projection={"seq": 1})
         return int(first["seq"]) - 1 if first else 0
 
+    def savable(self) -> int:
+        """The position that may be saved: before every delivery the worker took and has not inserted yet."""
+        owed = self.worker.owed() if self.worker is not None else None
+        return self.position if owed is None else min(self.position, owed - 1)
+
+    async def _read_orphans(self) -> None:
+        self.interrupted, self.orphans = {}, {}
+        own = self.worker.name if self.worker is not None else None
+        async for raw in DeliveriesInFlight.get_pymongo_collection().find({"_id": {"$ne": own}}):
+            self.orphans[raw["_id"]] = raw.get("seq_max", 0)
+            for batch in (raw.get("batches") or {}).values():
+                attempt = {"at": batch["at"], "status_code": None, "duration_ms": 0, "response_excerpt": None,
+                           "error": INTERRUPTED, "worker": raw["_id"]}
+                for event_id in batch["events"]:
+                    self.interrupted.setdefault((event_id, batch["endpoint_id"]), []).append(attempt)
+
+    async def _forget_orphans(self) -> None:
+        """Delete the in-flight documents of stopped workers once every delivery they name has been made again."""
+        done = [name for name, seq in self.orphans.items() if seq <= self.position]
+        if done:
+            await DeliveriesInFlight.get_pymongo_collection().delete_many(
+                {"_id": {"$in": done}, "seq_max": {"$lte": self.position}}
+            )
+            for name in done:
+                del self.orphans[name]
+            if not self.orphans:
+                self.interrupted = {}
+
     async def release(self) -> None:
         if self.leader:
             await DispatcherCursor.get_pymongo_collection().update_one(
                 {"_id": CURSOR_ID, "owner": self.name},
-                {"$set": {"owner": None, "lease_until": None, "position": self.position}},
+                {"$set": {"owner": None, "lease_until": None, "position": self.savable()}},
             )
             self.leader = False
 
@@ -220,24 +289,37 @@ class Dispatcher:
         """One pass over the events after the cursor. Answers the number of deliveries made."""
         if not await self._lead():
             return 0
+        lost = self.worker.rewind() if self.worker is not None else None
+        if lost is not None:
+            self.position = min(self.position, lost - 1)  # taken and dropped uninserted: made again
         collection = Event.get_pymongo_collection()
         batch = (
             await collection.find({"seq": {"$gt": self.position}}).sort("seq", 1).limit(BATCH).to_list(BATCH)
         )
         created: list[dict[str, Any]] = []
         endpoints: list[WebhookEndpoint] = []
+        made = 0
         if batch:
             endpoints = await endpoints_for(tenant for event in batch for tenant in event.get("audience", []))
             if endpoints:
-                planned = await plan(batch, endpoints, self.clock.now())
-                if self.pre_claim is not None:
-                    self.pre_claim(planned, endpoints)
-                created = await insert_new(planned)
+                planned = await unmade(await plan(batch, endpoints, self.clock.now()))
+                made = len(planned)
+                for doc in planned:
+                    attempts = self.interrupted.get((doc["event_id"], doc["endpoint_id"]))
+                    if attempts:
+                        doc.update(attempts=attempts, attempt_count=len(attempts),
+                                   claims=[attempt["at"] for attempt in attempts])
+                if self.worker is not None:
+                    planned = self.worker.take(planned, endpoints)
+                created = await _insert(planned)
+                made -= len(planned) - len(created)
             self.position = int(batch[-1]["seq"])
+        if self.orphans:
+            await self._forget_orphans()
         self.more = len(batch) == BATCH
-        if created and self.on_created is not None:
-            self.on_created(created, endpoints)
-        return len(created)
+        if created and self.worker is not None:
+            self.worker.offer(created, endpoints)
+        return made
 
     def wake(self) -> None:
         """A new event is in the log (the process's event bus saw it): dispatch now rather than at the next poll."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document, PydanticObjectId
@@ -15,6 +15,7 @@ from hub.sharding import Declaration, Unsharded, key
 
 LOG_RETENTION_SECONDS = 30 * 86400  # deliveries and their attempts, like the event log's default
 KEPT_ATTEMPTS = 50  # per delivery; a full retry schedule is 8 attempts, so only repeated replays reach it
+INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
 
 
 class EndpointSecret(BaseModel):
@@ -133,4 +134,23 @@ class DispatcherCursor(Document):
         name = "webhook_cursors"
 
 
-MODELS: list[type[Document]] = [WebhookEndpoint, WebhookDelivery, DispatcherCursor]
+class DeliveriesInFlight(Document):
+    """What one worker is sending that is not yet in ``webhook_deliveries`` (webhooks/worker.py sends the deliveries
+    its own dispatcher makes first and inserts them finished): per batch, the endpoint, the events and when sending
+    began. A worker that dies leaves its document behind, and the dispatcher that re-creates those deliveries logs
+    an interrupted attempt for each one named here; recorded batches are removed by the worker's next write."""
+
+    id: str  # type: ignore[assignment]  # the worker's name
+    batches: dict[str, dict[str, Any]] = Field(default_factory=dict)  # claim token -> endpoint_id, events, at
+    seq_max: int = 0  # the latest event named: the dispatcher deletes the document once its cursor has passed it
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    shard_key: ClassVar[Declaration] = Unsharded(
+        "one small document per worker process",
+    )
+
+    class Settings:
+        name = "webhook_in_flight"
+
+
+MODELS: list[type[Document]] = [WebhookEndpoint, WebhookDelivery, DispatcherCursor, DeliveriesInFlight]

@@ -29,12 +29,7 @@ def build(
     worker = Worker(settings, clock=clock)
     if database is not None:
         worker.partitions = Partitions(database, JOB, lease_seconds=settings.work_lease_seconds, name=worker.name)
-    dispatcher = Dispatcher(
-        poll_seconds=settings.webhook_poll_seconds,
-        clock=clock,
-        on_created=worker.offer,
-        pre_claim=worker.pre_claim,
-    )
+    dispatcher = Dispatcher(poll_seconds=settings.webhook_poll_seconds, clock=clock, worker=worker)
     return dispatcher, worker
 
 
@@ -54,6 +49,13 @@ async def deliver(worker: Worker) -> None:
             await asyncio.gather(partitions, return_exceptions=True)
 
 
+async def dispatch(dispatcher: Dispatcher, worker: Worker) -> None:
+    """The dispatcher, once the worker runs: the deliveries it makes for the worker's endpoints are then sent
+    first and inserted finished, rather than inserted pending and claimed (a backlog found at start included)."""
+    await worker.started.wait()
+    await dispatcher.run()
+
+
 async def start_webhooks(hub: HubState) -> None:
     """Startup hook: every hub process dispatches (one at a time, by lease) and delivers to its share of endpoints."""
     if not hub.settings.webhook_worker:
@@ -61,13 +63,13 @@ async def start_webhooks(hub: HubState) -> None:
     dispatcher, worker = build(hub.settings, database=hub.database)
     hub.webhook_dispatcher, hub.webhook_worker = dispatcher, worker
     hub.bus.listeners.append(dispatcher.wake)
-    hub.spawn("webhook-dispatcher", dispatcher.run)
+    hub.spawn("webhook-dispatcher", lambda: dispatch(dispatcher, worker))
     hub.spawn("webhook-worker", lambda: deliver(worker))
 
 
 async def run_forever(settings: Settings, database: Database) -> None:
     dispatcher, worker = build(settings, database=database)
-    await asyncio.gather(dispatcher.run(), deliver(worker))
+    await asyncio.gather(dispatch(dispatcher, worker), deliver(worker))
 
 
 async def drain(settings: Settings) -> int:

@@ -4,39 +4,57 @@ Endpoints are spread over the hub processes by leased partitions (hub/leases.py)
 endpoints of the partitions it holds, and a dead process's partitions are taken over once their lease lapses. In a
 process every endpoint with due deliveries gets a lane of its own, so one slow ERP holds only its own slots.
 
-A lane claims a batch of due deliveries with one update, sends them (at most ``concurrency`` requests in flight) and
-records every outcome, attempt log included, with one bulk write; the next batch is claimed and sent while the
-previous one is recorded, so the receiver does not wait for the database. Deliveries about one subject (a lot, an
-alert, a dispatch: the event's ordering key) go in the log's order, each once the one before it succeeded or was
-given up (webhooks/ordering.py): within a lane a delivery waits for its predecessor's answer, not for its record, and
-one held back is released unsent in the same bulk write. Claims carry a lease the lane renews while
-it runs: when a process dies its claims lapse, and the next claimant logs the interrupted attempt and sends again
-(same ``webhook-id``).
+New deliveries for endpoints this process serves are sent first and written once, finished: the dispatcher of the
+process hands them to their lane without inserting them (``take``), the lane sends a batch and inserts every delivery
+with its outcome and attempt log in one ``insert_many`` (a failed one goes in pending, with its next attempt; one
+held back by its subject's order goes in pending, unsent). Updating each delivery document as it is claimed and
+recorded cost the database more per delivery than sending it does. Until a batch is inserted the dispatcher's saved
+cursor stays before it (``owed``), and before sending the lane names the batch in the worker's in-flight document
+(models.DeliveriesInFlight): after a crash the dispatcher that re-reads the log creates those deliveries again, with
+an interrupted attempt for each one named there, and they are sent again with the same ``webhook-id``.
+
+Deliveries already in the database (retries, those made by another process's dispatcher, replays) are claimed in
+batches with one update, sent, and recorded with one bulk write; claims carry a lease the lane renews while it runs:
+when a process dies its claims lapse, and the next claimant logs the interrupted attempt and sends again.
+
+A lane sends a batch while the one before it is recorded, so the receiver does not wait for the database; records
+are written in the order the batches were sent. Deliveries about one subject (a lot, an alert, a dispatch: the
+event's ordering key) go in the log's order, each once the one before it succeeded or was given up
+(webhooks/ordering.py): within a lane a delivery waits for its predecessor's answer, not for its record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from hub import metrics
 from hub.config import Settings
 from webhooks import delivery, guard, ordering, retry
 from webhooks.clock import Clock, SystemClock
-from webhooks.models import KEPT_ATTEMPTS, DeliveryState, WebhookDelivery, WebhookEndpoint
+from webhooks.models import (
+    INTERRUPTED,
+    KEPT_ATTEMPTS,
+    DeliveriesInFlight,
+    DeliveryState,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 if TYPE_CHECKING:
     from hub.leases import Partitions
@@ -47,7 +65,7 @@ PIPELINE = 2  # batches of a lane in flight: one being sent while the one before
 MAX_LANES = 64  # endpoints served at once by one worker
 DRAIN_SECONDS = 5.0  # on shutdown, how long batches in flight may finish
 ENDPOINT_FRESH_SECONDS = 1.0  # an endpoint read this recently is not read again (a disable or rotation shows after it)
-INTERRUPTED = "interrupted: the worker lost its lease before recording the outcome (crash or restart)"
+RECORD_RETRY_SECONDS = (0.2, 1.0, 5.0)  # a batch sent but not yet inserted is retried until it is (cursor: ``owed``)
 ORDER_PAGES = 16  # pages of an endpoint's pending deliveries (in seq order) read past blocked subjects in one claim
 
 
@@ -63,6 +81,9 @@ class Batch:
     interrupted: dict[ObjectId, list[datetime]] = field(default_factory=dict)  # earlier claims never finished
     after: dict[ObjectId, ObjectId] = field(default_factory=dict)  # delivery -> the one of its subject before it
     held: set[ObjectId] = field(default_factory=set)  # claimed but not to be sent yet: released unsent
+    fresh: bool = False  # handed over by the dispatcher, not in the database yet: inserted once sent
+    waits: dict[ObjectId, asyncio.Future[bool]] = field(default_factory=dict)  # on a fresh delivery not yet recorded
+    futures: dict[ObjectId, asyncio.Future[bool]] = field(default_factory=dict)  # done for good? (``_register``)
 
 
 def _due(now: datetime) -> dict[str, Any]:
@@ -70,6 +91,11 @@ def _due(now: datetime) -> dict[str, Any]:
     top-level $or (SecantusDB walks a hinted index whole and scans the collection for an $or: every delivery ever
     made, per claim; tests/test_indexes.py, bench/growth.py). The lease is checked on what it returns."""
     return {"state": DeliveryState.pending.value, "next_attempt_at": {"$lte": now}}
+
+
+def _key(token: str) -> str:
+    """A batch's field in the in-flight document: the token's random part (a host name may hold dots)."""
+    return token.rsplit(":", 1)[1]
 
 
 def _unleased(doc: dict[str, Any], now: datetime) -> bool:
@@ -111,7 +137,13 @@ class Worker:
         self.lanes: dict[ObjectId, asyncio.Task[None]] = {}
         self.endpoints: dict[ObjectId, tuple[WebhookEndpoint, float]] = {}  # as last read, and when (monotonic)
         self.running = False  # ``run`` is serving: new deliveries may start lanes at once
-        self.handed: dict[ObjectId, deque[Batch]] = {}  # batches inserted already claimed (``pre_claim``)
+        self.started = asyncio.Event()  # ``run`` has begun (the dispatcher of the process waits for it)
+        self.handed: dict[ObjectId, deque[Batch]] = {}  # fresh batches waiting for their lane (``take``)
+        self.unrecorded: dict[str, int] = {}  # token of a fresh batch not inserted yet -> the lowest seq in it
+        self.holding: set[tuple[ObjectId, ObjectId]] = set()  # (event, endpoint) of the fresh deliveries
+        self.lost: int | None = None  # lowest seq of fresh deliveries dropped unrecorded: the dispatcher reads again
+        self.recorded_marks: set[str] = set()  # inserted batches still named in the in-flight document
+        self.marked = False  # the in-flight document exists
         self.wakeup = asyncio.Event()
 
     def wake(self, *_: Any) -> None:
@@ -119,27 +151,70 @@ class Worker:
         self.wakeup.set()
 
     def offer(self, created: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> None:
-        """The dispatcher of this process made deliveries: their endpoints' lanes start now, with the endpoints as
-        the dispatcher just read them, rather than after a scan (which is what the other processes do)."""
+        """The dispatcher inserted deliveries pending: those for endpoints this worker serves are looked for now,
+        rather than at the next scan."""
         read_at = time.monotonic()
         for endpoint in endpoints:
             self.endpoints[endpoint.id] = (endpoint, read_at)  # type: ignore[index]
-        by_token: dict[str, list[dict[str, Any]]] = {}
-        for doc in created:
-            if doc.get("lease_token") and doc["lease_token"].startswith(f"{self.name}:"):
-                by_token.setdefault(doc["lease_token"], []).append(doc)
-        known = {endpoint.id: endpoint for endpoint in endpoints}
-        for token, docs in by_token.items():
-            endpoint_id = docs[0]["endpoint_id"]
-            self.handed.setdefault(endpoint_id, deque()).append(Batch(known[endpoint_id], token, docs))
-        if self.running:
-            for endpoint_id in dict.fromkeys(doc["endpoint_id"] for doc in created):
-                if endpoint_id not in self.lanes and self.serves(endpoint_id) and (
-                    len(self.lanes) < MAX_LANES or endpoint_id in self.handed
-                ):
-                    self._start(endpoint_id)
-        if any(not doc.get("lease_token") and self.serves(doc["endpoint_id"]) for doc in created):
-            self.wakeup.set()  # not handed over (the worker was not running, or the endpoint disabled): scan
+        if any(self.serves(doc["endpoint_id"]) for doc in created):
+            self.wakeup.set()
+
+    def take(self, planned: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> list[dict[str, Any]]:
+        """Of the deliveries the dispatcher of this process is about to create, take those for enabled endpoints
+        this worker serves: their lanes send them and insert them finished. Answers the rest, for the dispatcher to
+        insert pending (all of them while the worker is not running)."""
+        if not self.running:
+            return planned
+        read_at = time.monotonic()
+        for endpoint in endpoints:
+            self.endpoints[endpoint.id] = (endpoint, read_at)  # type: ignore[index]
+        enabled = {endpoint.id: endpoint for endpoint in endpoints if endpoint.enabled}
+        filling: dict[ObjectId, Batch] = {}
+        rest: list[dict[str, Any]] = []
+        for doc in planned:
+            endpoint_id, key = doc["endpoint_id"], (doc["event_id"], doc["endpoint_id"])
+            if key in self.holding:
+                continue  # read again (a rewind, a regained lead) while its lane still has it
+            if endpoint_id not in enabled or not self.serves(endpoint_id) or doc.get("attempts"):
+                rest.append(doc)  # an interrupted attempt to log: it goes in pending and is claimed
+                continue
+            batch = filling.get(endpoint_id)
+            if batch is None or len(batch.deliveries) == self.batch:
+                batch = filling[endpoint_id] = Batch(enabled[endpoint_id], self.token(), [], fresh=True)
+                self.handed.setdefault(endpoint_id, deque()).append(batch)
+            doc["_id"] = ObjectId()
+            batch.deliveries.append(doc)
+            self.holding.add(key)
+            seq = doc.get("seq") or 0
+            self.unrecorded[batch.token] = min(self.unrecorded.get(batch.token, seq), seq)
+        for endpoint_id in filling:
+            if endpoint_id not in self.lanes:
+                self._start(endpoint_id)
+        return rest
+
+    def owed(self) -> int | None:
+        """The lowest event seq with a delivery this worker took and has not inserted: the dispatcher's saved cursor
+        stays before it, so a crash re-creates the delivery rather than losing it."""
+        pending = [*self.unrecorded.values(), *([] if self.lost is None else [self.lost])]
+        return min(pending) if pending else None
+
+    def rewind(self) -> int | None:
+        """The lowest seq of fresh deliveries dropped unrecorded (a lane failed, or its partition went elsewhere),
+        once: the dispatcher reads the log again from there and makes them anew."""
+        lost, self.lost = self.lost, None
+        return lost
+
+    def _settled(self, batch: Batch) -> None:
+        self.unrecorded.pop(batch.token, None)
+        for doc in batch.deliveries:
+            self.holding.discard((doc["event_id"], doc["endpoint_id"]))
+
+    def _drop(self, batch: Batch) -> None:
+        """A fresh batch that will not be inserted by this lane: forgotten here, made again by the dispatcher."""
+        if batch.token in self.unrecorded:
+            seq = self.unrecorded[batch.token]
+            self.lost = seq if self.lost is None else min(self.lost, seq)
+            self._settled(batch)
 
     async def endpoint(self, endpoint_id: ObjectId) -> WebhookEndpoint | None:
         """The endpoint as read within the last second, else read afresh (secrets rotate, endpoints get disabled)."""
@@ -158,7 +233,7 @@ class Worker:
 
     async def close(self, drain_seconds: float = 0.0) -> None:
         """Stop: let batches in flight finish for up to ``drain_seconds`` (so a deploy does not resend them), then
-        cancel the rest, whose leases lapse and are taken over."""
+        cancel the rest, whose leases lapse and are taken over (fresh ones are made again from the log)."""
         lanes = list(self.lanes.values())
         if lanes and drain_seconds > 0:
             await asyncio.wait(lanes, timeout=drain_seconds)
@@ -166,6 +241,9 @@ class Worker:
             lane.cancel()
         await asyncio.gather(*lanes, return_exceptions=True)
         await self.http.aclose()
+        if self.marked and self.owed() is None:  # everything it named is inserted
+            with suppress(PyMongoError):
+                await DeliveriesInFlight.get_pymongo_collection().delete_one({"_id": self.name})
 
     # -- claiming --------------------------------------------------------------------------------------------------
 
@@ -245,28 +323,40 @@ class Worker:
         batch = Batch(endpoint, token, docs, interrupted=interrupted, after=after)
         return await self._checked(batch)
 
-    async def ordered(self, batch: Batch, in_flight: Collection[str]) -> Batch:
-        """A batch handed over at insertion, checked against the endpoint's earlier pending deliveries of the same
-        subjects (one read): what may not go yet is held back, released unsent when the batch is recorded."""
-        subjects = sorted({doc["subject"] for doc in batch.deliveries if doc.get("subject") is not None})
+    async def ordered(
+        self, batch: Batch, in_flight: Collection[str], tails: Mapping[str, asyncio.Future[bool]]
+    ) -> Batch:
+        """A fresh batch checked against what comes before it in its subjects: the endpoint's pending deliveries
+        (one read) and the lane's fresh deliveries not yet recorded (``tails``). What may not go yet is held back,
+        and inserted pending, unsent."""
+        subjects = {doc["subject"] for doc in batch.deliveries if doc.get("subject") is not None}
+        # Taken before the read: a fresh delivery recorded after the read is waited for here, one recorded before
+        # it is in the read.
+        before = {subject: tails[subject] for subject in subjects if subject in tails}
         seqs = [doc["seq"] for doc in batch.deliveries if doc.get("seq") is not None]
         if not subjects or not seqs:
             return batch
         limit = self.batch * (PIPELINE + 2)
         # The subjects are picked out here, not in the query: a field beyond the (endpoint, state, seq) index made
-        # SecantusDB scan every delivery ever made. A page cut by the limit is still a prefix in seq order, so a
-        # delivery read has every earlier one of its subject read too; one not read is held back, never sent early.
+        # SecantusDB scan every delivery ever made. A page cut by the limit is a prefix in seq order: a delivery
+        # after its end may have an earlier one of its subject unread, so it is held back, never sent early.
         page = await WebhookDelivery.get_pymongo_collection().find(
             {"endpoint_id": batch.endpoint.id, "state": DeliveryState.pending.value, "seq": {"$lte": max(seqs)}},
             projection={"_id": 1, "subject": 1, "seq": 1, "lease_token": 1},
         ).sort("seq", 1).limit(limit).to_list(limit)
-        wanted = set(subjects)
-        earlier = [doc for doc in page if doc.get("subject") in wanted]
+        cut = page[-1]["seq"] if len(page) == limit else None
+        fresh = {doc["_id"] for doc in batch.deliveries}
+        merged = sorted([doc for doc in page if doc.get("subject") in subjects] + batch.deliveries,
+                        key=lambda doc: doc.get("seq") or 0)
         chosen, batch.after = ordering.in_order(
-            earlier, lambda doc: doc.get("lease_token") == batch.token, in_flight, set()
+            merged, lambda doc: doc["_id"] in fresh and (cut is None or doc["seq"] <= cut), in_flight, set()
         )
         keep = {doc["_id"] for doc in chosen}
         batch.held = {doc["_id"] for doc in batch.deliveries if doc.get("subject") is not None} - keep
+        for doc in chosen:
+            subject = doc.get("subject")
+            if subject in before and doc["_id"] not in batch.after:
+                batch.waits[doc["_id"]] = before.pop(subject)  # the first of its subject here
         return batch
 
     async def _checked(self, batch: Batch) -> Batch:
@@ -277,55 +367,61 @@ class Worker:
             batch.refusal = exc.message
         return batch
 
-    def pre_claim(self, planned: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> None:
-        """Deliveries the dispatcher of this process is about to insert for endpoints this worker serves are
-        inserted already claimed by it, and handed to their lanes by ``offer``: no read and no claim write for
-        them. A crash before they are sent leaves claims that lapse like any other."""
-        if not self.running:
-            return
-        now = self.clock.now()
-        enabled = {endpoint.id for endpoint in endpoints if endpoint.enabled}
-        tokens: dict[ObjectId, tuple[str, int]] = {}  # endpoint -> the token of its batch being filled, its size
-        for doc in planned:
-            endpoint_id = doc["endpoint_id"]
-            if endpoint_id not in enabled or not self.serves(endpoint_id):
-                continue
-            token, size = tokens.get(endpoint_id, ("", self.batch))
-            if size == self.batch:
-                token, size = self.token(), 0
-            tokens[endpoint_id] = (token, size + 1)
-            doc.update(lease_token=token, lease_until=now + self.lease, claims=[now])
-
     # -- sending ---------------------------------------------------------------------------------------------------
 
+    def _register(
+        self, batch: Batch, flight: dict[ObjectId, asyncio.Future[bool]],
+        tails: dict[str, asyncio.Future[bool]] | None = None,
+    ) -> dict[ObjectId, asyncio.Future[bool]]:
+        """Per delivery, whether it is done for good (succeeded or given up), made before the batch is sent so that
+        the lane's next batch, read meanwhile, can wait for it."""
+        if not batch.futures:
+            loop = asyncio.get_running_loop()
+            batch.deliveries.sort(key=lambda doc: (doc.get("seq") is not None, doc.get("seq") or 0))
+            batch.futures = {doc["_id"]: loop.create_future() for doc in batch.deliveries}
+            flight.update(batch.futures)
+            if batch.fresh and tails is not None:
+                for doc in batch.deliveries:
+                    if doc.get("subject") is not None:
+                        tails[doc["subject"]] = batch.futures[doc["_id"]]
+        return batch.futures
+
     async def deliver(
-        self, batch: Batch, limit: asyncio.Semaphore | None = None, flight: dict[ObjectId, asyncio.Future[bool]] | None
-        = None,
+        self,
+        batch: Batch,
+        limit: asyncio.Semaphore | None = None,
+        flight: dict[ObjectId, asyncio.Future[bool]] | None = None,
+        tails: dict[str, asyncio.Future[bool]] | None = None,
+        before: asyncio.Future[Any] | None = None,
     ) -> int:
-        """Send a batch (at most ``concurrency`` requests at once) and record every outcome in one write; answers
-        the number of attempts made.
+        """Send a batch (at most ``concurrency`` requests at once) and record every outcome in one write, after the
+        batch ``before`` it was recorded; answers the number of attempts made.
 
         ``flight`` holds, per delivery of the lane's batches in flight, whether it is done for good (succeeded or
         given up): a delivery of a subject waits for the one before it there, and is held back when that one will
         be retried (or is no longer known: recorded meanwhile, so the next claim decides on what was recorded).
+        ``tails`` holds each subject's latest fresh delivery of the lane until it is recorded.
         """
         limit = limit or asyncio.Semaphore(self.concurrency)
         flight = {} if flight is None else flight
         endpoint = batch.endpoint
         loop = asyncio.get_running_loop()
-        batch.deliveries.sort(key=lambda doc: (doc.get("seq") is not None, doc.get("seq") or 0))
-        mine: dict[ObjectId, asyncio.Future[bool]] = {doc["_id"]: loop.create_future() for doc in batch.deliveries}
+        mine = self._register(batch, flight, tails)
         free: asyncio.Future[bool] = loop.create_future()  # for the first of its subject: nothing to wait for
         free.set_result(True)
-        flight.update(mine)
         waits = {doc["_id"]: flight.get(batch.after[doc["_id"]]) if doc["_id"] in batch.after else free
                  for doc in batch.deliveries}  # None: the one before is no longer in flight
+
+        async def may_go(doc: dict[str, Any]) -> bool:
+            ahead = [waits[doc["_id"]], batch.waits.get(doc["_id"], free)]
+            return doc["_id"] not in batch.held and None not in ahead and all(
+                [await asyncio.shield(future) for future in ahead if future is not None]
+            )
 
         async def one(doc: dict[str, Any]) -> delivery.Outcome | None:
             done = mine[doc["_id"]]
             try:
-                before = waits[doc["_id"]]
-                if doc["_id"] in batch.held or before is None or not await asyncio.shield(before):
+                if not await may_go(doc):
                     batch.held.add(doc["_id"])
                     return None
                 async with limit:
@@ -349,11 +445,23 @@ class Worker:
                     done.set_result(False)
 
         try:
+            if batch.fresh:
+                await self._mark(batch)
             outcomes = await asyncio.gather(*(one(doc) for doc in batch.deliveries))
+            if before is not None:
+                await asyncio.wait([before])  # its outcome is its own: only its turn matters here
             await self.record(batch, outcomes)
         finally:
-            for key in mine:
+            for key, future in mine.items():
+                if not future.done():
+                    future.set_result(False)  # never sent: what waits for it is held back
                 flight.pop(key, None)  # recorded (or lost): a later claim reads its state from the database
+            if tails is not None:
+                for doc in batch.deliveries:
+                    if doc.get("subject") is not None and tails.get(doc["subject"]) is mine[doc["_id"]]:
+                        del tails[doc["subject"]]
+            if batch.fresh:
+                self._drop(batch)  # not inserted (the lane failed or was stopped): the dispatcher makes it again
         return sum(outcome is not None for outcome in outcomes)
 
     def _final(self, doc: dict[str, Any], outcome: delivery.Outcome, endpoint: WebhookEndpoint) -> bool:
@@ -366,24 +474,50 @@ class Worker:
         )
         return decision.succeeded or (decision.failed and decision.disable_reason is None)
 
+    async def _mark(self, batch: Batch) -> None:
+        """Name the deliveries about to be sent in this worker's in-flight document, dropping the batches inserted
+        since its last write: one write per fresh batch, read only by a dispatcher re-creating them after a crash."""
+        sending = [doc for doc in batch.deliveries if doc["_id"] not in batch.held]
+        if not sending:
+            return
+        now = self.clock.now()
+        recorded = set(self.recorded_marks)
+        update: dict[str, Any] = {
+            "$set": {f"batches.{_key(batch.token)}": {"endpoint_id": batch.endpoint.id, "at": now,
+                                                     "events": [doc["event_id"] for doc in sending]},
+                     "updated_at": now},
+            "$max": {"seq_max": max(doc.get("seq") or 0 for doc in sending)},
+        }
+        if recorded:
+            update["$unset"] = {f"batches.{_key(token)}": "" for token in recorded}
+        await DeliveriesInFlight.get_pymongo_collection().update_one({"_id": self.name}, update, upsert=True)
+        self.recorded_marks -= recorded
+        self.marked = True
+
     async def record(self, batch: Batch, outcomes: list[delivery.Outcome | None]) -> None:
-        """One bulk write: each delivery's new state and its attempts, atomically per delivery (so a crash never
-        leaves an attempt logged but not counted), and only while this batch still holds the claim. A delivery held
-        back (``None``) is released as it was, its claim taken back."""
+        """One write: each delivery's new state and its attempts, atomically per delivery (so a crash never leaves
+        an attempt logged but not counted). A claimed batch is updated only while it still holds the claim, and a
+        delivery held back (``None``) is released as it was, its claim taken back; a fresh batch is inserted, the
+        ones held back pending and unsent."""
         endpoint = batch.endpoint
         now = self.clock.now()
         attempted = [o for o in outcomes if o is not None]
         any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in attempted)
         failing_since = None if any_success else (endpoint.failing_since or now)
         writes: list[UpdateOne] = []
+        finished: list[dict[str, Any]] = []
         succeeded = gave_up = 0
         disable_reason: str | None = None
         for doc, outcome in zip(batch.deliveries, outcomes, strict=True):
             if outcome is None:
-                writes.append(UpdateOne(
-                    {"_id": doc["_id"], "lease_token": batch.token},
-                    {"$set": {"lease_token": None, "lease_until": None, "updated_at": now}, "$pop": {"claims": 1}},
-                ))
+                if batch.fresh:
+                    finished.append(doc)
+                else:
+                    writes.append(UpdateOne(
+                        {"_id": doc["_id"], "lease_token": batch.token},
+                        {"$set": {"lease_token": None, "lease_until": None, "updated_at": now},
+                         "$pop": {"claims": 1}},
+                    ))
                 continue
             decision = retry.decide(
                 status_code=outcome.status_code,
@@ -399,7 +533,7 @@ class Worker:
             attempts.append(self._attempt(outcome.at, outcome.status_code, outcome.duration_ms,
                                           outcome.response_excerpt, outcome.error))
             fields: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now, "last_error": None}
-            inc = {"attempt_count": len(attempts)}
+            inc = {"attempt_count": len(attempts), "failures": 0}
             if decision.succeeded:
                 succeeded += 1
                 fields.update(state=DeliveryState.succeeded.value, delivered_at=now)
@@ -411,11 +545,25 @@ class Worker:
                 else:
                     gave_up += 1
                     fields["state"] = DeliveryState.failed.value
+            if batch.fresh:
+                finished.append({
+                    **doc, **fields, "attempts": attempts[-KEPT_ATTEMPTS:], "claims": [a["at"] for a in attempts],
+                    "attempt_count": doc.get("attempt_count", 0) + inc["attempt_count"],
+                    "failures": doc.get("failures", 0) + inc["failures"],
+                })
+                continue
+            if not inc["failures"]:
+                del inc["failures"]
             writes.append(UpdateOne(
                 {"_id": doc["_id"], "lease_token": batch.token},
                 {"$set": fields, "$inc": inc, "$push": {"attempts": {"$each": attempts, "$slice": -KEPT_ATTEMPTS}}},
             ))
-        await WebhookDelivery.get_pymongo_collection().bulk_write(writes, ordered=False)
+        if batch.fresh:
+            await self._insert(finished)
+            self._settled(batch)
+            self.recorded_marks.add(batch.token)
+        else:
+            await WebhookDelivery.get_pymongo_collection().bulk_write(writes, ordered=False)
         metrics.WEBHOOK_ATTEMPTS.labels("success").inc(succeeded)
         metrics.WEBHOOK_ATTEMPTS.labels("failure").inc(len(attempted) - succeeded)
         metrics.WEBHOOK_FAILURES.inc(gave_up)
@@ -424,6 +572,34 @@ class Worker:
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
             endpoint.enabled = False  # the lane stops at its next claim
+
+    async def _insert(self, docs: list[dict[str, Any]]) -> None:
+        """Insert a fresh batch, retrying until it is in (until then only this process knows what was sent). A
+        delivery made meanwhile by someone else (a replay) keeps its state and gets this batch's attempt logged."""
+        collection = WebhookDelivery.get_pymongo_collection()
+        for failures in itertools.count():
+            try:
+                await collection.insert_many(docs, ordered=False)
+                return
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(error.get("code") != 11000 for error in errors):
+                    raise
+                known = [docs[error["index"]] for error in errors]
+                # Not ours (an insert retried after a lost answer finds its own _id, and leaves it alone).
+                pushes = [UpdateOne(
+                    {"event_id": doc["event_id"], "endpoint_id": doc["endpoint_id"], "_id": {"$ne": doc["_id"]}},
+                    {"$push": {"attempts": {"$each": doc["attempts"], "$slice": -KEPT_ATTEMPTS},
+                               "claims": {"$each": doc["claims"]}},
+                     "$inc": {"attempt_count": len(doc["attempts"])}},
+                ) for doc in known if doc["attempts"]]
+                if pushes:
+                    await collection.bulk_write(pushes, ordered=False)
+                return
+            except PyMongoError as exc:
+                wait = RECORD_RETRY_SECONDS[min(failures, len(RECORD_RETRY_SECONDS) - 1)]
+                log.warning("could not record %d webhook deliveries (%s); retrying in %.1f s", len(docs), exc, wait)
+                await asyncio.sleep(wait)
 
     def _attempt(
         self, at: datetime, status: int | None, duration_ms: int, excerpt: str | None, error: str | None
@@ -461,18 +637,22 @@ class Worker:
     async def lane(self, endpoint_id: ObjectId) -> None:
         """Serve one endpoint until nothing of it is due (or it is disabled, or its partition went elsewhere)."""
         limit = asyncio.Semaphore(self.concurrency)  # shared by the lane's batches: the per-endpoint bound
-        tokens: set[str] = set()  # claims in flight
+        tokens: set[str] = set()  # batches in flight (a delivery claimed by one of them is waited for, not skipped)
+        leased: set[str] = set()  # the claims among them, renewed by the heartbeat
         flight: dict[ObjectId, asyncio.Future[bool]] = {}  # their deliveries: done for good or not (``deliver``)
-        heartbeat = asyncio.create_task(self._heartbeat(tokens))
+        tails: dict[str, asyncio.Future[bool]] = {}  # each subject's latest fresh delivery, until it is recorded
+        heartbeat = asyncio.create_task(self._heartbeat(leased))
         in_flight: deque[asyncio.Task[int]] = deque()
+        last: asyncio.Task[int] | None = None  # the batch sent before: recorded first
         held = False  # a batch held deliveries back: look again once the ones before them are recorded
 
-        async def deliver(batch: Batch) -> int:
+        async def deliver(batch: Batch, before: asyncio.Task[int] | None) -> int:
             nonlocal held
             try:
-                return await self.deliver(batch, limit, flight)
+                return await self.deliver(batch, limit, flight, tails, before)
             finally:
                 tokens.discard(batch.token)
+                leased.discard(batch.token)
                 held = held or bool(batch.held)
 
         scan = True  # whether to look for due deliveries once the handed batches are sent
@@ -482,8 +662,11 @@ class Worker:
                 if handed:
                     batch: Batch | None = handed.popleft()
                     ours = set(tokens)
-                    tokens.add(batch.token)  # type: ignore[union-attr]
-                    batch = await self._checked(await self.ordered(batch, ours))  # type: ignore[arg-type]
+                    try:
+                        batch = await self._checked(await self.ordered(batch, ours, tails))  # type: ignore[arg-type]
+                    except BaseException:
+                        self._drop(batch)  # type: ignore[arg-type]
+                        raise
                     scan = scan and len(in_flight) > 0  # a lane started for new deliveries leaves retries to the scan
                 elif scan or held:
                     held = False
@@ -492,13 +675,16 @@ class Worker:
                     if batch is None:
                         scan = False
                         continue
+                    leased.add(batch.token)
                 elif in_flight:
                     await in_flight.popleft()
                     continue
                 else:
                     break
                 tokens.add(batch.token)
-                in_flight.append(asyncio.create_task(deliver(batch)))
+                self._register(batch, flight, tails)
+                last = asyncio.create_task(deliver(batch, last))
+                in_flight.append(last)
                 if len(in_flight) >= PIPELINE:
                     await in_flight.popleft()
             while in_flight:
@@ -521,7 +707,9 @@ class Worker:
                 # What became due while the lane was finishing is found by the next scan.
                 self.lanes.pop(endpoint_id, None)
                 if not self.serves(endpoint_id):
-                    self.handed.pop(endpoint_id, None)  # their claims lapse and the endpoint's new owner sends them
+                    # The endpoint's new owner sends them: claims lapse, fresh ones are made again (pending).
+                    for batch in self.handed.pop(endpoint_id, ()):
+                        self._drop(batch)
                 if self.running and self.handed.get(endpoint_id):
                     self._start(endpoint_id)  # handed over while the lane was finishing: no scan would find it
 
@@ -546,6 +734,7 @@ class Worker:
     async def run(self) -> None:
         """Keep a lane running for every served endpoint with due deliveries, until cancelled."""
         self.running = True
+        self.started.set()
         try:
             while True:
                 self.wakeup.clear()
