@@ -3,9 +3,9 @@
 A batch is validated and resolved (locations, SKUs, lots: a handful of queries however large the batch), then
 applied in one transaction: movements whose idempotency key was already recorded are skipped, the rest are checked
 against on-hand in batch order (below zero is refused unless the movement is a count), inserted with one
-``insert_many`` and the positions written with one ``bulk_write``. A rejected batch stores nothing; a replayed one
-changes nothing twice, also when two clients send it at the same time (the loser's transaction conflicts, retries
-and then finds the keys recorded).
+``insert_many`` and the positions written with one update statement (hub/services/by_id.py). A rejected batch stores
+nothing; a replayed one changes nothing twice, also when two clients send it at the same time (the loser's
+transaction conflicts, retries and then finds the keys recorded).
 
 The usual batch (new keys, the caller's own SKUs, positions this process wrote last) costs one SKU query and, in the
 transaction, one write per collection: positions, events (``stock.changed`` and ``movements.recorded`` in one
@@ -24,7 +24,6 @@ from datetime import date, datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -36,7 +35,7 @@ from hub.models.lot import Lot, LotStatus
 from hub.models.movement import ADDING, Movement, MovementKind
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
-from hub.services import demand, fefo, health, locations, position_locks
+from hub.services import by_id, demand, fefo, health, locations, position_locks
 from hub.services.expiry import on_stock_changed
 from hub.services.known_positions import KnownPositions, known
 from hub.services.lots import create_lots, use_lot
@@ -310,8 +309,8 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
         if item.kind in ADDING and doc["quantity"] > 0:
             first = arrived.get(item.position_key)
             arrived[item.position_key] = doc["occurred_at"] if first is None else min(first, doc["occurred_at"])
-    writes: list[Any] = []
-    expected_matches = 0
+    updates: list[by_id.Row] = []
+    inserts: list[dict[str, Any]] = []
     for key, (item, doc) in last.items():
         fields = {
             "on_hand": on_hand[key], "last_movement_id": doc["_id"], "last_movement_at": doc["occurred_at"],
@@ -320,19 +319,16 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
             "effective_expires_on": to_bson(item.lot.effective_expires_on) if item.lot else None,
         }
         if key in current:
-            # Guarded on the value we read: a concurrent writer makes this match nothing and we start over.
-            update: dict[str, Any] = {"$set": fields}
-            if key in arrived:
-                update["$min"] = {"arrived_at": arrived[key]}
-            writes.append(UpdateOne({"_id": current[key]["_id"], "on_hand": current[key]["on_hand"]}, update))
-            expected_matches += 1
+            # Guarded on the value we read: a concurrent writer makes this change nothing and we start over.
+            updates.append(by_id.Row(current[key]["_id"], fields, guard={"on_hand": current[key]["on_hand"]},
+                                     min={"arrived_at": arrived[key]} if key in arrived else {}))
             result.written[key] = (current[key]["_id"], on_hand[key])
         else:
             # arrived_at is left out, not null, when nothing was added: $min would never replace a null
             created = ObjectId()
-            writes.append(InsertOne({"_id": created, "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
-                                     "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields,
-                                     **({"arrived_at": arrived[key]} if key in arrived else {})}))
+            inserts.append({"_id": created, "tenant_id": tenant_id, "location_id": key[0], "sku_id": key[1],
+                            "sku_owner_id": item.sku.tenant_id, "lot_id": key[2], **fields,
+                            **({"arrived_at": arrived[key]} if key in arrived else {})})
             result.written[key] = (created, on_hand[key])
     stored = []
     for key, (item, doc) in last.items():
@@ -342,13 +338,15 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
             "delta": on_hand[key] - (current[key]["on_hand"] if key in current else 0),
             "expires_on": item.lot.expires_on if item.lot else None,
         })
-    # Positions first: a concurrent writer on one of them conflicts before this batch has written much.
-    try:
-        outcome = await positions.bulk_write(writes, ordered=True, session=session)
-    except (BulkWriteError, DuplicateKeyError) as exc:
-        raise StaleRead("a position was created concurrently") from exc
-    if outcome.matched_count != expected_matches:
+    # Positions first: a concurrent writer on one of them conflicts before this batch has written much. Every update
+    # changes last_movement_id, so one that changed nothing failed its guard (or the position is gone).
+    if updates and await by_id.update_rows(positions, updates, session) != len(updates):
         raise StaleRead("a position changed concurrently")
+    if inserts:
+        try:
+            await positions.insert_many(inserts, ordered=True, session=session)
+        except (BulkWriteError, DuplicateKeyError) as exc:
+            raise StaleRead("a position was created concurrently") from exc
     await batch_events(session, tenant_id, stored, docs)
     try:
         await movements.insert_many(docs, ordered=True, session=session)
