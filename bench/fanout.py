@@ -45,6 +45,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import httpx
 import pymongo
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import PyMongoError
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -427,12 +428,16 @@ async def broadcast_hub(args: argparse.Namespace, mongo_uri: str, workdir: Path)
                     query_latencies.append((time.perf_counter() - started) * 1000)
                     await asyncio.sleep(0.005)
 
-        async def live() -> int:
-            """Subscriptions registered on the hub's bus (its gauge counts them once they hear new events)."""
+        async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             async with httpx.AsyncClient(base_url=settings.public_url, timeout=60) as http:
                 text = (await http.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})).text
-            line = f'lotpulse_live_subscriptions{{tenant="{BROADCAST_TENANT}"}} '
-            return next((int(float(row.split()[-1])) for row in text.splitlines() if row.startswith(line)), 0)
+            return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                    for family in text_string_to_metric_families(text) for sample in family.samples}
+
+        async def live() -> int:
+            """Subscriptions registered on the hub's bus (its gauge counts them once they hear new events)."""
+            samples = await scrape()
+            return int(samples.get(("lotpulse_live_subscriptions", (("tenant", BROADCAST_TENANT),)), 0))
 
         try:
             await clients.open(settings.issuer.replace("http", "ws") + "/graphql",
@@ -450,16 +455,43 @@ async def broadcast_hub(args: argparse.Namespace, mongo_uri: str, workdir: Path)
                 await emit(None, "stock.changed", BROADCAST_TENANT, [], {"positions": stock_positions(label)})
 
             prober = asyncio.create_task(trivial_queries())
+            gc_before = await scrape()
             figures = await broadcast_rounds(clients, args.broadcast, args.broadcast_rounds, send)
+            gc_after = await scrape()
             stop.set()
             await prober
             return {**figures, "idle_query_p50_ms": percentile(idle, 0.5), "idle_query_p99_ms": percentile(idle, 0.99),
                     "query_count": len(query_latencies), "query_p50_ms": percentile(query_latencies, 0.5),
                     "query_p99_ms": percentile(query_latencies, 0.99), "query_max_ms": max(query_latencies),
-                    "rss_idle_mib": idle_rss, "rss_mib": rss_mib(hub.pid)}
+                    "rss_idle_mib": idle_rss, "rss_mib": rss_mib(hub.pid), "gc": gc_pauses(gc_before, gc_after)}
         finally:
             stop.set()
             await clients.close()
+
+
+def gc_pauses(before: dict[tuple[str, tuple], float], after: dict[tuple[str, tuple], float]) -> dict[str, Any]:
+    """The hub's garbage collections between two scrapes, by generation: count, total seconds, and the smallest
+    bucket bound that holds the longest of them (the histogram keeps no maximum per window); objects tracked at the
+    end."""
+    figures: dict[str, Any] = {}
+    for generation in ("0", "1", "2"):
+        def value(name: str, *labels: tuple[str, str], generation: str = generation) -> float:
+            key = (name, tuple(sorted((("generation", generation), *labels))))
+            return after.get(key, 0.0) - before.get(key, 0.0)
+
+        count = value("lotpulse_gc_pause_seconds_count")
+        bounds = sorted({dict(labels)["le"] for name, labels in after if name == "lotpulse_gc_pause_seconds_bucket"},
+                        key=float)
+        longest = next((bound for bound in bounds if value("lotpulse_gc_pause_seconds_bucket", ("le", bound)) >= count),
+                       "+Inf")
+        figures[generation] = {"count": int(count), "seconds": value("lotpulse_gc_pause_seconds_sum"),
+                               "longest_le": longest if count else "-",
+                               "tracked": int(after.get(("lotpulse_gc_tracked_objects",
+                                                         (("generation", generation),)), 0))}
+    figures["frozen"] = int(after.get(("lotpulse_gc_tracked_objects", (("generation", "permanent"),)), 0))
+    figures["full_since_start"] = int(after.get(("lotpulse_gc_pause_seconds_count", (("generation", "2"),)), 0))
+    figures["longest_full_since_start"] = after.get(("lotpulse_gc_pause_longest_seconds", (("generation", "2"),)), 0)
+    return figures
 
 
 def load_average() -> str:
@@ -523,6 +555,13 @@ def print_broadcast(args: argparse.Namespace, floor: dict[str, Any], hub: dict[s
           f"p99 {hub['query_p99_ms']:.1f} ms (target <= 50 ms), max {hub['query_max_ms']:.1f} ms; with no fan-out: "
           f"p50 {hub['idle_query_p50_ms']:.1f} ms, p99 {hub['idle_query_p99_ms']:.1f} ms")
     print(f"hub RSS {hub['rss_idle_mib']:.0f} MiB before subscriptions, {hub['rss_mib']:.0f} MiB at the end")
+    pauses = hub["gc"]
+    print("hub garbage collections during the rounds (lotpulse_gc_pause_seconds): " + "; ".join(
+        f"gen {g}: {pauses[g]['count']}, {pauses[g]['seconds'] * 1000:.0f} ms in all, longest <= "
+        f"{pauses[g]['longest_le']} s" for g in ("0", "1", "2")))
+    print("objects tracked at the end: " + ", ".join(f"gen {g} {pauses[g]['tracked']:,}" for g in ("0", "1", "2"))
+          + f", frozen at start-up {pauses['frozen']:,}; full collections since the hub started "
+          f"{pauses['full_since_start']}, the longest {pauses['longest_full_since_start'] * 1000:.0f} ms")
     print("floor: bench/broadcaster.py (bare Starlette, no schema, no auth, no database), timed from just before the "
           "POST that makes it send; hub: timed from just before the event is written (write, commit, numbering, "
           "change stream, fan-out, socket); send: until the POST or the write returned; first: the first delivery")

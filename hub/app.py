@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from hub import clock, logs, metrics, tracing
+from hub import clock, gcpolicy, logs, metrics, tracing
 from hub.audit import OriginMiddleware, proxy_networks
 from hub.auth import TokenValidator
 from hub.config import Settings
@@ -97,6 +97,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
         hub.spawn("signing key ring", lambda: keyring.refresh_forever(settings.signing_key_refresh_seconds))
         for hook in STARTUP_HOOKS:
             await hook(hub)
+        gcpolicy.started()  # what start-up made is frozen (lotpulse serve only)
         log.info("hub ready on database %r", settings.database)
         try:
             yield

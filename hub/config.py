@@ -175,6 +175,11 @@ class Settings:
     tracing_sample_ratio: float = 1.0
     tracing_service_name: str = "lotpulse"
     safelist_cache_seconds: float = 30.0  # a changed client safelist applies on other hub processes within this
+    # The garbage collector of a `lotpulse serve` process (hub/gcpolicy.py, docs/operations.md "Garbage collection"):
+    # what start-up made is frozen out of the collector's sight; thresholds as gc.set_threshold takes them (empty:
+    # the interpreter's own; its defaults are 700, 10, 10).
+    gc_freeze: bool = True
+    gc_thresholds: tuple[int, ...] = (10_000, 10, 10)
     # Where `lotpulse serve` records itself so the CLI finds it from any folder ($XDG_RUNTIME_DIR/lotpulse or
     # <temp dir>/lotpulse-<uid> when unset).
     runtime_dir: Path | None = None

@@ -11,7 +11,6 @@ the hub if the hub is killed (``PR_SET_PDEATHSIG``, see hub/db.py).
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from hub import gcpolicy
 from hub.config import Settings
 from hub.db import EmbeddedServer
 
@@ -123,11 +123,10 @@ def uvicorn_server(app: Any, settings: Settings) -> uvicorn.Server:
 async def serve_hub(app: Any, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; returns once the hub has stopped (no signal is re-raised afterwards)."""
     server = uvicorn_server(app, settings)
-    # What the process holds by now (modules, the schema, the app) lives as long as it does: out of the collector's
-    # sight, a full collection scans only what serving made, not ~150,000 objects for ~75 ms every few thousand
-    # requests (the pause a trivial query otherwise meets at random).
-    gc.collect()
-    gc.freeze()
+    # What the process holds once started (modules, the schema, the app) lives as long as it does: frozen out of the
+    # collector's sight, a full collection scans only what serving made, not ~150,000 objects for ~75 ms every few
+    # thousand requests (the pause a trivial query otherwise meets at random).
+    gcpolicy.configure(settings)
     # uvicorn restores the handlers it found and re-raises the signal it caught once it has stopped; with these the
     # re-raised signal is a no-op and the caller gets to stop the database before the process ends.
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -11,13 +11,25 @@ refuses (403).
 from __future__ import annotations
 
 import asyncio
+import bisect
+import gc
 import hmac
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from pymongo import monitoring
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -66,6 +78,65 @@ DECISIONS = Counter("lotpulse_alert_decisions_total", "Alerts resolved with a de
                     ["decision", "escalated"])
 DECISION_VALUE = Counter("lotpulse_alert_decision_value_total", "Value of the stock decided on, by decision",
                          ["decision", "currency"])
+
+GC_PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
+
+
+class GcPauses:
+    """How long each garbage collection held the process, by generation, and how many objects each generation
+    holds (what a collection of it walks). A full collection stops everything, a live broadcast included, for a
+    time in proportion to the objects it walks (docs/operations.md, "Garbage collection").
+
+    The pauses are timed by a ``gc.callbacks`` hook that only adds to plain lists: it runs inside whatever code
+    allocated when the collection started, which may hold a metric's (non-reentrant) lock, so observing a
+    prometheus-client histogram from it could deadlock (prometheus/client_python#363). The histogram and the
+    object counts are built when scraped."""
+
+    def __init__(self, buckets: tuple[float, ...] = GC_PAUSE_BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [[0] * (len(buckets) + 1) for _ in range(3)]  # per generation, per bucket (+Inf last)
+        self.sums = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        elapsed = time.perf_counter() - self.started
+        generation = info["generation"]
+        self.counts[generation][bisect.bisect_left(self.buckets, elapsed)] += 1
+        self.sums[generation] += elapsed
+        if elapsed > self.longest[generation]:
+            self.longest[generation] = elapsed
+
+    def collect(self) -> Iterator[Any]:
+        pauses = HistogramMetricFamily("lotpulse_gc_pause_seconds", "Garbage collection pauses by generation "
+                                       "(2: full collections)", labels=["generation"])
+        longest = GaugeMetricFamily("lotpulse_gc_pause_longest_seconds", "The longest garbage collection pause of "
+                                    "each generation since the process started", labels=["generation"])
+        for generation in range(3):
+            total, buckets = 0, []
+            for bound, count in zip((*self.buckets, float("inf")), self.counts[generation], strict=True):
+                total += count
+                buckets.append((floatToGoString(bound), total))
+            pauses.add_metric([str(generation)], buckets, self.sums[generation])
+            longest.add_metric([str(generation)], self.longest[generation])
+        tracked = GaugeMetricFamily("lotpulse_gc_tracked_objects", "Objects the garbage collector tracks, by "
+                                    "generation (permanent: frozen at start-up, never walked)", labels=["generation"])
+        for generation in range(3):
+            tracked.add_metric([str(generation)], len(gc.get_objects(generation)))
+        tracked.add_metric(["permanent"], gc.get_freeze_count())
+        thresholds = GaugeMetricFamily("lotpulse_gc_threshold", "The collector's thresholds (gc.get_threshold; "
+                                       "LOTPULSE_GC_THRESHOLDS)", labels=["generation"])
+        for generation, threshold in enumerate(gc.get_threshold()):
+            thresholds.add_metric([str(generation)], threshold)
+        yield from (pauses, longest, tracked, thresholds)
+
+
+GC_PAUSES = GcPauses()
+gc.callbacks.append(GC_PAUSES)
+REGISTRY.register(GC_PAUSES)
 
 # Operation names come from clients: only well-formed ones become labels, and only so many distinct ones.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

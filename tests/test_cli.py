@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hub.db import free_port
 
@@ -234,3 +235,23 @@ def test_serve_on_the_embedded_database_keeps_data_across_a_restart(tmp_path: Pa
         assert read == {"data": {"sku": {"code": "APL-1", "name": "Apple", "gtin": "04006381333931"}}}
     finally:
         _stop(hub)
+
+
+def test_serve_applies_the_garbage_collector_settings(cli_env, settings):
+    # given a hub served with thresholds of its own and the metrics on
+    port = free_port()
+    env = cli_env | {"LOTPULSE_PORT": str(port), "LOTPULSE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                     "LOTPULSE_WEBHOOK_WORKER": "false", "LOTPULSE_METRICS_TOKEN": "gc-test",
+                     "LOTPULSE_GC_THRESHOLDS": "12345,11,13"}
+    hub = _serve(env, port)
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"authorization": "Bearer gc-test"},
+                         timeout=30).text
+    finally:
+        _stop(hub)
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in text_string_to_metric_families(text) for sample in family.samples}
+    # then its collector runs with them, and what start-up made is frozen (LOTPULSE_GC_FREEZE is on by default)
+    assert [samples[("lotpulse_gc_threshold", (("generation", str(g)),))] for g in range(3)] == [12345, 11, 13]
+    assert samples[("lotpulse_gc_tracked_objects", (("generation", "permanent"),))] > 50_000
+    assert samples[("lotpulse_gc_pause_seconds_count", (("generation", "2"),))] >= 1  # the collection before the freeze
