@@ -13,10 +13,12 @@ tenants), so the growth shows.
 
 Broadcast (``--phases broadcast``): --broadcast subscriptions (default 2,000) to ``stockChanged`` of ONE tenant,
 10 per WebSocket; --broadcast-rounds stock changes, one at a time, each timed from just before its event is written
-to each subscriber parsing it. The floor runs in the same script: a bare Starlette graphql-transport-ws broadcaster
-(bench/broadcaster.py, same uvicorn options) with the same subscribers, timed from just before the HTTP request
-that makes it send the same payload. While the hub fans out, one client sends the trivial query ``{ __typename }``
-back to back; its latency shows whether the fan-out starves the hub's other requests.
+to each subscriber parsing it. The floor runs in the same script at the same time: a bare Starlette
+graphql-transport-ws broadcaster (bench/broadcaster.py, same uvicorn options) with as many subscribers of its own,
+timed from just before the HTTP request that makes it send the same payload. The two take turns, round by round
+(which goes first alternates), so load from the rest of the machine weighs on both alike. While the hub has its turn,
+one client sends the trivial query ``{ __typename }`` back to back; its latency shows whether the fan-out starves the
+hub's other requests. The hub's garbage collections during the rounds are read from its /metrics.
 
     python -m bench.fanout [--phases alerts,broadcast] [--subscriptions 2000] [--tenants 50] [--rounds 4] \
         [--per-connection 10] [--writers 1] [--pace-ms 250] [--broadcast 2000] [--broadcast-rounds 20]
@@ -203,7 +205,7 @@ async def running_hub(mongo_uri: str, workdir: Path, max_subscriptions: int,
         await wait_ready(settings.public_url + "/readyz")
         yield settings, keyring, database, hub
     finally:
-        stop(hub)
+        stop_process(hub)
         try:
             # The database of 2,000 subscriptions' leases takes a while to drop on a busy machine: a failure here
             # must not discard the figures just measured.
@@ -214,7 +216,7 @@ async def running_hub(mongo_uri: str, workdir: Path, max_subscriptions: int,
         await database.close()
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(10)
@@ -358,92 +360,88 @@ class BroadcastClients:
             await ws.close()
 
 
-async def broadcast_rounds(clients: BroadcastClients, count: int, rounds: int, send: Any) -> dict[str, Any]:
-    """``rounds`` events one after the other (each after the last one's deliveries all arrived, plus a pause)."""
-    latencies: list[float] = []
-    round_p99: list[float] = []
-    sent: list[float] = []
-    first: list[float] = []
-    for r in range(-2, rounds):  # two warm-up rounds: every subscription live, caches and allocator warm
-        label = f"r{r + 2}"
+class Rounds:
+    """One side's broadcast rounds: each event sent after the last one's deliveries all arrived, plus a pause."""
+
+    def __init__(self, clients: BroadcastClients, count: int, send: Any) -> None:
+        self.clients, self.count, self.send = clients, count, send
+        self.latencies: list[float] = []
+        self.round_p99: list[float] = []
+        self.sent: list[float] = []
+        self.first: list[float] = []
+
+    async def round(self, label: str, measured: bool) -> None:
         started = time.perf_counter()
-        await send(label)
+        await self.send(label)
         returned = time.perf_counter()
-        arrived = await clients.wait_for(label, count)
-        if r >= 0:
+        arrived = await self.clients.wait_for(label, self.count)
+        if measured:
             mine = [(t - started) * 1000 for t in arrived]
-            latencies.extend(mine)
-            round_p99.append(percentile(mine, 0.99))
-            sent.append((returned - started) * 1000)
-            first.append(min(mine))
+            self.latencies.extend(mine)
+            self.round_p99.append(percentile(mine, 0.99))
+            self.sent.append((returned - started) * 1000)
+            self.first.append(min(mine))
         await asyncio.sleep(0.2)
-    return {"deliveries": len(latencies), "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
-            "max_ms": max(latencies), "round_p99_min": min(round_p99), "round_p99_max": max(round_p99),
-            "send_p50_ms": statistics.median(sent), "first_p50_ms": statistics.median(first)}
+
+    def figures(self) -> dict[str, Any]:
+        latencies = self.latencies
+        return {"deliveries": len(latencies), "p50_ms": percentile(latencies, 0.5),
+                "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies),
+                "round_p99_min": min(self.round_p99), "round_p99_max": max(self.round_p99),
+                "send_p50_ms": statistics.median(self.sent), "first_p50_ms": statistics.median(self.first)}
 
 
-async def broadcast_floor(args: argparse.Namespace) -> dict[str, Any]:
+async def broadcast(args: argparse.Namespace, mongo_uri: str, workdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The floor and the hub, both serving their subscribers at once, take turns: round r of each, the one to go
+    first alternating, so a machine that gets busier or quieter meanwhile weighs on both alike."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.broadcaster:app", "--port", str(port),
                                "--log-level", "warning", "--no-proxy-headers"], stdout=subprocess.DEVNULL)
-    clients = BroadcastClients()
+    floor_clients, hub_clients = BroadcastClients(), BroadcastClients()
+    stop = asyncio.Event()
+    hub_turn = False  # the trivial query's latency counts while the hub has its turn (its round and pause)
+    query_latencies: list[float] = []
     try:
         base = f"http://127.0.0.1:{port}"
         await wait_ready(base + "/count")
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        async with (httpx.AsyncClient(base_url=base, timeout=60) as floor_http,
+                    running_hub(mongo_uri, workdir, args.broadcast, [BROADCAST_TENANT]) as (settings, keyring, database,
+                                                                                            hub)):
+            token = mint_local_token(settings, keyring, BROADCAST_TENANT, ["viewer"], 3600)
+            idle_rss = rss_mib(hub.pid)
 
-            async def live() -> int:
-                return int((await http.get("/count")).text)
+            async def floor_live() -> int:
+                return int((await floor_http.get("/count")).text)
 
-            await clients.open(f"ws://127.0.0.1:{port}/graphql", {}, STOCK_CHANGED, args.broadcast,
-                               args.per_connection, live)
+            async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                async with httpx.AsyncClient(base_url=settings.public_url, timeout=60) as http:
+                    text = (await http.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})).text
+                return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                        for family in text_string_to_metric_families(text) for sample in family.samples}
 
-            async def send(label: str) -> None:
-                data = {"stockChanged": {"cursor": uuid.uuid4().hex[:24], "occurredAt": "2026-12-01T12:00:00+00:00",
-                                         "positions": stock_positions(label)}}
-                await http.post("/publish", content=json.dumps({"data": data}))
+            async def hub_live() -> int:
+                """Subscriptions registered on the hub's bus (its gauge counts them once they hear new events)."""
+                samples = await scrape()
+                return int(samples.get(("lotpulse_live_subscriptions", (("tenant", BROADCAST_TENANT),)), 0))
 
-            return await broadcast_rounds(clients, args.broadcast, args.broadcast_rounds, send)
-    finally:
-        await clients.close()
-        stop(server)
+            async def trivial_queries(always: bool) -> None:
+                async with httpx.AsyncClient(base_url=settings.public_url, timeout=60,
+                                             headers={"authorization": f"Bearer {token}"}) as http:
+                    while not stop.is_set():
+                        counted = always or hub_turn
+                        started = time.perf_counter()
+                        response = await http.post("/graphql", json={"query": TRIVIAL})
+                        assert response.status_code == 200, response.text
+                        if counted:
+                            query_latencies.append((time.perf_counter() - started) * 1000)
+                        await asyncio.sleep(0.005)
 
-
-async def broadcast_hub(args: argparse.Namespace, mongo_uri: str, workdir: Path) -> dict[str, Any]:
-    clients = BroadcastClients()
-    async with running_hub(mongo_uri, workdir, args.broadcast, [BROADCAST_TENANT]) as (settings, keyring, database,
-                                                                                       hub):
-        token = mint_local_token(settings, keyring, BROADCAST_TENANT, ["viewer"], 3600)
-        idle_rss = rss_mib(hub.pid)
-        stop = asyncio.Event()
-        query_latencies: list[float] = []
-
-        async def trivial_queries() -> None:
-            async with httpx.AsyncClient(base_url=settings.public_url, timeout=60,
-                                         headers={"authorization": f"Bearer {token}"}) as http:
-                while not stop.is_set():
-                    started = time.perf_counter()
-                    response = await http.post("/graphql", json={"query": TRIVIAL})
-                    assert response.status_code == 200, response.text
-                    query_latencies.append((time.perf_counter() - started) * 1000)
-                    await asyncio.sleep(0.005)
-
-        async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-            async with httpx.AsyncClient(base_url=settings.public_url, timeout=60) as http:
-                text = (await http.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})).text
-            return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                    for family in text_string_to_metric_families(text) for sample in family.samples}
-
-        async def live() -> int:
-            """Subscriptions registered on the hub's bus (its gauge counts them once they hear new events)."""
-            samples = await scrape()
-            return int(samples.get(("lotpulse_live_subscriptions", (("tenant", BROADCAST_TENANT),)), 0))
-
-        try:
-            await clients.open(settings.issuer.replace("http", "ws") + "/graphql",
-                               {"authorization": f"Bearer {token}"}, STOCK_CHANGED, args.broadcast,
-                               args.per_connection, live)
-            prober = asyncio.create_task(trivial_queries())  # the same query with no fan-out going on: its floor
+            await floor_clients.open(f"ws://127.0.0.1:{port}/graphql", {}, STOCK_CHANGED, args.broadcast,
+                                     args.per_connection, floor_live)
+            await hub_clients.open(settings.issuer.replace("http", "ws") + "/graphql",
+                                   {"authorization": f"Bearer {token}"}, STOCK_CHANGED, args.broadcast,
+                                   args.per_connection, hub_live)
+            prober = asyncio.create_task(trivial_queries(always=True))  # the query with no fan-out: its floor
             await asyncio.sleep(3)
             stop.set()
             await prober
@@ -451,22 +449,38 @@ async def broadcast_hub(args: argparse.Namespace, mongo_uri: str, workdir: Path)
             query_latencies.clear()
             stop.clear()
 
-            async def send(label: str) -> None:
+            async def floor_send(label: str) -> None:
+                data = {"stockChanged": {"cursor": uuid.uuid4().hex[:24], "occurredAt": "2026-12-01T12:00:00+00:00",
+                                         "positions": stock_positions(label)}}
+                await floor_http.post("/publish", content=json.dumps({"data": data}))
+
+            async def hub_send(label: str) -> None:
                 await emit(None, "stock.changed", BROADCAST_TENANT, [], {"positions": stock_positions(label)})
 
-            prober = asyncio.create_task(trivial_queries())
+            floor_rounds = Rounds(floor_clients, args.broadcast, floor_send)
+            hub_rounds = Rounds(hub_clients, args.broadcast, hub_send)
+            prober = asyncio.create_task(trivial_queries(always=False))
             gc_before = await scrape()
-            figures = await broadcast_rounds(clients, args.broadcast, args.broadcast_rounds, send)
+            for r in range(-2, args.broadcast_rounds):  # two warm-up rounds: every subscription live, caches warm
+                label = f"r{r + 2}"
+                for side in ((floor_rounds, hub_rounds) if r % 2 == 0 else (hub_rounds, floor_rounds)):
+                    hub_turn = side is hub_rounds
+                    await side.round(label, measured=r >= 0)
+                    hub_turn = False
             gc_after = await scrape()
             stop.set()
             await prober
-            return {**figures, "idle_query_p50_ms": percentile(idle, 0.5), "idle_query_p99_ms": percentile(idle, 0.99),
-                    "query_count": len(query_latencies), "query_p50_ms": percentile(query_latencies, 0.5),
-                    "query_p99_ms": percentile(query_latencies, 0.99), "query_max_ms": max(query_latencies),
-                    "rss_idle_mib": idle_rss, "rss_mib": rss_mib(hub.pid), "gc": gc_pauses(gc_before, gc_after)}
-        finally:
-            stop.set()
-            await clients.close()
+            return floor_rounds.figures(), {
+                **hub_rounds.figures(), "idle_query_p50_ms": percentile(idle, 0.5),
+                "idle_query_p99_ms": percentile(idle, 0.99), "query_count": len(query_latencies),
+                "query_p50_ms": percentile(query_latencies, 0.5), "query_p99_ms": percentile(query_latencies, 0.99),
+                "query_max_ms": max(query_latencies), "rss_idle_mib": idle_rss, "rss_mib": rss_mib(hub.pid),
+                "gc": gc_pauses(gc_before, gc_after)}
+    finally:
+        stop.set()
+        await floor_clients.close()
+        await hub_clients.close()
+        stop_process(server)
 
 
 def gc_pauses(before: dict[tuple[str, tuple], float], after: dict[tuple[str, tuple], float]) -> dict[str, Any]:
@@ -512,9 +526,7 @@ async def run(args: argparse.Namespace) -> None:
         if results:
             print_alerts(args, results)
         if "broadcast" in phases:
-            floor = await broadcast_floor(args)
-            print(f"floor: {floor}", flush=True)
-            hub = await broadcast_hub(args, server.uri, workdir)
+            floor, hub = await broadcast(args, server.uri, workdir)
             print_broadcast(args, floor, hub)
     finally:
         server.stop()
@@ -542,7 +554,8 @@ def print_alerts(args: argparse.Namespace, results: list[dict]) -> None:
 
 def print_broadcast(args: argparse.Namespace, floor: dict[str, Any], hub: dict[str, Any]) -> None:
     print(f"\nbroadcast: one event to {args.broadcast} stockChanged subscriptions of one tenant "
-          f"({args.per_connection} per WebSocket), {args.broadcast_rounds} rounds after 2 warm-up rounds")
+          f"({args.per_connection} per WebSocket), {args.broadcast_rounds} rounds after 2 warm-up rounds, the floor "
+          "and the hub taking turns")
     print(f"{'':>8} {'deliveries':>10} {'p50':>9} {'p99':>9} {'max':>9} {'round p99 min-max':>19} {'send p50':>9} "
           f"{'first p50':>9}")
     for name, f in (("floor", floor), ("hub", hub)):
