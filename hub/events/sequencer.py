@@ -58,6 +58,7 @@ class Sequencer:
         self.poll_seconds = poll_seconds
         self.leader = False
         self.renew_at = 0.0  # monotonic: when the lease is half gone
+        self.retry_at = 0.0  # monotonic: when a process that is not leading asks for the lease again
         self.next_seq: int | None = None  # None: re-read from the database before the next stamp
         self.stamped = 0
         self.wakeup = asyncio.Event()
@@ -70,6 +71,10 @@ class Sequencer:
         """Take or renew the lease (it also carries the high-water mark, which outlives expired events)."""
         if self.leader and time.monotonic() < self.renew_at:
             return True
+        if not self.leader and time.monotonic() < self.retry_at:
+            # Another process led at the last try: ask once per poll, not on every insert this process sees (with a
+            # second hub that was a refused upsert per batch of movements, bench/writers.py).
+            return False
         now = utcnow()
         update: dict[str, Any] = {"$set": {"owner": self.name, "lease_until": now + self.lease}}
         if self.leader and self.next_seq is not None:
@@ -87,6 +92,7 @@ class Sequencer:
             if self.leader:
                 log.info("%s lost the sequencer lease", self.name)
             self.leader, self.next_seq = False, None
+            self.retry_at = time.monotonic() + min(self.poll_seconds, self.lease.total_seconds() / 3)
             return False
         if not self.leader:
             log.info("%s sequences the event log", self.name)

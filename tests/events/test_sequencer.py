@@ -66,6 +66,27 @@ async def test_a_leader_that_stops_hands_over_at_once_and_nothing_is_numbered_tw
     assert_dense(await numbered({"payload.tag": {"$in": ["one", "two"]}}, 7))
 
 
+async def test_a_process_that_is_not_leading_asks_for_the_lease_once_per_poll_not_per_insert(hub):
+    # given: one process leads; another asked and was refused
+    await stop_hubs_sequencer(hub)
+    leader = Sequencer(hub.state.database, lease_seconds=60)
+    await write(2, "poll")
+    assert await leader.stamp_once() == 2
+    other = Sequencer(hub.state.database, lease_seconds=60, poll_seconds=60)
+    assert await other.stamp_once() == 0 and not other.leader
+    # when: the lease is free, but the other is woken by an insert before its next poll is due
+    await leader.release()
+    await write(3, "poll")
+    # then: it does not ask (each ask is a refused write while someone leads) ...
+    assert await other.stamp_once() == 0 and not other.leader
+    state = await hub.state.database.db[STATE].find_one({"_id": STATE_ID})
+    assert state["owner"] is None
+    # ... and takes over at that poll, continuing the numbering
+    other.retry_at = 0.0
+    assert await other.stamp_once() == 3 and other.leader
+    assert_dense(await numbered({"payload.tag": "poll"}, 5))
+
+
 async def test_two_processes_that_both_believe_they_lead_never_share_or_skip_a_number(hub):
     # given: two sequencers that both hold the lease in their own eyes (one was paused while its lease lapsed),
     # each with its own stale idea of the next number, and writers that keep adding events meanwhile
