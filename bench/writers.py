@@ -7,7 +7,9 @@ Starts one SecantusDB process (or uses LOTPULSE_MONGODB_URI) and, per phase, fre
 ``recordMovements`` batches back to back for ``--seconds``. The floor is the same writers doing by hand, with
 pymongo, what a batch has to store at the least: one transaction per batch that inserts the 10 movement documents
 (with the movements collection's unique idempotency index) and upserts their 10 stock positions. Printed: movements/s,
-batch p50/p99, errors by code, and the ratios to the floor measured in the same run.
+batch p50/p99, errors by code, the ratios to the floor measured in the same run, and the CPU each batch cost the
+database process (when the bench started it) and the hub processes: on one shared machine the database's CPU per
+batch is the steadier figure.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pymongo.write_concern import WriteConcern
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import percentile, wait_ready
+from bench.ingest import on_cpu
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer, free_port
@@ -52,6 +55,7 @@ class Result:
         self.movements = 0
         self.elapsed = 0.0
         self.requests = 0  # database requests (every client's, background work included) during the phase
+        self.cpu: dict[str, float] = {}  # seconds on a CPU during the phase, by process
 
     @property
     def rate(self) -> float:
@@ -67,7 +71,9 @@ class Result:
         errors = ", ".join(f"{code}: {n}" for code, n in self.errors.most_common()) or "none"
         batches = len(self.latencies) + sum(self.errors.values())
         per_batch = f"{self.requests / batches:.1f}" if batches else "?"
-        return f"{text}\n{'':<28} errors: {errors}; database requests per batch: {per_batch}"
+        cpu = "".join(f", {name} {spent / batches * 1000:.1f} ms" for name, spent in self.cpu.items() if batches)
+        return (f"{text}\n{'':<28} errors: {errors}; database requests per batch: {per_batch}"
+                + (f"; CPU per batch{cpu}" if cpu else ""))
 
 
 async def server_requests(uri: str) -> int:
@@ -80,7 +86,18 @@ async def server_requests(uri: str) -> int:
         await client.close()
 
 
-async def raw_floor(uri: str, name: str, args: argparse.Namespace) -> Result:
+class Spent:
+    """CPU seconds of some processes over a phase."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: on_cpu(pid) for name, pid in pids.items()}
+
+    def done(self) -> dict[str, float]:
+        return {name: on_cpu(pid) - self.start[name] for name, pid in self.pids.items()}
+
+
+async def raw_floor(uri: str, name: str, args: argparse.Namespace, db_pid: int | None) -> Result:
     client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True)
     db = client[name]
     await db.floor_movements.create_indexes([IndexModel([("tenant_id", 1), ("idempotency_key", 1)], unique=True)])
@@ -111,16 +128,19 @@ async def raw_floor(uri: str, name: str, args: argparse.Namespace) -> Result:
             result.movements += args.batch
 
     before = await server_requests(uri)
+    spent = Spent({"database": db_pid} if db_pid else {})
     started = time.perf_counter()
     await asyncio.gather(*(writer(w) for w in range(args.writers)))
     result.elapsed = time.perf_counter() - started
+    result.cpu = spent.done()
     result.requests = await server_requests(uri) - before
     await client.close()
     return result
 
 
 @asynccontextmanager
-async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tuple[list[int], Settings, KeyFile]]:
+async def hubs(count: int, uri: str, name: str, tmp: Path
+               ) -> AsyncIterator[tuple[list[int], Settings, KeyFile, list[int]]]:
     """``count`` hub processes on one database, sharing keys and issuer."""
     ports = [free_port() for _ in range(count)]
     keyring = KeyFile(tmp / "keys.json")
@@ -138,7 +158,7 @@ async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tupl
     try:
         for port, process in zip(ports, processes):
             await wait_ready(port, process)
-        yield ports, settings, keyring
+        yield ports, settings, keyring, [process.pid for process in processes]
     finally:
         for process in processes:
             process.terminate()
@@ -146,14 +166,14 @@ async def hubs(count: int, uri: str, name: str, tmp: Path) -> AsyncIterator[tupl
                 process.wait(10)
 
 
-async def through_hubs(uri: str, args: argparse.Namespace, count: int) -> Result:
+async def through_hubs(uri: str, args: argparse.Namespace, count: int, db_pid: int | None) -> Result:
     name = f"bench_writers_{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="lotpulse-writers-"))
     database = await Database.connect(uri, name, deadlines=Deadlines(operation=None, transaction=None))
     await tenant_service.create_tenant("bench", "Bench", "retailer")
     result = Result(f"{count} hub process{'es' if count > 1 else ''}")
     try:
-        async with hubs(count, uri, name, tmp) as (ports, settings, keyring):
+        async with hubs(count, uri, name, tmp) as (ports, settings, keyring, pids):
             token = mint_local_token(settings, keyring, "bench", ["integration"], 3600)
             headers = {"authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as http:
@@ -197,9 +217,12 @@ async def through_hubs(uri: str, args: argparse.Namespace, count: int) -> Result
                         result.movements += args.batch
 
                 before = await server_requests(uri)
+                spent = Spent({**({"database": db_pid} if db_pid else {}),
+                               **{f"hub {n + 1}": pid for n, pid in enumerate(pids)}})
                 started = time.perf_counter()
                 await asyncio.gather(*(writer(w) for w in range(args.writers)))
                 result.elapsed = time.perf_counter() - started
+                result.cpu = spent.done()
                 result.requests = await server_requests(uri) - before
     finally:
         # SecantusDB has been seen to hang dropping a database right after its clients went away: bounded wait (the
@@ -222,10 +245,11 @@ async def main(args: argparse.Namespace) -> None:
         uri = server.uri
     try:
         floor_name = f"bench_floor_{uuid.uuid4().hex[:8]}"
-        floor = await raw_floor(uri, floor_name, args)
+        db_pid = server.process.pid if server is not None and server.process is not None else None
+        floor = await raw_floor(uri, floor_name, args, db_pid)
         print(floor.line(None), flush=True)
-        one = await through_hubs(uri, args, 1)
-        two = await through_hubs(uri, args, 2)
+        one = await through_hubs(uri, args, 1, db_pid)
+        two = await through_hubs(uri, args, 2, db_pid)
         client: AsyncMongoClient = AsyncMongoClient(uri)
         with suppress(asyncio.TimeoutError, PyMongoError):
             await asyncio.wait_for(client.drop_database(floor_name), 10)
