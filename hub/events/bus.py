@@ -16,7 +16,7 @@ Subscribers with a cursor replay from the log first, then switch to live; both h
 hub/events/sequencer.py) and anything at or below the last delivered ``seq`` is dropped, so the seam has no gap
 and no duplicate.
 
-``max_subscriptions_per_tenant`` holds across processes: every live subscription has an entry in the lease ledger
+``max_subscriptions_per_tenant`` holds across processes: every live subscription is counted in the lease ledger
 (hub/events/ledger.py). A subscriber whose queue overflows (``subscriber_queue_size``) is cut off with RATE_LIMITED
 and resumes with its last cursor: its queue is emptied at once, and its owner (the WebSocket handler, which may be
 stuck writing to a socket nobody reads) is told through ``on_overflow``.

@@ -1,7 +1,10 @@
 """The lease ledger of live subscriptions (the ``live_subscriptions`` collection).
 
-``max_subscriptions_per_tenant`` holds across hub processes: every live subscription has an entry here, leased by its
-process and renewed while it runs, so a crashed process's entries lapse on their own.
+``max_subscriptions_per_tenant`` holds across hub processes: each process keeps one document per tenant it serves,
+with how many live subscriptions of that tenant it holds, leased and renewed while the process runs, so a crashed
+process's counts lapse on their own. The renewal is one write per tenant served, not one per subscription: with a
+document per subscription, renewing 2,000 of them took SecantusDB 1.5-2.5 s every 30 s, and every broadcast in
+that window waited for the database behind it.
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bson import ObjectId
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from hub.dates import utcnow
 from hub.errors import RateLimited
@@ -24,12 +26,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lotpulse.bus")
 LEDGER = "live_subscriptions"
-SHARDING = Unsharded("a few hundred small documents, renewed by each process on a heartbeat")
+SHARDING = Unsharded("one small document per hub process and tenant it serves, renewed on a heartbeat")
 LEASE_SECONDS = 90.0
 
 
 class Ledger:
-    """Every process's live subscriptions, so a tenant's limit counts them all, wherever they are connected."""
+    """Every process's live subscriptions by tenant, so a tenant's limit counts them all, wherever they are
+    connected."""
 
     def __init__(self, database: Database, lease_seconds: float = LEASE_SECONDS) -> None:
         self.collection = database.db[LEDGER]
@@ -41,29 +44,38 @@ class Ledger:
         await self.collection.create_index([("tenant_id", 1), ("expires_at", 1)])
         await self.collection.create_index([("expires_at", 1)], expireAfterSeconds=0)
 
-    async def admit(self, tenant_id: str, limit: int) -> ObjectId:
-        """Record one more subscription for the tenant, or refuse it when that would pass ``limit``."""
-        now = utcnow()
-        entry = ObjectId()
-        # Insert, then count: two processes admitting at once may both refuse, never both pass the limit.
-        await self.collection.insert_one(
-            {"_id": entry, "tenant_id": tenant_id, "process": self.process, "expires_at": now + self.lease}
-        )
-        live = await self.collection.count_documents({"tenant_id": tenant_id, "expires_at": {"$gt": now}})
+    async def admit(self, tenant_id: str, limit: int) -> str:
+        """Count one more subscription of the tenant here, or refuse it when that would pass ``limit``; answers the
+        entry to ``release``."""
+        entry = f"{self.process}:{tenant_id}"
+        # Add, then count: two processes admitting at once may both refuse, never both pass the limit.
+        await self._add(entry, tenant_id, 1)
+        live = 0
+        async for doc in self.collection.find({"tenant_id": tenant_id, "expires_at": {"$gt": utcnow()}},
+                                              {"count": 1}):
+            live += doc.get("count", 1)  # an entry written by an earlier version stands for one subscription
         if live > limit:
-            await self.collection.delete_one({"_id": entry})
+            await self._add(entry, tenant_id, -1)
             raise RateLimited(f"tenant already has {limit} live subscriptions")
         return entry
 
-    def release(self, entry: ObjectId) -> None:
+    async def _add(self, entry: str, tenant_id: str, count: int) -> None:
+        change = {"$inc": {"count": count}, "$set": {"expires_at": utcnow() + self.lease},
+                  "$setOnInsert": {"tenant_id": tenant_id, "process": self.process}}
+        try:
+            await self.collection.update_one({"_id": entry}, change, upsert=True)
+        except DuplicateKeyError:  # another subscription of the same tenant here inserted it a moment before
+            await self.collection.update_one({"_id": entry}, change, upsert=True)
+
+    def release(self, entry: str) -> None:
         """Forget a subscription; runs on its own, since the subscriber's task is usually being cancelled."""
-        task = asyncio.create_task(self._delete(entry))
+        task = asyncio.create_task(self._release(entry))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
-    async def _delete(self, entry: ObjectId) -> None:
+    async def _release(self, entry: str) -> None:
         try:
-            await self.collection.delete_one({"_id": entry})
+            await self.collection.update_one({"_id": entry}, {"$inc": {"count": -1}})
         except PyMongoError:
             pass  # shutting down, or the database is away: the entry's lease lapses on its own
 

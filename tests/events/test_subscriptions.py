@@ -202,11 +202,35 @@ async def test_the_tenant_limit_counts_subscriptions_on_every_hub_process(hub, t
         assert isinstance(error, TransportQueryError)
         assert error.errors[0]["extensions"]["code"] == "RATE_LIMITED"
     # once the other process's subscription ends, there is room again
-    for _ in range(100):
-        if await hub.state.database.db[LEDGER].count_documents({"tenant_id": "acme"}) == 1:
+    for _ in range(500):
+        if await counted(hub, "acme") == 1:
             break
         await asyncio.sleep(0.02)
     await listen("acme")
+
+
+async def counted(hub, tenant: str) -> int:
+    return sum([doc["count"] async for doc in hub.state.database.db[LEDGER].find({"tenant_id": tenant})])
+
+
+async def test_a_process_keeps_one_ledger_document_per_tenant_whatever_its_subscriptions(hub, trio):
+    # given: one process admitting 30 subscriptions of one tenant and 2 of another
+    ledger = Ledger(hub.state.database)
+    entries = [await ledger.admit("acme", limit=100) for _ in range(30)]
+    entries += [await ledger.admit("shopco", limit=100) for _ in range(2)]
+    # then: its renewal has two documents to write, which count them
+    mine = {doc["tenant_id"]: doc["count"] async for doc in hub.state.database.db[LEDGER].find(
+        {"process": ledger.process})}
+    assert mine == {"acme": 30, "shopco": 2}
+    # and releasing them takes them off the count
+    for entry in entries[:29] + entries[30:]:
+        ledger.release(entry)
+    while ledger._releases:
+        await asyncio.gather(*ledger._releases)
+    assert await counted(hub, "acme") == 1 and await counted(hub, "shopco") == 0
+    with pytest.raises(RateLimited):
+        await ledger.admit("acme", limit=1)
+    assert await counted(hub, "acme") == 1  # a refused admission counts nothing
 
 
 async def test_a_crashed_processs_subscriptions_stop_counting_when_their_lease_lapses(hub, trio):
