@@ -34,6 +34,18 @@ from hub.keys import KeyFile
 BENCH_DEADLINES = Deadlines(operation=None, transaction=None, connect=3600.0, server_selection=60.0)
 
 
+def on_cpu(pid: int) -> float:
+    """Seconds all threads of a process spent on a CPU (/proc schedstat: waiting for a CPU is not counted)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as stat:
+                total += int(stat.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -14,7 +14,9 @@ Deliveries about one subject (the events' ordering key) go one after another; by
 subject, ``--subjects N`` spreads the backlog over N subjects per endpoint to show what ordering costs.
 
 Every MongoDB command of the process is counted with pymongo's command monitoring, so the writes a delivery costs
-are printed next to the rates: amortised over a backlog, and for events that arrive one at a time.
+are printed next to the rates: amortised over a backlog, and for events that arrive one at a time. So is the CPU time
+(on a CPU, not waiting for one) each process spent per delivery and per floor request: on a shared machine the rates
+move with the others' load, the CPU a delivery costs much less.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.harness import percentile
+from bench.harness import on_cpu, percentile
 from hub.app import create_app
 from hub.auth import Principal
 from hub.config import Settings
@@ -112,7 +114,15 @@ class Receiver:
         return server
 
 
-async def raw_posts(url: str, count: int, concurrency: int) -> float:
+async def raw_posts(url: str, count: int, concurrency: int, cpu: list[float]) -> float:
+    """Requests per second; appends the CPU seconds this process spent per request to ``cpu``."""
+    before = on_cpu(os.getpid())
+    rate = await _raw_posts(url, count, concurrency)
+    cpu.append((on_cpu(os.getpid()) - before) / count)
+    return rate
+
+
+async def _raw_posts(url: str, count: int, concurrency: int) -> float:
     body = b'{"type":"stock.changed","timestamp":"2026-11-23T00:00:00Z","data":{}}'
     limit = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=15) as http:
@@ -166,7 +176,8 @@ async def main(args: argparse.Namespace) -> None:
     hub, hub_task = await start_hub(settings)
     try:
         url = f"http://127.0.0.1:{receiver.port}"
-        raw_before = await raw_posts(f"{url}/raw", args.deliveries, concurrency)
+        floor_cpu: list[float] = []
+        raw_before = await raw_posts(f"{url}/raw", args.deliveries, concurrency, floor_cpu)
 
         tenant_ids = [f"bench-{n}" for n in range(args.endpoints)]
         for tenant in tenant_ids:
@@ -194,6 +205,8 @@ async def main(args: argparse.Namespace) -> None:
         dispatcher, worker = build(settings, database=hub_state.database)
         hub_state.bus.listeners.append(dispatcher.wake)
         commands.start()
+        pids = {"bench process": os.getpid(), **({"database": server.process.pid} if server and server.process else {})}
+        cpu_before = {name: on_cpu(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         loops = [asyncio.create_task(dispatch(dispatcher, worker)), asyncio.create_task(deliver(worker))]
         while len(receiver.arrivals) < total:
@@ -202,8 +215,9 @@ async def main(args: argparse.Namespace) -> None:
         while await succeeded() < total:
             await asyncio.sleep(0.02)
         logged_at = time.perf_counter()
+        cpu_spent = {name: (on_cpu(pid) - cpu_before[name]) / total for name, pid in pids.items()}
         backlog = commands.stop()
-        raw_after = await raw_posts(f"{url}/raw", args.deliveries, concurrency)
+        raw_after = await raw_posts(f"{url}/raw", args.deliveries, concurrency, floor_cpu)
 
         # Latency: one event at a time, from its commit to its arrival at the receiver.
         latencies = []
@@ -233,6 +247,9 @@ async def main(args: argparse.Namespace) -> None:
         print(f"webhook deliveries arriving (signed):    {arriving:8.0f} deliveries/s  {arriving / floor:.2f}x the "
               f"floor ({total} events committed at once, numbered in {numbered:.1f} s before the loops started)")
         print(f"webhook deliveries arrived and logged:   {logged:8.0f} deliveries/s  {logged / floor:.2f}x the floor")
+        print("CPU per delivery over the backlog:       " + ", ".join(f"{name} {ms * 1000:.2f} ms" for name, ms in
+                                                                  cpu_spent.items())
+              + f"; the floor's process {statistics.mean(floor_cpu) * 1000:.2f} ms per request")
         for label, seen, count in (("backlog", backlog, total), ("one at a time", trickle, args.latency_samples)):
             webhook_writes = tally(seen, WRITES, webhooks_only=True)
             print(f"writes per delivery, {label + ':':15}  {webhook_writes / count:.3f} to webhook collections "

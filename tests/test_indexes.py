@@ -49,9 +49,6 @@ HOT: dict[str, tuple[str, dict[str, Any], dict[str, int] | None]] = {
         "stock_positions", {"tenant_id": "acme", "location_id": OID, "sku_id": {"$in": [OID]}}, None),
     "webhooks: endpoints with due deliveries": (
         "webhook_deliveries", {"state": "pending", "next_attempt_at": {"$lte": NOW}}, None),
-    "webhooks: due deliveries of an endpoint": (
-        "webhook_deliveries", {"endpoint_id": OID, "state": "pending", "next_attempt_at": {"$lte": NOW}},
-        {"next_attempt_at": 1}),
     "webhooks: an endpoint's pending deliveries in order": (
         "webhook_deliveries", {"endpoint_id": OID, "state": "pending", "seq": {"$gt": 5}}, {"seq": 1}),
     "webhooks: a claimed batch": ("webhook_deliveries", {"lease_token": {"$in": ["worker:token"]}}, None),

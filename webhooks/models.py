@@ -107,8 +107,9 @@ class WebhookDelivery(Document):
         indexes = [
             pymongo.IndexModel([("event_id", 1), ("endpoint_id", 1)], unique=True),
             pymongo.IndexModel([("state", 1), ("next_attempt_at", 1)]),
-            pymongo.IndexModel([("endpoint_id", 1), ("state", 1), ("next_attempt_at", 1)]),
             pymongo.IndexModel([("endpoint_id", 1), ("state", 1), ("seq", 1)]),  # an endpoint's pending, in order
+            # Claims: SecantusDB looks an _id up directly only when the filter has nothing else, so the fenced
+            # writes ({_id, lease_token}) find their document along this index.
             pymongo.IndexModel([("lease_token", 1)]),
             pymongo.IndexModel([("endpoint_id", 1), ("_id", -1)]),
             pymongo.IndexModel([("tenant_id", 1), ("_id", -1)]),

@@ -23,11 +23,16 @@ if TYPE_CHECKING:
 
 BATCH = 500
 OLD_TTL_INDEX = "created_at_1"  # the TTL index of earlier versions, dropped at start
+# Indexes of earlier versions no query uses any more, dropped at start: every delivery written paid for each (about
+# 0.1 ms of SecantusDB's CPU per index and document). An endpoint's due deliveries are read along (endpoint_id,
+# state, seq), in order.
+OLD_INDEXES = (OLD_TTL_INDEX, "endpoint_id_1_state_1_next_attempt_at_1")
 
 
-async def drop_ttl_index(database: Database) -> None:
-    with suppress(PyMongoError):
-        await database.db[WebhookDelivery.Settings.name].drop_index(OLD_TTL_INDEX)
+async def drop_old_indexes(database: Database) -> None:
+    for name in OLD_INDEXES:
+        with suppress(PyMongoError):
+            await database.db[WebhookDelivery.Settings.name].drop_index(name)
 
 
 async def prune_deliveries(database: Database, now: datetime | None = None) -> int:

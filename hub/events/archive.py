@@ -125,7 +125,7 @@ async def start_archiver(hub: HubState) -> None:
     events = hub.database.db["events"]
     with suppress(OperationFailure, PyMongoError):
         await events.drop_index(OLD_TTL_INDEX)
-    await retention.drop_ttl_index(hub.database)
+    await retention.drop_old_indexes(hub.database)
     lease = Partitions(hub.database, "event-archive", count=1, lease_seconds=hub.settings.work_lease_seconds)
     hub.spawn("event-archive-lease", lease.run)
     interval = hub.settings.event_archive_interval_seconds

@@ -37,12 +37,18 @@ async def test_deliveries_past_the_window_are_deleted_in_batches_and_newer_ones_
     assert await retention.prune_deliveries(hub.state.database) == 0
 
 
-async def test_the_collection_has_no_ttl_index_and_an_old_one_is_dropped_at_start(hub):
+async def test_the_collection_has_no_ttl_index_and_old_ones_are_dropped_at_start(hub):
     deliveries = WebhookDelivery.get_pymongo_collection()
     await deliveries.create_index([("created_at", 1)], expireAfterSeconds=LOG_RETENTION_SECONDS)  # an old version's
+    # and the indexes of earlier versions that no query uses any more
+    await deliveries.create_index([("endpoint_id", 1), ("state", 1), ("next_attempt_at", 1)])
 
-    await retention.drop_ttl_index(hub.state.database)
+    await retention.drop_old_indexes(hub.state.database)
 
     indexes = await deliveries.index_information()
     assert not [name for name, spec in indexes.items() if "expireAfterSeconds" in spec]
     assert indexes["retention"]["key"] == [("created_at", 1), ("_id", 1)]
+    assert not set(retention.OLD_INDEXES) & set(indexes)
+    expected = {tuple(tuple(part) for part in model.document["key"].items())
+                for model in WebhookDelivery.Settings.indexes}  # type: ignore[attr-defined]
+    assert {tuple(tuple(part) for part in spec["key"]) for name, spec in indexes.items() if name != "_id_"} == expected
