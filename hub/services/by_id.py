@@ -21,13 +21,20 @@ _OK = "_lp_ok"
 
 @dataclass
 class Row:
-    """One document's change. ``guard``: the values its fields must hold, or it is left as it is; ``set``: new values;
-    ``min``: ``$min`` (a stored null stays null, as ``$min`` in an update leaves it)."""
+    """One document's change, as the update operators would make it (paths may be dotted). ``guard``: the values its
+    fields must hold, or it is left as it is; ``min`` keeps a stored null, as ``$min`` does."""
 
     id: Any
     set: dict[str, Any]
     guard: dict[str, Any] = field(default_factory=dict)
     min: dict[str, Any] = field(default_factory=dict)
+    max: dict[str, Any] = field(default_factory=dict)
+    inc: dict[str, Any] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(sorted(part)) for part in (self.guard, self.set, self.min, self.max, self.inc, self.unset))
 
 
 def _value(rows: list[Row], values: list[Any]) -> Any:
@@ -39,37 +46,44 @@ def _value(rows: list[Row], values: list[Any]) -> Any:
 
 
 def pipeline(rows: list[Row]) -> list[dict[str, Any]]:
-    """The update pipeline for ``rows`` (all naming the same fields)."""
+    """The update pipeline for ``rows`` (all of one shape)."""
     head = rows[0]
-    ok: Any = {"$and": [{"$eq": [f"${name}", _value(rows, [r.guard[name] for r in rows])]} for name in head.guard]}
-    changes: dict[str, Any] = {
-        name: {"$cond": [f"${_OK}", _value(rows, [r.set[name] for r in rows]), f"${name}"]} for name in head.set
-    }
+    changes: dict[str, Any] = {name: _value(rows, [r.set[name] for r in rows]) for name in head.set}
     for name in head.min:
         given = _value(rows, [r.min[name] for r in rows])
-        lower = {"$cond": [{"$eq": [{"$type": f"${name}"}, "null"]}, None, {"$min": [f"${name}", given]}]}
-        changes[name] = {"$cond": [f"${_OK}", lower, f"${name}"]}
-    return [
-        {"$set": {_ROW: {"$indexOfArray": [{"$literal": [r.id for r in rows]}, "$_id"]}}},
-        {"$set": {_OK: ok}},
-        {"$set": changes},
-        {"$unset": [_ROW, _OK]},
-    ]
+        changes[name] = {"$cond": [{"$eq": [{"$type": f"${name}"}, "null"]}, None, {"$min": [f"${name}", given]}]}
+    for name in head.max:  # a stored null is replaced, as by $max
+        changes[name] = {"$max": [f"${name}", _value(rows, [r.max[name] for r in rows])]}
+    for name in head.inc:
+        changes[name] = {"$add": [{"$ifNull": [f"${name}", 0]}, _value(rows, [r.inc[name] for r in rows])]}
+    stages: list[dict[str, Any]] = [{"$set": {_ROW: {"$indexOfArray": [{"$literal": [r.id for r in rows]}, "$_id"]}}}]
+    if head.guard:
+        ok = {"$and": [{"$eq": [f"${name}", _value(rows, [r.guard[name] for r in rows])]} for name in head.guard]}
+        stages.append({"$set": {_OK: ok}})
+        changes = {name: {"$cond": [f"${_OK}", change, f"${name}"]} for name, change in changes.items()}
+    stages.append({"$set": changes})
+    stages.append({"$unset": [_ROW, *([_OK] if head.guard else []), *head.unset]})
+    return stages
+
+
+@dataclass
+class Outcome:
+    matched: int = 0  # documents found
+    modified: int = 0  # of those, changed: not one that failed its guard, nor one the change left as it was
 
 
 async def update_rows(collection: AsyncCollection[Any], rows: list[Row],
-                      session: AsyncClientSession | None = None) -> int:
-    """Apply ``rows``; answers how many documents changed. A document that is gone or fails its guard is not
-    counted, nor is one the change leaves as it was: callers compare with ``len(rows)`` only for changes that always
-    change something."""
+                      session: AsyncClientSession | None = None) -> Outcome:
+    """Apply ``rows``, one statement per shape of change (usually one) and ``CHUNK`` ids."""
     groups: dict[tuple[tuple[str, ...], ...], list[Row]] = {}
-    for row in rows:  # one statement per shape of change (usually one)
-        groups.setdefault((tuple(row.guard), tuple(row.set), tuple(row.min)), []).append(row)
-    modified = 0
+    for row in rows:
+        groups.setdefault(row.shape, []).append(row)
+    outcome = Outcome()
     for group in groups.values():
         for start in range(0, len(group), CHUNK):
             chunk = group[start:start + CHUNK]
             result = await collection.update_many({"_id": {"$in": [r.id for r in chunk]}}, pipeline(chunk),
                                                   session=session)
-            modified += result.modified_count
-    return modified
+            outcome.matched += result.matched_count
+            outcome.modified += result.modified_count
+    return outcome

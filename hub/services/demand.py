@@ -18,7 +18,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -28,6 +27,7 @@ from hub.detect import demand as model
 from hub.detect.demand import Day
 from hub.models.movement import Movement
 from hub.models.planning import DemandSeries
+from hub.services import by_id
 from hub.services.hints import Hints
 
 DEMAND_KINDS = ("sale", "issue")
@@ -69,12 +69,12 @@ def _pruned(kept_from: str, cutoff: date, touched: set[str]) -> tuple[dict[str, 
 
 
 def series_writes(movements: Iterable[dict[str, Any]], existing: dict[SeriesKey, Written], today: date | None = None
-                  ) -> tuple[list[InsertOne[Any] | UpdateOne], dict[SeriesKey, Written]]:
+                  ) -> tuple[list[dict[str, Any]], list[by_id.Row], dict[SeriesKey, Written]]:
     """Per (holder, location, SKU), the movements' daily sums: added to the series in ``existing`` (its id and
     oldest kept day; days older than ``KEEP_DAYS`` are removed in the same update when due), a new series inserted
     whole otherwise (on SecantusDB an upsert costs about three inserts; a series created meanwhile by another writer
-    fails the insert on the unique key and the caller's transaction starts over). Answers the writes and every
-    series written."""
+    fails the insert on the unique key and the caller's transaction starts over). Answers the series to insert, the
+    changes to the others (written in one statement: hub/services/by_id.py) and every series written."""
     grouped: dict[SeriesKey, dict[str, Any]] = {}
     for m in movements:
         key = (m["tenant_id"], m["location_id"], m["sku_id"])
@@ -96,7 +96,8 @@ def series_writes(movements: Iterable[dict[str, Any]], existing: dict[SeriesKey,
                 inc[f"days.{day}.pr"] = inc.get(f"days.{day}.pr", 0) + units
     now = utcnow()
     cutoff = (today or now.date()) - timedelta(days=KEEP_DAYS)
-    writes: list[InsertOne[Any] | UpdateOne] = []
+    inserts: list[dict[str, Any]] = []
+    updates: list[by_id.Row] = []
     written: dict[SeriesKey, Written] = {}
     for (tenant, location, sku), entry in grouped.items():
         found = existing.get((tenant, location, sku))
@@ -108,31 +109,27 @@ def series_writes(movements: Iterable[dict[str, Any]], existing: dict[SeriesKey,
                 if path.startswith("days."):
                     _, day, field = path.split(".")
                     days.setdefault(day, {})[field] = value
-            writes.append(InsertOne({
+            inserts.append({
                 "_id": new_id, "tenant_id": tenant, "location_id": location, "sku_id": sku,
                 "sku_owner_id": entry["owner"],
                 "on_hand": entry["inc"]["on_hand"], "days": days, "first_day": min(entry["days"]),
                 "kept_from": min(entry["days"]),
                 **({"last_sale_day": max(entry["sold"])} if entry["sold"] else {}), "updated_at": now,
-            }))
+            })
             continue
         series_id, kept_from = found
-        update: dict[str, Any] = {
-            "$inc": entry["inc"],
-            "$min": {"first_day": min(entry["days"])},
-            "$set": {"updated_at": now},
-        }
-        if entry["sold"]:
-            update["$max"] = {"last_sale_day": max(entry["sold"])}
+        row = by_id.Row(series_id, {"updated_at": now}, inc=entry["inc"], min={"first_day": min(entry["days"])},
+                        max={"last_sale_day": max(entry["sold"])} if entry["sold"] else {})
         prune = _pruned(kept_from, cutoff, entry["days"])
         if prune is not None:
-            update["$unset"], kept_from = prune
-            update["$set"]["kept_from"] = kept_from
+            drop, kept_from = prune
+            row.unset = tuple(drop)
+            row.set["kept_from"] = kept_from
         elif min(entry["days"]) < kept_from:  # a late movement before the kept days: the next prune starts there
-            update["$min"]["kept_from"] = kept_from = min(entry["days"])
-        writes.append(UpdateOne({"_id": series_id}, update))
+            row.min["kept_from"] = kept_from = min(entry["days"])
+        updates.append(row)
         written[(tenant, location, sku)] = (series_id, kept_from)
-    return writes, written
+    return inserts, updates, written
 
 
 async def _existing(session: AsyncClientSession | None, movements: list[dict[str, Any]]) -> dict[SeriesKey, Written]:
@@ -172,12 +169,14 @@ async def record(session: AsyncClientSession | None, movements: list[dict[str, A
         existing = {key[1:]: value for key, value in remembered.items()}
     else:
         existing = await _existing(session, movements)
-    writes, written = series_writes(movements, existing)
-    try:
-        outcome = await collection.bulk_write(writes, ordered=False, session=session)
-    except (BulkWriteError, DuplicateKeyError) as exc:
-        raise StaleRead("a demand series was created concurrently") from exc
-    if hinted and outcome.matched_count != len(writes):
+    inserts, updates, written = series_writes(movements, existing)
+    if inserts:
+        try:
+            await collection.insert_many(inserts, ordered=False, session=session)
+        except (BulkWriteError, DuplicateKeyError) as exc:
+            raise StaleRead("a demand series was created concurrently") from exc
+    outcome = await by_id.update_rows(collection, updates, session)
+    if hinted and outcome.matched != len(updates):
         assert hints is not None
         hints.forget(keyed)
         raise StaleRead("a remembered demand series is gone")

@@ -340,7 +340,7 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
         })
     # Positions first: a concurrent writer on one of them conflicts before this batch has written much. Every update
     # changes last_movement_id, so one that changed nothing failed its guard (or the position is gone).
-    if updates and await by_id.update_rows(positions, updates, session) != len(updates):
+    if updates and (await by_id.update_rows(positions, updates, session)).modified != len(updates):
         raise StaleRead("a position changed concurrently")
     if inserts:
         try:
