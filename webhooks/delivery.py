@@ -11,6 +11,7 @@ import httpx
 from webhooks import guard, signing
 
 EXCERPT_BYTES = 1024
+RETRY_AFTER_STATUSES = (429, 503)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ async def send(
         response.status_code,
         elapsed(),
         response_excerpt=excerpt or None,
-        retry_after=response.headers.get("retry-after"),
+        # Honoured on 429 and 503 only (webhooks/retry.py): not looked up on every answer (httpx scans the headers).
+        retry_after=response.headers.get("retry-after") if response.status_code in RETRY_AFTER_STATUSES else None,
     )
 
 

@@ -171,6 +171,9 @@ class Sender(Protocol):
     def offer(self, created: list[dict[str, Any]], endpoints: list[WebhookEndpoint]) -> None:
         """Deliveries were inserted pending."""
 
+    def full(self) -> bool:
+        """Holding as many deliveries as it may: read no further for now."""
+
     def owed(self) -> int | None:
         """The lowest event seq of a delivery taken and not inserted yet."""
 
@@ -292,6 +295,9 @@ class Dispatcher:
         lost = self.worker.rewind() if self.worker is not None else None
         if lost is not None:
             self.position = min(self.position, lost - 1)  # taken and dropped uninserted: made again
+        if self.worker is not None and self.worker.full():
+            self.more = False
+            return 0
         collection = Event.get_pymongo_collection()
         batch = (
             await collection.find({"seq": {"$gt": self.position}}).sort("seq", 1).limit(BATCH).to_list(BATCH)

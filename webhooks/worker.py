@@ -32,7 +32,7 @@ import os
 import socket
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -65,6 +65,8 @@ PIPELINE = 2  # batches of a lane in flight: one being sent while the one before
 MAX_LANES = 64  # endpoints served at once by one worker
 DRAIN_SECONDS = 5.0  # on shutdown, how long batches in flight may finish
 ENDPOINT_FRESH_SECONDS = 1.0  # an endpoint read this recently is not read again (a disable or rotation shows after it)
+HOLD_PER_ENDPOINT = 5_000  # fresh deliveries of one endpoint held unwritten; beyond, they are inserted pending
+HOLD = 20_000  # fresh deliveries held unwritten in all; beyond, the dispatcher waits (they live in memory)
 RECORD_RETRY_SECONDS = (0.2, 1.0, 5.0)  # a batch sent but not yet inserted is retried until it is (cursor: ``owed``)
 ORDER_PAGES = 16  # pages of an endpoint's pending deliveries (in seq order) read past blocked subjects in one claim
 
@@ -141,6 +143,9 @@ class Worker:
         self.handed: dict[ObjectId, deque[Batch]] = {}  # fresh batches waiting for their lane (``take``)
         self.unrecorded: dict[str, int] = {}  # token of a fresh batch not inserted yet -> the lowest seq in it
         self.holding: set[tuple[ObjectId, ObjectId]] = set()  # (event, endpoint) of the fresh deliveries
+        self.held_for: Counter[ObjectId] = Counter()  # how many of them per endpoint
+        self.overflowed: set[ObjectId] = set()  # endpoints with deliveries inserted pending past HOLD_PER_ENDPOINT
+        self.hold, self.hold_per_endpoint = HOLD, HOLD_PER_ENDPOINT
         self.lost: int | None = None  # lowest seq of fresh deliveries dropped unrecorded: the dispatcher reads again
         self.recorded_marks: set[str] = set()  # inserted batches still named in the in-flight document
         self.marked = False  # the in-flight document exists
@@ -178,6 +183,10 @@ class Worker:
             if endpoint_id not in enabled or not self.serves(endpoint_id) or doc.get("attempts"):
                 rest.append(doc)  # an interrupted attempt to log: it goes in pending and is claimed
                 continue
+            if self.held_for[endpoint_id] >= self.hold_per_endpoint:
+                rest.append(doc)  # a slow endpoint's backlog waits in the database, not in memory
+                self.overflowed.add(endpoint_id)
+                continue
             batch = filling.get(endpoint_id)
             if batch is None or len(batch.deliveries) == self.batch:
                 batch = filling[endpoint_id] = Batch(enabled[endpoint_id], self.token(), [], fresh=True)
@@ -185,12 +194,17 @@ class Worker:
             doc["_id"] = ObjectId()
             batch.deliveries.append(doc)
             self.holding.add(key)
+            self.held_for[endpoint_id] += 1
             seq = doc.get("seq") or 0
             self.unrecorded[batch.token] = min(self.unrecorded.get(batch.token, seq), seq)
         for endpoint_id in filling:
             if endpoint_id not in self.lanes:
                 self._start(endpoint_id)
         return rest
+
+    def full(self) -> bool:
+        """Holding as many fresh deliveries as it may: the dispatcher reads no further for now."""
+        return len(self.holding) >= self.hold
 
     def owed(self) -> int | None:
         """The lowest event seq with a delivery this worker took and has not inserted: the dispatcher's saved cursor
@@ -208,6 +222,10 @@ class Worker:
         self.unrecorded.pop(batch.token, None)
         for doc in batch.deliveries:
             self.holding.discard((doc["event_id"], doc["endpoint_id"]))
+        for doc in batch.deliveries:
+            self.held_for[doc["endpoint_id"]] -= 1
+            if self.held_for[doc["endpoint_id"]] <= 0:
+                del self.held_for[doc["endpoint_id"]]
 
     def _drop(self, batch: Batch) -> None:
         """A fresh batch that will not be inserted by this lane: forgotten here, made again by the dispatcher."""
@@ -266,11 +284,13 @@ class Worker:
         over can never be confused with a later one)."""
         return f"{self.name}:{uuid.uuid4().hex}"
 
-    async def claim(self, endpoint_id: ObjectId, in_flight: Collection[str] = ()) -> Batch | None:
+    async def claim(
+        self, endpoint_id: ObjectId, in_flight: Collection[str] = (), fresh: Collection[str] = ()
+    ) -> Batch | None:
         """Lease the endpoint's next deliveries that may go (due, and first of their subject or after one in flight
-        under the lane's tokens ``in_flight``), in ``seq`` order: reads of the endpoint's pending deliveries in
-        order, one write, one more read only if another worker took some of them in between. None when nothing may
-        go or the endpoint is disabled."""
+        under the lane's tokens ``in_flight``, and of no subject in ``fresh``), in ``seq`` order: reads of the
+        endpoint's pending deliveries in order, one write, one more read only if another worker took some of them in
+        between. None when nothing may go or the endpoint is disabled."""
         token = self.token()
         now = self.clock.now()
         endpoint = await self.endpoint(endpoint_id)
@@ -280,7 +300,7 @@ class Worker:
         # Read past the batches in flight (leased by the lane) to the next ones that may go, passing over the
         # subjects already found blocked (a lot waiting for a retry holds up none of the others).
         ahead = self.batch * (PIPELINE + 2)
-        blocked: set[str] = set()
+        blocked = set(fresh)  # subjects with a fresh delivery of the lane not yet written: the later ones wait
         last: dict[str, ObjectId] = {}  # each subject's latest delivery read so far (chosen or in flight)
         docs: list[dict[str, Any]] = []
         after: dict[ObjectId, ObjectId] = {}
@@ -668,10 +688,11 @@ class Worker:
                         self._drop(batch)  # type: ignore[arg-type]
                         raise
                     scan = scan and len(in_flight) > 0  # a lane started for new deliveries leaves retries to the scan
-                elif scan or held:
+                elif scan or held or endpoint_id in self.overflowed:
                     held = False
+                    self.overflowed.discard(endpoint_id)
                     self.handed.pop(endpoint_id, None)
-                    batch = await self.claim(endpoint_id, tokens)
+                    batch = await self.claim(endpoint_id, tokens, set(tails))
                     if batch is None:
                         scan = False
                         continue

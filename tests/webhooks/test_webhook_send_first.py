@@ -6,6 +6,7 @@ interrupted attempt logged."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -218,3 +219,46 @@ async def test_another_tenant_never_sees_deliveries_sent_first(quiet_hub, receiv
     assert all(d.tenant_id == ("acme" if str(d.endpoint_id) == acme_endpoint else "rival")
                for d in await WebhookDelivery.find_all().to_list())
     assert ObjectId(acme_endpoint) != ObjectId(rival_endpoint)
+
+
+async def test_a_slow_endpoints_backlog_waits_in_the_database_and_keeps_its_order(
+    quiet_hub, receiver: Receiver, running
+):
+    # given: a worker that may hold 4 unwritten deliveries per endpoint, and 10 events about one lot
+    await quiet_hub.tenant("acme", "retailer")
+    endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
+    dispatcher, worker = await running.start()
+    worker.hold_per_endpoint = 4
+    receiver.delay = lambda path: 0.2
+    await emit_many(None, [build_event("stock.changed", "acme", [], {"n": n}, subject="lot:1") for n in range(10)])
+    # when
+    assert await dispatcher.run_once() == 10
+    # then: the 6 beyond the limit are in the database at once, pending; the first 4 are being sent
+    assert await WebhookDelivery.find({"state": "pending"}).count() == 6
+    await until(lambda: _count(DeliveryState.succeeded, 10), "the deliveries to be sent")
+    # and the lot's deliveries arrived in the log's order, each once
+    seqs = [json.loads(r.body)["data"]["seq"] for r in receiver.requests]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) == 10
+    assert [d["attemptCount"] for d in await deliveries(quiet_hub, "acme", endpoint_id)] == [1] * 10
+
+
+async def test_the_dispatcher_waits_while_the_worker_holds_as_much_as_it_may(quiet_hub, receiver: Receiver, running):
+    await quiet_hub.tenant("acme", "retailer")
+    await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
+    dispatcher, worker = await running.start()
+    worker.hold = 3
+    receiver.delay = lambda path: 2.0
+    await emit_many(None, lot_events("acme", 5))
+    assert await dispatcher.run_once() == 5 and worker.full()
+    # when: more events while the five are being sent
+    await emit_many(None, lot_events("acme", 2, first=5))
+    # then: not read until the worker has written what it holds
+    assert await dispatcher.run_once() == 0
+    await until(lambda: _not(worker.full()), "the worker to write what it holds")
+    assert await dispatcher.run_once() == 2
+    await until(lambda: _count(DeliveryState.succeeded, 7), "the deliveries to be sent")
+    assert Counter(Counter(r.webhook_id for r in receiver.requests).values()) == {1: 7}
+
+
+async def _not(value: bool) -> bool:
+    return not value
