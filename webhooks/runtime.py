@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pymongo.errors import PyMongoError
@@ -29,7 +30,10 @@ def build(
     worker = Worker(settings, clock=clock)
     if database is not None:
         worker.partitions = Partitions(database, JOB, lease_seconds=settings.work_lease_seconds, name=worker.name)
-    dispatcher = Dispatcher(poll_seconds=settings.webhook_poll_seconds, clock=clock, worker=worker)
+    # The shared work lease, as for numbering the log: a dead leader's dispatch (and the deliveries its worker had
+    # taken, made again from the log) moves to another process within it.
+    dispatcher = Dispatcher(lease=timedelta(seconds=settings.work_lease_seconds),
+                            poll_seconds=settings.webhook_poll_seconds, clock=clock, worker=worker)
     return dispatcher, worker
 
 

@@ -13,8 +13,10 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from hub.auth import Principal
 from hub.config import Settings
@@ -97,7 +99,16 @@ async def test_a_killed_hubs_claims_are_delivered_by_another_hub(
         pending = WebhookDelivery.find({"state": DeliveryState.pending.value})
         assert await pending.count() == COUNT
 
-        # when: the hub holding claims is killed mid-way
+        # when: the hub holding claims is killed mid-way, while the receiver holds its requests open (a batch is
+        # recorded once all its requests are answered: the victim's held ones cannot have been recorded)
+        gate = asyncio.Event()
+        gate.set()
+
+        async def gated(received: Any) -> int:
+            await gate.wait()
+            return 200
+
+        receiver.respond = gated
         log = tmp_path / "hub.log"
         hubs = [start_hub_process(mongo_uri, name, key_file, tmp_path, log) for _ in range(2)]
 
@@ -105,13 +116,24 @@ async def test_a_killed_hubs_claims_are_delivered_by_another_hub(
             return len(receiver.requests) >= 150
 
         await until(some_arrived, 60, "the first deliveries")
-        claims = WebhookDelivery.get_pymongo_collection().find({"lease_token": {"$ne": None}})
+        gate.clear()
+        answered = len(receiver.requests)
+
+        async def some_held() -> bool:
+            return len(receiver.requests) > answered
+
+        await until(some_held, 60, "a request held open")
+        held = [ObjectId(r.webhook_id) for r in receiver.requests[answered:]]
+        claims = WebhookDelivery.get_pymongo_collection().find(
+            {"event_id": {"$in": held}, "lease_token": {"$ne": None}}
+        )
         claimed = [doc async for doc in claims]
         assert claimed, "no claim in flight to kill"
         victim = next(hub for hub in hubs if hub.pid == pid_of(claimed[0]["lease_token"]))
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         killed_at = datetime.now(UTC)
+        gate.set()
         survivor = next(hub for hub in hubs if hub is not victim)
         arrived_before_kill = len({r.webhook_id for r in receiver.requests})
         assert arrived_before_kill < COUNT, "the hubs finished before one could be killed"
