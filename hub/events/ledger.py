@@ -39,6 +39,9 @@ class Ledger:
         self.process = uuid.uuid4().hex
         self.lease = timedelta(seconds=lease_seconds)
         self._releases: set[asyncio.Task[Any]] = set()
+        # Decrements the database missed (it was away): the count would otherwise stay high for as long as this
+        # process renews it. Applied by the next renewal, as increments, so no concurrent change is overwritten.
+        self._missed: dict[str, tuple[str, int]] = {}
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("tenant_id", 1), ("expires_at", 1)])
@@ -55,7 +58,10 @@ class Ledger:
                                               {"count": 1}):
             live += doc.get("count", 1)  # an entry written by an earlier version stands for one subscription
         if live > limit:
-            await self._add(entry, tenant_id, -1)
+            try:
+                await self._add(entry, tenant_id, -1)
+            except PyMongoError:
+                self._miss(entry, -1)
             raise RateLimited(f"tenant already has {limit} live subscriptions")
         return entry
 
@@ -77,14 +83,30 @@ class Ledger:
         try:
             await self.collection.update_one({"_id": entry}, {"$inc": {"count": -1}})
         except PyMongoError:
-            pass  # shutting down, or the database is away: the entry's lease lapses on its own
+            self._miss(entry, -1)  # shutting down, or the database is away: the next renewal applies it
+
+    def _miss(self, entry: str, count: int) -> None:
+        tenant_id, missed = self._missed.get(entry, (entry.split(":", 1)[1], 0))
+        self._missed[entry] = (tenant_id, missed + count)
+
+    async def renew(self) -> None:
+        """Extend this process's leases, and apply the decrements the database missed."""
+        missed, self._missed = self._missed, {}
+        try:
+            for entry, (tenant_id, count) in sorted(missed.items()):
+                await self._add(entry, tenant_id, count)
+                del missed[entry]
+            await self.collection.update_many(
+                {"process": self.process}, {"$set": {"expires_at": utcnow() + self.lease}}
+            )
+        finally:
+            for entry, (_, count) in missed.items():
+                self._miss(entry, count)
 
     async def renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             try:
-                await self.collection.update_many(
-                    {"process": self.process}, {"$set": {"expires_at": utcnow() + self.lease}}
-                )
+                await self.renew()
             except PyMongoError as exc:
                 log.warning("could not renew live subscription leases (%s); retrying", exc)

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from gql.transport.exceptions import TransportQueryError
+from pymongo.errors import AutoReconnect
 
 from hub.errors import RateLimited
 from hub.events.bus import EventBus
@@ -231,6 +232,29 @@ async def test_a_process_keeps_one_ledger_document_per_tenant_whatever_its_subsc
     with pytest.raises(RateLimited):
         await ledger.admit("acme", limit=1)
     assert await counted(hub, "acme") == 1  # a refused admission counts nothing
+
+
+async def test_a_release_the_database_missed_is_applied_by_the_next_renewal(hub, trio):
+    # given: a subscription counted, then released while the database is away
+    ledger = Ledger(hub.state.database)
+    entry = await ledger.admit("away-co", limit=5)
+
+    class Away:
+        async def update_one(self, *args, **kwargs):
+            raise AutoReconnect("the database is away")
+
+    ledger.collection, real = Away(), ledger.collection
+    ledger.release(entry)
+    while ledger._releases:
+        await asyncio.gather(*ledger._releases)
+    ledger.collection = real
+    assert await counted(hub, "away-co") == 1  # still counted: this process keeps renewing its document
+    # when: the process renews its leases
+    await ledger.renew()
+    # then: the missed release is counted off, once
+    assert await counted(hub, "away-co") == 0
+    await ledger.renew()
+    assert await counted(hub, "away-co") == 0
 
 
 async def test_a_crashed_processs_subscriptions_stop_counting_when_their_lease_lapses(hub, trio):
