@@ -39,10 +39,12 @@ from typing import Any
 
 # Run as a script, Python puts bench/ first on sys.path, where sibling benchmarks would shadow the hub's packages.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
+from bench.harness import on_cpu  # noqa: E402
 from hub.app import create_app  # noqa: E402
 from hub.auth import mint_local_token  # noqa: E402
 from hub.config import Settings  # noqa: E402
@@ -65,18 +67,6 @@ POLL_SECONDS = 0.02  # how often the processes' CPU time is sampled
 QUIET_SECONDS = 0.2  # idle: this long at background level
 BACKGROUND = 0.1  # background level: both processes together on a CPU at most this share of the time
 GIVE_UP_SECONDS = 30.0
-
-
-def on_cpu(pid: int) -> float:
-    """Seconds all threads of a process spent on a CPU (/proc schedstat: waiting for a CPU is not counted)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as stat:
-                total += int(stat.read().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # a thread that ended meanwhile
-    return total / 1e9
 
 
 @dataclass

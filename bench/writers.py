@@ -35,8 +35,7 @@ from pymongo.write_concern import WriteConcern
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import percentile, wait_ready
-from bench.ingest import on_cpu
+from bench.harness import on_cpu, percentile, wait_ready
 from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer, free_port
