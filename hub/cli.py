@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hub import logs
 from hub.auth import mint_local_token
-from hub.config import Settings
+from hub.config import Settings, SettingsError
 from hub.db import Database, Deadlines, EmbeddedServer, embedded_uri
 from hub.errors import HubError
 from hub.keys import COLLECTION as KEYS
@@ -588,7 +588,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logs.configure(settings)
     args = parser().parse_args(argv)
     try:

@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -194,21 +195,58 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment gives; a value that cannot be used raises ``SettingsError`` naming it."""
         env = os.environ if env is None else env
         hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
         for item in dataclasses.fields(cls):
-            raw = env.get(env_name(item))
-            if raw is not None:
+            name = env_name(item)
+            raw = env.get(name)
+            if raw is None:
+                continue
+            try:
                 values[item.name] = _parse(hints[item.name], raw, item.default)
+            except ValueError as exc:  # JSONDecodeError is one
+                shown = raw if len(raw) <= 60 else raw[:57] + "..."
+                raise SettingsError(f"{name}={shown!r}: {exc}") from None
         if "public_url" not in values:
             values["public_url"] = f"http://{values.get('host', cls.host)}:{values.get('port', cls.port)}"
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Values of the right type that still cannot work: refused at start, not on first use."""
+        ports = {"LOTPULSE_PORT": self.port, "LOTPULSE_METRICS_PORT": self.metrics_port}
+        for name, port in ports.items():
+            if port is not None and not 0 <= port <= 65535:
+                raise SettingsError(f"{name}={port}: a port is a number from 0 to 65535")
+        choices = {"LOTPULSE_EVENT_BUS_MODE": (self.event_bus_mode, ("auto", "change_stream", "polling")),
+                   "LOTPULSE_LOG_FORMAT": (self.log_format, ("auto", "json", "plain")),
+                   "LOTPULSE_LOG_LEVEL": (self.log_level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))}
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise SettingsError(f"{name}={value!r}: not one of {', '.join(allowed)}")
+        if self.clock.strip().lower() not in ("", "wall"):
+            try:
+                datetime.fromisoformat(self.clock.strip())
+            except ValueError:
+                raise SettingsError(f"LOTPULSE_CLOCK={self.clock!r}: 'wall' or an ISO 8601 instant") from None
+        if len(self.gc_thresholds) > 3 or any(t < 0 for t in self.gc_thresholds):
+            raise SettingsError(f"LOTPULSE_GC_THRESHOLDS={','.join(map(str, self.gc_thresholds))!r}: "
+                                "at most three whole numbers >= 0 (generations 0, 1 and 2)")
+
+
+class SettingsError(ValueError):
+    """A ``LOTPULSE_*`` variable that cannot be used; the message names it, so ``lotpulse`` prints one line."""
 
 
 def env_name(item: dataclasses.Field[Any]) -> str:
     """The environment variable of a settings field."""
     return item.metadata.get("env", f"LOTPULSE_{item.name.upper()}")
+
+
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def _parse(kind: Any, raw: str, default: Any) -> Any:
@@ -224,20 +262,44 @@ def _parse(kind: Any, raw: str, default: Any) -> Any:
     if not raw.strip():
         return default
     if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind in (int, float, Path) or (isinstance(kind, type) and issubclass(kind, Enum)):
-        return kind(raw.strip())
+        word = raw.strip().lower()
+        if word not in TRUE | FALSE:
+            raise ValueError(f"not a yes/no value (use one of {', '.join(sorted(TRUE | FALSE))})")
+        return word in TRUE
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        try:
+            return kind(raw.strip())
+        except ValueError:
+            raise ValueError(f"not one of {', '.join(str(m.value) for m in kind)}") from None
+    if kind in (int, float):
+        try:
+            return kind(raw.strip())
+        except ValueError:
+            raise ValueError("not a whole number" if kind is int else "not a number") from None
+    if kind is Path:
+        return Path(raw.strip())
     if typing.get_origin(kind) is tuple:
         (item,) = args[:1]
         if dataclasses.is_dataclass(item):
-            return tuple(_record(item, entry) for entry in json.loads(raw))
-        return tuple(item(part.strip()) for part in raw.split(",") if part.strip())
+            entries = json.loads(raw)
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ValueError("not a JSON list of objects")
+            return tuple(_record(item, entry) for entry in entries)
+        try:
+            return tuple(item(part.strip()) for part in raw.split(",") if part.strip())
+        except ValueError:
+            raise ValueError(f"not a comma-separated list of {'whole numbers' if item is int else item.__name__}") \
+                from None
     raise TypeError(f"no parser for settings of type {kind!r}")
 
 
 def _record(kind: Any, entry: Mapping[str, Any]) -> Any:
     """A nested settings record (e.g. a trusted issuer) from a JSON object: lists become tuples, flags booleans."""
     hints = typing.get_type_hints(kind)
+    required = [f.name for f in dataclasses.fields(kind)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if any(name not in entry for name in required):
+        raise ValueError(f"each entry needs {', '.join(required)}")
     values = {
         name: tuple(value) if isinstance(value, list) else bool(value) if hints[name] is bool else value
         for name, value in entry.items()

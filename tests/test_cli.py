@@ -255,3 +255,12 @@ def test_serve_applies_the_garbage_collector_settings(cli_env, settings):
     assert [samples[("lotpulse_gc_threshold", (("generation", str(g)),))] for g in range(3)] == [12345, 11, 13]
     assert samples[("lotpulse_gc_tracked_objects", (("generation", "permanent"),))] > 50_000
     assert samples[("lotpulse_gc_pause_seconds_count", (("generation", "2"),))] >= 1  # the collection before the freeze
+
+
+def test_an_unusable_setting_stops_the_cli_with_one_line_naming_it(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOTPULSE_")}
+    result = lotpulse("serve", env=env | {"LOTPULSE_GC_THRESHOLDS": "abc", "LOTPULSE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: LOTPULSE_GC_THRESHOLDS='abc': not a comma-separated list of whole numbers"]
+    assert not any(tmp_path.iterdir())  # nothing was started or written

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import Settings, TrustedIssuer, env_name
+from hub.config import Settings, SettingsError, TrustedIssuer, env_name
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -80,5 +80,29 @@ def test_public_url_when_set_is_kept() -> None:
 
 
 def test_bad_number_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(SettingsError, match="LOTPULSE_PORT='eighty': not a whole number"):
         Settings.from_env({"LOTPULSE_PORT": "eighty"})
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"LOTPULSE_GC_THRESHOLDS": "abc"}, "LOTPULSE_GC_THRESHOLDS='abc': not a comma-separated list of whole numbers"),
+    ({"LOTPULSE_GC_THRESHOLDS": "1,2,3,4"}, "LOTPULSE_GC_THRESHOLDS='1,2,3,4': at most three whole numbers"),
+    ({"LOTPULSE_GC_THRESHOLDS": "100,-1"}, "at most three whole numbers >= 0"),
+    ({"LOTPULSE_GC_FREEZE": "maybe"}, "LOTPULSE_GC_FREEZE='maybe': not a yes/no value"),
+    ({"LOTPULSE_PORT": "70000"}, "LOTPULSE_PORT=70000: a port is a number from 0 to 65535"),
+    ({"LOTPULSE_DB_TIMEOUT_SECONDS": "soon"}, "LOTPULSE_DB_TIMEOUT_SECONDS='soon': not a number"),
+    ({"LOTPULSE_EVENT_BUS_MODE": "pigeon"}, "LOTPULSE_EVENT_BUS_MODE='pigeon': not one of auto, change_stream"),
+    ({"LOTPULSE_LOG_FORMAT": "xml"}, "LOTPULSE_LOG_FORMAT='xml': not one of "),
+    ({"LOTPULSE_CLOCK": "yesterday"}, "LOTPULSE_CLOCK='yesterday': 'wall' or an ISO 8601 instant"),
+    ({"LOTPULSE_TRUSTED_ISSUERS": "[{"}, "LOTPULSE_TRUSTED_ISSUERS='\\[\\{': "),
+    ({"LOTPULSE_TRUSTED_ISSUERS": '[{"issuer": "https://idp"}]'}, "each entry needs issuer, jwks_url"),
+    ({"LOTPULSE_TRUSTED_ISSUERS": '{"issuer": "https://idp"}'}, "not a JSON list of objects"),
+])
+def test_unusable_values_are_refused_naming_the_variable(env: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError, match=says):
+        Settings.from_env(env)
+
+
+def test_yes_and_no_words_are_read_either_way() -> None:
+    assert Settings.from_env({"LOTPULSE_GC_FREEZE": " Off "}).gc_freeze is False
+    assert Settings.from_env({"LOTPULSE_GC_FREEZE": "YES"}).gc_freeze is True
