@@ -1,21 +1,30 @@
-"""16 concurrent writers, batches of 10 movements: one hub, two hubs on one database, and the raw pymongo floor.
+"""16 concurrent writers, batches of 10 movements: one hub, two hubs on one database, and two raw pymongo floors.
 
-    python bench/writers.py [--writers 16] [--batch 10] [--seconds 20]
+    python bench/writers.py [--writers 16] [--batch 10] [--seconds 20] [--profile]
 
 Starts one SecantusDB process (or uses LOTPULSE_MONGODB_URI) and, per phase, fresh hub processes
 (``python -m hub.cli serve``) on one database. Each writer is one client with its own store, posting
-``recordMovements`` batches back to back for ``--seconds``. The floor is the same writers doing by hand, with
-pymongo, what a batch has to store at the least: one transaction per batch that inserts the 10 movement documents
-(with the movements collection's unique idempotency index) and upserts their 10 stock positions. Printed: movements/s,
-batch p50/p99, errors by code, the ratios to the floor measured in the same run, and the CPU each batch cost the
-database process (when the bench started it) and the hub processes: on one shared machine the database's CPU per
-batch is the steadier figure.
+``recordMovements`` batches back to back for ``--seconds``. Two floors, the same writers with pymongo:
+
+- the raw floor (the one the targets name): what a batch has to store at the least, one transaction per batch that
+  inserts the 10 movement documents (with the movements collection's unique idempotency index) and upserts their 10
+  stock positions;
+- by hand, what the hub stores: the documents the hub writes for a batch (movements, positions, 11 events numbered
+  after the commit, demand series) with plain driver calls into collections with the hub's own indexes, and nothing
+  else (no lookups, no checks): what those documents cost on the store, whoever writes them.
+
+Printed: movements/s, batch p50/p99, errors by code, the ratios to the raw floor and to storing by hand, measured in
+the same run, and the CPU each batch cost the database process (when the bench started it) and the hub processes: on
+one shared machine the database's CPU per batch is the steadier figure. ``--profile`` adds each hub phase's database
+commands per batch by collection (the server's profiler, which slows the phase).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import itertools
 import os
 import subprocess
 import sys
@@ -25,11 +34,13 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from bson import ObjectId
-from pymongo import AsyncMongoClient, IndexModel, UpdateOne
+from pymongo import AsyncMongoClient, IndexModel, InsertOne, UpdateOne
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
@@ -40,6 +51,10 @@ from hub.auth import mint_local_token
 from hub.config import Settings
 from hub.db import Database, Deadlines, EmbeddedServer, free_port
 from hub.keys import KeyFile
+from hub.models.event import Event
+from hub.models.movement import Movement
+from hub.models.planning import DemandSeries
+from hub.models.stock import StockPosition
 from tenants import service as tenant_service
 
 RECORD = "mutation($m: [MovementInput!]!, $l: ID) { recordMovements(movements: $m, locationId: $l) { accepted } }"
@@ -126,15 +141,98 @@ async def raw_floor(uri: str, name: str, args: argparse.Namespace, db_pid: int |
             result.latencies.append(time.perf_counter() - started)
             result.movements += args.batch
 
+    await measured(result, uri, {"database": db_pid} if db_pid else {}, writer, args.writers)
+    await client.close()
+    return result
+
+
+async def by_hand(uri: str, name: str, args: argparse.Namespace, db_pid: int | None) -> Result:
+    """The same writers storing by hand what the hub stores for a batch, into collections with the hub's indexes.
+
+    Per batch, in one transaction: the 10 movement documents, the 10 positions (inserted on the writer's first batch,
+    then changed by id: the writer knows them, as the hub remembers them), the 11 events (a ``stock.changed`` per
+    position and one ``movements.recorded``) written pending, and the 10 daily demand series; after the commit the
+    events are numbered, as the sequencer does. No validation, no lookups, no retries: what those documents cost on
+    this store, which no code writing them could go below."""
+    client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True)
+    db = client[name]
+    for model in (Movement, StockPosition, Event, DemandSeries):
+        await db[model.Settings.name].create_indexes(model.Settings.indexes)
+    result = Result("by hand, what the hub stores")
+    skus = [ObjectId() for _ in range(SKUS)]
+    deadline = time.perf_counter() + args.seconds
+    numbers = itertools.count(1)
+
+    async def writer(w: int) -> None:
+        store = ObjectId()
+        positions: list[ObjectId] = []  # known once the first batch has committed
+        series: list[ObjectId] = []
+        n = 0
+        while time.perf_counter() < deadline:
+            now = datetime.now(UTC)
+            day = now.date().isoformat()
+            movements = [{
+                "_id": ObjectId(), "tenant_id": "bench", "location_id": store, "sku_id": skus[i % SKUS],
+                "sku_owner_id": "bench", "lot_id": None, "lot_code": None, "kind": "receipt", "quantity": 1,
+                "counted": None, "idempotency_key": f"w{w}-{n}-{i}", "fingerprint": f"{w}{n}{i}", "reference": None,
+                "occurred_at": now, "recorded_at": now, "actor": "bench", "actor_kind": "user", "client_id": None,
+                "reason": None} for i in range(args.batch)]
+            events = [{
+                "_id": ObjectId(), "type": "stock.changed", "tenant_id": "bench", "audience": ["bench"],
+                "payload": {"locationId": str(store), "skuId": str(sku), "lotId": None, "onHand": n + 1, "delta": 1},
+                "subject": f"position:{store}:{sku}", "pending": True, "occurred_at": now,
+                "expires_at": now + timedelta(days=30)} for sku in skus]
+            events.append({**events[0], "_id": ObjectId(), "type": "movements.recorded", "subject": None,
+                           "payload": {"count": args.batch, "movementIds": [str(m["_id"]) for m in movements]}})
+            new_positions: list[dict[str, Any]] = [] if positions else [{
+                "_id": ObjectId(), "tenant_id": "bench", "location_id": store, "sku_id": sku, "sku_owner_id": "bench",
+                "lot_id": None, "lot_code": None, "on_hand": 1, "expires_on": None, "effective_expires_on": None,
+                "updated_at": now} for sku in skus]
+            new_series: list[dict[str, Any]] = [] if series else [{
+                "_id": ObjectId(), "tenant_id": "bench", "location_id": store, "sku_id": sku, "sku_owner_id": "bench",
+                "on_hand": 1, "days": {day: {"n": 1}}, "first_day": day, "kept_from": day, "updated_at": now}
+                for sku in skus]
+            writes: list[tuple[str, list[Any]]] = [
+                ("stock_positions", [UpdateOne({"_id": p}, {"$inc": {"on_hand": 1}, "$set": {"updated_at": now}})
+                                     for p in positions] + [InsertOne(d) for d in new_positions]),
+                ("events", [InsertOne(e) for e in events]),
+                ("movements", [InsertOne(m) for m in movements]),
+                ("demand_series", [UpdateOne({"_id": s}, {"$inc": {"on_hand": 1, f"days.{day}.n": 1},
+                                                          "$set": {"updated_at": now}}) for s in series]
+                 + [InsertOne(d) for d in new_series]),
+            ]
+            n += 1
+            started = time.perf_counter()
+            async with client.start_session() as session:
+                await session.with_transaction(functools.partial(store_all, db, writes),
+                                               write_concern=WriteConcern("majority"))
+            await db.events.bulk_write([UpdateOne({"_id": e["_id"], "pending": True},
+                                                  {"$set": {"seq": next(numbers)}, "$unset": {"pending": ""}})
+                                        for e in events], ordered=True)
+            result.latencies.append(time.perf_counter() - started)
+            result.movements += args.batch
+            positions += [d["_id"] for d in new_positions]
+            series += [d["_id"] for d in new_series]
+
+    await measured(result, uri, {"database": db_pid} if db_pid else {}, writer, args.writers)
+    await client.close()
+    return result
+
+
+async def store_all(db: Any, writes: list[tuple[str, list[Any]]], session: Any) -> None:
+    for collection, ops in writes:
+        await db[collection].bulk_write(ops, ordered=True, session=session)
+
+
+async def measured(result: Result, uri: str, pids: dict[str, int], writer: Any, writers: int) -> None:
+    """Run ``writers`` copies of ``writer`` and record the phase's time, database requests and CPU in ``result``."""
     before = await server_requests(uri)
-    spent = Spent({"database": db_pid} if db_pid else {})
+    spent = Spent(pids)
     started = time.perf_counter()
-    await asyncio.gather(*(writer(w) for w in range(args.writers)))
+    await asyncio.gather(*(writer(w) for w in range(writers)))
     result.elapsed = time.perf_counter() - started
     result.cpu = spent.done()
     result.requests = await server_requests(uri) - before
-    await client.close()
-    return result
 
 
 @asynccontextmanager
@@ -215,14 +313,14 @@ async def through_hubs(uri: str, args: argparse.Namespace, count: int, db_pid: i
                         result.latencies.append(elapsed)
                         result.movements += args.batch
 
-                before = await server_requests(uri)
-                spent = Spent({**({"database": db_pid} if db_pid else {}),
-                               **{f"hub {n + 1}": pid for n, pid in enumerate(pids)}})
-                started = time.perf_counter()
-                await asyncio.gather(*(writer(w) for w in range(args.writers)))
-                result.elapsed = time.perf_counter() - started
-                result.cpu = spent.done()
-                result.requests = await server_requests(uri) - before
+                if args.profile:
+                    await database.db.command({"profile": 2})
+                await measured(result, uri, {**({"database": db_pid} if db_pid else {}),
+                                             **{f"hub {n + 1}": pid for n, pid in enumerate(pids)}},
+                               writer, args.writers)
+                if args.profile:
+                    await database.db.command({"profile": 0})
+                    await print_profile(database, result.movements / args.batch)
     finally:
         # SecantusDB has been seen to hang dropping a database right after its clients went away: bounded wait (the
         # driver answers the cancelled drop with a connection error).
@@ -231,6 +329,16 @@ async def through_hubs(uri: str, args: argparse.Namespace, count: int, db_pid: i
         await database.close()
     print(result.line(None), flush=True)
     return result
+
+
+async def print_profile(database: Database, batches: float) -> None:
+    """The phase's commands by collection and kind, per batch (``--profile``: the server's profiler, level 2)."""
+    count: Counter[tuple[str, str]] = Counter()
+    async for doc in database.db["system.profile"].find({}, {"ns": 1, "command": 1}):
+        count[(doc.get("ns", "?").split(".", 1)[-1], next(iter(doc.get("command") or {}), "?"))] += 1
+    for (collection, command), n in count.most_common():
+        if n / batches >= 0.01:
+            print(f"{'':<28} {n / batches:6.2f} per batch: {command} {collection}")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -247,11 +355,14 @@ async def main(args: argparse.Namespace) -> None:
         db_pid = server.process.pid if server is not None and server.process is not None else None
         floor = await raw_floor(uri, floor_name, args, db_pid)
         print(floor.line(None), flush=True)
+        hand = await by_hand(uri, floor_name + "_hand", args, db_pid)
+        print(hand.line(floor), flush=True)
         one = await through_hubs(uri, args, 1, db_pid)
         two = await through_hubs(uri, args, 2, db_pid)
         client: AsyncMongoClient = AsyncMongoClient(uri)
         with suppress(asyncio.TimeoutError, PyMongoError):
             await asyncio.wait_for(client.drop_database(floor_name), 10)
+            await asyncio.wait_for(client.drop_database(floor_name + "_hand"), 10)
         await client.close()
     finally:
         if server is not None:
@@ -260,9 +371,11 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{args.writers} writers, batches of {args.batch} movements, {args.seconds:.0f} s per phase, one machine "
           f"({os.cpu_count()} cores; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after)")
     print(floor.line(None))
+    print(hand.line(floor))
     print(one.line(floor))
     print(two.line(floor))
-    print(f"2 hubs / 1 hub: {two.rate / one.rate:.2f}x")
+    print(f"2 hubs / 1 hub: {two.rate / one.rate:.2f}x; against storing by hand what the hub stores: 1 hub "
+          f"{one.rate / hand.rate:.2f}x, 2 hubs {two.rate / hand.rate:.2f}x")
 
 
 if __name__ == "__main__":
@@ -270,4 +383,6 @@ if __name__ == "__main__":
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--profile", action="store_true",
+                        help="also print each hub phase's database commands per batch, by collection (slows it)")
     asyncio.run(main(parser.parse_args()))
