@@ -379,6 +379,19 @@ class Worker:
                 batch.waits[doc["_id"]] = before.pop(subject)  # the first of its subject here
         return batch
 
+    async def _current(self, batch: Batch) -> Batch | None:
+        """A fresh batch with its endpoint as it is now, not as the dispatcher read it: the backlog a lane holds
+        follows an admin's change (a new URL or secret) and stops with the endpoint. Deleted: dropped unsent, for
+        good. Disabled: held back, inserted pending, unsent (sent once it is enabled again)."""
+        endpoint = await self.endpoint(batch.endpoint.id)  # type: ignore[arg-type]
+        if endpoint is None:
+            self._settled(batch)
+            return None
+        batch.endpoint = endpoint
+        if not endpoint.enabled:
+            batch.held = {doc["_id"] for doc in batch.deliveries}
+        return batch
+
     async def _checked(self, batch: Batch) -> Batch:
         try:
             # Checked right before sending (DNS may have changed since creation); the requests go to this address.
@@ -592,6 +605,7 @@ class Worker:
         if disable_reason is not None:
             await disable_endpoint(endpoint.id, endpoint.tenant_id, disable_reason, now)  # type: ignore[arg-type]
             endpoint.enabled = False  # the lane stops at its next claim
+            self.endpoints.pop(endpoint.id, None)  # type: ignore[arg-type]  # and holds back what it was handed
 
     async def _insert(self, docs: list[dict[str, Any]]) -> None:
         """Insert a fresh batch, retrying until it is in (until then only this process knows what was sent). A
@@ -683,7 +697,11 @@ class Worker:
                     batch: Batch | None = handed.popleft()
                     ours = set(tokens)
                     try:
-                        batch = await self._checked(await self.ordered(batch, ours, tails))  # type: ignore[arg-type]
+                        batch = await self._current(batch)  # type: ignore[arg-type]
+                        if batch is None:
+                            continue
+                        if batch.endpoint.enabled:
+                            batch = await self._checked(await self.ordered(batch, ours, tails))
                     except BaseException:
                         self._drop(batch)  # type: ignore[arg-type]
                         raise
