@@ -27,17 +27,15 @@ class FailedAuthLimiter:
         start = now - now % self.window
         return datetime.fromtimestamp(start, UTC), int(start + self.window - now) + 1
 
-    def _keys(self, client_id: str | None, ip: str | None) -> dict[str, int]:
-        keys: dict[str, int] = {}
-        if client_id:
-            keys[f"client:{client_id[:200]}"] = self.per_client
+    def _keys(self, client_ids: list[str], ip: str | None) -> dict[str, int]:
+        keys = {f"client:{client_id[:200]}": self.per_client for client_id in client_ids if client_id}
         if ip:
             keys[f"ip:{ip}"] = self.per_ip
         return keys
 
-    async def retry_after(self, client_id: str | None, ip: str | None) -> int | None:
+    async def retry_after(self, client_ids: list[str], ip: str | None) -> int | None:
         """Seconds until this caller may try again, or None when it is under its limits."""
-        keys = self._keys(client_id, ip)
+        keys = self._keys(client_ids, ip)
         if not keys:
             return None
         start, remaining = self._window()
@@ -47,13 +45,13 @@ class FailedAuthLimiter:
                 return remaining
         return None
 
-    async def failed(self, client_id: str | None, ip: str | None) -> list[str]:
+    async def failed(self, client_ids: list[str], ip: str | None) -> list[str]:
         """Count one failure; answers the keys (``client:…``, ``ip:…``) this failure brought to their limit."""
         start, _ = self._window()
         expires = datetime.fromtimestamp(start.timestamp() + 2 * self.window, UTC)
         collection = FailedAuth.get_pymongo_collection()
         reached = []
-        for key, limit in self._keys(client_id, ip).items():
+        for key, limit in self._keys(client_ids, ip).items():
             try:
                 doc = await collection.find_one_and_update(
                     {"key": key, "window_start": start},

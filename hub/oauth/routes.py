@@ -8,13 +8,12 @@ Every issuance, refusal and revocation is audited; the audit log and the logs on
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
 from typing import Any
-from urllib.parse import unquote
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -27,7 +26,7 @@ from hub import audit
 from hub.config import Settings
 from hub.keys import KeyRing
 from hub.oauth.clients import find_client
-from hub.oauth.http import FormError, oauth_error, read_request, service_of, tenant_of, to_response
+from hub.oauth.http import NO_STORE, FormError, oauth_error, read_request, service_of, tenant_of, to_response
 from hub.oauth.scopes import SCOPES
 from hub.oauth.server import HubRequest
 from hub.oauth.signin import authorize, callback
@@ -47,17 +46,16 @@ class RedactOAuthQueries(logging.Filter):
 
 logging.getLogger("uvicorn.access").addFilter(RedactOAuthQueries())
 
-def _claimed_client_id(hub_request: HubRequest) -> str | None:
-    """The client id a request claims (Basic header or form), for rate limiting before anything is verified."""
-    authorization = hub_request.headers.get("authorization", "")
-    if authorization.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-            return unquote(decoded.partition(":")[0])[:200] or None
-        except (ValueError, UnicodeDecodeError):
-            return None
-    values = hub_request.form.get("client_id") or hub_request.query.get("client_id")
-    return values[0][:200] if values else None
+MALFORMED_BASIC = "the Basic credentials are not UTF-8"
+
+
+def _claimed_client_ids(hub_request: HubRequest) -> list[str]:
+    """Every client id a request names (Basic header, form, query), read as authlib reads them, for rate limiting
+    before anything is verified: a guess is counted against each client it could be aimed at. Raises ValueError for
+    a Basic header authlib cannot read (credentials that are not UTF-8)."""
+    basic_id, _ = extract_basic_authorization(hub_request.headers)
+    named = [basic_id, *(hub_request.form.get("client_id") or [])[:1], *(hub_request.query.get("client_id") or [])[:1]]
+    return list(dict.fromkeys(client_id[:200] for client_id in named if client_id))
 
 
 async def _client_endpoint(request: Request, endpoint: str) -> Response:
@@ -68,17 +66,24 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
         hub_request = await read_request(request, settings, with_form=True)
     except FormError as exc:
         return oauth_error(400, "invalid_request", str(exc))
-    client_id = _claimed_client_id(hub_request)
-    # Limits are keyed on the client id first: a registered client is judged by its own failures only, so clients
+    try:
+        client_ids = _claimed_client_ids(hub_request)
+    except ValueError:
+        client_ids = None
+    # Limits are keyed on the client ids first: a registered client is judged by its own failures only, so clients
     # sharing an address (a NAT, a load balancer) are not locked out by a guesser there; unknown ids by address.
-    known = client_id is not None and await find_client(client_id) is not None
-    ip = None if known else hub_request.origin.ip
+    known = [client_id for client_id in client_ids or [] if await find_client(client_id) is not None]
+    ip = None if client_ids and len(known) == len(client_ids) else hub_request.origin.ip
+    client_id = client_ids[0] if client_ids else None
     grant_type = next(iter(hub_request.form.get("grant_type") or []), None)
-    if (wait := await service.limiter.retry_after(client_id, ip)) is not None:
+    if (wait := await service.limiter.retry_after(client_ids or [], ip)) is not None:
         # Not audited one by one (a flood of 429s would flood the log); reaching the limit was.
         return oauth_error(429, "rate_limited", "too many failed client authentications", {"Retry-After": str(wait)})
     server = service.server
-    if endpoint == "token":
+    if client_ids is None:
+        status, headers = 401, [*NO_STORE.items()]
+        body = {"error": "invalid_client", "error_description": MALFORMED_BASIC}
+    elif endpoint == "token":
         status, body, headers = await run_in_threadpool(server.create_token_response, hub_request)
     else:
         name = "revocation" if endpoint == "revocation" else "introspection"
@@ -91,7 +96,7 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
             f"{endpoint}.refused", tenant_id=tenant_id, actor=client_id, actor_kind="client", client_id=client_id,
             outcome="refused", reason=error, details={"grant_type": grant_type, "description": description},
         )
-        if error == "invalid_client" and (limited := await service.limiter.failed(client_id, ip)):
+        if error == "invalid_client" and (limited := await service.limiter.failed(client_ids or [], ip)):
             await audit.record(
                 "client_auth.rate_limited", tenant_id=tenant_id, actor=client_id, actor_kind="client",
                 client_id=client_id, outcome="refused", reason="too many failed client authentications",

@@ -3,6 +3,7 @@ secret or token ever appears in it or in the logs. Failed client authentications
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
@@ -141,6 +142,28 @@ async def test_failed_client_authentications_are_rate_limited_per_client(setting
         assert (
             len([e for e in await _actions(hub, "acme") if e["action"] == "token.refused"]) == 3
         )  # 429s are not logged
+
+
+async def test_a_guesser_cannot_escape_the_per_client_limit_by_how_it_names_the_client(settings):
+    async for hub in start_hub(settings.with_(oauth_failed_auth_per_client=3, oauth_failed_auth_per_ip=1000)):
+        await hub.tenant("acme")
+        client_id, secret = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+        other_id, _ = await create_client(hub, "acme", scopes=["read"], roles=["integration"])
+        # authlib decodes Basic credentials leniently: junk after the base64 is skipped, the guess still tried
+        sloppy = "Basic " + base64.b64encode(f"{client_id}:lpcs_guess".encode()).decode() + "!"
+        form = {"grant_type": "client_credentials"}
+        for _ in range(2):
+            response = await hub.http.post("/oauth/token", data=form, headers={"authorization": sloppy})
+            assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+        # another client's id in the header (tried first, and wrong), the guess at this one in the form
+        response = await hub.http.post(
+            "/oauth/token", data={**form, "client_id": client_id, "client_secret": "lpcs_guess"},
+            auth=(other_id, "lpcs_wrong"),
+        )
+        assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+        # three guesses at this client: even its right secret waits now
+        response = await hub.http.post("/oauth/token", data=form, auth=(client_id, secret))
+        assert response.status_code == 429
 
 
 async def test_failed_client_authentications_are_rate_limited_per_ip(settings):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from tests.oauth.conftest import create_client
 
 FORM = "application/x-www-form-urlencoded"
@@ -45,3 +47,11 @@ async def test_introspecting_garbage_answers_inactive(hub, acme):
     for token in ("garbage", "lprt_unknown", "a.b.c", "x" * 10_000):
         response = await hub.http.post("/oauth/introspect", data={"token": token}, auth=(client_id, secret))
         assert response.status_code == 200 and response.json() == {"active": False}
+
+
+async def test_basic_credentials_that_are_not_utf8_are_invalid_client_on_every_client_endpoint(hub):
+    basic = "Basic " + base64.b64encode(b"\xff\xfe:\xfa").decode()
+    for path, content in (("/oauth/token", b"grant_type=client_credentials"), ("/oauth/revoke", b"token=x"),
+                          ("/oauth/introspect", b"token=x")):
+        response = await hub.http.post(path, content=content, headers={"content-type": FORM, "authorization": basic})
+        assert (response.status_code, response.json()["error"]) == (401, "invalid_client"), path
