@@ -28,6 +28,9 @@ class Sensor(Document):
     goods_owners: list[str] = Field(default_factory=list)
     interval_minutes: float | None = None  # registered reporting interval; else inferred from its readings
     max_silence_minutes: float | None = None  # allowed silence before sensor_offline; else the global setting
+    # When it was put where it is (location, dispatch, pallets): readings from before then were taken elsewhere, so
+    # they are never judged against the goods it watches now. None: never moved since registered.
+    attached_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -330,7 +330,9 @@ async def reconcile(
         {
             "sensor_id": sensor.id,
             "status": {"$ne": ExcursionStatus.merged.value},
-            "started_at": {"$lte": (last.ended_at or last.last_mark_at) + hysteresis},
+            # one found before the sensor was moved belongs to the goods where it was: never joined to a later one
+            "started_at": {"$lte": (last.ended_at or last.last_mark_at) + hysteresis,
+                           **({"$gte": sensor.attached_at} if sensor.attached_at is not None else {})},
             "$or": [{"ended_at": None}, {"ended_at": {"$gte": first.started_at - hysteresis}}],
         },
         session=session,
@@ -348,11 +350,14 @@ async def reconcile(
         if keep is not None and episode.started_at <= window_start:
             # The window cut the episode: what came before it is known only from the stored excursion.
             episode.started_at = min(episode.started_at, keep["started_at"])
+            episode.cause = keep["cause"]  # what opened it lies before the window
             if keep["peak_c"] > episode.peak_c:
                 episode.peak_c, episode.peak_at = keep["peak_c"], keep["peak_at"]
-            stored_dose = keep.get("degree_minutes", 0.0)
-            if limit is not None and stored_dose > episode.degree_minutes_above(limit):
-                episode.degree_minutes[threshold_key(limit)] = stored_dose
+            doses = [(limit, keep.get("degree_minutes", 0.0)),
+                     *((item.get("limit_c"), item.get("degree_minutes", 0.0)) for item in keep.get("exposed_lots", []))]
+            for threshold, stored_dose in doses:  # each SKU's own limit too, not only the strictest
+                if threshold is not None and stored_dose > episode.degree_minutes_above(threshold):
+                    episode.degree_minutes[threshold_key(threshold)] = stored_dose
         old = [ExposedLot.model_validate(item) for doc in matches for item in doc.get("exposed_lots", [])]
         exposed = _exposures(episode, goods, exposure, old, settings)
         closed = episode.ended_at is not None

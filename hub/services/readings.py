@@ -31,6 +31,7 @@ from hub.dates import utcnow
 from hub.db import Database, by_ids
 from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
+from hub.models.excursion import Excursion, ExcursionStatus
 from hub.models.reading import ReadingBucket, bucket_hour, bucket_ids
 from hub.models.sensor import Sensor, SensorState, states
 from hub.services import excursions, heartbeat
@@ -179,21 +180,52 @@ def _hours(start: datetime, end: datetime) -> list[datetime]:
 
 
 def rejudge_window(
-    earliest: datetime, newest: datetime, detector: dict[str, Any], bound: datetime, settings: Settings
+    earliest: datetime, newest: datetime, detector: dict[str, Any], bound: datetime, settings: Settings,
+    stored_since: datetime | None = None, attached: datetime | None = None,
 ) -> tuple[datetime, datetime]:
     """The span of a sensor's series to judge again for new readings from ``earliest`` to ``newest``.
 
-    It reaches back from the earliest new reading (or the start of an episode still in progress, if earlier) by the
-    context the rules look at (hysteresis, rise window, a few samples), never before ``bound`` minus that context,
-    and forward to the newest reading ever judged, so a late batch can extend or merge the episodes after it.
+    It reaches back from the earliest new reading (or the start of an episode still in progress, or of a stored
+    excursion the span would otherwise cut, ``stored_since``, if earlier) by the context the rules look at
+    (hysteresis, rise window, a few samples), never before ``bound`` minus that context, and forward to the newest
+    reading ever judged, so a late batch can extend or merge the episodes after it. It never reaches before the
+    sensor was put where it is (``attached``): readings taken elsewhere are no context for the goods here.
     """
     interval = detector.get("interval_minutes") or DEFAULT_INTERVAL_MINUTES
     context = timedelta(minutes=settings.spike_hysteresis_minutes + 3 * interval) + RISE_WINDOW
     pending = detector.get("pending_since")
-    start = min(earliest, pending) if pending is not None else earliest
-    start = max(start - context, bound - context)
+    start = min(filter(None, (earliest, pending, stored_since)))
+    start = max(start - context, bound - context, *([attached] if attached is not None else []))
     last = detector.get("last_at")
     return start, max(newest, last) if last is not None else newest
+
+
+async def _cut_excursions(
+    windows: dict[PydanticObjectId, tuple[datetime, datetime]], settings: Settings, session: AsyncClientSession
+) -> dict[PydanticObjectId, datetime]:
+    """Per sensor, the start of the earliest stored excursion that began before its window and reaches into it
+    (within the hysteresis, where a mark in the window would join it)."""
+    if not windows:
+        return {}
+    hysteresis = timedelta(minutes=settings.spike_hysteresis_minutes)
+    starts = [start for start, _ in windows.values()]
+    cursor = Excursion.get_pymongo_collection().find(
+        {
+            "sensor_id": {"$in": sorted(windows)},
+            "status": {"$ne": ExcursionStatus.merged.value},
+            "started_at": {"$lt": max(starts)},
+            "$or": [{"ended_at": None}, {"ended_at": {"$gte": min(starts) - hysteresis}}],
+        },
+        {"sensor_id": 1, "started_at": 1, "ended_at": 1},
+        session=session,
+    )
+    cut: dict[PydanticObjectId, datetime] = {}
+    async for doc in cursor:
+        start = windows[doc["sensor_id"]][0]
+        ended = doc.get("ended_at")
+        if doc["started_at"] < start and (ended is None or ended >= start - hysteresis):
+            cut[doc["sensor_id"]] = min(doc["started_at"], cut.get(doc["sensor_id"], doc["started_at"]))
+    return cut
 
 
 def _summary(readings: list[dict[str, Any]]) -> dict[str, Any]:
@@ -264,6 +296,8 @@ async def ingest(
     duplicates_before = report.duplicates
 
     bound = now - timedelta(hours=settings.spike_rejudge_hours)
+    # Readings from before a sensor was moved are stored but not judged: the goods they would expose are elsewhere.
+    bounds = {sensor_id: max(bound, sensor.attached_at or bound) for sensor_id, sensor in touched.items()}
     buckets = ReadingBucket.get_pymongo_collection()
 
     async def work(session: AsyncClientSession) -> None:
@@ -295,10 +329,19 @@ async def ingest(
         windows: dict[PydanticObjectId, tuple[datetime, datetime]] = {}
         for sensor_id in added:
             arrived = incoming[sensor_id]
-            judged = [at for at in arrived if at >= bound]
+            judged = [at for at in arrived if at >= bounds[sensor_id]]
             if judged:
                 state = current.get(sensor_id, SensorState())
-                windows[sensor_id] = rejudge_window(min(judged), max(arrived), state.detector, bound, settings)
+                windows[sensor_id] = rejudge_window(
+                    min(judged), max(arrived), state.detector, bound, settings, attached=touched[sensor_id].attached_at
+                )
+        # A stored excursion that began before a window and reaches into it is judged whole: its tail alone would
+        # have another cause, evidence and doses (and rewriting them reopened its resolved alert).
+        for sensor_id, since in (await _cut_excursions(windows, settings, session)).items():
+            arrived, state = incoming[sensor_id], current.get(sensor_id, SensorState())
+            judged_from = min(at for at in arrived if at >= bounds[sensor_id])
+            windows[sensor_id] = rejudge_window(judged_from, max(arrived), state.detector, bound, settings, since,
+                                                attached=touched[sensor_id].attached_at)
         context = {(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a, b)}
         for key, docs in (await _hour_buckets(buckets, sorted(context - by_hour.keys()), session)).items():
             contents[key] = [r for doc in docs.values() for r in doc["readings"]]
@@ -319,7 +362,7 @@ async def ingest(
             newest = max(new, key=lambda r: r["t"])
             if state.last_reading_at is None or newest["t"] > state.last_reading_at:
                 fields.update(last_reading_at=newest["t"], last_temperature_c=newest["c"])
-            fresh = [r for r in new if r["t"] >= bound]
+            fresh = [r for r in new if r["t"] >= bounds[sensor_id]]
             report.late += len(new) - len(fresh)
             if fresh and sensor_id in windows:
                 start, end = windows[sensor_id]

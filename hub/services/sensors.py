@@ -135,9 +135,9 @@ async def register_sensor(
     shipper's origin, the consignee's destination) is where it reports from.
     """
     access.require(Group.operations)
-    for value, name in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
+    for value, setting in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
         if value is not None and not (0 < value <= 7 * 1440):
-            raise BadInput("must be more than 0 and at most 7 days in minutes", field=name)
+            raise BadInput("must be more than 0 and at most 7 days in minutes", field=setting)
     device_id = device_id.strip()
     if not device_id or len(device_id) > 200:
         raise BadInput("device id must be 1-200 characters", field="deviceId")
@@ -161,18 +161,20 @@ async def register_sensor(
     now = utcnow()
     key = {"tenant_id": access.tenant_id, "device_id": device_id}
     collection = Sensor.get_pymongo_collection()
+    place = {"location_id": location.id, "dispatch_id": dispatch.id if dispatch else None, "ssccs": units}
+    before = await collection.find_one(key, {name: 1 for name in place})
+    moved = before is not None and any((before.get(name) or None) != (value or None) for name, value in place.items())
     result = await collection.update_one(
         key,
         {
             "$set": {
                 "name": name.strip() if name else None,
-                "location_id": location.id,
+                **place,
                 "lot_ids": [lot.id for lot in lots],
-                "dispatch_id": dispatch.id if dispatch else None,
-                "ssccs": units,
                 "interval_minutes": interval_minutes,
                 "max_silence_minutes": max_silence_minutes,
                 "updated_at": now,
+                **({"attached_at": now} if moved else {}),
             },
             "$setOnInsert": {
                 **key, "goods_owners": [], "created_at": now,
