@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import strawberry
@@ -15,7 +15,7 @@ from hub.config import Settings
 from hub.tracing import GraphQLTracing
 from schema.cost import QueryCosts
 from schema.errors import log_errors
-from schema.instants import DATETIME
+from schema.instants import DATE, DATETIME
 from schema.limits import CheckedQueries, Limits, ParsedQueries
 from schema.operation import HubOperation
 from schema.pagination import BackwardPaging, is_connection
@@ -68,7 +68,7 @@ def build_schema(settings: Settings, tracer_provider: Any = None) -> strawberry.
         query=query,
         mutation=merge_types("Mutation", mutations) if mutations else None,
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
-        scalar_overrides={datetime: DATETIME},
+        scalar_overrides={datetime: DATETIME, date: DATE},
         extensions=[
             lambda: HubOperation(parsed, checked, costs, settings.max_tokens, timed=settings.metrics),
             *([lambda: GraphQLTracing(tracer_provider=tracer_provider)] if tracer_provider else []),

@@ -9,7 +9,6 @@ and media types. WebSockets (graphql-transport-ws only) stay with strawberry, au
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +26,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
-from hub import logs, metrics, tracing
+from hub import jsontext, logs, metrics, tracing
 from hub.config import Settings
 from hub.db import unavailable
 from hub.errors import HubError, ServiceUnavailable
@@ -84,7 +83,9 @@ def _json_problem(value: Any, max_depth: int, max_string: int) -> str | None:
 
 def _loads(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
+    except jsontext.Unreadable as exc:
+        raise RequestError(400, f"{what} holds {exc}") from None
     except (ValueError, RecursionError):
         # ValueError covers bad JSON and integers beyond Python's digit limit.
         raise RequestError(400, f"{what} is not valid JSON") from None

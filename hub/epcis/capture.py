@@ -11,7 +11,6 @@ kept and queryable.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from hub import epc
+from hub import dates, epc, jsontext
 from hub.config import Settings
 from hub.dates import utcnow
 from hub.db import Database
@@ -109,9 +108,7 @@ def prepare(body: Any, max_events: int, max_depth: int = 64) -> Prepared:
         if not shallow and _too_deep(event, max_depth):
             prepared.problems.append(Problem(pointer, f"the event nests deeper than {max_depth} levels"))
             continue
-        problems = cbv_errors(event, pointer)
-        if not problems and _event_time(event) is None:
-            problems = [Problem(pointer + "/eventTime", "eventTime needs a UTC offset")]
+        problems = cbv_errors(event, pointer) or value_errors(event, pointer)
         if problems:
             prepared.problems.extend(problems)
             continue
@@ -120,12 +117,68 @@ def prepare(body: Any, max_events: int, max_depth: int = 64) -> Prepared:
     return prepared
 
 
-def _event_time(event: Mapping[str, Any]) -> datetime | None:
+SENSOR_TIMES = ("time", "startTime", "endTime")
+ILMD_DATES = ("productionDate", "manufacturingDate", "itemExpirationDate", "bestBeforeDate", "sellByDate")
+MAX_QUANTITY = 2**31 - 1  # what the GraphQL API answers a quantity as (Int)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def value_errors(event: Mapping[str, Any], pointer: str) -> list[Problem]:
+    """Values the schema admits that the hub could not compute with or answer: instants it cannot read or outside
+    the calendar it accepts (``hub.dates``), ILMD dates likewise, quantities beyond what the API answers."""
+    problems: list[Problem] = []
+
+    def instant(value: Any, where: str) -> None:
+        at = _instant(value)
+        if at is None:
+            problems.append(Problem(where, "expected a date-time with a UTC offset"))
+        elif not dates.in_range(at):
+            problems.append(Problem(where, dates.RANGE_MESSAGE))
+
+    instant(event.get("eventTime"), pointer + "/eventTime")
+    for n, element in enumerate(event.get("sensorElementList") or ()):
+        if not isinstance(element, Mapping):
+            continue
+        where = f"{pointer}/sensorElementList/{n}"
+        metadata = element.get("sensorMetadata")
+        if isinstance(metadata, Mapping):
+            for key in SENSOR_TIMES:
+                if key in metadata:
+                    instant(metadata[key], f"{where}/sensorMetadata/{key}")
+        for m, report in enumerate(element.get("sensorReport") or ()):
+            if isinstance(report, Mapping) and "time" in report:
+                instant(report["time"], f"{where}/sensorReport/{m}/time")
+    ilmd = event.get("ilmd")
+    for key, value in ilmd.items() if isinstance(ilmd, Mapping) else ():
+        if key.rpartition(":")[2] in ILMD_DATES:
+            day = mapping.ilmd_date(value)
+            if day is None or not dates.in_range(day):
+                problems.append(Problem(f"{pointer}/ilmd/{_escape(key)}",
+                                        f"expected a date (YYYY-MM-DD); {dates.RANGE_MESSAGE}"))
+    for key in QUANTITY_LISTS:
+        for n, entry in enumerate(event.get(key) or ()):
+            quantity = entry.get("quantity") if isinstance(entry, Mapping) else None
+            if isinstance(quantity, int | float) and abs(quantity) > MAX_QUANTITY:
+                problems.append(Problem(f"{pointer}/{key}/{n}/quantity", f"a quantity is at most {MAX_QUANTITY}"))
+    return problems
+
+
+def _instant(value: Any) -> datetime | None:
+    """A date-time as the hub reads it (RFC 3339 allows a lower-case ``t`` and ``z``), None unless it has an offset."""
+    if not isinstance(value, str):
+        return None
     try:
-        at = datetime.fromisoformat(str(event.get("eventTime")))
+        at = datetime.fromisoformat(value.upper())
     except ValueError:
         return None
     return at if at.tzinfo is not None else None
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime | None:
+    return _instant(event.get("eventTime"))
 
 
 def _canonical(uri: Any) -> str | None:
@@ -188,7 +241,9 @@ async def capture(access: Access, database: Database, settings: Settings, raw: b
     if behaviour not in BEHAVIOURS:
         raise CaptureRefused(400, "ValidationException", "GS1-Capture-Error-Behaviour is rollback or proceed")
     try:
-        body = json.loads(raw)
+        body = jsontext.loads(raw)
+    except jsontext.Unreadable as exc:
+        raise CaptureRefused(400, "ValidationException", f"the body holds {exc}") from None
     except (ValueError, RecursionError):
         raise CaptureRefused(400, "ValidationException", "the body is not JSON") from None
     prepared = prepare(body, settings.epcis_capture_limit, settings.max_json_depth)

@@ -85,8 +85,11 @@ def _timestamp(text: str) -> str:
         at = datetime.fromisoformat(text)
     except ValueError:
         return text
-    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-    at = at.replace(microsecond=0) + timedelta(milliseconds=round(at.microsecond / 1000))
+    try:
+        at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+        at = at.replace(microsecond=0) + timedelta(milliseconds=round(at.microsecond / 1000))
+    except OverflowError:  # past year 1 or 9999 in UTC: hashed as written
+        return text
     return at.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 

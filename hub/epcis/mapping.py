@@ -70,7 +70,8 @@ def _ilmd_value(ilmd: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def _date(value: Any) -> date | None:
+def ilmd_date(value: Any) -> date | None:
+    """An ILMD date (a date, or the date of a date-time), None if it is neither."""
     if not isinstance(value, str):
         return None
     try:
@@ -85,8 +86,8 @@ def ilmd_dates(event: Mapping[str, Any]) -> tuple[str | None, date | None, date 
     if not isinstance(ilmd, Mapping):
         return None, None, None
     lot = _ilmd_value(ilmd, "lotNumber")
-    produced = _date(_ilmd_value(ilmd, "productionDate", "manufacturingDate"))
-    expires = _date(_ilmd_value(ilmd, "itemExpirationDate", "bestBeforeDate", "sellByDate"))
+    produced = ilmd_date(_ilmd_value(ilmd, "productionDate", "manufacturingDate"))
+    expires = ilmd_date(_ilmd_value(ilmd, "itemExpirationDate", "bestBeforeDate", "sellByDate"))
     return (str(lot) if lot is not None else None), produced, expires
 
 
@@ -218,7 +219,7 @@ async def ship(access: Access, database: Database, event: Mapping[str, Any], eve
                            "instances first")
         lines.append(dispatches.DispatchLineInput(item.gtin, item.lot, _whole(item.quantity), produced, expires))
     from_location = await _own_location(access, _location_id(event, "bizLocation") or _location_id(event, "readPoint"))
-    source_time = _date(event.get("eventTime"))
+    source_time = ilmd_date(event.get("eventTime"))
     data = dispatches.DispatchInput(
         ref=ref, consignee_id=consignee, lines=lines, to_location=str(to_location.id) if to_location else None,
         from_location_id=str(from_location.id) if from_location else None, shipped_on=source_time,
@@ -348,7 +349,7 @@ async def sense(access: Access, database: Database, settings: Settings, event: M
             when = report.get("time") or metadata.get("time") or metadata.get("endTime") or event.get("eventTime")
             if celsius is None or not device or not isinstance(when, str):
                 continue
-            by_device.setdefault(device, []).append(readings.ReadingIn(datetime.fromisoformat(when), celsius))
+            by_device.setdefault(device, []).append(readings.ReadingIn(datetime.fromisoformat(when.upper()), celsius))
     if not by_device:
         raise Unmapped("no temperature report with a deviceID")
     mapped: list[Mapped] = []

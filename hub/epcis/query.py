@@ -22,7 +22,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from hub import epc
+from hub import dates, epc
 from hub.epcis import export
 from hub.epcis.capture import index_fields
 from hub.epcis.models import EpcisEvent, EpcisLink, event_of, tenant_range
@@ -42,6 +42,7 @@ EXPORT_STEPS = {"dispatches": {"shipping"}, "receipts": {"receiving"}, "excursio
                 "movements": set(export.MOVEMENT_STEPS.values())}
 SCAN_BATCH = 200
 SCAN_LIMIT = 5000  # records of one export source examined per request, at most
+PAGE_SIZE = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
 
 
 class QueryRefused(Exception):
@@ -63,6 +64,8 @@ def _time(name: str, value: str) -> datetime:
         raise QueryRefused(f"{name} must be an ISO 8601 date-time with offset") from None
     if at.tzinfo is None:
         raise QueryRefused(f"{name} must carry a UTC offset")
+    if not dates.in_range(at):
+        raise QueryRefused(f"{name}: {dates.RANGE_MESSAGE}")
     return at
 
 
@@ -87,7 +90,7 @@ def parse(params: list[tuple[str, str]], max_page: int) -> Query:
         elif name in TIME_PARAMS:
             query.times[name] = _time(name, value)
         elif name == "perPage":
-            if not value.isdigit() or not 1 <= int(value) <= max_page:
+            if not PAGE_SIZE.fullmatch(value) or not 1 <= int(value) <= max_page:
                 raise QueryRefused(f"perPage must be 1-{max_page}")
             query.per_page = int(value)
         elif name == "nextPageToken":

@@ -47,6 +47,7 @@ from tenants.roles import Group
 
 MAX_KEY_LENGTH = 200
 MAX_REASON_LENGTH = 500
+MAX_QUANTITY = 2**31 - 1  # quantities and on-hand are answered as GraphQL Int (32 bits): beyond, no read could answer
 POSITIVE = {MovementKind.receipt, MovementKind.transfer_in, MovementKind.return_}
 NEGATIVE = {MovementKind.issue, MovementKind.sale, MovementKind.transfer_out}
 PositionKey = tuple[ObjectId, ObjectId, ObjectId | None]  # (location, sku, lot)
@@ -135,8 +136,8 @@ def validate(items: list[MovementInput], max_batch: int) -> None:
             raise BadInput(f"movement {n}: a {item.kind.value} adds stock, its quantity must be positive", index=n)
         elif item.kind in NEGATIVE and item.quantity > 0:
             raise BadInput(f"movement {n}: a {item.kind.value} removes stock, its quantity must be negative", index=n)
-        if abs(item.quantity) > 10**12:
-            raise BadInput(f"movement {n}: quantity out of range", index=n)
+        if abs(item.quantity) > MAX_QUANTITY:
+            raise BadInput(f"movement {n}: quantity out of range (at most {MAX_QUANTITY})", index=n)
         if item.unit_price is not None and not (0 <= item.unit_price < 10**9):  # NaN fails both comparisons
             raise BadInput(f"movement {n}: unit price must be a non-negative number", index=n)
         if item.reason is not None and len(item.reason) > MAX_REASON_LENGTH:
@@ -281,6 +282,12 @@ async def _write(session: AsyncClientSession, movements: Any, positions: Any, te
         key = item.position_key
         before = on_hand.get(key, 0)
         after = item.quantity if item.kind == MovementKind.count else before + item.quantity
+        if after > MAX_QUANTITY:
+            raise BadInput(
+                f"movement {item.index}: would take on-hand of {item.sku.code}"
+                f"{' lot ' + item.lot.lot_code if item.lot else ''} above {MAX_QUANTITY} (on hand {before})",
+                index=item.index, idempotencyKey=item.idempotency_key,
+            )
         if after < 0:
             raise BadInput(
                 f"movement {item.index}: would take on-hand of {item.sku.code}"
