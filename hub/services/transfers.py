@@ -110,9 +110,10 @@ async def complete_networks(known: dict[Network, dict[Any, SiteFacts]], today: d
                 known.setdefault(network, {}).update(sites)
 
 
-async def build_sites(known: dict[Network, dict[Any, SiteFacts]], rules: SignalRules
+async def build_sites(known: dict[Network, dict[Any, SiteFacts]], rules: SignalRules, today: date
                       ) -> dict[Network, tuple[list[plan.Site], dict[str, Policy]]]:
-    """Each network's sites with their sellable lots, names and policies: a handful of queries for all of them."""
+    """Each network's sites with their sellable lots (released, not past expiry on ``today``), names and policies:
+    a handful of queries for all of them."""
     keys = [(t, loc, sku) for (t, sku), sites in known.items() for loc in sites]
     policies = await policies_for(keys, rules)
     positions = [p for docs in (await positions_of(keys)).values() for p in docs]
@@ -133,6 +134,8 @@ async def build_sites(known: dict[Network, dict[Any, SiteFacts]], rules: SignalR
             continue  # held stock cannot move to a shelf
         expires = min((d for d in (from_bson(p.get("effective_expires_on")), from_bson(p.get("expires_on")))
                        if d is not None), default=None)
+        if expires is not None and expires < today:
+            continue  # expired stock covers nobody's demand: counted as a surplus it would strip the source bare
         for t in holders:
             if (t, p["location_id"], p["sku_id"]) in policies:
                 at_site.setdefault((t, p["location_id"], p["sku_id"]), []).append(plan.LotAtSite(
@@ -180,7 +183,7 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
         (t, sku): sites for (t, sku), sites in multi.items()
         if any(plan.need(_bare(t, facts, policies[(t, loc, sku)]), rules.planning) > 0 for loc, facts in sites.items())
     }
-    built = await build_sites(needy, rules)
+    built = await build_sites(needy, rules, today)
     plans = {n: plan.plan_transfers(sites, today, rules.planning) for n, (sites, _) in built.items()}
     plans.update({n: [] for n in still_open if n not in plans})
     touched = [n for n in plans if plans[n] or n in still_open]
@@ -260,7 +263,7 @@ async def _plan_partners(owner: str, sku: Any, known: dict[Network, dict[Any, Si
                and d["location_id"] not in network.get((d["tenant_id"], sku), {})]
     for key, found in (await site_facts(missing, today)).items():
         network.setdefault(key, {}).update(found)
-    built = await build_sites(network, rules)
+    built = await build_sites(network, rules, today)
     drafted = await _drafted(sharing, sku)
     sites: list[plan.Site] = []
     for (holder, _), (held, _policies) in built.items():
@@ -618,7 +621,7 @@ async def replenishment_suggestions(access: Access, today: date, rules: SignalRu
     wanted_location = object_id(location_id, "location") if location_id else None
     docs = [d async for d in DemandSeries.get_pymongo_collection().find(
         {"tenant_id": access.tenant_id, "sku_id": {"$in": sorted(networks)}})] if networks else []
-    built = await build_sites(await site_facts(docs, today), rules)
+    built = await build_sites(await site_facts(docs, today), rules, today)
     skus = {s.id: s async for s in Sku.find({"_id": {"$in": sorted(networks)}})} if networks else {}
     for (_, network_sku), (sites, policies) in built.items():
         sku = skus.get(network_sku)
