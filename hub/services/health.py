@@ -89,6 +89,7 @@ class Trend:
 class Health:
     on_hand_units: int = 0
     unvalued_units: int = 0  # units of SKUs without a cost
+    unvalued_at_risk: int = 0  # of those, units at risk: the value at risk leaves out what it cannot price
     value: Amounts = field(default_factory=lambda: defaultdict(float))
     held: Amounts = field(default_factory=lambda: defaultdict(float))
     expiry_risk: Amounts = field(default_factory=lambda: defaultdict(float))
@@ -107,8 +108,7 @@ class Valued:
 
     raw: dict[str, Any]
     units: int
-    value: float | None
-    currency: str | None
+    amounts: dict[str, float]  # value per currency (a lot bought in two has both); empty: no cost known
     age: int
     risk: str | None  # "held", "expiry", "obsolescence" or None
 
@@ -299,16 +299,25 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
         _all(sku_reads), _all(lot_reads), _all(cost_reads), _all(alert_reads))
     skus = {s["_id"]: s for s in sku_docs if s.get("unit_cost") is not None}
     lots = {lot["_id"]: lot for lot in lot_docs if lot.get("status") in AT_RISK}
-    lot_costs = {(c["tenant_id"], c["lot_id"]): (c["cost"] / c["units"], c["currency"]) for c in cost_docs
-                 if c["units"] > 0}
+    lot_costs: dict[tuple[str, Any], list[tuple[float, int, str]]] = {}  # per lot: (unit cost, units, currency)
+    for c in cost_docs:
+        if c["units"] > 0:
+            lot_costs.setdefault((c["tenant_id"], c["lot_id"]), []).append(
+                (c["cost"] / c["units"], c["units"], c["currency"]))
     alert_docs = [a for a in alert_docs if a.get("kind") in RISK_ALERTS]
     open_risks = {a["dedupe_key"] for a in alert_docs}
     valued = []
     for p in positions:
         units = int(p["on_hand"])
         sku = skus.get(p["sku_id"], {})
-        cost, currency = lot_costs.get((p["tenant_id"], p.get("lot_id")), (sku.get("unit_cost"), sku.get("currency")))
-        value = units * cost if cost is not None and currency else None
+        amounts: dict[str, float] = {}
+        bought = lot_costs.get((p["tenant_id"], p.get("lot_id")))
+        if bought:  # the units on hand carry each currency's share of the units received
+            received = sum(n for _, n, _ in bought)
+            for cost, n, currency in bought:
+                amounts[currency] = amounts.get(currency, 0.0) + units * n / received * cost
+        elif sku.get("unit_cost") is not None and sku.get("currency"):
+            amounts[sku["currency"]] = units * sku["unit_cost"]
         first = p.get("arrived_at")
         age = max(0, (today - first.date()).days) if first is not None else 0
         status = lots.get(p.get("lot_id"), {}).get("status")
@@ -321,7 +330,7 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
             risk = "expiry"
         elif f"obsolescence_risk:{p['tenant_id']}:{p['location_id']}:{p['sku_id']}" in open_risks:
             risk = "obsolescence"
-        valued.append(Valued(p, units, value, currency if value is not None else None, age, risk))
+        valued.append(Valued(p, units, amounts, age, risk))
     return valued
 
 
@@ -371,27 +380,28 @@ async def inventory_health(
             "tenant_id": 1, "sku_owner_id": 1, "location_id": 1, "sku_id": 1, "on_hand": 1, "days": 1}),
     )
     health = Health(bands=[Band(lo, hi) for lo, hi in zip((0, *(b + 1 for b in bands)), (*bands, None))])
-    totals: dict[tuple[str, Any, Any], list[Any]] = {}
+    totals: dict[tuple[str, Any, Any], tuple[Amounts, list[int]]] = {}
+    at_risk = {"held": health.held, "expiry": health.expiry_risk, "obsolescence": health.obsolescence_risk}
     for v in await value_positions(positions, today):
         health.on_hand_units += v.units
         band = next(b for b in health.bands if b.to_days is None or v.age <= b.to_days)
         band.units += v.units
-        if v.value is None or v.currency is None:
+        if not v.amounts:
             health.unvalued_units += v.units
+            health.unvalued_at_risk += v.units if v.risk is not None else 0
             continue
-        health.value[v.currency] += v.value
-        band.value[v.currency] += v.value
-        if v.risk == "held":
-            health.held[v.currency] += v.value
-        elif v.risk == "expiry":
-            health.expiry_risk[v.currency] += v.value
-        elif v.risk == "obsolescence":
-            health.obsolescence_risk[v.currency] += v.value
-        key = (v.raw["tenant_id"], v.raw["location_id"], v.raw["sku_id"])
-        entry = totals.setdefault(key, [0.0, 0, v.currency])
-        entry[0] += v.value
-        entry[1] += v.units
-    unit_values = {key: (value / units, currency) for key, (value, units, currency) in totals.items() if units}
+        risk = at_risk.get(v.risk) if v.risk is not None else None
+        amounts, units = totals.setdefault((v.raw["tenant_id"], v.raw["location_id"], v.raw["sku_id"]),
+                                           (defaultdict(float), [0]))
+        units[0] += v.units
+        for currency, amount in v.amounts.items():
+            health.value[currency] += amount
+            band.value[currency] += amount
+            amounts[currency] += amount
+            if risk is not None:
+                risk[currency] += amount
+    unit_values = {key: {c: a / units[0] for c, a in amounts.items()} for key, (amounts, units) in totals.items()
+                   if units[0]}
     series_now, series_before, health.consumed_units = _series_figures(series, today)
     health.days_of_supply = _days_of_supply(health.on_hand_units, health.consumed_units)
     health.turnover = _turnover(health.consumed_units, series_now, series_before)
@@ -401,7 +411,7 @@ async def inventory_health(
 
 
 async def _trend(scope: Scope, series: list[dict[str, Any]], then: date,
-                 unit_values: dict[tuple[str, Any, Any], tuple[float, str]]) -> Trend:
+                 unit_values: dict[tuple[str, Any, Any], dict[str, float]]) -> Trend:
     each = [_series_figures([s], then) for s in series]  # one pass over the days, not one per use
     on_hand, before, consumed = (sum(figures[n] for figures in each) for n in range(3))
     snapshots = await scope.find(HealthSnapshot.get_pymongo_collection(), day=then.isoformat())
@@ -418,14 +428,14 @@ async def _trend(scope: Scope, series: list[dict[str, Any]], then: date,
                 trend.value_at_risk[currency] += amount  # type: ignore[index]
     else:
         trend = Trend(as_of=then, source="series", on_hand_units=on_hand)
-        standard = {s["_id"]: (s.get("unit_cost"), s.get("currency")) async for s in Sku.get_pymongo_collection().find(
+        standard = {s["_id"]: {s["currency"]: s["unit_cost"]} async for s in Sku.get_pymongo_collection().find(
             {"tenant_id": {"$in": sorted({s["sku_owner_id"] for s in series})}, "unit_cost": {"$ne": None}},
-            {"unit_cost": 1, "currency": 1})}
+            {"unit_cost": 1, "currency": 1}) if s.get("currency")}
         for s, (units, _, _) in zip(series, each):
             key = (s["tenant_id"], s["location_id"], s["sku_id"])
-            cost, currency = unit_values.get(key) or standard.get(s["sku_id"], (None, None))
-            if units > 0 and cost is not None and currency:
-                trend.value[currency] += units * cost
+            for currency, cost in (unit_values.get(key) or standard.get(s["sku_id"], {})).items():
+                if units > 0:
+                    trend.value[currency] += units * cost
     trend.consumed_units = consumed
     trend.days_of_supply = _days_of_supply(trend.on_hand_units, consumed)
     trend.turnover = _turnover(consumed, on_hand, before)
@@ -444,10 +454,10 @@ async def snapshot(tenant_id: str, day: date) -> int:
             "tenant_id": tenant_id, "sku_owner_id": p["sku_owner_id"], "location_id": p["location_id"],
             "sku_id": p["sku_id"], "day": day.isoformat(), "units": 0, "value": {}, "at_risk": {}})
         doc["units"] += v.units
-        if v.value is not None and v.currency is not None:
-            doc["value"][v.currency] = doc["value"].get(v.currency, 0.0) + v.value
+        for currency, amount in v.amounts.items():
+            doc["value"][currency] = doc["value"].get(currency, 0.0) + amount
             if v.risk is not None:
-                doc["at_risk"][v.currency] = doc["at_risk"].get(v.currency, 0.0) + v.value
+                doc["at_risk"][currency] = doc["at_risk"].get(currency, 0.0) + amount
     snapshots = HealthSnapshot.get_pymongo_collection()
     await snapshots.delete_many({"tenant_id": tenant_id, "day": day.isoformat()})
     if grouped:
@@ -495,8 +505,8 @@ async def stake_of(alert: Alert) -> dict[str, float]:
     positions = await StockPosition.get_pymongo_collection().find(query).to_list(1000)
     stake: Amounts = defaultdict(float)
     for v in await value_positions(positions, utcnow().date()):
-        if v.value is not None and v.currency is not None:
-            stake[v.currency] += round(v.value, 2)
+        for currency, amount in v.amounts.items():
+            stake[currency] += round(amount, 2)
     return dict(stake)
 
 

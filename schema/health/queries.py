@@ -58,6 +58,10 @@ class InventoryHealth:
     as_of: date
     on_hand_units: int
     unvalued_units: int = strawberry.field(description="Units of SKUs without a unit cost")
+    unvalued_units_at_risk: int = strawberry.field(
+        description="Of those, units at risk (held, expiry, obsolescence): their value is unknown, and "
+        "valueAtRisk leaves it out"
+    )
     value: list[Money] = strawberry.field(description="Stock value at standard cost, per currency")
     value_at_risk: list[Money] = strawberry.field(description="held + expiry + obsolescence, each position once")
     held_value: list[Money] = strawberry.field(description="Lots on hold, quarantined or recalled")
@@ -201,6 +205,7 @@ class Query:
             as_of=today,
             on_hand_units=h.on_hand_units,
             unvalued_units=h.unvalued_units,
+            unvalued_units_at_risk=h.unvalued_at_risk,
             value=_money(h.value),
             value_at_risk=_money(at_risk),
             held_value=_money(h.held),

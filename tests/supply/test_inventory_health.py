@@ -245,3 +245,57 @@ async def test_a_decision_is_valued_at_the_stock_it_was_about(supply):
     assert group["decisions"] == [{"decision": "transfer", "alerts": 1, "value": eur(100.0)}]
     stranger = await supply.hub.ok(DECISIONS, {"asOf": utcnow().date().isoformat()}, tenant="rival")
     assert stranger["inventoryHealth"]["decisions"] == [] and stranger["alertPerformance"]["groups"] == []
+
+
+AT_RISK = """
+query($filter: HealthFilter) {
+  inventoryHealth(filter: $filter) {
+    onHandUnits unvaluedUnits unvaluedUnitsAtRisk value { currency amount } valueAtRisk { currency amount }
+    heldValue { currency amount }
+  }
+}
+"""
+
+
+async def test_stock_at_risk_without_a_cost_is_unknown_value_at_risk_not_zero(supply):
+    # Milk has no cost: 7 units of a held lot, 3 of a released one; yogurt at 2.00 EUR, 5 units of a held lot
+    await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
+                                               "unitCost": 2.0, "currency": "EUR"}}, tenant="acme")
+    await supply.ship_lots(("MLK-1", "M-HELD", "2030-12-31"), ("MLK-1", "M-OK", "2030-12-31"),
+                           ("YOG-1", "Y-HELD", "2030-12-31"))
+    booked = await supply.movements([
+        {"sku": "MLK-1", "lotCode": "M-HELD", "kind": "receipt", "quantity": 7, "idempotencyKey": "u1"},
+        {"sku": "MLK-1", "lotCode": "M-OK", "kind": "receipt", "quantity": 3, "idempotencyKey": "u2"},
+        {"sku": "YOG-1", "lotCode": "Y-HELD", "kind": "receipt", "quantity": 5, "idempotencyKey": "u3"},
+    ])
+    assert "errors" not in booked, booked["errors"]
+    await Lot.get_pymongo_collection().update_many({"lot_code": {"$in": ["M-HELD", "Y-HELD"]}},
+                                                   {"$set": {"status": "on_hold"}})
+
+    figures = (await supply.hub.ok(AT_RISK, {"filter": {"asOf": AS_OF}}, tenant="shopco"))["inventoryHealth"]
+
+    # 15 units, 10 of them unvalued; at risk: 5 yogurt (10.00 EUR) and 7 milk of unknown value
+    assert figures["onHandUnits"] == 15 and figures["unvaluedUnits"] == 10
+    assert figures["valueAtRisk"] == eur(10.0) and figures["heldValue"] == eur(10.0)
+    assert figures["unvaluedUnitsAtRisk"] == 7
+
+
+async def test_a_lot_received_in_two_currencies_is_valued_in_both(supply):
+    await supply.hub.ok(UPSERT_SKU, {"input": {"code": "YOG-1", "name": "Yogurt 500 g", "shelfLifeDays": 30,
+                                               "unitCost": 9.0, "currency": "GBP"}}, tenant="acme")
+    dispatch = await supply.dispatch([yogurt_line(10)])
+    # 6 units bought at 1.50 EUR, 4 at 2.00 USD; then 5 sold: the 5 left are valued at the lot's mix of both,
+    # 5 x 6/10 x 1.50 = 4.50 EUR and 5 x 4/10 x 2.00 = 4.00 USD (never 5 x 1.50 EUR nor 5 x 2.00 USD alone)
+    await supply.receive(dispatch["id"], [{"sku": "YOG-1", "lotCode": "B240315", "quantity": 6,
+                                           "unitCost": 1.5, "currency": "EUR"}])
+    await supply.receive(dispatch["id"], [{"sku": "YOG-1", "lotCode": "B240315", "quantity": 4,
+                                           "unitCost": 2.0, "currency": "USD"}])
+    sold = await supply.movements([{"sku": "YOG-1", "lotCode": "B240315", "kind": "sale", "quantity": -5,
+                                    "idempotencyKey": "c1"}])
+    assert "errors" not in sold, sold["errors"]
+
+    figures = (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"]
+
+    assert figures["onHandUnits"] == 5 and figures["unvaluedUnits"] == 0
+    assert figures["value"] == [{"currency": "EUR", "amount": 4.5}, {"currency": "USD", "amount": 4.0}]
+    assert figures["aging"][0]["value"] == figures["value"]
