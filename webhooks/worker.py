@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import socket
@@ -45,6 +46,9 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from hub import metrics
 from hub.config import Settings
+from hub.models.event import EVENT_SCOPE
+from tenants import access
+from tenants.models import Scope
 from webhooks import delivery, guard, ordering, retry
 from webhooks.clock import Clock, SystemClock
 from webhooks.models import (
@@ -68,6 +72,7 @@ ENDPOINT_FRESH_SECONDS = 1.0  # an endpoint read this recently is not read again
 HOLD_PER_ENDPOINT = 5_000  # fresh deliveries of one endpoint held unwritten; beyond, they are inserted pending
 HOLD = 20_000  # fresh deliveries held unwritten in all; beyond, the dispatcher waits (they live in memory)
 RECORD_RETRY_SECONDS = (0.2, 1.0, 5.0)  # a batch sent but not yet inserted is retried until it is (cursor: ``owed``)
+UNSHARED = "refused: the event's owner no longer shares it with this tenant (partnership revoked or narrowed)"
 ORDER_PAGES = 16  # pages of an endpoint's pending deliveries (in seq order) read past blocked subjects in one claim
 
 
@@ -83,6 +88,7 @@ class Batch:
     interrupted: dict[ObjectId, list[datetime]] = field(default_factory=dict)  # earlier claims never finished
     after: dict[ObjectId, ObjectId] = field(default_factory=dict)  # delivery -> the one of its subject before it
     held: set[ObjectId] = field(default_factory=set)  # claimed but not to be sent yet: released unsent
+    unshared: set[ObjectId] = field(default_factory=set)  # no longer the endpoint's tenant's to hear: given up unsent
     fresh: bool = False  # handed over by the dispatcher, not in the database yet: inserted once sent
     waits: dict[ObjectId, asyncio.Future[bool]] = field(default_factory=dict)  # on a fresh delivery not yet recorded
     futures: dict[ObjectId, asyncio.Future[bool]] = field(default_factory=dict)  # done for good? (``_register``)
@@ -393,12 +399,32 @@ class Worker:
         return batch
 
     async def _checked(self, batch: Batch) -> Batch:
+        batch.unshared = await self._unshared(batch)
         try:
             # Checked right before sending (DNS may have changed since creation); the requests go to this address.
             batch.target = await guard.check(batch.endpoint.url, self.settings.webhook_allow_private)
         except guard.UnsafeURL as exc:
             batch.refusal = exc.message
         return batch
+
+    async def _unshared(self, batch: Batch) -> set[ObjectId]:
+        """Deliveries to a partner whose event's owner no longer shares the event's scope with it. The dispatcher
+        checks the partnership when it makes a delivery; checked again before each send, a revocation also stops
+        the retries and the backlog already made, within seconds rather than after the retry schedule."""
+        tenant = batch.endpoint.tenant_id
+        foreign: dict[ObjectId, tuple[str, Scope]] = {}
+        for doc in batch.deliveries:
+            if doc["event_type"] not in EVENT_SCOPE:
+                continue  # heard by being a party (a dispatch's events), not through a share
+            data = json.loads(doc["body"]).get("data") or {}
+            owner, scope = str(data.get("ownerId")), access.event_scope(doc["event_type"], data)
+            if owner != tenant and scope is not None:
+                foreign[doc["_id"]] = (owner, scope)
+        if not foreign:
+            return set()
+        shares = await access.shares_of_many({owner for owner, _ in foreign.values()}, fresh=True)
+        return {key for key, (owner, scope) in foreign.items()
+                if not access.reaches(shares.get(owner, {}), owner, tenant, scope)}
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
@@ -457,6 +483,9 @@ class Worker:
                 if not await may_go(doc):
                     batch.held.add(doc["_id"])
                     return None
+                if doc["_id"] in batch.unshared:
+                    done.set_result(True)  # given up: the next of its subject is judged on its own
+                    return delivery.refused(self.clock.now(), UNSHARED)
                 async with limit:
                     now = self.clock.now()
                     if batch.target is None:
@@ -534,7 +563,8 @@ class Worker:
         ones held back pending and unsent."""
         endpoint = batch.endpoint
         now = self.clock.now()
-        attempted = [o for o in outcomes if o is not None]
+        attempted = [o for doc, o in zip(batch.deliveries, outcomes, strict=True)
+                     if o is not None and doc["_id"] not in batch.unshared]  # sent: the endpoint's health
         any_success = any(o.status_code is not None and 200 <= o.status_code < 300 for o in attempted)
         failing_since = None if any_success else (endpoint.failing_since or now)
         writes: list[UpdateOne] = []
@@ -552,7 +582,7 @@ class Worker:
                          "$pop": {"claims": 1}},
                     ))
                 continue
-            decision = retry.decide(
+            decision = retry.Decision() if doc["_id"] in batch.unshared else retry.decide(
                 status_code=outcome.status_code,
                 failures_before=doc.get("failures", 0),
                 now=now,

@@ -136,6 +136,34 @@ async def test_partner_sharing_alerts_hears_them_until_the_partnership_is_revoke
     assert len(receiver.on("/bigmart")) == 1
 
 
+async def test_a_revocation_stops_retries_already_made_for_the_partner(quiet_hub, receiver):
+    # given: acme's alert reached both ERPs while shared, and both answered 500 (a retry is due in 5 s)
+    clock = ManualClock()
+    dispatcher, worker = build(quiet_hub.settings, clock)
+    await quiet_hub.tenant("acme", "supplier")
+    await quiet_hub.tenant("bigmart", "retailer")
+    partnership = await partners(quiet_hub, "acme", "bigmart", ["alerts"])
+    await create_endpoint(quiet_hub, "acme", receiver.at("/acme"))
+    bigmart_endpoint, _ = await create_endpoint(quiet_hub, "bigmart", receiver.at("/bigmart"))
+    receiver.script.update({"/acme": [500], "/bigmart": [500]})
+    await raise_mismatch(quiet_hub, "acme", ["bigmart"])
+    assert await dispatcher.run_once() == 2
+    assert await worker.run_once() == 2
+    # when: acme revokes the partnership before the retry falls due
+    await quiet_hub.ok(REVOKE, {"id": partnership}, tenant="acme")
+    clock.advance(timedelta(seconds=5))
+    await worker.run_once()
+    clock.advance(timedelta(days=1))
+    await worker.run_once()
+    await worker.close()
+    # then: acme's own ERP gets its retry; bigmart's gets nothing more, and its delivery is given up
+    assert [r.status for r in receiver.on("/acme")] == [500, 200]
+    assert [r.status for r in receiver.on("/bigmart")] == [500]
+    [given_up] = await deliveries(quiet_hub, "bigmart", bigmart_endpoint)
+    assert given_up["state"] == "failed" and "no longer shares" in given_up["lastError"]
+    assert [a["statusCode"] for a in given_up["attempts"]] == [500, None]
+
+
 async def test_an_endpoint_hears_only_its_event_types(quiet_hub, receiver, loops):
     dispatcher, worker = loops
     await quiet_hub.tenant("acme", "retailer")
