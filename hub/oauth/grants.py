@@ -223,7 +223,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_user(self, refresh_token: RefreshRecord) -> Grantee | None:
         doc = refresh_token.doc
         member = from_thread.run(_member, doc.member_id, doc.tenant_id)
-        return Grantee(member, family_id=doc.family_id) if member else None
+        return Grantee(member, family_id=doc.family_id, refresh_scope=doc.scope) if member else None
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
         """Already marked rotated when it was claimed."""

@@ -134,7 +134,8 @@ class HubAuthorizationServer(AuthorizationServer):
         }
         if include_refresh_token and user is not None and client.check_grant_type("refresh_token"):
             token["refresh_token"] = from_thread.run(
-                store_refresh_token, self.settings, client.doc, user, token["scope"]
+                store_refresh_token, self.settings, client.doc, user,
+                token["scope"] if user.refresh_scope is None else user.refresh_scope,
             )
         return token
 

@@ -45,6 +45,9 @@ class Grantee:
     member: Member
     family_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     auth_time: int = field(default_factory=lambda: int(time.time()))
+    # The scope the sign-in's refresh tokens carry (RFC 6749 §6: a rotated refresh token keeps the scope of the one
+    # it replaces, even when the refresh asked for a narrower access token). None: the scope of the first token.
+    refresh_scope: str | None = None
 
 
 def access_token_claims(

@@ -164,6 +164,18 @@ async def test_refresh_cannot_widen_the_scope(hub, oidc):
     assert refreshed["scope"] == "read"
 
 
+async def test_a_narrower_refresh_keeps_the_sign_ins_scope_for_the_next_one(hub, oidc):
+    # RFC 6749 §6: a new refresh token has the scope of the one it replaces, whatever the access token asked for
+    portal = await portal_for(hub, oidc)
+    callback, verifier, client = await portal.sign_in(scope="read write")
+    token = await portal.token(callback, verifier, client)
+    narrow = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"], scope="read")
+    assert narrow["scope"] == "read"
+    full = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=narrow["refresh_token"])
+    assert full["scope"] == "read write"
+    assert (await hub.ok(ME, token=full["access_token"]))["me"]["scopes"] == ["read", "write"]
+
+
 async def test_removed_member_is_refused(hub, oidc, monkeypatch):
     monkeypatch.setattr(auth_module, "MEMBER_CACHE_SECONDS", 0.0)  # the one-minute window, without the wait
     portal = await portal_for(hub, oidc)
