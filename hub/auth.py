@@ -28,7 +28,7 @@ from tenants.models import Member, Role, Tenant
 
 log = logging.getLogger("lotpulse.auth")
 VERIFIED_KEPT = 10_000  # validated tokens remembered (by hash) until they expire
-MEMBER_CACHE_SECONDS = 30.0  # deleted members are refused within this window
+MEMBER_CACHE_SECONDS = 30.0  # removed members are refused within this window (or the revocation cache's, if shorter)
 # The hub's own tokens: RFC 9068 access tokens from the OAuth server, and plain JWTs minted by `lotpulse token`.
 HUB_TOKEN_TYPES = ("at+jwt", "JWT")
 
@@ -175,8 +175,17 @@ class TokenValidator:
         if cached and cached[0] > now:
             return cached[1]
         member = await Member.find_one({"issuer": issuer, "subject": subject})
-        self._members[(issuer, subject)] = (now + MEMBER_CACHE_SECONDS, member)
+        self._members[(issuer, subject)] = (now + self._member_cache_seconds(), member)
         return member
+
+    def _member_cache_seconds(self) -> float:
+        return min(MEMBER_CACHE_SECONDS, self.settings.oauth_revocation_cache_seconds)
+
+    def forget_member(self, member: Member) -> None:
+        """A member added or removed by this process counts here at once (elsewhere within the member cache's
+        window)."""
+        self._members.pop((member.issuer, member.subject), None)
+        self._member_ids.pop(str(member.id), None)
 
     async def _tenant_exists(self, tenant_id: str) -> bool:
         now = time.monotonic()
@@ -229,7 +238,7 @@ class TokenValidator:
             reason="revoked token presented", target=f"jti:{principal.token_id}" if principal.token_id else None,
         )
 
-    async def _member_exists(self, member_id: str, tenant_id: str) -> bool:
+    async def member_exists(self, member_id: str, tenant_id: str) -> bool:
         now = time.monotonic()
         cached = self._member_ids.get(member_id)
         if cached and cached[0] > now:
@@ -238,12 +247,12 @@ class TokenValidator:
             exists = await Member.find_one({"_id": PydanticObjectId(member_id), "tenant_id": tenant_id}) is not None
         except (InvalidId, TypeError):
             exists = False
-        self._member_ids[member_id] = (now + MEMBER_CACHE_SECONDS, exists)
+        self._member_ids[member_id] = (now + self._member_cache_seconds(), exists)
         return exists
 
     async def is_revoked(self, principal: Principal) -> bool:
         """Whether a principal's token was revoked, its OAuth client deleted or its member removed since it was
-        issued. Answers within ``oauth_revocation_cache_seconds`` / ``MEMBER_CACHE_SECONDS`` of the change (at once
+        issued. Answers within ``oauth_revocation_cache_seconds`` of the change (at once
         on the process that made it); long-lived connections poll it."""
         keys = [token_key(principal.token_id)] if principal.token_id else []
         if principal.client_id:
@@ -253,7 +262,7 @@ class TokenValidator:
         if keys and await self.revocations.contains_any(keys):
             return True
         member_id = principal.extra.get("member_id")
-        return member_id is not None and not await self._member_exists(member_id, principal.tenant_id)
+        return member_id is not None and not await self.member_exists(member_id, principal.tenant_id)
 
 
 def mint_local_token(

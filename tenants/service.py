@@ -69,7 +69,7 @@ async def add_member(
     return member
 
 
-async def remove_member(access: Access, member_id: str) -> None:
+async def remove_member(access: Access, member_id: str) -> Member:
     access.require(Group.administration)
     member = await access.get(Member, member_id, access.owned(), "member")
     await member.delete()
@@ -80,6 +80,7 @@ async def remove_member(access: Access, member_id: str) -> None:
         target=member_id,
         details={"issuer": member.issuer, "subject": member.subject},
     )
+    return member
 
 
 async def invite_partner(

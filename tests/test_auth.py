@@ -315,6 +315,26 @@ async def test_untrusted_claims_from_a_members_issuer_are_ignored(federation):
     await assert_unauthenticated(hub, idp.token("mallory", **asserted))
 
 
+async def test_a_member_removed_over_graphql_is_refused_at_once_by_that_process(federation):
+    hub, idp = federation.hub, federation.members_idp
+    member = await tenant_service.add_member("acme", idp.issuer, "carol", ["operator"])
+    token = idp.token("carol")
+    status, body = await me_with(hub, token)
+    assert status == 200 and body["data"]["me"]["subject"] == "carol", body
+    await hub.ok("mutation($id: ID!) { removeMember(id: $id) }", {"id": str(member.id)}, tenant="acme")
+    await assert_unauthenticated(hub, token)
+
+
+async def test_a_member_added_over_graphql_may_sign_in_at_once(federation):
+    hub, idp = federation.hub, federation.members_idp
+    token = idp.token("dana")
+    await assert_unauthenticated(hub, token)  # not a member yet (and this process remembers that)
+    add = "mutation($input: AddMemberInput!) { addMember(input: $input) { id } }"
+    await hub.ok(add, {"input": {"issuer": idp.issuer, "subject": "dana", "roles": ["viewer"]}}, tenant="acme")
+    status, body = await me_with(hub, token)
+    assert status == 200 and body["data"]["me"]["roles"] == ["viewer"], body
+
+
 async def test_unknown_subject_of_a_members_issuer_is_unauthenticated(federation):
     await assert_unauthenticated(federation.hub, federation.members_idp.token("nobody"))
 

@@ -2,7 +2,9 @@
 
 Access tokens are JWTs: revoking one puts its ``jti`` on the revocation list until it expires. Refresh tokens are
 looked up by digest: revoking one ends its whole family, including the access tokens issued from it (RFC 7009 §2.1).
-Introspection answers only confidential clients of the token's own tenant; everyone else learns ``active: false``.
+Introspection answers only confidential clients of the token's own tenant; everyone else learns ``active: false``,
+as does anyone asking about a token that the hub's own API would refuse (revoked, its client deleted, its member
+removed).
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ async def find_token(server: HubAuthorizationServer, token: str, hint: str | Non
         doc = await RefreshToken.find_one({"token_hash": digest(token)})
         if doc is None:
             return None
-        revoked = doc.revoked or doc.rotated or await server.revocations.contains_any(
-            [family_key(doc.family_id), client_key(doc.client_id)]
+        revoked = (
+            doc.revoked or doc.rotated
+            or await server.revocations.contains_any([family_key(doc.family_id), client_key(doc.client_id)])
+            or not await server.validator.member_exists(doc.member_id, doc.tenant_id)
         )
         return TokenRecord(
             "refresh_token", doc.tenant_id, doc.client_id, doc.scope, doc.expires_at.timestamp(),
@@ -77,10 +81,14 @@ async def find_token(server: HubAuthorizationServer, token: str, hint: str | Non
     keys = [token_key(str(claims.get("jti"))), client_key(claims["client_id"])]
     if asserted.get("family"):
         keys.append(family_key(asserted["family"]))
+    tenant_id = str(asserted.get("tenant"))
+    member_id = asserted.get("member")
+    revoked = await server.revocations.contains_any(keys) or (
+        isinstance(member_id, str) and not await server.validator.member_exists(member_id, tenant_id)
+    )
     return TokenRecord(
-        "access_token", str(asserted.get("tenant")), claims["client_id"], claims.get("scope", ""),
-        float(claims["exp"]), subject=claims["sub"], jti=claims.get("jti"), family_id=asserted.get("family"),
-        revoked=await server.revocations.contains_any(keys), claims=claims,
+        "access_token", tenant_id, claims["client_id"], claims.get("scope", ""), float(claims["exp"]),
+        subject=claims["sub"], jti=claims.get("jti"), family_id=asserted.get("family"), revoked=revoked, claims=claims,
     )
 
 

@@ -39,9 +39,11 @@ class Mutation:
     async def add_member(self, info: Info, input: AddMemberInput) -> MemberType:
         access = await info.context.access()
         member = await service.add_member(access.tenant_id, input.issuer, input.subject, input.roles, input.email)
+        info.context.hub.validator.forget_member(member)
         return MemberType.from_model(member)
 
     @strawberry.mutation(permission_classes=allowed(Group.administration))
     async def remove_member(self, info: Info, id: strawberry.ID) -> strawberry.ID:
-        await service.remove_member(await info.context.access(), str(id))
+        member = await service.remove_member(await info.context.access(), str(id))
+        info.context.hub.validator.forget_member(member)
         return id

@@ -189,6 +189,27 @@ async def test_removed_member_is_refused(hub, oidc, monkeypatch):
         await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=token["refresh_token"])
 
 
+async def test_removed_member_is_refused_at_once_by_the_process_that_removed_them_and_by_introspection(hub, oidc):
+    # given a signed-in member whose token this process has already accepted
+    portal = await portal_for(hub, oidc)
+    callback, verifier, client = await portal.sign_in()
+    token = await portal.token(callback, verifier, client)
+    assert await _code_status(hub, token["access_token"]) is None
+    erp_id, erp_secret = await create_client(hub, portal.tenant, scopes=["read"], roles=["integration"])
+    for kind in ("access_token", "refresh_token"):
+        answer = await hub.http.post("/oauth/introspect", data={"token": token[kind]}, auth=(erp_id, erp_secret))
+        assert answer.json()["active"] is True
+    # when an admin removes them
+    members = (await hub.ok(MEMBERS, tenant=portal.tenant))["members"]["edges"]
+    alice = next(edge["node"]["id"] for edge in members if edge["node"]["subject"] == "alice")
+    await hub.ok(REMOVE_MEMBER, {"id": alice}, tenant=portal.tenant)
+    # then their tokens stop at once here, and a resource server introspecting them hears they are not active
+    assert await _code_status(hub, token["access_token"]) == "UNAUTHENTICATED"
+    for kind in ("access_token", "refresh_token"):
+        answer = await hub.http.post("/oauth/introspect", data={"token": token[kind]}, auth=(erp_id, erp_secret))
+        assert answer.json() == {"active": False}, kind
+
+
 async def test_sign_in_state_is_bound_to_the_browser(hub, oidc):
     # given a sign-in started in one browser
     portal = await portal_for(hub, oidc)
