@@ -218,6 +218,9 @@ class TokenValidator:
                 expires_at=float(claims["exp"]),
                 token_id=claims.get("jti"),
             )
+        if not principal.roles:
+            # The claim named a tenant but no role this hub knows: least privilege leaves nothing, not even reading.
+            raise Unauthenticated("the token names no role")
         if not await self._tenant_exists(principal.tenant_id):
             raise Unauthenticated("unknown tenant")
         if await self.is_revoked(principal):

@@ -350,6 +350,13 @@ async def test_trusted_issuer_may_assert_tenant_and_roles(federation):
     assert body["data"]["me"]["roles"] == ["integration"]
 
 
+async def test_a_token_naming_no_role_the_hub_knows_reads_nothing(federation):
+    # a tenant alone is not a role: least privilege gives such a token nothing, not the reader's view
+    hub, idp = federation.hub, federation.claims_idp
+    for asserted in ({"tenant": "globex"}, {"tenant": "globex", "roles": []}, {"tenant": "globex", "roles": ["root"]}):
+        await assert_unauthenticated(hub, idp.token("svc", **{hub.settings.claim_namespace: asserted}))
+
+
 async def test_trusted_issuer_asserting_an_unknown_tenant_is_unauthenticated(federation):
     hub, idp = federation.hub, federation.claims_idp
     await assert_unauthenticated(
