@@ -51,7 +51,7 @@ class Principal:
         return bool(self.roles.intersection(roles))
 
 
-def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str) -> Principal | None:
+def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str, own: bool) -> Principal | None:
     asserted = claims.get(namespace)
     if not isinstance(asserted, dict):
         return None
@@ -61,12 +61,14 @@ def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str) -
         raise Unauthenticated("malformed tenant claim")
     valid_roles = {role.value for role in Role}
     scope = claims.get("scope")
-    # OAuth sign-ins name the member (and the identity provider that vouched for them) and their refresh family.
-    extra = {key: str(asserted[key]) for key in ("member", "family") if isinstance(asserted.get(key), str)}
+    # The hub's OAuth sign-ins name the member (and the identity provider that vouched for them) and their refresh
+    # family. Only the hub says so: another issuer trusted with tenant and roles does not speak for other identities.
+    said = asserted if own else {}
+    extra = {key: str(said[key]) for key in ("member", "family") if isinstance(said.get(key), str)}
     return Principal(
         tenant_id=tenant,
-        subject=str(asserted.get("idp_sub") or claims.get("sub", "")),
-        issuer=str(asserted.get("idp") or issuer),
+        subject=str(said.get("idp_sub") or claims.get("sub", "")),
+        issuer=str(said.get("idp") or issuer),
         roles=frozenset(r for r in roles if r in valid_roles),
         scopes=frozenset(scope.split()) if isinstance(scope, str) else None,
         expires_at=float(claims["exp"]) if "exp" in claims else None,
@@ -204,8 +206,10 @@ class TokenValidator:
             raise Unauthenticated("expected 'Authorization: Bearer <token>'")
         claims = await self.decode(token.strip())
         issuer = claims["iss"]
-        trusted_claims = issuer == self.settings.issuer or self.issuers[issuer].trusted_claims
-        principal = _principal_from_claim(claims, self.settings.claim_namespace, issuer) if trusted_claims else None
+        own = issuer == self.settings.issuer
+        trusted_claims = own or self.issuers[issuer].trusted_claims
+        namespace = self.settings.claim_namespace
+        principal = _principal_from_claim(claims, namespace, issuer, own) if trusted_claims else None
         if principal is None:
             member = await self._member(issuer, str(claims["sub"]))
             if member is None:

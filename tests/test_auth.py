@@ -357,6 +357,17 @@ async def test_a_token_naming_no_role_the_hub_knows_reads_nothing(federation):
         await assert_unauthenticated(hub, idp.token("svc", **{hub.settings.claim_namespace: asserted}))
 
 
+async def test_a_trusted_issuer_cannot_speak_for_another_identity(federation):
+    # the member, family and identity-provider fields of the claim are the hub's own sign-in's, from no one else
+    hub, idp, corp = federation.hub, federation.claims_idp, federation.members_idp
+    member = await tenant_service.add_member("globex", corp.issuer, "gina", ["admin"])
+    asserted = {"tenant": "globex", "roles": ["viewer"], "idp": corp.issuer, "idp_sub": "gina",
+                "member": str(member.id)}
+    status, body = await me_with(hub, idp.token("svc-7", **{hub.settings.claim_namespace: asserted}))
+    assert status == 200, body
+    assert (body["data"]["me"]["issuer"], body["data"]["me"]["subject"]) == (idp.issuer, "svc-7")
+
+
 async def test_trusted_issuer_asserting_an_unknown_tenant_is_unauthenticated(federation):
     hub, idp = federation.hub, federation.claims_idp
     await assert_unauthenticated(
