@@ -84,7 +84,7 @@ async def plan(
     planned: list[dict[str, Any]] = []
     for event in events:
         owner, event_type = event["tenant_id"], event["type"]
-        body: str | None = None
+        bodies: dict[str, str] = {}  # per tenant: a partner may hear less of an event than its owner
         paged = _paged(event)
         for tenant in set(event.get("audience", [])):
             scope = access.event_scope(event_type, event.get("payload"))
@@ -98,7 +98,8 @@ async def plan(
                     continue
                 if not replay and _before(event["_id"], endpoint):
                     continue
-                body = body or signing.body_for(event)
+                if tenant not in bodies:
+                    bodies[tenant] = signing.body_for(event, tenant)
                 planned.append(
                     {
                         "event_id": event["_id"],
@@ -107,7 +108,7 @@ async def plan(
                         "event_type": event_type,
                         "subject": event.get("subject"),
                         "seq": event.get("seq"),
-                        "body": body,
+                        "body": bodies[tenant],
                         "state": DeliveryState.pending.value,
                         "next_attempt_at": now,
                         "failures": 0,

@@ -24,6 +24,7 @@ from hub.models.location import Location
 from hub.models.movement import Movement
 from hub.models.receipt import Receipt
 from hub.models.sku import Sku
+from hub.services import exposure_views
 from tenants.models import Tenant
 
 EXTENSIONS = "https://lotpulse.dev/epcis/"
@@ -132,12 +133,14 @@ def movement_event(movement: Movement, names: Names) -> dict[str, Any]:
     }) | {"recordTime": _iso(movement.recorded_at)}
 
 
-def excursion_event(excursion: Excursion, names: Names) -> dict[str, Any]:
+def excursion_event(excursion: Excursion, names: Names, viewer: str) -> dict[str, Any]:
     """The standard's alarm form: one sensor report with ``exception: ALARM_CONDITION`` over the episode
     (``startTime``/``endTime`` in its metadata) and the peak as ``maxValue`` at ``time``; the exposed lots as the
     quantity list, and the exposed pallets (a logger on pallets) as the EPC list. The limit that was crossed and the
     degree-minutes above it have no standard field: they travel as the hub's extension fields ``lotpulse:limitC``
-    and ``lotpulse:degreeMinutes``."""
+    and ``lotpulse:degreeMinutes``. A partner (``viewer`` other than the sensor's owner) is told of its own exposed
+    lots only (hub/services/exposure_views.py)."""
+    exposed = exposure_views.exposed_for(excursion.tenant_id, viewer, excursion.exposed_lots)
     report: dict[str, Any] = {"type": "Temperature", "exception": "ALARM_CONDITION", "maxValue": excursion.peak_c,
                               "time": _iso(excursion.peak_at), "uom": "CEL"}
     metadata: dict[str, Any] = {"startTime": _iso(excursion.started_at), "deviceID": f"urn:lotpulse:sensor:"
@@ -147,11 +150,10 @@ def excursion_event(excursion: Excursion, names: Names) -> dict[str, Any]:
     event = _finish({
         "type": "ObjectEvent", **_at(excursion.started_at), "action": "OBSERVE", "bizStep": "sensor_reporting",
         "quantityList": [{"epcClass": names.lot_class(lot.sku_id, lot.lot_code), "quantity": lot.units}
-                         for lot in excursion.exposed_lots if lot.units > 0],
+                         for lot in exposed if lot.units > 0],
         # A logger on pallets: the pallets/cases whose goods were exposed (GS1 Digital Link of each SSCC).
-        "epcList": [f"https://id.gs1.org/00/{unit}" for unit in sorted({u for lot in excursion.exposed_lots
-                                                                         for u in lot.ssccs})]
-        or ([] if excursion.exposed_lots else [f"urn:lotpulse:sensor:{excursion.sensor_id}"]),
+        "epcList": [f"https://id.gs1.org/00/{unit}" for unit in sorted({u for lot in exposed for u in lot.ssccs})]
+        or ([] if exposed else [f"urn:lotpulse:sensor:{excursion.sensor_id}"]),
         "readPoint": names.place(excursion.location_id),
         "sensorElementList": [{"sensorMetadata": metadata, "sensorReport": [report]}],
         "lotpulse:limitC": excursion.limit_c,

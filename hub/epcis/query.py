@@ -230,7 +230,7 @@ def _exporter(model: Any, rule: Callable[[Access], dict[str, Any]], build: Any, 
             if not docs:
                 return Fetched(rows, scanned, True)
             examined += len(docs)
-            events = await build(docs)
+            events = await build(docs, access.tenant_id)
             for doc, event in zip(docs, events):
                 scanned = doc.id
                 if event is not None and matches(query, event):
@@ -244,7 +244,7 @@ def _exporter(model: Any, rule: Callable[[Access], dict[str, Any]], build: Any, 
     return fetch
 
 
-async def _dispatches(docs: list[Dispatch]) -> list[dict[str, Any] | None]:
+async def _dispatches(docs: list[Dispatch], viewer: str) -> list[dict[str, Any] | None]:
     skip = await _captured_ids("dispatch", [d.id for d in docs])
     names = await export.Names.load([line.sku_id for d in docs for line in d.lines],
                                     [loc for d in docs for loc in (d.from_location_id, d.to_location_id)],
@@ -252,7 +252,7 @@ async def _dispatches(docs: list[Dispatch]) -> list[dict[str, Any] | None]:
     return [None if str(d.id) in skip else export.dispatch_event(d, names) for d in docs]
 
 
-async def _receipts(docs: list[Receipt]) -> list[dict[str, Any] | None]:
+async def _receipts(docs: list[Receipt], viewer: str) -> list[dict[str, Any] | None]:
     skip = await _captured_ids("receipt", [r.id for r in docs])
     shipments = {d.id: d for d in await Dispatch.find({"_id": {"$in": [r.dispatch_id for r in docs]}}).to_list()}
     names = await export.Names.load([line.sku_id for r in docs for line in r.lines], [r.location_id for r in docs],
@@ -260,15 +260,15 @@ async def _receipts(docs: list[Receipt]) -> list[dict[str, Any] | None]:
     return [None if str(r.id) in skip else export.receipt_event(r, shipments.get(r.dispatch_id), names) for r in docs]
 
 
-async def _movements(docs: list[Movement]) -> list[dict[str, Any] | None]:
+async def _movements(docs: list[Movement], viewer: str) -> list[dict[str, Any] | None]:
     names = await export.Names.load([m.sku_id for m in docs], [m.location_id for m in docs], [])
     return [export.movement_event(m, names) for m in docs]
 
 
-async def _excursions(docs: list[Excursion]) -> list[dict[str, Any] | None]:
+async def _excursions(docs: list[Excursion], viewer: str) -> list[dict[str, Any] | None]:
     names = await export.Names.load([lot.sku_id for x in docs for lot in x.exposed_lots],
                                     [x.location_id for x in docs], [])
-    return [export.excursion_event(x, names) for x in docs]
+    return [export.excursion_event(x, names, viewer) for x in docs]
 
 
 FETCHERS: dict[str, Fetch] = {

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.models.alert import Alert, AlertStatus
-from tenants.access import Access
+from tenants.access import DISPATCH_PARTIES, Access
 
 BACKLOG_BANDS = ((0, 1), (1, 24), (24, 168), (168, None))  # hours: < 1 h, 1-24 h, 1-7 days, > 7 days
 
@@ -75,12 +75,17 @@ def _minutes(start: datetime, end: datetime) -> float:
 
 def _dimension(raw: dict[str, Any], by: str | None, viewer: str) -> list[tuple[str | None, str | None]]:
     """The (id, label) groups an alert falls in: its locations, or the partners it is shared with (one alert may
-    count in several); ``(None, None)`` when it names none."""
+    count in several; a partner's alert counts under its owner); ``(None, None)`` when it names none."""
     if by == "location":
         places = [(s["id"], s.get("label")) for s in raw.get("subjects", []) if s.get("kind") == "location"]
         return places or [(None, None)]
     if by == "partner":
-        others = sorted({raw["tenant_id"], *raw.get("audience", [])} - {viewer})
+        # The owner groups by everyone it shared the alert with, a dispatch's party by the dispatch's parties (all
+        # on the notice), any other partner by the owner only: who else was told is the owner's business (another
+        # brand stocked at the same retailer).
+        known = raw["tenant_id"] == viewer or raw.get("audience_rule") == DISPATCH_PARTIES
+        shared = raw.get("audience", []) if known else []
+        others = sorted({raw["tenant_id"], *shared} - {viewer})
         return [(t, t) for t in others] or [(None, None)]
     return [(None, None)]
 
@@ -93,7 +98,8 @@ async def alert_performance(access: Access, clauses: list[dict[str, Any]], now: 
     groups: dict[tuple[str, str, str], Group] = {}
     backlog = [Backlog(lo, hi) for lo, hi in BACKLOG_BANDS]
     fields = {"kind": 1, "severity": 1, "status": 1, "opened_at": 1, "acknowledged_at": 1, "resolved_at": 1,
-              "decision": 1, "escalated_at": 1, "decision_value": 1, "subjects": 1, "audience": 1, "tenant_id": 1}
+              "decision": 1, "escalated_at": 1, "decision_value": 1, "subjects": 1, "audience": 1, "tenant_id": 1,
+              "audience_rule": 1}
     async for raw in Alert.get_pymongo_collection().find(query, fields):
         for key, label in _dimension(raw, by, access.tenant_id):
             _count(groups.setdefault((raw["kind"], raw["severity"], key or ""),

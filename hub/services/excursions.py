@@ -39,7 +39,7 @@ from hub.models.lot import Lot
 from hub.models.pallet import Pallet
 from hub.models.sensor import Sensor
 from hub.models.stock import StockPosition
-from hub.services import audiences, expiry
+from hub.services import audiences, expiry, exposure_views
 from hub.services.alerts import raise_alert, resolve_by_system
 from hub.services.lots import lot_events
 from hub.services.pallets import PackedGoods, UnitGoods, dispatches_carrying, goods_on, packed_goods, unshipped
@@ -228,17 +228,6 @@ async def _redate_packed(session: AsyncClientSession, shortened: dict[Any, date 
             )
 
 
-def _quantity(item: ExposedLot) -> str:
-    if item.total_units is not None:  # a part of what the dispatches carry: say of how much
-        if item.pack_size > 1 and item.cases:
-            return (f"{item.cases} of {item.total_cases} cases ({item.units} of {item.total_units} units)")
-        return f"{item.units} of {item.total_units} units"
-    if item.pack_size > 1 and item.cases:
-        loose = item.units - item.cases * item.pack_size
-        return f"{item.cases} cases ({item.units} units{f', {loose} loose' if loose else ''})"
-    return f"{item.units} units"
-
-
 def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]:
     return {
         "excursionId": str(excursion.id),
@@ -260,6 +249,7 @@ def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]
         "lots": [
             {
                 "lotId": str(item.lot_id),
+                "ownerId": item.owner_id,  # a partner is shown its own lots only (hub/services/exposure_views.py)
                 "lotCode": item.lot_code,
                 "skuCode": item.sku_code,
                 "units": item.units,
@@ -276,24 +266,6 @@ def _evidence(excursion: Excursion, location: Location | None) -> dict[str, Any]
             for item in excursion.exposed_lots
         ],
     }
-
-
-def _place(item: ExposedLot, where: str) -> str:
-    if item.ssccs:
-        return f"on {'SSCCs' if len(item.ssccs) > 1 else 'SSCC'} {', '.join(item.ssccs)}"
-    return f"at {where}"
-
-
-def _recommendation(excursion: Excursion, where: str) -> str:
-    if not excursion.exposed_lots:
-        return f"Check the cooling at {where}; no tracked goods were exposed."
-    exposed = "; ".join(f"{_quantity(i)} of lot {i.lot_code} exposed {_place(i, where)}"
-                        for i in excursion.exposed_lots)
-    redated = [item for item in excursion.exposed_lots if item.expires_after != item.expires_before]
-    if redated:
-        dates = ", ".join(f"{i.lot_code} now expires {i.expires_after} (was {i.expires_before})" for i in redated)
-        return f"{exposed}: dispatch with priority or inspect ({dates}). Check the cooling at {where}."
-    return f"{exposed}: inspect the goods and check the cooling; no shelf life lost so far."
 
 
 def _overlaps(doc: dict[str, Any], episode: Episode, hysteresis: timedelta) -> bool:
@@ -432,6 +404,7 @@ async def _alert(
         item.expires_after and item.expires_after < excursion.started_at.date() for item in excursion.exposed_lots
     )
     state = "ended" if excursion.status == ExcursionStatus.closed else "ongoing"
+    evidence = _evidence(excursion, location)
     return await raise_alert(
         session,
         kind=AlertKind.sensor_spike,
@@ -450,7 +423,7 @@ async def _alert(
             SubjectRef(kind="location", id=str(excursion.location_id), label=where),
             *[SubjectRef(kind="lot", id=str(item.lot_id), label=item.lot_code) for item in excursion.exposed_lots],
         ],
-        evidence=_evidence(excursion, location),
-        recommendation=_recommendation(excursion, where),
+        evidence=evidence,
+        recommendation=exposure_views.recommendation(evidence["lots"], where),
         audience_rule=audiences.sensor_rule(sensor),
     )

@@ -110,7 +110,9 @@ async def _raise(
             "lastReadingAt": heard.isoformat(),
             "silentMinutes": silent_minutes,
             "allowedSilenceMinutes": allowed.total_seconds() / 60,
-            "lots": [{"lotId": str(lot.id), "lotCode": lot.lot_code, "units": units.get(lot.id, 0)} for lot in lots],
+            # ownerId: a partner is shown its own lots only (hub/services/exposure_views.py)
+            "lots": [{"lotId": str(lot.id), "ownerId": lot.tenant_id, "lotCode": lot.lot_code,
+                      "units": units.get(lot.id, 0)} for lot in lots],
         },
         recommendation=f"Check sensor {sensor.device_id} (power, battery, coverage) and the goods at {where}: "
         "while it is silent, an excursion would go unseen.",

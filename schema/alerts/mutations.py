@@ -19,7 +19,7 @@ class Mutation:
     async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> AlertType:
         access = await info.context.access()
         alert = await alert_service.acknowledge_alert(info.context.hub.database, access, id, note)
-        return AlertType.from_model(alert)
+        return AlertType.from_model(alert, access.tenant_id)
 
     @strawberry.mutation(
         permission_classes=allowed(Group.decisions),
@@ -30,4 +30,4 @@ class Mutation:
     ) -> AlertType:
         access = await info.context.access()
         alert = await alert_service.resolve_alert(info.context.hub.database, access, id, decision, note)
-        return AlertType.from_model(alert)
+        return AlertType.from_model(alert, access.tenant_id)

@@ -19,6 +19,7 @@ class Query:
     ) -> Connection[AlertType]:
         access = await info.context.access()
         visible = access.alerts()
+        viewer = access.tenant_id
         clauses = [visible, *(filter.to_query() if filter else [])]
         return await paginate(
             Alert,
@@ -26,11 +27,11 @@ class Query:
             first,
             after,
             info.context.hub.settings.max_page_size,
-            AlertType.from_model,
+            lambda alert: AlertType.from_model(alert, viewer),
             descending=True,
         )
 
     @strawberry.field(permission_classes=READ)
     async def alert(self, info: Info, id: strawberry.ID) -> AlertType:
         access = await info.context.access()
-        return AlertType.from_model(await access.get(Alert, id, access.alerts(), "alert"))
+        return AlertType.from_model(await access.get(Alert, id, access.alerts(), "alert"), access.tenant_id)

@@ -28,7 +28,9 @@ class Subscription:
         ] = None,
     ) -> AsyncGenerator[AlertEventType, None]:
         wanted = filter or AlertEventFilter()
+        viewer = info.context.require_principal().tenant_id
         async for value in live(
-            info, wanted.event_types(), wanted.matches, str(after) if after else None, AlertEventType.from_event
+            info, wanted.event_types(), lambda event: wanted.matches(event, viewer), str(after) if after else None,
+            lambda event: AlertEventType.from_event(event, viewer),
         ):
             yield value

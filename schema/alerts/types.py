@@ -6,6 +6,7 @@ result and a subscription message for the same alert version can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from hub.errors import BadInput
 from hub.events.bus import LiveEvent
 from hub.models.alert import Alert, AlertKind, AlertStatus, Decision, Severity
 from hub.models.escalation import StepAction
+from hub.services import exposure_views
 from hub.services.alerts import ALERT_EVENT_TYPES, alert_payload
 from schema.node import Node
 from schema.scalars import (  # noqa: F401 - registers the enums
@@ -97,7 +99,9 @@ class AlertType(Node):
         return [EscalationNotice.from_payload(step) for step in self.history if own or step["action"] in shared]
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> AlertType:
+    def from_payload(cls, data: Mapping[str, Any], viewer: str | None) -> AlertType:
+        """``viewer``: the tenant it is shown to (a partner sees a sensor alert with its own goods only)."""
+        data = exposure_views.alert_for(data, viewer)
         return cls(
             id=strawberry.ID(data["id"]),
             kind=AlertKind(data["kind"]),
@@ -125,8 +129,8 @@ class AlertType(Node):
         )
 
     @classmethod
-    def from_model(cls, alert: Alert) -> AlertType:
-        answer = cls.from_payload(alert_payload(alert)["alert"])
+    def from_model(cls, alert: Alert, viewer: str) -> AlertType:
+        answer = cls.from_payload(alert_payload(alert)["alert"], viewer)
         answer.history = [{**step, "at": step["at"].isoformat()} for step in alert.escalations]
         return answer
 
@@ -141,13 +145,13 @@ class AlertEventType:
     escalation: EscalationNotice | None = strawberry.field(description="Set on alert.escalated: the step taken")
 
     @classmethod
-    def from_event(cls, event: LiveEvent) -> AlertEventType:
+    def from_event(cls, event: LiveEvent, viewer: str) -> AlertEventType:
         previous = event.payload.get("previousSeverity")
         return cls(
             cursor=strawberry.ID(event.id),
             type=event.type,
             occurred_at=event.occurred_at,
-            alert=AlertType.from_payload(event.payload["alert"]),
+            alert=AlertType.from_payload(event.payload["alert"], viewer),
             previous_severity=Severity(previous) if previous else None,
             escalation=EscalationNotice.from_payload(notice) if (notice := event.payload.get("escalation")) else None,
         )
@@ -191,8 +195,8 @@ class AlertEventFilter:
             raise BadInput(f"not alert event types: {', '.join(unknown)}", field="filter.types")
         return list(self.types)
 
-    def matches(self, event: LiveEvent) -> bool:
-        alert = event.payload.get("alert", {})
+    def matches(self, event: LiveEvent, viewer: str) -> bool:
+        alert = exposure_views.alert_for(event.payload.get("alert", {}), viewer)
         if self.kinds is not None and alert.get("kind") not in {kind.value for kind in self.kinds}:
             return False
         if self.severities is not None and alert.get("severity") not in {s.value for s in self.severities}:

@@ -58,7 +58,7 @@ KINDS = (
     Kind(Lot, lambda a: a.lots("read"), _lot),
     Kind(Dispatch, lambda a: a.dispatches("read"), lambda d, a: _first(dispatch_nodes([d], a.tenant_id))),
     Kind(Receipt, lambda a: a.receipts("read"), lambda d, a: _wrap(ReceiptType.from_model(d, a.tenant_id))),
-    Kind(Alert, lambda a: a.alerts(), lambda d, a: _wrap(AlertType.from_model(d))),
+    Kind(Alert, lambda a: a.alerts(), lambda d, a: _wrap(AlertType.from_model(d, a.tenant_id))),
 )
 
 

@@ -92,6 +92,7 @@ class Query:
     ) -> Connection[ExcursionType]:
         access = await info.context.access()
         clauses: list[dict] = [access.sensors("read")]
+        viewer = access.tenant_id
         if filter:
             if filter.sensor_id is not None:
                 clauses.append({"sensor_id": object_id(str(filter.sensor_id), "sensor")})
@@ -103,5 +104,5 @@ class Query:
                 clauses.append({"started_at": {"$gte": filter.started_after}})
         return await paginate(
             Excursion, {"$and": clauses}, first, after, info.context.hub.settings.max_page_size,
-            ExcursionType.from_model, descending=True,
+            lambda excursion: ExcursionType.from_model(excursion, viewer), descending=True,
         )

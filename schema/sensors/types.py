@@ -16,6 +16,7 @@ import schema.scalars  # noqa: F401 - binds the model enums to GraphQL
 from hub.dates import utcnow
 from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
 from hub.models.sensor import Sensor, SensorState
+from hub.services import exposure_views
 from hub.services import readings as reading_service
 
 ExcursionStatusEnum = strawberry.enum(ExcursionStatus, name="ExcursionStatus")
@@ -284,7 +285,9 @@ class ExcursionType:
     alert_id: strawberry.ID | None
 
     @classmethod
-    def from_model(cls, excursion: Excursion) -> ExcursionType:
+    def from_model(cls, excursion: Excursion, viewer: str) -> ExcursionType:
+        """``viewer``: the tenant it is shown to; a partner sees its own exposed lots only."""
+        exposed = exposure_views.exposed_for(excursion.tenant_id, viewer, excursion.exposed_lots)
         return cls(
             id=strawberry.ID(str(excursion.id)),
             owner_id=strawberry.ID(excursion.tenant_id),
@@ -301,7 +304,7 @@ class ExcursionType:
             peak_at=excursion.peak_at,
             degree_minutes=excursion.degree_minutes,
             duration_minutes=excursion.duration_minutes,
-            exposed_lots=[ExposedLotType.from_model(item) for item in excursion.exposed_lots],
+            exposed_lots=[ExposedLotType.from_model(item) for item in exposed],
             exposure_basis=ExposureBasis(excursion.exposure_basis),
             alert_id=strawberry.ID(str(excursion.alert_id)) if excursion.alert_id else None,
         )
