@@ -11,7 +11,12 @@ Two methods, picked by how often the item sells on the days it was in stock:
   a weekday seen fewer than ``FACTOR_MIN_WEEKS`` times is shrunk towards 1 by ``FACTOR_PRIOR_WEEKS`` pseudo-weeks,
   so that two odd Mondays do not make a rule (with enough weeks shrinking would only bias a real rhythm). The level is a
   trimmed mean (top and bottom ``TRIM`` cut) of the de-seasonalised days of the last ``LEVEL_DAYS`` in-stock days,
-  so a single promotion or a stock-take slip does not move it.
+  so a single unexplained spike or a stock-take slip does not move it.
+
+Days the partner flagged as sold on promotion are left out like stockouts while they are a minority of the in-stock
+days: a few promotion days are events (trimming alone let a 3-day promotion at 5x lift the level by a fifth and
+one weekday's factor by a quarter), whereas a promotion that runs through most of the window is the regime the
+baseline must follow (and whose end ``velocity_drop`` then names).
 - **croston_sba** (intermittent: most in-stock days sell nothing): Croston's method with the Syntetos-Boylan bias
   correction: exponentially smoothed non-zero demand size ``z`` and interval ``p`` (in in-stock days), rate
   ``(1 - α/2) · z / p`` per day, flat (no weekday pattern can be seen in a few sales a month).
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 INTERMITTENT_SHARE = 0.5
@@ -47,6 +52,7 @@ class Day:
     day: date
     units: int  # sold or issued (positive)
     stockout: bool = False  # ended the day with nothing on hand: censored
+    promotion: bool = False  # some of it sold on promotion (the movements said so)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class Baseline:
     censored_days: int = 0  # stockout days left out
     fitted_until: date | None = None
     residual_sd: float | None = None  # spread of daily errors over the level's days (the safety stock's sigma)
+    promotion_days: int = 0  # in-stock days sold on promotion, left out as a minority
 
     def rate(self, day: date) -> float:
         """Expected units on ``day``."""
@@ -80,6 +87,7 @@ class Baseline:
             "weekdayFactors": [round(f, 3) for f in self.factors],
             "observedDays": self.observed_days,
             "censoredDays": self.censored_days,
+            "promotionDays": self.promotion_days,
         }
 
 
@@ -102,6 +110,11 @@ def fit(history: Sequence[Day], until: date | None = None) -> Baseline | None:
     days = history[max(0, end_index - FIT_DAYS):end_index]
     observed = [d for d in days if not d.stockout]
     censored = len(days) - len(observed)
+    promoted = sum(d.promotion for d in observed)
+    if 2 * promoted < len(observed):
+        observed = [d for d in observed if not d.promotion]
+    else:
+        promoted = 0
     if len(observed) < MIN_DAYS:
         return None
     end = until or (days[-1].day + timedelta(days=1))
@@ -114,11 +127,11 @@ def fit(history: Sequence[Day], until: date | None = None) -> Baseline | None:
         counts[weekday] += 1
         selling += d.units > 0
     if selling / len(observed) < INTERMITTENT_SHARE:
-        return _croston_sba(observed, censored, end)
+        return replace(_croston_sba(observed, censored, end), promotion_days=promoted)
     overall = sum(totals) / len(observed)
     if overall <= 0:
         return Baseline("weekday_seasonal", 0.0, observed_days=len(observed), censored_days=censored,
-                        fitted_until=end)
+                        promotion_days=promoted, fitted_until=end)
     factors = []
     for weekday in range(7):
         n = counts[weekday]
@@ -132,7 +145,7 @@ def fit(history: Sequence[Day], until: date | None = None) -> Baseline | None:
     errors = [d.units - level * factors[weekday] for d, weekday in recent]
     mean_error = sum(errors) / len(errors)
     spread = math.sqrt(sum((e - mean_error) ** 2 for e in errors) / max(len(errors) - 1, 1))
-    return Baseline("weekday_seasonal", level, tuple(factors), len(observed), censored, end, spread)
+    return Baseline("weekday_seasonal", level, tuple(factors), len(observed), censored, end, spread, promoted)
 
 
 def _croston_sba(observed: list[Day], censored: int, end: date) -> Baseline:

@@ -231,7 +231,7 @@ def view(raw: dict[str, Any], until: date, span: int = HISTORY_DAYS,
             continue
         running += entry.get("n", 0)
         closing[day] = int(running)
-        days.append(Day(day, int(entry.get("s", 0)), stockout=running <= 0))
+        days.append(Day(day, int(entry.get("s", 0)), stockout=running <= 0, promotion=bool(entry.get("pr"))))
         if entry.get("pu") or entry.get("pr"):
             prices[day] = (float(entry.get("pv", 0)), float(entry.get("pu", 0)), float(entry.get("pr", 0)))
     return SeriesView(raw, days, closing, prices)

@@ -47,6 +47,8 @@ class Demand:
     weekday_factors: list[float] | None = strawberry.field(description="Monday..Sunday")
     observed_days: int
     censored_days: int = strawberry.field(description="Stockout days left out of the baseline")
+    promotion_days: int = strawberry.field(
+        description="In-stock days sold on promotion, left out of the baseline while they are a minority")
     history: list[DemandDay]
     forecast: list[ForecastDay]
     error: ForecastError | None
@@ -62,6 +64,7 @@ class Demand:
             method=b.method if b else None, level_per_day=round(b.level, 3) if b else None,
             weekday_factors=[round(f, 3) for f in b.factors] if b else None,
             observed_days=b.observed_days if b else 0, censored_days=b.censored_days if b else 0,
+            promotion_days=b.promotion_days if b else 0,
             history=[DemandDay(day=d.day, units=d.units, stockout=d.stockout) for d in a.history],
             forecast=[ForecastDay(day=a.forecast_start + timedelta(days=n), units=round(u, 3))
                       for n, u in enumerate(a.forecast)],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from tests.planning.conftest import noon, rhythm, today
+from tests.planning.test_transfers import ACCEPT, regional_shortage
 
 
 async def test_a_source_whose_other_stock_is_expired_keeps_what_it_needs_itself(net):
@@ -23,3 +25,43 @@ async def test_a_source_whose_other_stock_is_expired_keeps_what_it_needs_itself(
 
     # then: the expired units are no surplus; taking the fresh lot would leave WH-1 with nothing to issue
     assert [r for r in await net.recommendations() if r["fromLocationCode"] == "WH-1"] == []
+
+
+async def test_a_recommendation_accepted_twice_at_once_books_once(net, hub):
+    await regional_shortage(net)
+    await net.sweep()
+    [rec] = await net.recommendations()
+    store, warehouse = await net.on_hand("ST-2"), await net.on_hand("WH-1")
+
+    bodies = await asyncio.gather(*(hub.gql(ACCEPT, {"id": rec["id"]}, tenant="shopco") for _ in range(3)))
+
+    # each answers the accepted recommendation; the transfer is booked once
+    assert all("errors" not in b for b in bodies), bodies
+    answers = [b["data"]["acceptTransferRecommendation"] for b in bodies]
+    assert answers[0]["status"] == "accepted" and answers == [answers[0]] * 3
+    assert await net.on_hand("ST-2") == store + rec["quantity"]
+    assert await net.on_hand("WH-1") == warehouse - rec["quantity"]
+
+
+async def test_a_short_promotion_moves_neither_the_level_nor_the_weekday_factors(net, hub):
+    from tests.planning.test_transfers import DEMAND
+
+    # given: 10 a day for 60 days, except 3 consecutive days of a promotion (flagged by the partner) selling 50
+    await net.sku("SUN-50", shelfLifeDays=730)
+    items = [{"sku": "SUN-50", "kind": "receipt", "quantity": 2000, "occurredAt": noon(60)}]
+    for days_ago in range(60, 0, -1):
+        promoted = days_ago in (5, 6, 7)
+        items.append({"sku": "SUN-50", "kind": "sale", "quantity": -50 if promoted else -10,
+                      "occurredAt": noon(days_ago), "promotion": promoted})
+    await net.move("ST-1", items)
+
+    # when
+    answer = (await hub.ok(DEMAND.replace("censoredDays", "censoredDays promotionDays"),
+                           {"sku": "SUN-50", "location": net.locations["ST-1"]}, tenant="shopco"))["demand"]
+
+    # then: the baseline is the 57 ordinary days: 10 a day, no weekday rhythm, a forecast of 10 every day
+    assert (answer["method"], answer["levelPerDay"]) == ("weekday_seasonal", 10.0)
+    assert answer["weekdayFactors"] == [1.0] * 7
+    assert (answer["observedDays"], answer["promotionDays"], answer["censoredDays"]) == (57, 3, 0)
+    assert [f["units"] for f in answer["forecast"]] == [10.0] * 14
+
