@@ -67,7 +67,7 @@ async def _history(
     wanted: dict[tuple[str, Any], set[Any]] = {}
     for p in positions:
         wanted.setdefault((p["tenant_id"], p["location_id"]), set()).add(p["sku_id"])
-    since = (today - timedelta(days=WINDOW_DAYS)).isoformat()
+    since = (today - timedelta(days=WINDOW_DAYS - 1)).isoformat()  # today and the days before it: WINDOW_DAYS
     collection = DemandSeries.get_pymongo_collection()
     found: dict[tuple[str, Any, Any], tuple[int, int]] = {}
     for (tenant_id, location_id), sku_ids in wanted.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from tests.planning.conftest import noon, rhythm, today
 from tests.planning.test_transfers import ACCEPT, regional_shortage
@@ -65,3 +65,21 @@ async def test_a_short_promotion_moves_neither_the_level_nor_the_weekday_factors
     assert (answer["observedDays"], answer["promotionDays"], answer["censoredDays"]) == (57, 3, 0)
     assert [f["units"] for f in answer["forecast"]] == [10.0] * 14
 
+
+async def test_expiry_velocity_counts_exactly_the_trailing_window_of_days(net):
+    # given: 100 units of a lot expiring in 60 days, one sold every day for 40 days up to and including today
+    await net.sku("SALAD-1", shelfLifeDays=90)
+    expires = (today() + timedelta(days=60)).isoformat()
+    items = [{"sku": "SALAD-1", "kind": "receipt", "quantity": 140, "lotCode": "S-1", "expiresOn": expires,
+              "occurredAt": noon(41)}]
+    items += [{"sku": "SALAD-1", "kind": "sale", "quantity": -1, "lotCode": "S-1", "occurredAt": noon(n)}
+              for n in range(39, 0, -1)]
+    items.append({"sku": "SALAD-1", "kind": "sale", "quantity": -1, "lotCode": "S-1",
+                  "occurredAt": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()})
+    await net.move("ST-1", items)
+
+    # then: the trailing 28 days (today and the 27 before it) sold 28: 1 a day, 100 units need 100 days > 60 left
+    [alert] = await net.alerts("shopco", "expiry_risk")
+    evidence = alert["evidence"]
+    assert (evidence["soldInWindow"], evidence["velocityPerDay"], evidence["daysToSell"]) == (28, 1.0, 100.0)
+    assert (evidence["daysLeft"], evidence["onHand"], evidence["unsoldAtExpiry"]) == (60, 100, 40)
