@@ -347,7 +347,10 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(f"--map takes COLUMN=FIELD, not {pair!r}")
         mapping[column] = target
     settings = locate(settings)
-    total = sum(1 for _ in path.open(encoding="utf-8-sig")) - 1
+    try:
+        total = sum(1 for _ in path.open(encoding="utf-8-sig")) - 1  # also reads every byte once: UTF-8 or not
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not UTF-8 text: save it as CSV UTF-8") from None
 
     async def work(db: Database) -> object:
         if await Tenant.get(args.tenant) is None:
@@ -366,7 +369,8 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{report.kind}: {report.rows} rows, {report.valid} valid, {report.created} created, "  # type: ignore[attr-defined]
           f"{report.updated} updated, {report.unchanged} unchanged, {len(report.errors)} refused"  # type: ignore[attr-defined]
           f"{' (dry run: nothing written)' if report.dry_run else ''}"  # type: ignore[attr-defined]
-          f"{' (all or nothing: nothing written)' if report.errors and not report.applied else ''}")  # type: ignore[attr-defined]
+          f"{' (all or nothing: nothing written)' if report.errors and not report.applied else ''}"  # type: ignore[attr-defined]
+          f"{' (refused part-way: earlier rows were written)' if report.errors and report.written else ''}")  # type: ignore[attr-defined]
     if report.ignored_columns:  # type: ignore[attr-defined]
         print(f"ignored columns: {', '.join(report.ignored_columns)}")  # type: ignore[attr-defined]
     for error in report.errors:  # type: ignore[attr-defined]

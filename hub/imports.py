@@ -22,7 +22,7 @@ from typing import Any
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from hub.dates import utcnow
+from hub.dates import RANGE_MESSAGE, in_range, utcnow
 from hub.db import Database
 from hub.errors import BadInput, Conflict, HubError
 from hub.gs1 import validate_gln
@@ -89,6 +89,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     applied: bool = False  # something was (or, dry run, would be) written
+    written: bool = False  # a batch of stock counts was written (an all-or-nothing import may still be refused later)
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
 
@@ -167,9 +168,12 @@ class _Row:
         if value is None:
             return None
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             raise BadInput(f"{value[:30]!r} is not a date (YYYY-MM-DD)", field=name) from None
+        if not in_range(day):
+            raise BadInput(RANGE_MESSAGE, field=name)
+        return day
 
     def error(self, exc: HubError) -> RowError:
         target = _camel_to_snake(str(exc.details.get("field") or "")) or None
@@ -316,8 +320,11 @@ async def _import_stock(access: Access, database: Database, rows: list[_Row], re
             if ref not in skus:
                 raise BadInput(f"sku {ref[:40]!r} names no SKU you may use", field="sku")
             quantity = row.number_of("quantity", int)
-            if quantity is None or quantity < 0:
-                raise BadInput("a counted quantity is a whole number >= 0", field="quantity")
+            if quantity is None or not 0 <= quantity <= movement_service.MAX_QUANTITY:
+                raise BadInput(f"a counted quantity is a whole number from 0 to {movement_service.MAX_QUANTITY}",
+                               field="quantity")
+            if lot is not None:
+                lot = clean_text(lot, "lotCode", CODE_MAX, "lot code")
             expires = row.day("expires_on")
         except HubError as exc:
             report.errors.append(row.error(exc))
@@ -333,6 +340,7 @@ async def _import_stock(access: Access, database: Database, rows: list[_Row], re
             idempotency_key=f"import:{hashlib.sha256(content).hexdigest()[:32]}", lot_code=lot, expires_on=expires,
             reason="CSV import",
         )))
+    items = await _usable_lots(access, skus, items, report)
     report.valid = len(items)
     if not write or (report.all_or_nothing and report.errors):
         report.created = len(items)
@@ -347,9 +355,38 @@ async def _import_stock(access: Access, database: Database, rows: list[_Row], re
                                                              audit_threshold)
         except HubError as exc:
             _refused(report, batch, exc)
+            rest = items[start + CHUNK:]
+            if report.all_or_nothing and rest:  # rows were checked above, so only a race gets here: stop writing
+                report.errors.append(RowError(rest[0][0].number, None, f"rows {_ranges(r.number for r, _ in rest)} "
+                                                                       "not written after the refusal above"))
+                report.valid -= len(rest)
+                break
             continue
+        report.written = True
         report.created += result.accepted
         report.unchanged += result.duplicates
+
+
+async def _usable_lots(access: Access, skus: dict[str, Sku], items: list[tuple[_Row, Any]],
+                       report: ImportReport) -> list[tuple[_Row, Any]]:
+    """Rows counting a lot of another brand's SKU that the caller was never shipped are refused here, by row, as the
+    ledger would refuse their batch: found only there, a later batch's refusal came after earlier batches were
+    written, and an all-or-nothing import was half written."""
+    by_id = {str(sku.id): sku for sku in skus.values()}
+    foreign = [item for _, item in items if item.lot_code and not access.may_create_lots(by_id[item.sku].tenant_id)]
+    if not foreign:
+        return items
+    known = await movement_service.known_lots(access, by_id, foreign, None)
+    kept = []
+    for row, item in items:
+        sku = by_id[item.sku]
+        if item.lot_code and not access.may_create_lots(sku.tenant_id) and (sku.id, item.lot_code) not in known:
+            report.errors.append(RowError(row.number, row.columns.get("lot_code"),
+                                          f"lot {item.lot_code[:40]!r} of {sku.code} not found: only its owner "
+                                          "creates its lots"))
+        else:
+            kept.append((row, item))
+    return kept
 
 
 def _refused(report: ImportReport, batch: list[tuple[_Row, Any]], exc: HubError) -> None:
@@ -381,18 +418,24 @@ async def import_csv(access: Access, database: Database, kind: str, lines: Itera
     if kind not in KINDS:
         raise BadInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     reader = csv.DictReader(lines)
-    headers = [h.strip() for h in reader.fieldnames or []]
+    try:
+        headers = [h.strip() for h in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise BadInput(f"the header line cannot be read as CSV: {exc}", field="file") from None
     if not headers:
         raise BadInput("the file is empty (the first line must name the columns)", field="file")
     reader.fieldnames = headers
     columns, ignored = header_map(kind, headers, mapping)
     report = ImportReport(kind=kind, dry_run=dry_run, all_or_nothing=all_or_nothing, ignored_columns=ignored)
     rows: list[_Row] = []
-    for number, values in enumerate(reader, start=2):
-        if len(rows) >= MAX_ROWS:
-            raise BadInput(f"at most {MAX_ROWS} rows per file", field="file")
-        if any((v or "").strip() for v in values.values() if isinstance(v, str)):
-            rows.append(_Row(number, values, columns))
+    try:
+        for number, values in enumerate(reader, start=2):
+            if len(rows) >= MAX_ROWS:
+                raise BadInput(f"at most {MAX_ROWS} rows per file", field="file")
+            if any((v or "").strip() for v in values.values() if isinstance(v, str)):
+                rows.append(_Row(number, values, columns))
+    except csv.Error as exc:  # e.g. a field beyond the csv module's limit (128 KiB): no row of ours is that long
+        raise BadInput(f"line {reader.line_num} cannot be read as CSV: {exc}", field="file") from None
     report.rows = len(rows)
     write, ticker = not dry_run, Ticker(progress)
     if kind == "skus":
@@ -402,7 +445,7 @@ async def import_csv(access: Access, database: Database, kind: str, lines: Itera
     else:
         await _import_stock(access, database, rows, report, write, ticker, audit_threshold)
     ticker.flush()
-    report.applied = report.valid > 0 and not (all_or_nothing and report.errors)
+    report.applied = report.valid > 0 and not (all_or_nothing and report.errors) or report.written
     return report
 
 

@@ -151,7 +151,7 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     location_ids = {item.location_id: object_id(item.location_id, "location") for item in items}
     owned = await locations.owners.owned(access, set(location_ids.values()), session=session)
     skus = await resolve_skus(access, {item.sku for item in items})
-    lot_refs = await _known_lots(access, skus, items, session)
+    lot_refs = await known_lots(access, skus, items, session)
     now = utcnow()
     resolved: list[tuple[int, MovementInput, ObjectId, Sku, str | None]] = []
     new_lots: dict[tuple[Any, str], tuple[Sku, str, date | None]] = {}
@@ -186,7 +186,7 @@ async def prepare(access: Access, items: list[MovementInput], session: AsyncClie
     return prepared
 
 
-async def _known_lots(access: Access, skus: dict[str, Sku], items: list[MovementInput],
+async def known_lots(access: Access, skus: dict[str, Sku], items: list[MovementInput],
                       session: AsyncClientSession | None) -> dict[tuple[Any, str], Lot]:
     """The lots the batch names that exist and the caller may use. Read by SKU (the lot index's prefix, SKUs in
     chunks) and matched here: a top-level ``$or`` of (SKU, code) pairs, or of the access rule, reads every lot on
