@@ -170,6 +170,11 @@ def judge(view: demand.SeriesView, policy: Policy, today: date, rules: SignalRul
     last_sale = view.raw.get("last_sale_day")
     first = view.raw.get("first_day")
     since = last_sale or first
+    # Idle means unsold while stock sat there: a shelf that was empty (a line sold out, restocked for the season)
+    # counts from the last day it ended empty.
+    emptied = next((d.day.isoformat() for d in reversed(view.days) if d.stockout), None)
+    if emptied is not None and (since is None or emptied > since):
+        since = emptied
     judged.idle_days = (today - date.fromisoformat(since)).days if since else None
     obs_rules = obsolescence.ObsolescenceRules(policy.max_days_of_supply, rules.obsolescence.idle_days,
                                                rules.obsolescence.cover_days, rules.obsolescence.drop_pct)

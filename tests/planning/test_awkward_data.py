@@ -83,3 +83,23 @@ async def test_expiry_velocity_counts_exactly_the_trailing_window_of_days(net):
     evidence = alert["evidence"]
     assert (evidence["soldInWindow"], evidence["velocityPerDay"], evidence["daysToSell"]) == (28, 1.0, 100.0)
     assert (evidence["daysLeft"], evidence["onHand"], evidence["unsoldAtExpiry"]) == (60, 100, 40)
+
+
+async def test_idle_days_count_only_while_stock_sat_there(net):
+    # given: a seasonal line sold out 200 days ago and restocked 10 days ago (nothing sold since: off season); and a
+    # line received 120 days ago that never sold once
+    await net.sku("SUN-50", shelfLifeDays=730)
+    await net.sku("DUD-1", shelfLifeDays=730)
+    items = [{"sku": "SUN-50", "kind": "receipt", "quantity": 500, "occurredAt": noon(251)}]
+    items += [{"sku": "SUN-50", "kind": "sale", "quantity": -10, "occurredAt": noon(n)} for n in range(250, 200, -1)]
+    items += [{"sku": "SUN-50", "kind": "receipt", "quantity": 300, "occurredAt": noon(10)}]
+    await net.move("ST-1", items)
+    await net.move("ST-2", [{"sku": "DUD-1", "kind": "receipt", "quantity": 80, "occurredAt": noon(120)}])
+
+    # when
+    await net.sweep()
+
+    # then: the restocked line has sat unsold for 10 days, not 200: no dead stock; the other one is
+    [alert] = await net.alerts("shopco", "obsolescence_risk")
+    assert "DUD-1" in alert["title"]
+    assert (alert["evidence"]["reason"], alert["evidence"]["daysWithoutConsumption"]) == ("no_consumption", 120)
