@@ -443,6 +443,12 @@ async def accept(access: Access, database: Database, recommendation_id: str) -> 
         if current["status"] != RecommendationStatus.open.value:
             raise Conflict(f"transfer recommendation is {current['status']}")
         batch = await movement_service.prepare(access, items, session=session)
+        # Planned from sellable lots; a lot held, recalled or past expiry since then must not go to another shelf.
+        for lot in {p.lot.id: p.lot for p in batch if p.lot is not None}.values():
+            expires = min((d for d in (lot.effective_expires_on, lot.expires_on) if d is not None), default=None)
+            if lot.status != LotStatus.released or (expires is not None and expires < now.date()):
+                state = lot.status.value if lot.status != LotStatus.released else f"past its expiry ({expires})"
+                raise Conflict(f"the situation changed, the transfer cannot be booked: lot {lot.lot_code} is {state}")
         try:
             await movement_service.apply(session, access.tenant_id, batch)
         except BadInput as exc:

@@ -103,3 +103,23 @@ async def test_idle_days_count_only_while_stock_sat_there(net):
     [alert] = await net.alerts("shopco", "obsolescence_risk")
     assert "DUD-1" in alert["title"]
     assert (alert["evidence"]["reason"], alert["evidence"]["daysWithoutConsumption"]) == ("no_consumption", 120)
+
+
+async def test_accepting_a_recommendation_whose_lot_was_put_on_hold_since_books_nothing(net, hub):
+    from hub.models.lot import Lot
+
+    await regional_shortage(net)
+    await net.sweep()
+    [rec] = await net.recommendations()
+    assert rec["lots"][0]["lotCode"] == "WH-OLD"
+    store, warehouse = await net.on_hand("ST-2"), await net.on_hand("WH-1")
+    # the lot is recalled between the sweep and the planner's click
+    await Lot.get_pymongo_collection().update_one({"lot_code": "WH-OLD"},
+                                                  {"$set": {"status": "recalled", "hold_reason": "supplier recall"}})
+
+    body = await hub.gql(ACCEPT, {"id": rec["id"]}, tenant="shopco")
+
+    # then: recalled goods are not sent to a store shelf; the recommendation stays open for the next sweep
+    assert body["errors"][0]["extensions"]["code"] == "CONFLICT" and "recalled" in body["errors"][0]["message"]
+    assert (await net.on_hand("ST-2"), await net.on_hand("WH-1")) == (store, warehouse)
+    assert [r["status"] for r in await net.recommendations()] == ["open"]
