@@ -141,7 +141,8 @@ def metadata_document(settings: Settings) -> dict[str, Any]:
 
 def session_secret(settings: Settings, keyring: KeyRing) -> str:
     """The sign-in cookie's key: configured, or derived from the oldest live signing key (shared by every process
-    using the same key ring, and stable across a rotation until that key retires)."""
+    using the same key ring, and stable across a rotation until that key retires: then every process moves to the
+    next one at the same instant, since retirement is a time written in the ring)."""
     if settings.session_secret:
         return settings.session_secret
     oldest = keyring.keys()[0]
@@ -149,20 +150,25 @@ def session_secret(settings: Settings, keyring: KeyRing) -> str:
 
 
 class SignInSession:
-    """The sign-in cookie's ``SessionMiddleware``, built at the first request: its key derives from the key ring,
-    which is read from the database at startup, after the routes are built."""
+    """The sign-in cookie's ``SessionMiddleware``, built at the first request (its key derives from the key ring,
+    which is read from the database at startup, after the routes are built) and again whenever that key changes: a
+    process that kept the key of its first request would, once that signing key retired, no longer read the cookies
+    of processes started since, and sign-ins moving between them would fail."""
 
     def __init__(self, app: ASGIApp, settings: Settings, keyring: KeyRing) -> None:
         self.app = app
         self.settings = settings
         self.keyring = keyring
+        self.secret: str | None = None
         self.inner: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.inner is None:
+        secret = session_secret(self.settings, self.keyring)
+        if self.inner is None or secret != self.secret:
+            self.secret = secret
             self.inner = SessionMiddleware(
                 self.app,
-                secret_key=session_secret(self.settings, self.keyring),
+                secret_key=secret,
                 session_cookie="lotpulse_signin",
                 max_age=SIGNIN_SECONDS,
                 path="/oauth",

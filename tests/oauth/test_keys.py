@@ -21,7 +21,7 @@ from hub.cli import main as lotpulse
 from hub.keys import COLLECTION, RING_ID, KeyFile
 from tests.conftest import start_hub
 from tests.events.test_two_processes import hub_process
-from tests.oauth.conftest import create_client, erp
+from tests.oauth.conftest import create_client, erp, pkce_pair, portal_for, query_of
 
 ME = "{ me { tenant { id } } }"
 
@@ -149,3 +149,32 @@ def test_default_rotation_keeps_the_old_key_for_the_longest_token_lifetime(setti
 def test_a_key_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     ring = KeyFile(tmp_path / "nested" / "keys.json")
     assert ring.current.kid and oct(ring.path.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_sign_in_started_on_one_process_finishes_on_another_after_the_oldest_key_retired(
+    settings, oidc, mongo_uri, key_file, tmp_path
+):
+    # given a hub process that has served sign-ins since before a rotation
+    async for hub in start_hub(settings):
+        portal = await portal_for(hub, oidc)
+        assert (await hub.http.get("/oauth/authorize")).status_code == 400
+        ring = hub.state.keyring
+        oldest = ring.keys()[0].kid
+        # when the key its sign-in cookie's key derives from retires, and another process starts after that
+        await ring.rotate(0.5)
+
+        async def retired() -> bool:
+            return ring.keys()[0].kid != oldest
+
+        await _until(retired, "the old key never retired")
+        async with hub_process(hub, mongo_uri, key_file, tmp_path / "other.log") as other:
+            # then a sign-in started on the first process finishes on the other one (a load balancer's choice)
+            url, _ = portal.oauth().create_authorization_url(f"{hub.url}/oauth/authorize",
+                                                             code_verifier=pkce_pair()[0])
+            to_idp = await portal.browser.get(url)
+            at_idp = await portal.browser.get(to_idp.headers["location"])
+            back = at_idp.headers["location"].replace(hub.url, other)
+            assert back.startswith(f"{other}/oauth/callback?")
+            answer = await portal.browser.get(back)
+            assert answer.status_code == 302, answer.text
+            assert "code" in query_of(answer.headers["location"])
