@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from authlib.oauth2.rfc6749 import ClientMixin
 
 from hub import audit
-from hub.errors import BadInput, NotFound
+from hub.errors import BadInput, Forbidden, NotFound
 from hub.models.oauth import ClientKind, OAuthClient, RefreshToken
 from hub.oauth.revocation import RevocationList, client_key
 from hub.oauth.scopes import parse_scope, unknown_scopes
@@ -107,6 +107,14 @@ def _validated(kind: ClientKind, scopes: list[str], roles: list[Role], redirect_
     return ["client_credentials", *(["authorization_code", "refresh_token"] if redirect_uris else [])]
 
 
+def _within_caller_scopes(access: Access, scopes: list[str]) -> None:
+    """A scoped token may not hand out scopes it lacks: its scopes narrow what it may do, and an OAuth client with
+    more (made, or re-keyed, by it) would widen them. Tokens without scopes are bounded by their roles alone."""
+    held = access.principal.scopes
+    if held is not None and (lacking := [scope for scope in scopes if scope not in held]):
+        raise Forbidden(f"the token lacks the scopes it would hand out: {' '.join(lacking)}")
+
+
 async def create_client(
     access: Access,
     name: str,
@@ -120,6 +128,7 @@ async def create_client(
     if not name.strip() or len(name) > 200:
         raise BadInput("name must be 1 to 200 characters", field="name")
     grant_types = _validated(kind, scopes, roles, redirect_uris)
+    _within_caller_scopes(access, scopes)
     secret = new_secret("lpcs_") if kind == ClientKind.confidential else None
     client = OAuthClient(
         client_id=f"lpc_{secrets.token_urlsafe(12)}",
@@ -157,6 +166,7 @@ async def rotate_secret(access: Access, client_id: str) -> tuple[OAuthClient, st
     client = await tenant_client(access, client_id)
     if client.kind != ClientKind.confidential:
         raise BadInput("a public client has no secret")
+    _within_caller_scopes(access, client.scopes)
     secret = new_secret("lpcs_")
     client.secret_hash = digest(secret)
     client.secret_rotated_at = datetime.now(UTC)

@@ -86,6 +86,28 @@ async def test_an_integration_client_has_exactly_its_scopes_admin_included(hub, 
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+async def test_a_scoped_admin_token_cannot_mint_or_take_over_a_client_with_scopes_it_lacks(hub, acme):
+    # given an admin client without webhooks:manage, and another client that has it
+    client_id, secret = await create_client(hub, acme, scopes=["read", "admin"], roles=["admin"])
+    hooks_id, _ = await create_client(hub, acme, scopes=["webhooks:manage"], roles=["admin"])
+    token = (await _token(hub, client_id, secret))["access_token"]
+    # when it registers a client with webhooks:manage, or rotates the secret of one that holds it
+    minted = await hub.gql(CREATE_CLIENT, {"input": {"name": "Hooks", "scopes": ["webhooks:manage"],
+                                                     "roles": ["admin"]}}, token=token)
+    rotated = await hub.gql(ROTATE_SECRET, {"id": hooks_id}, token=token)
+    # then both are refused (its scopes narrow its role, and would not if it could hand itself more)
+    assert minted["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert rotated["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    listed = await hub.ok(OAUTH_CLIENTS, tenant=acme)
+    assert "Hooks" not in [edge["node"]["name"] for edge in listed["oauthClients"]["edges"]]
+    # while clients within its own scopes are its to manage
+    allowed = await hub.gql(CREATE_CLIENT, {"input": {"name": "Reader", "scopes": ["read"], "roles": ["viewer"]}},
+                            token=token)
+    assert "errors" not in allowed, allowed
+    reader_id = allowed["data"]["createOAuthClient"]["client"]["clientId"]
+    assert "errors" not in await hub.gql(ROTATE_SECRET, {"id": reader_id}, token=token)
+
+
 async def test_revoked_token_is_unauthenticated_on_the_next_call(hub, acme):
     # given
     client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
