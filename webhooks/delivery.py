@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,9 +53,12 @@ async def send(
     *,
     at: datetime,
     signed_at: datetime,
+    deadline: float,
 ) -> Outcome:
     """One attempt to a checked target. ``at`` is the scheduling clock's time; ``signed_at`` the wall-clock time
-    receivers check the signature's age against."""
+    receivers check the signature's age against. ``deadline`` bounds the whole attempt, answer and excerpt included:
+    the client's timeouts bound each read only, so a receiver sending a byte at a time would hold the attempt (and a
+    slot of its endpoint) for ever."""
     started = time.perf_counter()
 
     def elapsed() -> int:
@@ -62,15 +66,16 @@ async def send(
 
     headers = {**signing.headers(msg_id, signed_at, body, secrets), **target.headers}
     try:
-        request = http.build_request(
-            "POST", target.url, content=body.encode(), headers=headers, extensions=target.extensions
-        )
-        response = await http.send(request, stream=True)
-        try:
-            excerpt = await _excerpt(response)
-        finally:
-            await response.aclose()
-    except httpx.TimeoutException:
+        async with asyncio.timeout(deadline):
+            request = http.build_request(
+                "POST", target.url, content=body.encode(), headers=headers, extensions=target.extensions
+            )
+            response = await http.send(request, stream=True)
+            try:
+                excerpt = await _excerpt(response)
+            finally:
+                await response.aclose()
+    except (httpx.TimeoutException, TimeoutError):
         return Outcome(at, None, elapsed(), error="timed out")
     except Exception as exc:
         return Outcome(at, None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:300])

@@ -499,6 +499,7 @@ class Worker:
                             endpoint.signing_secrets(now),
                             at=now,
                             signed_at=datetime.now(UTC),
+                            deadline=self.settings.webhook_timeout_seconds,
                         )
                 done.set_result(self._final(doc, outcome, endpoint))
                 return outcome
