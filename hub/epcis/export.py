@@ -90,13 +90,15 @@ def _at(at: datetime, **fields: Any) -> dict[str, Any]:
     return {"eventTime": _iso(at), "eventTimeZoneOffset": "+00:00", "recordTime": _iso(at), **fields}
 
 
-def dispatch_event(dispatch: Dispatch, names: Names) -> dict[str, Any]:
+def dispatch_event(dispatch: Dispatch, names: Names, viewer: str) -> dict[str, Any]:
+    """The shipping event as ``viewer`` reads it: the shipper's own origin is named to the shipper only (as
+    ``Dispatch.fromLocationId`` in GraphQL); the consignee's destination is on the notice for every party."""
     return _finish({
         "type": "ObjectEvent", **_at(dispatch.created_at), "action": "OBSERVE", "bizStep": "shipping",
         "disposition": "in_transit",
         "quantityList": [{"epcClass": names.lot_class(line.sku_id, line.lot_code), "quantity": line.quantity}
                          for line in dispatch.lines],
-        "bizLocation": names.place(dispatch.from_location_id),
+        "bizLocation": names.place(dispatch.from_location_id) if viewer == dispatch.tenant_id else None,
         "bizTransactionList": [{"type": "desadv", "bizTransaction": f"urn:lotpulse:dispatch:{dispatch.tenant_id}:"
                                                                    f"{dispatch.ref}"}],
         "sourceList": [{"type": "owning_party", "source": names.party(dispatch.tenant_id)}],
@@ -106,7 +108,8 @@ def dispatch_event(dispatch: Dispatch, names: Names) -> dict[str, Any]:
     })
 
 
-def receipt_event(receipt: Receipt, dispatch: Dispatch | None, names: Names) -> dict[str, Any]:
+def receipt_event(receipt: Receipt, dispatch: Dispatch | None, names: Names, viewer: str) -> dict[str, Any]:
+    """The receiving event as ``viewer`` reads it: where it was received is named to the receiver only."""
     matched = receipt.outcome.value == "matched"
     return _finish({
         "type": "ObjectEvent", **_at(receipt.received_at), "action": "OBSERVE", "bizStep": "receiving",
@@ -115,7 +118,7 @@ def receipt_event(receipt: Receipt, dispatch: Dispatch | None, names: Names) -> 
         "quantityList": [{"epcClass": names.lot_class(line.sku_id, line.lot_code) if line.sku_id
                           else f"urn:lotpulse:item:{line.sku_ref}", "quantity": line.quantity}
                          for line in receipt.lines],
-        "bizLocation": names.place(receipt.location_id),
+        "bizLocation": names.place(receipt.location_id) if viewer == receipt.tenant_id else None,
         "bizTransactionList": [{"type": "desadv", "bizTransaction": f"urn:lotpulse:dispatch:{dispatch.tenant_id}:"
                                                                    f"{dispatch.ref}"}] if dispatch else [],
         "destinationList": [{"type": "owning_party", "destination": names.party(receipt.tenant_id)}],

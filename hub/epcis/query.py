@@ -249,7 +249,7 @@ async def _dispatches(docs: list[Dispatch], viewer: str) -> list[dict[str, Any] 
     names = await export.Names.load([line.sku_id for d in docs for line in d.lines],
                                     [loc for d in docs for loc in (d.from_location_id, d.to_location_id)],
                                     [t for d in docs for t in (d.tenant_id, d.consignee_id)])
-    return [None if str(d.id) in skip else export.dispatch_event(d, names) for d in docs]
+    return [None if str(d.id) in skip else export.dispatch_event(d, names, viewer) for d in docs]
 
 
 async def _receipts(docs: list[Receipt], viewer: str) -> list[dict[str, Any] | None]:
@@ -257,7 +257,8 @@ async def _receipts(docs: list[Receipt], viewer: str) -> list[dict[str, Any] | N
     shipments = {d.id: d for d in await Dispatch.find({"_id": {"$in": [r.dispatch_id for r in docs]}}).to_list()}
     names = await export.Names.load([line.sku_id for r in docs for line in r.lines], [r.location_id for r in docs],
                                     [r.tenant_id for r in docs])
-    return [None if str(r.id) in skip else export.receipt_event(r, shipments.get(r.dispatch_id), names) for r in docs]
+    return [None if str(r.id) in skip else export.receipt_event(r, shipments.get(r.dispatch_id), names, viewer)
+            for r in docs]
 
 
 async def _movements(docs: list[Movement], viewer: str) -> list[dict[str, Any] | None]:
