@@ -26,6 +26,8 @@ from tenants.access import Access
 SCAN_MAX = 300
 _SYMBOLOGY = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
 _SEPARATORS = ("<GS>", "{GS}", "\\x1d", "\\u001d")
+_EMPTY_HRI = re.compile(r"\((\d{2,4})\)\s*(?=\(|$)")
+_EMPTY_QUERY = re.compile(r"[?&](\d{2,4})=(?=&|#|$)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class Scan:
     produced_on: date | None = None
     sscc: str | None = None
     quantity: int | None = None
+
+
+def _empty_element(text: str) -> str | None:
+    """The AI written with no data after it (``(10)(17)...``, ``?30=``), which biip drops without a word."""
+    is_uri = text.lower().startswith(("http://", "https://"))
+    pattern = _EMPTY_QUERY if is_uri else _EMPTY_HRI if text.startswith("(") else None
+    found = pattern.search(text) if pattern else None
+    return found.group(1) if found else None
 
 
 def _elements(text: str) -> list[GS1ElementString]:
@@ -54,6 +64,11 @@ def parse_scan(raw: str, field: str = "scan") -> Scan:
     text = raw.strip()
     if not text or len(text) > SCAN_MAX:
         raise BadInput(f"a scan is 1-{SCAN_MAX} characters of GS1 data", field=field)
+    if not text.isascii():  # biip's numeric patterns take any Unicode digit: a count of '٣' read as 3
+        raise BadInput(f"scan {text[:60]!r} holds characters beyond ASCII, which GS1 data never does", field=field)
+    empty = _empty_element(text)
+    if empty is not None:
+        raise BadInput(f"scan element ({empty}) is empty", field=field, ai=empty)
     try:
         elements = _elements(text)
     except ParseError as exc:
@@ -61,6 +76,8 @@ def parse_scan(raw: str, field: str = "scan") -> Scan:
     found: dict[str, GS1ElementString] = {}
     for element in elements:
         ai = element.ai.ai
+        if not element.value:  # biip reads an AI with nothing after it as an empty element
+            raise BadInput(f"scan element ({ai}) is empty", field=field, ai=ai)
         error = element.gtin_error or element.sscc_error
         if error:
             raise BadInput(f"scan element ({ai}) {element.value}: {error}", field=field, ai=ai)
