@@ -44,10 +44,6 @@ GRAPHIQL_PAGE = GRAPHIQL_DIR / "index.html"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
-class PersistedQueryNotFound(Exception):
-    """Only a hash was sent and no query is stored under it: the client sends the query with the hash next."""
-
-
 class RequestError(Exception):
     """A request the GraphQL layer never sees: answered with ``status`` and one typed error."""
 
@@ -184,13 +180,15 @@ class HubGraphQL(GraphQL[Context, None]):
         hub = hub_of(request)
         try:
             with pymongo.timeout(hub.settings.request_timeout_seconds):
-                return await hub.persisted_queries.lookup(digest)
+                return await hub.persisted_queries.lookup(digest, None)  # the deadline only: not answered
         except PyMongoError:
             return None
 
-    async def _resolve_persisted(self, request: Request, params: dict[str, Any]) -> str | None:
-        """Apollo's automatic persisted queries: the hash of ``extensions.persistedQuery``, with ``params["query"]``
-        filled in from the store when only the hash was sent. Raises PersistedQueryNotFound for an unknown hash."""
+    @staticmethod
+    def _persisted_digest(params: dict[str, Any]) -> str | None:
+        """Apollo's automatic persisted queries: the hash of ``extensions.persistedQuery``, checked against
+        ``params["query"]`` when the text was sent too. A bare hash is looked up once the caller is known
+        (``_stored_query``): hashes are each tenant's own."""
         extensions = params.get("extensions")
         if not isinstance(extensions, dict) or "persistedQuery" not in extensions:
             return None
@@ -200,12 +198,7 @@ class HubGraphQL(GraphQL[Context, None]):
                 or not HASH.fullmatch(digest):
             raise RequestError(400, "extensions.persistedQuery needs version 1 and a sha256Hash (64 lowercase hex)")
         query = params.get("query")
-        if query is None or query == "":
-            stored = await hub_of(request).persisted_queries.lookup(digest)
-            if stored is None:
-                raise PersistedQueryNotFound
-            params["query"] = stored
-        elif isinstance(query, str) and sha256_hex(query) != digest:
+        if isinstance(query, str) and query and sha256_hex(query) != digest:
             raise RequestError(400, "provided sha256Hash does not match the query")
         return digest
 
@@ -297,13 +290,12 @@ class HubGraphQL(GraphQL[Context, None]):
             return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
         try:
             sent_query = isinstance(params.get("query"), str) and bool(params["query"])
-            digest = await self._resolve_persisted(request, params)
-            query, variables, operation_name = self._validate_params(params)
+            digest = self._persisted_digest(params)
+            bare_hash = digest is not None and not sent_query
+            if not bare_hash:
+                query, variables, operation_name = self._validate_params(params)
         except RequestError as exc:
             return self._refuse(request, exc.message, exc.code, exc.status, exc.headers)
-        except PersistedQueryNotFound:
-            # Apollo's clients look for this message and code (with HTTP 200), then retry with the query text.
-            return self._respond(request, error_body("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"), 200)
         context = await self.get_context(request)
         try:
             context.principal = await context.hub.validator.authenticate(request.headers.get("authorization"))
@@ -318,6 +310,16 @@ class HubGraphQL(GraphQL[Context, None]):
             # pyjwt) is still just an invalid token, never a 500.
             log.warning("token rejected by an unexpected error", exc_info=True)
             return self._unauthenticated(request, "invalid token")
+        if digest is not None and bare_hash:  # known only to the tenants that registered it
+            stored = await context.hub.persisted_queries.lookup(digest, context.principal.tenant_id)
+            if stored is None:
+                # Apollo's clients look for this message and code (with HTTP 200), then retry with the query text.
+                return self._respond(request, error_body("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND"), 200)
+            params["query"] = stored
+            try:
+                query, variables, operation_name = self._validate_params(params)
+            except RequestError as exc:
+                return self._refuse(request, exc.message, exc.code, exc.status, exc.headers)
         logs.tenant.set(context.principal.tenant_id)
         logs.operation.set(operation_name)
         tracing.tag(tenant=context.principal.tenant_id, request_id=logs.request_id.get() or "")
@@ -334,7 +336,8 @@ class HubGraphQL(GraphQL[Context, None]):
                 log_client_error("RATE_LIMITED", None, message)
                 return self._respond(request, body, 429, decision.headers())
         if digest is not None and sent_query:
-            await context.hub.persisted_queries.register(digest, query)  # only for authenticated callers
+            # Only for authenticated callers, and for the caller's tenant.
+            await context.hub.persisted_queries.register(digest, query, context.principal.tenant_id)
         if context.principal.client_id:
             safelisted = await context.hub.safelists.allowed(context.principal.client_id)
             if safelisted is not None and (digest or sha256_hex(query)) not in safelisted:

@@ -14,14 +14,16 @@ from hub.sharding import Declaration, Unsharded
 
 
 class PersistedQuery(Document):
-    """A query text under its SHA-256 (hex): knowing the hash means knowing the text, so the cache is shared."""
+    """A query text under its SHA-256 (hex), and the tenants that registered it: a hash answers only those (a text
+    can hold what it asks about, so one tenant's registration must not tell others that someone ran it)."""
 
     id: str  # type: ignore[assignment]  # the hash
     query: str
+    tenants: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
 
     shard_key: ClassVar[Declaration] = Unsharded(
-        "query texts by hash, shared by every tenant",
+        "query texts by hash, each answering the tenants that registered it",
     )
 
     class Settings:

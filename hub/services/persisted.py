@@ -1,7 +1,9 @@
 """Automatic persisted queries (Apollo's APQ protocol) and per-client safelists.
 
 APQ: a client sends ``extensions.persistedQuery.sha256Hash`` without the query; an unknown hash answers
-``PERSISTED_QUERY_NOT_FOUND``, and the client sends both once, which registers the text under its hash. Hashes are
+``PERSISTED_QUERY_NOT_FOUND``, and the client sends both once, which registers the text under its hash for the
+caller's tenant. A hash is known only to the tenants that registered it: a query text can hold what it asks about,
+and a shared store would tell anyone whether some tenant ever ran a guessed text. Hashes are
 stored in MongoDB (they survive restarts and are shared by every process) with a bounded in-process cache in front.
 
 Safelist: a tenant admin registers the queries an OAuth client may run and can then enforce the list; an enforced
@@ -15,9 +17,11 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from graphql import GraphQLError, parse
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from hub import audit
@@ -39,36 +43,45 @@ def sha256_hex(query: str) -> str:
 
 
 class PersistedQueries:
-    """Query texts by hash: a bounded LRU in front of the ``persisted_queries`` collection."""
+    """Query texts by hash, each answering only the tenants that registered it: a bounded LRU in front of the
+    ``persisted_queries`` collection."""
 
     def __init__(self, size: int = 1000) -> None:
         self.size = size
-        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, frozenset[str]]] = OrderedDict()
 
-    def _remember(self, digest: str, query: str) -> None:
-        self._cache[digest] = query
+    def _remember(self, digest: str, query: str, tenants: Iterable[str]) -> None:
+        self._cache[digest] = (query, frozenset(tenants))
         self._cache.move_to_end(digest)
         if len(self._cache) > self.size:
             self._cache.popitem(last=False)
 
-    async def lookup(self, digest: str) -> str | None:
-        query = self._cache.get(digest)
-        if query is None:
-            doc = await PersistedQuery.get(digest)
-            if doc is None:
-                return None
-            query = doc.query
-        self._remember(digest, query)
-        return query
+    async def lookup(self, digest: str, tenant: str | None) -> str | None:
+        """The text behind ``digest`` if ``tenant`` registered it (``None``: whoever did, for the hub's own use
+        before the caller is known, e.g. choosing a report's deadline; never answered to a client)."""
+        cached = self._cache.get(digest)
+        if cached is not None and (tenant is None or tenant in cached[1]):
+            self._cache.move_to_end(digest)
+            return cached[0]
+        doc = await PersistedQuery.get(digest)  # another process may have registered it for this tenant
+        if doc is None:
+            return None
+        self._remember(digest, doc.query, doc.tenants)
+        return doc.query if tenant is None or tenant in doc.tenants else None
 
-    async def register(self, digest: str, query: str) -> None:
-        if digest in self._cache:
+    async def register(self, digest: str, query: str, tenant: str) -> None:
+        cached = self._cache.get(digest)
+        if cached is not None and tenant in cached[1]:
             return
+        collection = PersistedQuery.get_pymongo_collection()
+        change = {"$setOnInsert": {"query": query, "created_at": utcnow()}, "$addToSet": {"tenants": tenant}}
         try:
-            await PersistedQuery(id=digest, query=query).insert()
-        except DuplicateKeyError:
-            pass  # registered meanwhile by another request or process: same text by construction
-        self._remember(digest, query)
+            doc = await collection.find_one_and_update({"_id": digest}, change, upsert=True,
+                                                       return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # inserted meanwhile by another request or process: add the tenant to it
+            doc = await collection.find_one_and_update({"_id": digest}, {"$addToSet": {"tenants": tenant}},
+                                                       return_document=ReturnDocument.AFTER)
+        self._remember(digest, query, doc.get("tenants", []) if doc else [tenant])
 
 
 class Safelists:
@@ -105,7 +118,7 @@ async def register_safelisted(
     except GraphQLError as exc:
         raise BadInput(f"query does not parse: {exc.message}", field="query") from None
     digest = sha256_hex(query)
-    await store.register(digest, query)
+    await store.register(digest, query, access.tenant_id)
     existing = await SafelistedQuery.find_one({"client_id": client.client_id, "hash": digest})
     if existing is not None:
         return existing
