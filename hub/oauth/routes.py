@@ -45,6 +45,7 @@ class RedactOAuthQueries(logging.Filter):
 
 
 logging.getLogger("uvicorn.access").addFilter(RedactOAuthQueries())
+log = logging.getLogger("lotpulse.oauth")
 
 MALFORMED_BASIC = "the Basic credentials are not UTF-8"
 
@@ -92,11 +93,18 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
         error = body.get("error") if isinstance(body, dict) else None
         tenant_id = await tenant_of(client_id)
         description = body.get("error_description") if isinstance(body, dict) else None
+        limited = await service.limiter.failed(client_ids or [], ip) if error == "invalid_client" else []
+        if tenant_id is None:
+            # No client of any tenant: no one could read the entry, and anyone could post refusals to fill the
+            # collection (as the sign-in routes, these are only logged).
+            log.info("%s request refused before a tenant was known: %s%s", endpoint, error,
+                     f" (limit reached: {', '.join(limited)})" if limited else "")
+            return to_response(status, body, headers)
         await audit.record(
             f"{endpoint}.refused", tenant_id=tenant_id, actor=client_id, actor_kind="client", client_id=client_id,
             outcome="refused", reason=error, details={"grant_type": grant_type, "description": description},
         )
-        if error == "invalid_client" and (limited := await service.limiter.failed(client_ids or [], ip)):
+        if limited:
             await audit.record(
                 "client_auth.rate_limited", tenant_id=tenant_id, actor=client_id, actor_kind="client",
                 client_id=client_id, outcome="refused", reason="too many failed client authentications",

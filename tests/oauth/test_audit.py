@@ -122,6 +122,21 @@ def test_access_logs_never_show_oauth_query_strings():
     assert "secret-code" not in record.getMessage() and "/oauth/callback?[redacted]" in record.getMessage()
 
 
+async def test_refusals_that_concern_no_tenant_are_not_stored(hub):
+    # anyone may post anything to the token endpoint: without a client of some tenant there is no one to tell, and
+    # storing each refusal would let anybody fill the database (the sign-in routes already keep them out)
+    async def tenantless() -> int:
+        return await AuditEntry.get_pymongo_collection().count_documents({"tenant_id": None})
+
+    before = await tenantless()
+    for content in (b"grant_type=password&username=a&password=b", b"grant_type=client_credentials", b"token=x"):
+        for path in ("/oauth/token", "/oauth/revoke"):
+            response = await hub.http.post(path, content=content,
+                                           headers={"content-type": "application/x-www-form-urlencoded"})
+            assert 400 <= response.status_code < 500
+    assert await tenantless() == before
+
+
 async def test_failed_client_authentications_are_rate_limited_per_client(settings):
     async for hub in start_hub(settings.with_(oauth_failed_auth_per_client=3)):
         await hub.tenant("acme")
