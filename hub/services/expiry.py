@@ -5,8 +5,8 @@ re-dates lots (``evaluate_lots``), for a new dispatch (``check_dispatch_shelf_li
 all stock (``sweep``: ``lotpulse sweep`` and in-process every ``settings.sweep_interval_minutes``).
 
 Alerts are deduplicated per lot and location. A finding already raised with the same reason and severity is left
-alone, so the sweep never re-pages anyone (nor reopens an alert somebody acknowledged); it is raised again only when
-it gets worse, changes reason, or comes back after being resolved. When the finding goes away (the lot sold out, or
+alone, so the sweep never re-pages anyone (nor reopens an alert somebody acknowledged, or resolved with a decision);
+it is raised again only when it gets worse, changes reason, or comes back after the hub resolved it. When the finding goes away (the lot sold out, or
 sells fast enough now) the hub resolves the alert itself (``resolved_by`` = ``system:expiry``).
 """
 
@@ -136,9 +136,13 @@ async def evaluate_positions(
             continue
         severity = Severity(risk.severity)
         previous = existing.get(key)
+        same = previous is not None and previous.get("evidence", {}).get("reason") == risk.reason \
+            and SEVERITY_ORDER.index(previous["severity"]) >= SEVERITY_ORDER.index(risk.severity)
+        if same and previous is not None and previous["status"] == AlertStatus.resolved.value \
+                and not str(previous.get("resolved_by") or "system:").startswith("system:"):
+            continue  # a person decided on it (a markdown, a transfer): that stands until it gets worse
         if previous is not None and previous["status"] != AlertStatus.resolved.value:
-            same = previous.get("evidence", {}).get("reason") == risk.reason
-            if same and SEVERITY_ORDER.index(previous["severity"]) >= SEVERITY_ORDER.index(risk.severity):
+            if same:
                 # Not worse: nobody is paged again, but an alert whose figures moved (an excursion re-dated the lot,
                 # stock moved) is updated in place, keeping its severity.
                 if _figures(previous.get("evidence", {})) == _figures(_position_figures(position, lot, recorded)):

@@ -45,7 +45,7 @@ from hub.models.receipt import Receipt, ReceiptOutcome
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.services import demand, fefo
-from hub.services.alerts import alert_payload, open_alerts, raise_alert
+from hub.services.alerts import SEVERITY_ORDER, alert_payload, open_alerts, raise_alert
 from hub.services.planning_audience import partner_audience
 from hub.sharding import Unsharded
 
@@ -333,9 +333,15 @@ async def _apply(session: AsyncClientSession, judged: list[Judged], today: date,
             wanted[_key("obsolescence_risk", j.series.raw)] = (j, AlertKind.obsolescence_risk)
     every_key = [_key(kind.value, j.series.raw) for j in judged for kind in kinds]
     known_alerts = {a["dedupe_key"]: a async for a in Alert.get_pymongo_collection().find(
-        {"dedupe_key": {"$in": every_key}}, {"dedupe_key": 1, "status": 1, "evidence.signature": 1},
+        {"dedupe_key": {"$in": every_key}},
+        {"dedupe_key": 1, "status": 1, "severity": 1, "resolved_by": 1, "evidence.signature": 1, "evidence.finding": 1},
         session=session)}
     open_keys = {k for k, a in known_alerts.items() if a["status"] != AlertStatus.resolved.value}
+    # A person's resolution (a decision) stands while the finding keeps its reason and causes and gets no more
+    # severe; one the hub resolved itself (the finding went away) reopens when it is back.
+    decided = {k: (a["severity"], a.get("evidence", {}).get("finding")) for k, a in known_alerts.items()
+               if a["status"] == AlertStatus.resolved.value
+               and not str(a.get("resolved_by") or "system:").startswith("system:")}
     names = await _names(session, [j for j, _ in wanted.values()])
     fresh: list[dict[str, Any]] = []
     raised = 0
@@ -344,9 +350,9 @@ async def _apply(session: AsyncClientSession, judged: list[Judged], today: date,
         existing = known_alerts.get(key)
         signature = (existing or {}).get("evidence", {}).get("signature") if key in open_keys else None
         if kind == AlertKind.obsolescence_risk:
-            spec = await _obsolescence_alert(session, j, today, rules, key, names, signature, found)
+            spec = await _obsolescence_alert(session, j, today, rules, key, names, signature, found, decided.get(key))
         else:
-            spec = await _velocity_alert(j, today, rules, key, names, signature, found)
+            spec = await _velocity_alert(j, today, rules, key, names, signature, found, decided.get(key))
         if spec is None:
             continue
         raised += 1
@@ -502,8 +508,16 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
+def _decision_stands(decided: tuple[str, str | None] | None, severity: str, finding: str) -> bool:
+    """A person resolved this alert (``decided``: its severity then, and its finding) and the finding is the same
+    (reason and causes) and no more severe: the decision still covers it."""
+    return decided is not None and decided[1] == finding \
+        and SEVERITY_ORDER.index(Severity(severity)) <= SEVERITY_ORDER.index(Severity(decided[0]))
+
+
 async def _velocity_alert(j: Judged, today: date, rules: SignalRules, key: str, names: dict[Any, Any],
-                          signature: str | None, found: Evidence) -> dict[str, Any] | None:
+                          signature: str | None, found: Evidence,
+                          decided: tuple[str, str | None] | None = None) -> dict[str, Any] | None:
     """A velocity alert to raise, or None when the open alert already says the same (severity and causes)."""
     assert j.velocity is not None and j.baseline is not None
     raw = j.series.raw
@@ -513,7 +527,8 @@ async def _velocity_alert(j: Judged, today: date, rules: SignalRules, key: str, 
     # What the alert stands on (not the day it was judged): when it moves, the open alert is updated in place.
     same = "|".join([j.velocity.severity, *(c.code for c in causes), str(j.velocity.actual),
                      str(int(raw.get("on_hand", 0)))])
-    if same == signature:
+    finding = "|".join([j.velocity.kind, *(c.code for c in causes)])
+    if same == signature or _decision_stands(decided, j.velocity.severity, finding):
         return None
     subjects, sku_code, where = _subjects(raw, names)
     window = rules.velocity.window_days
@@ -548,6 +563,7 @@ async def _velocity_alert(j: Judged, today: date, rules: SignalRules, key: str, 
         "candidateCauses": [c.figures() for c in causes],
         "evaluatedOn": today.isoformat(),
         "signature": same,
+        "finding": finding,
     }
     return dict(
         kind=AlertKind(j.velocity.kind), severity=Severity(j.velocity.severity), owner=raw["tenant_id"],
@@ -590,7 +606,8 @@ async def receipt_facts(session: AsyncClientSession | None, j: Judged) -> list[o
 
 
 async def _obsolescence_alert(session: AsyncClientSession, j: Judged, today: date, rules: SignalRules, key: str,
-                              names: dict[Any, Any], signature: str | None, found: Evidence) -> dict[str, Any] | None:
+                              names: dict[Any, Any], signature: str | None, found: Evidence,
+                              decided: tuple[str, str | None] | None = None) -> dict[str, Any] | None:
     """An obsolescence alert to raise, or None when the open alert already names the same reason, severity and
     root causes."""
     assert j.obsolescence is not None
@@ -623,7 +640,8 @@ async def _obsolescence_alert(session: AsyncClientSession, j: Judged, today: dat
                                       obs_rules, discontinued=j.policy.discontinued, quality=quality)
     finding = j.obsolescence
     same = "|".join([finding.severity, finding.reason, *(c.code for c in causes), str(on_hand)])
-    if same == signature:
+    what_and_why = "|".join([finding.reason, *(c.code for c in causes)])
+    if same == signature or _decision_stands(decided, finding.severity, what_and_why):
         return None
     subjects, sku_code, where = _subjects(raw, names)
     what = (f"{finding.days_of_supply:.0f} days of supply" if finding.days_of_supply is not None
@@ -642,6 +660,7 @@ async def _obsolescence_alert(session: AsyncClientSession, j: Judged, today: dat
         "suppliers": suppliers,
         "evaluatedOn": today.isoformat(),
         "signature": same,
+        "finding": what_and_why,
     }
     title = f"{sku_code} at {where}: {what} ({root.code.replace('_', '-') if root else 'cause not found'})"
     recommendation = (

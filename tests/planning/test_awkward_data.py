@@ -123,3 +123,69 @@ async def test_accepting_a_recommendation_whose_lot_was_put_on_hold_since_books_
     assert body["errors"][0]["extensions"]["code"] == "CONFLICT" and "recalled" in body["errors"][0]["message"]
     assert (await net.on_hand("ST-2"), await net.on_hand("WH-1")) == (store, warehouse)
     assert [r["status"] for r in await net.recommendations()] == ["open"]
+
+
+RESOLVE = """
+mutation($id: ID!, $decision: AlertDecision, $note: String) {
+  resolveAlert(id: $id, decision: $decision, note: $note) { status decision resolvedBy }
+}
+"""
+
+
+async def test_a_decided_finding_stays_resolved_until_it_gets_worse(net, hub):
+    # given: 80 units received 120 days ago that never sold: dead stock (warning), and a planner accepts the risk
+    await net.sku("DUD-1", shelfLifeDays=730)
+    await net.move("ST-2", [{"sku": "DUD-1", "kind": "receipt", "quantity": 80, "occurredAt": noon(120)}])
+    await net.sweep()
+    [alert] = await net.alerts("shopco", "obsolescence_risk")
+    assert alert["severity"] == "warning"
+    await hub.ok(RESOLVE, {"id": alert["id"], "decision": "accept_risk", "note": "display stock"}, tenant="shopco")
+
+    # when: the next sweeps find the same finding, also once its figures moved (20 more units arrived)
+    await net.sweep()
+    await net.move("ST-2", [{"sku": "DUD-1", "kind": "receipt", "quantity": 20, "occurredAt": noon(1)}])
+    await net.sweep()
+
+    # then: the decision stands (no reopening, no page)
+    [kept] = await net.alerts("shopco", "obsolescence_risk")
+    assert (kept["id"], kept["status"], kept["resolvedBy"]) == (alert["id"], "resolved", "shopco:local:shopco")
+
+    # when: it gets worse: 61 days on, nothing has sold for 181 days (twice the idle threshold: critical)
+    await net.sweep(today=today() + timedelta(days=61))
+
+    # then: the same alert reopens
+    [again] = await net.alerts("shopco", "obsolescence_risk")
+    assert (again["id"], again["status"], again["severity"]) == (alert["id"], "open", "critical")
+    assert again["evidence"]["daysWithoutConsumption"] == 181
+
+
+async def test_a_decided_expiry_risk_is_not_reopened_by_the_next_sale_only_when_it_gets_worse(net, hub):
+    from hub.services import expiry
+
+    # given: 100 units expiring in 60 days selling one a day (40 would be left unsold: warning); a markdown decided
+    await net.sku("SALAD-1", shelfLifeDays=90)
+    expires = (today() + timedelta(days=60)).isoformat()
+    items = [{"sku": "SALAD-1", "kind": "receipt", "quantity": 130, "lotCode": "S-1", "expiresOn": expires,
+              "occurredAt": noon(31)}]
+    items += [{"sku": "SALAD-1", "kind": "sale", "quantity": -1, "lotCode": "S-1", "occurredAt": noon(n)}
+              for n in range(30, 0, -1)]
+    await net.move("ST-1", items)
+    [alert] = await net.alerts("shopco", "expiry_risk")
+    assert (alert["severity"], alert["evidence"]["reason"]) == ("warning", "slow")
+    await hub.ok(RESOLVE, {"id": alert["id"], "decision": "markdown", "note": "-30 % this week"}, tenant="shopco")
+
+    # when: the markdown sells (a stock change re-assesses the lot) and the sweep runs
+    await net.move("ST-1", [{"sku": "SALAD-1", "kind": "sale", "quantity": -3, "lotCode": "S-1",
+                             "occurredAt": datetime.now(UTC).isoformat()}])
+    await expiry.sweep(hub.state.database)
+
+    # then: the decision stands
+    [kept] = await net.alerts("shopco", "expiry_risk")
+    assert (kept["id"], kept["status"]) == (alert["id"], "resolved")
+
+    # when: it gets worse: a week before expiry the lot is still there (critical)
+    await expiry.sweep(hub.state.database, today=today() + timedelta(days=54))
+
+    # then: the same alert reopens
+    [again] = await net.alerts("shopco", "expiry_risk")
+    assert (again["id"], again["status"], again["severity"]) == (alert["id"], "open", "critical")
