@@ -71,7 +71,7 @@ def parse_scan(raw: str, field: str = "scan") -> Scan:
         raise BadInput(f"scan element ({empty}) is empty", field=field, ai=empty)
     try:
         elements = _elements(text)
-    except ParseError as exc:
+    except (ParseError, ValueError) as exc:  # ValueError: urllib on a malformed URI ('https://id.gs1.org]C1')
         raise BadInput(f"scan {text[:60]!r} is not GS1 data biip can read: {exc}", field=field) from exc
     found: dict[str, GS1ElementString] = {}
     for element in elements:

@@ -28,7 +28,7 @@ def well_formed(scan: Scan) -> bool:
     return quantity is None or (isinstance(quantity, int) and 0 <= quantity < 10**8)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.lists(st.sampled_from(PIECES), max_size=10).map("".join), st.text(max_size=40)))
 def test_any_text_is_a_well_formed_scan_or_bad_input(text: str) -> None:
     try:
@@ -42,7 +42,7 @@ def test_any_text_is_a_well_formed_scan_or_bad_input(text: str) -> None:
 def test_empty_elements_and_non_ascii_digits_are_refused() -> None:
     for text in ("30", f"01{GTIN}30", f"(01){GTIN}(10)", f"(01){GTIN}(30)", f"(01){GTIN}(30)\u0663",
                  f"(01){GTIN}(10)B\u00e91", f"(01){GTIN}(10)(17)301231",
-                 f"https://id.gs1.org/01/{GTIN}?30=&17=301231"):
+                 f"https://id.gs1.org/01/{GTIN}?30=&17=301231", "https://id.gs1.org]C1", "http://[::1/01/1"):
         try:
             scan = parse_scan(text)
         except BadInput:
