@@ -52,7 +52,9 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         return None
     value = value.strip()
     if value.isdigit():
-        wait = timedelta(seconds=int(value))
+        # Compared as a number first: a timedelta of 10**20 seconds raises (OverflowError), and the batch with it.
+        seconds = int(value)
+        wait = MAX_RETRY_AFTER if seconds > MAX_RETRY_AFTER.total_seconds() else timedelta(seconds=seconds)
     else:
         try:
             when = parsedate_to_datetime(value)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.webhooks.helpers import ENDPOINTS, create_endpoint, deliveries, raise_mismatch
 from webhooks.clock import ManualClock
-from webhooks.retry import SCHEDULE
+from webhooks.retry import MAX_RETRY_AFTER, SCHEDULE
 from webhooks.runtime import build
 
 
@@ -92,6 +92,26 @@ async def test_retry_after_is_honoured_on_429(quiet_hub, receiver, loops):
     # then
     assert await worker.run_once() == 1
     assert [len(receiver.on("/busy"))] == [2]
+
+
+async def test_a_retry_after_too_large_for_any_clock_waits_the_longest_allowed(quiet_hub, receiver, loops):
+    clock, dispatcher, worker = loops
+    await quiet_hub.tenant("acme", "retailer")
+    endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/busy"))
+    receiver.script["/busy"] = [(429, {"retry-after": "9" * 40}), 200]
+    await raise_mismatch(quiet_hub, "acme", [])
+    await dispatcher.run_once()
+    # when: the attempt is made and recorded (not lost with its batch, and so sent again at once)
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    [logged] = await deliveries(quiet_hub, "acme", endpoint_id)
+    assert logged["state"] == "pending" and [a["statusCode"] for a in logged["attempts"]] == [429]
+    # then: retried after the longest wait a Retry-After may ask for
+    clock.advance(MAX_RETRY_AFTER - timedelta(seconds=1))
+    assert await worker.run_once() == 0
+    clock.advance(timedelta(seconds=1))
+    assert await worker.run_once() == 1
+    assert len(receiver.on("/busy")) == 2
 
 
 async def test_gone_disables_the_endpoint_and_stops_new_deliveries(quiet_hub, receiver, loops, caplog):

@@ -54,6 +54,7 @@ def test_retry_after_counts_on_429_and_503_only_and_is_bounded():
     assert wait_after(429, "Mon, 23 Nov 2026 12:10:00 GMT") == timedelta(minutes=10)
     assert wait_after(500, "90") == timedelta(seconds=5)
     assert wait_after(429, "99999999") == retry.MAX_RETRY_AFTER
+    assert wait_after(429, "9" * 40) == retry.MAX_RETRY_AFTER  # beyond what a timedelta holds
     assert wait_after(429, "soon") == timedelta(seconds=5)
 
 
