@@ -49,12 +49,13 @@ class Target:
 
 
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 2765): ::ffff:0:a.b.c.d
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: the last 32 bits are the IPv4 target
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215): operator-defined layouts
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """Every IPv4 address an IPv6 address may lead to: mapped, compatible, 6to4, NAT64 and Teredo forms.
+    """Every IPv4 address an IPv6 address may lead to: mapped, compatible, translated, 6to4, NAT64 and Teredo forms.
 
     Packets to these reach the embedded IPv4 host through a translator or tunnel, so that host decides.
     """
@@ -63,6 +64,8 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
     if address.ipv4_mapped is not None:
         found.append(address.ipv4_mapped)
     if address in IPV4_COMPATIBLE and int(address) > 1:  # :: and ::1 are judged as IPv6
+        found.append(low32)
+    if address in IPV4_TRANSLATED:
         found.append(low32)
     if address.sixtofour is not None:
         found.append(address.sixtofour)

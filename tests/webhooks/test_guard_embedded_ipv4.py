@@ -14,6 +14,8 @@ EMBEDDING_PRIVATE = [
     "::ffff:a00:1",  # IPv4-mapped, hex spelling of 10.0.0.1
     "::127.0.0.1",  # IPv4-compatible (deprecated)
     "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+    "::ffff:0:7f00:1",  # IPv4-translated (SIIT, RFC 2765) 127.0.0.1
+    "::ffff:0:169.254.169.254",
     "2002:7f00:1::",  # 6to4 of 127.0.0.1
     "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
     "64:ff9b::7f00:1",  # NAT64 well-known prefix
@@ -26,6 +28,7 @@ EMBEDDING_PRIVATE = [
 ]
 EMBEDDING_PUBLIC = [
     "::ffff:8.8.8.8",
+    "::ffff:0:808:808",  # IPv4-translated 8.8.8.8
     "2002:808:808::1",  # 6to4 of 8.8.8.8
     "64:ff9b::808:808",  # NAT64 of 8.8.8.8
     "2606:4700:4700::1111",  # plain global IPv6
