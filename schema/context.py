@@ -33,7 +33,12 @@ class Context:
         return self.principal
 
     async def access(self) -> Access:
-        """Access rules for this request (live subscriptions re-check entitlement per event in hub/events/bus.py)."""
+        """Access rules for this request (live subscriptions re-check entitlement per event in hub/events/bus.py).
+
+        A WebSocket's context serves its whole connection, and graphql-transport-ws runs queries and mutations too:
+        each of them reads the sharing afresh, so a revocation holds from the next operation on, as over HTTP."""
+        if isinstance(self.request, WebSocket):
+            return await Access.load(self.require_principal())
         if self._access is None:
             self._access = await Access.load(self.require_principal())
         return self._access
