@@ -83,7 +83,25 @@ def alert_for(alert: Mapping[str, Any], viewer: str | None) -> Mapping[str, Any]
     if alert.get("kind") == "sensor_spike":
         where = evidence.get("locationCode") or evidence.get("deviceId") or "the sensor"
         narrowed["recommendation"] = recommendation(lots, where)
+    # Another brand in the audience may have acknowledged or resolved it: its people, notes and decisions are its own.
+    known = {viewer, alert.get("ownerId"), None}
+    if _tenant_of(alert.get("acknowledgedBy")) not in known:
+        narrowed["acknowledgedBy"] = None
+    if _tenant_of(alert.get("resolvedBy")) not in known:
+        narrowed["resolvedBy"] = None
+        narrowed["decision"] = None
+    last = alert.get("resolvedBy") if alert.get("resolvedAt") else alert.get("acknowledgedBy")
+    if _tenant_of(last) not in known:
+        narrowed["note"] = None
     return narrowed
+
+
+def _tenant_of(actor: str | None) -> str | None:
+    """The tenant of an alert's actor (``tenant:subject``); the hub itself (``system:...``) and nobody count as
+    known to everyone."""
+    if actor is None or actor.startswith("system:"):
+        return None
+    return actor.partition(":")[0]
 
 
 def payload_for(payload: Mapping[str, Any], viewer: str | None) -> Mapping[str, Any]:

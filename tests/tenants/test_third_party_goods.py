@@ -164,3 +164,18 @@ async def test_the_alert_report_does_not_name_the_other_brand(hub, shelf):
     for brand in shelf.brands:
         groups = (await hub.ok(PERFORMANCE, tenant=brand))["alertPerformance"]["groups"]
         assert {g["partnerId"] for g in groups if g["kind"] == "sensor_spike"} == {shelf.shop}
+
+
+async def test_what_one_brand_did_with_the_alert_is_not_shown_to_the_other(hub, shelf):
+    (fresh, _), (crisp, crisp_lot) = shelf.brands.items()
+    [spike] = [a for a in (await hub.ok(ALERTS.replace("kind ", "id kind "), tenant=crisp))["alerts"]["nodes"]
+               if a["kind"] == "sensor_spike"]
+    await hub.ok("mutation($id: ID!, $note: String) { acknowledgeAlert(id: $id, note: $note) { status } }",
+                 {"id": spike["id"], "note": f"pulling {crisp_lot} from the shelf"}, tenant=crisp)
+    shown = "{ alerts(first: 10) { nodes { kind status acknowledgedBy note } } }"
+
+    [as_fresh] = [a for a in (await hub.ok(shown, tenant=fresh))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
+    [as_shop] = [a for a in (await hub.ok(shown, tenant=shelf.shop))["alerts"]["nodes"] if a["kind"] == "sensor_spike"]
+
+    assert as_fresh == {"kind": "sensor_spike", "status": "acknowledged", "acknowledgedBy": None, "note": None}
+    assert as_shop["acknowledgedBy"].startswith(f"{crisp}:") and crisp_lot in as_shop["note"]
