@@ -154,7 +154,7 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
             *oauth_routes(settings, keyring),
             *portal_routes(),
             *epcis_routes(),
-            *catalogue_routes(),
+            *catalogue_routes(settings),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -116,6 +116,17 @@ async def test_the_catalogue_lists_every_type_with_its_scope_ordering_key_and_a_
     assert COLD_CHAIN_TYPES | PLANNING_TYPES == set(EVENT_TYPES)  # the two stories below deliver every type
 
 
+async def test_the_catalogue_names_the_hubs_own_urls_whatever_host_a_client_sends(hub: Hub):
+    # a public, cacheable answer: a shared cache must never keep one naming a host a client made up
+    forged = {"host": "attacker.example"}
+    listing = (await hub.http.get("/webhooks/catalogue", headers=forged)).json()["eventTypes"]
+    assert {item["schema"] for item in listing} == {f"{hub.url}/webhooks/schemas/{name}.json" for name in EVENT_TYPES}
+    schema = (await hub.http.get("/webhooks/schemas/lot.held.json", headers=forged)).json()
+    assert schema["$id"] == f"{hub.url}/webhooks/schemas/lot.held.json"
+    missing = (await hub.http.get("/webhooks/schemas/no.such.json", headers=forged)).json()
+    assert missing["catalogue"] == f"{hub.url}/webhooks/catalogue"
+
+
 async def test_a_cold_chain_delivers_every_event_type_as_its_schema_says_to_whom_sharing_allows(hub: Hub,
                                                                                                receiver: Receiver):
     # given: Freshco (brand) shares its SKU master with Shopmart (retailer), which shares sensors, alerts and stock
