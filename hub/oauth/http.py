@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -70,6 +71,14 @@ class FormError(Exception):
     pass
 
 
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+def _printable(params: dict[str, list[str]]) -> bool:
+    return all(_PRINTABLE.fullmatch(key) and all(_PRINTABLE.fullmatch(v) for v in values)
+               for key, values in params.items())
+
+
 async def read_request(request: Request, settings: Settings, with_form: bool) -> HubRequest:
     form: dict[str, list[str]] = {}
     if with_form:
@@ -85,6 +94,9 @@ async def read_request(request: Request, settings: Settings, with_form: bool) ->
         except (UnicodeDecodeError, ValueError):
             raise FormError("request body is not a valid form") from None
     query = parse_qs(request.url.query, keep_blank_values=False)
+    if not (_printable(form) and _printable(query)):
+        # authlib cannot build an error description holding anything else: echoing one in a refusal raised a 500
+        raise FormError("OAuth parameters are printable ASCII (RFC 6749, appendix A)")
     # authlib checks transport security on the URI: use the public URL, which is https behind a TLS proxy.
     uri = f"{settings.issuer}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
     return HubRequest(

@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hub import audit
 from hub.audit import current_origin
-from hub.oauth.http import oauth_error, read_request, service_of, tenant_of, to_response
+from hub.oauth.http import FormError, oauth_error, read_request, service_of, tenant_of, to_response
 from hub.oauth.server import HubAuthorizationServer, HubOAuth2Request, HubRequest, error_redirect
 from hub.oauth.tokens import Grantee
 from hub.oauth.upstream import SIGNIN_SECONDS
@@ -55,7 +55,11 @@ async def authorize(request: Request) -> Response:
     """Validate the portal's request, remember it, and send the user to their tenant's identity provider."""
     service = service_of(request)
     server = service.server
-    hub_request = await read_request(request, server.settings, with_form=False)
+    try:
+        hub_request = await read_request(request, server.settings, with_form=False)
+    except FormError as exc:  # never redirected: nothing of the request is trusted yet
+        await _refuse_signin(None, None, str(exc))
+        return oauth_error(400, "invalid_request", str(exc))
     oauth_request = HubOAuth2Request(hub_request)
     client_id = oauth_request.payload.client_id
     try:

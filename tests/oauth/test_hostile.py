@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.oauth.conftest import create_client
+from tests.oauth.conftest import create_client, pkce_pair, portal_for
 
 FORM = "application/x-www-form-urlencoded"
 MALFORMED = [
@@ -55,3 +55,22 @@ async def test_basic_credentials_that_are_not_utf8_are_invalid_client_on_every_c
                           ("/oauth/introspect", b"token=x")):
         response = await hub.http.post(path, content=content, headers={"content-type": FORM, "authorization": basic})
         assert (response.status_code, response.json()["error"]) == (401, "invalid_client"), path
+
+
+async def test_parameters_beyond_printable_ascii_are_invalid_request_never_a_500(hub, acme, oidc):
+    # RFC 6749 appendix A: every parameter is printable ASCII. authlib refuses to build an error description holding
+    # anything else, so echoing such a scope, response type or redirect URI in the refusal raised a 500.
+    client_id, secret = await create_client(hub, acme, scopes=["read"], roles=["integration"])
+    for scope in ("r\u00e9ad", "read\x00", "read\x7f"):
+        response = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials", "scope": scope},
+                                       auth=(client_id, secret))
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_request"), scope
+    portal = await portal_for(hub, oidc)
+    _, challenge = pkce_pair()
+    base = {"response_type": "code", "client_id": portal.client_id, "redirect_uri": portal.redirect_uri,
+            "state": "s1", "code_challenge": challenge, "code_challenge_method": "S256", "scope": "read"}
+    for change in ({"scope": "r\u00e9ad"}, {"response_type": "tok\u00e9n"}, {"scope": "read\x00"},
+                   {"redirect_uri": portal.redirect_uri + "\u00e9"}, {"state": "\u00e9t\u00e9"}):
+        response = await hub.http.get("/oauth/authorize", params={**base, **change})
+        assert response.status_code == 400 and "location" not in response.headers, change
+        assert response.json()["error"] == "invalid_request", change
