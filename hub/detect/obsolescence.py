@@ -117,7 +117,8 @@ def root_causes(
         causes.append(Cause("discontinued", 0.9, "The SKU is discontinued: remaining stock will not sell "
                                 "through normal demand", {}))
     def rate_then(r: ReceiptFact) -> float | None:
-        return r.rate_at_receipt if r.rate_at_receipt else rate_before
+        # 0.0 is a finding (in-stock days with no sale before it arrived: every unit was beyond demand), not "unknown"
+        return r.rate_at_receipt if r.rate_at_receipt is not None else rate_before
 
     over = [r for r in built if (rate := rate_then(r)) is not None and r.quantity > rate * rules.cover_days]
     if over:

@@ -141,9 +141,9 @@ async def test_a_decided_finding_stays_resolved_until_it_gets_worse(net, hub):
     assert alert["severity"] == "warning"
     await hub.ok(RESOLVE, {"id": alert["id"], "decision": "accept_risk", "note": "display stock"}, tenant="shopco")
 
-    # when: the next sweeps find the same finding, also once its figures moved (20 more units arrived)
+    # when: the next sweeps find the same finding, also once its figures moved (a count found 75, not 80)
     await net.sweep()
-    await net.move("ST-2", [{"sku": "DUD-1", "kind": "receipt", "quantity": 20, "occurredAt": noon(1)}])
+    await net.move("ST-2", [{"sku": "DUD-1", "kind": "count", "quantity": 75, "occurredAt": noon(1)}])
     await net.sweep()
 
     # then: the decision stands (no reopening, no page)
@@ -189,3 +189,20 @@ async def test_a_decided_expiry_risk_is_not_reopened_by_the_next_sale_only_when_
     # then: the same alert reopens
     [again] = await net.alerts("shopco", "expiry_risk")
     assert (again["id"], again["status"], again["severity"]) == (alert["id"], "open", "critical")
+
+
+async def test_a_receipt_into_a_shelf_that_sold_nothing_is_an_over_receipt(net):
+    # given: 50 units received 150 days ago never sold; 90 days later (60 days ago) 200 more were received anyway
+    await net.sku("DUD-2", shelfLifeDays=730)
+    await net.move("ST-1", [{"sku": "DUD-2", "kind": "receipt", "quantity": 50, "occurredAt": noon(150)},
+                            {"sku": "DUD-2", "kind": "receipt", "quantity": 200, "occurredAt": noon(60)}])
+
+    # when
+    await net.sweep()
+
+    # then: the second receipt came when the shelf had sold nothing in 90 in-stock days: all 200 beyond demand
+    [alert] = await net.alerts("shopco", "obsolescence_risk")
+    assert alert["evidence"]["reason"] == "no_consumption" and alert["evidence"]["rootCause"] == "over_receipt"
+    over = {c["code"]: c for c in alert["evidence"]["rootCauses"]}["over_receipt"]["evidence"]
+    assert over["excessUnits"] == 200
+    assert [(r["quantity"], r["ratePerDayAtReceipt"]) for r in over["receipts"]] == [(200, 0.0)]
