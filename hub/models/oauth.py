@@ -83,6 +83,7 @@ class AuthorizationCode(Document):
     family_id: str  # the refresh-token family its tokens start; a replayed code revokes it
     expires_at: datetime
     used: bool = False
+    auth_time: int | None = None  # when the member signed in at their identity provider (RFC 9068 auth_time)
 
     shard_key: ClassVar[Declaration] = Unsharded(
         "short-lived, looked up by the code's hash before any tenant is known",
@@ -107,6 +108,7 @@ class RefreshToken(Document):
     rotated: bool = False  # used once already: presenting it again revokes the family
     revoked: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    auth_time: int | None = None  # the sign-in's, carried through every rotation (older tokens: unknown)
 
     shard_key: ClassVar[Declaration] = Unsharded(
         "looked up by the token's hash before any tenant is known",

@@ -9,6 +9,7 @@ whole family (RFC 9700 §2.1.1, §4.14).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,11 @@ class CodeRecord:
         return self.doc.scope
 
 
+def _signed_in_at(auth_time: int | None) -> int:
+    """A grant's sign-in time for the next token (codes and refresh tokens stored before it was kept: now)."""
+    return int(time.time()) if auth_time is None else auth_time
+
+
 async def _member(member_id: str, tenant_id: str) -> Member | None:
     return await Member.find_one({"_id": PydanticObjectId(member_id), "tenant_id": tenant_id})
 
@@ -144,6 +150,7 @@ class AuthorizationCodeGrant(ScopeRules, grants.AuthorizationCodeGrant):
             code_challenge_method=data.get("code_challenge_method", "S256"),
             family_id=grantee.family_id,
             expires_at=utc_in(self.server.settings.oauth_code_ttl_seconds),
+            auth_time=grantee.auth_time,
         )
         from_thread.run(doc.insert)
 
@@ -173,7 +180,7 @@ class AuthorizationCodeGrant(ScopeRules, grants.AuthorizationCodeGrant):
     def authenticate_user(self, authorization_code: CodeRecord) -> Grantee | None:
         doc = authorization_code.doc
         member = from_thread.run(_member, doc.member_id, doc.tenant_id)
-        return Grantee(member, family_id=doc.family_id) if member else None
+        return Grantee(member, family_id=doc.family_id, auth_time=_signed_in_at(doc.auth_time)) if member else None
 
 
 @dataclass
@@ -223,7 +230,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_user(self, refresh_token: RefreshRecord) -> Grantee | None:
         doc = refresh_token.doc
         member = from_thread.run(_member, doc.member_id, doc.tenant_id)
-        return Grantee(member, family_id=doc.family_id, refresh_scope=doc.scope) if member else None
+        if member is None:
+            return None
+        return Grantee(member, family_id=doc.family_id, auth_time=_signed_in_at(doc.auth_time), refresh_scope=doc.scope)
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
         """Already marked rotated when it was claimed."""

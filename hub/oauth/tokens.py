@@ -44,7 +44,7 @@ class Grantee:
 
     member: Member
     family_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    auth_time: int = field(default_factory=lambda: int(time.time()))
+    auth_time: int = field(default_factory=lambda: int(time.time()))  # when they signed in, not when a token is
     # The scope the sign-in's refresh tokens carry (RFC 6749 §6: a rotated refresh token keeps the scope of the one
     # it replaces, even when the refresh asked for a narrower access token). None: the scope of the first token.
     refresh_scope: str | None = None
@@ -108,5 +108,6 @@ async def store_refresh_token(
         member_id=str(grantee.member.id),
         scope=scope,
         expires_at=utc_in(settings.oauth_refresh_token_ttl_seconds),
+        auth_time=grantee.auth_time,
     ).insert()
     return token

@@ -4,8 +4,10 @@ wrong (RFC 9700): non-members, wrong verifier, changed redirect URI, missing sta
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
+import jwt
 import pytest
 from authlib.integrations.base_client import OAuthError
 
@@ -174,6 +176,20 @@ async def test_a_narrower_refresh_keeps_the_sign_ins_scope_for_the_next_one(hub,
     full = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=narrow["refresh_token"])
     assert full["scope"] == "read write"
     assert (await hub.ok(ME, token=full["access_token"]))["me"]["scopes"] == ["read", "write"]
+
+
+async def test_auth_time_is_when_the_member_signed_in_not_when_a_token_was_refreshed(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    before = int(time.time())
+    callback, verifier, client = await portal.sign_in()
+    first = await portal.token(callback, verifier, client)
+    signed_in = jwt.decode(first["access_token"], options={"verify_signature": False})["auth_time"]
+    assert before <= signed_in <= int(time.time())
+    await asyncio.sleep(1.1)  # let the clock pass a whole second: a refreshed token would otherwise look the same
+    second = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=first["refresh_token"])
+    third = await client.refresh_token(f"{hub.url}/oauth/token", refresh_token=second["refresh_token"])
+    for token in (second, third):
+        assert jwt.decode(token["access_token"], options={"verify_signature": False})["auth_time"] == signed_in
 
 
 async def test_removed_member_is_refused(hub, oidc, monkeypatch):
