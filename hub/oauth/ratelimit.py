@@ -45,24 +45,30 @@ class FailedAuthLimiter:
                 return remaining
         return None
 
-    async def failed(self, client_ids: list[str], ip: str | None) -> list[str]:
-        """Count one failure; answers the keys (``client:…``, ``ip:…``) this failure brought to their limit."""
+    async def _count(self, key: str) -> int:
+        """Add one to ``key`` in the current window; answers its count."""
         start, _ = self._window()
         expires = datetime.fromtimestamp(start.timestamp() + 2 * self.window, UTC)
         collection = FailedAuth.get_pymongo_collection()
-        reached = []
-        for key, limit in self._keys(client_ids, ip).items():
-            try:
-                doc = await collection.find_one_and_update(
-                    {"key": key, "window_start": start},
-                    {"$inc": {"failures": 1}, "$setOnInsert": {"expires_at": expires}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:  # concurrent first failure in this window: count it on the stored one
-                doc = await collection.find_one_and_update(
-                    {"key": key, "window_start": start}, {"$inc": {"failures": 1}}, return_document=ReturnDocument.AFTER
-                )
-            if doc is not None and doc["failures"] == limit:
-                reached.append(key)
-        return reached
+        try:
+            doc = await collection.find_one_and_update(
+                {"key": key, "window_start": start},
+                {"$inc": {"failures": 1}, "$setOnInsert": {"expires_at": expires}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # concurrent first count in this window: count it on the stored one
+            doc = await collection.find_one_and_update(
+                {"key": key, "window_start": start}, {"$inc": {"failures": 1}}, return_document=ReturnDocument.AFTER
+            )
+        return int(doc["failures"]) if doc is not None else 1
+
+    async def failed(self, client_ids: list[str], ip: str | None) -> list[str]:
+        """Count one failure; answers the keys (``client:…``, ``ip:…``) this failure brought to their limit."""
+        return [key for key, limit in self._keys(client_ids, ip).items() if await self._count(key) == limit]
+
+    async def audits_refusal(self, ip: str | None) -> bool:
+        """Count one refused request from ``ip``; answers whether it still goes to the audit log. Refusals are
+        written there up to ``per_ip`` an address a window and only logged beyond: a public client's id is public,
+        and requests refused for it would otherwise let anyone fill its tenant's audit log."""
+        return ip is None or await self._count(f"refused:{ip}") <= self.per_ip

@@ -100,10 +100,14 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
             log.info("%s request refused before a tenant was known: %s%s", endpoint, error,
                      f" (limit reached: {', '.join(limited)})" if limited else "")
             return to_response(status, body, headers)
-        await audit.record(
-            f"{endpoint}.refused", tenant_id=tenant_id, actor=client_id, actor_kind="client", client_id=client_id,
-            outcome="refused", reason=error, details={"grant_type": grant_type, "description": description},
-        )
+        if await service.limiter.audits_refusal(hub_request.origin.ip):
+            await audit.record(
+                f"{endpoint}.refused", tenant_id=tenant_id, actor=client_id, actor_kind="client", client_id=client_id,
+                outcome="refused", reason=error, details={"grant_type": grant_type, "description": description},
+            )
+        else:
+            log.info("%s request refused for tenant %s (%s); not audited: too many refusals from this address",
+                     endpoint, tenant_id, error)
         if limited:
             await audit.record(
                 "client_auth.rate_limited", tenant_id=tenant_id, actor=client_id, actor_kind="client",

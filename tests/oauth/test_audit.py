@@ -13,7 +13,7 @@ from authlib.integrations.base_client import OAuthError
 from hub.models.audit import AuditEntry
 from hub.oauth.routes import RedactOAuthQueries
 from tests.conftest import start_hub
-from tests.oauth.conftest import create_client, erp, portal_for
+from tests.oauth.conftest import PORTAL_REDIRECT, create_client, erp, portal_for
 
 AUDIT_LOG = """
 query($filter: AuditFilter) {
@@ -135,6 +135,27 @@ async def test_refusals_that_concern_no_tenant_are_not_stored(hub):
                                            headers={"content-type": "application/x-www-form-urlencoded"})
             assert 400 <= response.status_code < 500
     assert await tenantless() == before
+
+
+async def test_one_address_cannot_fill_a_tenants_audit_log_with_refusals(settings):
+    # a portal's client id is public: anyone may send requests that are refused for it, as often as they like
+    async for hub in start_hub(settings.with_(oauth_failed_auth_per_ip=3)):
+        await hub.tenant("acme")
+        portal_id, _ = await create_client(hub, "acme", name="Portal", kind="public", scopes=["read"], roles=[],
+                                           redirectUris=[PORTAL_REDIRECT])
+        for _ in range(5):
+            response = await hub.http.post("/oauth/token", data={
+                "grant_type": "authorization_code", "client_id": portal_id, "code": "made-up",
+                "redirect_uri": PORTAL_REDIRECT, "code_verifier": "v" * 43})
+            assert response.json()["error"] == "invalid_grant"
+            response = await hub.http.get("/oauth/authorize", params={
+                "response_type": "code", "client_id": portal_id, "redirect_uri": PORTAL_REDIRECT, "state": "s",
+                "scope": "bogus", "code_challenge": "c" * 43, "code_challenge_method": "S256"})
+            assert "invalid_scope" in response.headers["location"]
+        actions = [entry["action"] for entry in await _actions(hub, "acme")]
+        # the first refusals are there; the flood beyond the per-address allowance is only logged
+        assert actions.count("token.refused") + actions.count("signin.refused") == 3
+        assert actions.count("token.refused") == 2 and actions.count("signin.refused") == 1
 
 
 async def test_failed_client_authentications_are_rate_limited_per_client(settings):
