@@ -187,6 +187,26 @@ def judge(view: demand.SeriesView, policy: Policy, today: date, rules: SignalRul
     return judged
 
 
+async def _moved_on(judged: list[Judged], today: date, rules: SignalRules) -> None:
+    """Stock a location passes on (a warehouse feeding its stores by transfer) is not idle: a ``no_consumption``
+    finding counts from the last transfer out as well. Read from the ledger for those findings alone (the index's
+    equality prefix, newest first)."""
+    for j in judged:
+        if j.obsolescence is None or j.obsolescence.reason != "no_consumption":
+            continue
+        raw = j.series.raw
+        last = await Movement.get_pymongo_collection().find_one(
+            {"tenant_id": raw["tenant_id"], "location_id": raw["location_id"], "sku_id": raw["sku_id"],
+             "kind": "transfer_out"}, {"occurred_at": 1}, sort=[("occurred_at", -1)])
+        moved = (today - last["occurred_at"].date()).days if last is not None else None
+        if moved is not None and j.idle_days is not None and moved < j.idle_days:
+            j.idle_days = max(moved, 0)
+            j.obsolescence = obsolescence.assess(
+                int(raw.get("on_hand", 0)), j.rate_now, j.idle_days,
+                obsolescence.ObsolescenceRules(j.policy.max_days_of_supply, rules.obsolescence.idle_days,
+                                               rules.obsolescence.cover_days, rules.obsolescence.drop_pct))
+
+
 @dataclass
 class SignalReport:
     series: int = 0
@@ -267,6 +287,7 @@ async def _judge_page(database: Database, batch: list[dict[str, Any]], today: da
     inbound = await inbound_units(keys)
     judged = [judge(demand.view(raw, today, days_of=grid), policies[k], today, rules, inbound.get(k, 0))
               for raw, k in zip(batch, keys)]
+    await _moved_on(judged, today, rules)
     report.judged += len(judged)
     for j, (tenant, location, sku) in zip(judged, keys):
         known.setdefault((tenant, sku), {})[location] = SiteFacts(

@@ -139,6 +139,9 @@ async def test_a_decided_finding_stays_resolved_until_it_gets_worse(net, hub):
     await net.sweep()
     [alert] = await net.alerts("shopco", "obsolescence_risk")
     assert alert["severity"] == "warning"
+    # another tenant cannot decide on it: its id is not found there
+    body = await hub.gql(RESOLVE, {"id": alert["id"], "decision": "false_alarm"}, tenant="rival")
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     await hub.ok(RESOLVE, {"id": alert["id"], "decision": "accept_risk", "note": "display stock"}, tenant="shopco")
 
     # when: the next sweeps find the same finding, also once its figures moved (a count found 75, not 80)
@@ -206,3 +209,22 @@ async def test_a_receipt_into_a_shelf_that_sold_nothing_is_an_over_receipt(net):
     over = {c["code"]: c for c in alert["evidence"]["rootCauses"]}["over_receipt"]["evidence"]
     assert over["excessUnits"] == 200
     assert [(r["quantity"], r["ratePerDayAtReceipt"]) for r in over["receipts"]] == [(200, 0.0)]
+
+
+async def test_a_warehouse_that_feeds_its_stores_by_transfer_is_not_idle_stock(net):
+    # given: WH-1 received 3,000 units 120 days ago and has sent ST-1 10 a day since, by transfer; ST-1 sells them.
+    # DUD-1 at WH-1, received the same day, never moved
+    await net.sku("SUN-50", shelfLifeDays=730)
+    await net.sku("DUD-1", shelfLifeDays=730)
+    out = [{"sku": "SUN-50", "kind": "transfer_out", "quantity": -10, "occurredAt": noon(n)} for n in range(119, 0, -1)]
+    await net.move("WH-1", [{"sku": "SUN-50", "kind": "receipt", "quantity": 3000, "occurredAt": noon(120)},
+                            {"sku": "DUD-1", "kind": "receipt", "quantity": 300, "occurredAt": noon(120)}, *out])
+    await net.move("ST-1", [{"sku": "SUN-50", "kind": kind, "quantity": units, "occurredAt": noon(n)}
+                            for n in range(119, 0, -1) for kind, units in (("transfer_in", 10), ("sale", -10))])
+
+    # when
+    await net.sweep()
+
+    # then: nothing sold at WH-1, but its stock moved on every day: only DUD-1 sits idle there
+    alerts = await net.alerts("shopco", "obsolescence_risk")
+    assert [(a["title"].split(" at ")[0], a["evidence"]["daysWithoutConsumption"]) for a in alerts] == [("DUD-1", 120)]
