@@ -22,6 +22,7 @@ most ``MAX_GAP_MINUTES``), kept for every limit in ``thresholds`` so each SKU is
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,11 +141,18 @@ def _thin(samples: list[Reading]) -> list[Reading]:
     return samples
 
 
-def judge(readings: Iterable[Reading], config: SpikeConfig) -> Judgement:
-    """Every excursion in ``readings`` (any order; one reading per instant)."""
+def judge(readings: Iterable[Reading], config: SpikeConfig, since: datetime | None = None) -> Judgement:
+    """Every excursion in ``readings`` (any order; one reading per instant) from ``since`` on.
+
+    Readings before ``since`` are only the neighbours of the first ones judged: a window cut out of a longer series
+    gives each reading the running median it has in the whole series.
+    """
     raw = sorted({r.at: r for r in readings}.values(), key=lambda r: r.at)
-    interval = config.interval_minutes or infer_interval(raw)
     series = robust(raw)
+    if since is not None:
+        skip = bisect.bisect_left([r.at for r in raw], since)
+        raw, series = raw[skip:], series[skip:]
+    interval = config.interval_minutes or infer_interval(raw)
     if not series:
         return Judgement([], None, interval)
     limit = config.limit_c

@@ -66,10 +66,22 @@ class Exposure:
     totals: dict[PydanticObjectId, int] = field(default_factory=dict)
     ssccs: dict[PydanticObjectId, list[str]] = field(default_factory=dict)
     starts: dict[PydanticObjectId, date] = field(default_factory=dict)  # earliest shortened date on those lines
+    # location basis: when each lot's stock first arrived at the sensor's location (goods arriving after an
+    # excursion ended never saw it, though a late batch may reveal it only now)
+    arrived: dict[PydanticObjectId, datetime] = field(default_factory=dict)
 
 
 async def exposure_of(session: AsyncClientSession, sensor: Sensor, lot_ids: list[Any]) -> Exposure:
     basis = basis_of(sensor)
+    if basis == Basis.location:
+        arrived: dict[PydanticObjectId, datetime] = {}
+        async for position in StockPosition.get_pymongo_collection().find(
+            {"tenant_id": sensor.tenant_id, "location_id": sensor.location_id, "lot_id": {"$in": lot_ids}},
+            {"lot_id": 1, "arrived_at": 1}, session=session,
+        ):
+            if (when := position.get("arrived_at")) is not None:
+                arrived[position["lot_id"]] = min(when, arrived.get(position["lot_id"], when))
+        return Exposure(basis, await exposed_units(session, sensor, lot_ids), arrived=arrived)
     if basis != Basis.pallet:
         return Exposure(basis, await exposed_units(session, sensor, lot_ids))
     carrying = await dispatches_carrying([sensor.tenant_id], sensor.ssccs, session)
@@ -104,20 +116,24 @@ async def exposure_of(session: AsyncClientSession, sensor: Sensor, lot_ids: list
 
 
 def _exposures(
-    episode: Episode, goods: Goods, exposure: Exposure, previous: list[ExposedLot], settings: Settings
+    episode: Episode, goods: Goods, exposure: Exposure, previous: list[ExposedLot], settings: Settings,
+    redated: dict[Any, date],
 ) -> list[ExposedLot]:
     before = {item.lot_id: item for item in previous}
     exposed: dict[PydanticObjectId, ExposedLot] = dict(before)
     day = episode.started_at.date()
     for lot in goods.lots:
         sku = goods.skus.get(lot.sku_id)
-        if sku is None:
+        arrived = exposure.arrived.get(lot.id)  # type: ignore[arg-type]
+        if sku is None or (lot.id not in before and arrived is not None and episode.ended_at is not None
+                           and arrived > episode.ended_at):
             continue
         limit = sku.storage.temp_max_c
         dose = episode.degree_minutes_above(limit)
         loss = loss_fraction(sku.excursion_sensitivity, dose, settings.shelf_life_loss_per_degree_minute)
         earlier = before.get(lot.id)  # type: ignore[arg-type]
-        start_expiry = earlier.expires_before if earlier else exposure.starts.get(lot.id, lot.effective_expires_on)  # type: ignore[arg-type]
+        start_expiry = earlier.expires_before if earlier else _earliest(
+            exposure.starts.get(lot.id, lot.effective_expires_on), redated.get(lot.id))  # type: ignore[arg-type]
         exposed[lot.id] = ExposedLot(  # type: ignore[index]
             lot_id=lot.id,
             lot_code=lot.lot_code,
@@ -135,6 +151,10 @@ def _exposures(
             ssccs=exposure.ssccs.get(lot.id, earlier.ssccs if earlier else []),  # type: ignore[arg-type]
         )
     return sorted(exposed.values(), key=lambda item: item.lot_code)
+
+
+def _earliest(*dates: date | None) -> date | None:
+    return min((d for d in dates if d is not None), default=None)
 
 
 async def exposed_units(
@@ -275,14 +295,16 @@ def _overlaps(doc: dict[str, Any], episode: Episode, hysteresis: timedelta) -> b
 
 
 def _alert_view(doc: dict[str, Any] | None) -> tuple[Any, ...]:
-    """The figures whose change updates the alert: an excursion that merely continues does not, one that a late
-    batch extends after it ended (a later last mark) does."""
+    """The figures whose change updates the alert: an excursion that merely continues does not; once it has ended,
+    any change to its evidence does (a late batch extending it, or filling a hole in its readings)."""
     if doc is None:
         return ()
     lots = tuple((str(i["lot_id"]), i.get("units"), i.get("expires_after")) for i in doc.get("exposed_lots", []))
     ended = doc.get("ended_at")
-    return (doc.get("status"), doc.get("started_at"), ended, ended and doc.get("last_mark_at"), doc.get("cause"),
-            doc.get("peak_c"), lots)
+    final = (doc.get("last_mark_at"), doc.get("degree_minutes"), doc.get("duration_minutes"), doc.get("samples"),
+             tuple((str(i["lot_id"]), i.get("degree_minutes")) for i in doc.get("exposed_lots", [])))
+    return (doc.get("status"), doc.get("started_at"), ended, ended and final, doc.get("cause"), doc.get("peak_c"),
+            lots)
 
 
 async def reconcile(
@@ -315,6 +337,7 @@ async def reconcile(
     exposure = await exposure_of(session, sensor, [lot.id for lot in goods.lots])
     outcomes = []
     claimed: set[Any] = set()
+    redated: dict[Any, date] = {}  # lots re-dated by this call's earlier episodes (``goods`` was read before them)
     for episode in episodes:
         matches = [doc for doc in stored if doc["_id"] not in claimed and _overlaps(doc, episode, hysteresis)]
         claimed.update(doc["_id"] for doc in matches)
@@ -331,7 +354,7 @@ async def reconcile(
                 if threshold is not None and stored_dose > episode.degree_minutes_above(threshold):
                     episode.degree_minutes[threshold_key(threshold)] = stored_dose
         old = [ExposedLot.model_validate(item) for doc in matches for item in doc.get("exposed_lots", [])]
-        exposed = _exposures(episode, goods, exposure, old, settings)
+        exposed = _exposures(episode, goods, exposure, old, settings, redated)
         closed = episode.ended_at is not None
         fields = {
             "tenant_id": sensor.tenant_id,
@@ -370,6 +393,9 @@ async def reconcile(
         for other in matches[1:]:
             await _absorb(session, other, excursion, now)
         await _redate(session, exposed, exposure)
+        for item in exposed:  # a later episode of this call starts from these dates (excursions compound)
+            if item.expires_after is not None and item.expires_after != item.expires_before:
+                redated[item.lot_id] = _earliest(item.expires_after, redated.get(item.lot_id))  # type: ignore[assignment]
         if keep is None or len(matches) > 1 or keep.get("alert_id") is None or _alert_view(keep) != _alert_view(raw):
             alert = await _alert(session, sensor, excursion, location, where)
             await collection.update_one({"_id": excursion.id}, {"$set": {"alert_id": alert.id}}, session=session)

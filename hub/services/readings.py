@@ -12,6 +12,7 @@ bucket's ``_id``) and is retried from the start: an hour never gets the same rea
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -160,6 +161,7 @@ async def _resolve(access: Access, batches: list[SensorReadingsIn]) -> dict[str,
 
 
 CREATE_RACE_RETRIES = 3
+NEIGHBOUR = timedelta(hours=1)  # how far before a judged window its first reading's neighbour is looked for
 
 
 def _duplicate_key(exc: Exception) -> bool:
@@ -342,7 +344,7 @@ async def ingest(
             judged_from = min(at for at in arrived if at >= bounds[sensor_id])
             windows[sensor_id] = rejudge_window(judged_from, max(arrived), state.detector, bound, settings, since,
                                                 attached=touched[sensor_id].attached_at)
-        context = {(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a, b)}
+        context = {(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a - NEIGHBOUR, b)}
         for key, docs in (await _hour_buckets(buckets, sorted(context - by_hour.keys()), session)).items():
             contents[key] = [r for doc in docs.values() for r in doc["readings"]]
         if writes:
@@ -366,15 +368,20 @@ async def ingest(
             report.late += len(new) - len(fresh)
             if fresh and sensor_id in windows:
                 start, end = windows[sensor_id]
-                series = sorted(
+                # The last reading before the window too (never one from before a move): the median of the first
+                # reading judged takes it as its neighbour, as in the whole series.
+                floor = max(start - NEIGHBOUR, sensor.attached_at or start - NEIGHBOUR)
+                around = sorted(
                     Reading(r["t"], r["c"])
-                    for hour in _hours(start, end)
+                    for hour in _hours(floor, end)
                     for r in contents.get((sensor_id, hour), [])
-                    if start <= r["t"] <= end
+                    if floor <= r["t"] <= end
                 )
+                first = bisect.bisect_left([r.at for r in around], start)
                 config = replace(goods[sensor_id].spike_config(settings), interval_minutes=sensor.interval_minutes)
                 with metrics.DETECTOR_DURATION.labels("spikes").time():
-                    judgement = judge(series, config)
+                    judgement = judge(around[max(first - 1, 0):], config, since=start)
+                series = around[first:]
                 last_at = max(filter(None, (state.detector.get("last_at"), newest["t"])))
                 fields["detector"] = state_doc(judgement, last_at)
                 earliest = min(r["t"] for r in fresh)

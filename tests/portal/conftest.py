@@ -157,6 +157,7 @@ async def build_chain(hub: Hub, oidc: OidcProvider) -> Chain:
 async def stock_lots(chain: Chain) -> None:
     """Three yogurt lots on Shopco's DC: one expired, one expiring in three days, one with a month to go."""
     today = date.today()
+    received = (datetime.now(UTC) - timedelta(hours=7)).isoformat()  # in the DC before the sensor's six hours
     lots = (("L-OLD", -2, 5), ("L-SOON", 3, 12), ("L-FRESH", 30, 40))
     # Acme ships them first: a retailer books only lots it was shipped, never new lots of a brand's SKU.
     lines = [{"sku": "YOG-1", "lotCode": lot, "quantity": qty, "expiresOn": str(today + timedelta(days=days))}
@@ -165,7 +166,7 @@ async def stock_lots(chain: Chain) -> None:
                                                    "lines": lines}}, tenant=chain.acme)
     movements = [
         {"sku": "YOG-1", "kind": "receipt", "quantity": qty, "idempotencyKey": f"stock-{lot}", "lotCode": lot,
-         "expiresOn": str(today + timedelta(days=days))}
+         "expiresOn": str(today + timedelta(days=days)), "occurredAt": received}
         for lot, days, qty in lots
     ]
     await chain.hub.ok(RECORD_MOVEMENTS, {"movements": movements, "locationId": chain.dc}, tenant=chain.shopco,

@@ -106,6 +106,7 @@ async def build_cold_chain(hub: Any) -> ColdChain:
     receipt = {
         "sku": "SALAD-1", "kind": "receipt", "quantity": 3, "idempotencyKey": "rcv-1",
         "lotCode": "L-C3", "expiresOn": chain.lot_expires.isoformat(),
+        "occurredAt": (datetime.now(UTC) - timedelta(days=1)).isoformat(),  # on the shelf before the stories begin
     }
     await hub.ok(RECORD_MOVEMENTS, {"movements": [receipt], "locationId": chain.shelf}, tenant="shopmart")
     nodes = (await hub.ok(LOTS, tenant="freshco"))["lots"]["nodes"]

@@ -5,8 +5,10 @@ The cold chain of ``conftest``: FreshCo's salads (limit 20 °C) on Shopmart's sh
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 
+from hub.detect.spikes import Reading, SpikeConfig, judge
 from hub.models.event import Event
 from tests.sensors.conftest import CREATE_LOCATION, LOTS, RECORD_MOVEMENTS, REGISTER_SENSOR, minutes_ago, readings
 
@@ -80,3 +82,72 @@ async def test_a_registered_sensor_keeps_the_name_it_was_given(cold, hub):
     registered = await hub.ok(REGISTER_SENSOR_NAMED, {"input": probe}, tenant="shopmart")
 
     assert registered["registerSensor"]["sensor"]["name"] == "Door probe"
+
+
+async def test_a_late_reading_whose_window_begins_just_before_an_excursion_does_not_move_its_start(cold, hub):
+    start = minutes_ago(180)
+    story = readings([18.0] * 12 + [22.0] * 5 + [18.0] * 12, start, every_minutes=5)  # hot from +60 to +80 minutes
+    await cold.ingest([{"sensorId": cold.sensor, "readings": story[:19] + story[20:]}])
+    [spike] = await spikes(hub)
+    assert spike["evidence"]["startedAt"] == (start + timedelta(minutes=60)).isoformat()
+
+    # when: the one reading left out arrives; the span it is judged in begins at the reading before the first hot one
+    await cold.ingest([{"sensorId": cold.sensor, "readings": story[19:20]}])
+
+    # then: that in-range reading is judged with its neighbours, as in the whole series: nothing changed
+    [after] = await spikes(hub)
+    assert after["evidence"] == spike["evidence"]
+
+
+async def test_two_excursions_in_one_batch_compound_as_when_they_arrive_apart(cold, hub):
+    hot = [18.0] * 4 + [28.0] * 4 + [18.0] * 4
+    story = readings(hot + [18.0] * 8 + hot, minutes_ago(200), every_minutes=5)
+
+    await cold.ingest([{"sensorId": cold.sensor, "readings": story}])
+
+    first, second = sorted(await spikes(hub), key=lambda alert: alert["evidence"]["startedAt"])
+    [lot_first], [lot_second] = first["evidence"]["lots"], second["evidence"]["lots"]
+    assert lot_first["expiresAfter"] < lot_first["expiresBefore"]
+    assert lot_second["expiresBefore"] == lot_first["expiresAfter"]  # the second starts from what the first left
+    assert lot_second["expiresAfter"] < lot_second["expiresBefore"]
+    assert (await cold.lot_expiry())["effectiveExpiresOn"] == lot_second["expiresAfter"]
+
+
+async def test_readings_arriving_shuffled_end_with_the_alert_the_whole_series_gives(cold, hub):
+    start = minutes_ago(200)
+    story = readings([18.0] * 12 + [21.0] * 5 + [18.0] * 12, start, every_minutes=5)
+    shuffled = story[:]
+    random.Random(5).shuffle(shuffled)
+
+    for n in range(0, len(shuffled), 4):  # a gateway flushing a jumbled buffer, four readings at a time
+        await cold.ingest([{"sensorId": cold.sensor, "readings": shuffled[n:n + 4]}])
+
+    series = [Reading(datetime.fromisoformat(r["at"]), r["temperatureC"]) for r in story]
+    [whole] = judge(series, SpikeConfig(limit_c=20.0, thresholds=(20.0,))).episodes
+    [spike] = await spikes(hub)
+    evidence = spike["evidence"]
+    assert (evidence["startedAt"], evidence["endedAt"]) == (whole.started_at.isoformat(), whole.ended_at.isoformat())
+    assert (evidence["cause"], evidence["peakC"]) == (whole.cause, whole.peak_c)
+    assert evidence["durationMinutes"] == round(whole.duration_minutes, 1)
+    assert evidence["degreeMinutes"] == round(whole.degree_minutes_above(20.0), 1)
+
+
+async def test_goods_that_arrived_after_an_excursion_ended_are_not_exposed_when_a_late_batch_reveals_it(cold, hub):
+    start = minutes_ago(200)
+    story = readings([18.0] * 4 + [28.0] * 6 + [18.0] * 30, start, every_minutes=5)  # hot from +20 to +45 minutes
+    await cold.ingest([{"sensorId": cold.sensor, "readings": story[:4] + story[12:]}])  # the hot part buffered
+    # given: lot L-NEW put on the shelf now, long after the excursion ended
+    await cold.ship("freshco", "SALAD-1", "L-NEW", cold.lot_expires)
+    receipt = {"sku": "SALAD-1", "kind": "receipt", "quantity": 3, "idempotencyKey": "rcv-new", "lotCode": "L-NEW",
+               "expiresOn": cold.lot_expires.isoformat()}
+    await hub.ok(RECORD_MOVEMENTS, {"movements": [receipt], "locationId": cold.shelf}, tenant="shopmart")
+
+    # when: the buffered readings arrive
+    await cold.ingest([{"sensorId": cold.sensor, "readings": story[4:12]}])
+
+    # then: only the lot that was there is exposed and re-dated
+    [spike] = await spikes(hub)
+    assert [lot["lotCode"] for lot in spike["evidence"]["lots"]] == ["L-C3"]
+    lots = {lot["lotCode"]: lot for lot in (await hub.ok(LOTS, tenant="freshco"))["lots"]["nodes"]}
+    assert lots["L-NEW"]["effectiveExpiresOn"] == lots["L-NEW"]["expiresOn"]
+    assert lots["L-C3"]["effectiveExpiresOn"] < lots["L-C3"]["expiresOn"]

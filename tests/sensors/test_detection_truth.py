@@ -162,7 +162,8 @@ async def test_a_brand_sharing_sensors_but_not_alerts_is_not_told_of_the_spike(c
     await hub.ok(UPSERT_SKU, {"input": sku}, tenant="crispco")
     await cold.ship("crispco", "HERBS-1", "H-1", cold.lot_expires, quantity=5)
     receipt = {"sku": "HERBS-1", "kind": "receipt", "quantity": 5, "idempotencyKey": "rcv-h",
-               "lotCode": "H-1", "expiresOn": cold.lot_expires.isoformat()}
+               "lotCode": "H-1", "expiresOn": cold.lot_expires.isoformat(),
+               "occurredAt": (utcnow() - timedelta(days=1)).isoformat()}  # on the shelf before the spike
     received = await hub.gql(RECORD_MOVEMENTS, {"movements": [receipt], "locationId": cold.shelf}, tenant="shopmart")
     assert "errors" not in received, received
 

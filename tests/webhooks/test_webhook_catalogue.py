@@ -157,7 +157,7 @@ async def test_a_cold_chain_delivers_every_event_type_as_its_schema_says_to_whom
                                                          "lines": [line]}}, tenant="freshco")
     await hub.ok(CANCEL_DISPATCH, {"id": cancelled["createDispatch"]["id"]}, tenant="freshco")
     receipt = {"sku": "SALAD-1", "kind": "receipt", "quantity": 3, "idempotencyKey": "rcv-1", "lotCode": "L-C3",
-               "expiresOn": expires}
+               "expiresOn": expires, "occurredAt": minutes_ago(120).isoformat()}  # on the shelf before the spike
     await hub.ok(RECORD_MOVEMENTS, {"movements": [receipt], "locationId": shelf}, tenant="shopmart")
     # a dispatch arrives with the neighbouring lot code: the receipt holds the lot, then is resolved
     asn = await hub.ok(CREATE_DISPATCH, {"input": {"ref": "ASN-9", "consigneeId": "shopmart", "toLocation": "C-3",
