@@ -391,7 +391,9 @@ async def ingest(
                     report.excursions.extend(await excursions.reconcile(
                         session, sensor, goods[sensor_id], affected, series[0].at, settings, now
                     ))
-            if state.offline_alert:
+            heard = max(filter(None, (state.last_reading_at, newest["t"])))
+            allowed = timedelta(minutes=sensor.max_silence_minutes or settings.sensor_offline_minutes)
+            if state.offline_alert and now - heard <= allowed:  # a late reading from before the silence is not one
                 recovered.append(sensor)
                 fields["offline_alert"] = False
             if sensor_id in stored_states:

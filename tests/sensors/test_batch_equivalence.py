@@ -8,8 +8,10 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from hub.dates import utcnow
 from hub.detect.spikes import Reading, SpikeConfig, judge
 from hub.models.event import Event
+from hub.services import heartbeat
 from tests.sensors.conftest import CREATE_LOCATION, LOTS, RECORD_MOVEMENTS, REGISTER_SENSOR, minutes_ago, readings
 
 ALERTS = "query { alerts(first: 50) { nodes { id kind status evidence } } }"
@@ -151,3 +153,24 @@ async def test_goods_that_arrived_after_an_excursion_ended_are_not_exposed_when_
     lots = {lot["lotCode"]: lot for lot in (await hub.ok(LOTS, tenant="freshco"))["lots"]["nodes"]}
     assert lots["L-NEW"]["effectiveExpiresOn"] == lots["L-NEW"]["expiresOn"]
     assert lots["L-C3"]["effectiveExpiresOn"] < lots["L-C3"]["expiresOn"]
+
+
+async def test_a_late_reading_from_before_a_silence_does_not_say_the_silent_sensor_is_back(cold, hub):
+    story = readings([18.0] * 5, minutes_ago(60), every_minutes=5)  # up to 40 minutes ago, then nothing
+    await cold.ingest([{"sensorId": cold.sensor, "readings": story[:2] + story[3:]}])
+    assert (await heartbeat.check(hub.state.database, hub.settings, utcnow())).raised == 1
+
+    # when: a gateway delivers the one reading it had held back, from before the silence
+    await cold.ingest([{"sensorId": cold.sensor, "readings": story[2:3]}])
+
+    # then: the sensor is still silent: its alert stays open and nobody is told it is back, or told twice it is not
+    [offline] = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"]
+                 if a["kind"] == "sensor_offline"]
+    assert offline["status"] == "open"
+    assert await Event.find({"type": "sensor.online"}).count() == 0
+    assert (await heartbeat.check(hub.state.database, hub.settings, utcnow())).raised == 0
+
+    # and a reading taken now does
+    await cold.ingest([{"sensorId": cold.sensor, "readings": readings([18.0], minutes_ago(0))}])
+    [back] = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"] if a["kind"] == "sensor_offline"]
+    assert back["status"] == "resolved" and await Event.find({"type": "sensor.online"}).count() == 1
