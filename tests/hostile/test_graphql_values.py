@@ -69,12 +69,19 @@ async def test_lone_surrogates_in_variables_are_refused_and_nothing_is_stored(mo
 
 async def test_non_finite_and_oversized_numbers_in_json_variables_are_refused(module_hub: Hub, suffix: str) -> None:
     tenant = await module_hub.tenant(f"num-{suffix}")
-    query = "mutation($i: [SensorReadingsInput!]!) { ingestReadings(input: $i) { accepted } }"
-    template = json.dumps({"query": query, "variables": {"i": [{"deviceId": "d1", "samples": [[1, "X"]]}]}})
+    query = ("mutation($i: [SensorReadingsInput!]!) { ingestReadings(input: $i) { accepted rejected { reason } } }")
+    typed = json.dumps({"query": query, "variables": {"i": [{"deviceId": "d1", "readings": [
+        {"at": "2026-01-01T00:00:00Z", "temperatureC": "X"}]}]}})
+    compact = json.dumps({"query": query, "variables": {"i": [{"deviceId": "d1", "samples": [[1, "X"]]}]}})
     for value in ("NaN", "Infinity", "-Infinity", "1e400", "123456789012345678901234567890"):
-        response = await send(module_hub, tenant, template.replace('"X"', value))
+        response = await send(module_hub, tenant, typed.replace('"X"', value))
         assert response.status_code == 400, (value, response.text)
         assert codes(response.json()) == ["BAD_USER_INPUT"]
+        # a gateway's compact sample is judged alone (the README's sensors section): that one sample is refused
+        response = await send(module_hub, tenant, compact.replace('"X"', value))
+        assert response.status_code == 200, (value, response.text)
+        report = response.json()["data"]["ingestReadings"]
+        assert report["accepted"] == 0 and len(report["rejected"]) == 1, (value, report)
 
 
 async def test_instants_beyond_the_calendar_are_bad_input_and_store_nothing(module_hub: Hub, suffix: str) -> None:
