@@ -344,8 +344,15 @@ async def ingest(
             judged_from = min(at for at in arrived if at >= bounds[sensor_id])
             windows[sensor_id] = rejudge_window(judged_from, max(arrived), state.detector, bound, settings, since,
                                                 attached=touched[sensor_id].attached_at)
-        context = {(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a - NEIGHBOUR, b)}
+        context = {(sensor_id, hour) for sensor_id, (a, b) in windows.items() for hour in _hours(a, b)}
         for key, docs in (await _hour_buckets(buckets, sorted(context - by_hour.keys()), session)).items():
+            contents[key] = [r for doc in docs.values() for r in doc["readings"]]
+        # The hour before a window too, where the window's own first hour holds no reading before it.
+        hour_before = {
+            (sensor_id, bucket_hour(a) - NEIGHBOUR) for sensor_id, (a, _) in windows.items()
+            if not any(r["t"] < a for r in contents.get((sensor_id, bucket_hour(a)), []))
+        }
+        for key, docs in (await _hour_buckets(buckets, sorted(hour_before - contents.keys()), session)).items():
             contents[key] = [r for doc in docs.values() for r in doc["readings"]]
         if writes:
             await buckets.bulk_write(writes, ordered=False, session=session)
