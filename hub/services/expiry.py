@@ -6,8 +6,9 @@ all stock (``sweep``: ``lotpulse sweep`` and in-process every ``settings.sweep_i
 
 Alerts are deduplicated per lot and location. A finding already raised with the same reason and severity is left
 alone, so the sweep never re-pages anyone (nor reopens an alert somebody acknowledged, or resolved with a decision);
-it is raised again only when it gets worse, changes reason, or comes back after the hub resolved it. When the finding goes away (the lot sold out, or
-sells fast enough now) the hub resolves the alert itself (``resolved_by`` = ``system:expiry``).
+it is raised again only when it gets worse, changes reason, or comes back after the hub resolved it. When the finding
+goes away (the lot sold out, or sells fast enough now) the hub resolves the alert itself (``resolved_by`` =
+``system:expiry``).
 """
 
 from __future__ import annotations
