@@ -452,6 +452,7 @@ class Worker:
         flight: dict[ObjectId, asyncio.Future[bool]] | None = None,
         tails: dict[str, asyncio.Future[bool]] | None = None,
         before: asyncio.Future[Any] | None = None,
+        gone: asyncio.Event | None = None,
     ) -> int:
         """Send a batch (at most ``concurrency`` requests at once) and record every outcome in one write, after the
         batch ``before`` it was recorded; answers the number of attempts made.
@@ -459,9 +460,12 @@ class Worker:
         ``flight`` holds, per delivery of the lane's batches in flight, whether it is done for good (succeeded or
         given up): a delivery of a subject waits for the one before it there, and is held back when that one will
         be retried (or is no longer known: recorded meanwhile, so the next claim decides on what was recorded).
-        ``tails`` holds each subject's latest fresh delivery of the lane until it is recorded.
+        ``tails`` holds each subject's latest fresh delivery of the lane until it is recorded. Once a receiver has
+        answered 410 (``gone``, set for the lane), the deliveries not sent yet are held back: the endpoint is being
+        disabled, and what it did not hear waits for a replay.
         """
         limit = limit or asyncio.Semaphore(self.concurrency)
+        gone = gone or asyncio.Event()
         flight = {} if flight is None else flight
         endpoint = batch.endpoint
         loop = asyncio.get_running_loop()
@@ -487,6 +491,9 @@ class Worker:
                     done.set_result(True)  # given up: the next of its subject is judged on its own
                     return delivery.refused(self.clock.now(), UNSHARED)
                 async with limit:
+                    if gone.is_set():
+                        batch.held.add(doc["_id"])
+                        return None
                     now = self.clock.now()
                     if batch.target is None:
                         outcome = delivery.refused(now, batch.refusal)
@@ -501,6 +508,8 @@ class Worker:
                             signed_at=datetime.now(UTC),
                             deadline=self.settings.webhook_timeout_seconds,
                         )
+                if outcome.status_code == 410:
+                    gone.set()
                 done.set_result(self._final(doc, outcome, endpoint))
                 return outcome
             finally:
@@ -702,6 +711,7 @@ class Worker:
     async def lane(self, endpoint_id: ObjectId) -> None:
         """Serve one endpoint until nothing of it is due (or it is disabled, or its partition went elsewhere)."""
         limit = asyncio.Semaphore(self.concurrency)  # shared by the lane's batches: the per-endpoint bound
+        gone = asyncio.Event()  # the receiver answered 410: nothing more goes from this lane
         tokens: set[str] = set()  # batches in flight (a delivery claimed by one of them is waited for, not skipped)
         leased: set[str] = set()  # the claims among them, renewed by the heartbeat
         flight: dict[ObjectId, asyncio.Future[bool]] = {}  # their deliveries: done for good or not (``deliver``)
@@ -714,7 +724,7 @@ class Worker:
         async def deliver(batch: Batch, before: asyncio.Task[int] | None) -> int:
             nonlocal held
             try:
-                return await self.deliver(batch, limit, flight, tails, before)
+                return await self.deliver(batch, limit, flight, tails, before, gone)
             finally:
                 tokens.discard(batch.token)
                 leased.discard(batch.token)
@@ -722,7 +732,7 @@ class Worker:
 
         scan = True  # whether to look for due deliveries once the handed batches are sent
         try:
-            while self.serves(endpoint_id):
+            while self.serves(endpoint_id) and not gone.is_set():  # after a 410 a new lane reads the endpoint
                 handed = self.handed.get(endpoint_id)
                 if handed:
                     batch: Batch | None = handed.popleft()

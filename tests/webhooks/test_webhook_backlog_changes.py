@@ -4,13 +4,14 @@ memory, not only for those made afterwards: a backlog sent first must not outliv
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
 
 from hub.events.log import emit_many
 from tests.webhooks.conftest import Received, Receiver
-from tests.webhooks.helpers import DELETE_ENDPOINT, UPDATE_ENDPOINT, create_endpoint, deliveries
+from tests.webhooks.helpers import DELETE_ENDPOINT, ENDPOINTS, REPLAY, UPDATE_ENDPOINT, create_endpoint, deliveries
 from tests.webhooks.test_webhook_send_first import Processes, lot_events, running, until  # noqa: F401
 from webhooks import worker as worker_module
 from webhooks.models import WebhookDelivery
@@ -93,5 +94,32 @@ async def test_a_new_url_takes_the_backlog_along(quiet_hub, receiver, running, g
     assert len(receiver.requests) == EVENTS
 
 
+async def _all_heard(receiver: Receiver) -> bool:
+    return len({r.webhook_id for r in receiver.requests if r.status == 200}) == EVENTS
+
+
 async def _idle(worker) -> bool:
     return not worker.lanes and worker.owed() is None
+
+
+async def test_a_gone_stops_the_backlog_and_a_re_enabled_endpoint_gets_it_by_replay(quiet_hub, receiver, running):
+    # given: a held backlog of one delivery per batch, sent one at a time; the receiver answers the first 410
+    await quiet_hub.tenant("acme", "retailer")
+    endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/erp"))
+    dispatcher, worker = await running.start(webhook_endpoint_concurrency=1)
+    worker.batch = 1
+    receiver.script["/erp"] = [410]
+    await emit_many(None, lot_events("acme", EVENTS))
+    # when
+    assert await dispatcher.run_once() == EVENTS
+    await _written(EVENTS)
+    await until(lambda: _idle(worker), "the lane to finish")
+    # then: nothing went after the 410, and the endpoint is disabled
+    assert [r.status for r in receiver.requests] == [410]
+    assert (await quiet_hub.ok(ENDPOINTS, tenant="acme"))["webhookEndpoints"]["edges"][0]["node"]["enabled"] is False
+    # and: enabled again and replayed, every event arrives, each once more at most
+    await quiet_hub.ok(UPDATE_ENDPOINT, {"input": {"id": endpoint_id, "enabled": True}}, tenant="acme")
+    since = datetime.now(UTC) - timedelta(hours=1)
+    await quiet_hub.ok(REPLAY, {"id": endpoint_id, "since": since.isoformat(), "onlyFailed": True}, tenant="acme")
+    worker.wake()
+    await until(lambda: _all_heard(receiver), "every event to be delivered")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from hub.events.log import build_event, emit_many
 from tests.webhooks.helpers import ENDPOINTS, create_endpoint, deliveries, raise_mismatch
 from webhooks.clock import ManualClock
 from webhooks.retry import MAX_RETRY_AFTER, SCHEDULE
@@ -136,6 +137,26 @@ async def test_gone_disables_the_endpoint_and_stops_new_deliveries(quiet_hub, re
     clock.advance(timedelta(hours=1))
     assert await worker.run_once() == 0
     assert len(receiver.requests) == 1
+
+
+async def test_after_a_gone_the_rest_of_the_batch_is_not_sent(quiet_hub, receiver):
+    # given: ten deliveries of ten subjects claimed in one batch, sent one at a time; the first is answered 410
+    await quiet_hub.tenant("acme", "retailer")
+    endpoint_id, _ = await create_endpoint(quiet_hub, "acme", receiver.at("/gone"))
+    receiver.script["/gone"] = [410]
+    dispatcher, worker = build(quiet_hub.settings.with_(webhook_endpoint_concurrency=1), ManualClock())
+    await emit_many(None, [build_event("stock.changed", "acme", [], {"n": n}, subject=f"lot:{n}") for n in range(10)])
+    assert await dispatcher.run_once() == 10
+    # when
+    assert await worker.run_once() == 1
+    await worker.close()
+    # then: the receiver heard one request; the endpoint is disabled and what it did not hear waits for a replay
+    assert len(receiver.requests) == 1
+    [endpoint] = (await quiet_hub.ok(ENDPOINTS, tenant="acme"))["webhookEndpoints"]["edges"]
+    assert endpoint["node"]["enabled"] is False
+    logged = await deliveries(quiet_hub, "acme", endpoint_id)
+    assert sorted(d["attemptCount"] for d in logged) == [0] * 9 + [1]
+    assert {d["state"] for d in logged} == {"failed"}
 
 
 async def test_endpoint_failing_for_five_days_is_disabled(quiet_hub, receiver, loops, caplog):
