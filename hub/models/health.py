@@ -70,6 +70,9 @@ class HealthSnapshot(Document):
     units: int
     value: dict[str, float] = Field(default_factory=dict)
     at_risk: dict[str, float] = Field(default_factory=dict)
+    # The same at the SKUs' standard costs: what partners reading the holder's stock are shown (not what it paid).
+    standard_value: dict[str, float] = Field(default_factory=dict)
+    standard_at_risk: dict[str, float] = Field(default_factory=dict)
 
     shard_key: ClassVar[Declaration] = key(
         "tenant_id", "day",

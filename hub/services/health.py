@@ -111,6 +111,7 @@ class Valued:
     amounts: dict[str, float]  # value per currency (a lot bought in two has both); empty: no cost known
     age: int
     risk: str | None  # "held", "expiry", "obsolescence" or None
+    standard: dict[str, float]  # at the SKU's standard cost alone: how anyone but the holder values it
 
 
 def check_bands(bands: list[int]) -> tuple[int, ...]:
@@ -267,8 +268,12 @@ async def _all(cursors: list[Any]) -> list[dict[str, Any]]:
     return [doc for batch in await asyncio.gather(*(c.to_list(None) for c in cursors)) for doc in batch]
 
 
-async def value_positions(positions: list[dict[str, Any]], today: date) -> list[Valued]:
-    """Value, age and judge the risk of each position (each counted once, held before expiry before obsolescence)."""
+async def value_positions(positions: list[dict[str, Any]], today: date, own: str | None) -> list[Valued]:
+    """Value, age and judge the risk of each position (each counted once, held before expiry before obsolescence).
+
+    ``own``: the tenant the figures are for. Its own positions are valued at what it paid (its lot costs); anyone
+    else's at their SKU's standard cost: what a holder paid for its stock (perhaps to another supplier) is the
+    holder's business, not that of the brand reading its goods there. ``None``: every position at standard cost."""
     if not positions:
         return []
     await _arrivals(positions)
@@ -310,14 +315,17 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
     for p in positions:
         units = int(p["on_hand"])
         sku = skus.get(p["sku_id"], {})
+        standard: dict[str, float] = {}
+        if sku.get("unit_cost") is not None and sku.get("currency"):
+            standard[sku["currency"]] = units * sku["unit_cost"]
         amounts: dict[str, float] = {}
-        bought = lot_costs.get((p["tenant_id"], p.get("lot_id")))
+        bought = lot_costs.get((p["tenant_id"], p.get("lot_id"))) if p["tenant_id"] == own else None
         if bought:  # the units on hand carry each currency's share of the units received
             received = sum(n for _, n, _ in bought)
             for cost, n, currency in bought:
                 amounts[currency] = amounts.get(currency, 0.0) + units * n / received * cost
-        elif sku.get("unit_cost") is not None and sku.get("currency"):
-            amounts[sku["currency"]] = units * sku["unit_cost"]
+        else:
+            amounts = dict(standard)
         first = p.get("arrived_at")
         age = max(0, (today - first.date()).days) if first is not None else 0
         status = lots.get(p.get("lot_id"), {}).get("status")
@@ -330,7 +338,7 @@ async def value_positions(positions: list[dict[str, Any]], today: date) -> list[
             risk = "expiry"
         elif f"obsolescence_risk:{p['tenant_id']}:{p['location_id']}:{p['sku_id']}" in open_risks:
             risk = "obsolescence"
-        valued.append(Valued(p, units, amounts, age, risk))
+        valued.append(Valued(p, units, amounts, age, risk, standard))
     return valued
 
 
@@ -382,7 +390,7 @@ async def inventory_health(
     health = Health(bands=[Band(lo, hi) for lo, hi in zip((0, *(b + 1 for b in bands)), (*bands, None))])
     totals: dict[tuple[str, Any, Any], tuple[Amounts, list[int]]] = {}
     at_risk = {"held": health.held, "expiry": health.expiry_risk, "obsolescence": health.obsolescence_risk}
-    for v in await value_positions(positions, today):
+    for v in await value_positions(positions, today, access.tenant_id):
         health.on_hand_units += v.units
         band = next(b for b in health.bands if b.to_days is None or v.age <= b.to_days)
         band.units += v.units
@@ -405,26 +413,30 @@ async def inventory_health(
     series_now, series_before, health.consumed_units = _series_figures(series, today)
     health.days_of_supply = _days_of_supply(health.on_hand_units, health.consumed_units)
     health.turnover = _turnover(health.consumed_units, series_now, series_before)
-    health.trend = await _trend(scope, series, today - timedelta(days=TREND_DAYS), unit_values)
+    health.trend = await _trend(scope, series, today - timedelta(days=TREND_DAYS), unit_values, access.tenant_id)
     health.decisions = await decided(access, today - timedelta(days=SUPPLY_WINDOW_DAYS - 1), today)
     return health
 
 
 async def _trend(scope: Scope, series: list[dict[str, Any]], then: date,
-                 unit_values: dict[tuple[str, Any, Any], dict[str, float]]) -> Trend:
+                 unit_values: dict[tuple[str, Any, Any], dict[str, float]], viewer: str) -> Trend:
     each = [_series_figures([s], then) for s in series]  # one pass over the days, not one per use
     on_hand, before, consumed = (sum(figures[n] for figures in each) for n in range(3))
     snapshots = await scope.find(HealthSnapshot.get_pymongo_collection(), day=then.isoformat())
     holders = {s["tenant_id"] for s, figures in zip(series, each) if figures[0]} | {s["tenant_id"] for s in snapshots}
     taken = {d["tenant_id"] async for d in HealthSettings.get_pymongo_collection().find(
         {"tenant_id": {"$in": sorted(holders)}, "snapshot_days": then.isoformat()}, {"tenant_id": 1})}
-    if holders <= taken:
+    # A partner's snapshot is read at standard cost (see value_positions); one taken before it kept that is not read.
+    own, partners = ("value", "at_risk"), ("standard_value", "standard_at_risk")
+    fields = {s["tenant_id"]: own if s["tenant_id"] == viewer else partners for s in snapshots}
+    if holders <= taken and all(fields[s["tenant_id"]][0] in s for s in snapshots):
         trend = Trend(as_of=then, source="snapshot", value_at_risk=defaultdict(float))
         for snap in snapshots:
+            value, at_risk = fields[snap["tenant_id"]]
             trend.on_hand_units += snap["units"]
-            for currency, amount in snap["value"].items():
+            for currency, amount in snap[value].items():
                 trend.value[currency] += amount
-            for currency, amount in snap["at_risk"].items():
+            for currency, amount in snap[at_risk].items():
                 trend.value_at_risk[currency] += amount  # type: ignore[index]
     else:
         trend = Trend(as_of=then, source="series", on_hand_units=on_hand)
@@ -448,16 +460,19 @@ async def snapshot(tenant_id: str, day: date) -> int:
     positions = [p for p in await StockPosition.get_pymongo_collection().find({"tenant_id": tenant_id}).to_list(None)
                  if p["on_hand"] > 0]
     grouped: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for v in await value_positions(positions, day):
+    for v in await value_positions(positions, day, tenant_id):
         p = v.raw
         doc = grouped.setdefault((p["location_id"], p["sku_id"]), {
             "tenant_id": tenant_id, "sku_owner_id": p["sku_owner_id"], "location_id": p["location_id"],
-            "sku_id": p["sku_id"], "day": day.isoformat(), "units": 0, "value": {}, "at_risk": {}})
+            "sku_id": p["sku_id"], "day": day.isoformat(), "units": 0, "value": {}, "at_risk": {},
+            "standard_value": {}, "standard_at_risk": {}})  # the holder's view, and its partners' (standard cost)
         doc["units"] += v.units
-        for currency, amount in v.amounts.items():
-            doc["value"][currency] = doc["value"].get(currency, 0.0) + amount
-            if v.risk is not None:
-                doc["at_risk"][currency] = doc["at_risk"].get(currency, 0.0) + amount
+        for value, at_risk, amounts in (("value", "at_risk", v.amounts),
+                                        ("standard_value", "standard_at_risk", v.standard)):
+            for currency, amount in amounts.items():
+                doc[value][currency] = doc[value].get(currency, 0.0) + amount
+                if v.risk is not None:
+                    doc[at_risk][currency] = doc[at_risk].get(currency, 0.0) + amount
     snapshots = HealthSnapshot.get_pymongo_collection()
     await snapshots.delete_many({"tenant_id": tenant_id, "day": day.isoformat()})
     if grouped:
@@ -504,7 +519,9 @@ async def stake_of(alert: Alert) -> dict[str, float]:
         query["location_id"] = {"$in": locations}
     positions = await StockPosition.get_pymongo_collection().find(query).to_list(1000)
     stake: Amounts = defaultdict(float)
-    for v in await value_positions(positions, utcnow().date()):
+    # Valued at what the owner paid only if nobody else reads it: the value is shown to the alert's whole audience.
+    own = alert.tenant_id if set(alert.audience) <= {alert.tenant_id} else None
+    for v in await value_positions(positions, utcnow().date(), own):
         for currency, amount in v.amounts.items():
             stake[currency] += round(amount, 2)
     return dict(stake)
