@@ -59,6 +59,11 @@ def _claimed_client_ids(hub_request: HubRequest) -> list[str]:
     return list(dict.fromkeys(client_id[:200] for client_id in named if client_id))
 
 
+async def _has_secret(client_id: str) -> bool:
+    client = await find_client(client_id)
+    return client is not None and not client.is_public
+
+
 async def _client_endpoint(request: Request, endpoint: str) -> Response:
     """Token, revocation and introspection: client-authenticated form posts with the same protections."""
     service = service_of(request)
@@ -72,12 +77,14 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
     except ValueError:
         client_ids = None
     # Limits are keyed on the client ids first: a registered client is judged by its own failures only, so clients
-    # sharing an address (a NAT, a load balancer) are not locked out by a guesser there; unknown ids by address.
-    known = [client_id for client_id in client_ids or [] if await find_client(client_id) is not None]
-    ip = None if client_ids and len(known) == len(client_ids) else hub_request.origin.ip
+    # sharing an address (a NAT, a load balancer) are not locked out by a guesser there; unknown ids by address. A
+    # public client has no secret to guess and its id is public: failures naming it count against the address only,
+    # or anyone could lock every user of a portal out of signing in.
+    guarded = [client_id for client_id in client_ids or [] if await _has_secret(client_id)]
+    ip = None if client_ids and len(guarded) == len(client_ids) else hub_request.origin.ip
     client_id = client_ids[0] if client_ids else None
     grant_type = next(iter(hub_request.form.get("grant_type") or []), None)
-    if (wait := await service.limiter.retry_after(client_ids or [], ip)) is not None:
+    if (wait := await service.limiter.retry_after(guarded, ip)) is not None:
         # Not audited one by one (a flood of 429s would flood the log); reaching the limit was.
         return oauth_error(429, "rate_limited", "too many failed client authentications", {"Retry-After": str(wait)})
     server = service.server
@@ -93,7 +100,7 @@ async def _client_endpoint(request: Request, endpoint: str) -> Response:
         error = body.get("error") if isinstance(body, dict) else None
         tenant_id = await tenant_of(client_id)
         description = body.get("error_description") if isinstance(body, dict) else None
-        limited = await service.limiter.failed(client_ids or [], ip) if error == "invalid_client" else []
+        limited = await service.limiter.failed(guarded, ip) if error == "invalid_client" else []
         if tenant_id is None:
             # No client of any tenant: no one could read the entry, and anyone could post refusals to fill the
             # collection (as the sign-in routes, these are only logged).

@@ -202,6 +202,20 @@ async def test_a_guesser_cannot_escape_the_per_client_limit_by_how_it_names_the_
         assert response.status_code == 429
 
 
+async def test_nobody_can_lock_a_portal_out_by_failing_to_authenticate_as_it(settings, oidc):
+    # a public client has no secret to guess, and its id is in every sign-in link
+    async for hub in start_hub(settings.with_(oauth_failed_auth_per_client=3)):
+        portal = await portal_for(hub, oidc)
+        callback, verifier, client = await portal.sign_in()
+        for form in ({"grant_type": "client_credentials"}, {"grant_type": "refresh_token", "refresh_token": "x",
+                                                           "client_secret": "guess"}) * 2:
+            response = await hub.http.post("/oauth/token", data={**form, "client_id": portal.client_id})
+            assert response.json()["error"] == "invalid_client"
+        # the portal's users still sign in
+        token = await portal.token(callback, verifier, client)
+        assert token["access_token"]
+
+
 async def test_failed_client_authentications_are_rate_limited_per_ip(settings):
     async for hub in start_hub(settings.with_(oauth_failed_auth_per_ip=4)):
         await hub.tenant("acme")
