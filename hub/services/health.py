@@ -268,12 +268,15 @@ async def _all(cursors: list[Any]) -> list[dict[str, Any]]:
     return [doc for batch in await asyncio.gather(*(c.to_list(None) for c in cursors)) for doc in batch]
 
 
-async def value_positions(positions: list[dict[str, Any]], today: date, own: str | None) -> list[Valued]:
+async def value_positions(positions: list[dict[str, Any]], today: date, own: str | None,
+                          emptied: dict[tuple[str, Any, Any], date] | None = None) -> list[Valued]:
     """Value, age and judge the risk of each position (each counted once, held before expiry before obsolescence).
 
     ``own``: the tenant the figures are for. Its own positions are valued at what it paid (its lot costs); anyone
     else's at their SKU's standard cost: what a holder paid for its stock (perhaps to another supplier) is the
-    holder's business, not that of the brand reading its goods there. ``None``: every position at standard cost."""
+    holder's business, not that of the brand reading its goods there. ``None``: every position at standard cost.
+    ``emptied``: per (holder, location, SKU), the last day that ended with nothing there: what is on hand now
+    arrived after it, however long ago the first stock did."""
     if not positions:
         return []
     await _arrivals(positions)
@@ -328,6 +331,9 @@ async def value_positions(positions: list[dict[str, Any]], today: date, own: str
             amounts = dict(standard)
         first = p.get("arrived_at")
         age = max(0, (today - first.date()).days) if first is not None else 0
+        empty = (emptied or {}).get((p["tenant_id"], p["location_id"], p["sku_id"]))
+        if empty is not None:
+            age = max(0, min(age, (today - empty).days - 1))
         status = lots.get(p.get("lot_id"), {}).get("status")
         expires = p.get("effective_expires_on") or p.get("expires_on")
         expired = status == LotStatus.expired.value or (expires is not None and expires.date() < today)
@@ -340,6 +346,16 @@ async def value_positions(positions: list[dict[str, Any]], today: date, own: str
             risk = "obsolescence"
         valued.append(Valued(p, units, amounts, age, risk, standard))
     return valued
+
+
+def _last_empty(series: dict[str, Any]) -> date | None:
+    """The last day a series ended with nothing on hand (the day before its first when it never did since)."""
+    running = series.get("on_hand", 0)  # the closing on-hand after the newest day
+    for day in sorted(series.get("days", {}), reverse=True):
+        running -= series["days"][day].get("n", 0)  # now: the closing on-hand of the day before ``day``
+        if running <= 0:
+            return date.fromisoformat(day) - timedelta(days=1)
+    return None
 
 
 def _series_figures(series: list[dict[str, Any]], end: date) -> tuple[int, int, int]:
@@ -390,7 +406,9 @@ async def inventory_health(
     health = Health(bands=[Band(lo, hi) for lo, hi in zip((0, *(b + 1 for b in bands)), (*bands, None))])
     totals: dict[tuple[str, Any, Any], tuple[Amounts, list[int]]] = {}
     at_risk = {"held": health.held, "expiry": health.expiry_risk, "obsolescence": health.obsolescence_risk}
-    for v in await value_positions(positions, today, access.tenant_id):
+    emptied = {(s["tenant_id"], s["location_id"], s["sku_id"]): day for s in series
+               if (day := _last_empty(s)) is not None}
+    for v in await value_positions(positions, today, access.tenant_id, emptied):
         health.on_hand_units += v.units
         band = next(b for b in health.bands if b.to_days is None or v.age <= b.to_days)
         band.units += v.units

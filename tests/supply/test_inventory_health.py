@@ -299,3 +299,28 @@ async def test_a_lot_received_in_two_currencies_is_valued_in_both(supply):
     assert figures["onHandUnits"] == 5 and figures["unvaluedUnits"] == 0
     assert figures["value"] == [{"currency": "EUR", "amount": 4.5}, {"currency": "USD", "amount": 4.0}]
     assert figures["aging"][0]["value"] == figures["value"]
+
+
+async def test_stock_restocked_into_an_empty_position_ages_from_the_restock(supply):
+    # untracked milk: 100 received 250 days ago, sold out 240 days ago; the shelf stayed empty until 50 arrived 10
+    # days ago. Those 50 are 10 days old, not 250
+    from datetime import UTC, datetime, time, timedelta
+
+    def noon(days_ago: int) -> str:
+        return datetime.combine(datetime.now(UTC).date() - timedelta(days=days_ago), time(12), tzinfo=UTC).isoformat()
+
+    await supply.ship_lots(("MLK-1", "M-NOTICE", None))  # Shopco learns of Acme's milk from a dispatch
+    booked = await supply.movements([
+        {"sku": "MLK-1", "kind": "receipt", "quantity": 100, "idempotencyKey": "a1", "occurredAt": noon(250)},
+        *[{"sku": "MLK-1", "kind": "sale", "quantity": -10, "idempotencyKey": f"a-s{n}", "occurredAt": noon(n)}
+          for n in range(249, 239, -1)],
+    ])
+    assert "errors" not in booked, booked["errors"]
+    booked = await supply.movements([{"sku": "MLK-1", "kind": "receipt", "quantity": 50, "idempotencyKey": "a2",
+                                      "occurredAt": noon(10)}])
+    assert "errors" not in booked, booked["errors"]
+
+    figures = (await supply.hub.ok(HEALTH, tenant="shopco"))["inventoryHealth"]
+
+    assert figures["onHandUnits"] == 50
+    assert [(b["fromDays"], b["units"]) for b in figures["aging"]] == [(0, 50), (31, 0), (61, 0), (91, 0), (181, 0)]
