@@ -74,7 +74,7 @@ async def shared_shelf(hub: Hub, suffix: str) -> Shelf:
         await hub.ok(CREATE_DISPATCH, {"input": {"ref": f"ASN-{lot}", "consigneeId": shop, "toLocation": "C-3",
                                                  "lines": [line]}}, tenant=brand)
         booked = {"sku": f"SKU-{lot}", "kind": "receipt", "quantity": 3, "idempotencyKey": lot, "lotCode": lot,
-                  "expiresOn": expires}
+                  "expiresOn": expires, "occurredAt": minutes_ago(24 * 60).isoformat()}  # on the shelf before
         await hub.ok(RECORD_MOVEMENTS, {"movements": [booked], "locationId": shelf["createLocation"]["id"]},
                      tenant=shop)
         await hub.ok(ENDPOINT, {"i": {"url": "http://127.0.0.1:9/hook", "eventTypes": ["sensor_spike.detected"]}},
