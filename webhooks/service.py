@@ -25,6 +25,7 @@ from webhooks.signing import new_secret
 MAX_ENDPOINTS_PER_TENANT = 50
 MAX_DESCRIPTION = 500
 MAX_REPLAY = 10_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def require_manager(access: Access) -> None:
@@ -150,6 +151,8 @@ async def replay(access: Access, endpoint_id: str, since: datetime, only_failed:
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     now = utcnow()
+    since = min(max(since, EPOCH), now)  # an ObjectId holds 1970-2106 only: earlier is 'all', later is 'none'
+
     query: dict[str, object] = {"audience": endpoint.tenant_id, "_id": {"$gte": ObjectId.from_datetime(since)}}
     if endpoint.event_types:
         query["type"] = {"$in": endpoint.event_types}

@@ -26,6 +26,7 @@ from hub.services.expiry import check_dispatch_shelf_life
 from hub.services.lots import use_lot
 from hub.services.pallets import UnitLine, dispatch_ssccs, validate_sscc
 from hub.services.skus import resolve_skus
+from hub.services.text import clean_text
 from tenants.access import Access
 from tenants.roles import Group
 
@@ -93,9 +94,7 @@ async def _consignee_location(access: Access, consignee_id: str, ref: str | None
 
 async def create_dispatch(access: Access, database: Database, data: DispatchInput) -> Dispatch:
     access.require(Group.operations)
-    ref = data.ref.strip()
-    if not ref or len(ref) > 100:
-        raise BadInput("dispatch ref must be 1-100 characters", field="ref")
+    ref = clean_text(data.ref, "ref", 100, "dispatch ref")  # partners' ERPs match on it: no control characters
     if not data.lines or len(data.lines) > MAX_LINES:
         raise BadInput(f"a dispatch needs 1-{MAX_LINES} lines", field="lines")
     if data.consignee_id == access.tenant_id:

@@ -22,6 +22,7 @@ from hub.models.sensor import Sensor
 from hub.models.sku import Sku
 from hub.models.stock import StockPosition
 from hub.services.pallets import dispatches_carrying, goods_on, packed_goods, unshipped, validate_sscc
+from hub.services.text import clean_text
 from tenants.access import Access, object_id
 from tenants.roles import Group
 
@@ -138,9 +139,7 @@ async def register_sensor(
     for value, setting in ((interval_minutes, "intervalMinutes"), (max_silence_minutes, "maxSilenceMinutes")):
         if value is not None and not (0 < value <= 7 * 1440):
             raise BadInput("must be more than 0 and at most 7 days in minutes", field=setting)
-    device_id = device_id.strip()
-    if not device_id or len(device_id) > 200:
-        raise BadInput("device id must be 1-200 characters", field="deviceId")
+    device_id = clean_text(device_id, "deviceId", 200, "device id")
     lots = []
     for lot_id in dict.fromkeys(lot_ids or []):
         lots.append(await access.get(Lot, lot_id, access.lots("use"), "lot"))

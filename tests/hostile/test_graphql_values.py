@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Hub
+from tests.epcis.conftest import partner
 
 UPSERT_SKU = "mutation($i: SkuInput!) { upsertSku(input: $i) { sku { id } } }"
 CREATE_LOCATION = "mutation($i: CreateLocationInput!) { createLocation(input: $i) { id } }"
@@ -129,3 +130,38 @@ async def test_on_hand_never_grows_beyond_what_a_read_can_answer(module_hub: Hub
     stock = await module_hub.ok(STOCK, tenant=tenant)
     assert [edge["node"]["onHand"] for edge in stock["stockPositions"]["edges"]] == [most]
     assert len((await module_hub.ok(MOVEMENTS, tenant=tenant))["movements"]["edges"]) == 1
+
+
+async def test_codes_partners_match_on_refuse_control_characters(module_hub: Hub, suffix: str) -> None:
+    brand, shop = await module_hub.tenant(f"ref-{suffix}"), await module_hub.tenant(f"refs-{suffix}", "retailer")
+    await partner(module_hub, brand, shop, ["sku_master", "dispatches"], ["dispatches"])
+    await module_hub.ok(UPSERT_SKU, {"i": {"code": "S1", "name": "Soup"}}, tenant=brand)
+    location = (await module_hub.ok(CREATE_LOCATION, {"i": {"code": "W1", "name": "W", "kind": "warehouse"}},
+                                    tenant=brand))["createLocation"]["id"]
+    await module_hub.ok(CREATE_LOCATION, {"i": {"code": "DC", "name": "DC", "kind": "dc"}}, tenant=shop)
+    dispatch = {"ref": "ASN\x001", "consigneeId": shop, "toLocation": "DC",
+                "lines": [{"sku": "S1", "lotCode": "L1", "quantity": 5}]}
+    body = await module_hub.gql("mutation($i: CreateDispatchInput!) { createDispatch(input: $i) { id } }",
+                                {"i": dispatch}, tenant=brand)
+    assert codes(body) == ["BAD_USER_INPUT"] and body["errors"][0]["extensions"]["field"] == "ref", body
+    sensor = {"deviceId": "logger\u202e1", "locationId": location}
+    body = await module_hub.gql("mutation($i: RegisterSensorInput!) { registerSensor(input: $i) { sensor { id } } }",
+                                {"i": sensor}, tenant=brand)
+    assert codes(body) == ["BAD_USER_INPUT"] and body["errors"][0]["extensions"]["field"] == "deviceId", body
+    stored = await module_hub.ok("{ dispatches(first: 5) { nodes { id } } sensors(first: 5) { nodes { id } } }",
+                                 tenant=brand)
+    assert stored == {"dispatches": {"nodes": []}, "sensors": {"nodes": []}}
+
+
+async def test_replaying_from_any_instant_of_the_calendar_is_answered(hub: Hub) -> None:
+    await hub.tenant("replayer")
+    await hub.ok(UPSERT_SKU, {"i": {"code": "S1", "name": "Soup"}}, tenant="replayer")  # an event to replay
+    created = await hub.ok('mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/in"}) '
+                           '{ endpoint { id } } }', tenant="replayer")
+    endpoint = created["createWebhookEndpoint"]["endpoint"]["id"]
+    replay = "mutation($e: ID!, $s: DateTime!) { replayWebhookDeliveries(endpointId: $e, since: $s) { queued } }"
+    queued = []
+    for since in ("1900-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2999-12-31T00:00:00Z"):
+        data = await hub.ok(replay, {"e": endpoint, "s": since}, tenant="replayer")
+        queued.append(data["replayWebhookDeliveries"]["queued"])
+    assert queued[0] >= 1 and queued[2] == 0, queued  # before 1970: everything; the far future: nothing
