@@ -11,7 +11,7 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from hub.services import exposure_views
+from hub.events import views
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -25,7 +25,7 @@ def body_for(event: Mapping[str, Any], viewer: str | None = None) -> str:
     """``{"type", "timestamp", "data"}`` from a raw event document, compact: what is signed is what is sent.
 
     ``data`` carries the event's ordering key (``subject``) and its place in the log (``seq``) besides the payload,
-    as ``viewer`` (the endpoint's tenant) may hear it: a partner's sensor alert names the viewer's own goods only.
+    as ``viewer`` (the endpoint's tenant) may hear it (``hub/events/views.py``).
     """
     occurred: datetime = event["occurred_at"]
     if occurred.tzinfo is None:
@@ -34,7 +34,7 @@ def body_for(event: Mapping[str, Any], viewer: str | None = None) -> str:
         "type": event["type"],
         "timestamp": occurred.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "data": {"eventId": str(event["_id"]), "ownerId": event["tenant_id"], "subject": event.get("subject"),
-                 "seq": event.get("seq"), **exposure_views.payload_for(event["payload"], viewer)},
+                 "seq": event.get("seq"), **views.payload_for(event["payload"], viewer)},
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
 

@@ -109,7 +109,8 @@ class ReceiptBody(Shape):
     dispatch_id: str
     dispatch_ref: str
     receiver_id: str
-    location_id: str
+    location_id: str | None = Field(description="the receiving location: to the receiver only (null for the other "
+                                                "parties)")
     ref: str | None
     final: bool
     outcome: str = Field(description="matched or mismatched")
