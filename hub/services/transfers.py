@@ -31,6 +31,7 @@ from hub.detect import demand as model
 from hub.detect import transfers as plan
 from hub.errors import BadInput, Conflict, NotFound
 from hub.events.log import emit
+from hub.models.alert import Alert, AlertKind, AlertStatus
 from hub.models.dispatch import Dispatch, DispatchStatus
 from hub.models.location import Location
 from hub.models.lot import Lot, LotStatus
@@ -179,9 +180,11 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
     # Lots are read only where a transfer is possible: a network with a site that will run out and another site.
     multi = {n: sites for n, sites in known.items() if len(sites) > 1}
     policies = await policies_for([(t, loc, sku) for (t, sku), sites in multi.items() for loc in sites], rules)
+    expired = await expired_sites(tenants)
     needy = {
         (t, sku): sites for (t, sku), sites in multi.items()
-        if any(plan.need(_bare(t, facts, policies[(t, loc, sku)]), rules.planning) > 0 for loc, facts in sites.items())
+        if any(plan.need(_bare(t, facts, policies[(t, loc, sku)]), rules.planning) > 0 or (t, loc, sku) in expired
+               for loc, facts in sites.items())
     }
     built = await build_sites(needy, rules, today)
     plans = {n: plan.plan_transfers(sites, today, rules.planning) for n, (sites, _) in built.items()}
@@ -195,7 +198,24 @@ async def refresh(database: Database, known: dict[Network, dict[Any, SiteFacts]]
             return await _store(session, tenant, sku_id, skus.get(sku_id), plans[(tenant, sku_id)], today)
 
         open_count += await database.in_transaction(work)
-    return open_count + await _refresh_partners(database, known, plans, today, rules)
+    return open_count + await _refresh_partners(database, known, plans, today, rules, expired)
+
+
+async def expired_sites(tenants: list[str]) -> set[tuple[str, Any, Any]]:
+    """(holder, location, SKU) holding expired stock (an open ``expiry_risk`` alert saying so): the series' on-hand
+    counts those units, so a site living on them looks covered until its sellable lots are read. Per holder and
+    status, an index's equality prefix; the kind and reason are checked here."""
+    found: set[tuple[str, Any, Any]] = set()
+    for tenant in tenants:
+        for status in (AlertStatus.open.value, AlertStatus.acknowledged.value):
+            async for a in Alert.get_pymongo_collection().find({"tenant_id": tenant, "status": status},
+                                                               {"kind": 1, "subjects": 1, "evidence.reason": 1}):
+                if a.get("kind") != AlertKind.expiry_risk.value or a.get("evidence", {}).get("reason") != "expired":
+                    continue
+                ids = {s["kind"]: s["id"] for s in a.get("subjects", [])}
+                if ObjectId.is_valid(ids.get("location", "")) and ObjectId.is_valid(ids.get("sku", "")):
+                    found.add((tenant, ObjectId(ids["location"]), ObjectId(ids["sku"])))
+    return found
 
 
 def _after(sites: list[plan.Site], plans: list[plan.TransferPlan]) -> dict[str, plan.Site]:
@@ -210,7 +230,8 @@ def _after(sites: list[plan.Site], plans: list[plan.TransferPlan]) -> dict[str, 
 
 
 async def _refresh_partners(database: Database, known: dict[Network, dict[Any, SiteFacts]],
-                            internal: dict[Network, list[plan.TransferPlan]], today: date, rules: SignalRules) -> int:
+                            internal: dict[Network, list[plan.TransferPlan]], today: date, rules: SignalRules,
+                            expired: set[tuple[str, Any, Any]]) -> int:
     """Cross-partner recommendations for the SKUs whose series were judged: a holder's site that will still run
     out after its own transfers, and another holder of the same owner's SKU with surplus."""
     skus_seen = {sku for _, sku in known}
@@ -230,7 +251,8 @@ async def _refresh_partners(database: Database, known: dict[Network, dict[Any, S
         incoming = sum(p.quantity for p in internal.get((tenant, sku), [])
                        if p.destination.location_id == str(location))
         bare = _bare(tenant, facts, policies[(tenant, location, sku)])
-        if plan.need(replace(bare, inbound=bare.inbound + incoming), rules.planning) > 0:
+        if plan.need(replace(bare, inbound=bare.inbound + incoming), rules.planning) > 0 \
+                or (tenant, location, sku) in expired:
             needy.add((facts.sku_owner, sku))
     plans: dict[Network, list[plan.TransferPlan]] = {n: [] for n in still_open}
     for owner, sku in sorted(needy, key=str):

@@ -228,3 +228,22 @@ async def test_a_warehouse_that_feeds_its_stores_by_transfer_is_not_idle_stock(n
     # then: nothing sold at WH-1, but its stock moved on every day: only DUD-1 sits idle there
     alerts = await net.alerts("shopco", "obsolescence_risk")
     assert [(a["title"].split(" at ")[0], a["evidence"]["daysWithoutConsumption"]) for a in alerts] == [("DUD-1", 120)]
+
+
+async def test_a_store_whose_shelf_holds_only_expired_stock_gets_the_warehouse_surplus(net):
+    # given: ST-2 sells ~30 a day; it holds 40 fresh units and 600 of a lot that expired yesterday. WH-1 issues 10 a
+    # day from 1,500 units (a surplus far beyond its 60 days of target)
+    await net.sku("SUN-50", shelfLifeDays=730)
+    daily = [rhythm(91 - i) for i in range(91)]
+    await net.history("ST-2", "SUN-50", daily, stock=sum(daily) + 40, lot="ST-FRESH", expires_in=300)
+    await net.move("ST-2", [{"sku": "SUN-50", "kind": "receipt", "quantity": 600, "lotCode": "ST-GONE",
+                             "expiresOn": (today() - timedelta(days=1)).isoformat(), "occurredAt": noon(20)}])
+    await net.history("WH-1", "SUN-50", [10] * 91, stock=910 + 1500, lot="WH-A", expires_in=300, kind="issue")
+
+    # when
+    await net.sweep()
+
+    # then: 640 on hand but 40 sellable, a day and a half of demand: the warehouse surplus goes to ST-2
+    [rec] = await net.recommendations()
+    assert (rec["fromLocationCode"], rec["toLocationCode"]) == ("WH-1", "ST-2")
+    assert rec["evidence"]["destination"]["onHand"] == 40 and rec["quantity"] >= 30 * 14 - 40
