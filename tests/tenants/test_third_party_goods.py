@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from websockets.asyncio.client import connect
 
+from hub.services import exposure_views
 from tests.conftest import Hub, hub_settings, start_hub
 from tests.sensors.conftest import (
     CREATE_DISPATCH,
@@ -179,3 +180,18 @@ async def test_what_one_brand_did_with_the_alert_is_not_shown_to_the_other(hub, 
 
     assert as_fresh == {"kind": "sensor_spike", "status": "acknowledged", "acknowledgedBy": None, "note": None}
     assert as_shop["acknowledgedBy"].startswith(f"{crisp}:") and crisp_lot in as_shop["note"]
+
+
+def test_a_silent_sensor_alert_names_each_brand_its_own_lots_only():
+    # The heartbeat's alert (raised after 30 silent minutes) has the spike's audience and lists the lots the same way.
+    alert = {"kind": "sensor_offline", "ownerId": "shop", "audienceRule": "sharing", "recommendation": "Check it",
+             "subjects": [{"kind": "sensor", "id": "s1"}, {"kind": "lot", "id": "l1", "label": "FRESH-1"},
+                          {"kind": "lot", "id": "l2", "label": "CRISP-1"}],
+             "evidence": {"lots": [{"lotId": "l1", "ownerId": "fresh", "lotCode": "FRESH-1", "units": 3},
+                                   {"lotId": "l2", "ownerId": "crisp", "lotCode": "CRISP-1", "units": 4}]}}
+
+    fresh, shop = exposure_views.alert_for(alert, "fresh"), exposure_views.alert_for(alert, "shop")
+
+    assert [lot["lotCode"] for lot in fresh["evidence"]["lots"]] == ["FRESH-1"]
+    assert [s["id"] for s in fresh["subjects"]] == ["s1", "l1"] and "CRISP" not in json.dumps(fresh)
+    assert shop == alert
