@@ -51,16 +51,27 @@ class Principal:
         return bool(self.roles.intersection(roles))
 
 
+def _text(value: Any) -> str | None:
+    """A claim that names something (client_id): ignored unless it is a string."""
+    return value if isinstance(value, str) else None
+
+
 def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str, own: bool) -> Principal | None:
     asserted = claims.get(namespace)
     if not isinstance(asserted, dict):
         return None
     tenant = asserted.get("tenant")
     roles = asserted.get("roles", [])
-    if not isinstance(tenant, str) or not isinstance(roles, list):
+    if not isinstance(tenant, str) or not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthenticated("malformed tenant claim")
     valid_roles = {role.value for role in Role}
     scope = claims.get("scope")
+    # A scope narrows the roles: one this hub cannot read must not read as "no restriction" (RFC 9068 sends a
+    # space-separated string; some issuers a list).
+    if isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+        scope = " ".join(scope)
+    if scope is not None and not isinstance(scope, str):
+        raise Unauthenticated("malformed scope claim")
     # The hub's OAuth sign-ins name the member (and the identity provider that vouched for them) and their refresh
     # family. Only the hub says so: another issuer trusted with tenant and roles does not speak for other identities.
     said = asserted if own else {}
@@ -72,8 +83,8 @@ def _principal_from_claim(claims: dict[str, Any], namespace: str, issuer: str, o
         roles=frozenset(r for r in roles if r in valid_roles),
         scopes=frozenset(scope.split()) if isinstance(scope, str) else None,
         expires_at=float(claims["exp"]) if "exp" in claims else None,
-        token_id=claims.get("jti"),
-        client_id=claims.get("client_id"),
+        token_id=claims.get("jti"),  # pyjwt refuses a jti that is not a string
+        client_id=_text(claims.get("client_id")),
         extra={("member_id" if key == "member" else "family_id"): value for key, value in extra.items()},
     )
 

@@ -368,6 +368,24 @@ async def test_a_trusted_issuer_cannot_speak_for_another_identity(federation):
     assert (body["data"]["me"]["issuer"], body["data"]["me"]["subject"]) == (idp.issuer, "svc-7")
 
 
+async def test_a_trusted_issuers_scope_claim_narrows_its_roles_in_any_shape(federation):
+    hub, idp = federation.hub, federation.claims_idp
+    asserted = {hub.settings.claim_namespace: {"tenant": "globex", "roles": ["admin"]}}
+    for scope in ("read", ["read"]):  # RFC 9068's string, and the list some issuers send
+        token = idp.token("svc-scoped", scope=scope, **asserted)
+        body = (await hub.http.post("/graphql", json={"query": UPSERT_SKU},
+                                    headers={"authorization": f"Bearer {token}"})).json()
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", (scope, body)
+    # a scope or roles claim of any other shape is no token of ours
+    for malformed in ({"scope": 7}, {"scope": ["read", 7]}):
+        await assert_unauthenticated(hub, idp.token("svc-scoped", **malformed, **asserted))
+    bad_roles = {hub.settings.claim_namespace: {"tenant": "globex", "roles": [{"admin": True}, "viewer"]}}
+    await assert_unauthenticated(hub, idp.token("svc-scoped", **bad_roles))
+    # a client id of another shape is not taken for one (pyjwt refuses a jti that is not a string)
+    status, body = await me_with(hub, idp.token("svc-odd", client_id={"a": 1}, **asserted))
+    assert status == 200 and body["data"]["me"]["subject"] == "svc-odd", body
+
+
 async def test_trusted_issuer_asserting_an_unknown_tenant_is_unauthenticated(federation):
     hub, idp = federation.hub, federation.claims_idp
     await assert_unauthenticated(
