@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -158,4 +159,19 @@ def create_app(settings: Settings, mongodb_uri: str | None = None, tracer_provid
         ],
         middleware=middleware,
         lifespan=lifespan,
+        exception_handlers={HTTPException: routing_refusal},
     )
+
+
+async def routing_refusal(request: Request, exc: Exception) -> Response:
+    """No such path or method: a JSON body like every other refusal (an RFC 7807 problem, named as the EPCIS binding
+    names its own under /epcis; a GraphQL error on /graphql), never Starlette's plain text."""
+    assert isinstance(exc, HTTPException)
+    status, headers = exc.status_code, dict(exc.headers or {})
+    if request.url.path == "/graphql":
+        body = {"errors": [{"message": exc.detail, "extensions": {"code": "BAD_USER_INPUT"}}]}
+        return JSONResponse(body, status_code=status, headers=headers)
+    kind = "epcisException:NoSuchResourceException" if status == 404 and request.url.path.startswith("/epcis") \
+        else "about:blank"
+    return JSONResponse({"type": kind, "title": exc.detail, "status": status}, status_code=status, headers=headers,
+                        media_type="application/problem+json")
