@@ -10,9 +10,14 @@ import httpx
 import jwt
 import pytest
 from authlib.integrations.base_client import OAuthError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 import hub.auth as auth_module
 from hub.db import free_port
+from hub.oauth.routes import SignInSession
 from tests.oauth.conftest import (
     ADD_MEMBER,
     CONFIGURE_PROVIDER,
@@ -238,6 +243,26 @@ async def test_sign_in_state_is_bound_to_the_browser(hub, oidc):
         response = await other.get(back_to_hub)
     # then nothing is issued
     assert response.status_code == 400 and "location" not in response.headers
+
+
+async def test_the_sign_in_cookie_is_http_only_same_site_lax_for_oauth_only_and_secure_behind_https(hub, oidc):
+    portal = await portal_for(hub, oidc)
+    url, _ = portal.oauth().create_authorization_url(f"{hub.url}/oauth/authorize", code_verifier=pkce_pair()[0])
+    cookie = (await portal.browser.get(url)).headers["set-cookie"]
+    flags = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")[1:]}
+    assert cookie.startswith("lotpulse_signin=") and flags["path"] == "path=/oauth"
+    assert "httponly" in flags and flags["samesite"].lower() == "samesite=lax" and "secure" not in flags
+    # the same middleware behind an https public URL (a TLS proxy in front): the cookie is only sent over https
+    behind_tls = hub.settings.with_(public_url="https://hub.example.com")
+
+    async def sets_cookie(request: Request) -> Response:
+        request.session["pending"] = "x"
+        return Response("ok")
+
+    app = SignInSession(Starlette(routes=[Route("/oauth/x", sets_cookie)]), behind_tls, hub.state.keyring)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hub.example.com") as tls:
+        cookie = (await tls.get("/oauth/x")).headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
 
 
 async def test_member_roles_come_from_the_member_not_the_client(hub, oidc):

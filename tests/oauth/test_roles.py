@@ -78,6 +78,27 @@ async def test_an_integration_client_has_exactly_its_scopes(module_hub, suffix, 
     assert seen == {group: "allowed" if group in OPENS[scope] else "refused" for group in Group}
 
 
+# What only some roles may read: the audit log, members, clients and the identity provider (administration), and
+# webhook endpoints (webhooks). Every other query is open to every role with the read scope.
+GUARDED_READS: dict[str, tuple[Group, str]] = {
+    "auditLog": (Group.administration, "{ auditLog(first: 1) { edges { node { action } } } }"),
+    "members": (Group.administration, "{ members { edges { node { id } } } }"),
+    "oauthClients": (Group.administration, "{ oauthClients { edges { node { clientId } } } }"),
+    "identityProvider": (Group.administration, "{ identityProvider { issuer } }"),
+    "webhookEndpoints": (Group.webhooks, "{ webhookEndpoints { edges { node { id } } } }"),
+}
+
+
+@pytest.mark.parametrize("who", [*sorted(MEMBER_ROLES), *(f"integration:{scope}" for scope in sorted(OPENS))])
+async def test_guarded_reads_follow_the_table(module_hub, suffix, who):
+    tenant = await module_hub.tenant(f"reads-{suffix}")
+    role, _, scope = who.partition(":")
+    token = await client_token(module_hub, tenant, scope) if scope else module_hub.token(tenant, role)
+    opened = OPENS[scope] if scope else MEMBER_ROLES[role]
+    seen = {name: verdict(await module_hub.gql(query, token=token)) for name, (_, query) in GUARDED_READS.items()}
+    assert seen == {name: "allowed" if group in opened else "refused" for name, (group, _) in GUARDED_READS.items()}
+
+
 async def test_a_refused_call_changes_nothing(module_hub, suffix):
     tenant = await module_hub.tenant(f"refused-{suffix}")
     body = await module_hub.gql('mutation { createLocation(input: {code: "W1", name: "W", kind: warehouse}) { id } }',
