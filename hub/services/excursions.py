@@ -117,7 +117,7 @@ async def exposure_of(session: AsyncClientSession, sensor: Sensor, lot_ids: list
 
 def _exposures(
     episode: Episode, goods: Goods, exposure: Exposure, previous: list[ExposedLot], settings: Settings,
-    redated: dict[Any, date],
+    redated: dict[Any, date], seen: dict[Any, date],
 ) -> list[ExposedLot]:
     before = {item.lot_id: item for item in previous}
     exposed: dict[PydanticObjectId, ExposedLot] = dict(before)
@@ -132,7 +132,7 @@ def _exposures(
         dose = episode.degree_minutes_above(limit)
         loss = loss_fraction(sku.excursion_sensitivity, dose, settings.shelf_life_loss_per_degree_minute)
         earlier = before.get(lot.id)  # type: ignore[arg-type]
-        start_expiry = earlier.expires_before if earlier else _earliest(
+        start_expiry = earlier.expires_before if earlier else seen.get(lot.id) or _earliest(
             exposure.starts.get(lot.id, lot.effective_expires_on), redated.get(lot.id))  # type: ignore[arg-type]
         exposed[lot.id] = ExposedLot(  # type: ignore[index]
             lot_id=lot.id,
@@ -335,6 +335,7 @@ async def reconcile(
     where = location.code if location else sensor.device_id
     limit = goods.spike_config(settings).limit_c
     exposure = await exposure_of(session, sensor, [lot.id for lot in goods.lots])
+    others = await _others_here(session, sensor, episodes, now) if exposure.basis == Basis.location else []
     outcomes = []
     claimed: set[Any] = set()
     redated: dict[Any, date] = {}  # lots re-dated by this call's earlier episodes (``goods`` was read before them)
@@ -354,7 +355,7 @@ async def reconcile(
                 if threshold is not None and stored_dose > episode.degree_minutes_above(threshold):
                     episode.degree_minutes[threshold_key(threshold)] = stored_dose
         old = [ExposedLot.model_validate(item) for doc in matches for item in doc.get("exposed_lots", [])]
-        exposed = _exposures(episode, goods, exposure, old, settings, redated)
+        exposed = _exposures(episode, goods, exposure, old, settings, redated, _seen_by_others(others, episode))
         closed = episode.ended_at is not None
         fields = {
             "tenant_id": sensor.tenant_id,
@@ -406,6 +407,41 @@ async def reconcile(
         was_closed = keep is not None and keep.get("ended_at") is not None
         outcomes.append(Outcome(excursion.id, keep is None, closed and not was_closed))
     return outcomes
+
+
+async def _others_here(
+    session: AsyncClientSession, sensor: Sensor, episodes: list[Episode], now: datetime
+) -> list[dict[str, Any]]:
+    """Excursions other sensors at the same location recorded over the span of ``episodes``."""
+    last = episodes[-1]
+    return await Excursion.get_pymongo_collection().find(
+        {
+            "tenant_id": sensor.tenant_id,
+            "location_id": sensor.location_id,
+            "sensor_id": {"$ne": sensor.id},
+            "exposure_basis": Basis.location.value,
+            "status": {"$ne": ExcursionStatus.merged.value},
+            "started_at": {"$lte": last.ended_at or now},
+            "$or": [{"ended_at": None}, {"ended_at": {"$gte": episodes[0].started_at}}],
+        },
+        {"started_at": 1, "ended_at": 1, "exposed_lots.lot_id": 1, "exposed_lots.expires_before": 1},
+        session=session,
+    ).to_list(None)
+
+
+def _seen_by_others(others: list[dict[str, Any]], episode: Episode) -> dict[Any, date]:
+    """Per lot, its date before the same heat as another sensor here recorded it (overlapping in time): two loggers
+    on one shelf see one event, and the lot loses the worse of their two doses, not both."""
+    end = episode.ended_at or datetime.max.replace(tzinfo=episode.started_at.tzinfo)
+    seen: dict[Any, date] = {}
+    for other in others:
+        if other["started_at"] > end or (other.get("ended_at") or end) < episode.started_at:
+            continue
+        for item in other.get("exposed_lots", []):
+            before = from_bson(item.get("expires_before"))
+            if before is not None:
+                seen[item["lot_id"]] = min(before, seen.get(item["lot_id"], before))
+    return seen
 
 
 async def _absorb(session: AsyncClientSession, other: dict[str, Any], into: Excursion, now: datetime) -> None:

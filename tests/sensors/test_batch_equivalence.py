@@ -174,3 +174,30 @@ async def test_a_late_reading_from_before_a_silence_does_not_say_the_silent_sens
     await cold.ingest([{"sensorId": cold.sensor, "readings": readings([18.0], minutes_ago(0))}])
     [back] = [a for a in (await hub.ok(ALERTS, tenant="shopmart"))["alerts"]["nodes"] if a["kind"] == "sensor_offline"]
     assert back["status"] == "resolved" and await Event.find({"type": "sensor.online"}).count() == 1
+
+
+async def test_readings_older_than_the_rejudge_bound_are_stored_but_not_judged(cold, hub):
+    # a whole excursion, 26 hours old (LOTPULSE_SPIKE_REJUDGE_HOURS is 24)
+    story = readings([18.0] * 4 + [28.0] * 6 + [18.0] * 4, minutes_ago(26 * 60), every_minutes=5)
+
+    report = await cold.ingest([{"sensorId": cold.sensor, "readings": story}])
+
+    assert (report["accepted"], report["late"], report["excursions"]) == (14, 14, [])
+    assert await spikes(hub) == []
+
+
+async def test_two_sensors_on_one_shelf_seeing_one_excursion_cost_its_goods_shelf_life_once(cold, hub):
+    second = (await hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "pallet-c3-b", "locationId": cold.shelf}},
+                           tenant="shopmart"))["registerSensor"]["sensor"]["id"]
+    start = minutes_ago(120)
+    await cold.ingest([{"sensorId": cold.sensor, "readings": readings([18.0] * 4 + [28.0] * 6 + [18.0] * 4, start,
+                                                                      every_minutes=5)}])
+    # the second logger saw the same heat a little worse
+    await cold.ingest([{"sensorId": second, "readings": readings([18.0] * 4 + [29.0] * 6 + [18.0] * 4, start,
+                                                                 every_minutes=5)}])
+
+    alerts = await spikes(hub)
+    assert len(alerts) == 2  # each logger reports what it saw
+    lots = [alert["evidence"]["lots"][0] for alert in alerts]
+    assert {lot["expiresBefore"] for lot in lots} == {cold.lot_expires.isoformat()}  # neither compounds the other
+    assert (await cold.lot_expiry())["effectiveExpiresOn"] == min(lot["expiresAfter"] for lot in lots)
