@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hub import metrics
 from hub.config import Settings
-from hub.dates import utcnow
+from hub.dates import RANGE_MESSAGE, in_range, utcnow
 from hub.db import Database, by_ids
 from hub.detect.spikes import DEFAULT_INTERVAL_MINUTES, RISE_WINDOW, Reading, judge, state_doc
 from hub.errors import BadInput
@@ -119,6 +119,8 @@ def parse_sample(sample: Any) -> ReadingIn | str:
             return "time is not a valid epoch instant"
     else:
         return "time must be an ISO 8601 string or epoch seconds"
+    if not in_range(at):  # year 1 at +05:00 is before year 1 in UTC: no bucket could be named or stored
+        return f"time is out of range: {RANGE_MESSAGE}"
     return ReadingIn(at, temperature, humidity)
 
 

@@ -5,6 +5,7 @@ on-hand no read could answer. Each is refused with BAD_USER_INPUT, nothing is st
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -153,15 +154,16 @@ async def test_codes_partners_match_on_refuse_control_characters(module_hub: Hub
     assert stored == {"dispatches": {"nodes": []}, "sensors": {"nodes": []}}
 
 
-async def test_replaying_from_any_instant_of_the_calendar_is_answered(hub: Hub) -> None:
-    await hub.tenant("replayer")
-    await hub.ok(UPSERT_SKU, {"i": {"code": "S1", "name": "Soup"}}, tenant="replayer")  # an event to replay
-    created = await hub.ok('mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/in"}) '
-                           '{ endpoint { id } } }', tenant="replayer")
-    endpoint = created["createWebhookEndpoint"]["endpoint"]["id"]
-    replay = "mutation($e: ID!, $s: DateTime!) { replayWebhookDeliveries(endpointId: $e, since: $s) { queued } }"
-    queued = []
-    for since in ("1900-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2999-12-31T00:00:00Z"):
-        data = await hub.ok(replay, {"e": endpoint, "s": since}, tenant="replayer")
-        queued.append(data["replayWebhookDeliveries"]["queued"])
-    assert queued[0] >= 1 and queued[2] == 0, queued  # before 1970: everything; the far future: nothing
+async def test_a_compact_sample_beyond_the_calendar_is_rejected_alone(module_hub: Hub, suffix: str) -> None:
+    tenant, location = await stocked_tenant(module_hub, f"smp-{suffix}")
+    register = 'mutation($l: ID) { registerSensor(input: {deviceId: "d1", locationId: $l}) { sensor { id } } }'
+    await module_hub.ok(register, {"l": location}, tenant=tenant)
+    ingest = ("mutation($i: [SensorReadingsInput!]!) "
+              "{ ingestReadings(input: $i) { accepted rejected { index reason } } }")
+    now = datetime.now(UTC).replace(microsecond=0)
+    samples = [["0001-01-01T00:00:00+05:00", 4.0], ["9999-12-31T23:00:00-05:00", 4.0], [now.isoformat(), 4.5]]
+    report = (await module_hub.ok(ingest, {"i": [{"deviceId": "d1", "samples": samples}]},
+                                  tenant=tenant))["ingestReadings"]
+    assert report["accepted"] == 1, report
+    assert [r["index"] for r in report["rejected"]] == [0, 1]
+    assert "1900-01-01" in report["rejected"][0]["reason"]
