@@ -20,7 +20,7 @@ class Query:
         access = await info.context.access()
         visible = access.alerts()
         viewer = access.tenant_id
-        clauses = [visible, *(filter.to_query() if filter else [])]
+        clauses = [visible, *(filter.to_query(viewer) if filter else [])]
         return await paginate(
             Alert,
             {"$and": clauses} if len(clauses) > 1 else visible,

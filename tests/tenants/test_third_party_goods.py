@@ -195,3 +195,16 @@ def test_a_silent_sensor_alert_names_each_brand_its_own_lots_only():
     assert [lot["lotCode"] for lot in fresh["evidence"]["lots"]] == ["FRESH-1"]
     assert [s["id"] for s in fresh["subjects"]] == ["s1", "l1"] and "CRISP" not in json.dumps(fresh)
     assert shop == alert
+
+
+async def test_a_brand_cannot_find_the_alert_by_another_brands_lot(hub, shelf):
+    by_subject = "query($id: ID) { alerts(filter: {subjectId: $id}) { nodes { kind } } }"
+    shop_view = (await hub.ok(ALERTS, tenant=shelf.shop))["alerts"]["nodes"]
+    lot_ids = {s["label"]: s["id"] for a in shop_view for s in a["subjects"] if s["kind"] == "lot"}
+    for brand, lot in shelf.brands.items():
+        [other] = [code for code in shelf.brands.values() if code != lot]
+
+        own = (await hub.ok(by_subject, {"id": lot_ids[lot]}, tenant=brand))["alerts"]["nodes"]
+        theirs = (await hub.ok(by_subject, {"id": lot_ids[other]}, tenant=brand))["alerts"]["nodes"]
+
+        assert "sensor_spike" in [a["kind"] for a in own] and theirs == []
