@@ -26,6 +26,7 @@ from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from hub.dates import utcnow
 from hub.errors import HubError
+from hub.events import views
 from hub.leases import Partitions
 from webhooks import retention
 
@@ -96,10 +97,14 @@ async def archived_cursor(database: Database, tenant_id: str, cursor: ObjectId,
 async def export(database: Database, since: datetime, out: Path, until: datetime | None = None,
                  tenant_id: str | None = None) -> int:
     """Write the events that occurred in [since, until), archived and live, in log order, as gzip JSON lines
-    (MongoDB extended JSON, relaxed); answers how many."""
+    (MongoDB extended JSON, relaxed); answers how many. With ``tenant_id``: the events it was in the audience of,
+    each as it would have heard it (``hub/events/views.py``), its audience cut to that tenant and the owner."""
     written = 0
     with gzip.open(out, "wt", encoding="utf-8") as sink:
         async for doc in _history(database, since, until, tenant_id):
+            if tenant_id is not None:  # who else heard it is not the tenant's business
+                doc["payload"] = views.payload_for(doc.get("payload") or {}, tenant_id)
+                doc["audience"] = [t for t in doc.get("audience", []) if t in (tenant_id, doc.get("tenant_id"))]
             sink.write(json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS) + "\n")
             written += 1
     return written

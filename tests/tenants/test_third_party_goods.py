@@ -9,6 +9,7 @@ other's lot codes, SKU codes, quantities, nor that the other is Shopmart's suppl
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from websockets.asyncio.client import connect
 
+from hub.events import archive
 from hub.services import exposure_views
 from tests.conftest import Hub, hub_settings, start_hub
 from tests.sensors.conftest import (
@@ -208,3 +210,19 @@ async def test_a_brand_cannot_find_the_alert_by_another_brands_lot(hub, shelf):
         theirs = (await hub.ok(by_subject, {"id": lot_ids[other]}, tenant=brand))["alerts"]["nodes"]
 
         assert "sensor_spike" in [a["kind"] for a in own] and theirs == []
+
+
+async def test_a_brands_event_export_holds_what_it_could_have_heard(hub, shelf, tmp_path):
+    for brand, lot in shelf.brands.items():
+        out = tmp_path / f"{brand}.jsonl.gz"
+        since = datetime.now(UTC) - timedelta(days=1)
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:  # until the sequencer has numbered the spike's event (only numbered events are exported)
+            await archive.export(hub.state.database, since, out, tenant_id=brand)
+            text = gzip.decompress(out.read_bytes()).decode()
+            if "sensor_spike.detected" in text:
+                break
+            assert asyncio.get_running_loop().time() < deadline, text
+            await asyncio.sleep(0.05)
+
+        assert lot in text and not [other for other in others(shelf, brand) if other in text]
