@@ -37,7 +37,7 @@ from hub.models.excursion import Excursion, ExcursionStatus, ExposedLot
 from hub.models.location import Location
 from hub.models.lot import Lot
 from hub.models.pallet import Pallet
-from hub.models.sensor import Sensor
+from hub.models.sensor import Sensor, states_of
 from hub.models.stock import StockPosition
 from hub.services import audiences, expiry, exposure_views
 from hub.services.alerts import raise_alert, resolve_by_system
@@ -407,6 +407,27 @@ async def reconcile(
         was_closed = keep is not None and keep.get("ended_at") is not None
         outcomes.append(Outcome(excursion.id, keep is None, closed and not was_closed))
     return outcomes
+
+
+async def end_on_move(sensor: Sensor, now: datetime) -> None:
+    """``sensor`` (as it was) left the goods it watched during an excursion: the excursion ends with the last reading
+    taken there (nothing later can be known of it; readings from the new place are never joined to it), and its
+    alert says so."""
+    collection = Excursion.get_pymongo_collection()
+    state = (await states_of([sensor.id])).get(sensor.id)
+    last = state.last_reading_at if state is not None else None
+    async for doc in collection.find({"sensor_id": sensor.id, "status": ExcursionStatus.open.value}):
+        ended = max(min(last or now, now), doc["started_at"])
+        raw = await collection.find_one_and_update(
+            {"_id": doc["_id"], "status": ExcursionStatus.open.value},
+            {"$set": {"status": ExcursionStatus.closed.value, "ended_at": ended, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            continue
+        excursion = Excursion.model_validate(raw)
+        location = await Location.find_one({"_id": excursion.location_id})
+        await _alert(None, sensor, excursion, location, location.code if location else sensor.device_id)  # type: ignore[arg-type]
 
 
 async def _others_here(

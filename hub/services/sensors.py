@@ -161,7 +161,7 @@ async def register_sensor(
     key = {"tenant_id": access.tenant_id, "device_id": device_id}
     collection = Sensor.get_pymongo_collection()
     place = {"location_id": location.id, "dispatch_id": dispatch.id if dispatch else None, "ssccs": units}
-    before = await collection.find_one(key, {name: 1 for name in place})
+    before = await collection.find_one(key)
     moved = before is not None and any((before.get(name) or None) != (value or None) for name, value in place.items())
     result = await collection.update_one(
         key,
@@ -186,6 +186,10 @@ async def register_sensor(
     owners = [owner for owner in goods.owners if owner != sensor.tenant_id]
     await Sensor.get_pymongo_collection().update_one({"_id": sensor.id}, {"$set": {"goods_owners": owners}})
     sensor.goods_owners = owners
+    if moved:
+        from hub.services.excursions import end_on_move  # excursions builds on this module
+
+        await end_on_move(Sensor.model_validate(before), now)
     return sensor, result.upserted_id is not None
 
 

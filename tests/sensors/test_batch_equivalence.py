@@ -201,3 +201,23 @@ async def test_two_sensors_on_one_shelf_seeing_one_excursion_cost_its_goods_shel
     lots = [alert["evidence"]["lots"][0] for alert in alerts]
     assert {lot["expiresBefore"] for lot in lots} == {cold.lot_expires.isoformat()}  # neither compounds the other
     assert (await cold.lot_expiry())["effectiveExpiresOn"] == min(lot["expiresAfter"] for lot in lots)
+
+
+async def test_a_sensor_moved_during_an_excursion_ends_it_where_it_was(cold, hub):
+    c4 = (await hub.ok(CREATE_LOCATION, {"input": {"code": "C-4", "name": "Shelf C-4", "kind": "zone"}},
+                       tenant="shopmart"))["createLocation"]["id"]
+    start = minutes_ago(60)
+    await cold.ingest([{"sensorId": cold.sensor, "readings": readings([18.0] * 4 + [28.0] * 6, start,
+                                                                      every_minutes=5)}])
+    [ongoing] = await spikes(hub)
+    assert ongoing["evidence"]["endedAt"] is None
+
+    # when: the logger is taken to shelf C-4 while it is still hot, and reports in range from there
+    await hub.ok(REGISTER_SENSOR, {"input": {"deviceId": "pallet-c3", "locationId": c4}}, tenant="shopmart")
+    await cold.ingest([{"sensorId": cold.sensor, "readings": readings([18.0] * 3, minutes_ago(3))}])
+
+    # then: the excursion on C-3 ended with the last reading taken there, and its alert says so (not "ongoing")
+    [ended] = await spikes(hub)
+    assert ended["id"] == ongoing["id"] and ended["evidence"]["locationCode"] == "C-3"
+    assert ended["evidence"]["endedAt"] == (start + timedelta(minutes=45)).isoformat()
+    assert ended["evidence"]["durationMinutes"] == ongoing["evidence"]["durationMinutes"]
