@@ -254,9 +254,11 @@ BARE = {"LOTPULSE_METRICS": "false", "LOTPULSE_RATE_LIMITS": "false", "LOTPULSE_
 OBSERVED = {
     "LOTPULSE_METRICS": "true", "LOTPULSE_METRICS_TOKEN": "bench", "LOTPULSE_LOG_LEVEL": "INFO",
     "LOTPULSE_LOG_FORMAT": "json", "LOTPULSE_RATE_LIMITS": "true",
-    # A refill too fast to ever refuse, with the default burst: the process still leases a chunk of 25 tokens
-    # from MongoDB every 25 requests, as it would for a busy tenant.
+    # Refills too fast to ever refuse, with the default bursts: the process still leases a chunk of 25 tokens
+    # from MongoDB every 25 requests, as it would for a busy tenant. The cost refill too: a skus(first: 50) page
+    # costs 551, and at ~90 pages/s the default 20,000 a second ran dry a few seconds into a round (RATE_LIMITED).
     "LOTPULSE_RATE_LIMIT_REQUESTS_PER_SECOND": "1000000",
+    "LOTPULSE_RATE_LIMIT_COST_PER_SECOND": "1000000000",
 }
 QUIET = {"LOTPULSE_WEBHOOK_WORKER": "false", "LOTPULSE_SWEEP_INTERVAL_MINUTES": "0"}
 
