@@ -42,22 +42,12 @@ def parse_day(value: object) -> object:
     return _within(_strawberry_parse_date(value), "Date")  # type: ignore[misc]
 
 
-DATETIME = ScalarDefinition(
-    name=DateTimeDefinition.name,
-    description=DateTimeDefinition.description,
-    specified_by_url=DateTimeDefinition.specified_by_url,
-    serialize=DateTimeDefinition.serialize,
-    parse_value=parse_instant,
-    parse_literal=None,
-    origin=datetime,
-)
+def _checked(standard: ScalarDefinition, parse: object, origin: type) -> ScalarDefinition:
+    """Strawberry's scalar with the hub's parser: same name, description and output."""
+    return ScalarDefinition(name=standard.name, description=standard.description,
+                            specified_by_url=standard.specified_by_url, serialize=standard.serialize,
+                            parse_value=parse, parse_literal=None, origin=origin)  # type: ignore[arg-type]
 
-DATE = ScalarDefinition(
-    name=DateDefinition.name,
-    description=DateDefinition.description,
-    specified_by_url=DateDefinition.specified_by_url,
-    serialize=DateDefinition.serialize,
-    parse_value=parse_day,
-    parse_literal=None,
-    origin=date,
-)
+
+DATETIME = _checked(DateTimeDefinition, parse_instant, datetime)
+DATE = _checked(DateDefinition, parse_day, date)

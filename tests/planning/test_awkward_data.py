@@ -66,14 +66,20 @@ async def test_a_short_promotion_moves_neither_the_level_nor_the_weekday_factors
     assert [f["units"] for f in answer["forecast"]] == [10.0] * 14
 
 
+def salad_selling_one_a_day(received: int, expires: str, received_ago: int, selling_from: int) -> list[dict]:
+    """Lot S-1 of SALAD-1: ``received`` units ``received_ago`` days ago, then one sold at noon each day from
+    ``selling_from`` days ago up to yesterday, oldest first."""
+    items = [{"sku": "SALAD-1", "kind": "receipt", "quantity": received, "lotCode": "S-1", "expiresOn": expires,
+              "occurredAt": noon(received_ago)}]
+    return items + [{"sku": "SALAD-1", "kind": "sale", "quantity": -1, "lotCode": "S-1", "occurredAt": noon(n)}
+                    for n in range(selling_from, 0, -1)]
+
+
 async def test_expiry_velocity_counts_exactly_the_trailing_window_of_days(net):
     # given: 100 units of a lot expiring in 60 days, one sold every day for 40 days up to and including today
     await net.sku("SALAD-1", shelfLifeDays=90)
     expires = (today() + timedelta(days=60)).isoformat()
-    items = [{"sku": "SALAD-1", "kind": "receipt", "quantity": 140, "lotCode": "S-1", "expiresOn": expires,
-              "occurredAt": noon(41)}]
-    items += [{"sku": "SALAD-1", "kind": "sale", "quantity": -1, "lotCode": "S-1", "occurredAt": noon(n)}
-              for n in range(39, 0, -1)]
+    items = salad_selling_one_a_day(140, expires, received_ago=41, selling_from=39)
     items.append({"sku": "SALAD-1", "kind": "sale", "quantity": -1, "lotCode": "S-1",
                   "occurredAt": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()})
     await net.move("ST-1", items)
@@ -168,10 +174,7 @@ async def test_a_decided_expiry_risk_is_not_reopened_by_the_next_sale_only_when_
     # given: 100 units expiring in 60 days selling one a day (40 would be left unsold: warning); a markdown decided
     await net.sku("SALAD-1", shelfLifeDays=90)
     expires = (today() + timedelta(days=60)).isoformat()
-    items = [{"sku": "SALAD-1", "kind": "receipt", "quantity": 130, "lotCode": "S-1", "expiresOn": expires,
-              "occurredAt": noon(31)}]
-    items += [{"sku": "SALAD-1", "kind": "sale", "quantity": -1, "lotCode": "S-1", "occurredAt": noon(n)}
-              for n in range(30, 0, -1)]
+    items = salad_selling_one_a_day(130, expires, received_ago=31, selling_from=30)
     await net.move("ST-1", items)
     [alert] = await net.alerts("shopco", "expiry_risk")
     assert (alert["severity"], alert["evidence"]["reason"]) == ("warning", "slow")
